@@ -1,0 +1,176 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/nexus-cloud/nexus-core/internal/auth"
+	"github.com/nexus-cloud/nexus-core/internal/httpapi"
+	"github.com/nexus-cloud/nexus-core/internal/nexus"
+	"github.com/nexus-cloud/nexus-core/internal/store"
+)
+
+func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dev := fs.Bool("dev", false, "development mode: loopback-only plain HTTP, embedded database, demo data")
+	addr := fs.String("addr", "", "listen address (overrides NEXUS_HTTP_ADDR)")
+	if err := fs.Parse(args); err != nil {
+		return usageError{err.Error()}
+	}
+	overrides := func(k string) string {
+		if k == "NEXUS_HTTP_ADDR" && *addr != "" {
+			return *addr
+		}
+		return getenv(k)
+	}
+	// Validate before touching the database, so a misconfigured server changes nothing.
+	if e, err := setupConfigOnly(overrides, *dev); err != nil {
+		return err
+	} else if err := e.ValidateServe(); err != nil {
+		return fmt.Errorf("configuration:\n%w", err)
+	}
+	e, err := setup(ctx, overrides, *dev, stderr)
+	if err != nil {
+		return err
+	}
+	defer e.db.Close()
+	e.log.Info("configuration", slog.Any("config", e.cfg))
+
+	secret, err := secretKey(e.cfg, e.cfg.Dev)
+	if err != nil {
+		return err
+	}
+	svc, err := e.authService(secret)
+	if err != nil {
+		return err
+	}
+	if err := svc.EnsureSigningKey(ctx); err != nil {
+		return fmt.Errorf("signing keys: %w", err)
+	}
+	if e.cfg.Dev {
+		if err := seedDemo(ctx, store.NewDirectory(e.db), stdout); err != nil {
+			return fmt.Errorf("seed demo data: %w", err)
+		}
+	}
+
+	api, handler, err := httpapi.New(httpapi.Options{
+		Auth: svc, Ready: e.db.Ping, Logger: e.log, TrustedProxies: e.cfg.TrustedProxies,
+		HTTPS: e.cfg.HTTPS(), JWKSMaxAge: e.cfg.JWKSMaxAge,
+	})
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    32 << 10,
+		ErrorLog:          slog.NewLogLogger(e.log.Handler(), slog.LevelWarn),
+	}
+	ln, err := net.Listen("tcp", e.cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("NEXUS_HTTP_ADDR: %w", err)
+	}
+	scheme := "http"
+	if e.cfg.TLS() {
+		cert, err := tls.LoadX509KeyPair(e.cfg.TLSCertFile, e.cfg.TLSKeyFile)
+		if err != nil {
+			_ = ln.Close()
+			return fmt.Errorf("NEXUS_TLS_CERT_FILE/NEXUS_TLS_KEY_FILE: %w", err)
+		}
+		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+		ln = tls.NewListener(ln, srv.TLSConfig)
+		scheme = "https"
+	}
+	fmt.Fprintf(stdout, "nexus: listening on %s://%s\n", scheme, ln.Addr())
+	e.log.Info("listening", slog.String("addr", ln.Addr().String()), slog.String("scheme", scheme))
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	e.log.Info("shutting down: draining in-flight requests", slog.Duration("timeout", e.cfg.ShutdownTimeout))
+	api.SetDraining()
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	e.log.Info("stopped")
+	return nil
+}
+
+// Demo data of `serve --dev`.
+const (
+	demoEmail    = "admin@example.com"
+	demoClientID = "nexus-dev"
+)
+
+// seedDemo creates a demo organization, admin and client on the first start of an empty database, and prints
+// the credentials once.
+func seedDemo(ctx context.Context, dir *store.Directory, stdout io.Writer) error {
+	empty, err := dir.Empty(ctx)
+	if err != nil || !empty {
+		return err
+	}
+	password := randomPassword(20)
+	hash, err := auth.HashPassword(password)
+	if err != nil {
+		return err
+	}
+	err = dir.Seed(ctx, func(tx *store.Directory) error {
+		org, err := tx.CreateOrganization(ctx, "Demo Organization")
+		if err != nil {
+			return err
+		}
+		if _, err := tx.CreateUser(ctx, nexus.User{OrganizationID: org.ID, Email: demoEmail, Name: "Demo Admin",
+			Role: nexus.RoleAdmin, Status: nexus.UserActive}, hash); err != nil {
+			return err
+		}
+		_, err = tx.CreateClient(ctx, store.NewClient{ClientID: demoClientID, Name: "Development client"})
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, `
+nexus: seeded a demo organization. The password is shown only this once:
+
+  email:     %s
+  password:  %s
+  client_id: %s
+
+  export NEXUS_DEMO_PASSWORD='%s'
+
+`, demoEmail, password, demoClientID, password)
+	return nil
+}
+
+// randomPassword returns n characters that need no quoting in a shell or in JSON.
+func randomPassword(n int) string {
+	const alphabet = "abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	for i := range b {
+		b[i] = alphabet[int(b[i])%len(alphabet)]
+	}
+	return string(b)
+}

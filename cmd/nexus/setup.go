@@ -1,0 +1,103 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/nexus-cloud/nexus-core/internal/auth"
+	"github.com/nexus-cloud/nexus-core/internal/config"
+	"github.com/nexus-cloud/nexus-core/internal/store"
+)
+
+// env is what every command sets up: configuration, logger, migrated database.
+type env struct {
+	cfg config.Config
+	log *slog.Logger
+	db  *store.DB
+}
+
+func setup(ctx context.Context, getenv func(string) string, dev bool, stderr io.Writer) (*env, error) {
+	cfg, err := config.Load(getenv, dev)
+	if err != nil {
+		return nil, fmt.Errorf("configuration:\n%w", err)
+	}
+	var h slog.Handler
+	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+	if cfg.LogFormat == "text" {
+		h = slog.NewTextHandler(stderr, opts)
+	} else {
+		h = slog.NewJSONHandler(stderr, opts)
+	}
+	log := slog.New(h)
+	db, err := store.Open(ctx, store.Options{URL: cfg.DatabaseURL, DataDir: cfg.DataDir})
+	if err != nil {
+		return nil, err
+	}
+	applied, err := db.Migrate(ctx)
+	if err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	if len(applied) > 0 {
+		log.Info("applied migrations", slog.Any("versions", applied), slog.String("database", string(db.Dialect())))
+	}
+	return &env{cfg: cfg, log: log, db: db}, nil
+}
+
+// secretFile is where the development secret lives when NEXUS_SECRET_KEY is not set.
+const secretFile = "secret.key"
+
+// secretKey returns NEXUS_SECRET_KEY, or else the key in the data directory, which create makes on first use.
+func secretKey(cfg config.Config, create bool) ([]byte, error) {
+	if cfg.SecretKey != nil {
+		return cfg.SecretKey, nil
+	}
+	path := filepath.Join(cfg.DataDir, secretFile)
+	b, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		key, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(b)))
+		if err != nil || len(key) != 32 {
+			return nil, fmt.Errorf("%s: not a base64 32-byte key", path)
+		}
+		return key, nil
+	case !errors.Is(err, fs.ErrNotExist):
+		return nil, err
+	case !create:
+		return nil, errors.New("NEXUS_SECRET_KEY: required (or run `nexus serve --dev` once to create a development key in NEXUS_DATA_DIR)")
+	}
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(path, []byte(base64.StdEncoding.EncodeToString(key)+"\n"), 0o600); err != nil {
+		return nil, fmt.Errorf("write development secret: %w", err)
+	}
+	return key, nil
+}
+
+func (e *env) authService(secret []byte) (*auth.Service, error) {
+	return auth.NewService(auth.Options{
+		Store:              store.NewAuth(e.db),
+		Secret:             secret,
+		Issuer:             e.cfg.Issuer,
+		AccessTTL:          e.cfg.AccessTokenTTL,
+		RefreshIdleTTL:     e.cfg.RefreshIdleTTL,
+		RefreshAbsoluteTTL: e.cfg.RefreshAbsoluteTTL,
+		RefreshGrace:       e.cfg.RefreshGrace,
+		KeyPublishDelay:    e.cfg.KeyPublishDelay,
+		Logger:             e.log,
+	})
+}

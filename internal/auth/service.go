@@ -1,0 +1,391 @@
+// Package auth implements login, password hashing, access-token issue and verification, refresh-token rotation
+// with reuse detection, logout, and signing-key management. It declares the Store it needs.
+package auth
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/nexus-cloud/nexus-core/internal/nexus"
+)
+
+// Options configures a Service.
+type Options struct {
+	Store              Store
+	Secret             []byte // the server's master secret (NEXUS_SECRET_KEY), at least 32 bytes
+	Issuer             string
+	AccessTTL          time.Duration
+	RefreshIdleTTL     time.Duration
+	RefreshAbsoluteTTL time.Duration
+	RefreshGrace       time.Duration
+	KeyPublishDelay    time.Duration
+	Now                func() time.Time // defaults to time.Now
+	Logger             *slog.Logger
+}
+
+// Service is the auth domain service.
+type Service struct {
+	store       Store
+	sec         *secrets
+	keys        *keyRing
+	issuer      string
+	accessTTL   time.Duration
+	idleTTL     time.Duration
+	absoluteTTL time.Duration
+	grace       time.Duration
+	publish     time.Duration
+	now         func() time.Time
+	log         *slog.Logger
+	dummyHash   string
+}
+
+// NewService returns a Service. It computes a dummy password hash so that logins of unknown emails cost as much
+// as logins of known ones.
+func NewService(o Options) (*Service, error) {
+	sec, err := newSecrets(o.Secret)
+	if err != nil {
+		return nil, err
+	}
+	now := o.Now
+	if now == nil {
+		now = time.Now
+	}
+	// Microsecond precision, in UTC: what both databases store, so a value read back compares equal.
+	clock := func() time.Time { return now().UTC().Truncate(time.Microsecond) }
+	dummy := make([]byte, 32)
+	if _, err := rand.Read(dummy); err != nil {
+		return nil, err
+	}
+	dummyHash, err := HashPassword(string(dummy))
+	if err != nil {
+		return nil, err
+	}
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Service{
+		store: o.Store, sec: sec, issuer: o.Issuer,
+		accessTTL: o.AccessTTL, idleTTL: o.RefreshIdleTTL, absoluteTTL: o.RefreshAbsoluteTTL,
+		grace: o.RefreshGrace, publish: o.KeyPublishDelay, now: clock, log: log, dummyHash: dummyHash,
+	}
+	s.keys = &keyRing{store: o.Store, sec: sec, now: clock, publishDelay: o.KeyPublishDelay, accessTTL: o.AccessTTL}
+	return s, nil
+}
+
+// Meta describes where a request came from, for the audit log.
+type Meta struct {
+	SocketIP  string
+	UserAgent string
+}
+
+// LoginInput is a login request.
+type LoginInput struct {
+	Email      string
+	Password   string
+	ClientID   string
+	ReportedIP string // as reported by the client; recorded, never trusted
+	Meta
+}
+
+// RefreshInput is a refresh request.
+type RefreshInput struct {
+	RefreshToken string
+	ClientID     string
+	DeviceID     string
+	Meta
+}
+
+// Tokens is what a successful login or refresh returns.
+type Tokens struct {
+	AccessToken      string
+	ExpiresIn        time.Duration
+	RefreshToken     string
+	RefreshExpiresIn time.Duration
+	User             nexus.User
+}
+
+// EnsureSigningKey creates the first signing key if the database has none, and loads the keys.
+func (s *Service) EnsureSigningKey(ctx context.Context) error { return s.keys.ensure(ctx) }
+
+// RotateSigningKey adds a signing key that is published at once and signs after the configured publish delay.
+// Tokens signed with older keys stay valid until they expire.
+func (s *Service) RotateSigningKey(ctx context.Context) (SigningKey, error) {
+	return s.keys.add(ctx, s.publish)
+}
+
+// PublicKeys returns the published verification keys.
+func (s *Service) PublicKeys(ctx context.Context) ([]PublicKey, error) {
+	keys, err := s.keys.published(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]PublicKey, 0, len(keys))
+	for _, k := range keys {
+		pk, err := toPublicKey(k)
+		if err != nil {
+			return nil, nexus.Internal(err)
+		}
+		out = append(out, pk)
+	}
+	return out, nil
+}
+
+// Login authenticates a user by email and password for a client and starts a refresh session.
+// Errors: invalid (password over MaxPasswordBytes), invalid_client, invalid_credentials, account_inactive,
+// unavailable, internal.
+func (s *Service) Login(ctx context.Context, in LoginInput) (Tokens, error) {
+	if len(in.Password) > MaxPasswordBytes {
+		return Tokens{}, nexus.Invalid(nexus.BodyField("/password", fmt.Sprintf("must be at most %d bytes", MaxPasswordBytes)))
+	}
+	now := s.now()
+	ev := AuditEvent{OccurredAt: now, Action: "login", ClientID: in.ClientID, ReportedIP: in.ReportedIP,
+		SocketIP: in.SocketIP, UserAgent: in.UserAgent}
+	fail := func(err error) (Tokens, error) {
+		var ne *nexus.Error
+		if errors.As(err, &ne) && ne.Kind != nexus.KindUnavailable && ne.Kind != nexus.KindInternal {
+			ev.Result = ne.Code
+			if aerr := s.store.RecordAuthEvent(ctx, ev); aerr != nil {
+				return Tokens{}, fmt.Errorf("record failed login: %w", aerr)
+			}
+		}
+		return Tokens{}, err
+	}
+
+	client, err := s.client(ctx, in.ClientID)
+	if err != nil {
+		return fail(err)
+	}
+	email := nexus.NormalizeEmail(in.Email)
+	cred, err := s.store.UserByEmail(ctx, email)
+	switch {
+	case errors.Is(err, nexus.ErrNotFound):
+		VerifyPassword(s.dummyHash, in.Password) // same cost as a real check
+		ev.EmailHash = s.sec.hashEmail(email)
+		return fail(nexus.ErrInvalidCredentials)
+	case err != nil:
+		return Tokens{}, fmt.Errorf("look up user: %w", err)
+	}
+	user := cred.User
+	ev.UserID, ev.OrganizationID = user.ID, user.OrganizationID
+	if !VerifyPassword(cred.PasswordHash, in.Password) {
+		return fail(nexus.ErrInvalidCredentials)
+	}
+	if user.Status != nexus.UserActive {
+		return fail(nexus.ErrAccountInactive)
+	}
+	if client.OrganizationID != "" && client.OrganizationID != user.OrganizationID {
+		return fail(nexus.ErrInvalidClient)
+	}
+
+	salt := make([]byte, 32)
+	if _, err := rand.Read(salt); err != nil {
+		return Tokens{}, nexus.Internal(err)
+	}
+	sess := Session{
+		ID: uuid.NewString(), UserID: user.ID, OrganizationID: user.OrganizationID, ClientID: client.ClientID,
+		Salt: salt, CreatedAt: now, LastUsedAt: now, ExpiresAt: now.Add(s.absoluteTTL),
+	}
+	if err := s.store.CreateSession(ctx, sess); err != nil {
+		return Tokens{}, fmt.Errorf("create session: %w", err)
+	}
+	ev.SessionID, ev.Result = sess.ID, "success"
+	tokens, err := s.issue(ctx, user, sess, now)
+	if err != nil {
+		return Tokens{}, err
+	}
+	if err := s.store.RecordAuthEvent(ctx, ev); err != nil {
+		return Tokens{}, fmt.Errorf("record login: %w", err)
+	}
+	return tokens, nil
+}
+
+// client returns the enabled client registered as clientID, or nexus.ErrInvalidClient.
+func (s *Service) client(ctx context.Context, clientID string) (Client, error) {
+	c, err := s.store.ClientByClientID(ctx, clientID)
+	switch {
+	case errors.Is(err, nexus.ErrNotFound):
+		return Client{}, nexus.ErrInvalidClient
+	case err != nil:
+		return Client{}, fmt.Errorf("look up client: %w", err)
+	case c.Disabled:
+		return Client{}, nexus.ErrInvalidClient
+	}
+	return c, nil
+}
+
+// issue signs an access token for user in session sess and derives the session's current refresh token.
+func (s *Service) issue(ctx context.Context, user nexus.User, sess Session, now time.Time) (Tokens, error) {
+	p := nexus.Principal{UserID: user.ID, OrganizationID: user.OrganizationID, Role: user.Role,
+		SessionID: sess.ID, ClientID: sess.ClientID}
+	access, err := s.signAccessToken(ctx, p, now)
+	if err != nil {
+		return Tokens{}, err
+	}
+	refreshLeft := min(sess.ExpiresAt.Sub(now), s.idleTTL)
+	return Tokens{
+		AccessToken: access, ExpiresIn: s.accessTTL,
+		RefreshToken: s.sec.mintRefreshToken(sess, sess.Generation), RefreshExpiresIn: refreshLeft,
+		User: user,
+	}, nil
+}
+
+// Outcomes of a refresh decision, for the audit log.
+const (
+	outcomeRotated        = "success"
+	outcomeGrace          = "success_grace"
+	outcomeReused         = "refresh_token_reused"
+	outcomeClientMismatch = "client_mismatch"
+	outcomeDeviceMismatch = "device_mismatch"
+)
+
+// Refresh exchanges a refresh token for new tokens, rotating the refresh token. Re-presenting the immediately
+// previous token within the grace period returns the same successor; any older token revokes the session.
+// Errors: invalid_client, invalid_grant, refresh_token_reused, unavailable, internal.
+func (s *Service) Refresh(ctx context.Context, in RefreshInput) (Tokens, error) {
+	now := s.now()
+	ev := AuditEvent{OccurredAt: now, Action: "refresh", ClientID: in.ClientID, DeviceID: in.DeviceID,
+		SocketIP: in.SocketIP, UserAgent: in.UserAgent}
+	record := func(result string, err error) (Tokens, error) {
+		ev.Result = result
+		if aerr := s.store.RecordAuthEvent(ctx, ev); aerr != nil {
+			return Tokens{}, fmt.Errorf("record refresh: %w", aerr)
+		}
+		return Tokens{}, err
+	}
+	if _, err := s.client(ctx, in.ClientID); err != nil {
+		if errors.Is(err, nexus.ErrInvalidClient) {
+			return record(nexus.ErrInvalidClient.Code, err)
+		}
+		return Tokens{}, err
+	}
+	tok, ok := parseRefreshToken(in.RefreshToken)
+	if !ok {
+		return record(nexus.ErrInvalidGrant.Code, nexus.ErrInvalidGrant)
+	}
+	ev.SessionID = tok.sessionID
+
+	var outcome string
+	var sess Session
+	err := s.store.UpdateSession(ctx, tok.sessionID, func(cur *Session) (bool, error) {
+		ev.UserID, ev.OrganizationID = cur.UserID, cur.OrganizationID
+		switch {
+		case !s.sec.validRefreshMAC(tok, *cur), cur.Revoked(), tok.generation > cur.Generation:
+			return false, nexus.ErrInvalidGrant
+		case !now.Before(cur.ExpiresAt), !now.Before(cur.LastUsedAt.Add(s.idleTTL)):
+			return false, nexus.ErrInvalidGrant
+		case cur.ClientID != in.ClientID:
+			outcome = outcomeClientMismatch
+			return false, nexus.ErrInvalidGrant
+		case cur.DeviceID != "" && cur.DeviceID != in.DeviceID:
+			outcome = outcomeDeviceMismatch
+			return false, nexus.ErrInvalidGrant
+		}
+		switch {
+		case tok.generation == cur.Generation:
+			cur.Generation++
+			cur.RotatedAt, cur.LastUsedAt = now, now
+			if cur.DeviceID == "" {
+				cur.DeviceID = in.DeviceID
+			}
+			outcome = outcomeRotated
+		case tok.generation == cur.Generation-1 && !now.After(cur.RotatedAt.Add(s.grace)):
+			outcome = outcomeGrace
+			sess = *cur
+			return false, nil
+		default:
+			// An older token came back: someone holds a copy. Revoke the whole session; the revocation is
+			// committed even though this request fails.
+			cur.RevokedAt, cur.RevokedReason = now, outcomeReused
+			outcome = outcomeReused
+		}
+		sess = *cur
+		return true, nil
+	})
+	switch {
+	case errors.Is(err, nexus.ErrNotFound), errors.Is(err, nexus.ErrInvalidGrant):
+		if outcome == "" {
+			outcome = nexus.ErrInvalidGrant.Code
+		}
+		return record(outcome, nexus.ErrInvalidGrant)
+	case err != nil:
+		return Tokens{}, fmt.Errorf("rotate refresh token: %w", err)
+	case outcome == outcomeReused:
+		return record(outcome, nexus.ErrRefreshTokenReused)
+	}
+
+	user, err := s.store.UserByID(ctx, sess.UserID)
+	if err != nil && !errors.Is(err, nexus.ErrNotFound) {
+		return Tokens{}, fmt.Errorf("look up user: %w", err)
+	}
+	if err != nil || user.Status != nexus.UserActive {
+		if rerr := s.revoke(ctx, sess.ID, "account_inactive"); rerr != nil {
+			return Tokens{}, rerr
+		}
+		return record(nexus.ErrAccountInactive.Code, nexus.ErrInvalidGrant)
+	}
+	tokens, err := s.issue(ctx, user, sess, now)
+	if err != nil {
+		return Tokens{}, err
+	}
+	if _, err := record(outcome, nil); err != nil {
+		return Tokens{}, err
+	}
+	return tokens, nil
+}
+
+func (s *Service) revoke(ctx context.Context, sessionID, reason string) error {
+	now := s.now()
+	err := s.store.UpdateSession(ctx, sessionID, func(cur *Session) (bool, error) {
+		if cur.Revoked() {
+			return false, nil
+		}
+		cur.RevokedAt, cur.RevokedReason = now, reason
+		return true, nil
+	})
+	if err != nil && !errors.Is(err, nexus.ErrNotFound) {
+		return fmt.Errorf("revoke session: %w", err)
+	}
+	return nil
+}
+
+// Logout revokes the session of the principal's access token.
+// Errors: unavailable, internal.
+func (s *Service) Logout(ctx context.Context, p nexus.Principal, meta Meta) error {
+	if err := s.revoke(ctx, p.SessionID, "logout"); err != nil {
+		return err
+	}
+	ev := AuditEvent{OccurredAt: s.now(), Action: "logout", Result: "success", UserID: p.UserID,
+		OrganizationID: p.OrganizationID, ClientID: p.ClientID, SessionID: p.SessionID,
+		SocketIP: meta.SocketIP, UserAgent: meta.UserAgent}
+	if err := s.store.RecordAuthEvent(ctx, ev); err != nil {
+		return fmt.Errorf("record logout: %w", err)
+	}
+	return nil
+}
+
+// Authenticate verifies a bearer access token and checks that its session is still live, so that a logout or a
+// revocation takes effect on every node at once.
+// Errors: unauthenticated, unavailable, internal.
+func (s *Service) Authenticate(ctx context.Context, bearer string) (nexus.Principal, error) {
+	p, err := s.verifyAccessToken(ctx, bearer)
+	if err != nil {
+		return nexus.Principal{}, err
+	}
+	sess, err := s.store.Session(ctx, p.SessionID)
+	switch {
+	case errors.Is(err, nexus.ErrNotFound):
+		return nexus.Principal{}, nexus.ErrUnauthenticated
+	case err != nil:
+		return nexus.Principal{}, fmt.Errorf("look up session: %w", err)
+	case sess.Revoked(), !s.now().Before(sess.ExpiresAt), sess.UserID != p.UserID, sess.ClientID != p.ClientID:
+		return nexus.Principal{}, nexus.ErrUnauthenticated
+	}
+	return p, nil
+}

@@ -1,0 +1,97 @@
+package auth
+
+import (
+	"context"
+	"time"
+
+	"github.com/nexus-cloud/nexus-core/internal/nexus"
+)
+
+// Store is the storage the auth service needs. Lookups of missing rows return an error that matches
+// nexus.ErrNotFound; unreachable storage returns a nexus.KindUnavailable error.
+type Store interface {
+	// UserByEmail returns the user whose normalized email is email, with its password hash.
+	UserByEmail(ctx context.Context, email string) (Credentials, error)
+	// UserByID returns the user with the given id.
+	UserByID(ctx context.Context, id string) (nexus.User, error)
+	// ClientByClientID returns the client registered under clientID.
+	ClientByClientID(ctx context.Context, clientID string) (Client, error)
+
+	// CreateSession stores a new refresh session.
+	CreateSession(ctx context.Context, s Session) error
+	// Session returns the refresh session with the given id.
+	Session(ctx context.Context, id string) (Session, error)
+	// UpdateSession runs fn on the session with the given id inside one transaction that holds the session
+	// locked, and saves the session if fn returns save=true and a nil error. An error from fn is returned as is.
+	UpdateSession(ctx context.Context, id string, fn func(s *Session) (save bool, err error)) error
+
+	// SigningKeys returns every stored signing key, oldest first.
+	SigningKeys(ctx context.Context) ([]SigningKey, error)
+	// AddSigningKey stores a new signing key.
+	AddSigningKey(ctx context.Context, k SigningKey) error
+
+	// RecordAuthEvent appends an entry to the auth audit log.
+	RecordAuthEvent(ctx context.Context, e AuditEvent) error
+}
+
+// Credentials is a user together with the password hash that proves it.
+type Credentials struct {
+	User         nexus.User
+	PasswordHash string
+}
+
+// Client is an application that may request tokens.
+type Client struct {
+	ID             string
+	ClientID       string
+	Name           string
+	OrganizationID string // empty: any organization's users may log in through it
+	Disabled       bool
+}
+
+// Session is a refresh session: the chain of refresh tokens that one login started. The refresh token of
+// generation g is derived from the session's secret salt and g, so no token is ever stored.
+type Session struct {
+	ID             string
+	UserID         string
+	OrganizationID string
+	ClientID       string
+	DeviceID       string // empty until the first refresh that carries a device_id
+	Salt           []byte
+	Generation     int64     // generation of the newest refresh token
+	RotatedAt      time.Time // when Generation last moved on; zero before the first refresh
+	CreatedAt      time.Time
+	LastUsedAt     time.Time
+	ExpiresAt      time.Time // absolute expiry
+	RevokedAt      time.Time // zero while not revoked
+	RevokedReason  string
+}
+
+// Revoked reports whether the session has been revoked.
+func (s Session) Revoked() bool { return !s.RevokedAt.IsZero() }
+
+// SigningKey is an ES256 key that signs access tokens. The private key is sealed with the server's secret.
+type SigningKey struct {
+	ID         string // the kid
+	Algorithm  string
+	PublicJWK  []byte
+	Sealed     []byte
+	CreatedAt  time.Time
+	ActiveFrom time.Time // published from CreatedAt, signs from ActiveFrom
+}
+
+// AuditEvent is one entry of the auth audit log.
+type AuditEvent struct {
+	OccurredAt     time.Time
+	Action         string // login, refresh, logout
+	Result         string // success, or the error code
+	UserID         string
+	OrganizationID string
+	ClientID       string
+	EmailHash      string // keyed hash of the normalized email, for failed logins of unknown emails
+	SocketIP       string
+	ReportedIP     string
+	DeviceID       string
+	UserAgent      string
+	SessionID      string
+}

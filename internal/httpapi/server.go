@@ -1,0 +1,108 @@
+// Package httpapi is the HTTP face of the service: Echo setup, middleware, authentication, request validation
+// against the embedded OpenAPI document, the strict handlers that implement the generated interface, the
+// converters between generated and domain types, and the one function that turns errors into problem+json.
+package httpapi
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync/atomic"
+	"time"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/labstack/echo/v4"
+
+	"github.com/nexus-cloud/nexus-core/gen"
+	"github.com/nexus-cloud/nexus-core/internal/auth"
+	"github.com/nexus-cloud/nexus-core/internal/nexus"
+)
+
+// AuthService is what the HTTP layer needs from the auth domain.
+type AuthService interface {
+	Login(ctx context.Context, in auth.LoginInput) (auth.Tokens, error)
+	Refresh(ctx context.Context, in auth.RefreshInput) (auth.Tokens, error)
+	Logout(ctx context.Context, p nexus.Principal, meta auth.Meta) error
+	Authenticate(ctx context.Context, bearer string) (nexus.Principal, error)
+	PublicKeys(ctx context.Context) ([]auth.PublicKey, error)
+}
+
+var _ AuthService = (*auth.Service)(nil)
+
+// Options configures the handler.
+type Options struct {
+	Auth           AuthService
+	Ready          func(ctx context.Context) error // nil error when the database answers
+	Logger         *slog.Logger
+	TrustedProxies []netip.Prefix // peers whose X-Forwarded-For and X-Forwarded-Proto are believed
+	HTTPS          bool           // clients reach the server over HTTPS: send HSTS
+	JWKSMaxAge     time.Duration
+}
+
+// Server implements the generated strict server interface.
+type Server struct {
+	auth       AuthService
+	ready      func(ctx context.Context) error
+	log        *slog.Logger
+	https      bool
+	jwksMaxAge time.Duration
+	spec       *openapi3.T
+	ops        map[string]*operation // by method and Echo route path
+	draining   atomic.Bool
+}
+
+var _ gen.StrictServerInterface = (*Server)(nil)
+
+// New builds the server and its Echo handler, the one used by production and tests alike.
+func New(o Options) (*Server, *echo.Echo, error) {
+	spec, err := LoadSpec()
+	if err != nil {
+		return nil, nil, err
+	}
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{auth: o.Auth, ready: o.Ready, log: log, https: o.HTTPS, jwksMaxAge: o.JWKSMaxAge, spec: spec}
+	if s.ops, err = indexOperations(spec, BasePath); err != nil {
+		return nil, nil, err
+	}
+
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = s.handleError
+	e.IPExtractor, e.SchemeExtractor = extractors(o.TrustedProxies)
+
+	e.Pre(s.requestID)
+	e.Use(s.accessLog, s.recoverPanics, s.securityHeaders, s.requestMeta, s.validate)
+	e.GET("/healthz", s.healthz)
+	e.GET("/readyz", s.readyz)
+	gen.RegisterHandlersWithBaseURL(e, gen.NewStrictHandler(s, nil), BasePath)
+	return s, e, nil
+}
+
+// BasePath is where the API is served; the spec's servers end in it.
+const BasePath = "/v2"
+
+// SetDraining makes /readyz fail, so that load balancers stop sending new requests before shutdown.
+func (s *Server) SetDraining() { s.draining.Store(true) }
+
+// extractors returns Echo's client IP and scheme extractors: the socket peer and the connection itself, unless
+// the peer is one of the trusted proxies, whose forwarding headers are then believed. Echo's defaults would
+// believe any private or loopback peer.
+func extractors(trusted []netip.Prefix) (echo.IPExtractor, echo.SchemeExtractor) {
+	if len(trusted) == 0 {
+		return echo.ExtractIPDirect(), echo.ExtractSchemeDirect()
+	}
+	opts := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
+	for _, p := range trusted {
+		_, n, err := net.ParseCIDR(p.String())
+		if err != nil {
+			panic(fmt.Sprintf("trusted proxy %s: %v", p, err)) // unreachable: p is a valid prefix
+		}
+		opts = append(opts, echo.TrustIPRange(n))
+	}
+	return echo.ExtractIPFromXFFHeader(opts...), echo.ExtractSchemeFromHeaders(opts...)
+}

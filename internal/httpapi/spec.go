@@ -1,0 +1,114 @@
+package httpapi
+
+import (
+	"fmt"
+	"net"
+	"regexp"
+	"strings"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
+	"github.com/google/uuid"
+
+	"github.com/nexus-cloud/nexus-core/gen"
+)
+
+// LoadSpec returns the OpenAPI document embedded in the binary, validated.
+func LoadSpec() (*openapi3.T, error) {
+	spec, err := gen.GetSwagger()
+	if err != nil {
+		return nil, fmt.Errorf("load embedded OpenAPI document: %w", err)
+	}
+	spec.SetStringFormatValidators(StringFormats())
+	if err := spec.Validate(openapi3.NewLoader().Context, openapi3.EnableExamplesValidation()); err != nil {
+		return nil, fmt.Errorf("embedded OpenAPI document is invalid: %w", err)
+	}
+	return spec, nil
+}
+
+// emailPattern accepts what a mail system would: a dot-atom local part and a domain of LDH labels with a dot.
+var emailPattern = regexp.MustCompile(`^[A-Za-z0-9!#$%&'*+/=?^_{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_{|}~-]+)*@[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$`)
+
+// StringFormats are the string formats the contract uses, validated for real (kin-openapi checks only date and
+// date-time by default).
+func StringFormats() map[string]openapi3.StringFormatValidator {
+	return map[string]openapi3.StringFormatValidator{
+		"email": openapi3.NewCallbackValidator(func(s string) error {
+			at := strings.LastIndexByte(s, '@')
+			if len(s) > 254 || at < 1 || at > 64 || !emailPattern.MatchString(s) {
+				return fmt.Errorf("not an email address")
+			}
+			return nil
+		}),
+		"uuid": openapi3.NewCallbackValidator(func(s string) error {
+			if _, err := uuid.Parse(s); err != nil || len(s) != 36 {
+				return fmt.Errorf("not a UUID")
+			}
+			return nil
+		}),
+		"ip": openapi3.NewCallbackValidator(func(s string) error {
+			if net.ParseIP(s) == nil {
+				return fmt.Errorf("not an IP address")
+			}
+			return nil
+		}),
+		"password": openapi3.NewCallbackValidator(func(string) error { return nil }),
+	}
+}
+
+// operation is one operation of the contract, ready for the validator.
+type operation struct {
+	route    *routers.Route
+	secured  bool  // needs a bearer token
+	maxBody  int64 // largest accepted request body
+	jsonBody bool  // takes a JSON request body
+}
+
+// defaultMaxBody is the body limit of operations that do not set x-nexus-max-body-bytes.
+const defaultMaxBody = 64 << 10
+
+// indexOperations maps "METHOD /base/echo/:path" to each operation of spec.
+func indexOperations(spec *openapi3.T, base string) (map[string]*operation, error) {
+	ops := map[string]*operation{}
+	for path, item := range spec.Paths.Map() {
+		echoPath := base + pathParam.ReplaceAllString(path, ":$1")
+		for method, op := range item.Operations() {
+			security := spec.Security
+			if op.Security != nil {
+				security = *op.Security
+			}
+			o := &operation{
+				route:   &routers.Route{Spec: spec, Path: path, PathItem: item, Method: method, Operation: op},
+				secured: len(security) > 0,
+				maxBody: defaultMaxBody,
+			}
+			if v, ok := op.Extensions["x-nexus-max-body-bytes"].(float64); ok && v > 0 {
+				o.maxBody = int64(v)
+			}
+			if op.RequestBody != nil && op.RequestBody.Value != nil {
+				o.jsonBody = op.RequestBody.Value.Content.Get("application/json") != nil
+			}
+			ops[method+" "+echoPath] = o
+		}
+	}
+	if len(ops) == 0 {
+		return nil, fmt.Errorf("the OpenAPI document has no operations")
+	}
+	return ops, nil
+}
+
+var pathParam = regexp.MustCompile(`\{([^}]+)\}`)
+
+// validationOptions are the kin-openapi options of every request validation.
+func validationOptions() *openapi3filter.Options {
+	o := &openapi3filter.Options{
+		MultiError:         true,
+		AuthenticationFunc: openapi3filter.NoopAuthenticationFunc, // authentication runs before validation
+		KeepValidatedValue: true,
+		SchemaValidationOptions: []openapi3.SchemaValidationOption{
+			openapi3.WithStringFormatValidators(StringFormats()),
+		},
+	}
+	return o
+}

@@ -1,0 +1,155 @@
+package store
+
+import (
+	"context"
+	"errors"
+
+	"github.com/google/uuid"
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+
+	"github.com/nexus-cloud/nexus-core/internal/auth"
+	"github.com/nexus-cloud/nexus-core/internal/nexus"
+)
+
+// Auth implements auth.Store.
+type Auth struct{ db *DB }
+
+var _ auth.Store = (*Auth)(nil)
+
+// NewAuth returns the auth store over db.
+func NewAuth(db *DB) *Auth { return &Auth{db: db} }
+
+// canonicalUUID returns id in the lower-case canonical form that both databases store, or false if id is not a
+// UUID, so that a malformed id is "not found" rather than a PostgreSQL type error.
+func canonicalUUID(id string) (string, bool) {
+	u, err := uuid.Parse(id)
+	if err != nil || len(id) != 36 {
+		return "", false
+	}
+	return u.String(), true
+}
+
+// UserByEmail implements auth.Store.
+func (a *Auth) UserByEmail(ctx context.Context, email string) (auth.Credentials, error) {
+	var r userRow
+	if err := a.db.gorm.WithContext(ctx).Where("email_key = ?", nexus.NormalizeEmail(email)).Take(&r).Error; err != nil {
+		return auth.Credentials{}, translate(err)
+	}
+	return auth.Credentials{User: toUser(r), PasswordHash: r.PasswordHash}, nil
+}
+
+// UserByID implements auth.Store.
+func (a *Auth) UserByID(ctx context.Context, id string) (nexus.User, error) {
+	id, ok := canonicalUUID(id)
+	if !ok {
+		return nexus.User{}, nexus.ErrNotFound
+	}
+	var r userRow
+	if err := a.db.gorm.WithContext(ctx).Where("id = ?", id).Take(&r).Error; err != nil {
+		return nexus.User{}, translate(err)
+	}
+	return toUser(r), nil
+}
+
+// ClientByClientID implements auth.Store.
+func (a *Auth) ClientByClientID(ctx context.Context, clientID string) (auth.Client, error) {
+	var r clientRow
+	if err := a.db.gorm.WithContext(ctx).Where("client_id = ?", clientID).Take(&r).Error; err != nil {
+		return auth.Client{}, translate(err)
+	}
+	return toAuthClient(r), nil
+}
+
+// CreateSession implements auth.Store.
+func (a *Auth) CreateSession(ctx context.Context, s auth.Session) error {
+	r := toSessionRow(s)
+	return translate(a.db.gorm.WithContext(ctx).Create(&r).Error)
+}
+
+// Session implements auth.Store.
+func (a *Auth) Session(ctx context.Context, id string) (auth.Session, error) {
+	id, ok := canonicalUUID(id)
+	if !ok {
+		return auth.Session{}, nexus.ErrNotFound
+	}
+	var r sessionRow
+	if err := a.db.gorm.WithContext(ctx).Where("id = ?", id).Take(&r).Error; err != nil {
+		return auth.Session{}, translate(err)
+	}
+	return toAuthSession(r), nil
+}
+
+// errFromFn carries an error returned by an UpdateSession callback through the transaction unchanged.
+type errFromFn struct{ err error }
+
+func (e errFromFn) Error() string { return e.err.Error() }
+
+// UpdateSession implements auth.Store. On PostgreSQL the row is locked with SELECT ... FOR UPDATE; on SQLite the
+// transaction holds the database's write lock from its start.
+func (a *Auth) UpdateSession(ctx context.Context, id string, fn func(*auth.Session) (bool, error)) error {
+	id, ok := canonicalUUID(id)
+	if !ok {
+		return nexus.ErrNotFound
+	}
+	err := a.db.gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var r sessionRow
+		if err := tx.Clauses(clause.Locking{Strength: "UPDATE"}).Where("id = ?", id).Take(&r).Error; err != nil {
+			return err
+		}
+		s := toAuthSession(r)
+		save, err := fn(&s)
+		if err != nil {
+			return errFromFn{err}
+		}
+		if !save {
+			return nil
+		}
+		s.ID = id
+		updated := toSessionRow(s)
+		return tx.Save(&updated).Error
+	})
+	var fe errFromFn
+	if errors.As(err, &fe) {
+		return fe.err
+	}
+	return translate(err)
+}
+
+// SigningKeys implements auth.Store.
+func (a *Auth) SigningKeys(ctx context.Context) ([]auth.SigningKey, error) {
+	var rows []signingKeyRow
+	if err := a.db.gorm.WithContext(ctx).Order("active_from, created_at, id").Find(&rows).Error; err != nil {
+		return nil, translate(err)
+	}
+	keys := make([]auth.SigningKey, len(rows))
+	for i, r := range rows {
+		keys[i] = toAuthSigningKey(r)
+	}
+	return keys, nil
+}
+
+// AddSigningKey implements auth.Store.
+func (a *Auth) AddSigningKey(ctx context.Context, k auth.SigningKey) error {
+	r := toSigningKeyRow(k)
+	return translate(a.db.gorm.WithContext(ctx).Create(&r).Error)
+}
+
+// RecordAuthEvent implements auth.Store.
+func (a *Auth) RecordAuthEvent(ctx context.Context, e auth.AuditEvent) error {
+	r := toAuthEventRow(uuid.NewString(), e)
+	return translate(a.db.gorm.WithContext(ctx).Create(&r).Error)
+}
+
+// AuthEvents returns the audit log, oldest first. Tests and later activity reports read it.
+func (a *Auth) AuthEvents(ctx context.Context) ([]auth.AuditEvent, error) {
+	var rows []authEventRow
+	if err := a.db.gorm.WithContext(ctx).Order("occurred_at, id").Find(&rows).Error; err != nil {
+		return nil, translate(err)
+	}
+	out := make([]auth.AuditEvent, len(rows))
+	for i, r := range rows {
+		out[i] = toAuditEvent(r)
+	}
+	return out, nil
+}

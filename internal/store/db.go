@@ -1,0 +1,132 @@
+// Package store holds everything that touches the database through GORM: the connection, the versioned
+// migrations, the row structs and their converters, error translation, and the Store implementations that the
+// domain packages declare.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/glebarez/sqlite"
+	"gorm.io/driver/postgres"
+	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
+)
+
+// Dialect names the database behind a DB.
+type Dialect string
+
+// The supported databases.
+const (
+	Postgres Dialect = "postgres"
+	SQLite   Dialect = "sqlite"
+)
+
+// Options selects the database: PostgreSQL at URL when it is set, otherwise the embedded SQLite file
+// nexus.db under DataDir.
+type Options struct {
+	URL     string
+	DataDir string
+}
+
+// DB is an open database with its schema migrated.
+type DB struct {
+	gorm    *gorm.DB
+	sql     *sql.DB
+	dialect Dialect
+}
+
+// SQLiteFile is the name of the embedded database file inside the data directory.
+const SQLiteFile = "nexus.db"
+
+// Open connects to the database and checks that it answers. It does not migrate; call Migrate.
+func Open(ctx context.Context, o Options) (*DB, error) {
+	cfg := &gorm.Config{
+		Logger:                 logger.Discard,
+		NowFunc:                func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) },
+		SkipDefaultTransaction: true,
+	}
+	var (
+		g       *gorm.DB
+		err     error
+		dialect Dialect
+	)
+	if o.URL != "" {
+		dialect = Postgres
+		g, err = gorm.Open(postgres.New(postgres.Config{DSN: withConnectTimeout(o.URL)}), cfg)
+	} else {
+		dialect = SQLite
+		if err := os.MkdirAll(o.DataDir, 0o700); err != nil {
+			return nil, fmt.Errorf("create data directory: %w", err)
+		}
+		g, err = gorm.Open(sqlite.Open(sqliteDSN(filepath.Join(o.DataDir, SQLiteFile))), cfg)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open %s database: %w", dialect, translate(err))
+	}
+	sqlDB, err := g.DB()
+	if err != nil {
+		return nil, err
+	}
+	if dialect == Postgres {
+		sqlDB.SetMaxOpenConns(25)
+		sqlDB.SetMaxIdleConns(25)
+	} else {
+		sqlDB.SetMaxOpenConns(8)
+		sqlDB.SetMaxIdleConns(8)
+	}
+	sqlDB.SetConnMaxIdleTime(5 * time.Minute)
+	db := &DB{gorm: g, sql: sqlDB, dialect: dialect}
+	if err := db.Ping(ctx); err != nil {
+		_ = sqlDB.Close()
+		return nil, fmt.Errorf("connect to %s database: %w", dialect, err)
+	}
+	return db, nil
+}
+
+// sqliteDSN configures the embedded database: write-ahead logging, a busy timeout, foreign keys, and
+// transactions that take the write lock when they begin, so that read-then-write transactions never fail
+// with SQLITE_BUSY half-way.
+func sqliteDSN(path string) string {
+	q := url.Values{}
+	q.Add("_pragma", "busy_timeout(10000)")
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "synchronous(NORMAL)")
+	q.Add("_pragma", "foreign_keys(1)")
+	q.Set("_txlock", "immediate")
+	q.Set("_time_format", "sqlite")
+	return "file:" + path + "?" + q.Encode()
+}
+
+// withConnectTimeout adds a 5 s connect timeout to a PostgreSQL URL that sets none, so an unreachable server
+// fails fast instead of hanging a request.
+func withConnectTimeout(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return raw
+	}
+	q := u.Query()
+	if !q.Has("connect_timeout") {
+		q.Set("connect_timeout", "5")
+		u.RawQuery = q.Encode()
+	}
+	return u.String()
+}
+
+// Dialect returns the database's dialect.
+func (db *DB) Dialect() Dialect { return db.dialect }
+
+// Ping checks that the database answers within 2 s.
+func (db *DB) Ping(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	return translate(db.sql.PingContext(ctx))
+}
+
+// Close closes the connection pool.
+func (db *DB) Close() error { return db.sql.Close() }

@@ -1,0 +1,128 @@
+package store
+
+import (
+	"context"
+	"time"
+
+	"github.com/google/uuid"
+	"gorm.io/gorm"
+
+	"github.com/nexus-cloud/nexus-core/internal/nexus"
+)
+
+// Directory creates organizations, clients and users: the admin commands and the dev seed use it.
+type Directory struct{ db *DB }
+
+// NewDirectory returns the directory store over db.
+func NewDirectory(db *DB) *Directory { return &Directory{db: db} }
+
+// Organization is a tenant.
+type Organization struct {
+	ID        string
+	Name      string
+	CreatedAt time.Time
+}
+
+// NewClient describes a client to register.
+type NewClient struct {
+	ClientID       string
+	Name           string
+	OrganizationID string // empty: usable by every organization
+}
+
+func now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
+
+// CreateOrganization stores a new organization.
+func (d *Directory) CreateOrganization(ctx context.Context, name string) (Organization, error) {
+	t := now()
+	r := organizationRow{ID: uuid.NewString(), Name: name, CreatedAt: t, UpdatedAt: t}
+	if err := d.db.gorm.WithContext(ctx).Create(&r).Error; err != nil {
+		return Organization{}, translate(err)
+	}
+	return Organization{ID: r.ID, Name: r.Name, CreatedAt: t}, nil
+}
+
+// OrganizationExists reports whether an organization with the given id exists.
+func (d *Directory) OrganizationExists(ctx context.Context, id string) (bool, error) {
+	id, ok := canonicalUUID(id)
+	if !ok {
+		return false, nil
+	}
+	var n int64
+	if err := d.db.gorm.WithContext(ctx).Model(&organizationRow{}).Where("id = ?", id).Count(&n).Error; err != nil {
+		return false, translate(err)
+	}
+	return n > 0, nil
+}
+
+// CreateClient registers a client. A client_id already registered is a conflict.
+func (d *Directory) CreateClient(ctx context.Context, c NewClient) (string, error) {
+	t := now()
+	r := clientRow{ID: uuid.NewString(), ClientID: c.ClientID, Name: c.Name, OrganizationID: optString(c.OrganizationID),
+		CreatedAt: t, UpdatedAt: t}
+	if err := d.db.gorm.WithContext(ctx).Create(&r).Error; err != nil {
+		return "", translate(err)
+	}
+	return r.ID, nil
+}
+
+// SetClientDisabled disables or re-enables a client.
+func (d *Directory) SetClientDisabled(ctx context.Context, clientID string, disabled bool) error {
+	var at *time.Time
+	if disabled {
+		t := now()
+		at = &t
+	}
+	res := d.db.gorm.WithContext(ctx).Model(&clientRow{}).Where("client_id = ?", clientID).
+		Updates(map[string]any{"disabled_at": at, "updated_at": now()})
+	if res.Error != nil {
+		return translate(res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return nexus.ErrNotFound
+	}
+	return nil
+}
+
+// CreateUser stores a new user with the given password hash. The id and timestamps are filled in; an email
+// already in use anywhere (case-insensitively) is a conflict.
+func (d *Directory) CreateUser(ctx context.Context, u nexus.User, passwordHash string) (nexus.User, error) {
+	t := now()
+	u.ID, u.CreatedAt, u.UpdatedAt = uuid.NewString(), t, t
+	r := toUserRow(u, passwordHash)
+	if err := d.db.gorm.WithContext(ctx).Create(&r).Error; err != nil {
+		return nexus.User{}, translate(err)
+	}
+	return toUser(r), nil
+}
+
+// SetUserStatus changes a user's status.
+func (d *Directory) SetUserStatus(ctx context.Context, userID string, status nexus.UserStatus) error {
+	id, ok := canonicalUUID(userID)
+	if !ok {
+		return nexus.ErrNotFound
+	}
+	res := d.db.gorm.WithContext(ctx).Model(&userRow{}).Where("id = ?", id).
+		Updates(map[string]any{"status": string(status), "updated_at": now()})
+	if res.Error != nil {
+		return translate(res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return nexus.ErrNotFound
+	}
+	return nil
+}
+
+// Empty reports whether the database holds no organization yet (a first start).
+func (d *Directory) Empty(ctx context.Context) (bool, error) {
+	var n int64
+	err := d.db.gorm.WithContext(ctx).Model(&organizationRow{}).Limit(1).Count(&n).Error
+	return n == 0, translate(err)
+}
+
+// Seed runs fn in one transaction with a Directory bound to it, so a multi-step seed lands whole or not at all.
+func (d *Directory) Seed(ctx context.Context, fn func(tx *Directory) error) error {
+	return translate(d.db.gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		return fn(&Directory{db: &DB{gorm: tx, sql: d.db.sql, dialect: d.db.dialect}})
+	}))
+}

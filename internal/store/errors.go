@@ -1,0 +1,77 @@
+package store
+
+import (
+	"context"
+	"database/sql/driver"
+	"errors"
+	"net"
+	"syscall"
+
+	sqlite "github.com/glebarez/go-sqlite"
+	"github.com/jackc/pgx/v5/pgconn"
+	"gorm.io/gorm"
+
+	"github.com/nexus-cloud/nexus-core/internal/nexus"
+)
+
+// SQLite result codes (primary codes are the low byte of extended ones).
+const (
+	sqliteBusy            = 5
+	sqliteLocked          = 6
+	sqliteConstraintUniq  = 2067
+	sqliteConstraintPKey  = 1555
+	sqliteCantOpen        = 14
+	sqliteIOErr           = 10
+	sqliteFull            = 13
+	sqliteReadOnlyPrimary = 8
+)
+
+// translate turns a driver or GORM error into a *nexus.Error of the right kind, keeping the cause for the log:
+// missing rows are not found, unique violations conflicts, and anything that says the database is unreachable,
+// overloaded or shutting down is unavailable. Everything else is internal.
+func translate(err error) error {
+	if err == nil {
+		return nil
+	}
+	var ne *nexus.Error
+	if errors.As(err, &ne) {
+		return err
+	}
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nexus.ErrNotFound
+	}
+	var pg *pgconn.PgError
+	if errors.As(err, &pg) {
+		switch {
+		case pg.Code == "23505":
+			return &nexus.Error{Kind: nexus.KindConflict, Code: "conflict", Message: nexus.ErrConflict.Message, Err: err}
+		case pg.Code[:2] == "08", pg.Code[:2] == "53", pg.Code[:2] == "57", pg.Code == "40001", pg.Code == "40P01":
+			// connection exceptions, insufficient resources, operator intervention (shutdown, cancel),
+			// serialization failures and deadlocks: all worth a retry
+			return nexus.Unavailable(err)
+		}
+		return nexus.Internal(err)
+	}
+	var lite *sqlite.Error
+	if errors.As(err, &lite) {
+		switch code := lite.Code(); {
+		case code == sqliteConstraintUniq || code == sqliteConstraintPKey:
+			return &nexus.Error{Kind: nexus.KindConflict, Code: "conflict", Message: nexus.ErrConflict.Message, Err: err}
+		case code&0xff == sqliteBusy, code&0xff == sqliteLocked, code&0xff == sqliteCantOpen, code&0xff == sqliteIOErr,
+			code&0xff == sqliteFull, code&0xff == sqliteReadOnlyPrimary:
+			return nexus.Unavailable(err)
+		}
+		return nexus.Internal(err)
+	}
+	var connectErr *pgconn.ConnectError
+	var netErr net.Error
+	switch {
+	case errors.As(err, &connectErr), errors.As(err, &netErr), errors.Is(err, driver.ErrBadConn),
+		errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE),
+		errors.Is(err, context.DeadlineExceeded), pgconn.SafeToRetry(err), pgconn.Timeout(err):
+		return nexus.Unavailable(err)
+	case errors.Is(err, context.Canceled):
+		return nexus.Unavailable(err)
+	}
+	return nexus.Internal(err)
+}

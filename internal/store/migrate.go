@@ -1,0 +1,154 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"gorm.io/gorm"
+)
+
+// migration is one versioned schema change. Its SQL uses placeholders that each dialect fills in:
+// {{uuid}}, {{ts}} (a timestamp with time zone) and {{bytes}}.
+type migration struct {
+	version int
+	name    string
+	sql     string
+}
+
+// migrations lists every schema change in order. Never edit one that has shipped; add a new one.
+var migrations = []migration{
+	{1, "auth", `
+CREATE TABLE organizations (
+	id {{uuid}} PRIMARY KEY,
+	name TEXT NOT NULL,
+	created_at {{ts}} NOT NULL,
+	updated_at {{ts}} NOT NULL
+);
+CREATE TABLE users (
+	id {{uuid}} PRIMARY KEY,
+	organization_id {{uuid}} NOT NULL REFERENCES organizations (id),
+	email TEXT NOT NULL,
+	email_key TEXT NOT NULL,
+	name TEXT NOT NULL,
+	role TEXT NOT NULL CHECK (role IN ('admin', 'manager', 'analyst', 'member')),
+	status TEXT NOT NULL CHECK (status IN ('active', 'inactive')),
+	password_hash TEXT NOT NULL,
+	created_at {{ts}} NOT NULL,
+	updated_at {{ts}} NOT NULL
+);
+CREATE UNIQUE INDEX users_email_key ON users (email_key);
+CREATE INDEX users_organization_created ON users (organization_id, created_at, id);
+CREATE TABLE clients (
+	id {{uuid}} PRIMARY KEY,
+	client_id TEXT NOT NULL,
+	name TEXT NOT NULL,
+	organization_id {{uuid}} REFERENCES organizations (id),
+	disabled_at {{ts}},
+	created_at {{ts}} NOT NULL,
+	updated_at {{ts}} NOT NULL
+);
+CREATE UNIQUE INDEX clients_client_id ON clients (client_id);
+CREATE TABLE refresh_sessions (
+	id {{uuid}} PRIMARY KEY,
+	user_id {{uuid}} NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+	organization_id {{uuid}} NOT NULL REFERENCES organizations (id),
+	client_id TEXT NOT NULL,
+	device_id TEXT,
+	salt {{bytes}} NOT NULL,
+	generation BIGINT NOT NULL,
+	rotated_at {{ts}},
+	created_at {{ts}} NOT NULL,
+	last_used_at {{ts}} NOT NULL,
+	expires_at {{ts}} NOT NULL,
+	revoked_at {{ts}},
+	revoked_reason TEXT
+);
+CREATE INDEX refresh_sessions_user ON refresh_sessions (user_id);
+CREATE TABLE signing_keys (
+	id TEXT PRIMARY KEY,
+	algorithm TEXT NOT NULL,
+	public_jwk TEXT NOT NULL,
+	sealed_private_key {{bytes}} NOT NULL,
+	created_at {{ts}} NOT NULL,
+	active_from {{ts}} NOT NULL
+);
+CREATE TABLE auth_events (
+	id {{uuid}} PRIMARY KEY,
+	occurred_at {{ts}} NOT NULL,
+	action TEXT NOT NULL,
+	result TEXT NOT NULL,
+	user_id {{uuid}},
+	organization_id {{uuid}},
+	client_id TEXT,
+	email_hash TEXT,
+	socket_ip TEXT,
+	reported_ip TEXT,
+	device_id TEXT,
+	user_agent TEXT,
+	session_id {{uuid}}
+);
+CREATE INDEX auth_events_user ON auth_events (user_id, occurred_at);
+CREATE INDEX auth_events_organization ON auth_events (organization_id, occurred_at);
+CREATE INDEX auth_events_email_hash ON auth_events (email_hash, occurred_at);
+`},
+}
+
+func (db *DB) render(sql string) string {
+	r := strings.NewReplacer("{{uuid}}", "TEXT", "{{ts}}", "DATETIME", "{{bytes}}", "BLOB")
+	if db.dialect == Postgres {
+		r = strings.NewReplacer("{{uuid}}", "uuid", "{{ts}}", "timestamptz", "{{bytes}}", "bytea")
+	}
+	return r.Replace(sql)
+}
+
+// Migrate applies every pending migration in one transaction, and returns the versions it applied. Several
+// servers starting at once against one PostgreSQL database take turns on an advisory lock.
+func (db *DB) Migrate(ctx context.Context) ([]int, error) {
+	var applied []int
+	err := db.gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if db.dialect == Postgres {
+			if err := tx.Exec("SELECT pg_advisory_xact_lock(8723461)").Error; err != nil {
+				return err
+			}
+		}
+		if err := tx.Exec(db.render(`CREATE TABLE IF NOT EXISTS schema_migrations (
+	version INTEGER PRIMARY KEY,
+	name TEXT NOT NULL,
+	applied_at {{ts}} NOT NULL)`)).Error; err != nil {
+			return err
+		}
+		var done []int
+		if err := tx.Raw("SELECT version FROM schema_migrations").Scan(&done).Error; err != nil {
+			return err
+		}
+		have := make(map[int]bool, len(done))
+		for _, v := range done {
+			have[v] = true
+		}
+		for _, m := range migrations {
+			if have[m.version] {
+				continue
+			}
+			for _, stmt := range strings.Split(db.render(m.sql), ";") {
+				if strings.TrimSpace(stmt) == "" {
+					continue
+				}
+				if err := tx.Exec(stmt).Error; err != nil {
+					return fmt.Errorf("migration %d (%s): %w", m.version, m.name, err)
+				}
+			}
+			if err := tx.Exec("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+				m.version, m.name, time.Now().UTC()).Error; err != nil {
+				return err
+			}
+			applied = append(applied, m.version)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("migrate: %w", translate(err))
+	}
+	return applied, nil
+}

@@ -1,0 +1,88 @@
+package testdb_test
+
+import (
+	"context"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/nexus-cloud/nexus-core/internal/testdb"
+)
+
+func TestMain(m *testing.M) { os.Exit(testdb.Main(m)) }
+
+func connect(t *testing.T, url string) *pgx.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatalf("connect %s: %v", url, err)
+	}
+	t.Cleanup(func() { _ = conn.Close(context.Background()) })
+	return conn
+}
+
+func TestPostgresURLIsolation(t *testing.T) {
+	start := time.Now()
+	url1 := testdb.PostgresURL(t)
+	t.Logf("first PostgresURL (includes server start): %v", time.Since(start))
+	start = time.Now()
+	url2 := testdb.PostgresURL(t)
+	t.Logf("second PostgresURL (one CREATE DATABASE): %v", time.Since(start))
+	if url1 == url2 {
+		t.Fatalf("PostgresURL returned the same URL twice: %s", url1)
+	}
+	if !strings.HasPrefix(url1, "postgres://") {
+		t.Fatalf("URL %q does not start with postgres://", url1)
+	}
+
+	ctx := context.Background()
+	db1, db2 := connect(t, url1), connect(t, url2)
+
+	var version string
+	if err := db1.QueryRow(ctx, `SELECT version()`).Scan(&version); err != nil {
+		t.Fatalf("SELECT version(): %v", err)
+	}
+	if !strings.HasPrefix(version, "PostgreSQL") {
+		t.Fatalf("version() = %q, want PostgreSQL ...", version)
+	}
+	t.Logf("%s", version)
+
+	if _, err := db1.Exec(ctx, `CREATE TABLE x (id int)`); err != nil {
+		t.Fatalf("CREATE TABLE in first database: %v", err)
+	}
+	var n int
+	if err := db1.QueryRow(ctx, `SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND tablename = 'x'`).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("first database: table x count = %d, err = %v; want 1", n, err)
+	}
+	if err := db2.QueryRow(ctx, `SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND tablename = 'x'`).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("second database sees table x: count = %d, err = %v; want 0", n, err)
+	}
+	if _, err := db2.Exec(ctx, `SELECT * FROM x`); err == nil {
+		t.Fatal("SELECT from x in the second database succeeded; databases are not isolated")
+	}
+}
+
+func TestPostgresURLParallel(t *testing.T) {
+	for i := 0; i < 8; i++ {
+		t.Run("", func(t *testing.T) {
+			t.Parallel()
+			conn := connect(t, testdb.PostgresURL(t))
+			if _, err := conn.Exec(context.Background(), `CREATE TABLE x (id int)`); err != nil {
+				t.Fatalf("CREATE TABLE: %v", err)
+			}
+		})
+	}
+}
+
+// BenchmarkPostgresURL measures one CREATE DATABASE (the drops run in the
+// cleanup at the end of the benchmark).
+func BenchmarkPostgresURL(b *testing.B) {
+	for b.Loop() {
+		testdb.PostgresURL(b)
+	}
+}
