@@ -230,6 +230,14 @@ func (r *keyRing) add(ctx context.Context, delay time.Duration) (SigningKey, err
 	if err != nil {
 		return SigningKey{}, nexus.Internal(err)
 	}
+	return r.storeKey(ctx, ec, r.now().Add(delay))
+}
+
+// store_ seals ec and stores it as a key that is published now and signs from activeFrom.
+func (r *keyRing) storeKey(ctx context.Context, ec *ecdsa.PrivateKey, activeFrom time.Time) (SigningKey, error) {
+	if ec.Curve != elliptic.P256() {
+		return SigningKey{}, nexus.Invalid(nexus.BodyField("", "the signing key must be an ECDSA P-256 key"))
+	}
 	now := r.now()
 	suffix := make([]byte, 6)
 	if _, err := rand.Read(suffix); err != nil {
@@ -252,7 +260,7 @@ func (r *keyRing) add(ctx context.Context, delay time.Duration) (SigningKey, err
 	if err != nil {
 		return SigningKey{}, nexus.Internal(err)
 	}
-	k := SigningKey{ID: kid, Algorithm: "ES256", PublicJWK: pubJSON, Sealed: sealed, CreatedAt: now, ActiveFrom: now.Add(delay)}
+	k := SigningKey{ID: kid, Algorithm: "ES256", PublicJWK: pubJSON, Sealed: sealed, CreatedAt: now, ActiveFrom: activeFrom}
 	if err := r.store.AddSigningKey(ctx, k); err != nil {
 		return SigningKey{}, fmt.Errorf("add signing key: %w", err)
 	}

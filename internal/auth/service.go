@@ -4,6 +4,7 @@ package auth
 
 import (
 	"context"
+	"crypto/ecdsa"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -117,7 +118,21 @@ func (s *Service) EnsureSigningKey(ctx context.Context) error { return s.keys.en
 // RotateSigningKey adds a signing key that is published at once and signs after the configured publish delay.
 // Tokens signed with older keys stay valid until they expire.
 func (s *Service) RotateSigningKey(ctx context.Context) (SigningKey, error) {
-	return s.keys.add(ctx, s.publish)
+	k, err := s.keys.add(ctx, s.publish)
+	if err != nil {
+		return SigningKey{}, err
+	}
+	return k, s.keys.load(ctx)
+}
+
+// ImportSigningKey stores an existing ECDSA P-256 private key as a signing key that is published now and signs
+// from activeFrom, for moving keys from another issuer. The caller must keep no other copy.
+func (s *Service) ImportSigningKey(ctx context.Context, key *ecdsa.PrivateKey, activeFrom time.Time) (SigningKey, error) {
+	k, err := s.keys.storeKey(ctx, key, activeFrom.UTC().Truncate(time.Microsecond))
+	if err != nil {
+		return SigningKey{}, err
+	}
+	return k, s.keys.load(ctx)
 }
 
 // PublicKeys returns the published verification keys.

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -95,6 +96,10 @@ func readBody(req *http.Request, limit int64) error {
 				detail: "The request body must be application/json.",
 				fields: []nexus.FieldError{{In: nexus.InHeader, Name: "Content-Type", Detail: "must be application/json"}}}
 		}
+	}
+	// One JSON value and nothing after it: kin-openapi's decoder would ignore trailing data.
+	if len(body) > 0 && !json.Valid(body) {
+		return nexus.Invalid(nexus.BodyField("", "must be a valid JSON document"))
 	}
 	req.Body = io.NopCloser(bytes.NewReader(body))
 	req.ContentLength = int64(len(body))

@@ -98,8 +98,9 @@ func sqliteDSN(path string) string {
 	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", "synchronous(NORMAL)")
 	q.Add("_pragma", "foreign_keys(1)")
+	// Not _time_format: glebarez/go-sqlite v1.21 stops reading parameters after it, which silently drops
+	// _txlock. The default format of times stored in UTC sorts correctly as text.
 	q.Set("_txlock", "immediate")
-	q.Set("_time_format", "sqlite")
 	return "file:" + path + "?" + q.Encode()
 }
 

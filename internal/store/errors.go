@@ -5,6 +5,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"net"
+	"strings"
 	"syscall"
 
 	sqlite "github.com/glebarez/go-sqlite"
@@ -45,7 +46,8 @@ func translate(err error) error {
 		switch {
 		case pg.Code == "23505":
 			return &nexus.Error{Kind: nexus.KindConflict, Code: "conflict", Message: nexus.ErrConflict.Message, Err: err}
-		case pg.Code[:2] == "08", pg.Code[:2] == "53", pg.Code[:2] == "57", pg.Code == "40001", pg.Code == "40P01":
+		case strings.HasPrefix(pg.Code, "08"), strings.HasPrefix(pg.Code, "53"), strings.HasPrefix(pg.Code, "57"),
+			pg.Code == "40001", pg.Code == "40P01":
 			// connection exceptions, insufficient resources, operator intervention (shutdown, cancel),
 			// serialization failures and deadlocks: all worth a retry
 			return nexus.Unavailable(err)

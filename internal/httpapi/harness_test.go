@@ -1,0 +1,365 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+
+	"github.com/nexus-cloud/nexus-core/internal/auth"
+	"github.com/nexus-cloud/nexus-core/internal/nexus"
+	"github.com/nexus-cloud/nexus-core/internal/store"
+	"github.com/nexus-cloud/nexus-core/internal/store/storetest"
+	"github.com/nexus-cloud/nexus-core/internal/testdb"
+)
+
+func TestMain(m *testing.M) { os.Exit(testdb.Main(m)) }
+
+// clock is a settable clock shared by every instance of one test.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+
+func (c *clock) Advance(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
+
+var testSecret = []byte("0123456789abcdef0123456789abcdef")
+
+const (
+	testIssuer    = "https://issuer.nexus.test"
+	adminEmail    = "ada@example.com"
+	adminPassword = "correct horse battery staple"
+	webClient     = "nexus-web"
+	orgAClient    = "org-a-portal"
+	orgBClient    = "org-b-portal"
+	offClient     = "retired-app"
+)
+
+// env is one server instance over a real database, with seeded organizations, users and clients.
+type env struct {
+	t       *testing.T
+	db      *store.DB
+	dir     *store.Directory
+	audit   *store.Auth
+	svc     *auth.Service
+	h       http.Handler
+	clock   *clock
+	signKey *ecdsa.PrivateKey // the private half of the first signing key
+	kid     string
+	orgA    store.Organization
+	orgB    store.Organization
+	admin   nexus.User // active admin of org A, password adminPassword
+	idle    nexus.User // inactive member of org A, password adminPassword
+	bob     nexus.User // active analyst of org B, password adminPassword
+}
+
+type option func(*auth.Options)
+
+func newEnv(t *testing.T, db *store.DB, opts ...option) *env {
+	t.Helper()
+	ctx := context.Background()
+	e := &env{t: t, db: db, dir: store.NewDirectory(db), audit: store.NewAuth(db),
+		clock: &clock{t: time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)}}
+	e.start(opts...)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	must(t, err)
+	k, err := e.svc.ImportSigningKey(ctx, key, e.clock.Now().Add(-time.Hour))
+	must(t, err)
+	e.signKey, e.kid = key, k.ID
+	must(t, e.svc.EnsureSigningKey(ctx))
+
+	hash, err := auth.HashPassword(adminPassword)
+	must(t, err)
+	e.orgA, err = e.dir.CreateOrganization(ctx, "Org A")
+	must(t, err)
+	e.orgB, err = e.dir.CreateOrganization(ctx, "Org B")
+	must(t, err)
+	e.admin = e.user(e.orgA.ID, adminEmail, nexus.RoleAdmin, hash)
+	e.idle = e.user(e.orgA.ID, "idle@example.com", nexus.RoleMember, hash)
+	must(t, e.dir.SetUserStatus(ctx, e.idle.ID, nexus.UserInactive))
+	e.bob = e.user(e.orgB.ID, "bob@example.org", nexus.RoleAnalyst, hash)
+	for _, c := range []store.NewClient{
+		{ClientID: webClient, Name: "Web"},
+		{ClientID: orgAClient, Name: "A portal", OrganizationID: e.orgA.ID},
+		{ClientID: orgBClient, Name: "B portal", OrganizationID: e.orgB.ID},
+		{ClientID: offClient, Name: "Retired"},
+	} {
+		_, err := e.dir.CreateClient(ctx, c)
+		must(t, err)
+	}
+	must(t, e.dir.SetClientDisabled(ctx, offClient, true))
+	return e
+}
+
+func (e *env) user(org, email string, role nexus.Role, hash string) nexus.User {
+	u, err := e.dir.CreateUser(context.Background(), nexus.User{OrganizationID: org, Email: email, Name: "User " + email,
+		Role: role, Status: nexus.UserActive}, hash)
+	must(e.t, err)
+	return u
+}
+
+// start builds the auth service and the handler, as cmd/nexus does.
+func (e *env) start(opts ...option) {
+	o := auth.Options{
+		Store: e.audit, Secret: testSecret, Issuer: testIssuer,
+		AccessTTL: 15 * time.Minute, RefreshIdleTTL: 30 * 24 * time.Hour, RefreshAbsoluteTTL: 90 * 24 * time.Hour,
+		RefreshGrace: 10 * time.Second, KeyPublishDelay: 10 * time.Minute, Now: e.clock.Now,
+	}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	svc, err := auth.NewService(o)
+	must(e.t, err)
+	_, h, err := New(Options{Auth: svc, Ready: e.db.Ping, JWKSMaxAge: 5 * time.Minute})
+	must(e.t, err)
+	e.svc, e.h = svc, h
+}
+
+// instance returns a second server instance that shares the database and the clock, as a second node would.
+func (e *env) instance(opts ...option) *env {
+	n := *e
+	n.start(opts...)
+	must(e.t, n.svc.EnsureSigningKey(context.Background()))
+	return &n
+}
+
+func must(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// resp is a recorded response.
+type resp struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func (r resp) obj(t testing.TB) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(r.body, &m); err != nil {
+		t.Fatalf("response body is not a JSON object: %v: %s", err, r.body)
+	}
+	return m
+}
+
+func (r resp) str(t testing.TB, key string) string {
+	t.Helper()
+	s, _ := r.obj(t)[key].(string)
+	return s
+}
+
+// do sends a request through the real handler and checks the response against openapi.yaml.
+func (e *env) do(method, path string, body any, header ...string) resp {
+	e.t.Helper()
+	return send(e.t, e.h, method, path, body, header...)
+}
+
+func send(t testing.TB, h http.Handler, method, path string, body any, header ...string) resp {
+	t.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = strings.NewReader(b)
+	case []byte:
+		rd = bytes.NewReader(b)
+	default:
+		raw, err := json.Marshal(b)
+		must(t, err)
+		rd = bytes.NewReader(raw)
+	}
+	req := httptest.NewRequest(method, path, rd)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	r := resp{status: rec.Code, header: rec.Header(), body: rec.Body.Bytes()}
+	checkResponse(t, req, r)
+	return r
+}
+
+// login logs in and returns the token response.
+func (e *env) login(email, password, client string) resp {
+	e.t.Helper()
+	return e.do("POST", "/v2/auth/login", map[string]any{"email": email, "password": password, "client_id": client})
+}
+
+// tokens logs the admin in through client and returns the access and refresh tokens.
+func (e *env) tokens(client string) (access, refresh string) {
+	e.t.Helper()
+	r := e.login(adminEmail, adminPassword, client)
+	if r.status != http.StatusOK {
+		e.t.Fatalf("login: %d %s", r.status, r.body)
+	}
+	return r.str(e.t, "access_token"), r.str(e.t, "refresh_token")
+}
+
+func (e *env) refresh(token, client string, extra ...string) resp {
+	e.t.Helper()
+	b := map[string]any{"refresh_token": token, "client_id": client}
+	if len(extra) > 0 {
+		b["device_id"] = extra[0]
+	}
+	return e.do("POST", "/v2/auth/refresh", b)
+}
+
+func (e *env) logout(access string) resp {
+	e.t.Helper()
+	return e.do("POST", "/v2/auth/logout", nil, "Authorization", "Bearer "+access)
+}
+
+// expectProblem fails unless r is a problem of the given status and code.
+func expectProblem(t testing.TB, r resp, status int, code string) {
+	t.Helper()
+	if r.status != status || r.str(t, "code") != code {
+		t.Fatalf("got %d %s, want %d %s", r.status, r.body, status, code)
+	}
+	if ct := r.header.Get("Content-Type"); ct != problemContentType {
+		t.Fatalf("problem Content-Type = %q", ct)
+	}
+}
+
+// withoutRequestID returns a problem body with request_id removed, for comparing bodies byte for byte.
+func withoutRequestID(t testing.TB, r resp) string {
+	t.Helper()
+	id := r.str(t, "request_id")
+	if id == "" || id != r.header.Get("X-Request-Id") {
+		t.Fatalf("request_id %q does not match X-Request-Id %q", id, r.header.Get("X-Request-Id"))
+	}
+	return strings.Replace(string(r.body), id, "", 1)
+}
+
+// The contract, as tests read it: openapi.yaml with every response object schema closed, so that a field the
+// spec does not document fails the test.
+var (
+	strictOnce sync.Once
+	strictSpec *openapi3.T
+	strictOps  map[string]*operation
+	strictErr  error
+)
+
+func loadStrictSpec() {
+	loader := openapi3.NewLoader()
+	strictSpec, strictErr = loader.LoadFromFile("../../openapi.yaml")
+	if strictErr != nil {
+		return
+	}
+	strictSpec.SetStringFormatValidators(StringFormats())
+	if strictErr = strictSpec.Validate(loader.Context); strictErr != nil {
+		return
+	}
+	closed := map[*openapi3.Schema]bool{}
+	var closeSchema func(s *openapi3.SchemaRef)
+	closeSchema = func(s *openapi3.SchemaRef) {
+		if s == nil || s.Value == nil || closed[s.Value] {
+			return
+		}
+		v := s.Value
+		closed[v] = true
+		if len(v.Properties) > 0 && v.AdditionalProperties.Has == nil && v.AdditionalProperties.Schema == nil {
+			no := false
+			v.AdditionalProperties.Has = &no
+		}
+		for _, p := range v.Properties {
+			closeSchema(p)
+		}
+		closeSchema(v.Items)
+	}
+	for _, r := range strictSpec.Components.Responses {
+		for _, mt := range r.Value.Content {
+			closeSchema(mt.Schema)
+		}
+	}
+	for _, item := range strictSpec.Paths.Map() {
+		for _, op := range item.Operations() {
+			for _, r := range op.Responses.Map() {
+				for _, mt := range r.Value.Content {
+					closeSchema(mt.Schema)
+				}
+			}
+		}
+	}
+	strictOps, strictErr = indexOperations(strictSpec, BasePath)
+}
+
+var echoParam = regexp.MustCompile(`:[^/]+`)
+
+// checkResponse validates a response of an operation of the contract (status documented, headers and body
+// match), or the problem body of a response outside the contract (404 or 405 of an unknown route).
+func checkResponse(t testing.TB, req *http.Request, r resp) {
+	t.Helper()
+	strictOnce.Do(loadStrictSpec)
+	if strictErr != nil {
+		t.Fatalf("load openapi.yaml: %v", strictErr)
+	}
+	if id := r.header.Get("X-Request-Id"); id == "" {
+		t.Fatalf("%s %s: response without X-Request-Id", req.Method, req.URL.Path)
+	}
+	if !strings.HasPrefix(req.URL.Path, BasePath+"/") {
+		return // /healthz, /readyz: operational, outside the contract
+	}
+	var op *operation
+	params := map[string]string{}
+	for key, o := range strictOps {
+		method, path, _ := strings.Cut(key, " ")
+		re := regexp.MustCompile("^" + echoParam.ReplaceAllString(regexp.QuoteMeta(path), "[^/]+") + "$")
+		if method == req.Method && re.MatchString(req.URL.Path) {
+			op = o
+		}
+	}
+	if op == nil {
+		if r.status != http.StatusNotFound && r.status != http.StatusMethodNotAllowed {
+			t.Fatalf("%s %s: %d for a request outside the contract", req.Method, req.URL.Path, r.status)
+		}
+		problem := strictSpec.Components.Schemas["Problem"].Value
+		var v any
+		must(t, json.Unmarshal(r.body, &v))
+		if err := problem.VisitJSON(v); err != nil {
+			t.Fatalf("%s %s: problem body does not match the Problem schema: %v\n%s", req.Method, req.URL.Path, err, r.body)
+		}
+		return
+	}
+	in := &openapi3filter.ResponseValidationInput{
+		RequestValidationInput: &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: op.route,
+			Options: &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc}},
+		Status: r.status,
+		Header: r.header,
+		Options: &openapi3filter.Options{IncludeResponseStatus: true, MultiError: true,
+			SchemaValidationOptions: []openapi3.SchemaValidationOption{openapi3.WithStringFormatValidators(StringFormats())}},
+	}
+	in.SetBodyBytes(r.body)
+	if err := openapi3filter.ValidateResponse(context.Background(), in); err != nil {
+		t.Fatalf("%s %s: response %d does not match openapi.yaml: %v\n%s", req.Method, req.URL.Path, r.status, err, r.body)
+	}
+}
+
+// forEachDB runs fn on a fresh environment per database.
+func forEachDB(t *testing.T, fn func(t *testing.T, e *env), opts ...option) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		fn(t, newEnv(t, db, opts...))
+	})
+}
