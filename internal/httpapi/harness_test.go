@@ -53,7 +53,7 @@ const (
 
 // env is one server instance over a real database, with seeded organizations, users and clients.
 type env struct {
-	t       *testing.T
+	t       testing.TB
 	db      *store.DB
 	dir     *store.Directory
 	audit   *store.Auth
@@ -71,7 +71,7 @@ type env struct {
 
 type option func(*auth.Options)
 
-func newEnv(t *testing.T, db *store.DB, opts ...option) *env {
+func newEnv(t testing.TB, db *store.DB, opts ...option) *env {
 	t.Helper()
 	ctx := context.Background()
 	e := &env{t: t, db: db, dir: store.NewDirectory(db), audit: store.NewAuth(db),
@@ -176,6 +176,14 @@ func (e *env) do(method, path string, body any, header ...string) resp {
 
 func send(t testing.TB, h http.Handler, method, path string, body any, header ...string) resp {
 	t.Helper()
+	req, r := exchange(t, h, method, path, body, header...)
+	checkResponse(t, req, r)
+	return r
+}
+
+// exchange sends a request through h and records the response, without checking it.
+func exchange(t testing.TB, h http.Handler, method, path string, body any, header ...string) (*http.Request, resp) {
+	t.Helper()
 	var rd io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -197,9 +205,7 @@ func send(t testing.TB, h http.Handler, method, path string, body any, header ..
 	}
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, req)
-	r := resp{status: rec.Code, header: rec.Header(), body: rec.Body.Bytes()}
-	checkResponse(t, req, r)
-	return r
+	return req, resp{status: rec.Code, header: rec.Header(), body: rec.Body.Bytes()}
 }
 
 // login logs in and returns the token response.

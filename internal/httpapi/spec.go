@@ -16,7 +16,7 @@ import (
 
 // LoadSpec returns the OpenAPI document embedded in the binary, validated.
 func LoadSpec() (*openapi3.T, error) {
-	spec, err := gen.GetSwagger()
+	spec, err := gen.GetSpec()
 	if err != nil {
 		return nil, fmt.Errorf("load embedded OpenAPI document: %w", err)
 	}
