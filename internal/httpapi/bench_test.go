@@ -43,3 +43,19 @@ func BenchmarkRefresh(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkLoginFailure compares the two invalid_credentials paths: an unknown email (one argon2id verification
+// against a dummy hash) and a wrong password. Their times should match: the response must not tell them apart.
+func BenchmarkLoginFailure(b *testing.B) {
+	e := newEnv(b, storetest.Open(b, "sqlite"))
+	for name, email := range map[string]string{"unknown_email": "nobody@example.com", "wrong_password": adminEmail} {
+		b.Run(name, func(b *testing.B) {
+			body := map[string]any{"email": email, "password": "not the password", "client_id": webClient}
+			for b.Loop() {
+				if _, r := exchange(b, e.h, "POST", "/v2/auth/login", body); r.status != 401 {
+					b.Fatalf("%d %s", r.status, r.body)
+				}
+			}
+		})
+	}
+}
