@@ -152,3 +152,27 @@ func TestHTTPSAndProxies(t *testing.T) {
 		t.Errorf("untrusted peer: audited IP %s", got)
 	}
 }
+
+func TestDatabaseGoneGivesGenericErrors(t *testing.T) {
+	forEachDB(t, func(t *testing.T, e *env) {
+		access, _ := e.tokens(webClient)
+		must(t, e.db.Close())
+		for name, r := range map[string]resp{
+			"login":  e.login(adminEmail, adminPassword, webClient),
+			"logout": e.logout(access),
+		} {
+			if r.status < 500 {
+				t.Errorf("%s: %d %s", name, r.status, r.body)
+			}
+			body := strings.ToLower(string(r.body))
+			for _, leak := range []string{"sql", "database", "gorm", "pgx", "sqlite", ".go", "closed"} {
+				if strings.Contains(body, leak) {
+					t.Errorf("%s: 5xx body mentions %q: %s", name, leak, r.body)
+				}
+			}
+		}
+		if r := e.do("GET", "/readyz", nil); r.status != http.StatusServiceUnavailable {
+			t.Errorf("readyz with the database closed: %d", r.status)
+		}
+	})
+}
