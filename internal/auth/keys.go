@@ -233,7 +233,7 @@ func (r *keyRing) add(ctx context.Context, delay time.Duration) (SigningKey, err
 	return r.storeKey(ctx, ec, r.now().Add(delay))
 }
 
-// store_ seals ec and stores it as a key that is published now and signs from activeFrom.
+// storeKey seals ec and stores it as a key that is published now and signs from activeFrom.
 func (r *keyRing) storeKey(ctx context.Context, ec *ecdsa.PrivateKey, activeFrom time.Time) (SigningKey, error) {
 	if ec.Curve != elliptic.P256() {
 		return SigningKey{}, nexus.Invalid(nexus.BodyField("", "the signing key must be an ECDSA P-256 key"))

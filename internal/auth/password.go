@@ -72,15 +72,16 @@ var errBadHash = errors.New("malformed argon2id hash")
 
 func parsePHC(s string) (phc, error) {
 	parts := strings.Split(s, "$")
-	if len(parts) != 6 || parts[1] != "argon2id" || parts[2] != fmt.Sprintf("v=%d", argon2.Version) {
+	if len(parts) != 6 || parts[0] != "" || parts[1] != "argon2id" || parts[2] != fmt.Sprintf("v=%d", argon2.Version) {
 		return phc{}, errBadHash
 	}
 	var p phc
-	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &p.memory, &p.time, &p.threads); err != nil {
+	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &p.memory, &p.time, &p.threads); err != nil ||
+		parts[3] != fmt.Sprintf("m=%d,t=%d,p=%d", p.memory, p.time, p.threads) {
 		return phc{}, errBadHash
 	}
-	// Bounds keep a corrupted row from turning one login into a denial of service.
-	if p.memory < 8*1024 || p.memory > 1<<20 || p.time < 1 || p.time > 16 || p.threads < 1 || p.threads > 16 {
+	// Bounds keep a corrupted row from turning one login into a denial of service: at most 256 MiB.
+	if p.memory < 8*1024 || p.memory > 256*1024 || p.time < 1 || p.time > 16 || p.threads < 1 || p.threads > 16 {
 		return phc{}, errBadHash
 	}
 	var err1, err2 error

@@ -53,7 +53,8 @@ func parseRefreshToken(tok string) (refreshToken, bool) {
 		return refreshToken{}, false
 	}
 	raw, err := base64.RawURLEncoding.DecodeString(rest)
-	if err != nil || len(raw) != refreshRawLen {
+	// One spelling per token: the decoder would also accept stray newlines and non-zero padding bits.
+	if err != nil || len(raw) != refreshRawLen || base64.RawURLEncoding.EncodeToString(raw) != rest {
 		return refreshToken{}, false
 	}
 	id, err := uuid.FromBytes(raw[:16])

@@ -295,31 +295,30 @@ func (s *Service) Refresh(ctx context.Context, in RefreshInput) (Tokens, error) 
 			return false, nexus.ErrInvalidGrant
 		case !now.Before(cur.ExpiresAt), !now.Before(cur.LastUsedAt.Add(s.idleTTL)):
 			return false, nexus.ErrInvalidGrant
+		case tok.generation < cur.Generation-1 || (tok.generation == cur.Generation-1 && now.After(cur.RotatedAt.Add(s.grace))):
+			// An older token came back: someone holds a copy. Revoke the whole session, whichever client or device
+			// presents it; the revocation is committed even though this request fails.
+			cur.RevokedAt, cur.RevokedReason = now, outcomeReused
+			outcome = outcomeReused
+			return true, nil
 		case cur.ClientID != in.ClientID:
 			outcome = outcomeClientMismatch
 			return false, nexus.ErrInvalidGrant
 		case cur.DeviceID != "" && cur.DeviceID != in.DeviceID:
 			outcome = outcomeDeviceMismatch
 			return false, nexus.ErrInvalidGrant
-		}
-		switch {
-		case tok.generation == cur.Generation:
-			cur.Generation++
-			cur.RotatedAt, cur.LastUsedAt = now, now
-			if cur.DeviceID == "" {
-				cur.DeviceID = in.DeviceID
-			}
-			outcome = outcomeRotated
-		case tok.generation == cur.Generation-1 && !now.After(cur.RotatedAt.Add(s.grace)):
+		case tok.generation == cur.Generation-1:
+			// The immediately previous token within the grace period: the same successor, nothing to save.
 			outcome = outcomeGrace
 			sess = *cur
 			return false, nil
-		default:
-			// An older token came back: someone holds a copy. Revoke the whole session; the revocation is
-			// committed even though this request fails.
-			cur.RevokedAt, cur.RevokedReason = now, outcomeReused
-			outcome = outcomeReused
 		}
+		cur.Generation++
+		cur.RotatedAt, cur.LastUsedAt = now, now
+		if cur.DeviceID == "" {
+			cur.DeviceID = in.DeviceID
+		}
+		outcome = outcomeRotated
 		sess = *cur
 		return true, nil
 	})

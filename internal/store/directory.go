@@ -57,6 +57,9 @@ func (d *Directory) OrganizationExists(ctx context.Context, id string) (bool, er
 
 // CreateClient registers a client. A client_id already registered is a conflict.
 func (d *Directory) CreateClient(ctx context.Context, c NewClient) (string, error) {
+	if id, ok := canonicalUUID(c.OrganizationID); ok {
+		c.OrganizationID = id
+	}
 	t := now()
 	r := clientRow{ID: uuid.NewString(), ClientID: c.ClientID, Name: c.Name, OrganizationID: optString(c.OrganizationID),
 		CreatedAt: t, UpdatedAt: t}
@@ -87,6 +90,9 @@ func (d *Directory) SetClientDisabled(ctx context.Context, clientID string, disa
 // CreateUser stores a new user with the given password hash. The id and timestamps are filled in; an email
 // already in use anywhere (case-insensitively) is a conflict.
 func (d *Directory) CreateUser(ctx context.Context, u nexus.User, passwordHash string) (nexus.User, error) {
+	if id, ok := canonicalUUID(u.OrganizationID); ok {
+		u.OrganizationID = id
+	}
 	t := now()
 	u.ID, u.CreatedAt, u.UpdatedAt = uuid.NewString(), t, t
 	r := toUserRow(u, passwordHash)

@@ -3,6 +3,8 @@ package store_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/google/uuid"
@@ -13,41 +15,39 @@ import (
 )
 
 func TestCreateUserEmailUnique(t *testing.T) {
+	// %d becomes the case number, so that every case has its own address.
 	tests := []struct {
 		name         string
 		first, again string
 		sameOrg      bool
 	}{
-		{"same case, same organization", "ada@example.com", "ada@example.com", true},
-		{"other case, other organization", "ada@example.com", "ADA@Example.com", false},
-		{"other case, same organization", "Ada@Example.com", "ada@EXAMPLE.com", true},
-		{"surrounding spaces", "ada@example.com", "  ada@example.com ", false},
+		{"same case, same organization", "ada@example%d.com", "ada@example%d.com", true},
+		{"other case, other organization", "ada@example%d.com", "ADA@Example%d.com", false},
+		{"other case, same organization", "Ada@Example%d.com", "ada@EXAMPLE%d.com", true},
+		{"surrounding spaces", "ada@example%d.com", "  ada@example%d.com ", false},
 	}
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		ctx := context.Background()
-		dir := store.NewDirectory(db)
-		for _, tt := range tests {
+		for i, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
+				first, again := fmt.Sprintf(tt.first, i), fmt.Sprintf(tt.again, i)
 				org1 := mustOrg(t, db, "one")
 				org2 := org1
 				if !tt.sameOrg {
 					org2 = mustOrg(t, db, "two")
 				}
-				mustUser(t, db, org1.ID, tt.first)
-				_, err := dir.CreateUser(ctx, newUser(org2.ID, tt.again), "hash")
+				mustUser(t, db, org1.ID, first)
+				_, err := store.NewDirectory(db).CreateUser(ctx, newUser(org2.ID, again), "hash")
 				if !errors.Is(err, nexus.ErrConflict) {
-					t.Fatalf("second CreateUser(%q) = %v, want conflict", tt.again, err)
+					t.Fatalf("second CreateUser(%q) = %v, want conflict", again, err)
 				}
-				// Clean up so that the next case can use the same address.
-				got, err := store.NewAuth(db).UserByEmail(ctx, tt.first)
+				got, err := store.NewAuth(db).UserByEmail(ctx, first)
 				if err != nil {
 					t.Fatalf("UserByEmail: %v", err)
 				}
-				if got.User.OrganizationID != org1.ID {
-					t.Errorf("the email belongs to organization %s, want the first one %s", got.User.OrganizationID, org1.ID)
-				}
-				if err := dir.SetUserStatus(ctx, got.User.ID, nexus.UserInactive); err != nil {
-					t.Fatalf("SetUserStatus: %v", err)
+				if got.User.OrganizationID != org1.ID || got.User.Email != first {
+					t.Errorf("the address belongs to %q in organization %s, want the first user %q in %s",
+						got.User.Email, got.User.OrganizationID, first, org1.ID)
 				}
 			})
 		}
@@ -233,6 +233,41 @@ func TestSeedIsAtomic(t *testing.T) {
 		}
 		if _, err := store.NewAuth(db).UserByEmail(ctx, "ada@example.com"); !errors.Is(err, nexus.ErrNotFound) {
 			t.Errorf("after a failed Seed, UserByEmail = %v, want not found", err)
+		}
+	})
+}
+
+// TestOrganizationIDCase checks that an organization id in upper case, which OrganizationExists accepts, works
+// alike on both databases and is stored in canonical form.
+func TestOrganizationIDCase(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		dir, a := store.NewDirectory(db), store.NewAuth(db)
+		org := mustOrg(t, db, "Acme")
+		upper := strings.ToUpper(org.ID)
+		if ok, err := dir.OrganizationExists(ctx, upper); err != nil || !ok {
+			t.Fatalf("OrganizationExists(%q) = %v, %v; want true", upper, ok, err)
+		}
+		u, err := dir.CreateUser(ctx, newUser(upper, "ada@example.com"), "h")
+		if err != nil {
+			t.Fatalf("CreateUser: %v", err)
+		}
+		if u.OrganizationID != org.ID {
+			t.Errorf("CreateUser returned organization %q, want %q", u.OrganizationID, org.ID)
+		}
+		if _, err := dir.CreateClient(ctx, store.NewClient{ClientID: "acme", Name: "Acme", OrganizationID: upper}); err != nil {
+			t.Fatalf("CreateClient: %v", err)
+		}
+		c, err := a.ClientByClientID(ctx, "acme")
+		if err != nil {
+			t.Fatalf("ClientByClientID: %v", err)
+		}
+		got, err := a.UserByID(ctx, u.ID)
+		if err != nil {
+			t.Fatalf("UserByID: %v", err)
+		}
+		if c.OrganizationID != org.ID || got.OrganizationID != org.ID {
+			t.Errorf("stored organizations: client %q, user %q; want %q", c.OrganizationID, got.OrganizationID, org.ID)
 		}
 	})
 }

@@ -1,0 +1,332 @@
+package config_test
+
+import (
+	"bytes"
+	"encoding/base64"
+	"log/slog"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/nexus-cloud/nexus-core/internal/config"
+)
+
+// env returns a getenv over m.
+func env(m map[string]string) func(string) string {
+	return func(name string) string { return m[name] }
+}
+
+var equalPrefixes = cmp.Comparer(func(a, b netip.Prefix) bool { return a == b })
+
+// secret is a valid NEXUS_SECRET_KEY and the bytes it encodes.
+var (
+	secretBytes = []byte("0123456789abcdef0123456789abcdef")
+	secret      = base64.StdEncoding.EncodeToString(secretBytes)
+)
+
+func defaults(dev bool) config.Config {
+	c := config.Config{
+		Dev:                dev,
+		HTTPAddr:           "127.0.0.1:8080",
+		DataDir:            "data",
+		Issuer:             "https://api.nexus-cloud.com",
+		AccessTokenTTL:     15 * time.Minute,
+		RefreshIdleTTL:     30 * 24 * time.Hour,
+		RefreshAbsoluteTTL: 90 * 24 * time.Hour,
+		RefreshGrace:       10 * time.Second,
+		KeyPublishDelay:    10 * time.Minute,
+		JWKSMaxAge:         5 * time.Minute,
+		ShutdownTimeout:    20 * time.Second,
+		LogLevel:           slog.LevelInfo,
+		LogFormat:          "json",
+	}
+	if dev {
+		c.LogFormat, c.KeyPublishDelay = "text", 0
+	}
+	return c
+}
+
+func TestLoad(t *testing.T) {
+	every := map[string]string{
+		"NEXUS_HTTP_ADDR":            " 0.0.0.0:9443 ",
+		"NEXUS_DATA_DIR":             "/var/lib/nexus",
+		"NEXUS_DATABASE_URL":         "postgres://nexus:pw@db.internal:5432/nexus?sslmode=require",
+		"NEXUS_SECRET_KEY":           " " + secret + "\n",
+		"NEXUS_ISSUER":               "https://auth.example.com",
+		"NEXUS_TLS_CERT_FILE":        "/etc/nexus/tls.crt",
+		"NEXUS_TLS_KEY_FILE":         "/etc/nexus/tls.key",
+		"NEXUS_BEHIND_TLS_PROXY":     "false",
+		"NEXUS_TRUSTED_PROXIES":      "10.0.0.0/8, 192.168.1.7/24,2001:db8::1/32",
+		"NEXUS_ACCESS_TOKEN_TTL":     "5m",
+		"NEXUS_REFRESH_IDLE_TTL":     "24h",
+		"NEXUS_REFRESH_ABSOLUTE_TTL": "168h",
+		"NEXUS_REFRESH_GRACE":        "60s",
+		"NEXUS_KEY_PUBLISH_DELAY":    "1h30m",
+		"NEXUS_JWKS_MAX_AGE":         "90s",
+		"NEXUS_SHUTDOWN_TIMEOUT":     "3s",
+		"NEXUS_LOG_LEVEL":            "DEBUG",
+		"NEXUS_LOG_FORMAT":           "text",
+	}
+	everyWant := config.Config{
+		HTTPAddr:           "0.0.0.0:9443",
+		DataDir:            "/var/lib/nexus",
+		DatabaseURL:        "postgres://nexus:pw@db.internal:5432/nexus?sslmode=require",
+		SecretKey:          secretBytes,
+		Issuer:             "https://auth.example.com",
+		TLSCertFile:        "/etc/nexus/tls.crt",
+		TLSKeyFile:         "/etc/nexus/tls.key",
+		TrustedProxies:     []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.168.1.0/24"), netip.MustParsePrefix("2001:db8::/32")},
+		AccessTokenTTL:     5 * time.Minute,
+		RefreshIdleTTL:     24 * time.Hour,
+		RefreshAbsoluteTTL: 7 * 24 * time.Hour,
+		RefreshGrace:       time.Minute,
+		KeyPublishDelay:    90 * time.Minute,
+		JWKSMaxAge:         90 * time.Second,
+		ShutdownTimeout:    3 * time.Second,
+		LogLevel:           slog.LevelDebug,
+		LogFormat:          "text",
+	}
+	with := func(dev bool, f func(*config.Config)) config.Config {
+		c := defaults(dev)
+		f(&c)
+		return c
+	}
+	tests := []struct {
+		name string
+		env  map[string]string
+		dev  bool
+		want config.Config
+	}{
+		{"defaults", nil, false, defaults(false)},
+		{"dev defaults", nil, true, defaults(true)},
+		{"blank values keep defaults", map[string]string{"NEXUS_HTTP_ADDR": "  ", "NEXUS_ACCESS_TOKEN_TTL": " ", "NEXUS_LOG_FORMAT": ""}, false, defaults(false)},
+		{"every variable", every, false, everyWant},
+		{"dev keeps explicit values", map[string]string{"NEXUS_LOG_FORMAT": "json", "NEXUS_KEY_PUBLISH_DELAY": "1m"}, true,
+			with(true, func(c *config.Config) { c.LogFormat, c.KeyPublishDelay = "json", time.Minute })},
+		{"behind proxy, numeric true", map[string]string{"NEXUS_BEHIND_TLS_PROXY": "1"}, false,
+			with(false, func(c *config.Config) { c.BehindTLSProxy = true })},
+		{"behind proxy, TRUE", map[string]string{"NEXUS_BEHIND_TLS_PROXY": "TRUE"}, false,
+			with(false, func(c *config.Config) { c.BehindTLSProxy = true })},
+		{"single IPv6 proxy", map[string]string{"NEXUS_TRUSTED_PROXIES": "::1/128"}, false,
+			with(false, func(c *config.Config) { c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("::1/128")} })},
+		{"zero grace", map[string]string{"NEXUS_REFRESH_GRACE": "0s"}, false,
+			with(false, func(c *config.Config) { c.RefreshGrace = 0 })},
+		{"postgresql scheme", map[string]string{"NEXUS_DATABASE_URL": "postgresql://u@h/db"}, false,
+			with(false, func(c *config.Config) { c.DatabaseURL = "postgresql://u@h/db" })},
+		{"log level warn", map[string]string{"NEXUS_LOG_LEVEL": "warn"}, false,
+			with(false, func(c *config.Config) { c.LogLevel = slog.LevelWarn })},
+		{"loopback IPv6 address", map[string]string{"NEXUS_HTTP_ADDR": "[::1]:8080"}, true,
+			with(true, func(c *config.Config) { c.HTTPAddr = "[::1]:8080" })},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := config.Load(env(tt.env), tt.dev)
+			if err != nil {
+				t.Fatalf("Load: %v", err)
+			}
+			if diff := cmp.Diff(tt.want, got, equalPrefixes); diff != "" {
+				t.Errorf("Load (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestLoadRejects(t *testing.T) {
+	tests := []struct {
+		name     string
+		env      map[string]string
+		wantVars []string // variables the error must name
+	}{
+		{"duration without unit", map[string]string{"NEXUS_ACCESS_TOKEN_TTL": "15"}, []string{"NEXUS_ACCESS_TOKEN_TTL"}},
+		{"negative duration", map[string]string{"NEXUS_KEY_PUBLISH_DELAY": "-5m"}, []string{"NEXUS_KEY_PUBLISH_DELAY"}},
+		{"access TTL too short", map[string]string{"NEXUS_ACCESS_TOKEN_TTL": "30s"}, []string{"NEXUS_ACCESS_TOKEN_TTL"}},
+		{"access TTL too long", map[string]string{"NEXUS_ACCESS_TOKEN_TTL": "25h"}, []string{"NEXUS_ACCESS_TOKEN_TTL"}},
+		{"idle TTL not a duration", map[string]string{"NEXUS_REFRESH_IDLE_TTL": "a month"}, []string{"NEXUS_REFRESH_IDLE_TTL"}},
+		{"idle TTL too short", map[string]string{"NEXUS_REFRESH_IDLE_TTL": "59s"}, []string{"NEXUS_REFRESH_IDLE_TTL"}},
+		{"absolute TTL not a duration", map[string]string{"NEXUS_REFRESH_ABSOLUTE_TTL": "90d"}, []string{"NEXUS_REFRESH_ABSOLUTE_TTL"}},
+		{"absolute TTL below idle TTL", map[string]string{"NEXUS_REFRESH_ABSOLUTE_TTL": "24h"}, []string{"NEXUS_REFRESH_ABSOLUTE_TTL"}},
+		{"idle TTL above default absolute TTL", map[string]string{"NEXUS_REFRESH_IDLE_TTL": "2400h"}, []string{"NEXUS_REFRESH_ABSOLUTE_TTL"}},
+		{"grace not a duration", map[string]string{"NEXUS_REFRESH_GRACE": "ten seconds"}, []string{"NEXUS_REFRESH_GRACE"}},
+		{"grace over 60s", map[string]string{"NEXUS_REFRESH_GRACE": "61s"}, []string{"NEXUS_REFRESH_GRACE"}},
+		{"grace of minutes", map[string]string{"NEXUS_REFRESH_GRACE": "2m"}, []string{"NEXUS_REFRESH_GRACE"}},
+		{"JWKS max age", map[string]string{"NEXUS_JWKS_MAX_AGE": "5 minutes"}, []string{"NEXUS_JWKS_MAX_AGE"}},
+		{"shutdown timeout", map[string]string{"NEXUS_SHUTDOWN_TIMEOUT": "-1s"}, []string{"NEXUS_SHUTDOWN_TIMEOUT"}},
+		{"proxy flag not a bool", map[string]string{"NEXUS_BEHIND_TLS_PROXY": "yes"}, []string{"NEXUS_BEHIND_TLS_PROXY"}},
+		{"secret not base64", map[string]string{"NEXUS_SECRET_KEY": "not base64!"}, []string{"NEXUS_SECRET_KEY"}},
+		{"secret of 16 bytes", map[string]string{"NEXUS_SECRET_KEY": base64.StdEncoding.EncodeToString(make([]byte, 16))}, []string{"NEXUS_SECRET_KEY"}},
+		{"secret of 33 bytes", map[string]string{"NEXUS_SECRET_KEY": base64.StdEncoding.EncodeToString(make([]byte, 33))}, []string{"NEXUS_SECRET_KEY"}},
+		{"secret in URL-safe base64", map[string]string{"NEXUS_SECRET_KEY": base64.RawURLEncoding.EncodeToString(bytes.Repeat([]byte{0xfb}, 32))}, []string{"NEXUS_SECRET_KEY"}},
+		{"log level", map[string]string{"NEXUS_LOG_LEVEL": "verbose"}, []string{"NEXUS_LOG_LEVEL"}},
+		{"log format", map[string]string{"NEXUS_LOG_FORMAT": "xml"}, []string{"NEXUS_LOG_FORMAT"}},
+		{"proxy not a prefix", map[string]string{"NEXUS_TRUSTED_PROXIES": "10.0.0.0/8,proxy.internal"}, []string{"NEXUS_TRUSTED_PROXIES"}},
+		{"proxy without a length", map[string]string{"NEXUS_TRUSTED_PROXIES": "10.0.0.1"}, []string{"NEXUS_TRUSTED_PROXIES"}},
+		{"proxy list with an empty item", map[string]string{"NEXUS_TRUSTED_PROXIES": "10.0.0.0/8,"}, []string{"NEXUS_TRUSTED_PROXIES"}},
+		{"database URL of another scheme", map[string]string{"NEXUS_DATABASE_URL": "mysql://u:pw@h/db"}, []string{"NEXUS_DATABASE_URL"}},
+		{"database URL without a scheme", map[string]string{"NEXUS_DATABASE_URL": "host=h user=u"}, []string{"NEXUS_DATABASE_URL"}},
+		{"database URL unparsable", map[string]string{"NEXUS_DATABASE_URL": "postgres://u:pw@h:port/db"}, []string{"NEXUS_DATABASE_URL"}},
+		{"address without a port", map[string]string{"NEXUS_HTTP_ADDR": "localhost"}, []string{"NEXUS_HTTP_ADDR"}},
+		{"address without a host separator", map[string]string{"NEXUS_HTTP_ADDR": "8080"}, []string{"NEXUS_HTTP_ADDR"}},
+		{"issuer without a scheme", map[string]string{"NEXUS_ISSUER": "auth.example.com"}, []string{"NEXUS_ISSUER"}},
+		{"issuer is a path", map[string]string{"NEXUS_ISSUER": "/issuer"}, []string{"NEXUS_ISSUER"}},
+		{"certificate without key", map[string]string{"NEXUS_TLS_CERT_FILE": "c.pem"}, []string{"NEXUS_TLS_KEY_FILE"}},
+		{"key without certificate", map[string]string{"NEXUS_TLS_KEY_FILE": "k.pem"}, []string{"NEXUS_TLS_CERT_FILE"}},
+		{"every error is reported", map[string]string{"NEXUS_LOG_FORMAT": "xml", "NEXUS_REFRESH_GRACE": "5m", "NEXUS_HTTP_ADDR": "x"},
+			[]string{"NEXUS_LOG_FORMAT", "NEXUS_REFRESH_GRACE", "NEXUS_HTTP_ADDR"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, dev := range []bool{false, true} {
+				_, err := config.Load(env(tt.env), dev)
+				if err == nil {
+					t.Errorf("dev %v: Load succeeded, want an error naming %v", dev, tt.wantVars)
+					continue
+				}
+				for _, v := range tt.wantVars {
+					if !strings.Contains(err.Error(), v) {
+						t.Errorf("dev %v: error %q does not name %s", dev, err, v)
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestLoadErrorsHideSecrets checks that rejected values that may be secret are not repeated in the error.
+func TestLoadErrorsHideSecrets(t *testing.T) {
+	tests := []struct {
+		name, value, secret string
+	}{
+		{"NEXUS_SECRET_KEY", "s3cr3tpw-not-base64", "s3cr3tpw"},
+		{"NEXUS_SECRET_KEY", base64.StdEncoding.EncodeToString([]byte("s3cr3tpw-too-short")), base64.StdEncoding.EncodeToString([]byte("s3cr3tpw-too-short"))},
+		{"NEXUS_DATABASE_URL", "mysql://u:s3cr3tpw@h/db", "s3cr3tpw"},
+		{"NEXUS_DATABASE_URL", "postgres://u:s3cr3tpw@h:port/db", "s3cr3tpw"},
+	}
+	for _, tt := range tests {
+		_, err := config.Load(env(map[string]string{tt.name: tt.value}), false)
+		if err == nil {
+			t.Errorf("%s=%q: Load succeeded", tt.name, tt.value)
+			continue
+		}
+		if strings.Contains(err.Error(), tt.secret) {
+			t.Errorf("%s: error %q repeats the secret", tt.name, err)
+		}
+	}
+}
+
+func TestValidateServe(t *testing.T) {
+	tests := []struct {
+		name    string
+		dev     bool
+		env     map[string]string
+		wantVar string // "" when accepted
+	}{
+		{"dev on 127.0.0.1 port 0", true, map[string]string{"NEXUS_HTTP_ADDR": "127.0.0.1:0"}, ""},
+		{"dev on [::1]", true, map[string]string{"NEXUS_HTTP_ADDR": "[::1]:8080"}, ""},
+		{"dev on localhost", true, map[string]string{"NEXUS_HTTP_ADDR": "localhost:8080"}, ""},
+		{"dev on 127.0.0.2", true, map[string]string{"NEXUS_HTTP_ADDR": "127.0.0.2:8080"}, ""},
+		{"dev on the default address", true, nil, ""},
+		{"dev needs no secret or TLS", true, map[string]string{"NEXUS_SECRET_KEY": secret}, ""},
+		{"dev on every interface", true, map[string]string{"NEXUS_HTTP_ADDR": "0.0.0.0:8080"}, "NEXUS_HTTP_ADDR"},
+		{"dev on an empty host", true, map[string]string{"NEXUS_HTTP_ADDR": ":8080"}, "NEXUS_HTTP_ADDR"},
+		{"dev on [::]", true, map[string]string{"NEXUS_HTTP_ADDR": "[::]:8080"}, "NEXUS_HTTP_ADDR"},
+		{"dev on a LAN address", true, map[string]string{"NEXUS_HTTP_ADDR": "192.168.1.10:8080"}, "NEXUS_HTTP_ADDR"},
+		{"dev on a host name", true, map[string]string{"NEXUS_HTTP_ADDR": "example.com:8080"}, "NEXUS_HTTP_ADDR"},
+		{"dev on a name that starts with localhost", true, map[string]string{"NEXUS_HTTP_ADDR": "localhost.example.com:8080"}, "NEXUS_HTTP_ADDR"},
+		{"dev with TLS", true, map[string]string{"NEXUS_TLS_CERT_FILE": "c.pem", "NEXUS_TLS_KEY_FILE": "k.pem"}, "NEXUS_TLS_CERT_FILE"},
+		{"no TLS, not behind a proxy", false, map[string]string{"NEXUS_SECRET_KEY": secret}, "NEXUS_TLS_CERT_FILE"},
+		{"no TLS, not behind a proxy, on loopback", false, map[string]string{"NEXUS_SECRET_KEY": secret, "NEXUS_HTTP_ADDR": "127.0.0.1:8080"}, "NEXUS_TLS_CERT_FILE"},
+		{"no secret", false, map[string]string{"NEXUS_BEHIND_TLS_PROXY": "true"}, "NEXUS_SECRET_KEY"},
+		{"no secret with TLS", false, map[string]string{"NEXUS_TLS_CERT_FILE": "c.pem", "NEXUS_TLS_KEY_FILE": "k.pem"}, "NEXUS_SECRET_KEY"},
+		{"TLS and behind a proxy", false, map[string]string{"NEXUS_SECRET_KEY": secret, "NEXUS_BEHIND_TLS_PROXY": "true",
+			"NEXUS_TLS_CERT_FILE": "c.pem", "NEXUS_TLS_KEY_FILE": "k.pem"}, "NEXUS_BEHIND_TLS_PROXY"},
+		{"behind a proxy with a secret", false, map[string]string{"NEXUS_SECRET_KEY": secret, "NEXUS_BEHIND_TLS_PROXY": "true",
+			"NEXUS_HTTP_ADDR": "0.0.0.0:8080"}, ""},
+		{"TLS with a secret", false, map[string]string{"NEXUS_SECRET_KEY": secret, "NEXUS_HTTP_ADDR": ":8443",
+			"NEXUS_TLS_CERT_FILE": "c.pem", "NEXUS_TLS_KEY_FILE": "k.pem"}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := config.Load(env(tt.env), tt.dev)
+			if err != nil {
+				t.Fatalf("Load: %v", err)
+			}
+			err = c.ValidateServe()
+			switch {
+			case tt.wantVar == "" && err != nil:
+				t.Errorf("ValidateServe: %v", err)
+			case tt.wantVar != "" && err == nil:
+				t.Errorf("ValidateServe succeeded, want an error naming %s", tt.wantVar)
+			case tt.wantVar != "" && !strings.Contains(err.Error(), tt.wantVar):
+				t.Errorf("ValidateServe error %q does not name %s", err, tt.wantVar)
+			}
+		})
+	}
+}
+
+func TestTLSAndHTTPS(t *testing.T) {
+	tests := []struct {
+		env             map[string]string
+		tls, wantsHTTPS bool
+	}{
+		{nil, false, false},
+		{map[string]string{"NEXUS_BEHIND_TLS_PROXY": "true"}, false, true},
+		{map[string]string{"NEXUS_TLS_CERT_FILE": "c.pem", "NEXUS_TLS_KEY_FILE": "k.pem"}, true, true},
+	}
+	for _, tt := range tests {
+		c, err := config.Load(env(tt.env), false)
+		if err != nil {
+			t.Fatalf("Load(%v): %v", tt.env, err)
+		}
+		if c.TLS() != tt.tls || c.HTTPS() != tt.wantsHTTPS {
+			t.Errorf("Load(%v): TLS() = %v, HTTPS() = %v; want %v, %v", tt.env, c.TLS(), c.HTTPS(), tt.tls, tt.wantsHTTPS)
+		}
+	}
+}
+
+func TestLogValueMasksSecrets(t *testing.T) {
+	tests := []struct {
+		name   string
+		url    string
+		hidden []string // must not appear in the log
+		shown  []string // must appear, so that the test sees the configuration was logged
+	}{
+		{"password in userinfo", "postgres://u:s3cr3tpw@h/db", []string{"s3cr3tpw"}, []string{"postgres://u:xxxxx@h/db"}},
+		{"password in query", "postgres://u@h/db?sslmode=disable&password=s3cr3tpw", []string{"s3cr3tpw"}, []string{"password=xxxxx", "sslmode=disable"}},
+		{"encoded password", "postgres://u:s3cr3%74pw@h/db", []string{"s3cr3tpw", "s3cr3%74pw"}, []string{"xxxxx"}},
+		{"no password", "postgres://u@h:5432/db", nil, []string{"postgres://u@h:5432/db"}},
+		{"embedded database", "", nil, []string{"sqlite (embedded, in data)"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := config.Load(env(map[string]string{
+				"NEXUS_DATABASE_URL": tt.url, "NEXUS_SECRET_KEY": secret, "NEXUS_BEHIND_TLS_PROXY": "true",
+				"NEXUS_TRUSTED_PROXIES": "10.0.0.0/8",
+			}), false)
+			if err != nil {
+				t.Fatalf("Load: %v", err)
+			}
+			for _, newHandler := range []func(*bytes.Buffer) slog.Handler{
+				func(b *bytes.Buffer) slog.Handler { return slog.NewJSONHandler(b, nil) },
+				func(b *bytes.Buffer) slog.Handler { return slog.NewTextHandler(b, nil) },
+			} {
+				var buf bytes.Buffer
+				slog.New(newHandler(&buf)).Info("configuration", "config", c)
+				out := buf.String()
+				hidden := append([]string{secret, string(secretBytes)}, tt.hidden...)
+				for _, s := range hidden {
+					if strings.Contains(out, s) {
+						t.Errorf("log contains %q:\n%s", s, out)
+					}
+				}
+				for _, s := range append([]string{"set (masked)", "10.0.0.0/8"}, tt.shown...) {
+					if !strings.Contains(out, s) {
+						t.Errorf("log lacks %q:\n%s", s, out)
+					}
+				}
+			}
+		})
+	}
+}
