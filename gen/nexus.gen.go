@@ -10,6 +10,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"path"
@@ -231,6 +232,16 @@ type LoginRequest struct {
 	Password string `json:"password"`
 }
 
+// OpenAPIDocument An OpenAPI 3.0 document.
+type OpenAPIDocument struct {
+	Info map[string]interface{} `json:"info"`
+
+	// Openapi Example: 3.0.3
+	Openapi              string                 `json:"openapi"`
+	Paths                map[string]interface{} `json:"paths"`
+	AdditionalProperties map[string]interface{} `json:"-"`
+}
+
 // Problem An RFC 9457 problem details object.
 type Problem struct {
 	// Code A stable, machine-readable error code (see the table in the API description).
@@ -387,6 +398,102 @@ type LoginJSONRequestBody = LoginRequest
 // RefreshTokenJSONRequestBody defines body for RefreshToken for application/json ContentType.
 type RefreshTokenJSONRequestBody = RefreshRequest
 
+// Getter for additional properties for OpenAPIDocument. Returns the specified
+// element and whether it was found
+func (a OpenAPIDocument) Get(fieldName string) (value interface{}, found bool) {
+	if a.AdditionalProperties != nil {
+		value, found = a.AdditionalProperties[fieldName]
+	}
+	return
+}
+
+// Setter for additional properties for OpenAPIDocument
+func (a *OpenAPIDocument) Set(fieldName string, value interface{}) {
+	if a.AdditionalProperties == nil {
+		a.AdditionalProperties = make(map[string]interface{})
+	}
+	a.AdditionalProperties[fieldName] = value
+}
+
+// Override default JSON handling for OpenAPIDocument to handle AdditionalProperties
+func (a *OpenAPIDocument) UnmarshalJSON(b []byte) error {
+	object := make(map[string]json.RawMessage)
+	err := json.Unmarshal(b, &object)
+	if err != nil {
+		return err
+	}
+
+	if raw, found := object["info"]; found {
+		err = json.Unmarshal(raw, &a.Info)
+		if err != nil {
+			return fmt.Errorf("error reading 'info': %w", err)
+		}
+		delete(object, "info")
+	}
+
+	if raw, found := object["openapi"]; found {
+		err = json.Unmarshal(raw, &a.Openapi)
+		if err != nil {
+			return fmt.Errorf("error reading 'openapi': %w", err)
+		}
+		delete(object, "openapi")
+	}
+
+	if raw, found := object["paths"]; found {
+		err = json.Unmarshal(raw, &a.Paths)
+		if err != nil {
+			return fmt.Errorf("error reading 'paths': %w", err)
+		}
+		delete(object, "paths")
+	}
+
+	if len(object) != 0 {
+		a.AdditionalProperties = make(map[string]interface{})
+		for fieldName, fieldBuf := range object {
+			var fieldVal interface{}
+			err := json.Unmarshal(fieldBuf, &fieldVal)
+			if err != nil {
+				return fmt.Errorf("error unmarshaling field %s: %w", fieldName, err)
+			}
+			a.AdditionalProperties[fieldName] = fieldVal
+		}
+	}
+	return nil
+}
+
+// Override default JSON handling for OpenAPIDocument to handle AdditionalProperties
+func (a OpenAPIDocument) MarshalJSON() ([]byte, error) {
+	var err error
+	object := make(map[string]json.RawMessage)
+
+	if a.Info != nil {
+		object["info"], err = json.Marshal(a.Info)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling 'info': %w", err)
+		}
+	}
+
+	object["openapi"], err = json.Marshal(a.Openapi)
+	if err != nil {
+		return nil, fmt.Errorf("error marshaling 'openapi': %w", err)
+	}
+
+	if a.Paths != nil {
+		object["paths"], err = json.Marshal(a.Paths)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling 'paths': %w", err)
+		}
+	}
+
+	for fieldName, field := range a.AdditionalProperties {
+		object[fieldName], err = json.Marshal(field)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling '%s': %w", fieldName, err)
+		}
+	}
+	return json.Marshal(object)
+}
+
 // ServerInterface represents all server handlers.
 type ServerInterface interface {
 	// GetJwks Get the access-token verification keys
@@ -401,6 +508,12 @@ type ServerInterface interface {
 	// RefreshToken Refresh an access token
 	// (POST /auth/refresh)
 	RefreshToken(ctx echo.Context) error
+	// GetOpenApiJson Get this contract as JSON
+	// (GET /openapi.json)
+	GetOpenApiJson(ctx echo.Context) error
+	// GetOpenApiYaml Get this contract as YAML
+	// (GET /openapi.yaml)
+	GetOpenApiYaml(ctx echo.Context) error
 }
 
 // ServerInterfaceWrapper converts echo contexts to parameters.
@@ -441,6 +554,24 @@ func (w *ServerInterfaceWrapper) RefreshToken(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.RefreshToken(ctx)
+	return err
+}
+
+// GetOpenApiJson converts echo context to params.
+func (w *ServerInterfaceWrapper) GetOpenApiJson(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetOpenApiJson(ctx)
+	return err
+}
+
+// GetOpenApiYaml converts echo context to params.
+func (w *ServerInterfaceWrapper) GetOpenApiYaml(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetOpenApiYaml(ctx)
 	return err
 }
 
@@ -495,6 +626,8 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.POST(options.BaseURL+"/auth/refresh", wrapper.RefreshToken, options.OperationMiddlewares["refreshToken"]...)
 	router.POST(options.BaseURL+"/auth/logout", wrapper.Logout, options.OperationMiddlewares["logout"]...)
 	router.GET(options.BaseURL+"/.well-known/jwks.json", wrapper.GetJwks, options.OperationMiddlewares["getJwks"]...)
+	router.GET(options.BaseURL+"/openapi.yaml", wrapper.GetOpenApiYaml, options.OperationMiddlewares["getOpenApiYaml"]...)
+	router.GET(options.BaseURL+"/openapi.json", wrapper.GetOpenApiJson, options.OperationMiddlewares["getOpenApiJson"]...)
 
 }
 
@@ -1062,6 +1195,118 @@ func (response RefreshToken503ApplicationProblemPlusJSONResponse) VisitRefreshTo
 	return err
 }
 
+type GetOpenApiJsonRequestObject struct {
+}
+
+type GetOpenApiJsonResponseObject interface {
+	VisitGetOpenApiJsonResponse(w http.ResponseWriter) error
+}
+
+type GetOpenApiJson200ResponseHeaders struct {
+	CacheControl *string
+	XRequestId   *string
+}
+
+type GetOpenApiJson200JSONResponse struct {
+	Body    OpenAPIDocument
+	Headers GetOpenApiJson200ResponseHeaders
+}
+
+func (response GetOpenApiJson200JSONResponse) VisitGetOpenApiJsonResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetOpenApiJson500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response GetOpenApiJson500ApplicationProblemPlusJSONResponse) VisitGetOpenApiJsonResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetOpenApiYamlRequestObject struct {
+}
+
+type GetOpenApiYamlResponseObject interface {
+	VisitGetOpenApiYamlResponse(w http.ResponseWriter) error
+}
+
+type GetOpenApiYaml200ResponseHeaders struct {
+	CacheControl *string
+	XRequestId   *string
+}
+
+type GetOpenApiYaml200ApplicationyamlResponse struct {
+	Body          io.Reader
+	Headers       GetOpenApiYaml200ResponseHeaders
+	ContentLength int64
+}
+
+func (response GetOpenApiYaml200ApplicationyamlResponse) VisitGetOpenApiYamlResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "application/yaml")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type GetOpenApiYaml500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response GetOpenApiYaml500ApplicationProblemPlusJSONResponse) VisitGetOpenApiYamlResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 // StrictServerInterface represents all server handlers.
 type StrictServerInterface interface {
 	// GetJwks Get the access-token verification keys
@@ -1076,6 +1321,12 @@ type StrictServerInterface interface {
 	// RefreshToken Refresh an access token
 	// (POST /auth/refresh)
 	RefreshToken(ctx context.Context, request RefreshTokenRequestObject) (RefreshTokenResponseObject, error)
+	// GetOpenApiJson Get this contract as JSON
+	// (GET /openapi.json)
+	GetOpenApiJson(ctx context.Context, request GetOpenApiJsonRequestObject) (GetOpenApiJsonResponseObject, error)
+	// GetOpenApiYaml Get this contract as YAML
+	// (GET /openapi.yaml)
+	GetOpenApiYaml(ctx context.Context, request GetOpenApiYamlRequestObject) (GetOpenApiYamlResponseObject, error)
 }
 
 type StrictHandlerFunc func(ctx echo.Context, request any) (any, error)
@@ -1228,107 +1479,157 @@ func (sh *strictHandler) RefreshToken(ctx echo.Context) error {
 	return nil
 }
 
+// GetOpenApiJson operation middleware
+func (sh *strictHandler) GetOpenApiJson(ctx echo.Context) error {
+	var request GetOpenApiJsonRequestObject
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetOpenApiJson(ctx.Request().Context(), request.(GetOpenApiJsonRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetOpenApiJson")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetOpenApiJsonResponseObject); ok {
+		return validResponse.VisitGetOpenApiJsonResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetOpenApiYaml operation middleware
+func (sh *strictHandler) GetOpenApiYaml(ctx echo.Context) error {
+	var request GetOpenApiYamlRequestObject
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetOpenApiYaml(ctx.Request().Context(), request.(GetOpenApiYamlRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetOpenApiYaml")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetOpenApiYamlResponseObject); ok {
+		return validResponse.VisitGetOpenApiYamlResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // Base64 encoded, compressed with deflate, json marshaled OpenAPI spec.
 // Stored as a slice of fixed-width chunks rather than one concatenated
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7Hx7Uxu5tu9XWdV7Vw3c3Ta2wQSc2lWXYZOJ8yRAQh7OxXL3si1oS46kxpiEqvsd7je8n+SUHv1uMDDM",
-	"rnPqnD+mKgNqaWnpp7V+6yF+egGfzTlDpqTX++lNkYQozD/3STDFfc6U4NE7fqy4QP3jEGUg6FxRzrye",
-	"d8IvkIFAOedMooRZLBUwrmCEEOgJwqbne3hFZvMIvZ7HeEOamXxPBlOcET0lsnjm9b5lv/zue2o51+Ol",
-	"EpRNvJsbvyDPYTyKaFAV5yVfQMTZBNQUU6lgRpa3yTM3E/kwI1cNMsF/brZaBdGqYhyhEsu9sUJRXf4Y",
-	"A85CCYrDglCthDEXWhAllpRNCkt388vMKKMzrYR2unPKFE5QmDVPT0/3YjVFpmhAVN0xTBFINoJyBmZy",
-	"1KLEEmHt6MU+bD/rttZ9WFA1NQpCIbiAxRQZEFDmJBdEwlygRKbKqvodiUABAkk0++fAY3gVy4Hn21n+",
-	"OfAouyQRDc/MRANvhRo/H+GPGKXqh/W7oSHwMagplSDsyOfwI+YKgSorssA5F4qyCRCYCz6KcFYUuNV+",
-	"9a8PW582v+y87rx9drR70j1tf97+2tr7vSDbjFy9QTZRU6/X7uz4+izS/6/i8Mb3UrTrr/eCgMdM9RkJ",
-	"FL00RxNwppAp/U8yn0fuQDacjP84l3qTPxNBzSzEznJGc9Nckih284VahMoY3wtRERoZjVEJbgBQCSGa",
-	"MUQfIug7QwIFSx4L4GJCGL02Iv0mgYQaelIJorjQ6nPKPqPhSg0qomLp9bZam76nqDI630tkyIR0Gpwq",
-	"NZe9jQ0yp02DnUYQ8ThsBnyWqEZuVPZoFJ6d1d8Fjr2e97eNzGpt2N/KjUM7if2kCqg5kXLBRWggHnAh",
-	"MFA+jGJlrsItuvP8vEX83HCgbVjU1knjhm/k8G0E6jOFgpHoQN+WR6KEujnq0JH+LoeKPQYxw6s5BgpD",
-	"d9t5EMRCaFh8MLfJGsrkzMs3i6rHYaLbamWYSLYOEsUlCivIA4GRbu9pAFHUTF6uJmiwjHi4BIb6pwER",
-	"gqKERAKZ2KFhppbhEwLlDZ9QdoTnRrRHA8Wa4iCi7ssqXAojCqYEwf5U44FKiNkF4wvmQ0glGUUY+sCF",
-	"8fEkivgCQxhzYS21u0WPtSPtPGaMfJDK9zCwFDantZr+SGConSSJ5J1qyQ0r6QZnhEZaA6lBoRoczqI8",
-	"5dYLMjxq/7kZns6Q5mYFc/AJXmCBhuxY6D7hlTgky4iT8ITzN0RMHutj53aWM8X5WZTMUwZAdVDp+N3h",
-	"WguRsl28ChBD2O52N7dhtFQoHwmEds6Xum2D4hwSWR4Cg+peng4EBTVQaeXTYCDMmgI+R2GJKAkCnCv5",
-	"hHg4wrFAOf0fI/kXGcmJIHcrxA6o3AxzKi6QMEbRjPYBr+ZUaJUIvOQXTjcjHjONbSCMq6l2tNaIcAEh",
-	"XtIAn1BBibyP0Y/91vJ+s0Eb4JwJjKXFXllLtePuVJampCQSSMKljtbC58aqSpRSX6ApkTBCw8uM+prw",
-	"hk+AMiATQtkTqOmoIEwq8EO0VbvnpzQ3eQlLXofIv8LpmMxGX8r4TgNTZ1iMkEV6oW2glFY7Xs/D5avp",
-	"6I+AvqevXny87rff0b7sz9T8635/u3/eX7w9/6Lenhyot+cf1dvOl6sv179P+3RBw5fRon/O6ZfPHwRh",
-	"YavPWk1cvroOT/v0Pe0v3p5cXL/746D79ri19eX64/Wbk6D95fxAvf/jRfRuvz39ev7p/Mv5p+j96Yfl",
-	"l+sDOv7QDDoRG81etMLPryITPeurKs8o83q7msQnB5v/Rae722nlf5nsi12Js72v715ffLk6CT6fXh2/",
-	"7r4R7eWHyWJvb2/vdbB5cN753Bod7cgvVwdb451Fv33+cufDj1b4fnf/R2u+f73z47JFNFAtkBwEberB",
-	"871Y2rRLIFDHZ2dEeT2v0+psN9rtRqt90trtbbZ6rdZXvZWZvW4kJP/bHY/GrOd77prsbm6R3XZjJ+hu",
-	"Np51R+3GDsGtBhl3g1EXd8NO0PZ8j5GZiWtDAm/4JUYk0G44H0Wf3TldO2wFz3BzvEs6HX1TublxJuzO",
-	"XUcvjZbjeVjdWad10t7qtbq9duerRue9r5UB8ZHLV9ReLoNVoAbnpdtjEm4Nl3FbdX3qsoU3/p+6gR9Z",
-	"LqX1aDcfV2cpG+zykHwIDdaDjGzyy97jzMVpw6td2xMY4Y8VIR5if8tbeDrT63aebnlGpaRs4sOMRGMu",
-	"Zpg5eG2YEx9VhNLp6WmjnMG8CwrlhOefR9IloZEmZo9HUX6GGgSlvy55eolCsxmtOoWzORdE0GgJuS+a",
-	"YHLKQMYKrWdj8WyEAvgYpMsoU2YHNUzm+bFJmVxwcezEKkr+QMilXz5RVgZCnCMLkQVLS6pzOnrH1ZSy",
-	"iU3fTQmbaJokcoob5hQ0TBRXwmFuyCoM5fL8fxp9Mp7PuVAYvsWQkhOj5EfCMJ3qbKbnch6yDpG1I1dG",
-	"syOEMr95bCjbzRu3VBow0oCT5mGAq93SXxfU6vBtWNbGU+b6PmnfYqZ+QWj0aBd3mU5zNk7nKQOiOugW",
-	"LOhwo5MEbzCmGNlrZNKj0ut9+5l9l0LGuUmbHCNhKFBKz/fm3KRNvZ63YenYjZ/7OudAi2PT0Nq7+f44",
-	"x5pLP2dKhnTjD4FdVXFPj7iQo4XbjKjAFuc0DgQJVBOGVvND0FxUAl6iWJqtaHNozufJIJnuyxJAcwx1",
-	"Fbq+yQCOqXVSTlwZz0w1LkOtDyY2m1CpUPMDU3kcGk0n0Ztl8sNSldicxQJHnr+iPDcnSqHQIv2fb3uN",
-	"r6Rx3Wrsfs/+2TzrNb7/r797lUKe7x3Y+OBntTRQQHET3uozwRACIrFBmUQmqWbr0bIodTXQ0PzIEHkL",
-	"/sJmOt2twmY2a0R8oQ83rRgV5XzPsAQCOLgigYqWwBnqYxm6GzX0YTgngszQeEbCQhja4x9qKyfR5KLm",
-	"gs9RKGpNSnJHy6ueTokpki0E1744qSQ7Ad6ZigkGUw1n/XNjhECiTXdlqlplNyqasPLWl4r1tUhgmGgk",
-	"NWbmu+Li+9bCNk4KLihbK9XV/Zf7Ees7aYoCagrpBMV1IzqjqnbBxPJVsAivjt+/g0P7e1fE322110Hx",
-	"wvozTAijKvmxoggbCRCrBfnUEve+JaeftWHw0TkGSsuqBTrF0Wtc1olr2yngYB8OG53uNlzg0kr9rNt+",
-	"5oP71856FXAkmuRbQQ6OO93tmj4Q3wvEZX6gWad24AW9pbVAC0VDUBrK+YBO2qOlTCuRChhe0HCYQ1B1",
-	"BbUsyLxfK0csMT9K0kntsKuqsCMicXsrFhFcQcC5CCkjCmtFWd719fLur0uHr3dl1ayF0lNbXfrmjOx+",
-	"7kbGMRr6UjzgC1zatLvCmVzlNnMou0mXIkKQZVVcPW+dPK6Qaq6CQVgYUq0aEh3mBBuTSGIZjBn/WCFn",
-	"6iFv0nzT3R8cOBbk0flZYu5qQYoshFii+E1C/zCxjLDWP7zc0namf3i5va69q0RkMFpaH0yiqOSBdWwZ",
-	"cBFi6HANJA6pGrCIT6xztoT6uat2x9KVKghb6hgqFlQtIcSASj3bgBXMSae12Ww12+3N5rO8t6Pzoqvb",
-	"6tZaWVs+rd++23pWY2Uwj4jeAl6pJuwpmHGpoO23Olu24JbsQImYBaTSveTqszDlQiKMDG1YglRkbgLf",
-	"VPZUrCLzaHW2VnUGFWGZGNrcfBmq6uCaMMU6QqLt5u5W91nS5wTWQEuwn1etqeX8VfsslQ6mfZiRYEoZ",
-	"NgSSUP/ENYfoz2BNom0LMWMT2Owd9iE323pRu3XBRZ6akcb192+WkZ3dQsduYxx7MI1nhOVEvZpHhFlC",
-	"n7SIua4WZqtGmVzluKZdjGtqTWkS55QFecEFDCsbHfq3EfJ7Gbocw6sYumLk8/P28OE3CTQ0XNsd1jAf",
-	"AQxrSdCdcVRFJ0lgVSfEy5OTQ7ADDIAK65hIbEaubHdjd3fXz3odbZRW6nZM47Ya8E65UH4ZDjKezYgm",
-	"X5b7JDdEz1vc8R1xYLbRJJ1SXvvjUd8SBppEPnLFco+MLXOmKBZ0pbNO0ihGZ+k5pbfJt5aggKQ645NW",
-	"1P9t3tLWeGuRnZipTNdZlGmDRvsxrM0FZXbo3vF+v79um7fGVEiVlQz1qaVNXApG1HToTnHAkgKrI9Ou",
-	"7Fzycc/Gu0EnbGNjJPhComiQkDwoLB0MrjrtxmBw9ezg+z9qTV+pjPZzZQF0LPjMwQ8vKY8lDCPNdoaa",
-	"GgzdWFPaGaZd0KUI++kqdTlNdNudh3nJ4s5XucgjHuGddEHwCE1Q6uxgvkxn9u84eFJ+mxFGJqawSBiJ",
-	"llJHZzaU0uvnIvv0t5WzK1bYKqy3WPitce0m0GlIOmEYwqvTE1gbquU8sdkwJOof5ws1XG/CsaaEVGkz",
-	"P9yL1ZQLt7MeuNbsQdxqbQb5Jc1PbHal6udyFd3bGtljpmiUNMhmlS/3aQFSplp8Vx97fS159cpF6Ltv",
-	"gY61LlyS1rDWNRpG+siBjCSPYoVgAm4fFlMaTA03pNIahyJ7ScvZ95P+9rPkc/IjLgnchL4RU3ClSSlw",
-	"5viCG/UczJMHvRlDt11WqeqYcvXwLJh0hfFbwk6xyiB/lO6BQf5OFiBbWLiAGb9yeWuO14lRd5k/yvqM",
-	"R8L8bSZhLviYmvJPoRk314NYQ35zzQE/M3caEoUNRWe1OZ80eHtQOq8yjXVneZZ1ryaDzOXHtJaW2C6E",
-	"/MylhoTKF5UOhfuIVWpWWCmWcAb5LowZo12gkKsQeWxH3hSbIe53kiUsG7HLqvDT8zNqddvIkaccgAoy",
-	"3Abj41vY8ekUTWebch7KPESKTO9WwRslvR/pq4ei8yk9pMhtNQnQj81bHyOBLddr/5D934tEca9OTzz/",
-	"Hj6oYOyNQ+pB4oiAjxSheqRhIbcSD9+kfYHIAbvTXRX8FHxCQcdLbQ35eBxRhlmO+QKX0q05QfVqcSGH",
-	"lqvZl05ez+22WN6xlRfKxjwprpHAoMk19rwzxYh9bYJ1iKuQzLzaUk1pILX8P0CmBInM64CJa3iNyDJj",
-	"rPazg4DLpVQ465WfaZntZTofMJeKJCy0PsNms3MeRfoFXtOQAZ9jmABME5qZVnzMNH/Q0G6MiPaP7lAD",
-	"26Pj6xUGzDAbRQNTVjLvdiYolU31DNjf/gb7nOlfUM7kgDVsPto4sMUUBT430d8xcBYtTY5G8DAO3PcN",
-	"OHCezr3DS6x3MTxtwl7C6/X9kJbmSOALBmvt//9//1+7swPBlAgSKBTSVDb2Gl+BNK6h1diFJpxBDxrD",
-	"9ecDBkDY0vYJYCTRtujMtY0MYbQE4p56NCbIUBh/TMOcpDYLQmWx6psvvQ5h7VuSjfm+lsR4i8WiKcZB",
-	"A0OquGhyMdkQ40D/p8etr9tTJi6u0WJKRi7wLCASYahDNA39Ynwaa5YTUanq8gta10lZ0AckwTRZolAw",
-	"oExxvZpyT1r8pHXy1hrGRrGAoce77IHWUr4nJ8xavCUocoEPZ6Wwt6KbSMvuGoqyBiTC5MJUE4dbrfbQ",
-	"1RTLDUbJ6sMExwdpgksO2C+b6fqVpC1+wQwJ00r4NWC/Go1G+p8eW5P0gV+w1WrBr0K5pVLEpTKt4j4H",
-	"iZhVcu28Ne807Mxt+JV0lGfvTWzJLc2IroUY0ZFBsbl7IZXaVsRUTjXI1strmBtWnZ6LtGUdhmn4NTRI",
-	"Icm9vKuPvbSOaZfOlimS97RL/nEd4W6pul7jbEXC0lbqhHNXm63TJ66203ox1YFjkg4wRsOCzi5Yaq7L",
-	"1rpfL1zRndopyw8d7Zyb8Ct5mpge9Ko3im5CxtXZWCvQzrQFv4BxkHEw1faXxyIwsZHgOjCyn8xQTXl4",
-	"pr90h2u/7TpcG1OAV1QqaWTQKHDemEqwXztc7+nvE1hX3p2YadubpetiumzswxnrS1N78pu0oVuq/rq+",
-	"HztpIuvdLTspRu0TPv1p11xfcus7wOeuNGLzqbmnfhkmkt40O53eHsk3sK2ZnBJRRLvf9VI/2z1a1/RC",
-	"nu9FNECXWnCU5VDwuaCoiFjm8qUlJuP53iUKaflLp7nVbJmoYI6MzKnX8zabreamzdJPDXHcaC4wihrm",
-	"gm6cLy5kM2k1mthyXpUSGV9ziiN4jUs4RpVxNRe9GcpmEnCXltcVyq3a/ptarIv25BRD0KwieTdP1YBp",
-	"VipNNcpeH82LpCJLaUcupjTCpHyrY2hLYgPCQCoaRTBC22LQBNOhrMeMnRMcukf/Q6BswIaFdueh4Ucw",
-	"Rm3JqbJPLYpP5W03Dkmtmq0XW0qaQrkfej3vD0tXvdLT8U6r9cCXBUkNNe3tsj/45srnrmruauSuNO4K",
-	"4VkvebexOW4HLeK5ArZ3sO+quj1TnDalaG+8s/n+1ea/Olcv2r9Pdi7j0a56g+3Jy7fXn55t485JLHfj",
-	"w5eXR58OPpoacc+7OntxcH0U7842t1++eXemYtzu7r55N/98uj3fXx4revHl/HX/tN8lLe/m+wN6qIqF",
-	"5dued1vE6fPXflwr5qna2d0fm/iTXaBde9p1n6So2Ci+Ejdfba7+6mOhEzcLC73et+++5wokFoe5XF7D",
-	"wtjczCQaMXjyPUUmGlaeCSO/6yk3tAfcMLGeSXJyWWMT8gRMArEhyWiZdPewMGMvyR3MIT5L9xuuXiAj",
-	"JhpCFQttCwbMVIIaEb2siVd9ILcETnYalasuF3NMmil+zLMuG4UVeZd0MQ6aqnPDyhyQ6BY2Z8mqhDUy",
-	"J0KZ8HXA8u5kPanZSU3JFZ1hs44dGE6i929SiFHiOEiFLjQHbJj1FrgPazoAoNQAYLaqHWhSRJcq6wTI",
-	"Iqo682YaLbIa0+88XD7QrqW4yrDqnriZeJ/AAkd5qGjnlra3ZtWnQt/gHc9/cq0XpRaGrCnh7oaBB1iv",
-	"QhvKTTFBpUSMN/Ve4e4bn3+cduN7W/f5ptJsbD5sr/6w+BcJzFf3MErlP4yiv2vf47vyY2/zXfc+RrCm",
-	"y/4/i9212QYTm+RM1d2WlsfqdlN7ZEILWXgnmlbAXWxTWKtncirFRBJIxeew4OLCdA0p4CxAYwhMymHA",
-	"CoGLm74QJVlMJCU3ztCR16zM4Tg1ZVIRFtxmP/ReK/dgq551VsO0J+zIv9eFKD/V+jejrGAjreZug5E7",
-	"79txdHBl39Jod12qMZsEAMNFMXzV6LA/Lg5fc8cd28E29Jbrxqk24AgbDpbU/XEuOjOhnElepFXsUqCe",
-	"FXInggQIcxSUh7DWboHUFCHEMYkjtZ5QgyTVZVypk8SE4QUSILnJb0URRsmv0CWWNYBd0oFEkZ0CbYLw",
-	"MBNfByM8MtnV8pN3ZSsH2rGqKY5V7+70wlp9LmPdrLiilWGYdlAMs54GKLQ0kKRT4jlERGXyJn+nzaRa",
-	"TScEWJ3l5rT5PrezzKSkEZ5lRTmSZioAOZnK9qGSIkoIB1d6fft+wCi7YiCOcnWFP8Uzctchu0XJ63dH",
-	"NWwWym7kPjwj18hyW6/IX/ZM+gE0pNTh81+SiJT/7sd/Y0qRgHY1oyhOUiwQfvt+o2c1Ljp52ZX3Dodp",
-	"OcfzvVhEK9raLjvufVd+jjdcR0chXmLE56Yy5SjB2nBGLhBEzIbrhel7GxvtzrNmS/Py3k5rp2Um/p5u",
-	"rbrChDI//esVVjHG5Ng4kDMfLJ/KIsAVmancw3+tqJvvN/8RAAD//w==",
+	"7Hz7UiM5lvernMiZiIZv0sY2mAJXTMRHM1S360oBVRRVsFjOPLYFacklKTGmioh9h33DfZINXfKeYKDp",
+	"iZ3Y+aOjKVs6Ojr66dzlH17ApzPOkCnp9X54EyQhCvPnLgkmuMuZEjx6zw8VF6g/DlEGgs4U5czreUf8",
+	"EhkIlDPOJEqYxlIB4wqGCIEmEDY938NrMp1F6PU8xhvSUPI9GUxwSjRJZPHU633LvjzzPbWY6fFSCcrG",
+	"3u2tX+BnPx5GNKiy8zufQ8TZGNQEU65gShZ38TMzhHyYkusGGePf11utAmtVNg5QicXOSKGoLn+IAWeh",
+	"BMVhTqgWwogLzYgSC8rGhaW7+WWmlNGpFkI73TllCscozJrHx8c7sZogUzQgqu4YJggkG0E5A0McNSux",
+	"RFg5eLULmy+6rVUf5lRNjIBQCC5gPkEGBJQ5yTmRMBMokamyqH5FIlCAQBJN/37qMbyO5annWyp/P/Uo",
+	"uyIRDc8NoVNviRi/HOD3GKXqh/W7oSHwEagJlSDsyJfwPeYKgSrLssAZF4qyMRCYCT6McFpkuNV+/Y+P",
+	"G5/XT7bedN69ONg+6h63v2x+be38WuBtSq7fIhuriddrd7Z8fRbpv6s4vPW9FO169k4Q8JipPiOBolfm",
+	"aALOFDKl/ySzWeQOZM3x+LcLqTf5I2HUUCGWyjnNkbkiUezohZqFyhjfC1ERGhmJUQluAFAJIZoxRB8i",
+	"6DtDAgULHgvgYkwYvTEs/SKBhBp6UgmiuNDic8I+p+FSCSqiYun1NlrrvqeoMjLfSXjImHQSnCg1k721",
+	"NTKjTYOdRhDxOGwGfJqIRq5V9mgEnp3VXwWOvJ73l7VMa63Zb+XaviVip1QBNSNSzrkIDcQDLgQGyodh",
+	"rMxVuEN2np/XiF8aDrQNi9o6btzwtRy+DUN9plAwEu3p2/JElFBHow4d6Xc5VOwwiBlezzBQGLrbzoMg",
+	"FkLD4qO5TVZRJmdevllUPQ0T3VYrw0SydZAorlBYRh4JjHR7zwOIomTyfDVBg2XIwwUw1J8GRAiKEhIO",
+	"ZKKHBplYBs8IlLd8TNkBXhjWngwUq4qDiLqZVbgURhRUCYL9VOOBSojZJeNz5kNIJRlGGPrAhbHxJIr4",
+	"HEMYcWE1tbtFT9Uj7TxmDH+Q8vc4sBQ2p6WafiQw1EaSRPJeseSGlWSDU0IjLYFUoVANDqdRnnPrBR6e",
+	"tP8chedTpDmqYA4+wQvM0Tg7FrrPeCX2ySLiJDzi/C0R46fa2Jmlcq44P48SOmUAVAeVjt8drtUQqbeL",
+	"1wFiCJvd7vomDBcK5ROB0M7ZUrdtUJxDwstjYFDdy/OBoCAGKi1/GgyEWVXAZyisI0qCAGdKPiMeDnAk",
+	"UE7+rST/JCU5FuR+gdgBlZthTsUFEkYpmtE+4PWMCi0SgVf80slmyGOmsQ2EcTXRhtYqES4gxCsa4DMK",
+	"KOH3KfKxc63fbzZoA5xzgbG02CtLqXbcvcLSLimJBJJwoaO18KXRqhKl1BdoQiQM0fhlRnxNeMvHQBmQ",
+	"MaHsGcR0UGAmZfgx0qrd83OqmzyHJatD5J9hdExmoy9lfK+CqVMshsmie6F1oJRWOl7Pw8XryfC3gH6g",
+	"r199uum339O+7E/V7Otuf7N/0Z+/uzhR74721LuLT+pd5+T65ObXSZ/Oafh7NO9fcHry5aMgLGz1WauJ",
+	"i9c34XGffqD9+bujy5v3v+113x22Nk5uPt28PQraJxd76sNvr6L3u+3J14vPFycXn6MPxx8XJzd7dPSx",
+	"GXQiNpy+aoVfXkcmetZXVZ5T5vW2tROfHGz+i053u9PKf5nsi12L852v799cnlwfBV+Orw/fdN+K9uLj",
+	"eL6zs7PzJljfu+h8aQ0PtuTJ9d7GaGveb1/8vvXxeyv8sL37vTXbvdn6ftUiGqgWSA6CNvXg+V4sbdol",
+	"EKjjs3OivJ7XaXU2G+12o9U+am331lu9Vuur3srUXjcSkv/vjkdj1vM9d0221zfIdruxFXTXGy+6w3Zj",
+	"i+BGg4y6wbCL22EnaHu+x8jUxLUhgbf8CiMSaDOcj6LP7yXXDlvBC1wfbZNOR99Ubm6cCbtz19FLo+V4",
+	"FlZ31mkdtTd6rW6v3fmq0fnga2VAfODyFbWXy2AVqMF56faYhFvDZdyWXZ+6bOGt/4du4CeWS2k92czH",
+	"VSplhV0ekg+hwVqQoU1+2XucmTiteLVpewYl/KnCxGP0b3kLz6d63c7TLU+plJSNfZiSaMTFFDMDrxVz",
+	"YqOKUDo+Pm6UM5j3QaGc8PzjSLoiNNKO2dNRlKdQg6D065Kllyi0N6NFp3A644IIGi0gN6MJJqcMZKTQ",
+	"WjYWT4cogI9AuowyZXZQw2Sen5qUyQUXh46tIuePhFw685myMhDiDFmILFhYpzono/dcTSgb2/TdhLCx",
+	"dpNETnCDnIAGieBKOMwNWYahXJ7/D6NPxrMZFwrDdxhScmSE/EQYpqTOp5qWs5B1iKwduTSaHSKU/Zun",
+	"hrLdvHJLuQHDDThuHge42i39eUGtDt8GZWk8Z67vs7YthvQrQqMnm7irlMz5KKVTBkR10B1Y0OFGJwne",
+	"YEQxstfIpEel1/v2I5uXQsaZSZscI2EoUErP92bcpE29nrdm3bFbPzc7Z0CLY9PQ2rs9e5phzaWfMyFD",
+	"uvHHwK4quOdHXMjRwm1KVGCLcxoHggSqCQMr+QFoX1QCXqFYmK1odWjO59kgme7LOoDmGOoqdH2TARxR",
+	"a6QcuzKemmpchlofTGw2plKh9g9M5XFgJJ1Eb9aTH5SqxOYs5jj0/CXluRlRCoVm6T++7TS+ksZNq7F9",
+	"lv3ZPO81zv7fX71KIc/39mx88KNaGiiguAnv9JlgCAGR2KBMIpNUe+vRosh1NdDQ/pFx5C34C5vpdDcK",
+	"m1mvYfGVPty0YlTk8wPDEghg75oEKloAZ6iPZeBu1MCHwYwIMkVjGQkLYWCPf6C1nESTi5oJPkOhqFUp",
+	"yR0tr3o8IaZINhdc2+KkkuwYeG8qJhhMNJz150YJgUSb7spEtUxvVCRh+a0vFetrkcAwkUiqzMy84uK7",
+	"VsM2jgomKFsrldXDl/se6ztpigJqAimB4roRnVJVu2Ci+SpYhNeHH97Dvv3eFfG3W+1VULyw/hQTh1GV",
+	"7FiRhbUEiNWCfKqJe9+S08/aMPjwAgOledUMHePwDS7q2LXtFLC3C/uNTncTLnFhuX7Rbb/wwf21tVoF",
+	"HInG+VaQvcNOd7OmD8T3AnGVH2jWqR14Se9oLdBM0RCUhnI+oJP2aCnTQqQCBpc0HOQQVF1BLQo879by",
+	"EUvMj5J0XDvsusrskEjc3IhFBNcQcC5CyojCWlYW981e3D+7dPh6V1bMmilN2srSN2dk93M/Mg7RuC/F",
+	"A77EhU27K5zKZWYzh7LbdCkiBFlU2dV06/hxhVRzFQzCwpBq0ZBoP8fYiEQSy2DM/I8lfKYW8jbNN90/",
+	"Yc95QR6dnSfqrhakyEKIJYpfJPT3E80IK/39qw2tZ/r7V5ur2rpKRAbDhbXBJIpKFljHlgEXIYYO10Di",
+	"kKpTFvGxNc7WoX7pqt2xdKUKwhY6hooFVQsIMaBSUztlBXXSaa03W812e735Im/t6Kxo6ja6tVrWlk/r",
+	"t++2ntVYGcwioreA16oJOwqmXCpo+63Ohi24JTtQImYBqXQvufosTLiQCEPjNixAKjIzgW/Ke8pW0fNo",
+	"dTaWdQYVYZko2hy9DFV1cP0wQ7az3/8HD+Jp4v/XIlaJGGv6Gdx8WG+2IHREqmqWshFfRrrCGp8hIzOa",
+	"Czu8nqdPfr3efKqJfOQaJeElC/qW34RmndgSB7vOj9PmZnuj+yJpDwNr1yTY6VXp2FCpatakIsMIfZiS",
+	"YEIZNgSSUH/iemr0NFiRaLtpzNjktukTyVFbLYKyLibLe7SkcXP2zTqy53d4sXc5ajswiaeE5Vi9nkWE",
+	"2Tgo6axzzUDMFtsyvsrhYLsYDtZaoCQ8LDPyigsYVDY68O+KYx5kH3KOccU+FAPGH3dHXb9IoKEJUdxh",
+	"DfKB06DWd7w3/KzIJIlH65j4/ehoH+wAA6DCOiaAnZJr2xTa3d72sxZRG9yWmkTTcLcGvBMulF+Gg4yn",
+	"U6J9VusyJjdE0y3u+J7wOdtokoUqr/3poG/9LJoEjHLJck8MyXMaPBZ0qY+TZJ+MzNJzSm+TbzVBAUl1",
+	"yidtRPinORm2NF6L7ERNZbLOgnMba9vJsDITlNmhO4e7/f6q7XkbUSFVVmnVp5b2vikYUtPYPMFTltSl",
+	"XQziqvUl1+DFaDvohG1sDAWfSxQNEpJHRfOnp9edduP09PrF3tnfalVfqfr4Y2ndeCT41MEPryiPJQwi",
+	"7SQOtEc1cGNNRWyQNo+XEhPPV+DMSaLb7jzOuSjufJlnccAjvNfLEjxCE8s7PZivbpr9u9AlqVpOCSNj",
+	"U48ljEQLqYNaG4Hq9XMJkfTbytkVC5OVYKFYL68x7SY+bEg6ZhjC6+MjWBmoxSzR2TAg6m8XczVYbcKh",
+	"9qSp0mp+sBOrCRduZz1wHe2ncau1HuSXNJ/YpFTVzuUK4Xf1/8dM0SjpK84Khm5qAVKmyH5f+399CX75",
+	"ykXou7lAR1oWLrdtnP0VGkb6yIEMJY9ihWDyFD7MJzSYGJeaSqscit5L2gXwMO7vPks+I9/jEsNN6Bs2",
+	"BVfalwfOnL/gRr0E81JEb8ZEKS4ZVzVMuTaCLAZ3/QR3ROtimUL+JN27jPydLEC2sHABM37l8tYcr2Oj",
+	"7jJ/kvWJoiRgsgmYmeAjaqpmhR7mXOtmjfOb66n4kZnTkChsKDqtTZWlMe+jsqAVMtac5b2sB/VmZCY/",
+	"prVuiW3eyFMu9XFUZlQaOx7CVqnHYylbwink+zBmlHbBhVyGyEM78rbYQ/Kwkyxh2bBdFoWfnp8Rq9tG",
+	"znnKAajAw10wPrzDOz6eoGkIVM5CmfdbkWl5K1ijpGUmfSxSND6l9ye5rSZ5jUPzRMpwYLsctH3I/vUq",
+	"Edzr4yPPf4ANKih7Y5B6kBgi4ENFqB5pvJA7HQ/fZMuByFN2r7kq2Cn4jIKOFlob8tEoogyz1PwlLqRb",
+	"c4zq9fxSDqyvZh+IeT2322JVzBaskmxBYF8Q6T9dP9R7U8PZ1SpYh7gKydSrrXCVBlLr/wfIlCCReVQx",
+	"dn3CEVlkHqudthdwuZAKp73y6zazvUzmp8xlcAkLrc2wRYCcRZF+wa9pyIDPMEwAph2aqRZ8zLT/oKHd",
+	"GBJtH92hBra1ydcrnDLj2SgamGqcee40RqlshuyU/eUvsMuZ/oJyJk9Zw6bxjQGbT1DgSxP9HQJn0cKk",
+	"tgQP48DNb8Ces3Tu+WKivYvhaRN2Er9e3w9p3RwJfM5gpf3f//lf7c4WBBMiSKBQSFMQ2ml8BdK4gVZj",
+	"G5pwDj1oDFZfnjIAwha2vQIjibazaaZ1ZAjDBRD3QqYxRobC2GMa5ji1WRAqi8XyfMV6ACvfkmzM2UoS",
+	"483n86YYBQ0MqeKiycV4TYwC/Z8et7pqT5m4uEazKRm5xPOASISBDtE09Ivxaay9nIhKVZdf0LJOqqk+",
+	"IAkmyRKFOgtliuvVlHsJ5Ccdp3eWftaKdR893mUPtJTyrUxh1hkvQZFLfLxXCjtLmrA0764PK+vbIkzO",
+	"TRF2sNFqD1wpttyXlaw+SHC8lya45Cn7aTNdP5O0xU+YImFaCD9P2c9Go5H+p8fWJH3gJ2y0WvCzUKWq",
+	"1L6pTIvfL0EiZgVwS7fmeYul3IafSSN+9kzHVirTRPJKiBEdGhSbuxdSqXVFTOVEg2y1vIa5YVXyXKSd",
+	"/jBIw6+BQQpJ7uV97f+ldUyXebZM0XlPHxc8rZHeLVXXop2tSFjagZ743NUe9fRlsG1Qn0904JikA4zS",
+	"sKCzC5Z6ErO1HtZCWDSnlmT5failuQ4/kxed6UEve9rpCDKuzkdagJbSBvwExkHGwUTrXx6LwMRGguvA",
+	"yE6Zoprw8FzPdIdr53Ydro0qwGsqlTQ8aBQ4a0wl2NkO1zt6fgLrynMdQ7a9XroupjnJvjeytjTVJ79I",
+	"G7ql4q9rl7JEE17v73RKMWpfPuqpXXN9yZ3PJ1+6ipLNp+ZeSGaYSFr6LDm9PZLv+1sxOSWiiDa/q6U2",
+	"wAd0/OmFPN+LaIAuteBcln3BZ4KiImKRy5eWPBnP965QSOu/dJobzVahAJJWPdIix1pzjlHUMBd07WJ+",
+	"KZtJh9bYVkGrLpGxNcc4hDe4gENUma/mojfjspkE3JX16wpVaq3/TQnbRXtygiForyL5uQGqTpn2SqUp",
+	"4tnro/0iqchC2pHzCY0wqXrrGNo6sQFhIBWNIhii7cxogmns1mNGzggO3G8lDICyUzYodIkPjH8EI9Sa",
+	"nCr7QqX4CwO2iYmkWs2W2a1LmkK5H3o97zfrrnqlF/edVuuRDzKS0nPaEmc/+Oa6DlyzgWstcB0Frn8g",
+	"a8HvNtZH7aBFPFf39/Z2XTG8Z2r6poLvjbbWP7xe/0fn+lX71/HWVTzcVm+xPf793c3nF5u4dRTL7Xj/",
+	"96uDz3ufTGm9512fv9q7OYi3p+ubv799f65i3Oxuv30/+3K8OdtdHCp6eXLxpn/c75KWd3v2iNazYj3+",
+	"rlfxFnH6/LUd14J5rlcA7jc6/mDzbNeedt2UFBVrxcf1Ztb68lmfCg3MWVjo9b6d+Z4rkFgc5nJ5DQtj",
+	"czOTaMTgyfcUGWtYeSaMPNMk17QFXDOxnklyclmjE/IOmARiQ5LhImmKYmHmvSR3MIf4LN1vfPWCM2Ki",
+	"IVSx0LrglJlKUCOiVzXxqg/kjsDJklG5onwxx6Q9xU95r8tGYUW/S7oYB02xvmF5Dkh0hzdnnVUJK2RG",
+	"hDLh6ynLm5PVpGYntUuu6BSbdd6B8Un0/k0KMUoMB6m4C81TNshaMtzEmsYJKPVNmK1qA5r0HkiVNVBk",
+	"EVWdejP9KVmN6VceLh6p11JcZVh1LwNNvE9gjsM8VLRxS7uCs+pTod3ynldTuY6VUudH1stxf5/FI7RX",
+	"oXvntpigUiLG23qrcP+Nz7/pu/W9jYfMqfRom4nt5ROLP+RgZj1AKZV/T0bPaz9gXvmNvJnXfYgSrHmc",
+	"8L9F79psg4lNcqrqfk3LY3W3qj0woYUsPK9NK+Autims1TM5lWIiCaTiM5hzcWmarRRwFqBRBCblcMoK",
+	"gYsjX4iSLCaSkhtn6JzXrMzhfGrKpCIsuEt/6L1W7sFGvddZDdOe8SHDgy5E+YXbPxllBR1pJXcXjNx5",
+	"342jvWv7BEmb61KN2SQAGM6L4atGh/24OHzFHXdsB9vQW64ao9qAA2w4WFL3m2Z0akI5k7xIq9ilQD0r",
+	"5I4FCRBmKCgPYaXdAqldhBBHJI7UauIaJKkuY0odJyYMLzgBkpv8VhRhlHyFLrGsAeySDiSKLAm0CcL9",
+	"jH0djPDIZFfLvxSgbOVAG1Y1wZHq3Z9eWKnPZayaFZe0MgzSDopB1tMAhZYGknRKvISIqIzf5OftTKrV",
+	"dEKAlVmOps33uZ1lKiWN8KxXlHPSTAUgx1NZP1RSRInDwZVe3z67MMKuKIiDXF3hD/kZueuQ3aLkRwOc",
+	"q2GzUHYjD/Ezco0sd/WK/Gmvyx/hhpQ6fP4lHZHyz6X8H3YpEtA+yKNwWZ/lCZ2k9TZpu3UqxVjwOZEw",
+	"jGmk3EVhIbi8ePqUK8nsmWSJVKYjUQfvzbqMiFlrRl9Lzv5QYiTfDPw8qbCHX6pyq/MduYmyWP/1ExNL",
+	"kwy50keCghw236EiJWwuyDT6Z2PzZOfd2/uweaJ5ehQ2k138G5v/OtjUKKjBZpFMsbHi29mtpmvAlzwk",
+	"zgt2Py2De74Xi2hJO/BVxz0nztN4ywMSaT8EIz4zgHdgXxlMySWCiNlgtUC+t7bW7rxotpqtZru31dpq",
+	"GcJn6daqK4wp89MfS7IGxbhqNn/GmQ82Ds0yZ0sy+rnfmdGCqu7qKC993/nJyc7M/yRQ1YQdSBu83f0w",
+	"pV8Fg7WQB3KQW8kc2O3Z7f8EAAD//w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -447,6 +447,17 @@ func TestRefreshReuseAfterGrace(t *testing.T) {
 	})
 }
 
+func TestRefreshReuseWithAnotherClient(t *testing.T) {
+	forEachDB(t, func(t *testing.T, e *env) {
+		_, rt0 := e.tokens(webClient)
+		rt1 := e.refresh(rt0, webClient).str(t, "refresh_token")
+		e.clock.Advance(11 * time.Second)
+		// A stolen old token is theft whichever client presents it.
+		expectProblem(t, e.refresh(rt0, orgAClient), 401, "refresh_token_reused")
+		expectProblem(t, e.refresh(rt1, webClient), 401, "invalid_grant")
+	})
+}
+
 func TestRefreshConcurrent(t *testing.T) {
 	forEachDB(t, func(t *testing.T, e *env) {
 		_, rt0 := e.tokens(webClient)

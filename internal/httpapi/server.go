@@ -50,6 +50,8 @@ type Server struct {
 	jwksMaxAge time.Duration
 	spec       *openapi3.T
 	ops        map[string]*operation // by method and Echo route path
+	specJSON   gen.OpenAPIDocument
+	docsHTML   []byte
 	draining   atomic.Bool
 }
 
@@ -69,6 +71,12 @@ func New(o Options) (*Server, *echo.Echo, error) {
 	if s.ops, err = indexOperations(spec, BasePath); err != nil {
 		return nil, nil, err
 	}
+	if s.specJSON, err = specDocument(spec); err != nil {
+		return nil, nil, err
+	}
+	if s.docsHTML, err = renderDocs(spec); err != nil {
+		return nil, nil, err
+	}
 
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
@@ -79,6 +87,8 @@ func New(o Options) (*Server, *echo.Echo, error) {
 	e.Use(s.accessLog, s.recoverPanics, s.securityHeaders, s.requestMeta, s.validate)
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
+	e.GET("/docs", s.docs)
+	e.GET("/docs/style.css", s.docsStyle)
 	gen.RegisterHandlersWithBaseURL(e, gen.NewStrictHandler(s, nil), BasePath)
 	return s, e, nil
 }

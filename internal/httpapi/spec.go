@@ -14,9 +14,10 @@ import (
 	"github.com/nexus-cloud/nexus-core/gen"
 )
 
-// LoadSpec returns the OpenAPI document embedded in the binary, validated.
+// LoadSpec returns the OpenAPI document embedded in the binary, validated. It loads the byte-exact copy of
+// openapi.yaml: oapi-codegen's own embedded spec has its operationIds rewritten (login → Login).
 func LoadSpec() (*openapi3.T, error) {
-	spec, err := gen.GetSpec()
+	spec, err := openapi3.NewLoader().LoadFromData(gen.OpenAPIYAML)
 	if err != nil {
 		return nil, fmt.Errorf("load embedded OpenAPI document: %w", err)
 	}
