@@ -4,7 +4,7 @@ BIN     ?= bin/nexus
 PKGS    := ./...
 
 .DEFAULT_GOAL := help
-.PHONY: help run build test test-race bench generate check-generate check-tidy fmt lint ci
+.PHONY: help run build test test-race bench contract generate check-generate check-tidy fmt lint ci
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -24,6 +24,9 @@ test-race: ## the tests under the race detector
 
 bench: ## benchmarks (login and refresh through the HTTP handler, on both databases)
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+
+contract: ## the contract gate: lint, breaking changes, /docs in Chromium, Schemathesis, generated clients (CHECKS="lint docs" for some)
+	bash test/contract/run.sh $(CHECKS)
 
 generate: ## regenerate gen/ from openapi.yaml
 	$(GO) generate ./gen

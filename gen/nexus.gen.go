@@ -371,6 +371,9 @@ type InternalError = Problem
 // LoginRejected An RFC 9457 problem details object.
 type LoginRejected = Problem
 
+// NotAcceptable An RFC 9457 problem details object.
+type NotAcceptable = Problem
+
 // PayloadTooLarge An RFC 9457 problem details object.
 type PayloadTooLarge = Problem
 
@@ -658,6 +661,15 @@ type LoginRejectedApplicationProblemPlusJSONResponse struct {
 	Headers LoginRejectedResponseHeaders
 }
 
+type NotAcceptableResponseHeaders struct {
+	XRequestId *string
+}
+type NotAcceptableApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers NotAcceptableResponseHeaders
+}
+
 type PayloadTooLargeResponseHeaders struct {
 	XRequestId *string
 }
@@ -755,6 +767,25 @@ func (response GetJwks200JSONResponse) VisitGetJwksResponse(w http.ResponseWrite
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
 	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetJwks406ApplicationProblemPlusJSONResponse struct {
+	NotAcceptableApplicationProblemPlusJSONResponse
+}
+
+func (response GetJwks406ApplicationProblemPlusJSONResponse) VisitGetJwksResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(406)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -881,6 +912,25 @@ func (response Login403ApplicationProblemPlusJSONResponse) VisitLoginResponse(w 
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
 	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type Login406ApplicationProblemPlusJSONResponse struct {
+	NotAcceptableApplicationProblemPlusJSONResponse
+}
+
+func (response Login406ApplicationProblemPlusJSONResponse) VisitLoginResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(406)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -1116,6 +1166,25 @@ func (response RefreshToken401ApplicationProblemPlusJSONResponse) VisitRefreshTo
 	return err
 }
 
+type RefreshToken406ApplicationProblemPlusJSONResponse struct {
+	NotAcceptableApplicationProblemPlusJSONResponse
+}
+
+func (response RefreshToken406ApplicationProblemPlusJSONResponse) VisitRefreshTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(406)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type RefreshToken413ApplicationProblemPlusJSONResponse struct {
 	PayloadTooLargeApplicationProblemPlusJSONResponse
 }
@@ -1230,6 +1299,25 @@ func (response GetOpenApiJson200JSONResponse) VisitGetOpenApiJsonResponse(w http
 	return err
 }
 
+type GetOpenApiJson406ApplicationProblemPlusJSONResponse struct {
+	NotAcceptableApplicationProblemPlusJSONResponse
+}
+
+func (response GetOpenApiJson406ApplicationProblemPlusJSONResponse) VisitGetOpenApiJsonResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(406)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetOpenApiJson500ApplicationProblemPlusJSONResponse struct {
 	InternalErrorApplicationProblemPlusJSONResponse
 }
@@ -1285,6 +1373,25 @@ func (response GetOpenApiYaml200ApplicationyamlResponse) VisitGetOpenApiYamlResp
 		defer closer.Close()
 	}
 	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type GetOpenApiYaml406ApplicationProblemPlusJSONResponse struct {
+	NotAcceptableApplicationProblemPlusJSONResponse
+}
+
+func (response GetOpenApiYaml406ApplicationProblemPlusJSONResponse) VisitGetOpenApiYamlResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(406)
+	_, err := buf.WriteTo(w)
 	return err
 }
 
@@ -1530,106 +1637,108 @@ func (sh *strictHandler) GetOpenApiYaml(ctx echo.Context) error {
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7Hz7UiM5lvernMiZiIZv0sY2mAJXTMRHM1S360oBVRRVsFjOPLYFacklKTGmioh9h33DfZINXfKeYKDp",
-	"iZ3Y+aOjKVs6Ojr66dzlH17ApzPOkCnp9X54EyQhCvPnLgkmuMuZEjx6zw8VF6g/DlEGgs4U5czreUf8",
-	"EhkIlDPOJEqYxlIB4wqGCIEmEDY938NrMp1F6PU8xhvSUPI9GUxwSjRJZPHU633LvjzzPbWY6fFSCcrG",
-	"3u2tX+BnPx5GNKiy8zufQ8TZGNQEU65gShZ38TMzhHyYkusGGePf11utAmtVNg5QicXOSKGoLn+IAWeh",
-	"BMVhTqgWwogLzYgSC8rGhaW7+WWmlNGpFkI73TllCscozJrHx8c7sZogUzQgqu4YJggkG0E5A0McNSux",
-	"RFg5eLULmy+6rVUf5lRNjIBQCC5gPkEGBJQ5yTmRMBMokamyqH5FIlCAQBJN/37qMbyO5annWyp/P/Uo",
-	"uyIRDc8NoVNviRi/HOD3GKXqh/W7oSHwEagJlSDsyJfwPeYKgSrLssAZF4qyMRCYCT6McFpkuNV+/Y+P",
-	"G5/XT7bedN69ONg+6h63v2x+be38WuBtSq7fIhuriddrd7Z8fRbpv6s4vPW9FO169k4Q8JipPiOBolfm",
-	"aALOFDKl/ySzWeQOZM3x+LcLqTf5I2HUUCGWyjnNkbkiUezohZqFyhjfC1ERGhmJUQluAFAJIZoxRB8i",
-	"6DtDAgULHgvgYkwYvTEs/SKBhBp6UgmiuNDic8I+p+FSCSqiYun1NlrrvqeoMjLfSXjImHQSnCg1k721",
-	"NTKjTYOdRhDxOGwGfJqIRq5V9mgEnp3VXwWOvJ73l7VMa63Zb+XaviVip1QBNSNSzrkIDcQDLgQGyodh",
-	"rMxVuEN2np/XiF8aDrQNi9o6btzwtRy+DUN9plAwEu3p2/JElFBHow4d6Xc5VOwwiBlezzBQGLrbzoMg",
-	"FkLD4qO5TVZRJmdevllUPQ0T3VYrw0SydZAorlBYRh4JjHR7zwOIomTyfDVBg2XIwwUw1J8GRAiKEhIO",
-	"ZKKHBplYBs8IlLd8TNkBXhjWngwUq4qDiLqZVbgURhRUCYL9VOOBSojZJeNz5kNIJRlGGPrAhbHxJIr4",
-	"HEMYcWE1tbtFT9Uj7TxmDH+Q8vc4sBQ2p6WafiQw1EaSRPJeseSGlWSDU0IjLYFUoVANDqdRnnPrBR6e",
-	"tP8chedTpDmqYA4+wQvM0Tg7FrrPeCX2ySLiJDzi/C0R46fa2Jmlcq44P48SOmUAVAeVjt8drtUQqbeL",
-	"1wFiCJvd7vomDBcK5ROB0M7ZUrdtUJxDwstjYFDdy/OBoCAGKi1/GgyEWVXAZyisI0qCAGdKPiMeDnAk",
-	"UE7+rST/JCU5FuR+gdgBlZthTsUFEkYpmtE+4PWMCi0SgVf80slmyGOmsQ2EcTXRhtYqES4gxCsa4DMK",
-	"KOH3KfKxc63fbzZoA5xzgbG02CtLqXbcvcLSLimJBJJwoaO18KXRqhKl1BdoQiQM0fhlRnxNeMvHQBmQ",
-	"MaHsGcR0UGAmZfgx0qrd83OqmzyHJatD5J9hdExmoy9lfK+CqVMshsmie6F1oJRWOl7Pw8XryfC3gH6g",
-	"r199uum339O+7E/V7Otuf7N/0Z+/uzhR74721LuLT+pd5+T65ObXSZ/Oafh7NO9fcHry5aMgLGz1WauJ",
-	"i9c34XGffqD9+bujy5v3v+113x22Nk5uPt28PQraJxd76sNvr6L3u+3J14vPFycXn6MPxx8XJzd7dPSx",
-	"GXQiNpy+aoVfXkcmetZXVZ5T5vW2tROfHGz+i053u9PKf5nsi12L852v799cnlwfBV+Orw/fdN+K9uLj",
-	"eL6zs7PzJljfu+h8aQ0PtuTJ9d7GaGveb1/8vvXxeyv8sL37vTXbvdn6ftUiGqgWSA6CNvXg+V4sbdol",
-	"EKjjs3OivJ7XaXU2G+12o9U+am331lu9Vuur3srUXjcSkv/vjkdj1vM9d0221zfIdruxFXTXGy+6w3Zj",
-	"i+BGg4y6wbCL22EnaHu+x8jUxLUhgbf8CiMSaDOcj6LP7yXXDlvBC1wfbZNOR99Ubm6cCbtz19FLo+V4",
-	"FlZ31mkdtTd6rW6v3fmq0fnga2VAfODyFbWXy2AVqMF56faYhFvDZdyWXZ+6bOGt/4du4CeWS2k92czH",
-	"VSplhV0ekg+hwVqQoU1+2XucmTiteLVpewYl/KnCxGP0b3kLz6d63c7TLU+plJSNfZiSaMTFFDMDrxVz",
-	"YqOKUDo+Pm6UM5j3QaGc8PzjSLoiNNKO2dNRlKdQg6D065Kllyi0N6NFp3A644IIGi0gN6MJJqcMZKTQ",
-	"WjYWT4cogI9AuowyZXZQw2Sen5qUyQUXh46tIuePhFw685myMhDiDFmILFhYpzono/dcTSgb2/TdhLCx",
-	"dpNETnCDnIAGieBKOMwNWYahXJ7/D6NPxrMZFwrDdxhScmSE/EQYpqTOp5qWs5B1iKwduTSaHSKU/Zun",
-	"hrLdvHJLuQHDDThuHge42i39eUGtDt8GZWk8Z67vs7YthvQrQqMnm7irlMz5KKVTBkR10B1Y0OFGJwne",
-	"YEQxstfIpEel1/v2I5uXQsaZSZscI2EoUErP92bcpE29nrdm3bFbPzc7Z0CLY9PQ2rs9e5phzaWfMyFD",
-	"uvHHwK4quOdHXMjRwm1KVGCLcxoHggSqCQMr+QFoX1QCXqFYmK1odWjO59kgme7LOoDmGOoqdH2TARxR",
-	"a6QcuzKemmpchlofTGw2plKh9g9M5XFgJJ1Eb9aTH5SqxOYs5jj0/CXluRlRCoVm6T++7TS+ksZNq7F9",
-	"lv3ZPO81zv7fX71KIc/39mx88KNaGiiguAnv9JlgCAGR2KBMIpNUe+vRosh1NdDQ/pFx5C34C5vpdDcK",
-	"m1mvYfGVPty0YlTk8wPDEghg75oEKloAZ6iPZeBu1MCHwYwIMkVjGQkLYWCPf6C1nESTi5oJPkOhqFUp",
-	"yR0tr3o8IaZINhdc2+KkkuwYeG8qJhhMNJz150YJgUSb7spEtUxvVCRh+a0vFetrkcAwkUiqzMy84uK7",
-	"VsM2jgomKFsrldXDl/se6ztpigJqAimB4roRnVJVu2Ci+SpYhNeHH97Dvv3eFfG3W+1VULyw/hQTh1GV",
-	"7FiRhbUEiNWCfKqJe9+S08/aMPjwAgOledUMHePwDS7q2LXtFLC3C/uNTncTLnFhuX7Rbb/wwf21tVoF",
-	"HInG+VaQvcNOd7OmD8T3AnGVH2jWqR14Se9oLdBM0RCUhnI+oJP2aCnTQqQCBpc0HOQQVF1BLQo879by",
-	"EUvMj5J0XDvsusrskEjc3IhFBNcQcC5CyojCWlYW981e3D+7dPh6V1bMmilN2srSN2dk93M/Mg7RuC/F",
-	"A77EhU27K5zKZWYzh7LbdCkiBFlU2dV06/hxhVRzFQzCwpBq0ZBoP8fYiEQSy2DM/I8lfKYW8jbNN90/",
-	"Yc95QR6dnSfqrhakyEKIJYpfJPT3E80IK/39qw2tZ/r7V5ur2rpKRAbDhbXBJIpKFljHlgEXIYYO10Di",
-	"kKpTFvGxNc7WoX7pqt2xdKUKwhY6hooFVQsIMaBSUztlBXXSaa03W812e735Im/t6Kxo6ja6tVrWlk/r",
-	"t++2ntVYGcwioreA16oJOwqmXCpo+63Ohi24JTtQImYBqXQvufosTLiQCEPjNixAKjIzgW/Ke8pW0fNo",
-	"dTaWdQYVYZko2hy9DFV1cP0wQ7az3/8HD+Jp4v/XIlaJGGv6Gdx8WG+2IHREqmqWshFfRrrCGp8hIzOa",
-	"Czu8nqdPfr3efKqJfOQaJeElC/qW34RmndgSB7vOj9PmZnuj+yJpDwNr1yTY6VXp2FCpatakIsMIfZiS",
-	"YEIZNgSSUH/iemr0NFiRaLtpzNjktukTyVFbLYKyLibLe7SkcXP2zTqy53d4sXc5ajswiaeE5Vi9nkWE",
-	"2Tgo6axzzUDMFtsyvsrhYLsYDtZaoCQ8LDPyigsYVDY68O+KYx5kH3KOccU+FAPGH3dHXb9IoKEJUdxh",
-	"DfKB06DWd7w3/KzIJIlH65j4/ehoH+wAA6DCOiaAnZJr2xTa3d72sxZRG9yWmkTTcLcGvBMulF+Gg4yn",
-	"U6J9VusyJjdE0y3u+J7wOdtokoUqr/3poG/9LJoEjHLJck8MyXMaPBZ0qY+TZJ+MzNJzSm+TbzVBAUl1",
-	"yidtRPinORm2NF6L7ERNZbLOgnMba9vJsDITlNmhO4e7/f6q7XkbUSFVVmnVp5b2vikYUtPYPMFTltSl",
-	"XQziqvUl1+DFaDvohG1sDAWfSxQNEpJHRfOnp9edduP09PrF3tnfalVfqfr4Y2ndeCT41MEPryiPJQwi",
-	"7SQOtEc1cGNNRWyQNo+XEhPPV+DMSaLb7jzOuSjufJlnccAjvNfLEjxCE8s7PZivbpr9u9AlqVpOCSNj",
-	"U48ljEQLqYNaG4Hq9XMJkfTbytkVC5OVYKFYL68x7SY+bEg6ZhjC6+MjWBmoxSzR2TAg6m8XczVYbcKh",
-	"9qSp0mp+sBOrCRduZz1wHe2ncau1HuSXNJ/YpFTVzuUK4Xf1/8dM0SjpK84Khm5qAVKmyH5f+399CX75",
-	"ykXou7lAR1oWLrdtnP0VGkb6yIEMJY9ihWDyFD7MJzSYGJeaSqscit5L2gXwMO7vPks+I9/jEsNN6Bs2",
-	"BVfalwfOnL/gRr0E81JEb8ZEKS4ZVzVMuTaCLAZ3/QR3ROtimUL+JN27jPydLEC2sHABM37l8tYcr2Oj",
-	"7jJ/kvWJoiRgsgmYmeAjaqpmhR7mXOtmjfOb66n4kZnTkChsKDqtTZWlMe+jsqAVMtac5b2sB/VmZCY/",
-	"prVuiW3eyFMu9XFUZlQaOx7CVqnHYylbwink+zBmlHbBhVyGyEM78rbYQ/Kwkyxh2bBdFoWfnp8Rq9tG",
-	"znnKAajAw10wPrzDOz6eoGkIVM5CmfdbkWl5K1ijpGUmfSxSND6l9ye5rSZ5jUPzRMpwYLsctH3I/vUq",
-	"Edzr4yPPf4ANKih7Y5B6kBgi4ENFqB5pvJA7HQ/fZMuByFN2r7kq2Cn4jIKOFlob8tEoogyz1PwlLqRb",
-	"c4zq9fxSDqyvZh+IeT2322JVzBaskmxBYF8Q6T9dP9R7U8PZ1SpYh7gKydSrrXCVBlLr/wfIlCCReVQx",
-	"dn3CEVlkHqudthdwuZAKp73y6zazvUzmp8xlcAkLrc2wRYCcRZF+wa9pyIDPMEwAph2aqRZ8zLT/oKHd",
-	"GBJtH92hBra1ydcrnDLj2SgamGqcee40RqlshuyU/eUvsMuZ/oJyJk9Zw6bxjQGbT1DgSxP9HQJn0cKk",
-	"tgQP48DNb8Ces3Tu+WKivYvhaRN2Er9e3w9p3RwJfM5gpf3f//lf7c4WBBMiSKBQSFMQ2ml8BdK4gVZj",
-	"G5pwDj1oDFZfnjIAwha2vQIjibazaaZ1ZAjDBRD3QqYxRobC2GMa5ji1WRAqi8XyfMV6ACvfkmzM2UoS",
-	"483n86YYBQ0MqeKiycV4TYwC/Z8et7pqT5m4uEazKRm5xPOASISBDtE09Ivxaay9nIhKVZdf0LJOqqk+",
-	"IAkmyRKFOgtliuvVlHsJ5Ccdp3eWftaKdR893mUPtJTyrUxh1hkvQZFLfLxXCjtLmrA0764PK+vbIkzO",
-	"TRF2sNFqD1wpttyXlaw+SHC8lya45Cn7aTNdP5O0xU+YImFaCD9P2c9Go5H+p8fWJH3gJ2y0WvCzUKWq",
-	"1L6pTIvfL0EiZgVwS7fmeYul3IafSSN+9kzHVirTRPJKiBEdGhSbuxdSqXVFTOVEg2y1vIa5YVXyXKSd",
-	"/jBIw6+BQQpJ7uV97f+ldUyXebZM0XlPHxc8rZHeLVXXop2tSFjagZ743NUe9fRlsG1Qn0904JikA4zS",
-	"sKCzC5Z6ErO1HtZCWDSnlmT5failuQ4/kxed6UEve9rpCDKuzkdagJbSBvwExkHGwUTrXx6LwMRGguvA",
-	"yE6Zoprw8FzPdIdr53Ydro0qwGsqlTQ8aBQ4a0wl2NkO1zt6fgLrynMdQ7a9XroupjnJvjeytjTVJ79I",
-	"G7ql4q9rl7JEE17v73RKMWpfPuqpXXN9yZ3PJ1+6ipLNp+ZeSGaYSFr6LDm9PZLv+1sxOSWiiDa/q6U2",
-	"wAd0/OmFPN+LaIAuteBcln3BZ4KiImKRy5eWPBnP965QSOu/dJobzVahAJJWPdIix1pzjlHUMBd07WJ+",
-	"KZtJh9bYVkGrLpGxNcc4hDe4gENUma/mojfjspkE3JX16wpVaq3/TQnbRXtygiForyL5uQGqTpn2SqUp",
-	"4tnro/0iqchC2pHzCY0wqXrrGNo6sQFhIBWNIhii7cxogmns1mNGzggO3G8lDICyUzYodIkPjH8EI9Sa",
-	"nCr7QqX4CwO2iYmkWs2W2a1LmkK5H3o97zfrrnqlF/edVuuRDzKS0nPaEmc/+Oa6DlyzgWstcB0Frn8g",
-	"a8HvNtZH7aBFPFf39/Z2XTG8Z2r6poLvjbbWP7xe/0fn+lX71/HWVTzcVm+xPf793c3nF5u4dRTL7Xj/",
-	"96uDz3ufTGm9512fv9q7OYi3p+ubv799f65i3Oxuv30/+3K8OdtdHCp6eXLxpn/c75KWd3v2iNazYj3+",
-	"rlfxFnH6/LUd14J5rlcA7jc6/mDzbNeedt2UFBVrxcf1Ztb68lmfCg3MWVjo9b6d+Z4rkFgc5nJ5DQtj",
-	"czOTaMTgyfcUGWtYeSaMPNMk17QFXDOxnklyclmjE/IOmARiQ5LhImmKYmHmvSR3MIf4LN1vfPWCM2Ki",
-	"IVSx0LrglJlKUCOiVzXxqg/kjsDJklG5onwxx6Q9xU95r8tGYUW/S7oYB02xvmF5Dkh0hzdnnVUJK2RG",
-	"hDLh6ynLm5PVpGYntUuu6BSbdd6B8Un0/k0KMUoMB6m4C81TNshaMtzEmsYJKPVNmK1qA5r0HkiVNVBk",
-	"EVWdejP9KVmN6VceLh6p11JcZVh1LwNNvE9gjsM8VLRxS7uCs+pTod3ynldTuY6VUudH1stxf5/FI7RX",
-	"oXvntpigUiLG23qrcP+Nz7/pu/W9jYfMqfRom4nt5ROLP+RgZj1AKZV/T0bPaz9gXvmNvJnXfYgSrHmc",
-	"8L9F79psg4lNcqrqfk3LY3W3qj0woYUsPK9NK+Autims1TM5lWIiCaTiM5hzcWmarRRwFqBRBCblcMoK",
-	"gYsjX4iSLCaSkhtn6JzXrMzhfGrKpCIsuEt/6L1W7sFGvddZDdOe8SHDgy5E+YXbPxllBR1pJXcXjNx5",
-	"342jvWv7BEmb61KN2SQAGM6L4atGh/24OHzFHXdsB9vQW64ao9qAA2w4WFL3m2Z0akI5k7xIq9ilQD0r",
-	"5I4FCRBmKCgPYaXdAqldhBBHJI7UauIaJKkuY0odJyYMLzgBkpv8VhRhlHyFLrGsAeySDiSKLAm0CcL9",
-	"jH0djPDIZFfLvxSgbOVAG1Y1wZHq3Z9eWKnPZayaFZe0MgzSDopB1tMAhZYGknRKvISIqIzf5OftTKrV",
-	"dEKAlVmOps33uZ1lKiWN8KxXlHPSTAUgx1NZP1RSRInDwZVe3z67MMKuKIiDXF3hD/kZueuQ3aLkRwOc",
-	"q2GzUHYjD/Ezco0sd/WK/Gmvyx/hhpQ6fP4lHZHyz6X8H3YpEtA+yKNwWZ/lCZ2k9TZpu3UqxVjwOZEw",
-	"jGmk3EVhIbi8ePqUK8nsmWSJVKYjUQfvzbqMiFlrRl9Lzv5QYiTfDPw8qbCHX6pyq/MduYmyWP/1ExNL",
-	"kwy50keCghw236EiJWwuyDT6Z2PzZOfd2/uweaJ5ehQ2k138G5v/OtjUKKjBZpFMsbHi29mtpmvAlzwk",
-	"zgt2Py2De74Xi2hJO/BVxz0nztN4ywMSaT8EIz4zgHdgXxlMySWCiNlgtUC+t7bW7rxotpqtZru31dpq",
-	"GcJn6daqK4wp89MfS7IGxbhqNn/GmQ82Ds0yZ0sy+rnfmdGCqu7qKC993/nJyc7M/yRQ1YQdSBu83f0w",
-	"pV8Fg7WQB3KQW8kc2O3Z7f8EAAD//w==",
+	"7Hz7Uhu5tverqHrvqoFvt41tMAGndtXHsMmMcyEESAiJc2i5e9kWdEsdSY0xCVXnHc4bnic5pUvf2xgY",
+	"Zte57D+mhtjS0tLST+su/3B8FsWMApXCGfxwZoAD4PrPfezPYJ9RyVl4yE4k46A+DkD4nMSSMOoMnFN2",
+	"BRRxEDGjAgSKEiERZRKNAfmKQNB2XAducBSH4AwcylpCU3Id4c8gwook0CRyBl/zL7+5jlzEaryQnNCp",
+	"c3fnlvg5SsYh8evs/M7mKGR0iuQMMq5QhBfL+Ik1IRdF+KaFp/D3zU6nxFqdjWOQfLE3kcDry5+Az2gg",
+	"kGRojokSwoRxxYjkC0KnpaX7xWUiQkmkhNDNdk6ohClwvebZ2dleImdAJfGxbDqGGSCcjyCMIk0cFCuJ",
+	"ALR2/Gofbb/od9ZdNCdypgUEnDOO5jOgCCOpT3KOBYo5CKCyKqpfAXPgiAMOo7+PHAo3iRg5rqHy95FD",
+	"6DUOSXChCY2cFWL8fAzfExByGDTvhgSITZCcEYG4GfkSfU+YBESkYZlDzLgkdIowijkbhxCVGe50X//j",
+	"w9anzfOdN713L453T/tn3c/bXzp7v5Z4i/DNW6BTOXMG3d6Oq84i+3cdh3euk6Fdzd7zfZZQOaTYl+Ra",
+	"H43PqAQq1Z84jkN7IBuWx79dCrXJHymjmgo2VC5Igcw1DhNLL1As1Ma4TgASk1BLjAhkByAiUAB6DFaH",
+	"iNSdwb5EC5ZwxPgUU3KrWfpFIBwo6AnJsWRcic8K+4IEKyUosUyEM9jqbLqOJFLLfC/lIWfSSnAmZSwG",
+	"Gxs4Jm2NnZYfsiRo+yxKRSM2anvUAs/P6q8cJs7A+ctGrrU2zLdi48gQMVPqgIqxEHPGAw1xn3EOvnTR",
+	"OJH6KiyRneMWNeLnlgVty6C2iRs7fKOAb83QkErgFIcH6rY8ESXE0mhCR/ZdARV7FCUUbmLwJQT2tjPf",
+	"TzhXsPigb5NRlOmZV28WkU/DRL/TyTGRbh0J4NfADSOPBEa2vecBRFkyRb7aSIFlzIIFoqA+9THnBARK",
+	"ORCpHvJysXjPCJS3bEroMVxq1p4MFKOK/ZDYmXW4lEaUVAkg86nCAxEooVeUzamLAiLwOITARYxrG4/D",
+	"kM0hQBPGjaa2t+ipeqRbxIzmD2X8PQ4spc0pqWYfcQiUkcShuFcshWEV2UCESagkkCkUosBhNcpzbr3E",
+	"w5P2X6DwfIq0QBXpg0/xguagnR0D3We8EodM7vk+xFLB74lXgjJ5gUtEqmdfGVE59syZ9DFFjIbaoywu",
+	"rhbV/ofSIsIZfP2RE9BesaFdm5OJyVhPiKVz9+1pINrOQXTI0gXtZh6Dn4okng86ntmgh8yOEU9CEIgl",
+	"EilVu1CGx/iexoXVOoXFwM0/Z1g8I6iO8CJkODhl7C3m06fCKjZULiRjF2FKp4qs+qAauDRrxuxkIRTc",
+	"+AAB2u73N7fReCFBPFG7dAsOmt02koyhlJfHYKO+l+eDR0kMRBj+lIbBNSwYeD4nHo5hwkHM/mV5/yTL",
+	"O+X4foGYAbWboU/FRqfa0urRLoKbmHAlEg7X7MrKZswSqrCNMGVyprw3Y5kYRwFcEx+eUUApv0+Rj5lr",
+	"gkm9QRM1X3BIhMFeVUqN4+4VlopzcMgBBwukRr/UplqAEFaZojFoZ1+Lr43esikiFOEpJvQZxHRcYiZj",
+	"+DHSatzzc6qbIocVVwaLP8OT0emyoRDJvQqmSbFoJss+q9KBQhjpOAMHFq9n49988p68fvXxdtg9JEMx",
+	"jGT8ZX+4Pbwczt9dnst3pwfy3eVH+a53fnN+++tsSOYk+D2cDy8ZOf/8gWMadIa004bF69vgbEjek+H8",
+	"3enV7eFvB/13J52t89uPt29P/e755YF8/9ur8HC/O/ty+eny/PJT+P7sw+L89oBMPrT9XkjH0atO8Pl1",
+	"qFMy6qqKC0Kdwa6KDNODLX7R6+/2OsUv033RG36x9+XwzdX5zan/+ezm5E3/Le8uPkzne3t7e2/8zYPL",
+	"3ufO+HhHnN8cbE125sPu5e87H753gve7+9878f7tzvfrDlZANUCyEDT5LMd1EmFyeT4HFfRfYOkMnF6n",
+	"t93qdlud7mlnd7DZGXQ6X9RWInPdcID/vz0ehVnHdew12d3cwrvd1o7f32y96I+7rR0MWy086fvjPuwG",
+	"Pb/ruA7FkU6WBBi9ZdcQYl+Z4WJq5uJect2g47+Azcku7vXUTWX6xulcTuE6OlkKJomD+s56ndPu1qDT",
+	"H3R7XxQ6H3ytNIiPrT/ceLk0VhHROK/cHp3Fbdk07qrr05SCvnP/0A38SAt50ieb+aROpaqwq0OKeRlk",
+	"LMjYZFTNPc5NnFK8yrQ9gxL+WGPiMfq3uoXnU71259mWIyIEoVMXRTicMB5BbuCVYk5tVBlKZ2dnrWpa",
+	"/D4oVLPofxxJ15iEfyAmTcoUGhCUfV2x9AK48maU6CREMeOYk3CBCjPaSBcqEJ5IMJaNJtEYOGITJGyZ",
+	"glAzqKXLGU/N9BWCixPLVpnzR0Ium/lMqT4UQAw0AOovjFNdkNEhkzNCpyYnPMN0qtwkXhCcVxCQlwqu",
+	"gsPCkFUYKhSP/jD6RBLHjEsI3kFA8KkW8hNhmJG6iBQtayGbENk4cmU0uyRV8pRQtl9Ubhk3SHODLDeP",
+	"A1zjlv68oFaFb15VGs+ZQP6kbIsm/QqT8Mkm7jojczHJ6FQBUR+0BAsq3OilwRuaEAjNNVqaLVOQsWbS",
+	"ZFxxEHAQwnGdmOlcvDNwNow7ducWZhcMaHlsFlo/Ob9WqGnkQkbZxh8Du7rgnh9xAQMDtwhL31R8FQ44",
+	"9mUbeUbyHlK+qLD5N8WKUof6fJ4Nktm+jAOoj6Gp7DvUaeUJMUbKsiuSSJd4c9S6SMdmUyIkKP9Al7M9",
+	"Lek0ejOevFdpPdBnMYex466o+cZYSuCKpX/7utf6glu3ndbut/zP9sWg9e3//dWpVYdd58DEBz/q9aYS",
+	"itvonToTCJCPBbQIFUAFUd56uChzXQ80lH+kHXkD/tJmev2t0mY2G1h8pQ43K0OW+XxPoQICdHCDfRku",
+	"EKOgjsWzN8pzkRdjjiPQlhHTAHnm+D2l5QToXFTMWQxcEqNS0jtaXfVshnXldc6ZssVpe4Jl4FCX4cCf",
+	"KTirz7USQgJMuisX1Sq9UZNEmndv6j9Q1yKFYSqRTJnpeeXF942GbZ2WTFC+Viarhy/3PVF3Ulea5Axl",
+	"BMrrhiQisnHBVPPVsIhen7w/REfme9sZstvpriPJSutHkDqMsmLHyixspECsd3lkmnjwNT39vLeHjS/B",
+	"l4pXxdAZjN/Aoold06ODDvbRUavX30ZXsDBcv+h3X7jI/rWzXgccDqfF/qKDk15/u6G5yHV8fl0cqNdp",
+	"HHhFlvSrKKZIgKSCcjGgE+ZoCVVCJBx5VyTwCgiqryAXJZ73G/lIBBRHCTJtHHZTZ3aMBWxvJTxEN8hn",
+	"jAeEYgmNrCzum724f3bl8NWujJgVU4q0kaWrz8js535knIB2X8oHfAULk3aXEIlVZrOAsrtsKcw5XtTZ",
+	"VXSb+LHVeX0VNMKCgCjR4PCowNgEhwKqYMz9jxV8ZhbyLss33T/hwHpBDokvUnXXCFKgAUoE8F8EGh6l",
+	"mhGtDY+ut5SeGR5db68r6yoAKBovjA3GYVixwCq29BkPILC4RjgJiBzRkE2NcTYO9UvbQpEIW6rAdKFi",
+	"qIQTuUAB+EQoaiNaUie9zma70+52N9svitaOxGVTt9Vv1LKmJt+8fbv1vHBPURxitQW4kW20J1HEhERd",
+	"t9PbMgW3dAeSJ9THtZY4W/RHM8YFoLF2GxZISBzrwDfjPWOr7Hl0elur2s3KsEwVbYFejqomuL6Pge4d",
+	"Df/B/CRK/f9GxEqeQEOTjJ2PNtsdFFgidTVL6IStIl1jjcVAcUwKYYczcNTJbzabTzkTj1yjIrx0Qdfw",
+	"m9JsElvqYDf5ccrc7G71X6Q9h8jYNYHM9Lp0TKhUN2tCV9ddFGF/Rii0OOBAfWIbtdQ0tCbAtGjpselt",
+	"UydSoLZeBmVTTFb0aHHr9ttX48heLPFilzlqe2iWRJgWWL2JQ0xNHJS2a9oOM2qKbTlf1XCwWw4HGy1Q",
+	"Gh5WGXnFOPJqG/XcZXHMg+xDwTGu2YdywPhjedT1i0Ak0CGKPSyvGDh5jb7jveFnTSZpPNrExO+np0fI",
+	"DNAAKq2jA9gI35hO4/7urpv3HZvgttJ5nIW7DeCdMS7dKhxEEkVY+azGZUxviKJb3vE94XO+0TQLVV37",
+	"4/HQ+FkkDRjFiuWeGJIXNHjCyUofJ80+aZll55TdJtdoghKSmpRP1ojwT3MyTGm8EdmpmsplnQfnJtY2",
+	"k9FazAk1Q/dO9ofDddNIOSFcyLzSqk4ta6iUaEx0t/wMRjStS9sYxFbrK67Bi8mu3wu60BpzNhfAWzjA",
+	"j4rmR6ObXrc1Gt28OPj2t0bVV6k+/lhZN55wFln4wTVhiUBeqJxET3lUnh2rK2Je1kRWSUw8X4GzIIl+",
+	"t/c456K881WexTEL4V4vi7MQdCxv9WCxuqn3b0OXtGoZYYqnuh6LKQ4XQgW1JgJV6xcSItm3tbMrFyZr",
+	"wUK5Xt5g2nV82BJkSiFAr89O0ZonF3HWreZh+bfLufTW2+hEedJEKjXv7SVyxrjd2QDZZxKjpNPZ9ItL",
+	"6k9MUqpu5wqF8GWPShIqSZg2q+cFQzu1BCldZL/vTUlzCX71ymXo27mITJQsbG5bO/trJAjVkSM8FixM",
+	"JCCdp3DRfEb8mXapiTDKoey9ZF0AD+N++VmyGH9PKgy30VCzyZlUvjxiNOs71KNeIv38SG1GRyk2GVc3",
+	"TIU2gjwGt/0ES6J1vkohfxT2sU/xTpYgW1q4hBm3dnkbjtey0XSZP4rmRFEaMJkETMzZhOiqWakxvtAP",
+	"3OD8FnoqfuTmNMASWpJEjamyLOZ9VBa0RsaYs6KX9aDejNzkJ6TRLTHNG0XKlT6O2oxaY8dD2Kr0eKxk",
+	"i1uFfB/GtNIuuZCrEHliRt6Ve0gedpIVLGu2q6Jws/PTYrXbKDhPBQCVeFgG45Ml3vHZDHRDoLQWSj8K",
+	"DHXLW8kapS0z2QuksvGpPGoqbDXNa5zod3eaA9PloOxD/q9XqeBen5067gNsUEnZa4M0QKkhQmwsMVEj",
+	"tRey1PFwdbYcYTGi95qrkp1Cn4CTyUJpQzaZhIRCnpq/goWwa05Bvp5fCc/4aubVoTOwuy1XxUzBKs0W",
+	"+OZZmm7ON/1Qh7qGs69UsApxJeDIaaxwVQYS4//7QCXHoX6pM7V9wiFe5B6rmXbgM7EQEqJB9cmk3l4u",
+	"8xG1GVxMA2MzTBGgYFGEW/JrWsJnMQQpwJRDEynBJ1R3u7MQWmOs7KM9VN+0NrlqhRHVno0kvq7G6Td0",
+	"UxDSZMhG9C9/QfuMqi8Io2JEWyaNrw3YfAYcXuro78Q8TiBUqesg8e38Fjqwli57xmC0dzk8baO91K9X",
+	"90MYN0cgNqdorfuf//4f3d4O8meYY18CF7ogtNf6gnDrFnVau6iNLtAAtbz1lyOKEKYL014BoQDT2RQr",
+	"HRmg8QJh++yqNQUKXNtjEhQ4NVkQIsrF8mLF2kNrX9NszLe1NMabz+dtPvFbEBDJeJvx6Qaf+Oo/NW59",
+	"3ZwytnGNYlNQfAUXPhaAPBWiKeiX49NEeTkhEbIpv6BknVZTXQTYn6VLlOoshEqmVpP2eZmbdpwuLf1s",
+	"lOs+arzNHigpFVuZgrwzXiCJr+DxXinaW9GEpXi3fVh53xamYq6LsN5Wp+vZUmy1Lytd3UtxfJAluMSI",
+	"/jSZrp9p2uInigBTJYSfI/qz1Wpl/6mxDUkf9BNtdTroZ6lKVat9E5EVv18iAZAXwA3dhjdThnIX/Uwb",
+	"8fO3X6ZSmSWS1wIIyVijWN+9gAilKxIiZgpk69U19A2rk2c86/RHXhZ+eRopOL2X97X/V9bRXeb5MmXn",
+	"PXtc8LRGertUU4t2viKmWQd66nPXe9Sz5+amQX0+U4Fjmg7QSsOAzixY6UnM13pYC2HZnBqS1UfHhuYm",
+	"+pk+E84OetV7YUuQMnkxUQI0lLbQT0QZEok/U/qXJdzXsRFnKjAyUyKQMxZc6JdX5nDN3L7FtVYFcEOE",
+	"FJoHhQJrjYlAZrbF9Z6a7xVYyZ9yGZrbluajX2NB+TGWXaL2Ikiv0t2s3Ejd/2SeNIkyrV+EiQ6zE27q",
+	"yDJEU3Hc30yVXQPzYldN7WsNgZc++31pi1ZGMIWXvTns0q5BQ05tDxdbC9d02gpLrCz8eqXT8AFNhWoh",
+	"x3VC4oPNXliv6IizmBOQmC+UC8zDFQlNCTwSheRtxa1yXOcauDDOVK+91e6UqjFZCSaruGy05xCGLa0t",
+	"Ni7nV6KdtotNTUm27p9pw3cGY/QGFugEZO442lBS+486G3htnMxSyVwZI11Pt6GnmEGAlIuT/qAGkSOq",
+	"XGShK4rmLisnTUi8EGbkfEZCSEvwKqA3HrWPKRKShCEag2kTaSPdZa7GTKxF9uyvgXiI0BH1Si3rnnbW",
+	"0ASUWSHSPJcp/4aG6ajCmYo1NX/jH2egHwbOwPnN+M5O5Tclep3OI1+HpHXwrD/PfPDVtkDYzgfb52Db",
+	"G2wzQ/4eoN/anHT9DnZsE4JzsG8r8wPdYKDbCZzJzub715v/6N286v463blOxrvyLXSnv7+7/fRiG3ZO",
+	"E7GbHP1+ffzp4KOu8w+cm4tXB7fHyW60uf3728MLmcB2f/ftYfz5bDveX5xIcnV++WZ4NuzjjnP37RF9",
+	"cOXmgGW/+2AQp85fORVKMM/1JMH+Cs0f7OTd6mwvm5KhYqP8BPrOdfoGI/fPKv/ohJ61uXrWx1IPdh7Z",
+	"OoOv31zH1ngMegvpyJYBv77PaUClUeg6Ek8VGB0dCX9TJDeUEd/Q4arO0zLRoEmKPqRA2ERV40Xa10WD",
+	"3AFLb27hnuQVCx1ulPwpHdCBTLjSICOqi1mtkFw3hNwuwktiP0NGFvoKymky5ex+LDqOJpAsu47Chmmg",
+	"+w1ahmcfh0scUuNvC7SGY8yljsBHtGiu1tOyo1BRhSQRtJscHO1Wqf3rLGiYGiZc83jaI+rlXSV2YkPv",
+	"B6q0fuitKgOdtk8ImfeA5EFhk1LULTZ5mexXFiweqQ0zXOVYtY8bdcoCozmMi1BRJjFrbM4LaKWO0Xse",
+	"fhWabirNK3k7yv2tIo/QeaUGpLtyjk3yBO6abcn9N774LFFrpAfMqbWZ64nd1RPLP3CiZz1AKVV/Z+nJ",
+	"inOr+4DVqj8OoOf1H6I6G15l/HfR1ibNooOygoK7Xz+zRC5X0Mc6phKld8VZ6d8GdaW1BjqZVM6gISFZ",
+	"jOaMX+kuM4kY9UGrDx2FjGgpYrPkS+GhQVJaa2QUrEud13esp0+okJj6y7SO2mvt9mw1e7j1+PQZX3A8",
+	"6BpVn/b9k1FW0qxGcstgZM97OY4ObszbK2XkK8V1nfmgMC/H7Qod5uPy8DV73IkZbHIOYl2b4hY6hpaF",
+	"JbG/EEgiHWDqrE1Wvq9kKPIK9pRjH1AMnLAArXU7SCjHIoAJTkK5njoUaY5PG2DLic4/lFwHwXRiLwwh",
+	"TL8Cm1FXALbZFhyGhgSYzOhRzr4KfFiow/bqTyRIUzJR5ljOYCIH9+dV1pqTOOt6xRU9HF7WOuLlzRyo",
+	"1MuB0xaRlyjEMuc3/bFInWPWLSDIyKxA0yQ67c5ylZJFk8aXKrh2uvRR4KmqH2q5sdRNYVKtb96baGHX",
+	"FMRxoaDyh7yTwnXIb1H6awnWQTHpN7ORh3gnhQ6eZU0yf9qz+kc4L5XWpv+R7kv1d2L+5Yg80hFJof4g",
+	"P8TmpVannNJO5bRL2SoibffnWKBxQkJprxcNkC0jZC/f0iylTucIqRs4X5+8P2w35Wz0WjF5bX696+mp",
+	"m2Lv9PMk6x5+Faud4UuyJ1Wx/l9NnaxMgxTqSyl2Coh+BxJXEL3AUfjPRvT53ru39yH6XPH0KESnu/gX",
+	"ov+3I1phpwHRZTLlnpev3+4UXQ3Z9I138TiOsg6FBxU2rnv2pXeRxlvm41B5ShCyWF8Te0XWvAhfAeIJ",
+	"9dZL5AcbG93ei3an3Wl3BzudnY4m/C3bWn2FKaFu9jtWxnhpZ9LkBRl1kYmU84zgivpG4SeAlKDquzot",
+	"St+1nny6M/0/gYhsoz2U9d7bW6Wr8hJ5GwHzhVdYSR/Y3be7/woAAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

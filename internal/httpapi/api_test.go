@@ -59,6 +59,24 @@ func TestTransport(t *testing.T) {
 		r := e.do("POST", "/v2/auth/login", `{}`, "Content-Type", "application/json; charset=utf-8")
 		expectProblem(t, r, 400, "validation_failed")
 	})
+	t.Run("content negotiation", func(t *testing.T) {
+		for accept, want := range map[string]int{
+			"application/json": 200, "application/*": 200, "*/*": 200, "text/html, application/json;q=0.1": 200,
+			"text/html": 406, "application/xml": 406, "application/json;q=0": 406, "*/*;q=0": 406,
+		} {
+			r := e.do("GET", "/v2/.well-known/jwks.json", nil, "Accept", accept)
+			if r.status != want {
+				t.Errorf("Accept %q: %d, want %d", accept, r.status, want)
+			}
+			if want == 406 {
+				expectProblem(t, r, 406, "not_acceptable")
+			}
+		}
+		if r := e.do("GET", "/v2/openapi.yaml", nil, "Accept", "application/yaml"); r.status != 200 {
+			t.Errorf("openapi.yaml with Accept application/yaml: %d", r.status)
+		}
+		expectProblem(t, e.do("GET", "/v2/openapi.yaml", nil, "Accept", "application/json"), 406, "not_acceptable")
+	})
 	t.Run("missing body", func(t *testing.T) {
 		r := e.do("POST", "/v2/auth/login", nil)
 		expectProblem(t, r, 400, "validation_failed")

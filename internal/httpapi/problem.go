@@ -39,6 +39,7 @@ var titles = map[string]string{
 	"unauthenticated":        "Unauthenticated",
 	"account_inactive":       "Account inactive",
 	"not_found":              "Not found",
+	"not_acceptable":         "Not acceptable",
 	"method_not_allowed":     "Method not allowed",
 	"conflict":               "Conflict",
 	"payload_too_large":      "Payload too large",

@@ -84,7 +84,7 @@ func New(o Options) (*Server, *echo.Echo, error) {
 	e.IPExtractor, e.SchemeExtractor = extractors(o.TrustedProxies)
 
 	e.Pre(s.requestID)
-	e.Use(s.accessLog, s.recoverPanics, s.securityHeaders, s.requestMeta, s.validate)
+	e.Use(s.accessLog, s.recoverPanics, s.securityHeaders, s.requestMeta, s.negotiate, s.validate)
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
 	e.GET("/docs", s.docs)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"regexp"
+	"sort"
 	"strings"
 
 	"github.com/getkin/kin-openapi/openapi3"
@@ -64,6 +65,7 @@ type operation struct {
 	secured  bool  // needs a bearer token
 	maxBody  int64 // largest accepted request body
 	jsonBody bool  // takes a JSON request body
+	produces []string // media types of the successful responses' bodies
 }
 
 // defaultMaxBody is the body limit of operations that do not set x-nexus-max-body-bytes.
@@ -87,6 +89,14 @@ func indexOperations(spec *openapi3.T, base string) (map[string]*operation, erro
 			if v, ok := op.Extensions["x-nexus-max-body-bytes"].(float64); ok && v > 0 {
 				o.maxBody = int64(v)
 			}
+			for code, r := range op.Responses.Map() {
+				if strings.HasPrefix(code, "2") && r.Value != nil {
+					for mt := range r.Value.Content {
+						o.produces = append(o.produces, mt)
+					}
+				}
+			}
+			sort.Strings(o.produces)
 			if op.RequestBody != nil && op.RequestBody.Value != nil {
 				o.jsonBody = op.RequestBody.Value.Content.Get("application/json") != nil
 			}
