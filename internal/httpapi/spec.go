@@ -62,9 +62,9 @@ func StringFormats() map[string]openapi3.StringFormatValidator {
 // operation is one operation of the contract, ready for the validator.
 type operation struct {
 	route    *routers.Route
-	secured  bool  // needs a bearer token
-	maxBody  int64 // largest accepted request body
-	jsonBody bool  // takes a JSON request body
+	secured  bool     // needs a bearer token
+	maxBody  int64    // largest accepted request body
+	jsonBody bool     // takes a JSON request body
 	produces []string // media types of the successful responses' bodies
 }
 
