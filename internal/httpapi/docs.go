@@ -56,7 +56,8 @@ type docsSchema struct {
 }
 
 func renderDocs(spec *openapi3.T) ([]byte, error) {
-	tmpl, err := template.New("page.html.tmpl").Funcs(template.FuncMap{"lower": strings.ToLower}).
+	tmpl, err := template.New("page.html.tmpl").Funcs(template.FuncMap{"lower": strings.ToLower, "markdown": markdown,
+		"inline": func(s string) template.HTML { return template.HTML(inline(s)) }}).
 		ParseFS(docsFS, "docs/page.html.tmpl")
 	if err != nil {
 		return nil, err
