@@ -10,7 +10,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"path"
@@ -514,9 +513,6 @@ type ServerInterface interface {
 	// GetOpenApiJson Get this contract as JSON
 	// (GET /openapi.json)
 	GetOpenApiJson(ctx echo.Context) error
-	// GetOpenApiYaml Get this contract as YAML
-	// (GET /openapi.yaml)
-	GetOpenApiYaml(ctx echo.Context) error
 }
 
 // ServerInterfaceWrapper converts echo contexts to parameters.
@@ -566,15 +562,6 @@ func (w *ServerInterfaceWrapper) GetOpenApiJson(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.GetOpenApiJson(ctx)
-	return err
-}
-
-// GetOpenApiYaml converts echo context to params.
-func (w *ServerInterfaceWrapper) GetOpenApiYaml(ctx echo.Context) error {
-	var err error
-
-	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.GetOpenApiYaml(ctx)
 	return err
 }
 
@@ -629,7 +616,6 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.POST(options.BaseURL+"/auth/refresh", wrapper.RefreshToken, options.OperationMiddlewares["refreshToken"]...)
 	router.POST(options.BaseURL+"/auth/logout", wrapper.Logout, options.OperationMiddlewares["logout"]...)
 	router.GET(options.BaseURL+"/.well-known/jwks.json", wrapper.GetJwks, options.OperationMiddlewares["getJwks"]...)
-	router.GET(options.BaseURL+"/openapi.yaml", wrapper.GetOpenApiYaml, options.OperationMiddlewares["getOpenApiYaml"]...)
 	router.GET(options.BaseURL+"/openapi.json", wrapper.GetOpenApiJson, options.OperationMiddlewares["getOpenApiJson"]...)
 
 }
@@ -1337,83 +1323,6 @@ func (response GetOpenApiJson500ApplicationProblemPlusJSONResponse) VisitGetOpen
 	return err
 }
 
-type GetOpenApiYamlRequestObject struct {
-}
-
-type GetOpenApiYamlResponseObject interface {
-	VisitGetOpenApiYamlResponse(w http.ResponseWriter) error
-}
-
-type GetOpenApiYaml200ResponseHeaders struct {
-	CacheControl *string
-	XRequestId   *string
-}
-
-type GetOpenApiYaml200ApplicationyamlResponse struct {
-	Body          io.Reader
-	Headers       GetOpenApiYaml200ResponseHeaders
-	ContentLength int64
-}
-
-func (response GetOpenApiYaml200ApplicationyamlResponse) VisitGetOpenApiYamlResponse(w http.ResponseWriter) error {
-
-	w.Header().Set("Content-Type", "application/yaml")
-	if response.ContentLength != 0 {
-		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
-	}
-	if response.Headers.CacheControl != nil {
-		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
-	}
-	if response.Headers.XRequestId != nil {
-		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
-	}
-	w.WriteHeader(200)
-
-	if closer, ok := response.Body.(io.ReadCloser); ok {
-		defer closer.Close()
-	}
-	_, err := io.Copy(w, response.Body)
-	return err
-}
-
-type GetOpenApiYaml406ApplicationProblemPlusJSONResponse struct {
-	NotAcceptableApplicationProblemPlusJSONResponse
-}
-
-func (response GetOpenApiYaml406ApplicationProblemPlusJSONResponse) VisitGetOpenApiYamlResponse(w http.ResponseWriter) error {
-
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
-		return err
-	}
-	w.Header().Set("Content-Type", "application/problem+json")
-	if response.Headers.XRequestId != nil {
-		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
-	}
-	w.WriteHeader(406)
-	_, err := buf.WriteTo(w)
-	return err
-}
-
-type GetOpenApiYaml500ApplicationProblemPlusJSONResponse struct {
-	InternalErrorApplicationProblemPlusJSONResponse
-}
-
-func (response GetOpenApiYaml500ApplicationProblemPlusJSONResponse) VisitGetOpenApiYamlResponse(w http.ResponseWriter) error {
-
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
-		return err
-	}
-	w.Header().Set("Content-Type", "application/problem+json")
-	if response.Headers.XRequestId != nil {
-		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
-	}
-	w.WriteHeader(500)
-	_, err := buf.WriteTo(w)
-	return err
-}
-
 // StrictServerInterface represents all server handlers.
 type StrictServerInterface interface {
 	// GetJwks Get the access-token verification keys
@@ -1431,9 +1340,6 @@ type StrictServerInterface interface {
 	// GetOpenApiJson Get this contract as JSON
 	// (GET /openapi.json)
 	GetOpenApiJson(ctx context.Context, request GetOpenApiJsonRequestObject) (GetOpenApiJsonResponseObject, error)
-	// GetOpenApiYaml Get this contract as YAML
-	// (GET /openapi.yaml)
-	GetOpenApiYaml(ctx context.Context, request GetOpenApiYamlRequestObject) (GetOpenApiYamlResponseObject, error)
 }
 
 type StrictHandlerFunc func(ctx echo.Context, request any) (any, error)
@@ -1609,136 +1515,114 @@ func (sh *strictHandler) GetOpenApiJson(ctx echo.Context) error {
 	return nil
 }
 
-// GetOpenApiYaml operation middleware
-func (sh *strictHandler) GetOpenApiYaml(ctx echo.Context) error {
-	var request GetOpenApiYamlRequestObject
-
-	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
-		return sh.ssi.GetOpenApiYaml(ctx.Request().Context(), request.(GetOpenApiYamlRequestObject))
-	}
-	for _, middleware := range sh.middlewares {
-		handler = middleware(handler, "GetOpenApiYaml")
-	}
-
-	response, err := handler(ctx, request)
-
-	if err != nil {
-		return err
-	} else if validResponse, ok := response.(GetOpenApiYamlResponseObject); ok {
-		return validResponse.VisitGetOpenApiYamlResponse(ctx.Response())
-	} else if response != nil {
-		return fmt.Errorf("unexpected response type: %T", response)
-	}
-	return nil
-}
-
 // Base64 encoded, compressed with deflate, json marshaled OpenAPI spec.
 // Stored as a slice of fixed-width chunks rather than one concatenated
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7Hz7Uhu5tverqHrvqoFvt41tMAGndtXHsMmMcyEESAiJc2i5e9kWdEsdSY0xCVXnHc4bnic5pUvf2xgY",
-	"Zte57D+mhtjS0tLST+su/3B8FsWMApXCGfxwZoAD4PrPfezPYJ9RyVl4yE4k46A+DkD4nMSSMOoMnFN2",
-	"BRRxEDGjAgSKEiERZRKNAfmKQNB2XAducBSH4AwcylpCU3Id4c8gwook0CRyBl/zL7+5jlzEaryQnNCp",
-	"c3fnlvg5SsYh8evs/M7mKGR0iuQMMq5QhBfL+Ik1IRdF+KaFp/D3zU6nxFqdjWOQfLE3kcDry5+Az2gg",
-	"kGRojokSwoRxxYjkC0KnpaX7xWUiQkmkhNDNdk6ohClwvebZ2dleImdAJfGxbDqGGSCcjyCMIk0cFCuJ",
-	"ALR2/Gofbb/od9ZdNCdypgUEnDOO5jOgCCOpT3KOBYo5CKCyKqpfAXPgiAMOo7+PHAo3iRg5rqHy95FD",
-	"6DUOSXChCY2cFWL8fAzfExByGDTvhgSITZCcEYG4GfkSfU+YBESkYZlDzLgkdIowijkbhxCVGe50X//j",
-	"w9anzfOdN713L453T/tn3c/bXzp7v5Z4i/DNW6BTOXMG3d6Oq84i+3cdh3euk6Fdzd7zfZZQOaTYl+Ra",
-	"H43PqAQq1Z84jkN7IBuWx79dCrXJHymjmgo2VC5Igcw1DhNLL1As1Ma4TgASk1BLjAhkByAiUAB6DFaH",
-	"iNSdwb5EC5ZwxPgUU3KrWfpFIBwo6AnJsWRcic8K+4IEKyUosUyEM9jqbLqOJFLLfC/lIWfSSnAmZSwG",
-	"Gxs4Jm2NnZYfsiRo+yxKRSM2anvUAs/P6q8cJs7A+ctGrrU2zLdi48gQMVPqgIqxEHPGAw1xn3EOvnTR",
-	"OJH6KiyRneMWNeLnlgVty6C2iRs7fKOAb83QkErgFIcH6rY8ESXE0mhCR/ZdARV7FCUUbmLwJQT2tjPf",
-	"TzhXsPigb5NRlOmZV28WkU/DRL/TyTGRbh0J4NfADSOPBEa2vecBRFkyRb7aSIFlzIIFoqA+9THnBARK",
-	"ORCpHvJysXjPCJS3bEroMVxq1p4MFKOK/ZDYmXW4lEaUVAkg86nCAxEooVeUzamLAiLwOITARYxrG4/D",
-	"kM0hQBPGjaa2t+ipeqRbxIzmD2X8PQ4spc0pqWYfcQiUkcShuFcshWEV2UCESagkkCkUosBhNcpzbr3E",
-	"w5P2X6DwfIq0QBXpg0/xguagnR0D3We8EodM7vk+xFLB74lXgjJ5gUtEqmdfGVE59syZ9DFFjIbaoywu",
-	"rhbV/ofSIsIZfP2RE9BesaFdm5OJyVhPiKVz9+1pINrOQXTI0gXtZh6Dn4okng86ntmgh8yOEU9CEIgl",
-	"EilVu1CGx/iexoXVOoXFwM0/Z1g8I6iO8CJkODhl7C3m06fCKjZULiRjF2FKp4qs+qAauDRrxuxkIRTc",
-	"+AAB2u73N7fReCFBPFG7dAsOmt02koyhlJfHYKO+l+eDR0kMRBj+lIbBNSwYeD4nHo5hwkHM/mV5/yTL",
-	"O+X4foGYAbWboU/FRqfa0urRLoKbmHAlEg7X7MrKZswSqrCNMGVyprw3Y5kYRwFcEx+eUUApv0+Rj5lr",
-	"gkm9QRM1X3BIhMFeVUqN4+4VlopzcMgBBwukRr/UplqAEFaZojFoZ1+Lr43esikiFOEpJvQZxHRcYiZj",
-	"+DHSatzzc6qbIocVVwaLP8OT0emyoRDJvQqmSbFoJss+q9KBQhjpOAMHFq9n49988p68fvXxdtg9JEMx",
-	"jGT8ZX+4Pbwczt9dnst3pwfy3eVH+a53fnN+++tsSOYk+D2cDy8ZOf/8gWMadIa004bF69vgbEjek+H8",
-	"3enV7eFvB/13J52t89uPt29P/e755YF8/9ur8HC/O/ty+eny/PJT+P7sw+L89oBMPrT9XkjH0atO8Pl1",
-	"qFMy6qqKC0Kdwa6KDNODLX7R6+/2OsUv033RG36x9+XwzdX5zan/+ezm5E3/Le8uPkzne3t7e2/8zYPL",
-	"3ufO+HhHnN8cbE125sPu5e87H753gve7+9878f7tzvfrDlZANUCyEDT5LMd1EmFyeT4HFfRfYOkMnF6n",
-	"t93qdlud7mlnd7DZGXQ6X9RWInPdcID/vz0ehVnHdew12d3cwrvd1o7f32y96I+7rR0MWy086fvjPuwG",
-	"Pb/ruA7FkU6WBBi9ZdcQYl+Z4WJq5uJect2g47+Azcku7vXUTWX6xulcTuE6OlkKJomD+s56ndPu1qDT",
-	"H3R7XxQ6H3ytNIiPrT/ceLk0VhHROK/cHp3Fbdk07qrr05SCvnP/0A38SAt50ieb+aROpaqwq0OKeRlk",
-	"LMjYZFTNPc5NnFK8yrQ9gxL+WGPiMfq3uoXnU71259mWIyIEoVMXRTicMB5BbuCVYk5tVBlKZ2dnrWpa",
-	"/D4oVLPofxxJ15iEfyAmTcoUGhCUfV2x9AK48maU6CREMeOYk3CBCjPaSBcqEJ5IMJaNJtEYOGITJGyZ",
-	"glAzqKXLGU/N9BWCixPLVpnzR0Ium/lMqT4UQAw0AOovjFNdkNEhkzNCpyYnPMN0qtwkXhCcVxCQlwqu",
-	"gsPCkFUYKhSP/jD6RBLHjEsI3kFA8KkW8hNhmJG6iBQtayGbENk4cmU0uyRV8pRQtl9Ubhk3SHODLDeP",
-	"A1zjlv68oFaFb15VGs+ZQP6kbIsm/QqT8Mkm7jojczHJ6FQBUR+0BAsq3OilwRuaEAjNNVqaLVOQsWbS",
-	"ZFxxEHAQwnGdmOlcvDNwNow7ducWZhcMaHlsFlo/Ob9WqGnkQkbZxh8Du7rgnh9xAQMDtwhL31R8FQ44",
-	"9mUbeUbyHlK+qLD5N8WKUof6fJ4Nktm+jAOoj6Gp7DvUaeUJMUbKsiuSSJd4c9S6SMdmUyIkKP9Al7M9",
-	"Lek0ejOevFdpPdBnMYex466o+cZYSuCKpX/7utf6glu3ndbut/zP9sWg9e3//dWpVYdd58DEBz/q9aYS",
-	"itvonToTCJCPBbQIFUAFUd56uChzXQ80lH+kHXkD/tJmev2t0mY2G1h8pQ43K0OW+XxPoQICdHCDfRku",
-	"EKOgjsWzN8pzkRdjjiPQlhHTAHnm+D2l5QToXFTMWQxcEqNS0jtaXfVshnXldc6ZssVpe4Jl4FCX4cCf",
-	"KTirz7USQgJMuisX1Sq9UZNEmndv6j9Q1yKFYSqRTJnpeeXF942GbZ2WTFC+Viarhy/3PVF3Ulea5Axl",
-	"BMrrhiQisnHBVPPVsIhen7w/REfme9sZstvpriPJSutHkDqMsmLHyixspECsd3lkmnjwNT39vLeHjS/B",
-	"l4pXxdAZjN/Aoold06ODDvbRUavX30ZXsDBcv+h3X7jI/rWzXgccDqfF/qKDk15/u6G5yHV8fl0cqNdp",
-	"HHhFlvSrKKZIgKSCcjGgE+ZoCVVCJBx5VyTwCgiqryAXJZ73G/lIBBRHCTJtHHZTZ3aMBWxvJTxEN8hn",
-	"jAeEYgmNrCzum724f3bl8NWujJgVU4q0kaWrz8js535knIB2X8oHfAULk3aXEIlVZrOAsrtsKcw5XtTZ",
-	"VXSb+LHVeX0VNMKCgCjR4PCowNgEhwKqYMz9jxV8ZhbyLss33T/hwHpBDokvUnXXCFKgAUoE8F8EGh6l",
-	"mhGtDY+ut5SeGR5db68r6yoAKBovjA3GYVixwCq29BkPILC4RjgJiBzRkE2NcTYO9UvbQpEIW6rAdKFi",
-	"qIQTuUAB+EQoaiNaUie9zma70+52N9svitaOxGVTt9Vv1LKmJt+8fbv1vHBPURxitQW4kW20J1HEhERd",
-	"t9PbMgW3dAeSJ9THtZY4W/RHM8YFoLF2GxZISBzrwDfjPWOr7Hl0elur2s3KsEwVbYFejqomuL6Pge4d",
-	"Df/B/CRK/f9GxEqeQEOTjJ2PNtsdFFgidTVL6IStIl1jjcVAcUwKYYczcNTJbzabTzkTj1yjIrx0Qdfw",
-	"m9JsElvqYDf5ccrc7G71X6Q9h8jYNYHM9Lp0TKhUN2tCV9ddFGF/Rii0OOBAfWIbtdQ0tCbAtGjpselt",
-	"UydSoLZeBmVTTFb0aHHr9ttX48heLPFilzlqe2iWRJgWWL2JQ0xNHJS2a9oOM2qKbTlf1XCwWw4HGy1Q",
-	"Gh5WGXnFOPJqG/XcZXHMg+xDwTGu2YdywPhjedT1i0Ak0CGKPSyvGDh5jb7jveFnTSZpPNrExO+np0fI",
-	"DNAAKq2jA9gI35hO4/7urpv3HZvgttJ5nIW7DeCdMS7dKhxEEkVY+azGZUxviKJb3vE94XO+0TQLVV37",
-	"4/HQ+FkkDRjFiuWeGJIXNHjCyUofJ80+aZll55TdJtdoghKSmpRP1ojwT3MyTGm8EdmpmsplnQfnJtY2",
-	"k9FazAk1Q/dO9ofDddNIOSFcyLzSqk4ta6iUaEx0t/wMRjStS9sYxFbrK67Bi8mu3wu60BpzNhfAWzjA",
-	"j4rmR6ObXrc1Gt28OPj2t0bVV6k+/lhZN55wFln4wTVhiUBeqJxET3lUnh2rK2Je1kRWSUw8X4GzIIl+",
-	"t/c456K881WexTEL4V4vi7MQdCxv9WCxuqn3b0OXtGoZYYqnuh6LKQ4XQgW1JgJV6xcSItm3tbMrFyZr",
-	"wUK5Xt5g2nV82BJkSiFAr89O0ZonF3HWreZh+bfLufTW2+hEedJEKjXv7SVyxrjd2QDZZxKjpNPZ9ItL",
-	"6k9MUqpu5wqF8GWPShIqSZg2q+cFQzu1BCldZL/vTUlzCX71ymXo27mITJQsbG5bO/trJAjVkSM8FixM",
-	"JCCdp3DRfEb8mXapiTDKoey9ZF0AD+N++VmyGH9PKgy30VCzyZlUvjxiNOs71KNeIv38SG1GRyk2GVc3",
-	"TIU2gjwGt/0ES6J1vkohfxT2sU/xTpYgW1q4hBm3dnkbjtey0XSZP4rmRFEaMJkETMzZhOiqWakxvtAP",
-	"3OD8FnoqfuTmNMASWpJEjamyLOZ9VBa0RsaYs6KX9aDejNzkJ6TRLTHNG0XKlT6O2oxaY8dD2Kr0eKxk",
-	"i1uFfB/GtNIuuZCrEHliRt6Ve0gedpIVLGu2q6Jws/PTYrXbKDhPBQCVeFgG45Ml3vHZDHRDoLQWSj8K",
-	"DHXLW8kapS0z2QuksvGpPGoqbDXNa5zod3eaA9PloOxD/q9XqeBen5067gNsUEnZa4M0QKkhQmwsMVEj",
-	"tRey1PFwdbYcYTGi95qrkp1Cn4CTyUJpQzaZhIRCnpq/goWwa05Bvp5fCc/4aubVoTOwuy1XxUzBKs0W",
-	"+OZZmm7ON/1Qh7qGs69UsApxJeDIaaxwVQYS4//7QCXHoX6pM7V9wiFe5B6rmXbgM7EQEqJB9cmk3l4u",
-	"8xG1GVxMA2MzTBGgYFGEW/JrWsJnMQQpwJRDEynBJ1R3u7MQWmOs7KM9VN+0NrlqhRHVno0kvq7G6Td0",
-	"UxDSZMhG9C9/QfuMqi8Io2JEWyaNrw3YfAYcXuro78Q8TiBUqesg8e38Fjqwli57xmC0dzk8baO91K9X",
-	"90MYN0cgNqdorfuf//4f3d4O8meYY18CF7ogtNf6gnDrFnVau6iNLtAAtbz1lyOKEKYL014BoQDT2RQr",
-	"HRmg8QJh++yqNQUKXNtjEhQ4NVkQIsrF8mLF2kNrX9NszLe1NMabz+dtPvFbEBDJeJvx6Qaf+Oo/NW59",
-	"3ZwytnGNYlNQfAUXPhaAPBWiKeiX49NEeTkhEbIpv6BknVZTXQTYn6VLlOoshEqmVpP2eZmbdpwuLf1s",
-	"lOs+arzNHigpFVuZgrwzXiCJr+DxXinaW9GEpXi3fVh53xamYq6LsN5Wp+vZUmy1Lytd3UtxfJAluMSI",
-	"/jSZrp9p2uInigBTJYSfI/qz1Wpl/6mxDUkf9BNtdTroZ6lKVat9E5EVv18iAZAXwA3dhjdThnIX/Uwb",
-	"8fO3X6ZSmSWS1wIIyVijWN+9gAilKxIiZgpk69U19A2rk2c86/RHXhZ+eRopOL2X97X/V9bRXeb5MmXn",
-	"PXtc8LRGertUU4t2viKmWQd66nPXe9Sz5+amQX0+U4Fjmg7QSsOAzixY6UnM13pYC2HZnBqS1UfHhuYm",
-	"+pk+E84OetV7YUuQMnkxUQI0lLbQT0QZEok/U/qXJdzXsRFnKjAyUyKQMxZc6JdX5nDN3L7FtVYFcEOE",
-	"FJoHhQJrjYlAZrbF9Z6a7xVYyZ9yGZrbluajX2NB+TGWXaL2Ikiv0t2s3Ejd/2SeNIkyrV+EiQ6zE27q",
-	"yDJEU3Hc30yVXQPzYldN7WsNgZc++31pi1ZGMIWXvTns0q5BQ05tDxdbC9d02gpLrCz8eqXT8AFNhWoh",
-	"x3VC4oPNXliv6IizmBOQmC+UC8zDFQlNCTwSheRtxa1yXOcauDDOVK+91e6UqjFZCSaruGy05xCGLa0t",
-	"Ni7nV6KdtotNTUm27p9pw3cGY/QGFugEZO442lBS+486G3htnMxSyVwZI11Pt6GnmEGAlIuT/qAGkSOq",
-	"XGShK4rmLisnTUi8EGbkfEZCSEvwKqA3HrWPKRKShCEag2kTaSPdZa7GTKxF9uyvgXiI0BH1Si3rnnbW",
-	"0ASUWSHSPJcp/4aG6ajCmYo1NX/jH2egHwbOwPnN+M5O5Tclep3OI1+HpHXwrD/PfPDVtkDYzgfb52Db",
-	"G2wzQ/4eoN/anHT9DnZsE4JzsG8r8wPdYKDbCZzJzub715v/6N286v463blOxrvyLXSnv7+7/fRiG3ZO",
-	"E7GbHP1+ffzp4KOu8w+cm4tXB7fHyW60uf3728MLmcB2f/ftYfz5bDveX5xIcnV++WZ4NuzjjnP37RF9",
-	"cOXmgGW/+2AQp85fORVKMM/1JMH+Cs0f7OTd6mwvm5KhYqP8BPrOdfoGI/fPKv/ohJ61uXrWx1IPdh7Z",
-	"OoOv31zH1ngMegvpyJYBv77PaUClUeg6Ek8VGB0dCX9TJDeUEd/Q4arO0zLRoEmKPqRA2ERV40Xa10WD",
-	"3AFLb27hnuQVCx1ulPwpHdCBTLjSICOqi1mtkFw3hNwuwktiP0NGFvoKymky5ex+LDqOJpAsu47Chmmg",
-	"+w1ahmcfh0scUuNvC7SGY8yljsBHtGiu1tOyo1BRhSQRtJscHO1Wqf3rLGiYGiZc83jaI+rlXSV2YkPv",
-	"B6q0fuitKgOdtk8ImfeA5EFhk1LULTZ5mexXFiweqQ0zXOVYtY8bdcoCozmMi1BRJjFrbM4LaKWO0Xse",
-	"fhWabirNK3k7yv2tIo/QeaUGpLtyjk3yBO6abcn9N774LFFrpAfMqbWZ64nd1RPLP3CiZz1AKVV/Z+nJ",
-	"inOr+4DVqj8OoOf1H6I6G15l/HfR1ibNooOygoK7Xz+zRC5X0Mc6phKld8VZ6d8GdaW1BjqZVM6gISFZ",
-	"jOaMX+kuM4kY9UGrDx2FjGgpYrPkS+GhQVJaa2QUrEud13esp0+okJj6y7SO2mvt9mw1e7j1+PQZX3A8",
-	"6BpVn/b9k1FW0qxGcstgZM97OY4ObszbK2XkK8V1nfmgMC/H7Qod5uPy8DV73IkZbHIOYl2b4hY6hpaF",
-	"JbG/EEgiHWDqrE1Wvq9kKPIK9pRjH1AMnLAArXU7SCjHIoAJTkK5njoUaY5PG2DLic4/lFwHwXRiLwwh",
-	"TL8Cm1FXALbZFhyGhgSYzOhRzr4KfFiow/bqTyRIUzJR5ljOYCIH9+dV1pqTOOt6xRU9HF7WOuLlzRyo",
-	"1MuB0xaRlyjEMuc3/bFInWPWLSDIyKxA0yQ67c5ylZJFk8aXKrh2uvRR4KmqH2q5sdRNYVKtb96baGHX",
-	"FMRxoaDyh7yTwnXIb1H6awnWQTHpN7ORh3gnhQ6eZU0yf9qz+kc4L5XWpv+R7kv1d2L+5Yg80hFJof4g",
-	"P8TmpVannNJO5bRL2SoibffnWKBxQkJprxcNkC0jZC/f0iylTucIqRs4X5+8P2w35Wz0WjF5bX696+mp",
-	"m2Lv9PMk6x5+Faud4UuyJ1Wx/l9NnaxMgxTqSyl2Coh+BxJXEL3AUfjPRvT53ru39yH6XPH0KESnu/gX",
-	"ov+3I1phpwHRZTLlnpev3+4UXQ3Z9I138TiOsg6FBxU2rnv2pXeRxlvm41B5ShCyWF8Te0XWvAhfAeIJ",
-	"9dZL5AcbG93ei3an3Wl3BzudnY4m/C3bWn2FKaFu9jtWxnhpZ9LkBRl1kYmU84zgivpG4SeAlKDquzot",
-	"St+1nny6M/0/gYhsoz2U9d7bW6Wr8hJ5GwHzhVdYSR/Y3be7/woAAP//",
+	"7Fx7Uxu5lv8qqr63amBv29gGE3DqVi3DJTPOgxAgIQ+ztNx9bAu6pY6kxpiEqv0O+w33k2zp0e82Boa5",
+	"tVt7/5gaYktHR0c/nbf8w/FZFDMKVApn8MOZAQ6A6z/3sT+DfUYlZ+EhO5GMg/o4AOFzEkvCqDNwTtkV",
+	"UMRBxIwKEChKhESUSTQG5CsCQdtxHbjBURyCM3AoawlNyXWEP4MIK5JAk8gZfMu/PHcduYjVeCE5oVPn",
+	"7s4t8XOUjEPi19n5nc1RyOgUyRlkXKEIL5bxE2tCLorwTQtP4e+bnU6JtTobxyD5Ym8igdeXPwGf0UAg",
+	"ydAcEyWECeOKEckXhE5LS/eLy0SEkkgJoZvtnFAJU+B6zbOzs71EzoBK4mPZdAwzQDgfQRhFmjgoVhIB",
+	"aO341T7aftHvrLtoTuRMCwg4ZxzNZ0ARRlKf5BwLFHMQQGVVVL8C5sARBxxGfx85FG4SMXJcQ+XvI4fQ",
+	"axyS4EITGjkrxPj5GL4nIOQwaN4NCRCbIDkjAnEz8iX6njAJiEjDMoeYcUnoFGEUczYOISoz3Om+/seH",
+	"rU+bX3be9N69ON497Z91P29/7ez9WuItwjdvgU7lzBl0ezuuOovs33Uc3rlOhnY1e8/3WULlkGJfkmt9",
+	"ND6jEqhUf+I4Du2BbFge/3Yp1CZ/pIxqKthQuSAFMtc4TCy9QLFQG+M6AUhMQi0xIpAdgIhAAegxWB0i",
+	"UncG+xItWMIR41NMya1m6ReBcKCgJyTHknElPivsCxKslKDEMhHOYKuz6TqSSC3zvZSHnEkrwZmUsRhs",
+	"bOCYtDV2Wn7IkqDtsygVjdio7VELPD+rv3KYOAPnLxu51tow34qNI0PETKkDKsZCzBkPNMR9xjn40kXj",
+	"ROqrsER2jlvUiJ9bFrQtg9ombuzwjQK+NUNDKoFTHB6o2/JElBBLowkd2XcFVOxRlFC4icGXENjbznw/",
+	"4VzB4oO+TUZRpmdevVlEPg0T/U4nx0S6dSSAXwM3jDwSGNn2ngcQZckU+WojBZYxCxaIgvrUx5wTECjl",
+	"QKR6yMvF4j0jUN6yKaHHcKlZezJQjCr2Q2Jn1uFSGlFSJYDMpwoPRKCEXlE2py4KiMDjEAIXMa5tPA5D",
+	"NocATRg3mtreoqfqkW4RM5o/lPH3OLCUNqekmn3EIVBGEofiXrEUhlVkAxEmoZJAplCIAofVKM+59RIP",
+	"T9p/gcLzKdICVaQPPsULmoN2dgx0n/FKHDK55/sQSwW/J14JyuQFLhGpnn1lROXYM2fSxxQxGmqPsri4",
+	"WlT7H0qLCGfw7UdOQHvFhnZtTiYmYz0hls7d+dNAtJ2D6JClC9rNPAY/FUk8H3Q8s0EPmR0jnoQgEEsk",
+	"Uqp2oQyP8T2NC6t1CouBm3/OsHhGUB3hRchwcMrYW8ynT4VVbKhcSMYuwpROFVn1QTVwadaM2clCKLjx",
+	"AQK03e9vbqPxQoJ4onbpFhw0u20kGUMpL4/BRn0vzwePkhiIMPwpDYNrWDDwfE48HMOEg5j9y/L+SZZ3",
+	"yvH9AjEDajdDn4qNTrWl1aNdBDcx4UokHK7ZlZXNmCVUYRthyuRMeW/GMjGOArgmPjyjgFJ+nyIfM9cE",
+	"k3qDJmq+4JAIg72qlBrH3SssFefgkAMOFkiNfqlNtQAhrDJFY9DOvhZfG71lU0QowlNM6DOI6bjETMbw",
+	"Y6TVuOfnVDdFDiuuDBZ/hiej02VDIZJ7FUyTYtFMln1WpQOFMNJxBg4sXs/Gv/nkPXn96uPtsHtIhmIY",
+	"yfjr/nB7eDmcv7v8It+dHsh3lx/lu96Xmy+3v86GZE6C38P58JKRL58/cEyDzpB22rB4fRucDcl7Mpy/",
+	"O726PfztoP/upLP15fbj7dtTv/vl8kC+/+1VeLjfnX29/HT55fJT+P7sw+LL7QGZfGj7vZCOo1ed4PPr",
+	"UKdk1FUVF4Q6g10VGaYHW/yi19/tdYpfpvuiN/xi7+vhm6svN6f+57Obkzf9t7y7+DCd7+3t7b3xNw8u",
+	"e5874+Md8eXmYGuyMx92L3/f+fC9E7zf3f/eifdvd75fd7ACqgGShaDJZzmukwiTy/M5qKD/Aktn4PQ6",
+	"ve1Wt9vqdE87u4PNzqDT+aq2EpnrhgP87/Z4FGYd17HXZHdzC+92Wzt+f7P1oj/utnYwbLXwpO+P+7Ab",
+	"9Pyu4zoURzpZEmD0ll1DiH1lhoupmYt7yXWDjv8CNie7uNdTN5XpG6dzOYXr6GQpmCQO6jvrdU67W4NO",
+	"f9DtfVXofPC10iA+tv5w4+XSWEVE47xye3QWt2XTuKuuT1MK+s79QzfwIy3kSZ9s5pM6larCrg4p5mWQ",
+	"sSBjk1E19zg3cUrxKtP2DEr4Y42Jx+jf6haeT/XanWdbjogQhE5dFOFwwngEuYFXijm1UWUonZ2dtapp",
+	"8fugUM2i/3EkXWMS/oGYNClTaEBQ9nXF0gvgyptRopMQxYxjTsIFKsxoI12oQHgiwVg2mkRj4IhNkLBl",
+	"CkLNoJYuZzw101cILk4sW2XOHwm5bOYzpfpQADHQAKi/ME51QUaHTM4InZqc8AzTqXKTeEFwXkFAXiq4",
+	"Cg4LQ1ZhqFA8+sPoE0kcMy4heAcBwadayE+EYUbqIlK0rIVsQmTjyJXR7JJUyVNC2X5RuWXcIM0Nstw8",
+	"DnCNW/rzgloVvnlVaTxnAvmTsi2a9CtMwiebuOuMzMUko1MFRH3QEiyocKOXBm9oQiA012hptkxBxppJ",
+	"k3HFQcBBCMd1YqZz8c7A2TDu2J1bmF0woOWxWWj95PxaoaaRCxllG38M7OqCe37EBQwM3CIsfVPxVTjg",
+	"2Jdt5BnJe0j5osLm3xQrSh3q83k2SGb7Mg6gPoamsu9Qp5UnxBgpy65IIl3izVHrIh2bTYmQoPwDXc72",
+	"tKTT6M148l6l9UCfxRzGjrui5htjKYErlv7j217rK27ddlq75/mf7YtB6/zf/urUqsOuc2Digx/1elMJ",
+	"xW30Tp0JBMjHAlqECqCCKG89XJS5rgcayj/SjrwBf2kzvf5WaTObDSy+UoeblSHLfL6nUAEBOrjBvgwX",
+	"iFFQx+LZG+W5yIsxxxFoy4hpgDxz/J7ScgJ0LirmLAYuiVEp6R2trno2w7ryOudM2eK0PcEycKjLcODP",
+	"FJzV51oJIQEm3ZWLapXeqEkizbs39R+oa5HCMJVIpsz0vPLi+0bDtk5LJihfK5PVw5f7nqg7qStNcoYy",
+	"AuV1QxIR2bhgqvlqWESvT94foiPzve0M2e1015FkpfUjSB1GWbFjZRY2UiDWuzwyTTz4lp5+3tvDxpfg",
+	"S8WrYugMxm9g0cSu6dFBB/voqNXrb6MrWBiuX/S7L1xk/9pZrwMOh9Nif9HBSa+/3dBc5Do+vy4O1Os0",
+	"DrwiS/pVFFMkQFJBuRjQCXO0hCohEo68KxJ4BQTVV5CLEs/7jXwkAoqjBJk2DrupMzvGAra3Eh6iG+Qz",
+	"xgNCsYRGVhb3zV7cP7ty+GpXRsyKKUXayNLVZ2T2cz8yTkC7L+UDvoKFSbtLiMQqs1lA2V22FOYcL+rs",
+	"KrpN/NjqvL4KGmFBQJRocHhUYGyCQwFVMOb+xwo+Mwt5l+Wb7p9wYL0gh8QXqbprBCnQACUC+C8CDY9S",
+	"zYjWhkfXW0rPDI+ut9eVdRUAFI0XxgbjMKxYYBVb+owHEFhcI5wERI5oyKbGOBuH+qVtoUiELVVgulAx",
+	"VMKJXKAAfCIUtREtqZNeZ7PdaXe7m+0XRWtH4rKp2+o3allTk2/evt16XrinKA6x2gLcyDbakyhiQqKu",
+	"2+ltmYJbugPJE+rjWkucLfqjGeMC0Fi7DQskJI514JvxnrFV9jw6va1V7WZlWKaKtkAvR1UTXN/HQPeO",
+	"hv9gfhKl/n8jYiVPoKFJxs5Hm+0OCiyRupoldMJWka6xxmKgOCaFsMMZOOrkN5vNp5yJR65REV66oGv4",
+	"TWk2iS11sJv8OGVudrf6L9KeQ2TsmkBmel06JlSqmzWhq+suirA/IxRaHHCgPrGNWmoaWhNgWrT02PS2",
+	"qRMpUFsvg7IpJit6tLh1e/7NOLIXS7zYZY7aHpolEaYFVm/iEFMTB6XtmrbDjJpiW85XNRzslsPBRguU",
+	"hodVRl4xjrzaRj13WRzzIPtQcIxr9qEcMP5YHnX9IhAJdIhiD8srBk5eo+94b/hZk0kajzYx8fvp6REy",
+	"AzSASuvoADbCN6bTuL+76+Z9xya4rXQeZ+FuA3hnjEu3CgeRRBFWPqtxGdMbouiWd3xP+JxvNM1CVdf+",
+	"eDw0fhZJA0axYrknhuQFDZ5wstLHSbNPWmbZOWW3yTWaoISkJuWTNSL805wMUxpvRHaqpnJZ58G5ibXN",
+	"ZLQWc0LN0L2T/eFw3TRSTggXMq+0qlPLGiolGhPdLT+DEU3r0jYGsdX6imvwYrLr94IutMaczQXwFg7w",
+	"o6L50eim122NRjcvDs7/1qj6KtXHHyvrxhPOIgs/uCYsEcgLlZPoKY/Ks2N1RczLmsgqiYnnK3AWJNHv",
+	"9h7nXJR3vsqzOGYh3OtlcRaCjuWtHixWN/X+beiSVi0jTPFU12MxxeFCqKDWRKBq/UJCJPu2dnblwmQt",
+	"WCjXyxtMu44PW4JMKQTo9dkpWvPkIs661Tws/3Y5l956G50oT5pIpea9vUTOGLc7GyD7TGKUdDqbfnFJ",
+	"/YlJStXtXKEQvuxRSUIlCdNm9bxgaKeWIKWL7Pe9KWkuwa9euQx9OxeRiZKFzW1rZ3+NBKE6coTHgoWJ",
+	"BKTzFC6az4g/0y41EUY5lL2XrAvgYdwvP0sW4+9JheE2Gmo2OZPKl0eMZn2HetRLpJ8fqc3oKMUm4+qG",
+	"qdBGkMfgtp9gSbTOVynkj8I+9ineyRJkSwuXMOPWLm/D8Vo2mi7zR9GcKEoDJpOAiTmbEF01KzXGF/qB",
+	"G5zfQk/Fj9ycBlhCS5KoMVWWxbyPyoLWyBhzVvSyHtSbkZv8hDS6JaZ5o0i50sdRm1Fr7HgIW5Uej5Vs",
+	"cauQ78OYVtolF3IVIk/MyLtyD8nDTrKCZc12VRRudn5arHYbBeepAKASD8tgfLLEOz6bgW4IlNZC6UeB",
+	"oW55K1mjtGUme4FUNj6VR02FraZ5jRP97k5zYLoclH3I//UqFdzrs1PHfYANKil7bZAGKDVEiI0lJmqk",
+	"9kKWOh6uzpYjLEb0XnNVslPoE3AyWShtyCaTkFDIU/NXsBB2zSnI1/Mr4Rlfzbw6dAZ2t+WqmClYpdkC",
+	"3zxL0835ph/qUNdw9pUKViGuBBw5jRWuykBi/H8fqOQ41C91prZPOMSL3GM10w58JhZCQjSoPpnU28tl",
+	"PqI2g4tpYGyGKQIULIpwS35NS/gshiAFmHJoIiX4hOpudxZCa4yVfbSH6pvWJletMKLas5HE19U4/YZu",
+	"CkKaDNmI/uUvaJ9R9QVhVIxoy6TxtQGbz4DDSx39nZjHCYQqdR0kvp3fQgfW0mXPGIz2LoenbbSX+vXq",
+	"fgjj5gjE5hStdf/7P/+r29tB/gxz7EvgQheE9lpfEW7dok5rF7XRBRqglrf+ckQRwnRh2isgFGA6m2Kl",
+	"IwM0XiBsn121pkCBa3tMggKnJgtCRLlYXqxYe2jtW5qNOV9LY7z5fN7mE78FAZGMtxmfbvCJr/5T49bX",
+	"zSljG9coNgXFV3DhYwHIUyGagn45Pk2UlxMSIZvyC0rWaTXVRYD9WbpEqc5CqGRqNWmfl7lpx+nS0s9G",
+	"ue6jxtvsgZJSsZUpyDvjBZL4Ch7vlaK9FU1Yinfbh5X3bWEq5roI6211up4txVb7stLVvRTHB1mCS4zo",
+	"T5Pp+pmmLX6iCDBVQvg5oj9brVb2nxrbkPRBP9FWp4N+lqpUtdo3EVnx+yUSAHkB3NBteDNlKHfRz7QR",
+	"P3/7ZSqVWSJ5LYCQjDWK9d0LiFC6IiFipkC2Xl1D37A6ecazTn/kZeGXp5GC03t5X/t/ZR3dZZ4vU3be",
+	"s8cFT2ukt0s1tWjnK2KadaCnPne9Rz17bm4a1OczFTim6QCtNAzozIKVnsR8rYe1EJbNqSFZfXRsaG6i",
+	"n+kz4eygV70XtgQpkxcTJUBDaQv9RJQhkfgzpX9Zwn0dG3GmAiMzJQI5Y8GFfnllDtfM7Vtca1UAN0RI",
+	"oXlQKLDWmAhkZltc76n5XoGV/CmXobltaT76NRaUH2PZJWovgvQq3c3KjdT9T+ZJkyjT+kWY6DA74aaO",
+	"LEM0Fcf9zVTZNTAvdtXUvtYQeOmz35e2aGUEU3jZm8Mu7Ro05NT2cLG1cE2nrbDEysKvVzoNH9BUqBZy",
+	"XCckPtjshfWKjjiLOQGJ+UK5wDxckdCUwCNRSN5W3CrHda6BC+NM9dpb7U6pGpOVYLKKy0Z7DmHY0tpi",
+	"43J+Jdppu9jUlGTr/pk2fGcwRm9ggU5A5o6jDSW1/6izgdfGySyVzJUx0vV0G3qKGQRIuTjpD2oQOaLK",
+	"RRa6omjusnLShMQLYUbOZySEtASvAnrjUfuYIiFJGKIxmDaRNtJd5mrMxFpkz/4aiIcIHVGv1LLuaWcN",
+	"TUCZFSLNc5nyb2iYjiqcqVhT8zf+cQb6YeAMnN+M7+xUflOi1+k88nVIWgfP+vPMB99sC4TtfLB9Dra9",
+	"wTYz5O8B+q3NSdfvYMc2ITgH+7YyP9ANBrqdwJnsbL5/vfmP3s2r7q/TnetkvCvfQnf6+7vbTy+2Yec0",
+	"EbvJ0e/Xx58OPuo6/8C5uXh1cHuc7Eab27+/PbyQCWz3d98exp/PtuP9xYkkV18u3wzPhn3cce7OH9EH",
+	"V24OWPa7DwZx6vyVU6EE81xPEuyv0PzBTt6tzvayKRkqNspPoO9cp28wcv+s8o9O6Fmbq2d9LPVg55Gt",
+	"M/h27jq2xmPQW0hHtgz49X1OAyqNQteReKrA6OhI+FyR3FBGfEOHqzpPy0SDJin6kAJhE1WNF2lfFw1y",
+	"Byy9uYV7klcsdLhR8qd0QAcy4UqDjKguZrVCct0QcrsIL4n9DBlZ6Csop8mUs/ux6DiaQLLsOgobpoHu",
+	"N2gZnn0cLnFIjb8t0BqOMZc6Ah/RorlaT8uOQkUVkkTQbnJwtFul9q+zoGFqmHDN42mPqJd3ldiJDb0f",
+	"qNL6obeqDHTaPiFk3gOSB4VNSlG32ORlsl9ZsHikNsxwlWPVPm7UKQuM5jAuQkWZxKyxOS+glTpG73n4",
+	"VWi6qTSv5O0o97eKPELnlRqQ7so5NskTuGu2Jfff+OKzRK2RHjCn1mauJ3ZXTyz/wIme9QClVP2dpScr",
+	"zq3uA1ar/jiAntd/iOpseJXxv0VbmzSLDsoKCu5+/cwSuVxBH+uYSpTeFWelfxvUldYa6GRSOYOGhGQx",
+	"mjN+pbvMJGLUB60+dBQyoqWIzZIvhYcGSWmtkVGwLnVe37GePqFCYuov0zpqr7Xbs9Xs4dbj02d8wfGg",
+	"a1R92vdPRllJsxrJLYORPe/lODq4MW+vlJGvFNd15oPCvBy3K3SYj8vD1+xxJ2awyTmIdW2KW+gYWhaW",
+	"xP5CIIl0gKmzNln5vpKhyCvYU459QDFwwgK01u0goRyLACY4CeV66lCkOT5tgC0nOv9Qch0E04m9MIQw",
+	"/QpsRl0B2GZbcBgaEmAyo0c5+yrwYaEO26s/kSBNyUSZYzmDiRzcn1dZa07irOsVV/RweFnriJc3c6BS",
+	"LwdOW0ReohDLnN/0xyJ1jlm3gCAjswJNk+i0O8tVShZNGl+q4Nrp0keBp6p+qOXGUjeFSbW+eW+ihV1T",
+	"EMeFgsof8k4K1yG/RemvJVgHxaTfzEYe4p0UOniWNcn8ac/qH+G8VFqb/k+6L9XfifmXI/JIRySF+oP8",
+	"EJuXWp1ySjuV0y5lq4i03Z9jgcYJCaW9XjRAtoyQvXxLs5Q6nSOkbuB8ffL+0HSxKb00ohlpLNCXvXdv",
+	"XR2zaRul/9Ar6uyuq2sjEnkb171sCwschR5aY4kUJIByScJFIbkCowY5TEC3z6IYT8GQCZgvtEZuSiHp",
+	"rcfktfkxsadnkoqt3M+TO3y4Zqg2qi9J5lRP+f9rJmdlVqaArRTKhQv2DiR2bKYtJ1NuWPh2fqfo6huU",
+	"PtAtHsdRVl5+UFb6umef6RZpvGU+DpWZg5DF+mrZG7vmRfgKEE+ot14iP9jY6PZetDsqyB7sdHY6mvB5",
+	"trX6ClNC3exHiIzm0Z6ASeow6iIT5uTpnBXJ6cLvtyhB1Xd1Wr7ZWBR1kf6fQEQazaL0iFUaS3WGTkGl",
+	"Ldb2/hXUQoEhfa5353f/EwAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

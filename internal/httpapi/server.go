@@ -89,6 +89,7 @@ func New(o Options) (*Server, *echo.Echo, error) {
 	e.GET("/readyz", s.readyz)
 	e.GET("/docs", s.docs)
 	e.GET("/docs/style.css", s.docsStyle)
+	e.GET(BasePath+"/openapi.yaml", s.openAPIYAML)
 	gen.RegisterHandlersWithBaseURL(e, gen.NewStrictHandler(s, nil), BasePath)
 	return s, e, nil
 }

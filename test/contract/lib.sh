@@ -7,6 +7,8 @@ set -euo pipefail
 
 CONTRACT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_DIR=$(cd "$CONTRACT_DIR/../.." && pwd)
+_own_work=
+if [ -z "${NEXUS_CONTRACT_WORK:-}" ]; then _own_work=1; fi
 WORK_DIR=${NEXUS_CONTRACT_WORK:-$(mktemp -d /tmp/nexus-contract.XXXXXX)}
 NEXUS_BIN=${NEXUS_BIN:-$WORK_DIR/nexus}
 _pids=()
@@ -15,7 +17,8 @@ _pgdata=()
 _cleanup() {
   for pid in "${_pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   for pid in "${_pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-  for d in "${_pgdata[@]}"; do _as_pg pg_ctl stop -m immediate -D "$d" >/dev/null 2>&1 || true; done
+  for d in "${_pgdata[@]}"; do _as_pg pg_ctl stop -m immediate -D "$d" >/dev/null 2>&1 || true; rm -rf "$(dirname "$d")"; done
+  if [ -n "$_own_work" ]; then rm -rf "$WORK_DIR"; fi
 }
 trap _cleanup EXIT
 

@@ -1,0 +1,125 @@
+"""The Nexus Core API from Python, through a client generated from openapi.yaml.
+
+    openapi-python-client generate --path openapi.yaml --meta none --output-path nexus_client
+
+Logs in, refreshes, logs out, then handles the API's errors as typed Problem values.
+Needs NEXUS_API (the base URL, ending in /v2), NEXUS_EMAIL, NEXUS_PASSWORD and NEXUS_CLIENT_ID.
+"""
+
+import os
+import sys
+from typing import Any, NoReturn
+
+import httpx
+from nexus_client import AuthenticatedClient, Client, errors
+from nexus_client.api.auth import login, logout, refresh_token
+from nexus_client.models import LoginRequest, Problem, RefreshRequest, TokenResponse, TokenResponseTokenType
+from nexus_client.types import Response
+
+
+def fail(message: str) -> NoReturn:
+    print(f"python client: FAIL: {message}", file=sys.stderr)
+    sys.exit(1)
+
+
+def env(name: str) -> str:
+    return os.environ.get(name) or fail(f"{name} is not set")
+
+
+def summary(problem: Problem | None) -> str:
+    return f"{problem.status} {problem.code}: {problem.detail}" if problem else "no response"
+
+
+def expect_problem(what: str, response: Response[Any], status: int, code: str) -> Problem:
+    """Checks that a call failed the way the contract says: the HTTP status, and a problem+json body whose
+    `status`, `code` and `request_id` agree with it."""
+    problem = response.parsed
+    if response.status_code != status or not isinstance(problem, Problem):
+        fail(f"{what}: want {status} {code}, got {response.status_code}: {response.content!r}")
+    if not response.headers.get("Content-Type", "").startswith("application/problem+json"):
+        fail(f"{what}: Content-Type is {response.headers.get('Content-Type')}")
+    if problem.status != status or problem.code != code:
+        fail(f"{what}: want {status} {code}, got problem {problem.status} {problem.code}: {problem.detail}")
+    if not problem.request_id or problem.request_id != response.headers.get("X-Request-Id"):
+        fail(f"{what}: request_id {problem.request_id} is not the X-Request-Id header")
+    print(f"python client: {what}: {problem.status} {problem.code} (request_id {problem.request_id})")
+    return problem
+
+
+def main() -> None:
+    email, password, client_id = env("NEXUS_EMAIL"), env("NEXUS_PASSWORD"), env("NEXUS_CLIENT_ID")
+    # raise_on_unexpected_status: a status that the contract does not list raises errors.UnexpectedStatus.
+    api = Client(base_url=env("NEXUS_API"), raise_on_unexpected_status=True)
+
+    # Log in.
+    session = login.sync(client=api, body=LoginRequest(email=email, password=password, client_id=client_id))
+    if not isinstance(session, TokenResponse):
+        fail(f"login: {summary(session)}")
+    if session.token_type != TokenResponseTokenType.BEARER or session.user.email.lower() != email.lower():
+        fail(f"login: unexpected token_type {session.token_type} or user {session.user.email}")
+    print(
+        f"python client: logged in as {session.user.email} ({session.user.role}), "
+        f"access token for {session.expires_in}s"
+    )
+
+    # Refresh: a new access token and a new refresh token; the old refresh token is spent.
+    tokens = refresh_token.sync(
+        client=api,
+        body=RefreshRequest(
+            refresh_token=session.refresh_token, client_id=client_id, device_id="contract-check-python"
+        ),
+    )
+    if not isinstance(tokens, TokenResponse):
+        fail(f"refresh: {summary(tokens)}")
+    if tokens.refresh_token == session.refresh_token:
+        fail("refresh: the refresh token did not rotate")
+    print("python client: refreshed; the refresh token rotated")
+
+    # Log out with the new access token: 204, no body. Authenticated operations take an AuthenticatedClient.
+    authed = AuthenticatedClient(base_url=env("NEXUS_API"), token=tokens.access_token, raise_on_unexpected_status=True)
+    response = logout.sync_detailed(client=authed)
+    if response.status_code != 204:
+        fail(f"logout: want 204, got {response.status_code}")
+    print("python client: logged out (204)")
+
+    # The session is revoked, so its access token no longer works.
+    again = logout.sync_detailed(client=authed)
+    expect_problem("logout again with the revoked token", again, 401, "unauthenticated")
+    challenge = again.headers.get("WWW-Authenticate", "")
+    if not challenge.startswith("Bearer "):
+        fail(f"logout again: want a WWW-Authenticate: Bearer header, got {challenge!r}")
+    print(f"python client: WWW-Authenticate: {challenge}")
+
+    # A wrong password.
+    expect_problem(
+        "login with a wrong password",
+        login.sync_detailed(
+            client=api, body=LoginRequest(email=email, password=password + "-wrong", client_id=client_id)
+        ),
+        401,
+        "invalid_credentials",
+    )
+
+    # A request the contract rejects: `errors` names the failing field with a JSON Pointer into the body.
+    invalid = expect_problem(
+        "login with an invalid email",
+        login.sync_detailed(
+            client=api, body=LoginRequest(email="not-an-email", password=password, client_id=client_id)
+        ),
+        400,
+        "validation_failed",
+    )
+    field_errors = invalid.errors or []
+    pointers = [e.pointer for e in field_errors]
+    if pointers != ["/email"]:
+        fail(f"login with an invalid email: errors point at {pointers}, want ['/email']")
+    print(f"python client: errors: {field_errors[0].pointer}: {field_errors[0].detail}")
+
+    print("python client: OK")
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except (httpx.HTTPError, errors.UnexpectedStatus) as err:
+        fail(f"unexpected error: {err!r}")
