@@ -29,8 +29,11 @@ func LoadSpec() (*openapi3.T, error) {
 	return spec, nil
 }
 
-// emailPattern accepts what a mail system would: a dot-atom local part and a domain of LDH labels with a dot.
-var emailPattern = regexp.MustCompile(`^[A-Za-z0-9!#$%&'*+/=?^_{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_{|}~-]+)*@[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$`)
+// emailPattern accepts what a mail system would: a dot-atom local part of RFC 5322 atext (which includes "`") and
+// a domain of LDH labels with at least one dot.
+var emailPattern = regexp.MustCompile("^" + atext + `+(\.` + atext + `+)*@[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$`)
+
+const atext = "[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]"
 
 // StringFormats are the string formats the contract uses, validated for real (kin-openapi checks only date and
 // date-time by default).
