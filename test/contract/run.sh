@@ -19,8 +19,11 @@ for c in "${checks[@]}"; do
   esac
   echo "==== contract: $c took $(( $(date +%s) - start ))s"
 done
+passed=$(( ${#checks[@]} - ${#failed[@]} ))
 if [ ${#failed[@]} -gt 0 ]; then
   printf '\ncontract: FAILED: %s\n' "${failed[*]}"
+  printf 'contract: %d passed, %d failed\n' "$passed" "${#failed[@]}"
   exit 1
 fi
 printf '\ncontract: all checks passed (%s)\n' "${checks[*]}"
+printf 'contract: %d passed, 0 failed\n' "$passed"
