@@ -82,6 +82,51 @@ func (e JSONWebKeyUse) Valid() bool {
 	}
 }
 
+// Defines values for Permission.
+const (
+	AnalyticsRead           Permission = "analytics:read"
+	EventsWrite             Permission = "events:write"
+	EventsWriteAnyUser      Permission = "events:write_any_user"
+	UsersList               Permission = "users:list"
+	UsersRead               Permission = "users:read"
+	UsersReadActivity       Permission = "users:read_activity"
+	UsersReadActivityOwn    Permission = "users:read_activity:own"
+	UsersReadOwn            Permission = "users:read:own"
+	UsersReadPermissions    Permission = "users:read_permissions"
+	UsersReadPermissionsOwn Permission = "users:read_permissions:own"
+	UsersWrite              Permission = "users:write"
+)
+
+// Valid indicates whether the value is a known member of the Permission enum.
+func (e Permission) Valid() bool {
+	switch e {
+	case AnalyticsRead:
+		return true
+	case EventsWrite:
+		return true
+	case EventsWriteAnyUser:
+		return true
+	case UsersList:
+		return true
+	case UsersRead:
+		return true
+	case UsersReadActivity:
+		return true
+	case UsersReadActivityOwn:
+		return true
+	case UsersReadOwn:
+		return true
+	case UsersReadPermissions:
+		return true
+	case UsersReadPermissionsOwn:
+		return true
+	case UsersWrite:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for Role.
 const (
 	Admin   Role = "admin"
@@ -143,6 +188,34 @@ func (e UserStatus) Valid() bool {
 //
 // Example: nexus-web
 type ClientId = string
+
+// CreateUserRequest A new user. `status` defaults to `active`.
+type CreateUserRequest struct {
+	// Email An email address. Matched case-insensitively.
+	//
+	// Example: ada@example.com
+	Email Email `json:"email"`
+
+	// Name A display name; printable characters, not only spaces.
+	//
+	// Example: Grace Hopper
+	Name UserName `json:"name"`
+
+	// Password The initial password, at least 8 characters and at most 1,024 bytes. Stored only as an Argon2id hash.
+	//
+	// Example: a long initial passphrase
+	Password string `json:"password"`
+
+	// Role The user's role within the organization.
+	//
+	// Example: analyst
+	Role Role `json:"role"`
+
+	// Status Whether the user may log in.
+	//
+	// Example: active
+	Status *UserStatus `json:"status,omitempty"`
+}
 
 // Email An email address. Matched case-insensitively.
 //
@@ -241,6 +314,34 @@ type OpenAPIDocument struct {
 	AdditionalProperties map[string]interface{} `json:"-"`
 }
 
+// Pagination Where this page lies in the whole list.
+type Pagination struct {
+	// HasMore Whether items follow this page.
+	//
+	// Example: true
+	HasMore bool `json:"has_more"`
+
+	// Limit The `limit` applied.
+	//
+	// Example: 20
+	Limit int `json:"limit"`
+
+	// Offset The `offset` applied.
+	//
+	// Example: 0
+	Offset int `json:"offset"`
+
+	// Total How many items match the filters in all.
+	//
+	// Example: 42
+	Total int `json:"total"`
+}
+
+// Permission A permission a role grants; see the table in the API description. `:own` limits it to the user's own record.
+//
+// Example: users:list
+type Permission string
+
 // Problem An RFC 9457 problem details object.
 type Problem struct {
 	// Code A stable, machine-readable error code (see the table in the API description).
@@ -328,9 +429,29 @@ type TokenResponse struct {
 // TokenResponseTokenType defines model for TokenResponse.TokenType.
 type TokenResponseTokenType string
 
+// UpdateUserRequest The members to change; at least one.
+type UpdateUserRequest struct {
+	// Name A display name; printable characters, not only spaces.
+	//
+	// Example: Grace Hopper
+	Name *UserName `json:"name,omitempty"`
+
+	// Role The user's role within the organization.
+	//
+	// Example: analyst
+	Role *Role `json:"role,omitempty"`
+
+	// Status Whether the user may log in.
+	//
+	// Example: active
+	Status *UserStatus `json:"status,omitempty"`
+}
+
 // User A user's public profile. Never carries credentials.
 type User struct {
-	CreatedAt time.Time `json:"created_at"`
+	// Activity A user's recent sign-in activity. Present only when asked for with `include_activity=true`.
+	Activity  *UserActivity `json:"activity,omitempty"`
+	CreatedAt time.Time     `json:"created_at"`
 
 	// Email Example: ada@example.com
 	Email openapi_types.Email `json:"email"`
@@ -344,6 +465,9 @@ type User struct {
 	// OrganizationId Example: 01934a91-8c53-75b1-8ae4-1d0c7e3f9a22
 	OrganizationId openapi_types.UUID `json:"organization_id"`
 
+	// Permissions The user's effective permissions. Present only when asked for with `include_permissions=true`.
+	Permissions *[]Permission `json:"permissions,omitempty"`
+
 	// Role The user's role within the organization.
 	//
 	// Example: analyst
@@ -356,22 +480,84 @@ type User struct {
 	UpdatedAt time.Time  `json:"updated_at"`
 }
 
+// UserActivity A user's recent sign-in activity. Present only when asked for with `include_activity=true`.
+type UserActivity struct {
+	// ActiveSessions Sessions whose refresh token can still be used (not revoked, not expired).
+	//
+	// Example: 3
+	ActiveSessions int `json:"active_sessions"`
+
+	// FailedLoginsLast30Days Failed logins in the last 30 days in which the password, the account status or the client was rejected.
+	//
+	// Example: 2
+	FailedLoginsLast30Days int `json:"failed_logins_last_30_days"`
+
+	// LastLoginAt When the user last logged in successfully; null if never.
+	//
+	// Example: 2026-11-25T08:12:40Z
+	LastLoginAt *time.Time `json:"last_login_at"`
+
+	// LastLoginIp The `ip_address` the calling application reported for that login; null if none was reported.
+	//
+	// Example: 203.0.113.7
+	LastLoginIp *string `json:"last_login_ip"`
+
+	// LoginsLast30Days Successful logins in the last 30 days.
+	//
+	// Example: 17
+	LoginsLast30Days int `json:"logins_last_30_days"`
+}
+
+// UserList defines model for UserList.
+type UserList struct {
+	Data []User `json:"data"`
+
+	// Pagination Where this page lies in the whole list.
+	Pagination Pagination `json:"pagination"`
+}
+
+// UserName A display name; printable characters, not only spaces.
+//
+// Example: Grace Hopper
+type UserName = string
+
 // UserStatus Whether the user may log in.
 //
 // Example: active
 type UserStatus string
 
+// Limit defines model for Limit.
+type Limit = int
+
+// Offset defines model for Offset.
+type Offset = int
+
+// UserId defines model for UserId.
+type UserId = openapi_types.UUID
+
 // AccountInactive An RFC 9457 problem details object.
 type AccountInactive = Problem
 
+// EmailConflict An RFC 9457 problem details object.
+type EmailConflict = Problem
+
+// Forbidden An RFC 9457 problem details object.
+type Forbidden = Problem
+
 // InternalError An RFC 9457 problem details object.
 type InternalError = Problem
+
+// LastAdmin An RFC 9457 problem details object.
+type LastAdmin = Problem
 
 // LoginRejected An RFC 9457 problem details object.
 type LoginRejected = Problem
 
 // NotAcceptable An RFC 9457 problem details object.
 type NotAcceptable = Problem
+
+// NotFound An RFC 9457 problem details object.
+type NotFound = Problem
 
 // PayloadTooLarge An RFC 9457 problem details object.
 type PayloadTooLarge = Problem
@@ -394,11 +580,42 @@ type UnsupportedMediaType = Problem
 // ValidationFailed An RFC 9457 problem details object.
 type ValidationFailed = Problem
 
+// ListUsersParams defines parameters for ListUsers.
+type ListUsersParams struct {
+	// Limit The largest number of items to return.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Offset How many items to skip. At most 10,000; narrow the list with filters to reach further.
+	Offset *Offset `form:"offset,omitempty" json:"offset,omitempty"`
+
+	// Status Only users with this status.
+	Status *UserStatus `form:"status,omitempty" json:"status,omitempty"`
+
+	// Role Only users with this role.
+	Role *Role `form:"role,omitempty" json:"role,omitempty"`
+}
+
+// GetUserParams defines parameters for GetUser.
+type GetUserParams struct {
+	// IncludePermissions Add `permissions`, the user's effective permissions. Requires `users:read_permissions`.
+	IncludePermissions *bool `form:"include_permissions,omitempty" json:"include_permissions,omitempty"`
+
+	// IncludeActivity Add `activity`: the last login and its reported IP address, logins and failed logins in the last 30 days,
+	// and the number of active sessions. Requires `users:read_activity`.
+	IncludeActivity *bool `form:"include_activity,omitempty" json:"include_activity,omitempty"`
+}
+
 // LoginJSONRequestBody defines body for Login for application/json ContentType.
 type LoginJSONRequestBody = LoginRequest
 
 // RefreshTokenJSONRequestBody defines body for RefreshToken for application/json ContentType.
 type RefreshTokenJSONRequestBody = RefreshRequest
+
+// CreateUserJSONRequestBody defines body for CreateUser for application/json ContentType.
+type CreateUserJSONRequestBody = CreateUserRequest
+
+// UpdateUserJSONRequestBody defines body for UpdateUser for application/json ContentType.
+type UpdateUserJSONRequestBody = UpdateUserRequest
 
 // Getter for additional properties for OpenAPIDocument. Returns the specified
 // element and whether it was found
@@ -513,6 +730,18 @@ type ServerInterface interface {
 	// GetOpenApiJson Get this contract as JSON
 	// (GET /openapi.json)
 	GetOpenApiJson(ctx echo.Context) error
+	// ListUsers List users
+	// (GET /users)
+	ListUsers(ctx echo.Context, params ListUsersParams) error
+	// CreateUser Create a user
+	// (POST /users)
+	CreateUser(ctx echo.Context) error
+	// GetUser Get a user
+	// (GET /users/{userId})
+	GetUser(ctx echo.Context, userId UserId, params GetUserParams) error
+	// UpdateUser Update a user
+	// (PATCH /users/{userId})
+	UpdateUser(ctx echo.Context, userId UserId) error
 }
 
 // ServerInterfaceWrapper converts echo contexts to parameters.
@@ -562,6 +791,102 @@ func (w *ServerInterfaceWrapper) GetOpenApiJson(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.GetOpenApiJson(ctx)
+	return err
+}
+
+// ListUsers converts echo context to params.
+func (w *ServerInterfaceWrapper) ListUsers(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListUsersParams
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// ------------- Optional query parameter "offset" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "offset", ctx.QueryParams(), &params.Offset, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter offset: %s", err))
+	}
+
+	// ------------- Optional query parameter "status" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "status", ctx.QueryParams(), &params.Status, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter status: %s", err))
+	}
+
+	// ------------- Optional query parameter "role" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "role", ctx.QueryParams(), &params.Role, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter role: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListUsers(ctx, params)
+	return err
+}
+
+// CreateUser converts echo context to params.
+func (w *ServerInterfaceWrapper) CreateUser(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.CreateUser(ctx)
+	return err
+}
+
+// GetUser converts echo context to params.
+func (w *ServerInterfaceWrapper) GetUser(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "userId" -------------
+	var userId UserId
+
+	err = runtime.BindStyledParameterWithOptions("simple", "userId", ctx.Param("userId"), &userId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter userId: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params GetUserParams
+	// ------------- Optional query parameter "include_permissions" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "include_permissions", ctx.QueryParams(), &params.IncludePermissions, runtime.BindQueryParameterOptions{Type: "boolean", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter include_permissions: %s", err))
+	}
+
+	// ------------- Optional query parameter "include_activity" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "include_activity", ctx.QueryParams(), &params.IncludeActivity, runtime.BindQueryParameterOptions{Type: "boolean", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter include_activity: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetUser(ctx, userId, params)
+	return err
+}
+
+// UpdateUser converts echo context to params.
+func (w *ServerInterfaceWrapper) UpdateUser(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "userId" -------------
+	var userId UserId
+
+	err = runtime.BindStyledParameterWithOptions("simple", "userId", ctx.Param("userId"), &userId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter userId: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.UpdateUser(ctx, userId)
 	return err
 }
 
@@ -615,6 +940,10 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.POST(options.BaseURL+"/auth/login", wrapper.Login, options.OperationMiddlewares["login"]...)
 	router.POST(options.BaseURL+"/auth/refresh", wrapper.RefreshToken, options.OperationMiddlewares["refreshToken"]...)
 	router.POST(options.BaseURL+"/auth/logout", wrapper.Logout, options.OperationMiddlewares["logout"]...)
+	router.GET(options.BaseURL+"/users", wrapper.ListUsers, options.OperationMiddlewares["listUsers"]...)
+	router.POST(options.BaseURL+"/users", wrapper.CreateUser, options.OperationMiddlewares["createUser"]...)
+	router.GET(options.BaseURL+"/users/:userId", wrapper.GetUser, options.OperationMiddlewares["getUser"]...)
+	router.PATCH(options.BaseURL+"/users/:userId", wrapper.UpdateUser, options.OperationMiddlewares["updateUser"]...)
 	router.GET(options.BaseURL+"/.well-known/jwks.json", wrapper.GetJwks, options.OperationMiddlewares["getJwks"]...)
 	router.GET(options.BaseURL+"/openapi.json", wrapper.GetOpenApiJson, options.OperationMiddlewares["getOpenApiJson"]...)
 
@@ -629,6 +958,24 @@ type AccountInactiveApplicationProblemPlusJSONResponse struct {
 	Headers AccountInactiveResponseHeaders
 }
 
+type EmailConflictResponseHeaders struct {
+	XRequestId *string
+}
+type EmailConflictApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers EmailConflictResponseHeaders
+}
+
+type ForbiddenResponseHeaders struct {
+	XRequestId *string
+}
+type ForbiddenApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers ForbiddenResponseHeaders
+}
+
 type InternalErrorResponseHeaders struct {
 	XRequestId *string
 }
@@ -636,6 +983,15 @@ type InternalErrorApplicationProblemPlusJSONResponse struct {
 	Body Problem
 
 	Headers InternalErrorResponseHeaders
+}
+
+type LastAdminResponseHeaders struct {
+	XRequestId *string
+}
+type LastAdminApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers LastAdminResponseHeaders
 }
 
 type LoginRejectedResponseHeaders struct {
@@ -654,6 +1010,15 @@ type NotAcceptableApplicationProblemPlusJSONResponse struct {
 	Body Problem
 
 	Headers NotAcceptableResponseHeaders
+}
+
+type NotFoundResponseHeaders struct {
+	XRequestId *string
+}
+type NotFoundApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers NotFoundResponseHeaders
 }
 
 type PayloadTooLargeResponseHeaders struct {
@@ -1323,6 +1688,780 @@ func (response GetOpenApiJson500ApplicationProblemPlusJSONResponse) VisitGetOpen
 	return err
 }
 
+type ListUsersRequestObject struct {
+	Params ListUsersParams
+}
+
+type ListUsersResponseObject interface {
+	VisitListUsersResponse(w http.ResponseWriter) error
+}
+
+type ListUsers200ResponseHeaders struct {
+	CacheControl *string
+	XRequestId   *string
+}
+
+type ListUsers200JSONResponse struct {
+	Body    UserList
+	Headers ListUsers200ResponseHeaders
+}
+
+func (response ListUsers200JSONResponse) VisitListUsersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListUsers400ApplicationProblemPlusJSONResponse struct {
+	ValidationFailedApplicationProblemPlusJSONResponse
+}
+
+func (response ListUsers400ApplicationProblemPlusJSONResponse) VisitListUsersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListUsers401ApplicationProblemPlusJSONResponse struct {
+	UnauthenticatedApplicationProblemPlusJSONResponse
+}
+
+func (response ListUsers401ApplicationProblemPlusJSONResponse) VisitListUsersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListUsers403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ListUsers403ApplicationProblemPlusJSONResponse) VisitListUsersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListUsers406ApplicationProblemPlusJSONResponse struct {
+	NotAcceptableApplicationProblemPlusJSONResponse
+}
+
+func (response ListUsers406ApplicationProblemPlusJSONResponse) VisitListUsersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(406)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListUsers500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response ListUsers500ApplicationProblemPlusJSONResponse) VisitListUsersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListUsers503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response ListUsers503ApplicationProblemPlusJSONResponse) VisitListUsersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateUserRequestObject struct {
+	Body *CreateUserJSONRequestBody
+}
+
+type CreateUserResponseObject interface {
+	VisitCreateUserResponse(w http.ResponseWriter) error
+}
+
+type CreateUser201ResponseHeaders struct {
+	Location   *string
+	XRequestId *string
+}
+
+type CreateUser201JSONResponse struct {
+	Body    User
+	Headers CreateUser201ResponseHeaders
+}
+
+func (response CreateUser201JSONResponse) VisitCreateUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.Location != nil {
+		w.Header().Set("Location", fmt.Sprint(*response.Headers.Location))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(201)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateUser400ApplicationProblemPlusJSONResponse struct {
+	ValidationFailedApplicationProblemPlusJSONResponse
+}
+
+func (response CreateUser400ApplicationProblemPlusJSONResponse) VisitCreateUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateUser401ApplicationProblemPlusJSONResponse struct {
+	UnauthenticatedApplicationProblemPlusJSONResponse
+}
+
+func (response CreateUser401ApplicationProblemPlusJSONResponse) VisitCreateUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateUser403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response CreateUser403ApplicationProblemPlusJSONResponse) VisitCreateUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateUser406ApplicationProblemPlusJSONResponse struct {
+	NotAcceptableApplicationProblemPlusJSONResponse
+}
+
+func (response CreateUser406ApplicationProblemPlusJSONResponse) VisitCreateUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(406)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateUser409ApplicationProblemPlusJSONResponse struct {
+	EmailConflictApplicationProblemPlusJSONResponse
+}
+
+func (response CreateUser409ApplicationProblemPlusJSONResponse) VisitCreateUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateUser413ApplicationProblemPlusJSONResponse struct {
+	PayloadTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response CreateUser413ApplicationProblemPlusJSONResponse) VisitCreateUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateUser415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response CreateUser415ApplicationProblemPlusJSONResponse) VisitCreateUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateUser500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response CreateUser500ApplicationProblemPlusJSONResponse) VisitCreateUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateUser503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response CreateUser503ApplicationProblemPlusJSONResponse) VisitCreateUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetUserRequestObject struct {
+	UserId UserId `json:"userId"`
+	Params GetUserParams
+}
+
+type GetUserResponseObject interface {
+	VisitGetUserResponse(w http.ResponseWriter) error
+}
+
+type GetUser200ResponseHeaders struct {
+	CacheControl *string
+	XRequestId   *string
+}
+
+type GetUser200JSONResponse struct {
+	Body    User
+	Headers GetUser200ResponseHeaders
+}
+
+func (response GetUser200JSONResponse) VisitGetUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetUser400ApplicationProblemPlusJSONResponse struct {
+	ValidationFailedApplicationProblemPlusJSONResponse
+}
+
+func (response GetUser400ApplicationProblemPlusJSONResponse) VisitGetUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetUser401ApplicationProblemPlusJSONResponse struct {
+	UnauthenticatedApplicationProblemPlusJSONResponse
+}
+
+func (response GetUser401ApplicationProblemPlusJSONResponse) VisitGetUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetUser403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response GetUser403ApplicationProblemPlusJSONResponse) VisitGetUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetUser404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response GetUser404ApplicationProblemPlusJSONResponse) VisitGetUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetUser406ApplicationProblemPlusJSONResponse struct {
+	NotAcceptableApplicationProblemPlusJSONResponse
+}
+
+func (response GetUser406ApplicationProblemPlusJSONResponse) VisitGetUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(406)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetUser500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response GetUser500ApplicationProblemPlusJSONResponse) VisitGetUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetUser503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response GetUser503ApplicationProblemPlusJSONResponse) VisitGetUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateUserRequestObject struct {
+	UserId UserId `json:"userId"`
+	Body   *UpdateUserJSONRequestBody
+}
+
+type UpdateUserResponseObject interface {
+	VisitUpdateUserResponse(w http.ResponseWriter) error
+}
+
+type UpdateUser200ResponseHeaders struct {
+	XRequestId *string
+}
+
+type UpdateUser200JSONResponse struct {
+	Body    User
+	Headers UpdateUser200ResponseHeaders
+}
+
+func (response UpdateUser200JSONResponse) VisitUpdateUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateUser400ApplicationProblemPlusJSONResponse struct {
+	ValidationFailedApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateUser400ApplicationProblemPlusJSONResponse) VisitUpdateUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateUser401ApplicationProblemPlusJSONResponse struct {
+	UnauthenticatedApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateUser401ApplicationProblemPlusJSONResponse) VisitUpdateUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateUser403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateUser403ApplicationProblemPlusJSONResponse) VisitUpdateUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateUser404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateUser404ApplicationProblemPlusJSONResponse) VisitUpdateUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateUser406ApplicationProblemPlusJSONResponse struct {
+	NotAcceptableApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateUser406ApplicationProblemPlusJSONResponse) VisitUpdateUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(406)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateUser409ApplicationProblemPlusJSONResponse struct {
+	LastAdminApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateUser409ApplicationProblemPlusJSONResponse) VisitUpdateUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateUser413ApplicationProblemPlusJSONResponse struct {
+	PayloadTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateUser413ApplicationProblemPlusJSONResponse) VisitUpdateUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateUser415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateUser415ApplicationProblemPlusJSONResponse) VisitUpdateUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateUser500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateUser500ApplicationProblemPlusJSONResponse) VisitUpdateUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateUser503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateUser503ApplicationProblemPlusJSONResponse) VisitUpdateUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 // StrictServerInterface represents all server handlers.
 type StrictServerInterface interface {
 	// GetJwks Get the access-token verification keys
@@ -1340,6 +2479,18 @@ type StrictServerInterface interface {
 	// GetOpenApiJson Get this contract as JSON
 	// (GET /openapi.json)
 	GetOpenApiJson(ctx context.Context, request GetOpenApiJsonRequestObject) (GetOpenApiJsonResponseObject, error)
+	// ListUsers List users
+	// (GET /users)
+	ListUsers(ctx context.Context, request ListUsersRequestObject) (ListUsersResponseObject, error)
+	// CreateUser Create a user
+	// (POST /users)
+	CreateUser(ctx context.Context, request CreateUserRequestObject) (CreateUserResponseObject, error)
+	// GetUser Get a user
+	// (GET /users/{userId})
+	GetUser(ctx context.Context, request GetUserRequestObject) (GetUserResponseObject, error)
+	// UpdateUser Update a user
+	// (PATCH /users/{userId})
+	UpdateUser(ctx context.Context, request UpdateUserRequestObject) (UpdateUserResponseObject, error)
 }
 
 type StrictHandlerFunc func(ctx echo.Context, request any) (any, error)
@@ -1515,115 +2666,314 @@ func (sh *strictHandler) GetOpenApiJson(ctx echo.Context) error {
 	return nil
 }
 
+// ListUsers operation middleware
+func (sh *strictHandler) ListUsers(ctx echo.Context, params ListUsersParams) error {
+	var request ListUsersRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListUsers(ctx.Request().Context(), request.(ListUsersRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListUsers")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListUsersResponseObject); ok {
+		return validResponse.VisitListUsersResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// CreateUser operation middleware
+func (sh *strictHandler) CreateUser(ctx echo.Context) error {
+	var request CreateUserRequestObject
+
+	var body CreateUserJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.CreateUser(ctx.Request().Context(), request.(CreateUserRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "CreateUser")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(CreateUserResponseObject); ok {
+		return validResponse.VisitCreateUserResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetUser operation middleware
+func (sh *strictHandler) GetUser(ctx echo.Context, userId UserId, params GetUserParams) error {
+	var request GetUserRequestObject
+
+	request.UserId = userId
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetUser(ctx.Request().Context(), request.(GetUserRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetUser")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetUserResponseObject); ok {
+		return validResponse.VisitGetUserResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// UpdateUser operation middleware
+func (sh *strictHandler) UpdateUser(ctx echo.Context, userId UserId) error {
+	var request UpdateUserRequestObject
+
+	request.UserId = userId
+
+	var body UpdateUserJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.UpdateUser(ctx.Request().Context(), request.(UpdateUserRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "UpdateUser")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(UpdateUserResponseObject); ok {
+		return validResponse.VisitUpdateUserResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // Base64 encoded, compressed with deflate, json marshaled OpenAPI spec.
 // Stored as a slice of fixed-width chunks rather than one concatenated
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7Fz9Uhu5ln8VVc+tGtjbNrbBBJy6VcswZOJ8EAIkhMQslruPbUG31JHUGJNQte+wb7hPsqWP/m7bwDC3",
-	"dmvvH1NDbOno6Oin8y3/cDwWRowClcLp/XCmgH3g+s997E1hn1HJWXDITiTjoD72QXicRJIw6vScU3YN",
-	"FHEQEaMCBApjIRFlEo0AeYqA33RcB25xGAXg9BzKGkJTch3hTSHEiiTQOHR637IvL1xHziM1XkhO6MS5",
-	"v3cL/BzFo4B4VXZesxkKGJ0gOYWUKxTi+SJ+Ik3IRSG+beAJ/GOz1SqwVmXjGCSf740l8OryJ+Ax6gsk",
-	"GZphooQwZlwxIvmc0Elh6W5+mZBQEiohtNOdEyphAlyveXZ2thfLKVBJPCzrjmEKCGcjCKNIEwfFSiwA",
-	"rR2/2kfbL7qtdRfNiJxqAQHnjKPZFCjCSOqTnGGBIg4CqCyL6jfAHDjigIPwHwOHwm0sBo5rqPxj4BB6",
-	"gwPiX2pCA2eFGL8cw/cYhOz79bshPmJjJKdEIG5GvkTfYyYBEWlY5hAxLgmdIIwizkYBhEWGW+03v3/c",
-	"+rx5vvO28/7F8e5p96z9Zftra++3Am8hvn0HdCKnTq/d2XHVWaT/ruLw3nVStKvZe57HYir7FHuS3Oij",
-	"8RiVQKX6E0dRYA9kw/L49yuhNvkjYVRTwYbKJcmRucFBbOn5ioXKGNfxQWISaIkRgewARATyQY/B6hCR",
-	"ujPYk2jOYo4Yn2BK7jRLvwqEfQU9ITmWjCvxWWFfEn+lBCWWsXB6W61N15FEapnvJTxkTFoJTqWMRG9j",
-	"A0ekqbHT8AIW+02PhYloxEZlj1rg2Vn9jcPY6Tm/bGRaa8N8KzaODBEzpQqoCAsxY9zXEPcY5+BJF41i",
-	"qa/CAtk5bl4jfmlY0DYMauu4scM3cvjWDPWpBE5xcKBuyxNRQiyNOnSk3+VQsUdRTOE2Ak+Cb28787yY",
-	"cwWLj/o2GUWZnHn5ZhH5NEx0W60ME8nWkQB+A9ww8khgpNt7HkAUJZPnq4kUWEbMnyMK6lMPc05AoIQD",
-	"keihYSaW4TMC5R2bEHoMV5q1JwPFqGIvIHZmFS6FEQVVAsh8qvBABIrpNWUz6iKfCDwKwHcR49rG4yBg",
-	"M/DRmHGjqe0teqoeaecxo/lDKX+PA0thc0qq6UccfGUkcSCWiiU3rCQbCDEJlARShUIUOKxGec6tF3h4",
-	"0v5zFJ5PkeaoIn3wCV7QDLSzY6D7jFfikMk9z4NIKvg98UpQJi9xgUj57EsjSseeOpMepojRQHuU+cXV",
-	"otr/UFpEOL1vPzIC2is2tCtzUjEZ6wmRdO4vngai7QxEhyxZ0G7mMfgpSeL5oDM0Gxwis2PE4wAEYrFE",
-	"StXOleExvqdxYbVOYRFw888pFs8IqiM8Dxj2Txl7h/nkqbCKDJVLydhlkNApI6s6qAIuzZoxO2kIBbce",
-	"gI+2u93NbTSaSxBP1C7tnINmt40kYyjh5THYqO7l+eBREAMRhj+lYXAFCwaez4mHYxhzENN/Wd6/yPJO",
-	"OF4uEDOgcjP0qdjoVFtaPdpFcBsRrkTC4YZdW9mMWEwVthGmTE6V92YsE+PIhxviwTMKKOH3KfIxc00w",
-	"qTdoouZLDrEw2CtLqXbcUmGpOAcHHLA/R2r0S22qBQhhlSkagXb2tfia6B2bIEIRnmBCn0FMxwVmUoYf",
-	"I63aPT+nuslzWHJlsPgrPBmdLusLES9VMHWKRTNZ9FmVDhTCSMfpOTB/Mx394ZEP5M2rT3f99iHpi34o",
-	"o6/7/e3+VX/2/upcvj89kO+vPsn3nfPb87vfpn0yI/7rYNa/YuT8y0eOqd/q01YT5m/u/LM++UD6s/en",
-	"13eHfxx035+0ts7vPt29O/Xa51cH8sMfr4LD/fb069Xnq/Orz8GHs4/z87sDMv7Y9DoBHYWvWv6XN4FO",
-	"yairKi4JdXq7KjJMDjb/Rae722nlv0z2RW/55d7Xw7fX57en3pez25O33Xe8Pf84me3t7e299TYPrjpf",
-	"WqPjHXF+e7A13pn121evdz5+b/kfdve/t6L9u53vNy2sgGqAZCFo8lmO68TC5PI8Dirov8TS6TmdVme7",
-	"0W43Wu3T1m5vs9Vrtb6qrYTmumEf/7s9HoVZx3XsNdnd3MK77caO191svOiO2o0dDFsNPO56oy7s+h2v",
-	"7bgOxaFOlvgYvWM3EGBPmeF8auZyKbm23/JewOZ4F3c66qYyfeN0Lid3HZ00BRNHfnVnndZpe6vX6vba",
-	"na8KnQ++VhrEx9Yfrr1cGquIaJyXbo/O4jZsGnfV9alLQd+7T7+BrhMQeq35sCg7NSArZyCPmcRpciSv",
-	"Ja6Uc2Y25lrrm+oMOcUSYXFt7bLJnaQui2K1uGqqYn9j/lwDMDH+Tk/tSX/XVM7QLxvZV9UL8rckNrFj",
-	"i9+bk/1Ec+nhJ3s3cZVK2U6Vh+TTUcgYzpFJJBv1lVl2tWFl0Z/B9nyqMPEYs1PewvNZHLvzdMshEYLQ",
-	"iYtCHIwZDyHza5Q9Skxz8QadnZ01ytWAZTegXDz4MxfIIOkGk+BPhOJxkUINgtKvSw6OAK6cOCU6CWHE",
-	"OOYkmKPcjCbS9RmExxLM5aRxOAKO2BgJW50h1Axq6CrOUxOcuZjqxLJV5PyRkEtnPlOGE/kQAfWBenMT",
-	"S+RkdMjklNCJSYVPMZ0o75DnBDfMCWiYCK6Ew9yQVRjK1cz+NPpEHEWMS/Dfg0/wqRbyE2GYkroMFS3r",
-	"GNQhsnbkyiB+QYboKRF8N6/cUm6Q5gZZbh4HuNot/XWxvIpah2VpPGfe/LOyLZr0K0yCJ5u4m5TM5Til",
-	"UwZEddACLKgoq5PErGhMIDDXaGGSUEHGmkmTaMa+z0EIx3UipksQTs/ZMF7ovZubnTOgxbGZ5/DUtGKu",
-	"lJMJGaUbfwzsqoJ7fsT5DAzcQiw9U+hWOODYk000NJIfIuWCC5t2VKwodajP59kgme7L+L36GOqq3X2d",
-	"TR8TY6QsuyIOdWU7Q62LdEg6IUKC8g90FX+oJZ04oCaAGZY6LvRZzGDkuCtK3RGWErhi6T++7TW+4sZd",
-	"q7F7kf3ZvOw1Lv7tb06lKO46ByYs+lEtsxVQ3ETv1ZmAjzwsoEGoACqIClKCeZHranyl/CMdvxjwFzbT",
-	"6W4VNrNZw+Irdbhp9bXI5wcKJRCgg1vsyWCOGAV1LEN7o4YuGkaY4xC0ZcTUR0Nz/EOl5QRopz/iyu2X",
-	"xKiU5I6WVz1T8QIRaMaZssVJV4Zl4FBXH8GbKjirz7USQgJMli8T1Sq9UZFEUm6oa7tQ1yKBYSKRVJnp",
-	"ecXF942GbZwWTFC2Viqrhy/3PVZ3UhfY5BSlBIrrBiQksnbBRPNVsIjenHw4REfme9sQs9tqryPJCuuH",
-	"kDiMsmTHiixsJECsNrekmrj3LTn9rKWJja7Ak4pXxdAZjN7CvI5d05qEDvbRUaPT3UbXMDdcv+i2X7jI",
-	"/rWzXgUcDib5tqqDk053u6anynU8fpMfqNepHXhNFrTpKKaIb0PfXEAnzNESqoRIOBpeE3+YQ1B1BTkv",
-	"8Lxfy0csID9KkEntsNsqsyMsYHsr5gG6RR5j3CcUS6hlZb5s9nz57NLhq10ZMSumFGkjS1efkdnPcmSc",
-	"gHZfigd8DXNTbZAQilVmM4ey+3QpzDmeV9lVdOv4sU0J+ipohPk+UaLBwVGOsTEOBJTBmEtqLOcztZD3",
-	"aZpt+YQD6wU5JLpM1F0tSIH6KBbAfxWof5RoRrTWP7rZUnqmf3Szva6sqwCgaDQ3NhgHQckCq9jSY9wH",
-	"3+Ia4dgnckADNjHG2TjUL23nSCxsJgjTuYqhYk7kHPngEaGoDWhBnXRam81Ws93ebL7IWzsSFU3dVrdW",
-	"y5pWhPrt261n/QoURQFWW4Bb2UR7EoVMSNR2W50tU2dMdiB5TD1c6QS0vQ5oyrgANNJuwxwJiSMd+Ka8",
-	"p2wVPY9WZ2tVl10RlomizdHLUFUH1w8R0L2j/u/Mi8PE/69FrOQx1PQG2flos9lCviVSVbOEjtkq0hXW",
-	"WAQURyQXdjg9R538Zr35lFPxyDVKwksWdA2/Cc06sSUOdp0fp8zN7lb3RdJqiYxdE8hMr0rHhEpVsyZ0",
-	"U4GLQuxNCYUGB+yrT2x/mpqG1gSY5Ksem9w2dSI5autFUNbFZHmPFjfuLr4ZR/ZygRe7yFHbQ9M4xDTH",
-	"6m0UYGrioKRL1TbWUVNjzPgqh4PtYjhYa4GS8LDMyCvG0bCy0aG7KI55kH3IOcYV+1AMGH8sjrp+FYj4",
-	"OkSxhzXMB07DWt9xafhZkUkSj9Yx8fr09AiZARpAhXV0ABviW9Ng3d3ddbN2axPclhqu03C3BrxTxqVb",
-	"hoOIwxArn9W4jMkNUXSLO14SPmcbTbJQ5bU/HfeNn0WSgFGsWO6JIXlOg8ecrPRxkuyTlll6Tultco0m",
-	"KCCpTvmk/Rf/NCfDdATUIjtRU5mss+DcxNpmMlqLOKFm6N7Jfr+/bvpHx4QLmZWO1KmlfaQSjYh+JDCF",
-	"AU3K8TYGsU0KJdfgxXjX6/htaIw4mwngDezjR0Xzg8Ftp90YDG5fHFz8vVb1lWpKP1aWy8echRZ+cENY",
-	"LNAwUE7iUHlUw3yda5j2zpUSE89X181JotvuPM65KO58lWdxzAJY6mVxFoCO5a0ezBd19f5t6JIUa0NM",
-	"8USXoTHFwVyooNZEoGr9XEIk/bZydsV6bCVYKLYJ1Jh2HR82BJlQ8NGbs1O0NpTzKG3SG2L596uZHK43",
-	"0YnypIlUan64F8sp43ZnPWRfhwziVmvTyy+pPzFJqaqdy9X/F72liakkQdKjnxUM7dQCpHRvwbKnNPWd",
-	"B6tXLkLfzkVkrGRhc9va2V8jfqCOHOGRYEEsAek8hYtmU+JNtUtNhFEORe8lbX54GPeLz5JF+HtcYriJ",
-	"+ppNrovaPmI0bbfUo14i/epKbUZHKTYZVzVMue6JLAa3bRQLonW+SiF/EvaNU/5OFiBbWLiAGbdyeWuO",
-	"17JRd5k/ifpEURIwmQRMxNmY6KpZ4T1Arg26xvnNtZL8yMypjyU0JAlrU2VpzPuoLGiFjDFneS/rQS0p",
-	"mcmPSa1bYnpW8pRL7SuVGZV+loewVWptWckWtwp5Gca00i64kKsQeWJG3hdbZx52kiUsa7bLonDT89Ni",
-	"tdvIOU85ABV4WATjkwXe8dkUdB+ktBZKv4UMdKdfwRolnULpw6ui8Sm95cptNclrnOjnhpoD0+Wg7EP2",
-	"r1eJ4N6cnTruA2xQQdlrg9RDiSFCbCQxUSO1F7LQ8XB1thxhMaBLzVXBTqHPwMl4rrQhG48DQiFLzV/D",
-	"XNg1JyDfzK7F0Phq5rGl07O7LVbFTMEqyRZ45jWefpNg2sAOdQ1nX6lgFeJKwKFTW+EqDSTG//eASo4D",
-	"/UBpYtujAzzPPFYz7cBjYi4khL3yS1G9vUzmA2ozuJj6xmaYIkDOogi34Nc0hMci8BOAKYcmVIKPqW7y",
-	"ZwE0RljZR3uonunoctUKA6o9G0k8XY3TTwcnIKTJkA3oL7+gfUbVF4RRMaANk8bXBmw2BQ4vdfR3Yt5k",
-	"EKrUtR97dn4DHVhLl77eMNq7GJ420V7i16v7IYybIxCbUbTW/u///K92Zwd5U8yxJ4ELXRDaa3xFuHGH",
-	"Wo1d1ESXqIcaw/WXA4oQpnPTXgGBANPZFCkd6aPRHGH72qwxAQpc22Pi5zg1WRAiisXyfMV6iNa+JdmY",
-	"i7UkxpvNZk0+9hrgE8l4k/HJBh976j81bn3dnDK2cY1iU1B8DZceFoCGKkRT0C/Gp7HycgIiZF1+Qck6",
-	"qaa6CLA3TZYo1FkIlUytJu2rOjdptF1Y+tko1n3UeJs9UFLKtzL52YMAgSS+hsd7pWhvRROW4t32YWV9",
-	"W5iKmS7CDrda7aEtxZb7spLVhwmOD9IElxjQnybT9TNJW/xEIWCqhPBzQH82Go30PzW2JumDfqKtVgv9",
-	"LFSpKrVvItLi90skALICuKFb81TMUG6jn8n7g+zJm6lUponkNR8CMtIo1nfPJ0LpipiIqQLZenkNfcOq",
-	"5BlPHzigYRp+DTVScHIvl716KK2jm+uzZYrOe/qm4mnvB+xSdZ3p2YqYpo33ic9dbc1PX9mbvvzZVAWO",
-	"STpAKw0DOrNgqScxW+thLYRFc2pIlt9aG5qb6GfyOjo96FXPpC1ByuTlWAnQUNpCPxFlSMTeVOlfFnNP",
-	"x0acqcDITAlBTpl/qR+cmcM1c7sW11oVwC0RUmgeFAqsNSYCmdkW13tq/jDHSvaCzdDctjQf/QgNim/Q",
-	"7BKVh1B6lfZm6Ubq/ifzkksUaf0qTHSYnnBdR5YhmohjeTNVeg3MQ2U1tas1BF742vmlLVoZweQeNGew",
-	"S7oGDTm1PZxvLVzTaSsssbLw66VOwwc0FaqFHNcJiAc2e2G9oiPOIk5AYj5XLjAPViQ0JfBQ5JK3JbfK",
-	"cZ0b4MI4U53mVrNVqMakJZi04rLRnEEQNLS22LiaXYtm0i42MSXZqn+mDd8ZjNBbmKMTkJnjaENJ7T/q",
-	"bOCNcTILJXNljHQ93YaeYgo+Ui5O8jsiRA6ocpGFriiau6ycNCHxXJiRsykJICnBq4DeeNQepkhIEgRo",
-	"BKZNpIl0c70ak7SxD+2PoAwRoQM6LHTqD7WzhsagzAqR5pVQ8adDTEcVTlWsqfkb/7jYBf+H8Z2d0k9p",
-	"dFqtRz6KSergaX+e+eCbbYGwnQ+2z8G2N9hmhuwZRLexOW57LezYJgTnYN9W5nu6wUC3Ezjjnc0PbzZ/",
-	"79y+av822bmJR7vyHbQnr9/ffX6xDTunsdiNj17fHH8++KTr/D3n9vLVwd1xvBtubr9+d3gpY9ju7r47",
-	"jL6cbUf78xNJrs+v3vbP+l3ccu4vHtEHV2wOWPRzFwZx6vyVU6EE81wvMeyP7/zJTt6t1vaiKSkqNoov",
-	"v+9dp2swsnxW8bc29KzN1bM+FXqws8jW6X27cB1b4zHozaUjGwb8+j4nAZVGoetIPFFgdHQkfKFIbigj",
-	"vqHDVZ2nZaJGk+R9SIGwiapG86Svi/qZA5bc3Nw9ySoWOtwo+FM6oAMZc6VBBlQXsxoBuakJuV2EF8R+",
-	"hozM9RUU02TK2f2UdxxNIFl0HYUN00D3GzQMzx4OFjikxt8WaA1HmEsdgQ9o3lytJ2VHoaIKSUJo1jk4",
-	"2q1S+9dZ0CAxTLji8TQHdJh1ldiJNb0fqNT6obeqDHTSPiFk1gOSBYV1SlG32NS8CXq4NkxxlWHVvunU",
-	"KQuMZjDKQ0WZxLSxOff0KN8xuuS9W67pptS8krWjLG8VeYTOKzQg3RdzbJLHcF9vS5bf+PxrTK2RHjCn",
-	"0mauJ7ZXTyz+roue9QClVP55qScrzq32A1Yr/yaCntd9iOqseZXxv0VbmzSLDspyCm65fmaxXKygj3VM",
-	"JQrPqdPSvw3qCmv1dDKpmEFDQrIIzRi/1l1mEjHqgVYfOgoZ0ELEZskXwkODpKTWyChYlzqr71hPn1Ah",
-	"MfUWaR2118rt2ar3cKvx6TO+4HjQNSo/7fsno6ygWY3kFsHInvdiHB3cmrdXysiXius680FhVozbFTrM",
-	"x8Xha/a4YzPY5BzEujbFDXQMDQtLYn8YkYQ6wNRZm7R8X8pQZBXsCcceoAg4YT5aa7eQUI6FD2McB3I9",
-	"cSiSHJ82wJYTnX8ouA6C6cReEECQfAU2o64AbLMtOAgMCTCZ0aOMfRX4sECH7eVfhpCmZKLMsZzCWPaW",
-	"51XW6pM463rFFT0cw7R1ZJg1c6BCLwdOWkReogDLjN/kNzJ1jlm3gCAjsxxNk+i0O8tUShpNGl8q59rp",
-	"0keOp7J+qOTGEjeFSbW+eW+ihV1REMfLXyw/3DvJXYfsFiU/EmEdFJN+Mxt5iHeS6+BZ1CTzl/2awCOc",
-	"l1Jr0/9J96X88zj/ckQe6YgkUH+QH2LzUqtTTkmnctKlbBWRtvszLNAoJoG014v6yJYR0pdvSZZSp3OE",
-	"1A2cb04+HJouNqWXBjQljQU633v/ztUxm7ZR+g+9os7uuro2ItFw46aTbmGOw2CI1lgsBfGhWJJwUUCu",
-	"wahBDmPQ7bMowhMwZHzmCa2R61JIeusReWN+Q+3pmaR8K/fz5A4frhnKjeoLkjnlU/7/mslZmZXJYSuB",
-	"cu6CvQeJHZtpy8gUGxa+XdwruvoGJQ9088dxlJaXH5SVvunYZ7p5Gu+YhwNl5iBgkb5a9sauDUN8DYjH",
-	"dLheIN/b2Gh3XjRbKsju7bR2WprwRbq16goTQt30t5eM5tGegEnqMOoiE+Zk6ZwVyencz9YoQVV3dVq8",
-	"2VjkdZH+n0BEGs2i9IhVGgt1hk5BJS3W9v7l1EKOIX2u9xf3/xMAAP//",
+	"7H39cts4kviroLhbNfYuJUvyR2y5turnzTozzjgfYzvjyUQ5CyIhCTEFaADQsjJJ1b3DveE9ya/QAEmA",
+	"pL4czdXt7f6xs44IAo1Go7+7+XsQ8cmUM8KUDLq/B2OCYyLgz+c4GpPnnCnBk9f8WnFB9M8xkZGgU0U5",
+	"C7rBDb8nDAkip5xJItEklQoxrtCAoEhPEDeDMCCPeDJNSNANGG9ImCkMZDQmE6ynJCydBN0PxcOPYaDm",
+	"Uz1eKkHZKPj6NfTgeSvoA1Z18IxJDg2iEg25QGqsYUkSIhBnyRxhFntwwpoxGsyRHGP9FwAufcCnZsUQ",
+	"Ld1BddTqraSDhEbVnfzAZyjhbATg51ua4Pki1E5hohBN8GMDj8jf9lstD8YqGJc8wma1OjS+u7pEfJgt",
+	"z1MREfRJoy0SBKvy6nsPnb1UEiH3Wu2T/QN8Mmx0Bs9I41l00G6cxG3cOCT7w+OoMzjCbR+wIRcTrIJu",
+	"kAraEGRIBGGRxm8V4iuixPxsqIiownxNIs5iiRRHM0z1yQ650LArMads5IF76K4/oYxO9Pm18yUpU2RE",
+	"BKx5e3t7lqoxYYpGC2kOFyMoZwgmJxqUVBK0c/XiOTp6dtjaDdGMqjHglAjBBZqNCUMYKbhGMyzRVBBJ",
+	"WAW9fydYEIEEwcnkb72AkcdU9oLQzPK3XkDZA05ofAcT9YIVB//LFfktJVJdxPW7obE5eSqRMCNP0W8p",
+	"VwRRZUAWZMqFomyEMJoKPkjIxAe41X75j58Oft5/f/xj59Wzq5Obw9v2L0e/ts7+7sE2wY+XhI3UOOi2",
+	"O8ehPov831UC+BoGUyzwhCjLoy7phKr6PSRYjIi+5OlkoG/+EFFFJkAegqhUMA/eTisMqH71t5SIeRAG",
+	"DE/00gks4EIckyFOE2VemeBHSzqtVriKkN4Mh5Ko+ps+wWxeACjv6bSJzhSacKlQuxW2Wq1TxLAQfAbE",
+	"k1CpDCkNaaKRYbaFozEapkKNifB2t2Bz3ABUu7vS5rzttWq3904SsYigNGf4TiIal4kEWEW7cRwd7jee",
+	"HQ7ajWNMDhp4eBgNDslJ3InagYV9itW4AD01i4WBpk8qSBx0lUhJPVtJaRzUElMut/T4syjiKVMXDEeK",
+	"PsA9jzhThMGR4ek0sbd7zxL8Xz9JwzvthmAWbGa5o840DzhJ7XyxBqEyJgxiojBNAFtUIjtAC7CYwBhg",
+	"uEiLDBwpNOepQFyMMKOfAaTvJMKxPh+pBFYcTt/e3Dsar7yOCqtUBt2D1n4YKKrgbM4yGAogLQbHSk1l",
+	"d28PT2kTGFEjSngaNyM+yVAj9yp7BIQXp/NnQYZBN/jTXqF/7Jmncu+tmcS8UiWmKZZyxkUM/DLiQpBI",
+	"hWiQKrgaC3AXhK5u80vDcsCGodg6aOzwPYdZAkDnE0yT55wNExqpJ1JJ5Lxepo78mUcVBBG9LsJxLIiU",
+	"ens4EQTHc0SZvl9ws7Q0kEH3w+/Fq5WBQRhMub64QottmDX4+vFp9HJS0MvzAuxN6CTf7fboYwWi0A5l",
+	"SLNb9wLtbpFAXnAxoHFM2BOJgzKZDoc0ooSpuykREyql1dLKtLJoaJmh2LNFjBCtIVmOLLsgR4r3QjQb",
+	"02hs+IvgCUExJxL05JHATG2BrVw4ECMP4k2oZtG+t0dExmD4Tho0JDi6N3grFjP6EZ8SAUcaIq7tC2I0",
+	"DYn6lEVJGpO7v/TRMMEjGRrsb5HQLvQlZjg519f+ycRm5qinLvvMIaczhlJGHqckUiS2SiyPolQILaB+",
+	"AiXRmAwZmZQVRvpEMjrUOkhBRgY0JIl4IMIAsjER2e1th2p8zLhwNZGmqAGP54gR/WuEhaBEogwCmanX",
+	"/QIt/S0SyiWW6kzrB08kkgRLdYezCcpk4jwt8x3NZTQH1hRR0lf0W8joBkZ3Abs8wsxa5TGZcI1ILspy",
+	"/BsF1SUsbMHdhF6cfW6Rz4wxGxE042kSo4TgB1JBFij6PFUIMw9h2yQQPqLsinwC2n0yJzEmaJRQ+2aV",
+	"n3gjSvqN+VUzDE047J7xGQtRTCUeJCQG9qpJAycJn5HYenYKZfmplNF2mQrAh3L4NuMm3uY0VvOfBIkJ",
+	"UxQncilanGG1uh8Xhe5LNfewyu82t+7B8KT9OzNs8ZoUs6LMpQeIRjMCTh5Dulu8Eq+5OosiMlWa/J54",
+	"JRhXd9ibpHz2pRGlY8/dfhFmxnc5IMhdXC+6SPEHF6eZu/JOjiZj6JGperIJcFQQ0WueLWg3swn9lDCx",
+	"PdLpmw32kdkxEmlCJNL8VMviudZMjM/NMFtfq0NjLLdLVC94yuJvoKdh9n4dKZmHVSoy3ttcmSePVD6Z",
+	"axz4B54tuelZm/e2c8yvOZJpNC52Spnj9f9OeuK0ia7sMKl1da7GxHemSJRwfo/II45UMkcJvSdAFVuk",
+	"g7d4nnAc33B+icXoqexlama5U5zfJdk8ZbKoDqqQh7ENQT/N4yLkMSIkRkeHh/tHaDBXJh7yBHppO8af",
+	"3TZSnKMMlk3oprqX7bEJDw1UGvi0pMEVnmDY1Dbp4YoMBZHjf2tgf5AGBt6LZQgxAyo3A07FRmdA44LR",
+	"ISKPUyo0SgR54PcWNwPN0ZDiCDPDVKyGAhbMA43IFhGUwfsU/Jh3jf8bNmiiRneCpJLUipbacUuRNcOF",
+	"202PPgV+LInxnIyxRAMCXgFAXxNd8pFm2niEjV3zjWi68oDJAd4EW7V73ia7cSEsqbRY/hEaLcTqL6RM",
+	"lzKYOsYCQPq2i+aBUhrsBN2AzF+OB99H9A19+eLd54v2a3ohLyZq+uvzi6OLTxezV5/eq1c35+rVp3fq",
+	"Vef94/vPfx9f0BmNf0hmF584ff/LTwKzuHXBWk0yf/k5vr2gb+jF7NXN/efX358fvrpuHbz//O7z5U3U",
+	"fv/pXL35/kXy+nl7/Ounnz+9//Rz8ub2p/n7z+d0+FMz6iRsMHnRin95mUC0SV9VeUdZ0D1ptQqidx90",
+	"Dk86Lfdhti/2KO7Ofn394/37x5vol9vH6x8PL0V7/tNodnZ2dvZjtH/+qfNLa3B1LN8/nh8Mj2cX7U8/",
+	"HP/0Wyt+c/L8t9b0+efj3x5aWBOqISRLgiaeG4QQyILTMEH1O4hYdVqdo0a73Wi1b1on3f1Wt9X6VW9l",
+	"Yq4bjvH/s8ejaTYIA3tN1oqm2QjaWYzRJX8gCYZYu6sA3S2drh23omdkf3iCOx19UzncuMyhkl3HII8a",
+	"pdO4urNO66Z90G0ddtudXzV1rn2tgIivrF1Ue7mAVhEFOi/dHsi7aNjEi1XXpy7/5Wv49BsYBgll9wCH",
+	"pbIbQ2TlgOkVVzj3orpcArIvzMbCIrPF8Aw1xgpheW/lsnGy5iqLBtVfNWexf+fxHAgwE/5BV+8JnjW1",
+	"MvSnveJR9YL8ObNR7Vj/uTnZd8xJj3iydpNWZynLqfIQ12+NjOAcmEQKw74KyZ6Fkbcge95VgNhE7JS3",
+	"sD2JY3eebxnCGGwUoglOhlxMSKHXaHmUiWb/Bt3e3jbK2TDLbkA5eeZbLpChpAdMk29wyaT+DDUUlD8u",
+	"KTiSCK3EgTubTKZcYEGTOXLe0JalEnOEh4qYy1kkn0ibnUSZGdSALKanRkIcm+raguVDviHJ5W9uKRSC",
+	"YjIlLCYsmhtbwsHRa67GlI1M9B683/GpydKyiOs7COpniCvRoTNkFQ05OWPfTH0ynU65UCR+RWKKbwDJ",
+	"TyTDfKq7iZ7LKgZ1FFk7cqURv8BT+BQL/tBlbjk0CKBBFprNCK52S3+cLa+t1n4ZG9sMsP2sZQtM/QLT",
+	"5Mki7iGf5m6Yz1MmiOqgBbSgraxOZrOiISWJuUYLncWaZKyY9HIoajNGQj/HJM/D8sYWmsNT3ctOzLdA",
+	"Mso3vgnZVRG3fYrLXawTrCKT6KnpQOBINVHfYL6PtAourftZg6LZIZzP1kgy35fRe+EY6pLzLiCqMqRG",
+	"SFlwZTqBzM6CakMEJumISkW0fgCph33AdKaAGgOmX0r3hrOYkUEQrkj1nGKliNAg/ceHs8avuPG51Tj5",
+	"WPzZvOs2Pv7lz9U8vjB4Diu/k0RYFMCVi2OqIcfJW6HVYEX1FRviRJKqtGJkBqHqJuobyusjmwgJiZV9",
+	"Y8vA3qbObL9nFtly0jm3F8ZaXssH62281uMg19UE+xYk6TKqKE7ykGCIsEIJwVKhYy1YNc0RISGsjrNU",
+	"0rDVObDuXHRt8t5NTrweh87EiLMOjTXrGPsniU0yurvodCwwpJPlmZY5wP5ptzoH3nEf1xyiMSOX4+ZK",
+	"j/lacIfVmLw2I42vK0sU/WCPzR6IXdtBd5GzzwefSKSCLOuvehBnzGeVTfRKX3woIpCkQZkkTFJNPcm8",
+	"hNCKEZ+jMQPPwWHn0Efhfg0KX2gOkucC+XC+YaTEadC5jW/YnKW+Zdv9EPXzJOs+UE/f8Ji+FqWSqOo1",
+	"yARBedVbbZRSiWZC006e+m4BeA25MCQaa56pfwdJhyQxruQCVauEUwUTWWyz7troM894XYaRXGLCe/7i",
+	"z40Yb9x4ek6xVo6r9ZeDNGwTzVdjlE/gr5tlnlcXzMRrhRbRy+s3r9Fb89xWHZy02ruah7nrT0hmlaiS",
+	"slSq6cgIsVpB4N4me/p1t0YDdEsGP5J5HbimYgWdP0dvG53DI3RP5gbqZ4ftZyGyfx3vVgkOJyO37Ob8",
+	"unN4VFNqEwaReHAHwjq1A+/pAjargaKx9a84XgNpjtZEGqlA/Xsa9x0Kqq6g5h7Mz2vhSCVxR0k6qh32",
+	"WAV2gCU5OkhFgh5RxLmIKcOK1IIyX/b2fPnbpcPXuzJo1kDpqQ0uQzgjs5/llHFtaiL8A74ncxPSUmSy",
+	"ktM7VPY1XwoLgedVcPW8dfDYDKj19AcfVsdzthzOXA37Gm6oOdDpXcbuaomUsDirsbh4m6c+71y8fTjQ",
+	"fObi7cPRrpbxkhCGBvM8OF5S85roikRcxCTOIug4janqsYSPjAZorLZTm8eYSutuxGyuDfVUUDVHMYmo",
+	"1LP1mMdOOq39ZqvZbu83n7nSjk59UXdwWMtll6lCdutFchRD0wTrLZBH5RTSFNpPtgMlUhZVq9lsYhUa",
+	"cyEJGoBuOkdS4WnyFIWnveoWZYzWma+gqjpyfTMl7OztxT94lE4yI7OWYk1VTEVpse+j/WYLxXaSKpul",
+	"bMhXTV0BjU8Jw1Pq2LZBN9Anv18vPtVYbrhGCXnZgqGBN5uzDm1v8Ujztdqax9sxESbRA03xiKDEZOjC",
+	"NZiNIQvcZs34SBpjeTepLY69HROIA5u6riFPEijfsgt4FOftc8B5QjALIGSwsMCtD8/65v6WCLizohot",
+	"zGq/6mc2D+unXlEIFgaKK5ysrHIr7OOsgo0yhJPEW+ugs7LqzCWETGXK69oMKGFxRLU04VVYVHSUIt8f",
+	"m1oACJ/LU81LAX7IV8sIRd8pZ4om6nf5jPURgCYRVZkuZlkWnzEkgOfCxq3UL4ozbIRQdgXBsfcPPa/3",
+	"g1MHIRc+qL4Fti0FKV7zqzd+JqjS7I88aClV+887zOZ3ENMMA8xwMlc0ssB/dBmst8MKU8icLXXmltYK",
+	"Tw4On2Vlp8ionxKZE63eT+M2q56shIML0QRHY8pIQwMJR2mKGvRraGedQ971ZUedf871buDG548fjFPj",
+	"boFHY5E9dYbG6QQzB9THaYINQ8srdm01Bot8DlNxDbZ912Ctopi5CsuAvOAC9Ssb7YeLfFprqXGO/VpR",
+	"43zn4e+LPXBQZQruKntYfdeJ1q818Za6Iis4KbwPVSB+uLl5i8wAICCfm7XcotrDkxOHuRlHZ5WXGtdn",
+	"DfGOuVBhmRxkOplgbVoayy67IXpef8dLXKnFRrOIRHntd1cXxhyimfNQrljuie7Z0GsNsNIUySIRgLP8",
+	"nPLbFBpO4FFSnTzIc/H+x2wBkx1WS9kZmypwXThqjd/VvIx2poIyM/Ts+vnFxa4pOhpSIVWRRqBPLS8+",
+	"UmhAmSkH7LEsNcuKJ5uwVtLgnw1Pok7cJo2B4DNJRAPHeCPPbq/32Gk3er3HZ+cf/1rL+kr5Bb+vTJ0a",
+	"Cj6x5EceKE8l6ifalutrw6fv5jz083z6kpN6ezk+DiYO253NbAB/56sMgCuekKXGEOgqM6rGlg96KdCO",
+	"rpEl7kwww6NCboNgNo4iX3IXTytn5+fmVGx6P2WsRrSDG6ch6YiRGL28vUE7fTWf5on7faz++mmm+rtN",
+	"dK0NXqo0m++fpWrMhd1ZF9lOGb201dqP3CXhF+PEr8o5JxdsUV+RlCmaZCXmRfKIfdUjqZPWSv27Lgtt",
+	"9co+6dt3ER1qXNg4J9jkOzRO9JEjPJA8SRUxCqit7wXLl0rDHHztJU+EWw/6xWfJp/i3tARwE10AmAIS",
+	"nGLEWV6CAaNOTSsevRlwJlifeVUwOZl0havMptQtcKqJdcIFlTvpkay3sEczYeXy1hyvBaPuMr+DFLmn",
+	"R7D0tTd3FeJVJqvitIgHcQYsb0KZO1W7LLw2jU/94TGbKqJkveM7cwAZh/JU8CGFVBOv2tapIavxKGdm",
+	"0BoQnmVjwcFc5G06PUf0eTYUndSGDHLf30bRoMo0Rl/YuJvKir4oRZiymLmUK1p5o5I8ug5YpTzSlWC5",
+	"5u0ywUeGQ2KqZJ03muitKfIy4U7TdinPljTh7Kxg33ntb0qkRmSsZcE4roQ6C+YPvS5+ou16pFjidoD3",
+	"8lmGC6KluXrt3AAPho8L7u+Zc9MW3GNBIn1UWhNoUFv0TNV8k0PM3ilOsOa+kzur9so64WueoNmYy7Lk",
+	"jTBDUtEkQQNiJa6WvXk1iKmgglxKX77ur/KeGdPnDlRYeQcl5/utuxjP66xwGIvM2Mzehbr6/RbSr+jf",
+	"TEcP5fTNCb0+OdZaXV6BUOgHq+AHiAEiS4cVlyjL/V8G1oSPRibgIFMQt8M0SeaniKVJolUbcNQ3S5EE",
+	"m0V+eNM67rY73QPIj68leT2Nyfb0fKwFX3EgptMFDtEi/tJfFDvJgyM2MxsrczDORjgjFrNmZHNJeGQ1",
+	"2OtQyHWO0SVU4oHRfraZy9U77jIy66FcSuRh5WYu4iOXVNYEDmOs8NqBQ6PzVTn11AsTLOX4xchKWFxD",
+	"4s21aCevrcCtJNFSOU3wHALNp6gw8IvkHsNpgBvKKY7KTSu/Fzgi6Ac+nYJh5+aTWB1/gZ3+H73eY6ul",
+	"DfX2C22tv/j4l17vuu7nWiPekUsLgyI5E5jguSZORH2zNCsfyRuI+VZoqSeZI9GyOOQ19GAECEzquzYU",
+	"i3+9yJjFy9ubIFzDGPWsPrBMuyizSBEfKEz1SHBHLPRAhJDdgrDssaV2q2ewop+JoMO5Nov4cJhQRopU",
+	"mnsyl3bNEVEvZ/eyb5w2pgNl0LW79VMlTRZjFt2LTFe5wgIIXkNi33Nti529vUCK4ElQm/ZYGmg7vWjh",
+	"LXAC7W1GtmY2wfPCdWVeO4+4nEtFJt1y+0zYXoHzHrMZF5jFxng0STuORJah5+BoyIhPSZwRGMMjMtGI",
+	"Txl0AOAJaQywFtv2UCNT5hPqFXosD1wgCG0gykZEKhPR7rE//Qk950w/0Oypxxom7QYs2dmYCHIKbuBr",
+	"cy0p0+ZInEb2/QY6tyZv3trBWCe+n7qJzjJZrO+HNP4OEy/aaf/3f/5Xu+Ml+fEh6p81fkW48Rm1Gieo",
+	"ie5QFzX6u6c9hhBmc5NzTxLTFleQqdbloekttr2KGiPCiADDnMYOpCYcQqWfQe2mMffRzocsLPNxJ3P2",
+	"zmazphhGDRJTxUWTi9GeGEb6f3rc7q45ZWwdnBpMyfA9uYuwJKgf8RhI33dUp4JI0/yyJtCgcZ2l2IYI",
+	"mmHaJby8KMoU16sp25MpzHSfhalae36elh5vwwgaS259S1xUiUuk8D3Z3D2FzlZU5mjYraJZFPNgJmeQ",
+	"mds/aLX7VhcuF+tkq/eL0zVkgZnP3bR6a7qJDkjC2UhmbmF4XOmncFNuWERlll6B9c4YKry01vnezXs1",
+	"LGzCYLakN3Sgj9PtxlC8C3pWzJ2uFvaKakPKMAzHnOsxQ9LAFsZYZrmPQ54KNEhporS5odmDbKJzvf+i",
+	"6D8mUYIFqXSBo1lXPcp6rP/YMPGNYkAf7WgoAJvlnnCaYrNbXffq7inCWetqa4YU3eio6rERUVJjaB8t",
+	"6IjXDyEdJ9ZX3fRDznkBHnDbMlNhMSLgmUs4kFU6BTR+cff5xXbp+mL5qdC/GF+w/s2kFH7psS+NRqPy",
+	"Pz1Xv4j59tEXNCcy/+9//+d/Zf91RgqCY8CePTB7Nb22jaWJinB66R+laV0bv//UOTIT8ykTQLC8X4cA",
+	"Bw1uYL2PdvRU0ILBTHJH4355/85/KzPkofnyss7f8JIft+/XLmFH91gveJPvsBdoGoL8CC1apYstSIMI",
+	"F52BSZKAXOMFSQj9bo+R4vJqoajH2ORLB8vA+gZcjZG9bDJEszFWhh/BaH2JmrX+nr7tDS17DC/1J+mb",
+	"m7EkNSbSSA+ZcZ/zPIVAapRCLsGXzNTWtwUzfQXL1wXQXw2roy/ooNVCX7x03UqlCZV5qYlJTsnLTcy8",
+	"NQ26zMxt9CXr9lE0GjMp23lG3U5MEjoA9QCUmphKrYSlVI619N4trwGqS3V6LvJ2IqifB7j6IIJxpvAs",
+	"6zFSWgdorVjGd9LkHUye1q3DLlXXB6JYUUtO2+Yii2pUG2HkPd1PnWSyLOAK2piR5pZB+BXAxVrrFez6",
+	"ktze6FIzZjPnPvqStU92fEPL+yjn+K+XNvm8at0WqsQRsTuQSVqRkrtWwJql895RZrED9EVzRL/9k8YG",
+	"TxU5XUPLEMTqKg9UUm1dm2UmRI15fAddyQwtmvUO7eZAJQSNQwLKNNFaq4xKZN621/BMv993wC/anJk5",
+	"j+ycG3cqI36jMrtE1lLZTH5S4hvZU2nAhS1oXhRjhdGOvm/WytZH4bdS9vsoZ3e+aIvpL/gNnS3tzJV2",
+	"T7BAe7+0I6jyNP2qpI+U76SJe+Y3q67u1EyanevyktGc/E3fVv3qIXBmvLD566l195kTdvq7Ftc9q402",
+	"0+ntYbeAegcSMrDC2mTdLdVTr1E6rRcKwiChEbFxeWvmvxV8KihRGD4KkIpkRaqOImIinbSkkp8gCIMH",
+	"IkwiZdBpHjRbXjpwngOcp/zuNWckSRrApfc+ze5lMyuKHS1KTQVL7pYM0I9kjq6JKjwhNvYHDhGwCh6M",
+	"18Sr2dDWFRR02FihHJMYQd6v1Y61Ui3pCMyPueWhWi2RCs+lGTkb04RkNSDURCmg3ssJCYB0aiJoIaLH",
+	"ZM06+vbjLH1jLXj9SPrgfUBDosU5VaYXkv+BEFM3inPRZopOjMPH7/XxvXEGBaVvHHRarQ1b/2SFGHkV",
+	"svnhg63BsaU3ttDG1tfYahrHTd/YH7ajFg5sFUxw/tyWhnShwgXqWYLh8f6bl/v/6Dy+aP99dPyQDk7U",
+	"JWmPfnj1+ednR+T4JpUn6dsfHq5+Pn8HhSbd4PHuxfnnq/Rksn/0w+XrO5WSo8OTy9fTX26Pps/n14re",
+	"v//048XtxSFuBV8/blDt61enLPoOgaE4ff6agWrEbKvfjP0o0Df2KzhoHS16JaeKPb/P6dcwODQ0svwt",
+	"v/U4vLW/+q13XqeJwlUbdD98DAObvWio10m0aRjih/uceQiBCsNA4ZEmxgBcux/1lHtaedoD/ysEB7is",
+	"4SSuU0Qio+mjwTwTdywuFN/s5rqRnjwXD/xnnh4LHkpjQiDcY5Cm2UjoQ40POYSE8jpnppnGyRIv5TVo",
+	"I+Odq7AbR4evskvrdyRQ8NIwMEc4WWAIGG+LRDt4ioUCf02PueJqNwsdSTwhSNGJNqGqiiWos3r/eWUx",
+	"CCZc0TSbPeaF1eDFmuIjVKo9gq0WDiaRSlUUIRVezjqmCDVeNZ2P1ueGOV0VtGo714GDC6MZGbikokVi",
+	"3r7BabDk1sUv6erlVH2VwoNFPdTyWqUNeJ5XAffVj2YpkZKv9bJk+Y13e84BR1rjnUozDXixvfpFv4s5",
+	"vLUGUyp/9+fJjPOgvcZq5c6v8N7hOqyzpvfM/xZubeIGZTfycv7MU7WYQV+BLSu9ppF5Urs1pr21uuBH",
+	"9UNCSCo+RTMu7sHdqRBnEQH2AeZUj3mWsp3eM8sNJWVZtJwRq1IXmYtW06dMKsyiRVxH77Vyew7qNdyq",
+	"X2CLfWrWukblBmb/w1TmcVaDuUVkZM97MR2dPxorVAv5Uto4eJwYmfn+EmiWAT/7w3fscZt8Cuvrkbsg",
+	"ihvoijQsWVL7wUY6AQMTvGV5YnrJM1TkZo8gTj8lgvIY7bRbSGrFwrYg2S18kqgQwBYS8Pt4qoPkEKlK",
+	"EpJkj4gNEWsCtl4unCRmCmJCfW8L8OHTSAn4H8r9b5VJ9dLiWI3JUHWX+7N26p1nu7DiiuqEfl4U0S/K",
+	"FJBXpYCz4odTlGBVwJt9hhSCplDcgAzOnDlN5M7urGApuTVpdClHtYNYvgNTmT9UfJKZmsKVXt901QFk",
+	"VxjE1fK+jOtrJ851KG5R1grXKijG7Wk2so524tSmLCr/+MN6pm6gvJSKdv4p1ZdyE/B/KyIbKiIZqa+l",
+	"h1i/1GqXU1Yqn5XJW0YEcn+GpYkb2+vFYmTDN3l/r8xLCe4cqaA08eX1m9cmbK75Uo/lU2OJ3p+9ugzB",
+	"ZgMZBX/AiuDHDiHYr1B/76GTb2GOJ0kf7fBUSRoTPxQUZt8vID2Wf1vXFLjDNDGPJHDkOhcSbH1KX5ov",
+	"hjzdk+T2EtiO73B9zlDulLDAmVM+5X9VT85Kr4xDWxkpOxfsFVHYXjAI5C68WZcQOcm/RJgXNdZ9sSME",
+	"fUQqqy/sDOam2xxoAnRCIKGZIRrvNtE7mA0LgnAca1VF9ZiyHVL09TRuA0Em/IHEVlsa0aw7Vd75QI0F",
+	"T0djhE22kVFNrCo5IZgZJ7CZTN7TqYTEHEGmBKvcowRvTWw/MLfVgZ2dpyZd5coIKumlSNSaElQq2GDg",
+	"fwj5Q/0hF0P2zIeSv4YrB9qPFJv2jn4HsWRuz6qIc5mIdjOo/75wXiKw3k31i3/WWh8i+QtWz+oU1tMf",
+	"oO7CNKn8Jn+55qyev9wkJH/4F+/w/rGcVF10TTH57bbRSbvoTNLKW4kcdDbpEJ/nhtdw+jfMyj4+NLS0",
+	"NTZvPvz/7Xz+j1Qwawz7tTxkxQdt/ymCCoUDQbPu1PLLTEIZ/vkxDKr5dn5fEmi1V+dUMP1Gcy6/7FtT",
+	"NgGVVZp1NtG5G1onRmSljP6WEoQjwSHrOTeuwb+UJFYaVltLdsG2L33nGDOTjwy5uwetkzz036+VOibN",
+	"rIl2zhgij0pPzhkakDnXWi3oZM3dGqFUtF/9JuM1qyv3jNcL9kCtYzEvO885a8YswXtSYpeWBZYKIByv",
+	"+bJ+phnDs0tuwHuqrWjXskTbG+LKihK/O3SdeOkc3rS1bCmJlzqMuRJh2OgMnpHGs+ig3TiJ27hxSPaH",
+	"x1FncITbrYXY/WYBkx/xuiLG3d2GEmKRHQBXGlrTG3yWBMQlj5bWBWWMPR+3pS+GjIiqr32+skmQBnD4",
+	"QogDuX9Ts0l85fF3YHoXcc3HPKiBIs3L02uYocnyWRMCZ6bNgPg/LRwPWier3wJ5kX9k/1/By5NLAcNV",
+	"rbzdUJSbJmWFQbr3uyG0rwst0ysbvtcS1c07X/AxybN8UJZI6ikAJqBQmINZ2m6PQeadsVSz4o3c/Wzc",
+	"1QetA1SkO9YKbcjQPkVrZUbvlNOxd22RQ6UsAfIteywrTSjQajITsISImvnOUJ7DB9tzCyNWViYY8xn3",
+	"mKQJpN7aRwu8UTVs40MlsyOOUd9N6A7dPIoFrQHqkOplhde0aqyzOGsSyj0D1AZ08iYe1XaPSwi50uKv",
+	"aiLD5vOqhG5R6AtpCyYioZxMiqJVbJiVB0MG2qqy8rDHsgSV4gM3Nn8zK9tdgNUculJrqdVIdfoUbhOj",
+	"+bRbsP31TbiwRQe+HntLi3oE9xDNmVR36Hxmr2iWUGlZsL+8XUCnUo2/qHC+VAJfyjWpnbz9rNT85J/K",
+	"peH1Elmv3+bi9prOuZU6Y1Y7YFpVt2i29cTv5W1L1f23/2NzFe9gLRXPfOf7n8th8j1Ra2hZfMYazlcP",
+	"Ms19Ja/1vpawltf6nZnZeA9VNF5kfmS+mO9MU/7QVJxwYf3Tp3lzrIQMFRRUSIXnNo1hrnWwJvpHVuQC",
+	"ORBWqRPG6U/ZCLwxtnbMJjhIyKIw2iEVueTLMo26WbXZsqQklulpXpp6j2m18Cn5RxBUBFnt1VOAduor",
+	"phFmoIYOCIrJhCtTROSW+uyA08gp79jdqt/onWsLPt1vVEDsi9z8PB3DIRerOdfNu0voizAVXCPCn+cV",
+	"vs9mQBgVjDufq8TSN2HOlbZv6+ctbIAhK1D+j3mLNhehhzftdqaXbNNbVHzHcKuZev+WhBt4Ry6xVGcQ",
+	"oPqX8owYDvJtnhE/4u83y/nwUcteI2TqzO23eWuTtQrIHjo1Vuslj3CCYvJAEj6FLBgr1Hb6E817Rcr6",
+	"u9703b29dudZs6VtlO5x67gFE3/Mt19dYURZmH8M3ohj8LWY+gvOwP7lqSoqL1bUkTkmiUZUdVc3a2Y2",
+	"FFqFDFHZMswsi9BRFIpuNg4Q5rzroPBSgbB0k5fg/ySiymgN789eXdoso4VJRlCzknUbtwk7Th6RAxEk",
+	"gnz9+PX/BwAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

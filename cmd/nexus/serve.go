@@ -63,8 +63,12 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		}
 	}
 
+	directory, err := e.usersService()
+	if err != nil {
+		return err
+	}
 	api, handler, err := httpapi.New(httpapi.Options{
-		Auth: svc, Ready: e.db.Ping, Logger: e.log, TrustedProxies: e.cfg.TrustedProxies,
+		Auth: svc, Users: directory, Ready: e.db.Ping, Logger: e.log, TrustedProxies: e.cfg.TrustedProxies,
 		HTTPS: e.cfg.HTTPS(), JWKSMaxAge: e.cfg.JWKSMaxAge,
 	})
 	if err != nil {

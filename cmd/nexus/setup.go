@@ -16,6 +16,7 @@ import (
 	"github.com/nexus-cloud/nexus-core/internal/auth"
 	"github.com/nexus-cloud/nexus-core/internal/config"
 	"github.com/nexus-cloud/nexus-core/internal/store"
+	"github.com/nexus-cloud/nexus-core/internal/users"
 )
 
 // env is what every command sets up: configuration, logger, migrated database.
@@ -99,5 +100,13 @@ func (e *env) authService(secret []byte) (*auth.Service, error) {
 		RefreshGrace:       e.cfg.RefreshGrace,
 		KeyPublishDelay:    e.cfg.KeyPublishDelay,
 		Logger:             e.log,
+	})
+}
+
+func (e *env) usersService() (*users.Service, error) {
+	return users.NewService(users.Options{
+		Store:          store.NewUsers(e.db),
+		HashPassword:   auth.HashPassword,
+		RefreshIdleTTL: e.cfg.RefreshIdleTTL,
 	})
 }

@@ -4,9 +4,6 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/google/uuid"
-	openapi_types "github.com/oapi-codegen/runtime/types"
-
 	"github.com/nexus-cloud/nexus-core/gen"
 	"github.com/nexus-cloud/nexus-core/internal/auth"
 	"github.com/nexus-cloud/nexus-core/internal/nexus"
@@ -79,12 +76,5 @@ func toTokenIssued(t auth.Tokens) gen.TokenIssuedJSONResponse {
 			User:             toGenUser(t.User),
 		},
 		Headers: gen.TokenIssuedResponseHeaders{CacheControl: &noStore},
-	}
-}
-
-func toGenUser(u nexus.User) gen.User {
-	return gen.User{
-		Id: uuid.MustParse(u.ID), OrganizationId: uuid.MustParse(u.OrganizationID), Email: openapi_types.Email(u.Email), Name: u.Name,
-		Role: gen.Role(u.Role), Status: gen.UserStatus(u.Status), CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt,
 	}
 }

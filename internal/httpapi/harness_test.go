@@ -25,6 +25,7 @@ import (
 	"github.com/nexus-cloud/nexus-core/internal/store"
 	"github.com/nexus-cloud/nexus-core/internal/store/storetest"
 	"github.com/nexus-cloud/nexus-core/internal/testdb"
+	"github.com/nexus-cloud/nexus-core/internal/users"
 )
 
 func TestMain(m *testing.M) { os.Exit(testdb.Main(m)) }
@@ -126,7 +127,10 @@ func (e *env) start(opts ...option) {
 	}
 	svc, err := auth.NewService(o)
 	must(e.t, err)
-	_, h, err := New(Options{Auth: svc, Ready: e.db.Ping, JWKSMaxAge: 5 * time.Minute})
+	dir, err := users.NewService(users.Options{Store: store.NewUsers(e.db), HashPassword: auth.HashPassword,
+		RefreshIdleTTL: o.RefreshIdleTTL, Now: e.clock.Now})
+	must(e.t, err)
+	_, h, err := New(Options{Auth: svc, Users: dir, Ready: e.db.Ping, JWKSMaxAge: 5 * time.Minute})
 	must(e.t, err)
 	e.svc, e.h = svc, h
 }

@@ -31,21 +31,23 @@ type transportError struct {
 func (e *transportError) Error() string { return e.code + ": " + e.detail }
 
 var titles = map[string]string{
-	"validation_failed":      "Validation failed",
-	"invalid_credentials":    "Invalid credentials",
-	"invalid_client":         "Invalid client",
-	"invalid_grant":          "Invalid grant",
-	"refresh_token_reused":   "Refresh token reused",
-	"unauthenticated":        "Unauthenticated",
-	"account_inactive":       "Account inactive",
-	"not_found":              "Not found",
-	"not_acceptable":         "Not acceptable",
-	"method_not_allowed":     "Method not allowed",
-	"conflict":               "Conflict",
-	"payload_too_large":      "Payload too large",
-	"unsupported_media_type": "Unsupported media type",
-	"unavailable":            "Service unavailable",
-	"internal":               "Internal server error",
+	"validation_failed":       "Validation failed",
+	"invalid_credentials":     "Invalid credentials",
+	"invalid_client":          "Invalid client",
+	"invalid_grant":           "Invalid grant",
+	"refresh_token_reused":    "Refresh token reused",
+	"unauthenticated":         "Unauthenticated",
+	"account_inactive":        "Account inactive",
+	"insufficient_permission": "Insufficient permission",
+	"last_admin":              "Last admin",
+	"not_found":               "Not found",
+	"not_acceptable":          "Not acceptable",
+	"method_not_allowed":      "Method not allowed",
+	"conflict":                "Conflict",
+	"payload_too_large":       "Payload too large",
+	"unsupported_media_type":  "Unsupported media type",
+	"unavailable":             "Service unavailable",
+	"internal":                "Internal server error",
 }
 
 func statusOf(k nexus.Kind) int {

@@ -34,6 +34,7 @@ var _ AuthService = (*auth.Service)(nil)
 // Options configures the handler.
 type Options struct {
 	Auth           AuthService
+	Users          UsersService
 	Ready          func(ctx context.Context) error // nil error when the database answers
 	Logger         *slog.Logger
 	TrustedProxies []netip.Prefix // peers whose X-Forwarded-For and X-Forwarded-Proto are believed
@@ -44,6 +45,7 @@ type Options struct {
 // Server implements the generated strict server interface.
 type Server struct {
 	auth       AuthService
+	users      UsersService
 	ready      func(ctx context.Context) error
 	log        *slog.Logger
 	https      bool
@@ -67,7 +69,7 @@ func New(o Options) (*Server, *echo.Echo, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{auth: o.Auth, ready: o.Ready, log: log, https: o.HTTPS, jwksMaxAge: o.JWKSMaxAge, spec: spec}
+	s := &Server{auth: o.Auth, users: o.Users, ready: o.Ready, log: log, https: o.HTTPS, jwksMaxAge: o.JWKSMaxAge, spec: spec}
 	if s.ops, err = indexOperations(spec, BasePath); err != nil {
 		return nil, nil, err
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/nexus-cloud/nexus-core/gen"
+	"github.com/nexus-cloud/nexus-core/internal/nexus"
 )
 
 // LoadSpec returns the OpenAPI document embedded in the binary, validated. It loads the byte-exact copy of
@@ -69,6 +70,10 @@ type operation struct {
 	maxBody  int64    // largest accepted request body
 	jsonBody bool     // takes a JSON request body
 	produces []string // media types of the successful responses' bodies
+
+	permission nexus.Permission            // x-nexus-permission: what the caller's role must grant
+	ownParam   string                      // x-nexus-own-parameter: the path parameter naming the subject user
+	paramPerms map[string]nexus.Permission // query flags with their own x-nexus-permission, by name
 }
 
 // defaultMaxBody is the body limit of operations that do not set x-nexus-max-body-bytes.
@@ -92,6 +97,9 @@ func indexOperations(spec *openapi3.T, base string) (map[string]*operation, erro
 			if v, ok := op.Extensions["x-nexus-max-body-bytes"].(float64); ok && v > 0 {
 				o.maxBody = int64(v)
 			}
+			if err := o.readPermissions(op); err != nil {
+				return nil, fmt.Errorf("%s %s: %w", method, path, err)
+			}
 			for code, r := range op.Responses.Map() {
 				if strings.HasPrefix(code, "2") && r.Value != nil {
 					for mt := range r.Value.Content {
@@ -110,6 +118,55 @@ func indexOperations(spec *openapi3.T, base string) (map[string]*operation, erro
 		return nil, fmt.Errorf("the OpenAPI document has no operations")
 	}
 	return ops, nil
+}
+
+// readPermissions reads the operation's x-nexus-permission, x-nexus-own-parameter and the x-nexus-permission
+// of its query flags. A secured operation must declare its permission, so that none is left open by mistake.
+func (o *operation) readPermissions(op *openapi3.Operation) error {
+	perm, err := permissionExtension(op.Extensions)
+	if err != nil {
+		return err
+	}
+	if perm == "" && o.secured && op.OperationID != "logout" {
+		return fmt.Errorf("secured operation %s declares no x-nexus-permission", op.OperationID)
+	}
+	o.permission = perm
+	if v, ok := op.Extensions["x-nexus-own-parameter"]; ok {
+		name, _ := v.(string)
+		if p := o.route.PathItem.Parameters.GetByInAndName(openapi3.ParameterInPath, name); p == nil && op.Parameters.GetByInAndName(openapi3.ParameterInPath, name) == nil {
+			return fmt.Errorf("x-nexus-own-parameter %q is not a path parameter", name)
+		}
+		o.ownParam = name
+	}
+	for _, p := range op.Parameters {
+		perm, err := permissionExtension(p.Value.Extensions)
+		if err != nil {
+			return fmt.Errorf("parameter %s: %w", p.Value.Name, err)
+		}
+		if perm == "" {
+			continue
+		}
+		if p.Value.In != openapi3.ParameterInQuery || p.Value.Schema == nil || !p.Value.Schema.Value.Type.Is("boolean") {
+			return fmt.Errorf("parameter %s: x-nexus-permission is only for boolean query flags", p.Value.Name)
+		}
+		if o.paramPerms == nil {
+			o.paramPerms = map[string]nexus.Permission{}
+		}
+		o.paramPerms[p.Value.Name] = perm
+	}
+	return nil
+}
+
+func permissionExtension(ext map[string]any) (nexus.Permission, error) {
+	v, ok := ext["x-nexus-permission"]
+	if !ok {
+		return "", nil
+	}
+	name, _ := v.(string)
+	if !nexus.KnownPermission(nexus.Permission(name)) {
+		return "", fmt.Errorf("x-nexus-permission %v is not a known permission", v)
+	}
+	return nexus.Permission(name), nil
 }
 
 var pathParam = regexp.MustCompile(`\{([^}]+)\}`)

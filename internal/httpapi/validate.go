@@ -30,12 +30,19 @@ func (s *Server) validate(next echo.HandlerFunc) echo.HandlerFunc {
 		if !ok {
 			return next(c)
 		}
+		var p nexus.Principal
 		if op.secured {
-			p, err := s.authenticate(c)
-			if err != nil {
+			var err error
+			if p, err = s.authenticate(c); err != nil {
 				return err
 			}
 			c.SetRequest(c.Request().WithContext(nexus.WithPrincipal(c.Request().Context(), p)))
+			// The operation's permission is decided before anything about the request is looked at.
+			if op.permission != "" {
+				if err := nexus.Authorize(p, op.permission, op.subject(c)); err != nil {
+					return err
+				}
+			}
 		}
 		if op.jsonBody {
 			if err := readBody(c.Request(), op.maxBody); err != nil {
@@ -59,8 +66,31 @@ func (s *Server) validate(next echo.HandlerFunc) echo.HandlerFunc {
 			}
 			return nexus.Invalid(fields...)
 		}
+		// Flags that need a permission of their own (include_permissions, include_activity): asking without it is
+		// refused, never silently ignored. Their values are valid booleans by now.
+		for name, perm := range op.paramPerms {
+			for _, v := range c.QueryParams()[name] {
+				if on, _ := strconv.ParseBool(v); on {
+					if err := nexus.Authorize(p, perm, op.subject(c)); err != nil {
+						return err
+					}
+				}
+			}
+		}
 		return next(c)
 	}
+}
+
+// subject returns the id of the user the request is about, from the operation's x-nexus-own-parameter, or "".
+func (o *operation) subject(c echo.Context) string {
+	if o.ownParam == "" {
+		return ""
+	}
+	v := c.Param(o.ownParam)
+	if u, err := url.PathUnescape(v); err == nil {
+		v = u
+	}
+	return v
 }
 
 // authenticate verifies the bearer token of the request.

@@ -40,11 +40,13 @@ func TestImportDirection(t *testing.T) {
 		"internal/nexus":   {mod, "github.com/", "gorm.io/", "golang.org/x/"},
 		"internal/config":  {mod, "github.com/", "gorm.io/"},
 		"internal/auth":    {mod + "gen", mod + "internal/store", mod + "internal/httpapi", mod + "internal/config", "github.com/labstack/echo", "gorm.io/"},
+		"internal/users":   {mod + "gen", mod + "internal/store", mod + "internal/httpapi", mod + "internal/config", mod + "internal/auth", "github.com/", "gorm.io/"},
 		"internal/store":   {mod + "gen", mod + "internal/httpapi", "github.com/labstack/echo", "github.com/getkin/"},
 		"internal/httpapi": {mod + "internal/store", "gorm.io/"},
 	}
-	allowed := map[string][]string{"internal/auth": {mod + "internal/nexus"}, "internal/store": {mod + "internal/nexus", mod + "internal/auth"},
-		"internal/httpapi": {mod + "internal/nexus", mod + "internal/auth", mod + "gen"}}
+	allowed := map[string][]string{"internal/auth": {mod + "internal/nexus"}, "internal/users": {mod + "internal/nexus"},
+		"internal/store":   {mod + "internal/nexus", mod + "internal/auth", mod + "internal/users"},
+		"internal/httpapi": {mod + "internal/nexus", mod + "internal/auth", mod + "internal/users", mod + "gen"}}
 	for pkg, bad := range forbidden {
 		list, ok := deps[pkg]
 		if !ok {

@@ -90,33 +90,31 @@ func (d *Directory) SetClientDisabled(ctx context.Context, clientID string, disa
 // CreateUser stores a new user with the given password hash. The id and timestamps are filled in; an email
 // already in use anywhere (case-insensitively) is a conflict.
 func (d *Directory) CreateUser(ctx context.Context, u nexus.User, passwordHash string) (nexus.User, error) {
-	if id, ok := canonicalUUID(u.OrganizationID); ok {
-		u.OrganizationID = id
-	}
-	t := now()
-	u.ID, u.CreatedAt, u.UpdatedAt = uuid.NewString(), t, t
-	r := toUserRow(u, passwordHash)
-	if err := d.db.gorm.WithContext(ctx).Create(&r).Error; err != nil {
-		return nexus.User{}, translate(err)
-	}
-	return toUser(r), nil
+	return createUser(d.db.gorm.WithContext(ctx), u, passwordHash)
 }
 
-// SetUserStatus changes a user's status.
+// SetUserStatus changes a user's status; deactivating revokes the user's live sessions in the same
+// transaction, as the API's updateUser does. (The last-admin rule is the API's: an operator may deactivate
+// anyone.)
 func (d *Directory) SetUserStatus(ctx context.Context, userID string, status nexus.UserStatus) error {
 	id, ok := canonicalUUID(userID)
 	if !ok {
 		return nexus.ErrNotFound
 	}
-	res := d.db.gorm.WithContext(ctx).Model(&userRow{}).Where("id = ?", id).
-		Updates(map[string]any{"status": string(status), "updated_at": now()})
-	if res.Error != nil {
-		return translate(res.Error)
-	}
-	if res.RowsAffected == 0 {
-		return nexus.ErrNotFound
-	}
-	return nil
+	return translate(d.db.gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		t := now()
+		res := tx.Model(&userRow{}).Where("id = ?", id).Updates(map[string]any{"status": string(status), "updated_at": t})
+		if res.Error != nil {
+			return res.Error
+		}
+		if res.RowsAffected == 0 {
+			return nexus.ErrNotFound
+		}
+		if status == nexus.UserInactive {
+			return revokeUserSessions(tx, id, "user_deactivated", t)
+		}
+		return nil
+	}))
 }
 
 // Empty reports whether the database holds no organization yet (a first start).

@@ -1,0 +1,221 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/google/uuid"
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+
+	"github.com/nexus-cloud/nexus-core/internal/nexus"
+	"github.com/nexus-cloud/nexus-core/internal/users"
+)
+
+// Users implements users.Store.
+type Users struct{ db *DB }
+
+var _ users.Store = (*Users)(nil)
+
+// NewUsers returns the users store over db.
+func NewUsers(db *DB) *Users { return &Users{db: db} }
+
+// ListUsers implements users.Store. The organization's index (organization_id, created_at, id), or its
+// status or role variant when that filter is set, serves both the count and the page.
+func (u *Users) ListUsers(ctx context.Context, orgID string, q users.ListQuery) ([]nexus.User, int, error) {
+	org, ok := canonicalUUID(orgID)
+	if !ok {
+		return []nexus.User{}, 0, nil
+	}
+	scope := func() *gorm.DB {
+		tx := u.db.gorm.WithContext(ctx).Model(&userRow{}).Where("organization_id = ?", org)
+		if q.Status != "" {
+			tx = tx.Where("status = ?", string(q.Status))
+		}
+		if q.Role != "" {
+			tx = tx.Where("role = ?", string(q.Role))
+		}
+		return tx
+	}
+	var total int64
+	if err := scope().Count(&total).Error; err != nil {
+		return nil, 0, translate(err)
+	}
+	out := []nexus.User{}
+	if total == 0 || q.Offset >= int(total) {
+		return out, int(total), nil
+	}
+	var rows []userRow
+	if err := scope().Order("created_at, id").Offset(q.Offset).Limit(q.Limit).Find(&rows).Error; err != nil {
+		return nil, 0, translate(err)
+	}
+	for _, r := range rows {
+		out = append(out, toUser(r))
+	}
+	return out, int(total), nil
+}
+
+// User implements users.Store.
+func (u *Users) User(ctx context.Context, orgID, userID string) (nexus.User, error) {
+	org, ok1 := canonicalUUID(orgID)
+	id, ok2 := canonicalUUID(userID)
+	if !ok1 || !ok2 {
+		return nexus.User{}, nexus.ErrNotFound
+	}
+	var r userRow
+	if err := u.db.gorm.WithContext(ctx).Where("id = ? AND organization_id = ?", id, org).Take(&r).Error; err != nil {
+		return nexus.User{}, translate(err)
+	}
+	return toUser(r), nil
+}
+
+// LoginActivity implements users.Store from the auth audit log and the refresh sessions.
+func (u *Users) LoginActivity(ctx context.Context, orgID, userID string, since, now time.Time, idleTTL time.Duration) (users.Activity, error) {
+	org, ok1 := canonicalUUID(orgID)
+	id, ok2 := canonicalUUID(userID)
+	if !ok1 || !ok2 {
+		return users.Activity{}, nexus.ErrNotFound
+	}
+	db := u.db.gorm.WithContext(ctx)
+	var a users.Activity
+	var last []authEventRow
+	if err := db.Where("user_id = ? AND organization_id = ? AND action = 'login' AND result = 'success'", id, org).
+		Order("occurred_at DESC").Limit(1).Find(&last).Error; err != nil {
+		return a, translate(err)
+	}
+	if len(last) == 1 {
+		a.LastLoginAt, a.LastLoginIP = last[0].OccurredAt.UTC(), fromOptString(last[0].ReportedIP)
+	}
+	var counts struct{ Succeeded, Failed int64 }
+	if err := db.Model(&authEventRow{}).
+		Select("COUNT(CASE WHEN result = 'success' THEN 1 END) AS succeeded, COUNT(CASE WHEN result <> 'success' THEN 1 END) AS failed").
+		Where("user_id = ? AND organization_id = ? AND action = 'login' AND occurred_at >= ?", id, org, since.UTC()).
+		Scan(&counts).Error; err != nil {
+		return a, translate(err)
+	}
+	a.Logins, a.FailedLogins = int(counts.Succeeded), int(counts.Failed)
+	live := db.Model(&sessionRow{}).Where("user_id = ? AND organization_id = ? AND revoked_at IS NULL AND expires_at > ?",
+		id, org, now.UTC())
+	if idleTTL > 0 {
+		live = live.Where("last_used_at > ?", now.Add(-idleTTL).UTC())
+	}
+	var sessions int64
+	if err := live.Count(&sessions).Error; err != nil {
+		return a, translate(err)
+	}
+	a.ActiveSessions = int(sessions)
+	return a, nil
+}
+
+// CreateUser implements users.Store.
+func (u *Users) CreateUser(ctx context.Context, user nexus.User, passwordHash string) (nexus.User, error) {
+	created, err := createUser(u.db.gorm.WithContext(ctx), user, passwordHash)
+	if err != nil && nexus.KindOf(err) == nexus.KindConflict {
+		e := *users.ErrEmailTaken
+		e.Err = err
+		return nexus.User{}, &e
+	}
+	return created, err
+}
+
+// createUser stores a new user with a time-ordered (version 7) id.
+func createUser(db *gorm.DB, user nexus.User, passwordHash string) (nexus.User, error) {
+	if id, ok := canonicalUUID(user.OrganizationID); ok {
+		user.OrganizationID = id
+	}
+	id, err := uuid.NewV7()
+	if err != nil {
+		return nexus.User{}, nexus.Internal(err)
+	}
+	t := now()
+	user.ID, user.CreatedAt, user.UpdatedAt = id.String(), t, t
+	r := toUserRow(user, passwordHash)
+	if err := db.Create(&r).Error; err != nil {
+		return nexus.User{}, translate(err)
+	}
+	return toUser(r), nil
+}
+
+// UpdateUser implements users.Store. The transaction first locks the organization's row, so that concurrent
+// changes to one organization's users take turns and the last-admin rule cannot be raced; then it revokes the
+// user's live sessions if the role or the status changed.
+func (u *Users) UpdateUser(ctx context.Context, orgID, userID string, c users.Change, at time.Time) (nexus.User, error) {
+	org, ok1 := canonicalUUID(orgID)
+	id, ok2 := canonicalUUID(userID)
+	if !ok1 || !ok2 {
+		return nexus.User{}, nexus.ErrNotFound
+	}
+	var out nexus.User
+	err := u.db.gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var o organizationRow
+		if err := tx.Clauses(clause.Locking{Strength: "UPDATE"}).Where("id = ?", org).Take(&o).Error; err != nil {
+			return err
+		}
+		var r userRow
+		if err := tx.Where("id = ? AND organization_id = ?", id, org).Take(&r).Error; err != nil {
+			return err
+		}
+		before := toUser(r)
+		after := before
+		if c.Name != nil {
+			after.Name = *c.Name
+		}
+		if c.Role != nil {
+			after.Role = *c.Role
+		}
+		if c.Status != nil {
+			after.Status = *c.Status
+		}
+		if after == before {
+			out = before
+			return nil
+		}
+		if activeAdmin(before) && !activeAdmin(after) {
+			var others int64
+			if err := tx.Model(&userRow{}).Where("organization_id = ? AND role = ? AND status = ? AND id <> ?",
+				org, string(nexus.RoleAdmin), string(nexus.UserActive), id).Count(&others).Error; err != nil {
+				return err
+			}
+			if others == 0 {
+				return users.ErrLastAdmin
+			}
+		}
+		after.UpdatedAt = at.UTC().Truncate(time.Microsecond)
+		if err := tx.Model(&userRow{}).Where("id = ?", id).Updates(map[string]any{
+			"name": after.Name, "role": string(after.Role), "status": string(after.Status), "updated_at": after.UpdatedAt,
+		}).Error; err != nil {
+			return err
+		}
+		reason := ""
+		switch {
+		case after.Status == nexus.UserInactive && before.Status != nexus.UserInactive:
+			reason = "user_deactivated"
+		case after.Role != before.Role:
+			reason = "role_changed"
+		}
+		if reason != "" {
+			if err := revokeUserSessions(tx, id, reason, after.UpdatedAt); err != nil {
+				return err
+			}
+		}
+		out = after
+		return nil
+	})
+	if err != nil {
+		var ne *nexus.Error
+		if errors.As(err, &ne) {
+			return nexus.User{}, err
+		}
+		return nexus.User{}, translate(err)
+	}
+	return out, nil
+}
+
+func activeAdmin(u nexus.User) bool { return u.Role == nexus.RoleAdmin && u.Status == nexus.UserActive }
+
+// revokeUserSessions revokes every session of the user that is not revoked yet.
+func revokeUserSessions(tx *gorm.DB, userID, reason string, at time.Time) error {
+	return tx.Model(&sessionRow{}).Where("user_id = ? AND revoked_at IS NULL", userID).
+		Updates(map[string]any{"revoked_at": at.UTC(), "revoked_reason": reason}).Error
+}

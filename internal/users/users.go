@@ -1,0 +1,241 @@
+// Package users is the organization-scoped user directory: listing and lookup with filters and paging, the
+// effective permissions and recent activity of a user, and user management (creation, role and status changes
+// that revoke sessions, and the rule that an organization always keeps an active admin). Every method takes the
+// authenticated Principal and works inside its organization only; which principal may call which method is
+// decided before, by nexus.Authorize.
+package users
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+	"unicode/utf8"
+
+	"github.com/nexus-cloud/nexus-core/internal/nexus"
+)
+
+// Store is the storage the users service needs. Every method is scoped to one organization: a user of another
+// organization is reported exactly like a missing one, as nexus.ErrNotFound.
+type Store interface {
+	// ListUsers returns one page of the organization's users, ordered by creation time then id, and how many
+	// match the filter in all.
+	ListUsers(ctx context.Context, orgID string, q ListQuery) (page []nexus.User, total int, err error)
+	// User returns a user of the organization.
+	User(ctx context.Context, orgID, userID string) (nexus.User, error)
+	// LoginActivity summarizes the user's logins since the given time and counts their live sessions at now.
+	LoginActivity(ctx context.Context, orgID, userID string, since, now time.Time, idleTTL time.Duration) (Activity, error)
+	// CreateUser stores a new user with the given password hash; an email in use anywhere is a conflict whose
+	// error matches ErrEmailTaken.
+	CreateUser(ctx context.Context, u nexus.User, passwordHash string) (nexus.User, error)
+	// UpdateUser applies the change to a user of the organization in one transaction: it refuses with
+	// ErrLastAdmin a change that would leave the organization without an active admin, and revokes every live
+	// session of the user (with the given reason) when their role or status changes.
+	UpdateUser(ctx context.Context, orgID, userID string, c Change, now time.Time) (nexus.User, error)
+}
+
+// ListQuery selects a page of users.
+type ListQuery struct {
+	Limit  int
+	Offset int
+	Status nexus.UserStatus // empty: any
+	Role   nexus.Role       // empty: any
+}
+
+// Change lists the fields of a user to change; nil fields stay as they are.
+type Change struct {
+	Name   *string
+	Role   *nexus.Role
+	Status *nexus.UserStatus
+}
+
+// Activity is a user's recent sign-in activity.
+type Activity struct {
+	LastLoginAt    time.Time // zero if never
+	LastLoginIP    string    // as reported by the calling application; empty if none
+	Logins         int       // successful logins in the window
+	FailedLogins   int       // failed logins in the window
+	ActiveSessions int
+}
+
+// Details is a user with the optional parts a caller asked for.
+type Details struct {
+	User        nexus.User
+	Permissions []nexus.Permission // nil unless asked for
+	Activity    *Activity          // nil unless asked for
+}
+
+// Page is one page of a listing.
+type Page struct {
+	Users   []nexus.User
+	Limit   int
+	Offset  int
+	Total   int
+	HasMore bool
+}
+
+// NewUser is a user to create.
+type NewUser struct {
+	Email    string
+	Name     string
+	Role     nexus.Role
+	Status   nexus.UserStatus // empty: active
+	Password string
+}
+
+// Paging limits.
+const (
+	DefaultLimit = 20
+	MaxLimit     = 100
+	MaxOffset    = 10_000
+	// ActivityWindow is how far back activity counts reach.
+	ActivityWindow = 30 * 24 * time.Hour
+	// MinPasswordChars and MaxPasswordBytes bound initial passwords (the login limit is the same 1,024 bytes).
+	MinPasswordChars = 8
+	MaxPasswordBytes = 1024
+)
+
+// Sentinel errors of user management.
+var (
+	ErrEmailTaken = &nexus.Error{Kind: nexus.KindConflict, Code: "conflict", Message: "The email address is already in use.",
+		Fields: []nexus.FieldError{nexus.BodyField("/email", "is already in use")}}
+	ErrLastAdmin = &nexus.Error{Kind: nexus.KindConflict, Code: "last_admin",
+		Message: "This user is the organization's last active admin and cannot be demoted or deactivated."}
+)
+
+// Options configures a Service.
+type Options struct {
+	Store Store
+	// HashPassword turns a password into the stored hash (auth.HashPassword).
+	HashPassword func(password string) (string, error)
+	// RefreshIdleTTL is how long an unused session stays live, to count active sessions.
+	RefreshIdleTTL time.Duration
+	Now            func() time.Time
+}
+
+// Service is the user directory of one installation.
+type Service struct {
+	store   Store
+	hash    func(string) (string, error)
+	idleTTL time.Duration
+	now     func() time.Time
+}
+
+// NewService returns a Service.
+func NewService(o Options) (*Service, error) {
+	if o.Store == nil || o.HashPassword == nil {
+		return nil, errors.New("users: Store and HashPassword are required")
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return &Service{store: o.Store, hash: o.HashPassword, idleTTL: o.RefreshIdleTTL, now: o.Now}, nil
+}
+
+// List returns a page of the principal's organization's users. A zero Limit means DefaultLimit.
+// Errors: invalid (limit or offset out of range), unavailable, internal.
+func (s *Service) List(ctx context.Context, p nexus.Principal, q ListQuery) (Page, error) {
+	if q.Limit == 0 {
+		q.Limit = DefaultLimit
+	}
+	var bad []nexus.FieldError
+	if q.Limit < 1 || q.Limit > MaxLimit {
+		bad = append(bad, nexus.FieldError{In: nexus.InQuery, Name: "limit", Detail: fmt.Sprintf("must be between 1 and %d", MaxLimit)})
+	}
+	if q.Offset < 0 || q.Offset > MaxOffset {
+		bad = append(bad, nexus.FieldError{In: nexus.InQuery, Name: "offset", Detail: fmt.Sprintf("must be between 0 and %d", MaxOffset)})
+	}
+	if q.Status != "" && q.Status != nexus.UserActive && q.Status != nexus.UserInactive {
+		bad = append(bad, nexus.FieldError{In: nexus.InQuery, Name: "status", Detail: "must be one of: active, inactive"})
+	}
+	if q.Role != "" && !q.Role.Valid() {
+		bad = append(bad, nexus.FieldError{In: nexus.InQuery, Name: "role", Detail: "must be one of: admin, manager, analyst, member"})
+	}
+	if len(bad) > 0 {
+		return Page{}, nexus.Invalid(bad...)
+	}
+	users, total, err := s.store.ListUsers(ctx, p.OrganizationID, q)
+	if err != nil {
+		return Page{}, fmt.Errorf("list users: %w", err)
+	}
+	return Page{Users: users, Limit: q.Limit, Offset: q.Offset, Total: total,
+		HasMore: q.Offset+len(users) < total}, nil
+}
+
+// Get returns a user of the principal's organization, with the permissions and the activity if asked for.
+// Errors: not_found (also for users of other organizations), unavailable, internal.
+func (s *Service) Get(ctx context.Context, p nexus.Principal, userID string, withPermissions, withActivity bool) (Details, error) {
+	u, err := s.store.User(ctx, p.OrganizationID, userID)
+	if err != nil {
+		return Details{}, fmt.Errorf("get user: %w", err)
+	}
+	d := Details{User: u}
+	if withPermissions {
+		d.Permissions = nexus.RolePermissions(u.Role)
+		if d.Permissions == nil {
+			d.Permissions = []nexus.Permission{}
+		}
+	}
+	if withActivity {
+		now := s.now().UTC()
+		a, err := s.store.LoginActivity(ctx, p.OrganizationID, u.ID, now.Add(-ActivityWindow), now, s.idleTTL)
+		if err != nil {
+			return Details{}, fmt.Errorf("user activity: %w", err)
+		}
+		d.Activity = &a
+	}
+	return d, nil
+}
+
+// Create adds a user to the principal's organization.
+// Errors: invalid, conflict (email in use anywhere), unavailable, internal.
+func (s *Service) Create(ctx context.Context, p nexus.Principal, n NewUser) (nexus.User, error) {
+	if n.Status == "" {
+		n.Status = nexus.UserActive
+	}
+	var bad []nexus.FieldError
+	if utf8.RuneCountInString(n.Password) < MinPasswordChars {
+		bad = append(bad, nexus.BodyField("/password", fmt.Sprintf("must be at least %d characters", MinPasswordChars)))
+	} else if len(n.Password) > MaxPasswordBytes {
+		bad = append(bad, nexus.BodyField("/password", fmt.Sprintf("must be at most %d bytes", MaxPasswordBytes)))
+	}
+	if !n.Role.Valid() {
+		bad = append(bad, nexus.BodyField("/role", "must be one of: admin, manager, analyst, member"))
+	}
+	if n.Status != nexus.UserActive && n.Status != nexus.UserInactive {
+		bad = append(bad, nexus.BodyField("/status", "must be one of: active, inactive"))
+	}
+	if len(bad) > 0 {
+		return nexus.User{}, nexus.Invalid(bad...)
+	}
+	hash, err := s.hash(n.Password)
+	if err != nil {
+		return nexus.User{}, nexus.Internal(fmt.Errorf("hash password: %w", err))
+	}
+	u, err := s.store.CreateUser(ctx, nexus.User{OrganizationID: p.OrganizationID, Email: n.Email, Name: n.Name,
+		Role: n.Role, Status: n.Status}, hash)
+	if err != nil {
+		return nexus.User{}, fmt.Errorf("create user: %w", err)
+	}
+	return u, nil
+}
+
+// Update changes a user of the principal's organization. Changing the role or deactivating revokes the user's
+// sessions; demoting or deactivating the last active admin is refused.
+// Errors: invalid (nothing to change), not_found, last_admin, unavailable, internal.
+func (s *Service) Update(ctx context.Context, p nexus.Principal, userID string, c Change) (nexus.User, error) {
+	if c.Name == nil && c.Role == nil && c.Status == nil {
+		return nexus.User{}, nexus.Invalid(nexus.BodyField("", "must change at least one of name, role, status"))
+	}
+	if c.Role != nil && !c.Role.Valid() {
+		return nexus.User{}, nexus.Invalid(nexus.BodyField("/role", "must be one of: admin, manager, analyst, member"))
+	}
+	if c.Status != nil && *c.Status != nexus.UserActive && *c.Status != nexus.UserInactive {
+		return nexus.User{}, nexus.Invalid(nexus.BodyField("/status", "must be one of: active, inactive"))
+	}
+	u, err := s.store.UpdateUser(ctx, p.OrganizationID, userID, c, s.now().UTC())
+	if err != nil {
+		return nexus.User{}, fmt.Errorf("update user: %w", err)
+	}
+	return u, nil
+}
