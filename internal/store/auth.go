@@ -153,3 +153,21 @@ func (a *Auth) AuthEvents(ctx context.Context) ([]auth.AuditEvent, error) {
 	}
 	return out, nil
 }
+
+// UserSessions returns every refresh session of a user, oldest first, revoked ones included. Tests and
+// operators' tools read it.
+func (a *Auth) UserSessions(ctx context.Context, userID string) ([]auth.Session, error) {
+	id, ok := canonicalUUID(userID)
+	if !ok {
+		return nil, nil
+	}
+	var rows []sessionRow
+	if err := a.db.gorm.WithContext(ctx).Where("user_id = ?", id).Order("created_at, id").Find(&rows).Error; err != nil {
+		return nil, translate(err)
+	}
+	out := make([]auth.Session, len(rows))
+	for i, r := range rows {
+		out[i] = toAuthSession(r)
+	}
+	return out, nil
+}
