@@ -10,9 +10,12 @@ import (
 
 // TestContractConventions checks the conventions of openapi.yaml that integrators' generators depend on and that
 // no linter expresses: every operation has a unique camelCase operationId, exactly one declared tag, a summary, a
-// description, and documents 500; request bodies are named, closed components with examples; response bodies
+// description, and documents 500; secured operations declare x-nexus-permission; request bodies are named, closed components with examples; response bodies
 // are named components (never inline, never allOf over a closed schema); every response carries X-Request-Id.
 func TestContractConventions(t *testing.T) {
+	// Secured operations that every authenticated user may call, whatever the role; every other secured
+	// operation names its permission.
+	anyAuthenticatedUser := map[string]bool{"logout": true}
 	strictOnce.Do(loadStrictSpec)
 	if strictErr != nil {
 		t.Fatal(strictErr)
@@ -44,6 +47,13 @@ func TestContractConventions(t *testing.T) {
 			}
 			if op.Summary == "" || op.Description == "" {
 				t.Errorf("%s: summary or description missing", where)
+			}
+			secured := spec.Security
+			if op.Security != nil {
+				secured = *op.Security
+			}
+			if _, ok := op.Extensions["x-nexus-permission"]; len(secured) > 0 && !ok && !anyAuthenticatedUser[op.OperationID] {
+				t.Errorf("%s: secured operation declares no x-nexus-permission", where)
 			}
 			if op.Responses.Value("500") == nil {
 				t.Errorf("%s: 500 not documented", where)
@@ -81,5 +91,46 @@ func TestContractConventions(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestPermissionDeclarations checks that the validator refuses to start on a contract whose permission
+// declarations it cannot enforce, rather than leaving an operation open.
+func TestPermissionDeclarations(t *testing.T) {
+	cases := []struct {
+		name  string
+		apply func(spec *openapi3.T)
+	}{
+		{"unknown permission", func(spec *openapi3.T) {
+			spec.Paths.Find("/users/{userId}").Get.Extensions["x-nexus-permission"] = "users:fly"
+		}},
+		{"own form as permission", func(spec *openapi3.T) {
+			spec.Paths.Find("/users/{userId}").Get.Extensions["x-nexus-permission"] = "users:read:own"
+		}},
+		{"own parameter that is not a path parameter", func(spec *openapi3.T) {
+			spec.Paths.Find("/users/{userId}").Get.Extensions["x-nexus-own-parameter"] = "user"
+		}},
+		{"permission on a non-boolean parameter", func(spec *openapi3.T) {
+			spec.Paths.Find("/users").Get.Parameters.GetByInAndName("query", "status").Extensions =
+				map[string]any{"x-nexus-permission": "users:read"}
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			spec, err := openapi3.NewLoader().LoadFromFile("../../openapi.yaml")
+			must(t, err)
+			c.apply(spec)
+			if _, err := indexOperations(spec, BasePath); err == nil {
+				t.Fatal("indexOperations accepted the declaration")
+			}
+		})
+	}
+	spec, err := openapi3.NewLoader().LoadFromFile("../../openapi.yaml")
+	must(t, err)
+	ops, err := indexOperations(spec, BasePath)
+	must(t, err)
+	if get := ops["GET /v2/users/:userId"]; get.permission != "users:read" || get.ownParam != "userId" ||
+		get.paramPerms["include_activity"] != "users:read_activity" || get.paramPerms["include_permissions"] != "users:read_permissions" {
+		t.Fatalf("getUser declarations read as %+v", get)
 	}
 }
