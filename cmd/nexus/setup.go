@@ -106,6 +106,7 @@ func (e *env) authService(secret []byte) (*auth.Service, error) {
 func (e *env) usersService() (*users.Service, error) {
 	return users.NewService(users.Options{
 		Store:          store.NewUsers(e.db),
+		CheckPassword:  auth.CheckNewPassword,
 		HashPassword:   auth.HashPassword,
 		RefreshIdleTTL: e.cfg.RefreshIdleTTL,
 	})

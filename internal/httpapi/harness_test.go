@@ -127,7 +127,7 @@ func (e *env) start(opts ...option) {
 	}
 	svc, err := auth.NewService(o)
 	must(e.t, err)
-	dir, err := users.NewService(users.Options{Store: store.NewUsers(e.db), HashPassword: auth.HashPassword,
+	dir, err := users.NewService(users.Options{Store: store.NewUsers(e.db), CheckPassword: auth.CheckNewPassword, HashPassword: auth.HashPassword,
 		RefreshIdleTTL: o.RefreshIdleTTL, Now: e.clock.Now})
 	must(e.t, err)
 	_, h, err := New(Options{Auth: svc, Users: dir, Ready: e.db.Ping, JWKSMaxAge: 5 * time.Minute})

@@ -111,7 +111,7 @@ func TestCreateUserValidation(t *testing.T) {
 	forEachDB(t, func(t *testing.T, e *env) {
 		admin, _ := e.tokens(webClient)
 		valid := func() map[string]any {
-			return map[string]any{"email": "new@example.com", "name": "New", "role": "member", "password": "12345678"}
+			return map[string]any{"email": "new@example.com", "name": "New", "role": "member", "password": "123456789012"}
 		}
 		with := func(k string, v any) map[string]any { b := valid(); b[k] = v; return b }
 		without := func(k string) map[string]any { b := valid(); delete(b, k); return b }
@@ -130,7 +130,7 @@ func TestCreateUserValidation(t *testing.T) {
 			{"no role", without("role"), "/role"},
 			{"unknown role", with("role", "owner"), "/role"},
 			{"no password", without("password"), "/password"},
-			{"short password", with("password", "1234567"), "/password"},
+			{"short password", with("password", "12345678901"), "/password"},
 			{"password over 1024 bytes", with("password", strings.Repeat("é", 513)), "/password"},
 			{"unknown status", with("status", "suspended"), "/status"},
 			{"server-owned id", with("id", "01934a9f-2b7e-7c41-9d1a-5e3f8c2b6a10"), "/id"},

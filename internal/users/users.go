@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"time"
-	"unicode/utf8"
 
 	"github.com/nexus-cloud/nexus-core/internal/nexus"
 )
@@ -90,9 +89,6 @@ const (
 	MaxOffset    = 10_000
 	// ActivityWindow is how far back activity counts reach.
 	ActivityWindow = 30 * 24 * time.Hour
-	// MinPasswordChars and MaxPasswordBytes bound initial passwords (the login limit is the same 1,024 bytes).
-	MinPasswordChars = 8
-	MaxPasswordBytes = 1024
 )
 
 // Sentinel errors of user management.
@@ -106,6 +102,8 @@ var (
 // Options configures a Service.
 type Options struct {
 	Store Store
+	// CheckPassword returns a validation error for a password that may not be set (auth.CheckNewPassword).
+	CheckPassword func(password string) error
 	// HashPassword turns a password into the stored hash (auth.HashPassword).
 	HashPassword func(password string) (string, error)
 	// RefreshIdleTTL is how long an unused session stays live, to count active sessions.
@@ -116,6 +114,7 @@ type Options struct {
 // Service is the user directory of one installation.
 type Service struct {
 	store   Store
+	check   func(string) error
 	hash    func(string) (string, error)
 	idleTTL time.Duration
 	now     func() time.Time
@@ -123,13 +122,13 @@ type Service struct {
 
 // NewService returns a Service.
 func NewService(o Options) (*Service, error) {
-	if o.Store == nil || o.HashPassword == nil {
-		return nil, errors.New("users: Store and HashPassword are required")
+	if o.Store == nil || o.CheckPassword == nil || o.HashPassword == nil {
+		return nil, errors.New("users: Store, CheckPassword and HashPassword are required")
 	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Service{store: o.Store, hash: o.HashPassword, idleTTL: o.RefreshIdleTTL, now: o.Now}, nil
+	return &Service{store: o.Store, check: o.CheckPassword, hash: o.HashPassword, idleTTL: o.RefreshIdleTTL, now: o.Now}, nil
 }
 
 // List returns a page of the principal's organization's users. A zero Limit means DefaultLimit.
@@ -194,10 +193,11 @@ func (s *Service) Create(ctx context.Context, p nexus.Principal, n NewUser) (nex
 		n.Status = nexus.UserActive
 	}
 	var bad []nexus.FieldError
-	if utf8.RuneCountInString(n.Password) < MinPasswordChars {
-		bad = append(bad, nexus.BodyField("/password", fmt.Sprintf("must be at least %d characters", MinPasswordChars)))
-	} else if len(n.Password) > MaxPasswordBytes {
-		bad = append(bad, nexus.BodyField("/password", fmt.Sprintf("must be at most %d bytes", MaxPasswordBytes)))
+	var perr *nexus.Error
+	if err := s.check(n.Password); errors.As(err, &perr) && perr.Kind == nexus.KindInvalid {
+		bad = append(bad, perr.Fields...)
+	} else if err != nil {
+		return nexus.User{}, err
 	}
 	if !n.Role.Valid() {
 		bad = append(bad, nexus.BodyField("/role", "must be one of: admin, manager, analyst, member"))
