@@ -416,3 +416,47 @@ func TestUserActivity(t *testing.T) {
 		}
 	})
 }
+
+func TestListUsersQueryEdges(t *testing.T) {
+	forEachDB(t, func(t *testing.T, e *env) {
+		admin, _ := e.tokens(webClient)
+		cases := []struct {
+			query string
+			want  map[string]string // parameter → detail
+		}{
+			{"limit=2&limit=3", map[string]string{"limit": "must be given at most once"}},
+			{"status=active&status=inactive&role=owner", map[string]string{"status": "must be given at most once",
+				"role": "must be one of: admin, manager, analyst, member"}},
+			{"limit=1.5", map[string]string{"limit": "must be an integer"}},
+			{"offset=", map[string]string{"offset": "must be an integer"}},
+			{"limit=abc&offset=x", map[string]string{"limit": "must be an integer", "offset": "must be an integer"}},
+			{"limit=101&offset=10001", map[string]string{"limit": "must be at most 100", "offset": "must be at most 10000"}},
+		}
+		for _, c := range cases {
+			r := e.do("GET", "/v2/users?"+c.query, nil, bearer(admin)...)
+			expectProblem(t, r, http.StatusBadRequest, "validation_failed")
+			got := map[string]string{}
+			for _, fe := range r.obj(t)["errors"].([]any) {
+				m := fe.(map[string]any)
+				got[m["parameter"].(string)] = m["detail"].(string)
+			}
+			for k, v := range c.want {
+				if got[k] != v {
+					t.Errorf("%s: %s → %q, want %q (all: %v)", c.query, k, got[k], v, got)
+				}
+			}
+		}
+		r := e.do("GET", "/v2/users/"+e.admin.ID+"?include_permissions=false&include_permissions=true", nil, bearer(admin)...)
+		expectProblem(t, r, http.StatusBadRequest, "validation_failed")
+		r = e.do("GET", "/v2/users/"+e.admin.ID+"?include_activity=maybe", nil, bearer(admin)...)
+		expectProblem(t, r, http.StatusBadRequest, "validation_failed")
+		if !strings.Contains(string(r.body), "must be true or false") {
+			t.Errorf("boolean detail: %s", r.body)
+		}
+		// Parameters the contract does not declare are ignored, repeated or not.
+		r = e.do("GET", "/v2/users?org_id="+e.orgB.ID+"&org_id=x", nil, bearer(admin)...)
+		if r.status != http.StatusOK || strings.Contains(string(r.body), e.orgB.ID) {
+			t.Fatalf("undeclared parameter: %d %s", r.status, r.body)
+		}
+	})
+}

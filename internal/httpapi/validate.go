@@ -57,6 +57,7 @@ func (s *Server) validate(next echo.HandlerFunc) echo.HandlerFunc {
 			}
 			params[name] = v
 		}
+		repeated := repeatedParameters(c.Request(), op)
 		req := c.Request()
 		in := &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: op.route, Options: opts}
 		if err := openapi3filter.ValidateRequest(req.Context(), in); err != nil {
@@ -64,7 +65,10 @@ func (s *Server) validate(next echo.HandlerFunc) echo.HandlerFunc {
 			if len(fields) == 0 {
 				return nexus.Internal(fmt.Errorf("unclassified validation error: %w", err))
 			}
-			return nexus.Invalid(fields...)
+			return nexus.Invalid(dedupe(append(repeated, fields...))...)
+		}
+		if len(repeated) > 0 {
+			return nexus.Invalid(repeated...)
 		}
 		// Flags that need a permission of their own (include_permissions, include_activity): asking without it is
 		// refused, never silently ignored. Their values are valid booleans by now.
@@ -101,6 +105,23 @@ func (s *Server) authenticate(c echo.Context) (nexus.Principal, error) {
 		return nexus.Principal{}, nexus.ErrUnauthenticated
 	}
 	return s.auth.Authenticate(c.Request().Context(), token)
+}
+
+// repeatedParameters names every single-valued query parameter of the operation that the request gives more
+// than once: which of the values counts would otherwise be up to each layer.
+func repeatedParameters(req *http.Request, op *operation) []nexus.FieldError {
+	var out []nexus.FieldError
+	query := req.URL.Query()
+	for _, p := range op.route.Operation.Parameters {
+		v := p.Value
+		if v == nil || v.In != openapi3.ParameterInQuery || (v.Schema != nil && v.Schema.Value.Type.Is("array")) {
+			continue
+		}
+		if len(query[v.Name]) > 1 {
+			out = append(out, nexus.FieldError{In: nexus.InQuery, Name: v.Name, Detail: "must be given at most once"})
+		}
+	}
+	return out
 }
 
 // readBody reads the whole body up to limit bytes (checked while reading, not only from Content-Length) and
@@ -160,8 +181,13 @@ func fieldErrors(err error) []nexus.FieldError {
 		details := schemaDetails(re.Err)
 		if len(details) == 0 {
 			d := "is invalid"
-			if errors.Is(re.Err, openapi3filter.ErrInvalidRequired) || strings.Contains(re.Reason, "required") {
+			switch {
+			case errors.Is(re.Err, openapi3filter.ErrInvalidRequired) || strings.Contains(re.Reason, "required"):
 				d = "is required"
+			case re.Parameter.Schema != nil && re.Parameter.Schema.Value.Type.Is("integer"):
+				d = "must be an integer"
+			case re.Parameter.Schema != nil && re.Parameter.Schema.Value.Type.Is("boolean"):
+				d = "must be true or false"
 			}
 			details = []fieldDetail{{detail: d}}
 		}
