@@ -131,6 +131,8 @@ func TestCheckNewPassword(t *testing.T) {
 		{"1024 bytes", strings.Repeat("a", MaxPasswordBytes), true},
 		{"1025 bytes", strings.Repeat("a", MaxPasswordBytes+1), false},
 		{"1026 bytes in 513 characters", strings.Repeat("é", 513), false},
+		{"1024 bytes in 512 two-byte characters", strings.Repeat("é", 512), true},
+		{"1024 bytes in 256 four-byte characters", strings.Repeat("🔑", 256), true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -193,11 +193,16 @@ func (s *Service) Create(ctx context.Context, p nexus.Principal, n NewUser) (nex
 		n.Status = nexus.UserActive
 	}
 	var bad []nexus.FieldError
-	var perr *nexus.Error
-	if err := s.check(n.Password); errors.As(err, &perr) && perr.Kind == nexus.KindInvalid {
-		bad = append(bad, perr.Fields...)
-	} else if err != nil {
-		return nexus.User{}, err
+	if err := s.check(n.Password); err != nil {
+		var perr *nexus.Error
+		switch {
+		case !errors.As(err, &perr) || perr.Kind != nexus.KindInvalid:
+			return nexus.User{}, err
+		case len(perr.Fields) == 0:
+			bad = append(bad, nexus.BodyField("/password", "is not allowed"))
+		default:
+			bad = append(bad, perr.Fields...)
+		}
 	}
 	if !n.Role.Valid() {
 		bad = append(bad, nexus.BodyField("/role", "must be one of: admin, manager, analyst, member"))
@@ -227,11 +232,15 @@ func (s *Service) Update(ctx context.Context, p nexus.Principal, userID string, 
 	if c.Name == nil && c.Role == nil && c.Status == nil {
 		return nexus.User{}, nexus.Invalid(nexus.BodyField("", "must change at least one of name, role, status"))
 	}
+	var bad []nexus.FieldError
 	if c.Role != nil && !c.Role.Valid() {
-		return nexus.User{}, nexus.Invalid(nexus.BodyField("/role", "must be one of: admin, manager, analyst, member"))
+		bad = append(bad, nexus.BodyField("/role", "must be one of: admin, manager, analyst, member"))
 	}
 	if c.Status != nil && *c.Status != nexus.UserActive && *c.Status != nexus.UserInactive {
-		return nexus.User{}, nexus.Invalid(nexus.BodyField("/status", "must be one of: active, inactive"))
+		bad = append(bad, nexus.BodyField("/status", "must be one of: active, inactive"))
+	}
+	if len(bad) > 0 {
+		return nexus.User{}, nexus.Invalid(bad...)
 	}
 	u, err := s.store.UpdateUser(ctx, p.OrganizationID, userID, c, s.now().UTC())
 	if err != nil {
