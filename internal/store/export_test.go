@@ -1,5 +1,19 @@
 package store
 
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
+	"gorm.io/gorm"
+
+	"github.com/nexus-cloud/nexus-core/internal/nexus"
+	"github.com/nexus-cloud/nexus-core/internal/users"
+)
+
 // HasTable reports whether the database has a table called name. Only tests use it.
 func (db *DB) HasTable(name string) bool { return db.gorm.Migrator().HasTable(name) }
 
@@ -10,4 +24,166 @@ func MigrationVersions() []int {
 		out[i] = m.version
 	}
 	return out
+}
+
+// InsertUsers stores the users exactly as given, ids and creation times included (UpdatedAt defaults to
+// CreatedAt), all with the one password hash, in one transaction of multi-row INSERTs of up to 1,000 rows.
+// Tests use it to make creation-time ties and to seed large organizations fast.
+func (db *DB) InsertUsers(ctx context.Context, us []nexus.User, passwordHash string) error {
+	rows := make([]userRow, len(us))
+	for i, u := range us {
+		if u.UpdatedAt.IsZero() {
+			u.UpdatedAt = u.CreatedAt
+		}
+		rows[i] = toUserRow(u, passwordHash)
+	}
+	return translate(db.gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		return tx.CreateInBatches(rows, 1000).Error
+	}))
+}
+
+// Analyze refreshes the planner's statistics: ANALYZE on SQLite; on PostgreSQL, VACUUM ANALYZE, repeated
+// until every page of every table is marked all-visible (for at most 10 s), as index-only scans need. (On the
+// test server, which commits asynchronously, one VACUUM right after a bulk insert leaves most pages unmarked,
+// and the planner then prices index-only scans as if they visited the heap.)
+func (db *DB) Analyze(ctx context.Context) error {
+	if db.dialect != Postgres {
+		_, err := db.sql.ExecContext(ctx, "ANALYZE")
+		return translate(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := db.sql.ExecContext(ctx, "VACUUM ANALYZE"); err != nil {
+			return translate(err)
+		}
+		var notVisible int
+		if err := db.sql.QueryRowContext(ctx, `SELECT count(*) FROM pg_class
+			WHERE relnamespace = current_schema()::regnamespace AND relkind = 'r' AND relallvisible < relpages`).
+			Scan(&notVisible); err != nil {
+			return translate(err)
+		}
+		if notVisible == 0 || time.Now().After(deadline) {
+			return nil
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// QueryPlan is one statement that a store method sent, and the database's plan for it.
+type QueryPlan struct {
+	SQL string // with the arguments written in
+	// Plan is EXPLAIN (ANALYZE, BUFFERS) of SQL on PostgreSQL, EXPLAIN QUERY PLAN on SQLite.
+	Plan string
+	// GenericPlan is, on PostgreSQL only, EXPLAIN (ANALYZE, BUFFERS) of the statement prepared with its
+	// placeholders and run with plan_cache_mode = force_generic_plan: the plan PostgreSQL may switch to after
+	// five executions of a statement that pgx keeps prepared.
+	GenericPlan string
+}
+
+// ExplainListUsers runs ListUsers once, capturing the statements it sends as they are sent (through a GORM
+// callback), and explains each of them. It must not run concurrently with other queries on db.
+func (u *Users) ExplainListUsers(ctx context.Context, orgID string, q users.ListQuery) ([]QueryPlan, error) {
+	type sent struct {
+		sql  string
+		vars []any
+	}
+	var stmts []sent
+	const name = "store_test:capture_sql"
+	queries := u.db.gorm.Callback().Query()
+	if err := queries.After("gorm:query").Register(name, func(tx *gorm.DB) {
+		stmts = append(stmts, sent{tx.Statement.SQL.String(), append([]any(nil), tx.Statement.Vars...)})
+	}); err != nil {
+		return nil, err
+	}
+	_, _, err := u.ListUsers(ctx, orgID, q)
+	if rerr := queries.Remove(name); err == nil {
+		err = rerr
+	}
+	if err != nil {
+		return nil, err
+	}
+	plans := make([]QueryPlan, len(stmts))
+	for i, s := range stmts {
+		p := QueryPlan{SQL: u.db.gorm.Dialector.Explain(s.sql, s.vars...)}
+		if u.db.dialect == Postgres {
+			if p.Plan, err = u.db.pgExplain(ctx, s.sql, s.vars, false); err != nil {
+				return nil, err
+			}
+			if p.GenericPlan, err = u.db.pgExplain(ctx, s.sql, s.vars, true); err != nil {
+				return nil, err
+			}
+		} else if p.Plan, err = u.db.sqliteExplain(ctx, s.sql, s.vars); err != nil {
+			return nil, err
+		}
+		plans[i] = p
+	}
+	return plans, nil
+}
+
+// pgExplain runs EXPLAIN (ANALYZE, BUFFERS) of the statement with its arguments written in, or, if generic, of
+// the statement prepared with placeholders under plan_cache_mode = force_generic_plan.
+func (db *DB) pgExplain(ctx context.Context, sql string, vars []any, generic bool) (string, error) {
+	conn, err := db.sql.Conn(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close()
+	var lines []string
+	err = conn.Raw(func(dc any) error {
+		c := dc.(*stdlib.Conn).Conn()
+		mode := pgx.QueryExecModeSimpleProtocol
+		explain := "EXPLAIN (ANALYZE, BUFFERS) " + db.gorm.Dialector.Explain(sql, vars...)
+		if generic {
+			placeholders := make([]string, len(vars))
+			for i := range vars {
+				placeholders[i] = fmt.Sprintf("$%d", i+1)
+			}
+			defer func() {
+				_, _ = c.Exec(context.Background(), "RESET plan_cache_mode", mode)
+				_, _ = c.Exec(context.Background(), "DEALLOCATE store_test_plan", mode)
+			}()
+			for _, s := range []string{"SET plan_cache_mode = force_generic_plan", "PREPARE store_test_plan AS " + sql} {
+				if _, err := c.Exec(ctx, s, mode); err != nil {
+					return fmt.Errorf("%s: %w", s, err)
+				}
+			}
+			explain = "EXPLAIN (ANALYZE, BUFFERS) " +
+				db.gorm.Dialector.Explain("EXECUTE store_test_plan("+strings.Join(placeholders, ", ")+")", vars...)
+		}
+		rows, err := c.Query(ctx, explain, mode)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var line string
+			if err := rows.Scan(&line); err != nil {
+				return err
+			}
+			lines = append(lines, line)
+		}
+		return rows.Err()
+	})
+	return strings.Join(lines, "\n"), err
+}
+
+// sqliteExplain runs EXPLAIN QUERY PLAN of the statement, and indents the plan's steps by depth.
+func (db *DB) sqliteExplain(ctx context.Context, sql string, vars []any) (string, error) {
+	rows, err := db.sql.QueryContext(ctx, "EXPLAIN QUERY PLAN "+sql, vars...)
+	if err != nil {
+		return "", err
+	}
+	defer rows.Close()
+	depth := map[int]int{}
+	var lines []string
+	for rows.Next() {
+		var id, parent, unused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+			return "", err
+		}
+		depth[id] = depth[parent] + 1
+		lines = append(lines, strings.Repeat("  ", depth[id]-1)+detail)
+	}
+	return strings.Join(lines, "\n"), rows.Err()
 }

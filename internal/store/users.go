@@ -47,7 +47,7 @@ func (u *Users) ListUsers(ctx context.Context, orgID string, q users.ListQuery) 
 		return out, int(total), nil
 	}
 	var rows []userRow
-	if err := scope().Order("created_at, id").Offset(q.Offset).Limit(q.Limit).Find(&rows).Error; err != nil {
+	if err := scope().Select(userColumns).Order("created_at, id").Offset(q.Offset).Limit(q.Limit).Find(&rows).Error; err != nil {
 		return nil, 0, translate(err)
 	}
 	for _, r := range rows {
@@ -55,6 +55,9 @@ func (u *Users) ListUsers(ctx context.Context, orgID string, q users.ListQuery) 
 	}
 	return out, int(total), nil
 }
+
+// userColumns are the columns of a user's profile: everything but the password hash.
+const userColumns = "id, organization_id, email, email_key, name, role, status, created_at, updated_at"
 
 // User implements users.Store.
 func (u *Users) User(ctx context.Context, orgID, userID string) (nexus.User, error) {
@@ -64,7 +67,7 @@ func (u *Users) User(ctx context.Context, orgID, userID string) (nexus.User, err
 		return nexus.User{}, nexus.ErrNotFound
 	}
 	var r userRow
-	if err := u.db.gorm.WithContext(ctx).Where("id = ? AND organization_id = ?", id, org).Take(&r).Error; err != nil {
+	if err := u.db.gorm.WithContext(ctx).Select(userColumns).Where("id = ? AND organization_id = ?", id, org).Take(&r).Error; err != nil {
 		return nexus.User{}, translate(err)
 	}
 	return toUser(r), nil
@@ -139,7 +142,9 @@ func createUser(db *gorm.DB, user nexus.User, passwordHash string) (nexus.User, 
 
 // UpdateUser implements users.Store. The transaction first locks the organization's row, so that concurrent
 // changes to one organization's users take turns and the last-admin rule cannot be raced; then it revokes the
-// user's live sessions if the role or the status changed.
+// user's live sessions if the role changed or the user was deactivated. On PostgreSQL the lock is FOR NO KEY
+// UPDATE, which does not block the foreign-key checks of inserts that reference the organization (logins,
+// new users); on SQLite the transaction holds the database's write lock from its start.
 func (u *Users) UpdateUser(ctx context.Context, orgID, userID string, c users.Change, at time.Time) (nexus.User, error) {
 	org, ok1 := canonicalUUID(orgID)
 	id, ok2 := canonicalUUID(userID)
@@ -149,7 +154,7 @@ func (u *Users) UpdateUser(ctx context.Context, orgID, userID string, c users.Ch
 	var out nexus.User
 	err := u.db.gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var o organizationRow
-		if err := tx.Clauses(clause.Locking{Strength: "UPDATE"}).Where("id = ?", org).Take(&o).Error; err != nil {
+		if err := tx.Clauses(clause.Locking{Strength: "NO KEY UPDATE"}).Where("id = ?", org).Take(&o).Error; err != nil {
 			return err
 		}
 		var r userRow

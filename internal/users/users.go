@@ -22,14 +22,15 @@ type Store interface {
 	ListUsers(ctx context.Context, orgID string, q ListQuery) (page []nexus.User, total int, err error)
 	// User returns a user of the organization.
 	User(ctx context.Context, orgID, userID string) (nexus.User, error)
-	// LoginActivity summarizes the user's logins since the given time and counts their live sessions at now.
+	// LoginActivity summarizes the logins of a user of the organization since the given time and counts their
+	// live sessions at now. It does not look the user up: for an id outside the organization it finds nothing.
 	LoginActivity(ctx context.Context, orgID, userID string, since, now time.Time, idleTTL time.Duration) (Activity, error)
 	// CreateUser stores a new user with the given password hash; an email in use anywhere is a conflict whose
 	// error matches ErrEmailTaken.
 	CreateUser(ctx context.Context, u nexus.User, passwordHash string) (nexus.User, error)
 	// UpdateUser applies the change to a user of the organization in one transaction: it refuses with
 	// ErrLastAdmin a change that would leave the organization without an active admin, and revokes every live
-	// session of the user (with the given reason) when their role or status changes.
+	// session of the user when their role changes or they are deactivated.
 	UpdateUser(ctx context.Context, orgID, userID string, c Change, now time.Time) (nexus.User, error)
 }
 
