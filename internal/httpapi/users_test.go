@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
@@ -457,6 +458,31 @@ func TestListUsersQueryEdges(t *testing.T) {
 		r = e.do("GET", "/v2/users?org_id="+e.orgB.ID+"&org_id=x", nil, bearer(admin)...)
 		if r.status != http.StatusOK || strings.Contains(string(r.body), e.orgB.ID) {
 			t.Fatalf("undeclared parameter: %d %s", r.status, r.body)
+		}
+	})
+}
+
+func TestUserNames(t *testing.T) {
+	forEachDB(t, func(t *testing.T, e *env) {
+		admin, _ := e.tokens(webClient)
+		for i, c := range []struct {
+			name string
+			ok   bool
+		}{
+			{"Ada Lovelace", true}, {"  Ada  ", true}, {"Åsa Ñúñez", true}, {"李小龍", true}, {"x", true},
+			{"\u0000", false}, {"Ada\u0000", false}, {"Ada\u001bLovelace", false}, {"a\nb", false}, {"\u0085x", false},
+			{" ", false}, {"\u00a0", false}, {"\u2003", false}, {"\u3000", false}, {"\ufeff", false}, {"\u000b", false},
+		} {
+			r := e.do("POST", "/v2/users", map[string]any{"email": fmt.Sprintf("name%d@example.com", i), "name": c.name,
+				"role": "member", "password": "a long initial passphrase"}, bearer(admin)...)
+			if c.ok && r.status != http.StatusCreated {
+				t.Errorf("%q: %d %s", c.name, r.status, r.body)
+			}
+			if !c.ok {
+				expectProblem(t, r, http.StatusBadRequest, "validation_failed")
+				p := e.do("PATCH", "/v2/users/"+e.admin.ID, map[string]any{"name": c.name}, bearer(admin)...)
+				expectProblem(t, p, http.StatusBadRequest, "validation_failed")
+			}
 		}
 	})
 }

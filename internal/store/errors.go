@@ -44,6 +44,10 @@ func translate(err error) error {
 	var pg *pgconn.PgError
 	if errors.As(err, &pg) {
 		switch {
+		case pg.Code == "22021" || pg.Code == "22P05":
+			// text PostgreSQL cannot store (NUL, or characters outside the encoding): the input's fault
+			return &nexus.Error{Kind: nexus.KindInvalid, Code: "validation_failed", Message: "The request has 1 invalid field.",
+				Fields: []nexus.FieldError{nexus.BodyField("", "contains characters that cannot be stored")}, Err: err}
 		case pg.Code == "23505":
 			return &nexus.Error{Kind: nexus.KindConflict, Code: "conflict", Message: nexus.ErrConflict.Message, Err: err}
 		case strings.HasPrefix(pg.Code, "08"), strings.HasPrefix(pg.Code, "53"), strings.HasPrefix(pg.Code, "57"),

@@ -24,6 +24,7 @@ func TestTranslate(t *testing.T) {
 		{"wrapped record not found", fmt.Errorf("take: %w", gorm.ErrRecordNotFound), nexus.KindNotFound, nexus.ErrNotFound},
 		{"unique violation", &pgconn.PgError{Code: "23505"}, nexus.KindConflict, nexus.ErrConflict},
 		{"wrapped unique violation", fmt.Errorf("insert: %w", &pgconn.PgError{Code: "23505"}), nexus.KindConflict, nexus.ErrConflict},
+		{"text PostgreSQL cannot store", &pgconn.PgError{Code: "22021"}, nexus.KindInvalid, nil},
 		{"connection failure", &pgconn.PgError{Code: "08006"}, nexus.KindUnavailable, nexus.ErrUnavailable},
 		{"admin shutdown", &pgconn.PgError{Code: "57P01"}, nexus.KindUnavailable, nexus.ErrUnavailable},
 		{"too many connections", &pgconn.PgError{Code: "53300"}, nexus.KindUnavailable, nexus.ErrUnavailable},
