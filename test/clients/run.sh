@@ -6,7 +6,9 @@
 # For each language: install its pinned generator (only when missing), generate a client from openapi.yaml, fail
 # when the generator printed anything but its normal progress lines (a warning, a skipped operation or response, an
 # error), then type-check and build the program. Then start `nexus serve --dev` on SQLite (test/contract/lib.sh) and
-# run each program against it: log in, refresh (the refresh token must rotate), log out (204), then the failures
+# run each program against it: log in, list the users (listUsers, which must include the seeded admin) and read its
+# own record with include_permissions=true (getUser: an admin, users:write among the typed permissions, no activity),
+# refresh (the refresh token must rotate), log out (204), then the failures
 # (logout with the revoked token → 401 unauthenticated, a wrong password → 401 invalid_credentials, an invalid
 # email → 400 validation_failed with errors[].pointer /email), read as the generated, typed Problem.
 #

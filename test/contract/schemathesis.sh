@@ -5,8 +5,10 @@
 #
 # What runs is in schemathesis.toml: every check, positive and negative data, the examples, coverage, fuzzing and
 # stateful phases, a fixed seed, at least 100 examples per operation. hooks.py authenticates by logging in with the
-# credentials the dev server seeded. Exits non-zero on any failure, error or warning of Schemathesis, and on any
-# error the server logged meanwhile.
+# credentials the dev server seeded. Exits non-zero on any failure, error or warning of Schemathesis, on any error
+# the server logged meanwhile, when the stateful phase never followed a link the contract declares to a 2xx answer,
+# and when the seeded admin is no longer an active admin afterwards. Prints the generated cases per operation and
+# phase, and the links followed.
 #
 # Environment: NEXUS_CONTRACT_VENV (virtualenv; default $REPO/.cache/contract-venv), NEXUS_ARTIFACTS (reports go
 # to $NEXUS_ARTIFACTS/schemathesis-DB; default $REPO/.cache/artifacts), NEXUS_SCHEMATHESIS_PORT.
@@ -41,20 +43,29 @@ start_server "$db" "$port" # builds the server from this tree; exports NEXUS_API
 reports=${NEXUS_ARTIFACTS:-$REPO/.cache/artifacts}/schemathesis-$db
 rm -rf "$reports" && mkdir -p "$reports"
 
-# From lib.sh's work directory, so that Hypothesis leaves nothing in the repository. Two invocations against the
+# From lib.sh's work directory, so that Hypothesis leaves nothing in the repository. Three invocations against the
 # same server: the examples, coverage and fuzzing phases, then the stateful phase on its own (schemathesis.toml
-# says why). The failing invocation, if any, decides the exit status.
+# says why), twice: for the Users operations, and for all the others. Schemathesis starts its scenarios only from
+# "reliable" roots when there are any (a POST, or a GET without path parameters, whose inputs it does not take
+# for references to resources nothing produces), and from the others only when there are none: createUser and
+# listUsers are reliable, login and refreshToken are not (their client_id looks like such a reference), so in a
+# single invocation no scenario would start from login, and its links to refreshToken would go untested. Each
+# invocation has its own reports (NAME below). The failing invocation, if any, decides the exit status.
 cd "$WORK_DIR"
 start=$(date +%s)
 status=0
-for phases in examples,coverage,fuzzing stateful; do
-  name=${phases%%,*}
+run_schemathesis() { # NAME PHASES [options]
+  local name=$1 phases=$2
+  shift 2
   SCHEMATHESIS_HOOKS="$here/hooks.py" "$venv/bin/schemathesis" --config-file "$here/schemathesis.toml" \
     run "$REPO/openapi.yaml" --url "$NEXUS_API" --phases "$phases" \
     --report junit,ndjson --report-dir "$reports" \
     --report-junit-path "$reports/junit-$name.xml" --report-ndjson-path "$reports/events-$name.ndjson" \
     --no-color "$@" || status=$?
-done
+}
+run_schemathesis examples examples,coverage,fuzzing "$@"
+run_schemathesis stateful-users stateful --include-tag Users "$@"
+run_schemathesis stateful-others stateful --exclude-tag Users "$@"
 elapsed=$(($(date +%s) - start))
 
 # Errors the server logged (a panic, a failure after the response was committed) that no response showed. The
@@ -79,11 +90,11 @@ for line in lines:
         continue
     recorder = finished["recorder"]
     if finished["phase"] == "stateful":
-        for case in recorder["cases"].values():
+        for case in recorder.get("cases", {}).values():
             value = case["value"]
             counts[f"{value['method'].upper()} {value['path']}"]["stateful"] += 1
     else:
-        counts[recorder["label"]][finished["phase"]] += len(recorder["cases"])
+        counts[recorder["label"]][finished["phase"]] += len(recorder.get("cases", {}))
 phases = ["examples", "coverage", "fuzzing", "stateful"]
 print(f"\n{'generated test cases':32}" + "".join(f"{p:>10}" for p in phases) + f"{'total':>10}")
 for label in sorted(counts):
@@ -91,6 +102,68 @@ for label in sorted(counts):
     print(f"{label:32}" + "".join(f"{row[p]:>10}" for p in phases) + f"{sum(row.values()):>10}")
 print(f"{'all operations':32}" + "".join(f"{sum(c[p] for c in counts.values()):>10}" for p in phases)
       + f"{sum(sum(c.values()) for c in counts.values()):>10}")
+EOF
+
+# The links the stateful phase followed, with how often the request they made was answered 2xx. Every link the
+# contract declares (createUser → getUser and updateUser, the TokenIssued links to refreshToken) must have been
+# followed to a 2xx answer at least once: otherwise the stateful phase did not test what the links promise. Then
+# the seeded admin the hooks log in as must still be an active admin (hooks.py keeps updateUser away from it).
+"$venv/bin/python" - "$REPO/openapi.yaml" "$reports"/events-stateful-*.ndjson <<'EOF' || { [ "$status" != 0 ] || status=1; }
+import collections, json, os, sys
+
+import requests
+import yaml
+
+spec = yaml.safe_load(open(sys.argv[1], encoding="utf-8"))
+operations = {op["operationId"]: (method.upper(), path) for path, item in spec["paths"].items()
+              for method, op in item.items() if isinstance(op, dict) and "operationId" in op}
+declared = []
+for path, item in spec["paths"].items():
+    for method, op in item.items():
+        if not isinstance(op, dict) or "responses" not in op:
+            continue
+        for code, response in op["responses"].items():
+            if "$ref" in response:
+                response = spec["components"]["responses"][response["$ref"].rsplit("/", 1)[1]]
+            for name, link in (response.get("links") or {}).items():
+                target = " ".join(operations[link["operationId"]])
+                declared.append(f"{method.upper()} {path} -> [{code}] {name} -> {target}")
+
+followed, succeeded, inferred = collections.Counter(), collections.Counter(), set()
+for path in (p for p in sys.argv[2:] if os.path.exists(p)):
+    for line in open(path, encoding="utf-8"):
+        finished = json.loads(line).get("ScenarioFinished")
+        if finished is None:
+            continue
+        recorder = finished["recorder"]
+        for case_id, case in recorder.get("cases", {}).items():
+            transition = case.get("transition")
+            if not transition or not case.get("is_transition_applied"):
+                continue
+            followed[transition["id"]] += 1
+            if transition.get("is_inferred"):
+                inferred.add(transition["id"])
+            response = (recorder.get("interactions", {}).get(case_id) or {}).get("response") or {}
+            if 200 <= response.get("status_code", 0) < 300:
+                succeeded[transition["id"]] += 1
+
+print(f"\n{'links followed in the stateful phase':84}{'followed':>10}{'2xx':>8}")
+for link in sorted(set(declared) | set(followed)):
+    kind = "inferred" if link in inferred else "declared" if link in declared else "other"
+    print(f"{link + ' (' + kind + ')':84}{followed[link]:>10}{succeeded[link]:>8}")
+problems = [f"the declared link {link} was never followed to a 2xx answer" for link in declared if not succeeded[link]]
+
+api = os.environ["NEXUS_API"].rstrip("/")
+credentials = {name: os.environ[f"NEXUS_{name.upper()}"] for name in ("email", "password", "client_id")}
+r = requests.post(f"{api}/auth/login", json=credentials, timeout=30)
+user = r.json().get("user", {}) if r.status_code == 200 else {}
+if user.get("role") != "admin" or user.get("status") != "active":
+    problems.append(f"the seeded admin is not an active admin after the run: login {r.status_code} {r.text[:300]}")
+else:
+    print(f"the seeded admin {user['email']} is still an active admin")
+for problem in problems:
+    print(f"schemathesis: {problem}")
+sys.exit(1 if problems else 0)
 EOF
 
 echo "schemathesis on $db: exit $status after ${elapsed}s; reports in $reports"

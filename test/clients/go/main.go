@@ -1,6 +1,6 @@
 // Command clientcheck uses the Nexus Core API through a Go client generated from openapi.yaml by oapi-codegen
-// (see oapi-codegen.yaml; test/clients/run.sh writes it to nexusclient/). It logs in, refreshes, logs out, then
-// handles the API's errors as typed Problem values.
+// (see oapi-codegen.yaml; test/clients/run.sh writes it to nexusclient/). It logs in, lists the users and reads its
+// own with its permissions, refreshes, logs out, then handles the API's errors as typed Problem values.
 //
 // It needs NEXUS_API (the base URL, ending in /v2), NEXUS_EMAIL, NEXUS_PASSWORD and NEXUS_CLIENT_ID.
 package main
@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -85,6 +86,42 @@ func main() {
 		fail("login: unexpected token_type %s or user %s", session.TokenType, session.User.Email)
 	}
 	fmt.Printf("go client: logged in as %s (%s), access token for %ds\n", session.User.Email, session.User.Role, session.ExpiresIn)
+
+	// The users of the organization: the seeded user is one of them, and an admin, so it may list them all and read
+	// its own record with its permissions (and without its activity, which it did not ask for).
+	limit := 100
+	list, err := api.ListUsersWithResponse(ctx, &nexusclient.ListUsersParams{Limit: &limit}, bearer(session.AccessToken))
+	if err != nil {
+		fail("listUsers: %v", err)
+	}
+	page := list.JSON200
+	if page == nil {
+		fail("listUsers: %d %s", list.StatusCode(), list.Body)
+	}
+	listed := slices.ContainsFunc(page.Data, func(u nexusclient.User) bool { return u.Id == session.User.Id })
+	if !listed || page.Pagination.Total < len(page.Data) {
+		fail("listUsers: %d of %d users, without %s", len(page.Data), page.Pagination.Total, session.User.Id)
+	}
+	fmt.Printf("go client: listUsers: %d of %d users\n", len(page.Data), page.Pagination.Total)
+	includePermissions := true
+	got, err := api.GetUserWithResponse(ctx, session.User.Id,
+		&nexusclient.GetUserParams{IncludePermissions: &includePermissions}, bearer(session.AccessToken))
+	if err != nil {
+		fail("getUser: %v", err)
+	}
+	me := got.JSON200
+	if me == nil {
+		fail("getUser: %d %s", got.StatusCode(), got.Body)
+	}
+	if me.Permissions == nil {
+		fail("getUser: no permissions with include_permissions=true")
+	}
+	permissions := *me.Permissions
+	if me.Id != session.User.Id || me.Role != nexusclient.Admin || !slices.Contains(permissions, nexusclient.UsersWrite) ||
+		me.Activity != nil {
+		fail("getUser: unexpected user %s (%s) with permissions %v", me.Id, me.Role, permissions)
+	}
+	fmt.Printf("go client: getUser: %s (%s) has %d permissions\n", me.Email, me.Role, len(permissions))
 
 	// Refresh: a new access token and a new refresh token; the old refresh token is spent.
 	device := "contract-check-go"

@@ -2,7 +2,8 @@
 
     openapi-python-client generate --path openapi.yaml --meta none --output-path nexus_client
 
-Logs in, refreshes, logs out, then handles the API's errors as typed Problem values.
+Logs in, lists the users and reads its own with its permissions, refreshes, logs out, then handles the API's
+errors as typed Problem values.
 Needs NEXUS_API (the base URL, ending in /v2), NEXUS_EMAIL, NEXUS_PASSWORD and NEXUS_CLIENT_ID.
 """
 
@@ -13,8 +14,19 @@ from typing import Any, NoReturn
 import httpx
 from nexus_client import AuthenticatedClient, Client, errors
 from nexus_client.api.auth import login, logout, refresh_token
-from nexus_client.models import LoginRequest, Problem, RefreshRequest, TokenResponse, TokenResponseTokenType
-from nexus_client.types import Response
+from nexus_client.api.users import get_user, list_users
+from nexus_client.models import (
+    LoginRequest,
+    Permission,
+    Problem,
+    RefreshRequest,
+    Role,
+    TokenResponse,
+    TokenResponseTokenType,
+    User,
+    UserList,
+)
+from nexus_client.types import Response, Unset
 
 
 def fail(message: str) -> NoReturn:
@@ -61,6 +73,32 @@ def main() -> None:
         f"python client: logged in as {session.user.email} ({session.user.role}), "
         f"access token for {session.expires_in}s"
     )
+
+    # The users of the organization: the seeded user is one of them, and an admin, so it may list them all and read
+    # its own record with its permissions (and without its activity, which it did not ask for).
+    signed_in = AuthenticatedClient(
+        base_url=env("NEXUS_API"), token=session.access_token, raise_on_unexpected_status=True
+    )
+    page = list_users.sync(client=signed_in, limit=100)
+    if not isinstance(page, UserList):
+        fail(f"listUsers: {summary(page)}")
+    if session.user.id not in [u.id for u in page.data] or page.pagination.total < len(page.data):
+        fail(f"listUsers: {len(page.data)} of {page.pagination.total} users, without {session.user.id}")
+    print(f"python client: listUsers: {len(page.data)} of {page.pagination.total} users")
+    me = get_user.sync(session.user.id, client=signed_in, include_permissions=True)
+    if not isinstance(me, User):
+        fail(f"getUser: {summary(me)}")
+    if isinstance(me.permissions, Unset):
+        fail("getUser: no permissions with include_permissions=true")
+    permissions: list[Permission] = me.permissions
+    if (
+        me.id != session.user.id
+        or me.role != Role.ADMIN
+        or Permission.USERSWRITE not in permissions
+        or not isinstance(me.activity, Unset)
+    ):
+        fail(f"getUser: unexpected user {me.id} ({me.role}) with permissions {', '.join(permissions)}")
+    print(f"python client: getUser: {me.email} ({me.role}) has {len(permissions)} permissions")
 
     # Refresh: a new access token and a new refresh token; the old refresh token is spent.
     tokens = refresh_token.sync(

@@ -1,12 +1,14 @@
 // The Nexus Core API from TypeScript, through a client generated from openapi.yaml:
 //   openapi-typescript openapi.yaml -o generated/nexus.d.ts   (the types: `paths`, `components`)
 //   openapi-fetch                                              (a typed fetch over those types)
-// Logs in, refreshes, logs out, then handles the API's errors as typed Problem values.
+// Logs in, lists the users and reads its own with its permissions, refreshes, logs out, then handles the API's
+// errors as typed Problem values.
 // Needs NEXUS_API (the base URL, ending in /v2), NEXUS_EMAIL, NEXUS_PASSWORD and NEXUS_CLIENT_ID.
 import createClient from "openapi-fetch";
 import type { components, paths } from "./generated/nexus.js";
 
 type Problem = components["schemas"]["Problem"];
+type Permission = components["schemas"]["Permission"];
 
 function fail(message: string): never {
   console.error(`ts client: FAIL: ${message}`);
@@ -51,6 +53,29 @@ async function main(): Promise<void> {
     fail(`login: unexpected token_type ${session.token_type} or user ${session.user.email}`);
   }
   console.log(`ts client: logged in as ${session.user.email} (${session.user.role}), access token for ${session.expires_in}s`);
+
+  // The users of the organization: the seeded user is one of them, and an admin, so it may list them all and read
+  // its own record with its permissions (and without its activity, which it did not ask for).
+  const authorization = { Authorization: `Bearer ${session.access_token}` };
+  const list = await api.GET("/users", { params: { query: { limit: 100 } }, headers: authorization });
+  if (list.error) fail(`listUsers: ${list.response.status} ${list.error.code}: ${list.error.detail}`);
+  const page = list.data;
+  if (!page.data.some((u) => u.id === session.user.id) || page.pagination.total < page.data.length) {
+    fail(`listUsers: ${page.data.length} of ${page.pagination.total} users, without ${session.user.id}`);
+  }
+  console.log(`ts client: listUsers: ${page.data.length} of ${page.pagination.total} users`);
+  const got = await api.GET("/users/{userId}", {
+    params: { path: { userId: session.user.id }, query: { include_permissions: true } },
+    headers: authorization,
+  });
+  if (got.error) fail(`getUser: ${got.response.status} ${got.error.code}: ${got.error.detail}`);
+  const me = got.data;
+  const permissions: Permission[] = me.permissions ?? fail("getUser: no permissions with include_permissions=true");
+  const admin = me.role === "admin" && permissions.includes("users:write");
+  if (me.id !== session.user.id || !admin || me.activity !== undefined) {
+    fail(`getUser: unexpected user ${me.id} (${me.role}) with permissions ${permissions.join(", ")}`);
+  }
+  console.log(`ts client: getUser: ${me.email} (${me.role}) has ${permissions.length} permissions`);
 
   // Refresh: a new access token and a new refresh token; the old refresh token is spent.
   const refresh = await api.POST("/auth/refresh", {
