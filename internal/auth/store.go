@@ -83,7 +83,7 @@ type SigningKey struct {
 // AuditEvent is one entry of the auth audit log.
 type AuditEvent struct {
 	OccurredAt     time.Time
-	Action         string // login, refresh, logout
+	Action         string // login, refresh, logout; user_create, user_update (written by the users store)
 	Result         string // success, or the error code
 	UserID         string
 	OrganizationID string
@@ -94,4 +94,6 @@ type AuditEvent struct {
 	DeviceID       string
 	UserAgent      string
 	SessionID      string
+	ActorUserID    string // who made a user-management change
+	Detail         string // what a user-management change changed
 }

@@ -486,3 +486,41 @@ func TestUserNames(t *testing.T) {
 		}
 	})
 }
+
+func TestUserManagementAudit(t *testing.T) {
+	forEachDB(t, func(t *testing.T, e *env) {
+		admin, _ := e.tokens(webClient)
+		_, claims := decodeJWT(t, admin)
+		r := e.do("POST", "/v2/users", map[string]any{"email": "audited@example.com", "name": "Audited", "role": "member",
+			"password": "a long initial passphrase"}, bearer(admin)...)
+		if r.status != http.StatusCreated {
+			t.Fatalf("create: %d %s", r.status, r.body)
+		}
+		id := r.str(t, "id")
+		e.do("PATCH", "/v2/users/"+id, map[string]any{"role": "analyst", "name": "Audited Too"}, bearer(admin)...)
+		e.do("PATCH", "/v2/users/"+id, map[string]any{"status": "inactive"}, bearer(admin)...)
+		e.do("PATCH", "/v2/users/"+id, map[string]any{"status": "inactive"}, bearer(admin)...)                      // no change
+		e.do("PATCH", "/v2/users/"+e.admin.ID, map[string]any{"role": "member"}, bearer(admin)...)                  // refused
+		e.do("POST", "/v2/users", map[string]any{"email": "audited@example.com", "name": "Again", "role": "member", // conflict
+			"password": "a long initial passphrase"}, bearer(admin)...)
+
+		events, err := e.audit.AuthEvents(context.Background())
+		must(t, err)
+		var got []string
+		for _, ev := range events {
+			if !strings.HasPrefix(ev.Action, "user_") {
+				continue
+			}
+			if ev.ActorUserID != e.admin.ID || ev.SessionID != claims["sid"] || ev.ClientID != webClient ||
+				ev.OrganizationID != e.orgA.ID || ev.UserID != id || ev.Result != "success" {
+				t.Errorf("event %+v", ev)
+			}
+			got = append(got, ev.Action+" "+ev.Detail)
+		}
+		want := []string{"user_create role=member status=active", "user_update role=member>analyst name",
+			"user_update status=active>inactive"}
+		if strings.Join(got, "\n") != strings.Join(want, "\n") {
+			t.Errorf("user-management audit:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+		}
+	})
+}

@@ -137,7 +137,7 @@ func (a *Auth) AddSigningKey(ctx context.Context, k auth.SigningKey) error {
 
 // RecordAuthEvent implements auth.Store.
 func (a *Auth) RecordAuthEvent(ctx context.Context, e auth.AuditEvent) error {
-	r := toAuthEventRow(uuid.NewString(), e)
+	r := toAuthEventRow(eventID(), e)
 	return translate(a.db.gorm.WithContext(ctx).Create(&r).Error)
 }
 

@@ -101,6 +101,11 @@ CREATE INDEX users_organization_status_created ON users (organization_id, status
 CREATE INDEX users_organization_role_created ON users (organization_id, role, created_at, id);
 CREATE INDEX users_organization_status_role_created ON users (organization_id, status, role, created_at, id);
 `},
+	// User management is audited next to logins: who (actor_user_id) changed what (detail) of whom (user_id).
+	{3, "audit actors", `
+ALTER TABLE auth_events ADD COLUMN actor_user_id {{uuid}};
+ALTER TABLE auth_events ADD COLUMN detail TEXT;
+`},
 }
 
 func (db *DB) render(sql string) string {

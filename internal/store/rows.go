@@ -3,6 +3,8 @@ package store
 import (
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/nexus-cloud/nexus-core/internal/auth"
 	"github.com/nexus-cloud/nexus-core/internal/nexus"
 )
@@ -89,6 +91,8 @@ type authEventRow struct {
 	DeviceID       *string
 	UserAgent      *string
 	SessionID      *string
+	ActorUserID    *string
+	Detail         *string
 }
 
 func (authEventRow) TableName() string { return "auth_events" }
@@ -177,6 +181,7 @@ func toAuthEventRow(id string, e auth.AuditEvent) authEventRow {
 		UserID: optString(e.UserID), OrganizationID: optString(e.OrganizationID), ClientID: optString(e.ClientID),
 		EmailHash: optString(e.EmailHash), SocketIP: optString(e.SocketIP), ReportedIP: optString(e.ReportedIP),
 		DeviceID: optString(e.DeviceID), UserAgent: optString(truncate(e.UserAgent, 512)), SessionID: optString(e.SessionID),
+		ActorUserID: optString(e.ActorUserID), Detail: optString(e.Detail),
 	}
 }
 
@@ -187,6 +192,7 @@ func toAuditEvent(r authEventRow) auth.AuditEvent {
 		ClientID: fromOptString(r.ClientID), EmailHash: fromOptString(r.EmailHash),
 		SocketIP: fromOptString(r.SocketIP), ReportedIP: fromOptString(r.ReportedIP),
 		DeviceID: fromOptString(r.DeviceID), UserAgent: fromOptString(r.UserAgent), SessionID: fromOptString(r.SessionID),
+		ActorUserID: fromOptString(r.ActorUserID), Detail: fromOptString(r.Detail),
 	}
 }
 
@@ -199,4 +205,14 @@ func truncate(s string, n int) string {
 		n--
 	}
 	return s[:n]
+}
+
+// eventID returns a new audit event id: a version 7 UUID, so that events recorded by one process in the same
+// microsecond still sort in the order they were recorded.
+func eventID() string {
+	id, err := uuid.NewV7()
+	if err != nil {
+		return uuid.NewString()
+	}
+	return id.String()
 }

@@ -3,12 +3,14 @@ package store
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 
+	"github.com/nexus-cloud/nexus-core/internal/auth"
 	"github.com/nexus-cloud/nexus-core/internal/nexus"
 	"github.com/nexus-cloud/nexus-core/internal/users"
 )
@@ -112,8 +114,17 @@ func (u *Users) LoginActivity(ctx context.Context, orgID, userID string, since, 
 }
 
 // CreateUser implements users.Store.
-func (u *Users) CreateUser(ctx context.Context, user nexus.User, passwordHash string) (nexus.User, error) {
-	created, err := createUser(u.db.gorm.WithContext(ctx), user, passwordHash)
+func (u *Users) CreateUser(ctx context.Context, user nexus.User, passwordHash string, by users.Actor) (nexus.User, error) {
+	var created nexus.User
+	err := u.db.gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var err error
+		if created, err = createUser(tx, user, passwordHash); err != nil {
+			return err
+		}
+		return recordUserChange(tx, "user_create", created, by, created.CreatedAt,
+			"role="+string(created.Role)+" status="+string(created.Status))
+	})
+	err = translate(err)
 	if err != nil && nexus.KindOf(err) == nexus.KindConflict {
 		e := *users.ErrEmailTaken
 		e.Err = err
@@ -192,6 +203,9 @@ func (u *Users) UpdateUser(ctx context.Context, orgID, userID string, c users.Ch
 		}).Error; err != nil {
 			return err
 		}
+		if err := recordUserChange(tx, "user_update", after, c.By, after.UpdatedAt, describeChange(before, after)); err != nil {
+			return err
+		}
 		reason := ""
 		switch {
 		case after.Status == nexus.UserInactive && before.Status != nexus.UserInactive:
@@ -215,6 +229,30 @@ func (u *Users) UpdateUser(ctx context.Context, orgID, userID string, c users.Ch
 		return nexus.User{}, translate(err)
 	}
 	return out, nil
+}
+
+// recordUserChange appends a user-management entry to the audit log, in the transaction of the change.
+func recordUserChange(tx *gorm.DB, action string, subject nexus.User, by users.Actor, at time.Time, detail string) error {
+	r := toAuthEventRow(eventID(), auth.AuditEvent{OccurredAt: at, Action: action, Result: "success",
+		UserID: subject.ID, OrganizationID: subject.OrganizationID, ClientID: by.ClientID, SessionID: by.SessionID,
+		ActorUserID: by.UserID, Detail: detail})
+	return tx.Create(&r).Error
+}
+
+// describeChange says which fields changed: role and status with their old and new values, the name only as
+// changed.
+func describeChange(before, after nexus.User) string {
+	var parts []string
+	if before.Role != after.Role {
+		parts = append(parts, "role="+string(before.Role)+">"+string(after.Role))
+	}
+	if before.Status != after.Status {
+		parts = append(parts, "status="+string(before.Status)+">"+string(after.Status))
+	}
+	if before.Name != after.Name {
+		parts = append(parts, "name")
+	}
+	return strings.Join(parts, " ")
 }
 
 func activeAdmin(u nexus.User) bool { return u.Role == nexus.RoleAdmin && u.Status == nexus.UserActive }

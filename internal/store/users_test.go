@@ -184,7 +184,7 @@ func TestUsersCreateUser(t *testing.T) {
 		s := store.NewUsers(db)
 		in := nexus.User{OrganizationID: strings.ToUpper(acme.ID), Email: "Grace.Hopper@Example.com", Name: "Grace Hopper",
 			Role: nexus.RoleAnalyst, Status: nexus.UserInactive}
-		u, err := s.CreateUser(ctx, in, "the-hash")
+		u, err := s.CreateUser(ctx, in, "the-hash", users.Actor{})
 		if err != nil {
 			t.Fatalf("CreateUser: %v", err)
 		}
@@ -212,7 +212,7 @@ func TestUsersCreateUser(t *testing.T) {
 		} {
 			dup := nexus.User{OrganizationID: again.org, Email: again.email, Name: "Impostor", Role: nexus.RoleAdmin,
 				Status: nexus.UserActive}
-			_, err := s.CreateUser(ctx, dup, "other-hash")
+			_, err := s.CreateUser(ctx, dup, "other-hash", users.Actor{})
 			if !errors.Is(err, users.ErrEmailTaken) || nexus.KindOf(err) != nexus.KindConflict {
 				t.Errorf("CreateUser(%q in %s) = %v, want users.ErrEmailTaken of kind conflict", again.email, again.org, err)
 			}
@@ -304,12 +304,12 @@ func TestUpdateUser(t *testing.T) {
 				org := mustOrg(t, db, "Acme")
 				// keeper is an active admin, so that the last-admin rule never applies here.
 				keeper, err := s.CreateUser(ctx, nexus.User{OrganizationID: org.ID, Email: uuid.NewString() + "@example.com",
-					Name: "Keeper", Role: admin, Status: active}, "h")
+					Name: "Keeper", Role: admin, Status: active}, "h", users.Actor{})
 				if err != nil {
 					t.Fatalf("CreateUser(keeper): %v", err)
 				}
 				before, err := s.CreateUser(ctx, nexus.User{OrganizationID: org.ID, Email: uuid.NewString() + "@example.com",
-					Name: "Ada Lovelace", Role: tt.role, Status: tt.status}, "h")
+					Name: "Ada Lovelace", Role: tt.role, Status: tt.status}, "h", users.Actor{})
 				if err != nil {
 					t.Fatalf("CreateUser: %v", err)
 				}
@@ -389,7 +389,7 @@ func TestUpdateUserLastAdmin(t *testing.T) {
 		create := func(t *testing.T, orgID string, rs roleStatus) nexus.User {
 			t.Helper()
 			u, err := s.CreateUser(ctx, nexus.User{OrganizationID: orgID, Email: uuid.NewString() + "@example.com",
-				Name: "Ada Lovelace", Role: rs.role, Status: rs.status}, "h")
+				Name: "Ada Lovelace", Role: rs.role, Status: rs.status}, "h", users.Actor{})
 			if err != nil {
 				t.Fatalf("CreateUser: %v", err)
 			}
@@ -470,7 +470,7 @@ func TestUpdateUserLastAdminRace(t *testing.T) {
 			var admins [2]nexus.User
 			for i := range admins {
 				u, err := s.CreateUser(ctx, nexus.User{OrganizationID: org.ID, Email: uuid.NewString() + "@example.com",
-					Name: "Admin", Role: nexus.RoleAdmin, Status: nexus.UserActive}, "h")
+					Name: "Admin", Role: nexus.RoleAdmin, Status: nexus.UserActive}, "h", users.Actor{})
 				if err != nil {
 					t.Fatalf("CreateUser: %v", err)
 				}

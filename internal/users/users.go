@@ -25,12 +25,13 @@ type Store interface {
 	// LoginActivity summarizes the logins of a user of the organization since the given time and counts their
 	// live sessions at now. It does not look the user up: for an id outside the organization it finds nothing.
 	LoginActivity(ctx context.Context, orgID, userID string, since, now time.Time, idleTTL time.Duration) (Activity, error)
-	// CreateUser stores a new user with the given password hash; an email in use anywhere is a conflict whose
-	// error matches ErrEmailTaken.
-	CreateUser(ctx context.Context, u nexus.User, passwordHash string) (nexus.User, error)
+	// CreateUser stores a new user with the given password hash and records who created it in the audit log,
+	// in one transaction; an email in use anywhere is a conflict whose error matches ErrEmailTaken.
+	CreateUser(ctx context.Context, u nexus.User, passwordHash string, by Actor) (nexus.User, error)
 	// UpdateUser applies the change to a user of the organization in one transaction: it refuses with
 	// ErrLastAdmin a change that would leave the organization without an active admin, and revokes every live
-	// session of the user when their role changes or they are deactivated.
+	// session of the user when their role changes or they are deactivated. A change that changes something is
+	// recorded in the audit log with its actor (c.By) and what changed.
 	UpdateUser(ctx context.Context, orgID, userID string, c Change, now time.Time) (nexus.User, error)
 }
 
@@ -42,11 +43,23 @@ type ListQuery struct {
 	Role   nexus.Role       // empty: any
 }
 
-// Change lists the fields of a user to change; nil fields stay as they are.
+// Change lists the fields of a user to change; nil fields stay as they are. By is who asks.
 type Change struct {
 	Name   *string
 	Role   *nexus.Role
 	Status *nexus.UserStatus
+	By     Actor
+}
+
+// Actor is who made a change, for the audit log.
+type Actor struct {
+	UserID    string
+	SessionID string
+	ClientID  string
+}
+
+func actorOf(p nexus.Principal) Actor {
+	return Actor{UserID: p.UserID, SessionID: p.SessionID, ClientID: p.ClientID}
 }
 
 // Activity is a user's recent sign-in activity.
@@ -219,7 +232,7 @@ func (s *Service) Create(ctx context.Context, p nexus.Principal, n NewUser) (nex
 		return nexus.User{}, nexus.Internal(fmt.Errorf("hash password: %w", err))
 	}
 	u, err := s.store.CreateUser(ctx, nexus.User{OrganizationID: p.OrganizationID, Email: n.Email, Name: n.Name,
-		Role: n.Role, Status: n.Status}, hash)
+		Role: n.Role, Status: n.Status}, hash, actorOf(p))
 	if err != nil {
 		return nexus.User{}, fmt.Errorf("create user: %w", err)
 	}
@@ -243,6 +256,7 @@ func (s *Service) Update(ctx context.Context, p nexus.Principal, userID string, 
 	if len(bad) > 0 {
 		return nexus.User{}, nexus.Invalid(bad...)
 	}
+	c.By = actorOf(p)
 	u, err := s.store.UpdateUser(ctx, p.OrganizationID, userID, c, s.now().UTC())
 	if err != nil {
 		return nexus.User{}, fmt.Errorf("update user: %w", err)

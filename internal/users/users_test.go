@@ -139,7 +139,7 @@ func (f *fakeStore) LoginActivity(_ context.Context, orgID, userID string, since
 	return f.activities[userID], nil
 }
 
-func (f *fakeStore) CreateUser(_ context.Context, u nexus.User, hash string) (nexus.User, error) {
+func (f *fakeStore) CreateUser(_ context.Context, u nexus.User, hash string, _ users.Actor) (nexus.User, error) {
 	f.creates = append(f.creates, createCall{u, hash})
 	if err := f.err["CreateUser"]; err != nil {
 		return nexus.User{}, err
@@ -797,7 +797,9 @@ func TestUpdate(t *testing.T) {
 				return
 			}
 
-			if diff := cmp.Diff([]updateCall{{tt.p.OrganizationID, tt.userID, tt.c, testNow}}, st.updates); diff != "" {
+			want := tt.c
+			want.By = users.Actor{UserID: tt.p.UserID, SessionID: tt.p.SessionID, ClientID: tt.p.ClientID}
+			if diff := cmp.Diff([]updateCall{{tt.p.OrganizationID, tt.userID, want, testNow}}, st.updates); diff != "" {
 				t.Errorf("store UpdateUser calls (-want +got):\n%s", diff)
 			}
 			if tt.wantErr != nil {
