@@ -30,6 +30,16 @@ func (s *Server) validate(next echo.HandlerFunc) echo.HandlerFunc {
 		if !ok {
 			return next(c)
 		}
+		params := make(map[string]string, len(c.ParamNames()))
+		for i, name := range c.ParamNames() {
+			v := c.ParamValues()[i]
+			if u, err := url.PathUnescape(v); err == nil {
+				v = u
+			}
+			params[name] = v
+		}
+		// The user the request is about, for permissions limited to the caller's own record.
+		subject := params[op.ownParam]
 		var p nexus.Principal
 		if op.secured {
 			var err error
@@ -39,7 +49,7 @@ func (s *Server) validate(next echo.HandlerFunc) echo.HandlerFunc {
 			c.SetRequest(c.Request().WithContext(nexus.WithPrincipal(c.Request().Context(), p)))
 			// The operation's permission is decided before anything about the request is looked at.
 			if op.permission != "" {
-				if err := nexus.Authorize(p, op.permission, op.subject(c)); err != nil {
+				if err := nexus.Authorize(p, op.permission, subject); err != nil {
 					return err
 				}
 			}
@@ -48,14 +58,6 @@ func (s *Server) validate(next echo.HandlerFunc) echo.HandlerFunc {
 			if err := readBody(c.Request(), op.maxBody); err != nil {
 				return err
 			}
-		}
-		params := make(map[string]string, len(c.ParamNames()))
-		for i, name := range c.ParamNames() {
-			v := c.ParamValues()[i]
-			if u, err := url.PathUnescape(v); err == nil {
-				v = u
-			}
-			params[name] = v
 		}
 		repeated := repeatedParameters(c.Request(), op)
 		req := c.Request()
@@ -71,30 +73,16 @@ func (s *Server) validate(next echo.HandlerFunc) echo.HandlerFunc {
 			return nexus.Invalid(repeated...)
 		}
 		// Flags that need a permission of their own (include_permissions, include_activity): asking without it is
-		// refused, never silently ignored. Their values are valid booleans by now.
+		// refused, never silently ignored. Their values are valid booleans, given once, by now.
 		for name, perm := range op.paramPerms {
-			for _, v := range c.QueryParams()[name] {
-				if on, _ := strconv.ParseBool(v); on {
-					if err := nexus.Authorize(p, perm, op.subject(c)); err != nil {
-						return err
-					}
+			if on, _ := strconv.ParseBool(c.QueryParam(name)); on {
+				if err := nexus.Authorize(p, perm, subject); err != nil {
+					return err
 				}
 			}
 		}
 		return next(c)
 	}
-}
-
-// subject returns the id of the user the request is about, from the operation's x-nexus-own-parameter, or "".
-func (o *operation) subject(c echo.Context) string {
-	if o.ownParam == "" {
-		return ""
-	}
-	v := c.Param(o.ownParam)
-	if u, err := url.PathUnescape(v); err == nil {
-		v = u
-	}
-	return v
 }
 
 // authenticate verifies the bearer token of the request.
