@@ -22,6 +22,66 @@ import (
 	openapi_types "github.com/oapi-codegen/runtime/types"
 )
 
+// Defines values for EventAcceptedStatus.
+const (
+	EventAcceptedStatusAccepted EventAcceptedStatus = "accepted"
+)
+
+// Valid indicates whether the value is a known member of the EventAcceptedStatus enum.
+func (e EventAcceptedStatus) Valid() bool {
+	switch e {
+	case EventAcceptedStatusAccepted:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for EventErrorCode.
+const (
+	EventErrorCodeConflict               EventErrorCode = "conflict"
+	EventErrorCodeInsufficientPermission EventErrorCode = "insufficient_permission"
+	EventErrorCodeUnknownUser            EventErrorCode = "unknown_user"
+	EventErrorCodeValidationFailed       EventErrorCode = "validation_failed"
+)
+
+// Valid indicates whether the value is a known member of the EventErrorCode enum.
+func (e EventErrorCode) Valid() bool {
+	switch e {
+	case EventErrorCodeConflict:
+		return true
+	case EventErrorCodeInsufficientPermission:
+		return true
+	case EventErrorCodeUnknownUser:
+		return true
+	case EventErrorCodeValidationFailed:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for EventResultStatus.
+const (
+	EventResultStatusAccepted  EventResultStatus = "accepted"
+	EventResultStatusDuplicate EventResultStatus = "duplicate"
+	EventResultStatusRejected  EventResultStatus = "rejected"
+)
+
+// Valid indicates whether the value is a known member of the EventResultStatus enum.
+func (e EventResultStatus) Valid() bool {
+	switch e {
+	case EventResultStatusAccepted:
+		return true
+	case EventResultStatusDuplicate:
+		return true
+	case EventResultStatusRejected:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for JSONWebKeyAlg.
 const (
 	ES256 JSONWebKeyAlg = "ES256"
@@ -184,6 +244,23 @@ func (e UserStatus) Valid() bool {
 	}
 }
 
+// AnalyticsSummary defines model for AnalyticsSummary.
+type AnalyticsSummary struct {
+	// Data Counts per day, event name and category, ordered by day, then name, then category. Days without events are left out.
+	Data []EventCount `json:"data"`
+
+	// From Example: 2026-11-24
+	From openapi_types.Date `json:"from"`
+
+	// To Example: 2026-11-25
+	To openapi_types.Date `json:"to"`
+
+	// Total All events counted in the range.
+	//
+	// Example: 1285
+	Total int `json:"total"`
+}
+
 // ClientId Identifier of the consuming application, as registered with `nexus client create`.
 //
 // Example: nexus-web
@@ -217,10 +294,262 @@ type CreateUserRequest struct {
 	Status *UserStatus `json:"status,omitempty"`
 }
 
+// DayCount defines model for DayCount.
+type DayCount struct {
+	// Count Example: 14
+	Count int `json:"count"`
+
+	// Date Example: 2026-11-25
+	Date openapi_types.Date `json:"date"`
+}
+
 // Email An email address. Matched case-insensitively.
 //
 // Example: ada@example.com
 type Email = openapi_types.Email
+
+// Event A stored event.
+type Event struct {
+	// EventCategory Example: onboarding
+	EventCategory string `json:"event_category"`
+
+	// EventId Example: 0193a5c2-7d1e-7b3a-9c4f-2e8d6a1b5f70
+	EventId openapi_types.UUID `json:"event_id"`
+
+	// EventName Example: signup_completed
+	EventName string `json:"event_name"`
+
+	// Id Example: 0193a5c2-8a40-7f21-b6d3-41c9e07a2d18
+	Id openapi_types.UUID `json:"id"`
+
+	// Properties The event's properties; an empty object when it had none.
+	//
+	// Example: {"plan":"pro"}
+	Properties json.RawMessage `json:"properties"`
+
+	// ReceivedAt Example: 2026-11-25T09:14:03.482913Z
+	ReceivedAt time.Time `json:"received_at"`
+
+	// Source Null when the event had none.
+	//
+	// Example: web-app
+	Source *string `json:"source"`
+
+	// Timestamp Example: 2026-11-25T09:14:03.12Z
+	Timestamp time.Time `json:"timestamp"`
+
+	// UserId Example: 01934a91-8c53-75b1-8ae4-af5cb5e9d2c1
+	UserId openapi_types.UUID `json:"user_id"`
+}
+
+// EventAccepted The event is committed (or was already, under the same `event_id`).
+type EventAccepted struct {
+	// Duplicate True when the `event_id` was already stored and nothing new was stored.
+	//
+	// Example: false
+	Duplicate bool `json:"duplicate"`
+
+	// EventId The deduplication key, as sent or as generated.
+	//
+	// Example: 0193a5c2-7d1e-7b3a-9c4f-2e8d6a1b5f70
+	EventId openapi_types.UUID `json:"event_id"`
+
+	// Id The server's id of the stored event (of the first one, for a duplicate).
+	//
+	// Example: 0193a5c2-8a40-7f21-b6d3-41c9e07a2d18
+	Id openapi_types.UUID `json:"id"`
+
+	// ReceivedAt When the server received the stored event.
+	//
+	// Example: 2026-11-25T09:14:03.482913Z
+	ReceivedAt time.Time `json:"received_at"`
+
+	// Status Example: accepted
+	Status EventAcceptedStatus `json:"status"`
+
+	// Timestamp When the stored event happened (its `timestamp`, or `received_at` if it had none).
+	//
+	// Example: 2026-11-25T09:14:03.12Z
+	Timestamp time.Time `json:"timestamp"`
+}
+
+// EventAcceptedStatus Example: accepted
+type EventAcceptedStatus string
+
+// EventBatch Up to 1,000 events. Each is checked on its own; see `trackEventBatch`.
+type EventBatch struct {
+	Events []EventRequest `json:"events"`
+}
+
+// EventBatchResult defines model for EventBatchResult.
+type EventBatchResult struct {
+	// Accepted How many events were stored by this request.
+	//
+	// Example: 998
+	Accepted int `json:"accepted"`
+
+	// Duplicates How many events were already stored under their `event_id`.
+	//
+	// Example: 1
+	Duplicates int `json:"duplicates"`
+
+	// Rejected How many events were refused; see their `error`.
+	//
+	// Example: 1
+	Rejected int `json:"rejected"`
+
+	// Results One result per input event, in input order.
+	Results []EventResult `json:"results"`
+}
+
+// EventCategory A logical grouping of events: 1–128 characters of printable text.
+//
+// Example: onboarding
+type EventCategory = string
+
+// EventCount defines model for EventCount.
+type EventCount struct {
+	// Count Example: 105
+	Count int `json:"count"`
+
+	// Date Example: 2026-11-25
+	Date openapi_types.Date `json:"date"`
+
+	// EventCategory Example: onboarding
+	EventCategory string `json:"event_category"`
+
+	// EventName Example: signup_completed
+	EventName string `json:"event_name"`
+}
+
+// EventError Why an event of a batch was refused: `validation_failed` (see `errors`, with pointers into the request
+// body), `insufficient_permission` (another user's event without `events:write_any_user`), `unknown_user`,
+// or `conflict` (the `event_id` is stored with a different event, or used twice in the batch for different
+// events).
+type EventError struct {
+	// Code Example: validation_failed
+	Code EventErrorCode `json:"code"`
+
+	// Detail Example: The event has 1 invalid field.
+	Detail string        `json:"detail"`
+	Errors *[]FieldError `json:"errors,omitempty"`
+}
+
+// EventErrorCode Example: validation_failed
+type EventErrorCode string
+
+// EventList defines model for EventList.
+type EventList struct {
+	Data []Event `json:"data"`
+
+	// HasMore Whether more events match.
+	//
+	// Example: true
+	HasMore bool `json:"has_more"`
+
+	// NextCursor Pass as `cursor` for the next page; null on the last page.
+	//
+	// Example: MTc2NDA2MjA0MzEyMDAwMF8wMTkzYTVjMi04YTQwLTdmMjEtYjZkMy00MWM5ZTA3YTJkMTg
+	NextCursor *string `json:"next_cursor"`
+}
+
+// EventName An event name: 1–128 characters of printable text (no control characters, not only white space).
+//
+// Example: signup_completed
+type EventName = string
+
+// EventProperties Custom metadata: a JSON object of at most 32 KiB (32,768 bytes) as compact JSON, nested at most 5 levels
+// deep (the object itself is level 1), with at most 255 members in every object, and no NUL character
+// (`\u0000`) in any key or string.
+//
+// Example: {"plan":"pro","referrer":"newsletter","seats":5}
+type EventProperties = json.RawMessage
+
+// EventRequest One event: the fields of the v2.4.0 reference, plus the optional deduplication key `event_id`. Fields the
+// server owns (`id`, `received_at`, the organization) are refused.
+type EventRequest struct {
+	// EventCategory A logical grouping of events: 1–128 characters of printable text.
+	//
+	// Example: onboarding
+	EventCategory EventCategory `json:"event_category"`
+
+	// EventId The client's deduplication key for this event (a UUID it generates; UUIDv4 or v7). Sending an event
+	// with an `event_id` already stored in the organization stores nothing new. Generated by the server when
+	// omitted.
+	//
+	//
+	// Example: 0193a5c2-7d1e-7b3a-9c4f-2e8d6a1b5f70
+	EventId *openapi_types.UUID `json:"event_id,omitempty"`
+
+	// EventName An event name: 1–128 characters of printable text (no control characters, not only white space).
+	//
+	// Example: signup_completed
+	EventName EventName `json:"event_name"`
+
+	// Properties Custom metadata: a JSON object of at most 32 KiB (32,768 bytes) as compact JSON, nested at most 5 levels
+	// deep (the object itself is level 1), with at most 255 members in every object, and no NUL character
+	// (`\u0000`) in any key or string.
+	//
+	//
+	// Example: {"plan":"pro","referrer":"newsletter","seats":5}
+	Properties *EventProperties `json:"properties,omitempty"`
+
+	// Source The system or application the event comes from: 1–128 characters of printable text.
+	//
+	// Example: web-app
+	Source *EventSource `json:"source,omitempty"`
+
+	// Timestamp When the event happened: RFC 3339 with a time zone, not before 2000-01-01T00:00:00Z and not more than one
+	// hour ahead of the server's clock. The server's receive time when omitted.
+	//
+	//
+	// Example: 2026-11-25T09:14:03.120Z
+	Timestamp *time.Time `json:"timestamp,omitempty"`
+
+	// UserId The user the event is about; the caller when omitted. Another user than the caller needs
+	// `events:write_any_user`, and must belong to the caller's organization.
+	//
+	//
+	// Example: 01934a91-8c53-75b1-8ae4-af5cb5e9d2c1
+	UserId *openapi_types.UUID `json:"user_id,omitempty"`
+}
+
+// EventResult What happened to one event of a batch. `rejected` results carry `error`; the others `id`, `event_id`, `received_at` and `timestamp`.
+type EventResult struct {
+	// Error Why an event of a batch was refused: `validation_failed` (see `errors`, with pointers into the request
+	// body), `insufficient_permission` (another user's event without `events:write_any_user`), `unknown_user`,
+	// or `conflict` (the `event_id` is stored with a different event, or used twice in the batch for different
+	// events).
+	Error *EventError `json:"error,omitempty"`
+
+	// EventId Example: 0193a5c2-7d1e-7b3a-9c4f-2e8d6a1b5f70
+	EventId *openapi_types.UUID `json:"event_id,omitempty"`
+
+	// Id Example: 0193a5c2-8a40-7f21-b6d3-41c9e07a2d18
+	Id *openapi_types.UUID `json:"id,omitempty"`
+
+	// Index The event's index in the request's `events`.
+	//
+	// Example: 0
+	Index int `json:"index"`
+
+	// ReceivedAt Example: 2026-11-25T09:14:03.482913Z
+	ReceivedAt *time.Time `json:"received_at,omitempty"`
+
+	// Status Example: accepted
+	Status EventResultStatus `json:"status"`
+
+	// Timestamp Example: 2026-11-25T09:14:03.12Z
+	Timestamp *time.Time `json:"timestamp,omitempty"`
+}
+
+// EventResultStatus Example: accepted
+type EventResultStatus string
+
+// EventSource The system or application the event comes from: 1–128 characters of printable text.
+//
+// Example: web-app
+type EventSource = string
 
 // FieldError One failing field. Exactly one of `pointer`, `parameter` and `header` is set.
 type FieldError struct {
@@ -449,7 +778,7 @@ type UpdateUserRequest struct {
 
 // User A user's public profile. Never carries credentials.
 type User struct {
-	// Activity A user's recent sign-in activity. Present only when asked for with `include_activity=true`.
+	// Activity A user's recent sign-in activity and the events recorded about them. Present only when asked for with `include_activity=true`.
 	Activity  *UserActivity `json:"activity,omitempty"`
 	CreatedAt time.Time     `json:"created_at"`
 
@@ -480,12 +809,15 @@ type User struct {
 	UpdatedAt time.Time  `json:"updated_at"`
 }
 
-// UserActivity A user's recent sign-in activity. Present only when asked for with `include_activity=true`.
+// UserActivity A user's recent sign-in activity and the events recorded about them. Present only when asked for with `include_activity=true`.
 type UserActivity struct {
 	// ActiveSessions Sessions whose refresh token can still be used (not revoked, not expired).
 	//
 	// Example: 3
 	ActiveSessions int `json:"active_sessions"`
+
+	// Events The events recorded about the user, as counted by the background processor (within about two seconds).
+	Events UserEventActivity `json:"events"`
 
 	// FailedLoginsLast30Days Failed logins in the last 30 days in which the password, the account status or the client was rejected.
 	//
@@ -506,6 +838,22 @@ type UserActivity struct {
 	//
 	// Example: 17
 	LoginsLast30Days int `json:"logins_last_30_days"`
+}
+
+// UserEventActivity The events recorded about the user, as counted by the background processor (within about two seconds).
+type UserEventActivity struct {
+	// Last30Days Events per day (UTC) over the last 30 days, oldest first; days without events are left out.
+	Last30Days []DayCount `json:"last_30_days"`
+
+	// LastEventAt The latest `timestamp` of the user's events; null if none.
+	//
+	// Example: 2026-11-25T09:14:03.12Z
+	LastEventAt *time.Time `json:"last_event_at"`
+
+	// Total All events of the user.
+	//
+	// Example: 312
+	Total int `json:"total"`
 }
 
 // UserList defines model for UserList.
@@ -541,6 +889,9 @@ type AccountInactive = Problem
 // EmailConflict An RFC 9457 problem details object.
 type EmailConflict = Problem
 
+// EventConflict An RFC 9457 problem details object.
+type EventConflict = Problem
+
 // Forbidden An RFC 9457 problem details object.
 type Forbidden = Problem
 
@@ -574,11 +925,56 @@ type Unauthenticated = Problem
 // Unavailable An RFC 9457 problem details object.
 type Unavailable = Problem
 
+// UnknownUser An RFC 9457 problem details object.
+type UnknownUser = Problem
+
 // UnsupportedMediaType An RFC 9457 problem details object.
 type UnsupportedMediaType = Problem
 
 // ValidationFailed An RFC 9457 problem details object.
 type ValidationFailed = Problem
+
+// ListEventsParams defines parameters for ListEvents.
+type ListEventsParams struct {
+	// EventName Only events with this name.
+	EventName *EventName `form:"event_name,omitempty" json:"event_name,omitempty"`
+
+	// EventCategory Only events in this category.
+	EventCategory *EventCategory `form:"event_category,omitempty" json:"event_category,omitempty"`
+
+	// UserId Only events of this user.
+	UserId *openapi_types.UUID `form:"user_id,omitempty" json:"user_id,omitempty"`
+
+	// Source Only events from this source.
+	Source *EventSource `form:"source,omitempty" json:"source,omitempty"`
+
+	// From Only events whose `timestamp` is at or after this time.
+	From *time.Time `form:"from,omitempty" json:"from,omitempty"`
+
+	// To Only events whose `timestamp` is before this time.
+	To *time.Time `form:"to,omitempty" json:"to,omitempty"`
+
+	// Limit The largest number of events to return.
+	Limit *int `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor `next_cursor` of the previous page. Opaque: do not build or change it.
+	Cursor *string `form:"cursor,omitempty" json:"cursor,omitempty"`
+}
+
+// GetAnalyticsSummaryParams defines parameters for GetAnalyticsSummary.
+type GetAnalyticsSummaryParams struct {
+	// From The first day counted (UTC). Default `to` minus 29 days.
+	From *openapi_types.Date `form:"from,omitempty" json:"from,omitempty"`
+
+	// To The last day counted (UTC). Default today.
+	To *openapi_types.Date `form:"to,omitempty" json:"to,omitempty"`
+
+	// EventName Only events with this name.
+	EventName *EventName `form:"event_name,omitempty" json:"event_name,omitempty"`
+
+	// EventCategory Only events in this category.
+	EventCategory *EventCategory `form:"event_category,omitempty" json:"event_category,omitempty"`
+}
 
 // ListUsersParams defines parameters for ListUsers.
 type ListUsersParams struct {
@@ -601,9 +997,16 @@ type GetUserParams struct {
 	IncludePermissions *bool `form:"include_permissions,omitempty" json:"include_permissions,omitempty"`
 
 	// IncludeActivity Add `activity`: the last login and its reported IP address, logins and failed logins in the last 30 days,
-	// and the number of active sessions. Requires `users:read_activity`.
+	// the number of active sessions, and the user's events (total, latest, per day over the last 30 days).
+	// Requires `users:read_activity`.
 	IncludeActivity *bool `form:"include_activity,omitempty" json:"include_activity,omitempty"`
 }
+
+// TrackEventJSONRequestBody defines body for TrackEvent for application/json ContentType.
+type TrackEventJSONRequestBody = EventRequest
+
+// TrackEventBatchJSONRequestBody defines body for TrackEventBatch for application/json ContentType.
+type TrackEventBatchJSONRequestBody = EventBatch
 
 // LoginJSONRequestBody defines body for Login for application/json ContentType.
 type LoginJSONRequestBody = LoginRequest
@@ -718,6 +1121,18 @@ type ServerInterface interface {
 	// GetJwks Get the access-token verification keys
 	// (GET /.well-known/jwks.json)
 	GetJwks(ctx echo.Context) error
+	// ListEvents List events
+	// (GET /analytics/events)
+	ListEvents(ctx echo.Context, params ListEventsParams) error
+	// TrackEvent Record an event
+	// (POST /analytics/events)
+	TrackEvent(ctx echo.Context) error
+	// TrackEventBatch Record up to 1,000 events
+	// (POST /analytics/events/batch)
+	TrackEventBatch(ctx echo.Context) error
+	// GetAnalyticsSummary Count events per day, name and category
+	// (GET /analytics/summary)
+	GetAnalyticsSummary(ctx echo.Context, params GetAnalyticsSummaryParams) error
 	// Login Generate an access token
 	// (POST /auth/login)
 	Login(ctx echo.Context) error
@@ -755,6 +1170,130 @@ func (w *ServerInterfaceWrapper) GetJwks(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.GetJwks(ctx)
+	return err
+}
+
+// ListEvents converts echo context to params.
+func (w *ServerInterfaceWrapper) ListEvents(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListEventsParams
+	// ------------- Optional query parameter "event_name" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "event_name", ctx.QueryParams(), &params.EventName, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter event_name: %s", err))
+	}
+
+	// ------------- Optional query parameter "event_category" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "event_category", ctx.QueryParams(), &params.EventCategory, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter event_category: %s", err))
+	}
+
+	// ------------- Optional query parameter "user_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "user_id", ctx.QueryParams(), &params.UserId, runtime.BindQueryParameterOptions{Type: "string", Format: "uuid"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter user_id: %s", err))
+	}
+
+	// ------------- Optional query parameter "source" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "source", ctx.QueryParams(), &params.Source, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter source: %s", err))
+	}
+
+	// ------------- Optional query parameter "from" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "from", ctx.QueryParams(), &params.From, runtime.BindQueryParameterOptions{Type: "string", Format: "date-time"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter from: %s", err))
+	}
+
+	// ------------- Optional query parameter "to" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "to", ctx.QueryParams(), &params.To, runtime.BindQueryParameterOptions{Type: "string", Format: "date-time"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter to: %s", err))
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", ctx.QueryParams(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter cursor: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListEvents(ctx, params)
+	return err
+}
+
+// TrackEvent converts echo context to params.
+func (w *ServerInterfaceWrapper) TrackEvent(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.TrackEvent(ctx)
+	return err
+}
+
+// TrackEventBatch converts echo context to params.
+func (w *ServerInterfaceWrapper) TrackEventBatch(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.TrackEventBatch(ctx)
+	return err
+}
+
+// GetAnalyticsSummary converts echo context to params.
+func (w *ServerInterfaceWrapper) GetAnalyticsSummary(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params GetAnalyticsSummaryParams
+	// ------------- Optional query parameter "from" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "from", ctx.QueryParams(), &params.From, runtime.BindQueryParameterOptions{Type: "string", Format: "date"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter from: %s", err))
+	}
+
+	// ------------- Optional query parameter "to" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "to", ctx.QueryParams(), &params.To, runtime.BindQueryParameterOptions{Type: "string", Format: "date"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter to: %s", err))
+	}
+
+	// ------------- Optional query parameter "event_name" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "event_name", ctx.QueryParams(), &params.EventName, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter event_name: %s", err))
+	}
+
+	// ------------- Optional query parameter "event_category" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "event_category", ctx.QueryParams(), &params.EventCategory, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter event_category: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetAnalyticsSummary(ctx, params)
 	return err
 }
 
@@ -944,6 +1483,10 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.POST(options.BaseURL+"/users", wrapper.CreateUser, options.OperationMiddlewares["createUser"]...)
 	router.GET(options.BaseURL+"/users/:userId", wrapper.GetUser, options.OperationMiddlewares["getUser"]...)
 	router.PATCH(options.BaseURL+"/users/:userId", wrapper.UpdateUser, options.OperationMiddlewares["updateUser"]...)
+	router.GET(options.BaseURL+"/analytics/events", wrapper.ListEvents, options.OperationMiddlewares["listEvents"]...)
+	router.POST(options.BaseURL+"/analytics/events", wrapper.TrackEvent, options.OperationMiddlewares["trackEvent"]...)
+	router.POST(options.BaseURL+"/analytics/events/batch", wrapper.TrackEventBatch, options.OperationMiddlewares["trackEventBatch"]...)
+	router.GET(options.BaseURL+"/analytics/summary", wrapper.GetAnalyticsSummary, options.OperationMiddlewares["getAnalyticsSummary"]...)
 	router.GET(options.BaseURL+"/.well-known/jwks.json", wrapper.GetJwks, options.OperationMiddlewares["getJwks"]...)
 	router.GET(options.BaseURL+"/openapi.json", wrapper.GetOpenApiJson, options.OperationMiddlewares["getOpenApiJson"]...)
 
@@ -965,6 +1508,15 @@ type EmailConflictApplicationProblemPlusJSONResponse struct {
 	Body Problem
 
 	Headers EmailConflictResponseHeaders
+}
+
+type EventConflictResponseHeaders struct {
+	XRequestId *string
+}
+type EventConflictApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers EventConflictResponseHeaders
 }
 
 type ForbiddenResponseHeaders struct {
@@ -1069,6 +1621,15 @@ type UnavailableApplicationProblemPlusJSONResponse struct {
 	Headers UnavailableResponseHeaders
 }
 
+type UnknownUserResponseHeaders struct {
+	XRequestId *string
+}
+type UnknownUserApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers UnknownUserResponseHeaders
+}
+
 type UnsupportedMediaTypeResponseHeaders struct {
 	XRequestId *string
 }
@@ -1165,6 +1726,736 @@ type GetJwks503ApplicationProblemPlusJSONResponse struct {
 }
 
 func (response GetJwks503ApplicationProblemPlusJSONResponse) VisitGetJwksResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListEventsRequestObject struct {
+	Params ListEventsParams
+}
+
+type ListEventsResponseObject interface {
+	VisitListEventsResponse(w http.ResponseWriter) error
+}
+
+type ListEvents200ResponseHeaders struct {
+	CacheControl *string
+	XRequestId   *string
+}
+
+type ListEvents200JSONResponse struct {
+	Body    EventList
+	Headers ListEvents200ResponseHeaders
+}
+
+func (response ListEvents200JSONResponse) VisitListEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListEvents400ApplicationProblemPlusJSONResponse struct {
+	ValidationFailedApplicationProblemPlusJSONResponse
+}
+
+func (response ListEvents400ApplicationProblemPlusJSONResponse) VisitListEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListEvents401ApplicationProblemPlusJSONResponse struct {
+	UnauthenticatedApplicationProblemPlusJSONResponse
+}
+
+func (response ListEvents401ApplicationProblemPlusJSONResponse) VisitListEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListEvents403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ListEvents403ApplicationProblemPlusJSONResponse) VisitListEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListEvents406ApplicationProblemPlusJSONResponse struct {
+	NotAcceptableApplicationProblemPlusJSONResponse
+}
+
+func (response ListEvents406ApplicationProblemPlusJSONResponse) VisitListEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(406)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListEvents500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response ListEvents500ApplicationProblemPlusJSONResponse) VisitListEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListEvents503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response ListEvents503ApplicationProblemPlusJSONResponse) VisitListEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type TrackEventRequestObject struct {
+	Body *TrackEventJSONRequestBody
+}
+
+type TrackEventResponseObject interface {
+	VisitTrackEventResponse(w http.ResponseWriter) error
+}
+
+type TrackEvent202ResponseHeaders struct {
+	XRequestId *string
+}
+
+type TrackEvent202JSONResponse struct {
+	Body    EventAccepted
+	Headers TrackEvent202ResponseHeaders
+}
+
+func (response TrackEvent202JSONResponse) VisitTrackEventResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(202)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type TrackEvent400ApplicationProblemPlusJSONResponse struct {
+	ValidationFailedApplicationProblemPlusJSONResponse
+}
+
+func (response TrackEvent400ApplicationProblemPlusJSONResponse) VisitTrackEventResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type TrackEvent401ApplicationProblemPlusJSONResponse struct {
+	UnauthenticatedApplicationProblemPlusJSONResponse
+}
+
+func (response TrackEvent401ApplicationProblemPlusJSONResponse) VisitTrackEventResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type TrackEvent403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response TrackEvent403ApplicationProblemPlusJSONResponse) VisitTrackEventResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type TrackEvent406ApplicationProblemPlusJSONResponse struct {
+	NotAcceptableApplicationProblemPlusJSONResponse
+}
+
+func (response TrackEvent406ApplicationProblemPlusJSONResponse) VisitTrackEventResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(406)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type TrackEvent409ApplicationProblemPlusJSONResponse struct {
+	EventConflictApplicationProblemPlusJSONResponse
+}
+
+func (response TrackEvent409ApplicationProblemPlusJSONResponse) VisitTrackEventResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type TrackEvent413ApplicationProblemPlusJSONResponse struct {
+	PayloadTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response TrackEvent413ApplicationProblemPlusJSONResponse) VisitTrackEventResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type TrackEvent415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response TrackEvent415ApplicationProblemPlusJSONResponse) VisitTrackEventResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type TrackEvent422ApplicationProblemPlusJSONResponse struct {
+	UnknownUserApplicationProblemPlusJSONResponse
+}
+
+func (response TrackEvent422ApplicationProblemPlusJSONResponse) VisitTrackEventResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type TrackEvent500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response TrackEvent500ApplicationProblemPlusJSONResponse) VisitTrackEventResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type TrackEvent503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response TrackEvent503ApplicationProblemPlusJSONResponse) VisitTrackEventResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type TrackEventBatchRequestObject struct {
+	Body *TrackEventBatchJSONRequestBody
+}
+
+type TrackEventBatchResponseObject interface {
+	VisitTrackEventBatchResponse(w http.ResponseWriter) error
+}
+
+type TrackEventBatch202ResponseHeaders struct {
+	XRequestId *string
+}
+
+type TrackEventBatch202JSONResponse struct {
+	Body    EventBatchResult
+	Headers TrackEventBatch202ResponseHeaders
+}
+
+func (response TrackEventBatch202JSONResponse) VisitTrackEventBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(202)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type TrackEventBatch400ApplicationProblemPlusJSONResponse struct {
+	ValidationFailedApplicationProblemPlusJSONResponse
+}
+
+func (response TrackEventBatch400ApplicationProblemPlusJSONResponse) VisitTrackEventBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type TrackEventBatch401ApplicationProblemPlusJSONResponse struct {
+	UnauthenticatedApplicationProblemPlusJSONResponse
+}
+
+func (response TrackEventBatch401ApplicationProblemPlusJSONResponse) VisitTrackEventBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type TrackEventBatch403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response TrackEventBatch403ApplicationProblemPlusJSONResponse) VisitTrackEventBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type TrackEventBatch406ApplicationProblemPlusJSONResponse struct {
+	NotAcceptableApplicationProblemPlusJSONResponse
+}
+
+func (response TrackEventBatch406ApplicationProblemPlusJSONResponse) VisitTrackEventBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(406)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type TrackEventBatch413ApplicationProblemPlusJSONResponse struct {
+	PayloadTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response TrackEventBatch413ApplicationProblemPlusJSONResponse) VisitTrackEventBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type TrackEventBatch415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response TrackEventBatch415ApplicationProblemPlusJSONResponse) VisitTrackEventBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type TrackEventBatch500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response TrackEventBatch500ApplicationProblemPlusJSONResponse) VisitTrackEventBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type TrackEventBatch503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response TrackEventBatch503ApplicationProblemPlusJSONResponse) VisitTrackEventBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetAnalyticsSummaryRequestObject struct {
+	Params GetAnalyticsSummaryParams
+}
+
+type GetAnalyticsSummaryResponseObject interface {
+	VisitGetAnalyticsSummaryResponse(w http.ResponseWriter) error
+}
+
+type GetAnalyticsSummary200ResponseHeaders struct {
+	CacheControl *string
+	XRequestId   *string
+}
+
+type GetAnalyticsSummary200JSONResponse struct {
+	Body    AnalyticsSummary
+	Headers GetAnalyticsSummary200ResponseHeaders
+}
+
+func (response GetAnalyticsSummary200JSONResponse) VisitGetAnalyticsSummaryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetAnalyticsSummary400ApplicationProblemPlusJSONResponse struct {
+	ValidationFailedApplicationProblemPlusJSONResponse
+}
+
+func (response GetAnalyticsSummary400ApplicationProblemPlusJSONResponse) VisitGetAnalyticsSummaryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetAnalyticsSummary401ApplicationProblemPlusJSONResponse struct {
+	UnauthenticatedApplicationProblemPlusJSONResponse
+}
+
+func (response GetAnalyticsSummary401ApplicationProblemPlusJSONResponse) VisitGetAnalyticsSummaryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetAnalyticsSummary403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response GetAnalyticsSummary403ApplicationProblemPlusJSONResponse) VisitGetAnalyticsSummaryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetAnalyticsSummary406ApplicationProblemPlusJSONResponse struct {
+	NotAcceptableApplicationProblemPlusJSONResponse
+}
+
+func (response GetAnalyticsSummary406ApplicationProblemPlusJSONResponse) VisitGetAnalyticsSummaryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(406)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetAnalyticsSummary500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response GetAnalyticsSummary500ApplicationProblemPlusJSONResponse) VisitGetAnalyticsSummaryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetAnalyticsSummary503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response GetAnalyticsSummary503ApplicationProblemPlusJSONResponse) VisitGetAnalyticsSummaryResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
@@ -2467,6 +3758,18 @@ type StrictServerInterface interface {
 	// GetJwks Get the access-token verification keys
 	// (GET /.well-known/jwks.json)
 	GetJwks(ctx context.Context, request GetJwksRequestObject) (GetJwksResponseObject, error)
+	// ListEvents List events
+	// (GET /analytics/events)
+	ListEvents(ctx context.Context, request ListEventsRequestObject) (ListEventsResponseObject, error)
+	// TrackEvent Record an event
+	// (POST /analytics/events)
+	TrackEvent(ctx context.Context, request TrackEventRequestObject) (TrackEventResponseObject, error)
+	// TrackEventBatch Record up to 1,000 events
+	// (POST /analytics/events/batch)
+	TrackEventBatch(ctx context.Context, request TrackEventBatchRequestObject) (TrackEventBatchResponseObject, error)
+	// GetAnalyticsSummary Count events per day, name and category
+	// (GET /analytics/summary)
+	GetAnalyticsSummary(ctx context.Context, request GetAnalyticsSummaryRequestObject) (GetAnalyticsSummaryResponseObject, error)
 	// Login Generate an access token
 	// (POST /auth/login)
 	Login(ctx context.Context, request LoginRequestObject) (LoginResponseObject, error)
@@ -2522,6 +3825,148 @@ func (sh *strictHandler) GetJwks(ctx echo.Context) error {
 		return err
 	} else if validResponse, ok := response.(GetJwksResponseObject); ok {
 		return validResponse.VisitGetJwksResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ListEvents operation middleware
+func (sh *strictHandler) ListEvents(ctx echo.Context, params ListEventsParams) error {
+	var request ListEventsRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListEvents(ctx.Request().Context(), request.(ListEventsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListEvents")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListEventsResponseObject); ok {
+		return validResponse.VisitListEventsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// TrackEvent operation middleware
+func (sh *strictHandler) TrackEvent(ctx echo.Context) error {
+	var request TrackEventRequestObject
+
+	var body TrackEventJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.TrackEvent(ctx.Request().Context(), request.(TrackEventRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "TrackEvent")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(TrackEventResponseObject); ok {
+		return validResponse.VisitTrackEventResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// TrackEventBatch operation middleware
+func (sh *strictHandler) TrackEventBatch(ctx echo.Context) error {
+	var request TrackEventBatchRequestObject
+
+	var body TrackEventBatchJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.TrackEventBatch(ctx.Request().Context(), request.(TrackEventBatchRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "TrackEventBatch")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(TrackEventBatchResponseObject); ok {
+		return validResponse.VisitTrackEventBatchResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetAnalyticsSummary operation middleware
+func (sh *strictHandler) GetAnalyticsSummary(ctx echo.Context, params GetAnalyticsSummaryParams) error {
+	var request GetAnalyticsSummaryRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetAnalyticsSummary(ctx.Request().Context(), request.(GetAnalyticsSummaryRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetAnalyticsSummary")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetAnalyticsSummaryResponseObject); ok {
+		return validResponse.VisitGetAnalyticsSummaryResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -2816,165 +4261,239 @@ func (sh *strictHandler) UpdateUser(ctx echo.Context, userId UserId) error {
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H39cts4kviroLhbNfYuJUvyR2ylturnzdozzjgf4zjjyUQ+CyIhCTEFaADQsjJJ1b3DveE9ya/QAEmA",
-	"pL4czdXt7f4xY8cEgUaj0d/d/D2I+GTKGWFKBt3fgzHBMRHw6wscjckLzpTgyWv+TnFB9J9jIiNBp4py",
-	"FnSDa35PGBJETjmTRKJJKhViXKEBQZGeIG4GYUAe8WSakKAbMN6QMFMYyGhMJlhPSVg6Cbofi4e3YaDm",
-	"Uz1eKkHZKPj6NfTgeSvoA1Z18IxJDg2iEg25QGqsYUkSIhBnyRxhFntwwpoxGsyRHGP9GwAufcCnZsUQ",
-	"Ld1BddTqraSDhEbVnfzAZyjhbATg51ua4Pki1E5hohBN8GMDj8jf9lstD8YqGJc8wma1OjS+v7pEfJgt",
-	"z1MREfRJoy0SBKvy6nsPnb1UEiH3Wu2T/QN8Mmx0Bs9I41l00G6cxG3cOCT7w+OoMzjCbR+wIRcTrIJu",
-	"kAraEGRIBGGRxm8V4iuixPx0qIiowvyORJzFEimOZpjqkx1yoWFXYk7ZyAP30F1/Qhmd6PNr50tSpsiI",
-	"CFjz5ubmNFVjwhSNFtIcLkZQzhBMTjQoqSRo5+r8BTp6dtjaDdGMqjHglAjBBZqNCUMYKbhGMyzRVBBJ",
-	"WAW9fydYEIEEwcnkb72AkcdU9oLQzPK3XkDZA05ofAcT9YIVB//LFfktJVJdxPW7obE5eSqRMCOfo99S",
-	"rgiiyoAsyJQLRdkIYTQVfJCQiQ9wq/3yHz8d/Lz/4fjHzqtnVyfXhzftX45+bZ3+3YNtgh8vCRupcdBt",
-	"d45DfRb5v6sE8DUMpljgCVGWR13SCVX1e0iwGBF9ydPJQN/8IaKKTIA8BFGpYB68nVYYUP3qbykR8yAM",
-	"GJ7opRNYwIU4JkOcJsq8MsGPlnRarXAVIb0ZDiVR9Td9gtm8AFDe02kTnSo04VKhditstVrPEcNC8BkQ",
-	"T0KlMqQ0pIlGhtkWjsZomAo1JsLb3YLNcQNQ7e5Km/O216rd3ntJxCKC0pzhO4loXCYSYBXtxnF0uN94",
-	"djhoN44xOWjg4WE0OCQncSdqBxb2KVbjAvTULBYGmj6pIHHQVSIl9WwlpXFQS0y53NLjT6OIp0xdMBwp",
-	"+gD3POJMEQZHhqfTxN7uPUvwf/0kDe+0G4JZsJnljjrTPOAktfPFGoTKmDCIicI0AWxRiewALcBiAmOA",
-	"4SItMnCk0JynAnExwox+BpC+kwjH+nykElhxOH17c+9ovPI6KqxSGXQPWvthoKiCsznNYCiAtBgcKzWV",
-	"3b09PKVNYESNKOFp3Iz4JEON3KvsERBenM6fBRkG3eBPe4X+sWeeyr23ZhLzSpWYpljKGRcx8MuIC0Ei",
-	"FaJBquBqLMBdELq6zS8NywEbhmLroLHD9xxmCQCdTTBNXnA2TGiknkglkfN6mTryZx5VEET0ugjHsSBS",
-	"6u3hRBAczxFl+n7BzdLSQAbdj78Xr1YGBmEw5friCi22Ydbg6+3T6OWkoJcXBdib0Em+2+3RxwpEoR3K",
-	"kGa37gXa3SKBnHMxoHFM2BOJgzKZDoc0ooSpuykREyql1dLKtLJoaJmh2LNFjBCtIVmOLLsgR4r3QjQb",
-	"02hs+IvgCUExJxL05JHATG2BrVw4ECMP4k2oZtG+t0dExmD4Tho0JDi6N3grFjP6EZ8SAUcaIq7tC2I0",
-	"DYn6lEVJGpO7v/TRMMEjGRrsb5HQLvQlZjg509f+ycRm5qinLvvMIadThlJGHqckUiS2SiyPolQILaB+",
-	"AiXRmAwZmZQVRvpEMjrUOkhBRgY0JIl4IMIAsjER2e1th2p8zLhwNZGmqAGP54gR/dcIC0GJRBkEMlOv",
-	"+wVa+lsklEss1anWD55IJAmW6g5nE5TJxHla5juay2gOrCmipK/ot5DRDYzuAnZ5hJm1ymMy4RqRXJTl",
-	"+DcKqktY2IK7Cb04+9winxljNiJoxtMkRgnBD6SCLFD0eaoQZh7CtkkgfETZFfkEtPtkTmJM0Cih9s0q",
-	"P/FGlPQb81fNMDThsHvGZyxEMZV4kJAY2KsmDZwkfEZi69kplOWnUkbbZSoAH8rh24ybeJvTWM3/JEhM",
-	"mKI4kUvR4gyr1f24KHRfqrmHVX63uXUPhift35lhi9ekmBVlLj1ANJoRcPIY0t3ilXjN1WkUkanS5PfE",
-	"K8G4usPeJOWzL40oHXvu9oswM77LAUHu4nrRRYo/uDjN3JV3cjQZQ49M1ZNNgKOCiF7zbEG7mU3op4SJ",
-	"7ZFO32ywj8yOkUgTIpHmp1oWz7VmYnxuhtn6Wh0aY7ldojrnKYu/gZ6G2ft1pGQeVqnIeG9zZZ48Uvlk",
-	"rnHgH3i25KZnbd7bzjG/5kim0bjYKWWO1/876YnTJrqyw6TW1bkaE9+ZIlHC+T0ijzhSyRwl9J4AVWyR",
-	"Dt7iecJxfM35JRajp7KXqZnlTnF+l2TzlMmiOqhCHsY2BP00j4uQx4iQGB0dHu4focFcmXjIE+il7Rh/",
-	"dttIcY4yWDahm+petscmPDRQaeDTkgZXeIJhU9ukhysyFESO/62B/UEaGHgvliHEDKjcDDgVG50BjQtG",
-	"h4g8TqnQKBHkgd9b3Aw0R0OKI8wMU7EaClgwDzQiW0RQBu9T8GPeNf5v2KCJGt0JkkpSK1pqxy1F1gwX",
-	"bjc9+jnwY0mM52SMJRoQ8AoA+proko8008YjbOyab0TTlQdMDvAm2Krd8zbZjQthSaXF8o/QaCFWfyFl",
-	"upTB1DEWANK3XTQPlNJgJ+gGZP5yPPg+om/oy/P3ny/ar+mFvJio6a8vLo4uPl3MXn36oF5dn6lXn96r",
-	"V50Pjx8+/318QWc0/iGZXXzi9MMvPwnM4tYFazXJ/OXn+OaCvqEXs1fX959ff392+Opd6+DD5/efL6+j",
-	"9odPZ+rN9+fJ6xft8a+ffv704dPPyZubn+YfPp/R4U/NqJOwweS8Ff/yMoFok76q8o6yoHvSahVE7z7o",
-	"HJ50Wu7DbF/sUdyd/vr6x/sPj9fRLzeP7348vBTt+U+j2enp6emP0f7Zp84vrcHVsfzweHYwPJ5dtD/9",
-	"cPzTb634zcmL31rTF5+Pf3toYU2ohpAsCZp4bhBCIAtOwwTV7yBi1Wl1jhrtdqPVvm6ddPdb3VbrV72V",
-	"ibluOMb/zx6PptkgDOw1WSuaZiNopzFGl/yBJBhi7a4CdLd0unbcip6R/eEJ7nT0TeVw4zKHSnYdgzxq",
-	"lE7j6s46rev2Qbd12G13ftXUufa1AiK+snZR7eUCWkUU6Lx0eyDvomETL1Zdn7r8l6/h029gGCSU3QMc",
-	"lsquDZGVA6ZXXOHci+pyCci+MBsLi8wWwzPUGCuE5b2Vy8bJmqssGlR/1ZzF/p3HcyDATPgHXb0neNbU",
-	"ytCf9opH1Qvy58xGtWP95+Zk3zMnPeLJ2k1anaUsp8pDXL81MoJzYBIpDPsqJHsWRt6C7HlfAWITsVPe",
-	"wvYkjt15vmUIY7BRiCY4GXIxIYVeo+VRJpr9G3Rzc9MoZ8MsuwHl5JlvuUCGkh4wTb7BJZP6M9RQUP64",
-	"pOBIIrQSB+5sMplygQVN5sh5Q1uWSswRHipiLmeRfCJtdhJlZlADspieGglxbKp3Fiwf8g1JLn9zS6EQ",
-	"FJMpYTFh0dzYEg6OXnM1pmxkovfg/Y6fmywti7i+g6B+hrgSHTpDVtGQkzP2zdQn0+mUC0XiVySm+BqQ",
-	"/EQyzKe6m+i5rGJQR5G1I1ca8Qs8hU+x4A9d5pZDgwAaZKHZjOBqt/TH2fLaau2XsbHNANvPWrbA1OeY",
-	"Jk8WcQ/5NHfDfJ4yQVQHLaAFbWV1MpsVDSlJzDVa6CzWJGPFpJdDUZsxEvo5Jnkelje20Bye6l52Yr4F",
-	"klG+8U3Iroq47VNc7mKdYBWZRE9NBwJHqon6BvN9pFVwad3PGhTNDuF8tkaS+b6M3gvHUJecdwFRlSE1",
-	"QsqCK9MJZHYWVBsiMElHVCqi9QNIPewDpjMF1Bgw/VK6N5zFjAyCcEWq5xQrRYQG6T8+njZ+xY3PrcbJ",
-	"bfFr867buP3Ln6t5fGHwAlZ+L4mwKIArF8dUQ46Tt0KrwYrqKzbEiSRVacXIDELVTdQ3lNdHNhESEiv7",
-	"xpaBvU2d2X7PLLLlpHNmL4y1vJYP1tt4rcdBrqsJ9i1I0mVUUZzkIcEQYYUSgqVC7Y6WrJroiJAQV8dZ",
-	"LmnY6hxYfy56ZxLfTVK8HodOxYizDo017xj7R4lNNrq76nQsMOST5amWOcT+cbc6B/55d2qO0RiSy7Fz",
-	"pcd8LfjDaly+MyONtytLFf1oD84eiV3bQXiRtc8Hn0ikgizvr3oUp8xnlk30Sl99KCOQpEGZJExSTT/J",
-	"vITRihmf4zEDz0Fi59DH4X4NCs81D8mzgXw43zBS4jXozEY4bNZS3zLufoj6eZp1H8inb7hMXwtTSVT1",
-	"ImSioLzqjTZLqUQzoYknT363ALyGbBgSjTXX1H8HWYckMc7kAlWrxFMFE1l0s+7i6DPPuF2GkVxmwnv+",
-	"4i+MIG9ce5pOsVaOq/WXg0RsE89XY5RP4K+b5Z5XF8wEbIUW0ct3b16jt+a5rTs4abV3NRdz15+QzC5R",
-	"JXWpVNWREWK1hsC9Tfb0626NBuiGDH4k8zpwTc0KOnuB3jY6h0fonswN1M8O289CZH873q0SHE5GbuHN",
-	"2bvO4VFNsU0YROLBHQjr1A68pwsYrQaKxtbD4vgNpDlaE2ukAvXvadx3KKi6gpp7ML+ohSOVxB0l6ah2",
-	"2GMV2AGW5OggFQl6RBHnIqYMK1ILynzZ2/Plb5cOX+/KoFkDpac2uAzhjMx+llPGO1MV4R/wPZmboJYi",
-	"k5Wc3qGyr/lSWAg8r4Kr562Dx+ZAradB+LA6vrPlcOaK2NdwQ92BTu8ydldLpITFWZXFxds8+Xnn4u3D",
-	"geYzF28fjna1kJeEMDSY5+HxkqLXRFck4iImcRZDx2lMVY8lfGR0QGO3PbeZjKm0DkfM5tpUTwVVcxST",
-	"iEo9W4957KTT2m+2mu32fvOZK+3o1Bd1B4e1XHaZMmS3XqRHMTRNsN4CeVROKU2h/mQ7UCJlUbWezaZW",
-	"oTEXkqABaKdzJBWeJk/SeFbdoozROvMVVFVHrm+mhJ2+vfgHj9JJZmbWUqypi6koLfZ9tN9sodhOUmWz",
-	"lA35qqkroPEpYXhKHes26Ab65Pfrxacayw3XKCEvWzA08GZz1qHtLR5pvlZb9XgzJsKkeqApHhGUmBxd",
-	"uAazMeSB27wZH0ljLO8mteWxN2MCkWBT2TXkSQIFXHYBj+K8fQ44TwhmAQQNFpa49eFZ39zfEgF3VtSj",
-	"hVn1V/3M5mH91CtKwcJAcYWTlXVuhYWc1bBRhnCSeGsddFbWnbmEkKlMeWWbASUsjqiWJrwai4qOUmT8",
-	"Y1MNAAF0+VzzUoAfMtYyQtF3ypmiifpdPmN9BKBJRFWmi1mWxWcMCeC5sHEr9YvyDBsjlF1BcOz9Q8/r",
-	"/cGphJALH1TfAuuWghSv+as3fiao0uyPPGgpVfvPO8zmdxDVDAPMcDJXNLLA37oM1tthhSlk7pY6c0tr",
-	"hScHh8+ywlNk1E+JzIlW76dxnFVPVsLBhWiCozFlpKGBhKM0ZQ36NbSzziHv+rKjzkPn+jdw4/PtR+PW",
-	"uFvg01hkT52icTrBzAH1cZpgw9Dyml1bj8Ein8NUnINt3zlYqyhmzsIyIOdcoH5lo/1wkVdrLTXOsV8r",
-	"apzvPvx9sQ8O6kzBYWUPq++60fq1Jt5SZ2QFJ4X3oQrED9fXb5EZAATkc7OWW1Z7eHLiMDfj6qzyUuP8",
-	"rCHeMRcqLJODTCcTrE1LY9llN0TP6+94iTO12GgWkyiv/f7qwphDNHMfyhXLPdFBG3rNAVaaIlksAnCW",
-	"n1N+m0LDCTxKqpMHeTbe/5gtYPLDaik7Y1MFrgtXrfG8mpfRzlRQZoaevntxcbFryo6GVEhVJBLoU8vL",
-	"jxQaUGYKAnssS86y4smmrJU0+GfDk6gTt0ljIPhMEtHAMd7It9vrPXbajV7v8dnZ7V9rWV8pw+D3lclT",
-	"Q8EnlvzIA+WpRP1E23J9bfj03ayHfp5RX3JTby/Lx8HEYbuzmQ3g73yVAXDFE7LUGAJdZUbV2PJBLwna",
-	"0TWy1J0JZnhUyG0QzMZR5Evu4mnl7PzsnIpN7yeN1Yh2cOM0JB0xEqOXN9dop6/m0zx1v4/VXz/NVH+3",
-	"id5pg5cqzeb7p6kac2F31kW2V0YvbbX2I3dJ+Itx41flnJMNtqizSMoUTbIi8yJ9xL7qkdRJa6X+XZeH",
-	"tnpln/Ttu4gONS5spBNs8h0aJ/rIER5InqSKGAXUVviC5UulYQ6+9pKnwq0H/eKz5FP8W1oCuIkuAEwB",
-	"KU4x4iwvwoBRz00zHr0ZcCZYn3lVMDm5dIWrzCbVLXCqiXXCBZU76ZGst7BHM2Hl8tYcrwWj7jK/hyS5",
-	"p8ew9LU3dxUiViav4nkREeIMWN6EMneqdll4bRqh+sNjNlVEyXrHd+YAMg7lqeBDCskmXr2tU0VW41HO",
-	"zKA1IDzNxoKDucjcdLqO6PNsKDqpDRnkvr+NokGVaYy+sHE/lRWdUYpAZTFzKVu08kYlfXQdsEqZpCvB",
-	"cs3bZYKPDIfE1Mk6bzTRW1PmZeKdpvFSni9pAtpZyb7z2t+USI3IWMuCcVwJdRbMH3pd/FTb9UixxO0A",
-	"7+WzDBdES3P12rkBHgy3C+7vqXPTFtxjQSJ9VFoTaFBb9kzVfJNDzN4pTrDmvpM7q/bKOuFrnqDZmMuy",
-	"5I0wQ1LRJEEDYiWulr15PYipoYJsSl++7q/ynhnT5w5UWHkHRef7rbsYz+uscBiLzNjM3oXK+v0W0q/o",
-	"v5meHsrpnBN6nXKstbq8BqHQD1bBDxADRJYOKy5Rlvu/DKwJH41MwEGmIG6HaZLMnyOWJolWbcBR3yxF",
-	"Emwe+eF167jb7nQPIEO+luT1NCbf0/OxFnzFgZhOFzhEi/hLf1HsJA+O2NxsrMzBOBvhjFjMmpHNJeGR",
-	"1WCvQyHvcowuoRIPjPazzVyu3nGXkVkP5VIiDys3cxEfuaSyJnAYY4XXDhwana/KqademGApxy9GVsLi",
-	"GhJvrkU7eW0FbiWNlsppgucQaO4ixk0yGU+c9J4QEjQ0u7EskSqC5BSXnX/fCxwR9AOfTsHEczNLrLa/",
-	"wGL/j17vsdXSJnv7XNvt5/rXk/PbvzhPOq38yWmr10vbR8f6hzYkGubnKfzoHJsfJ+bHOfw41D/2Wy39",
-	"xvnZ+fnt4iVrHQaODFwYgMkZzgTP9UVA1DeBs2KVvF2Zb/GWOqA50jOLeb6Djo8AgUm010Zp8a/zjDG9",
-	"vLkOwjUMX8/CBCu4izLrF/GBwlSPBNfHQm9HCJk0CMseW2oje8Yx+pkIOpxrE4wPhwllpEjbuSdzadcc",
-	"EfVydi/7xkFk+l0GXbtbPzHT5ExmkcTI9LArrI3gNaQRvtB23+nbC6QIngS1SZalgbavjFYUBE6gmc7I",
-	"VugmeF64ycxrZxGXc6nIpFtu1gnbK3DeYza7Q98rMFRNgpAj/WXoOVMaMuJTEmcExvCITDTiUwb9BnhC",
-	"GgOsVQR7qPYSw83tsTxIgiCMgigbEalM9LzH/vQn9IIz/UCzwh5rmBQfsJpnYyLIc3A5vzO3nzJt+sRp",
-	"ZN9voDNrXueNJIwl5PvEm+g0k/v6fkjjWzGxqZ32f//nf7U7x25GIR+i/mnjV4Qbn1GrcYKa6A51UaO/",
-	"+7zHEMJsbjL8SWKa8Aoy1XYDtNjFtjNSY0QYEeAEoLEDqQm9UOnna7tJ03208zELAd3uZI7l2WzWFMOo",
-	"QWKquGhyMdoTw0j/p8ft7ppTxtaZqsGUDN+TuwhLgvoRj4H0fad4Kog0rTZrghoa11lCb4ig9aZdwsvB",
-	"okxxvZqyHaDCTM9amBa25+eE6fE2ZKGx5FbTxEVNukQK35PNXWHodEUdkIbdKrVF6RBmcgZ5wP2DVrtv",
-	"9e5yaVC2er84XUMWmPncTavSpnfpgCScjWTmgobHle4N1+X2SFRmqRxY74yhwiNsHf3dvDPEwpYPZkt6",
-	"Qwf6ON3eD8W7oNPF3OmhYa+oNtoMw3BMxx4zJA1sYYxllmc55KlAg5QmSps2mj3IJjrT+y9aDMQkSrAg",
-	"lZ5zNOvhR1mP9R8bJpZSDOijHQ0FYLPcgU5TbHar617dfY5w1ijbmjxF7zuqemxElNQY2kcL+u/1Q0j9",
-	"ifVVN92Xc16AB9w26FRYjAh4ARMOZJVOAY1f3H1+sT3Bvlh+KvRfjN9Z/82kL37psS+NRqPyn56rX8SX",
-	"++gLmhOZ//+///O/sv87IwXBMWDPHpi9ml6TyNJERei+9I/StK4/of/UOTJz9ikTQGC+X4cABw1uEL+P",
-	"dvRU0PDBTHJH4355/87/KzPkaQDlZZ3f4SU/R6Bfu4Qd3WO94E2+w16gaQhyMbRolS62IOUiXHQGJiED",
-	"8poXJDz0uz1GisurhaIeYxM9HSwD6xtwNUb2sskQzcZYGX4Eo/Ulatb6lvq2E7XsMbzUd6VvbsaS1JhI",
-	"Iz1kxn3O8nQFqVEKeQtfMrNe3xbM9BUsXxdAfzWEj76gg1YLffFSgyt1LVTmhS0mESYvbjHz1rQDMzO3",
-	"0Zest0jR1sykh+fZezsxSegA1ANQamIqtRKWUjnW0nu3vAaoLtXpucibl6B+HkzrgwjGmcKzrKNJaR2g",
-	"tWIZ3yGU90t5Wm8Qu1Rd14liRS05bVONLIJSbbuRd5B/7iSuZcFd0MaMNLcMwq83LtZarzzYl+T2Rpda",
-	"P5s599GXrFmz44da3rU5x3+9tMnnVes2bCWOiN2BrNWKlNy1AtYsnXeqMosdoC+aI/rNpjQ2eKrI8zW0",
-	"DEGsrvJAJR0k2bFPiBrz+A56oBlaNOsd2s2BSggahwSUaaK1VhmVyLxtr+Gpfr/vgF80VTNzHtk5N+6L",
-	"Rvy2aHaJrIGzmfykxDeyp9KAC1vQvCjGCqMdfd+sla2Pwm/c7Hdtzu580YTTX/Ab+mjamSvNpWCB9n5p",
-	"R1BTarpjSR8p30kTY81vVl2Vq5k0O9flBao5+ZsusfrVQ+DMeGGr2efWtWhO2OkmW1z3rBLbTKe3h91y",
-	"7R1I/sAKa5N1t1S9vUahtl4oCIOERsTmAFgz/63gU0GJwvAJglQkK9KCFBET6aRAlfwEQRg8EGGSNoNO",
-	"86DZ8lKP83zjPL14rzkjSdIALr33aXYvm1kJ7mhRGixYcjdkgH4kc/SOqMITYuOM4BABq+DBeE28+hBt",
-	"XUHxiI1LyjGJEeQYW+1YK9WSjsD8mFseqtUSqfBcmpGzMU1IVm9CTUQEasuc8ANIpyaChiV6TNYapG8/",
-	"BdM31oLX/aRv/IZDosU5Vabzkv85ElOlinPRZgpcjMPH7yzyvXEGBaUvKnRarQ0bDWVFH3nNs/nDR1vv",
-	"Y8t8bFGPreWxlTtOSKCxP2xHLRzYipvg7IUtQ+lCNQ3UzgTD4/03L/f/0Xk8b/99dPyQDk7UJWmPfnj1",
-	"+ednR+T4OpUn6dsfHq5+PnsPRS3d4PHu/OzzVXoy2T/64fL1nUrJ0eHJ5evpLzdH0xfzd4ref/j048XN",
-	"xSFuBV9vN6gt9ithFn31wFCcPn/NQDVittXdxn6C6Bu7Ixy0jha9klPFnt9V9WsYHBoaWf6W3+gc3tpf",
-	"/dZ7r69F4aoNuh9vw8BmShrqdZJ6Gob44T5nHkKgwjBQeKSJMQDX7q2eck8rT3vgf4VABJc1nMR1ikhk",
-	"NH00mGfijsWF4pvdXDeqlOf9gf/M02PBQ2lMCIR7DFJCGwl9qPEhh5C8XufMNNM4GemlHAptZLx3FXbj",
-	"6PBVdmn9jgSKaxoG5ggnCwwB422RaAdPsVDgr+kxV1ztZmEqiScEKTrRJlRVsQR1Vu8/L2MGwYQrmmaz",
-	"x7wQHrxYU+iESnVOsNXCwSRSqYqCp8LLWccUoZ6sps/S+twwp6uCVm2fPHBwYTQjA5dUtEjMm0U47Zzc",
-	"KvwlPcScCrNSKLKovVpeF7UBz/Oq7b76kTMlUvK1XpYsv/FuhzvgSGu8U2ndAS+2V7/o90yHt9ZgSuWv",
-	"DD2ZcR6011it3GcW3jtch3XWdLr538KtTdyg7EZezp95qhYz6CuwZaXXojJPoLfGtLdWF/yofkgIScWn",
-	"aMbFPbg7FeIsIsA+wJzqMc9SttN7ZrmhpCxjlzNiVeoiS9Jq+pRJhVlkWLPxMXtGvB/p5Kmq90nV8yyN",
-	"qcrdO6jXj6tehS321FnrEpabrf0P06jHlw3mFhGhpZbFVHj2aGxYrSKUEtzBX8XIzPe2QF8P+LM/fMcS",
-	"i8n8sJ4iuQvU0kBXpGGJmtqPS9IJmKfga8tT6Et+pSKLfAR5BFMiKI/RTruFpFZLbLuU3cKjiQrxbSEB",
-	"r5GneEgOca4kIUn2iNgAsyZ/6yPDSWKmICZQ+LYAHz7jlID3otyrV5mkNC3M1ZgMVXe5N2yn3vW2Cyuu",
-	"qKPo5+Ub/aKgAnn1FDgr03iOEqwKeLNPpkLIFcowkMGZM6eJ+9mdFQwpt0WNJuYohpAJ4MBU5i4Vj2am",
-	"5HCl1zcdgADZFQZxtbyH5Pq6jXMdiluUte216o1xmpqNrKPbOFU0iwpV/rD+rhuoPqXyon9K5afcsPzf",
-	"asyGakxG6mtpMdartdphlRX1ZwX9lhGB1jDD0kSd7fViMbLBn7wXWebjBGeQVFBE+fLdm9cm6K75Uo/l",
-	"U2OJPpy+ugzB4gMZBb/AiuAFDyFVQKH+3kMn38IcT5I+2uGpkjQmfiApzL61QHos/w6wKcWHaWIeSeDI",
-	"dQ4o2PqUvjRfN3m6H8rterAdz+P6nKHc02GBK6h8yv+qfqCVPh2HtjJSdi7YK6KwvWAQBl54sy4h7pJ/",
-	"NTEvv6z7ukgI+ohUVl/YGcxNZzzQBOiEQOo1QzTebaL3MBsWBOE41qqK6jFle7lAUido7IJM+AOJrbY0",
-	"olkfrbxHgxoLno7GCJtcJaOaWFVyQjAzLmQzmbynUwlpPYJMCVa5PwremtjOZW5TBjs7T02yy5URVNJL",
-	"sKg1JahUsMHA/2jzx/pDLobsmY86fw1XDrQfVDatKP1eZ8ncnlURJTPx8GZQ/y3kvJhhvZvqlymttT7Y",
-	"XAtWzyoq1tMfoELENNT8Jm+75qyet92kTn/8F+9Gf1tO/y76u5hMfNuSpV30UGnlTU8OOpt0s8+z2Gs4",
-	"/RtmZR8fGlraGpsXEF3/dj7/RyqYNYb9Wv614uO7/xQhicKBoFl3avllJqEM/7wNg2q2nt9BBZoC1jkV",
-	"TG/UnMsv+y6WTV9llcaiTXTmBuaJEVkpo7+lBOFIcMiZzo1r8E4liZWG1SaYXbDtS99kxsxkM0Pm70Hr",
-	"JE8c6NdKHZOk1kQ7pwyRR6Un5wwNyJxrrRZ0suZujVAqWsV+k/GaVcB7xusFe6DWLZkXyOecNWOW4D0p",
-	"sUvLAksFGo7PfVnr1Yzh2SU34D3VtrlrWaLtDXFlRYnfybpOvHQOr9tatpTESx3GXIkwbHQGz0jjWXTQ",
-	"bpzEbdw4JPvD46gzOMLt1kLsfrOAyY94XRHj7m5DCbHIDoArDW30DT5LAuKSR0srmDLGno/b0tdNRkTV",
-	"V2lf2RRKAzh8zcSB3L+p2SS+8vg7ML2LuObDI9RAkeaF9DXM0OQIrQmBM9NmQPyfFo4HrZPVb4G8eJF/",
-	"2f9fwMuTSwHDVa283VCUm3ZqhUG697shtK8LLdMrG/zXEtXNWl/w4cvTfFCWhuopACagUJiDWdJvj0He",
-	"nrFUs9KP3P1s3NUHrQNUJEvWCm3I736O1sqr3iknc+/aEolKUQNka/ZYVthQoNXkNWAJ8TjzTaQ8AxC2",
-	"55ZVrKxrMOYz7jFJE0jctY8WeKNq2MbHSl5IHKO+mw4eulkYC5oY1CHVyymvaSpZZ3HWpKN7BqgN6OTt",
-	"RqqNKZcQcqUZYdVEhs3nNQ3doiQZkh5MREI5eRhFU9swK2SG/LVVBfBhj2XpLcXHeGz2Z1ZgvACrOXSl",
-	"Jlirkep0VNwmRvNpt2D765twYUsWfD32hhbVDO4hmjOp7tD5JGDR1qHSXGF/eWODTqVvwKIS/1KxfilT",
-	"pXby9rNSm5Z/KpeG1/Vkvc6gixuBOudW6uFZ7dVpVd2iLdgTv+23LVX33/6PzVW8g7VUPPNN8n8uh8n3",
-	"RK2hZfEZazjfZ8g095W81vuuw1pe6/dmZuM9VNF4kfmR+WK+M58PCE29ChfWP/08b+OVkKGCcgyp8Nym",
-	"Mcy1DtZE/8hKZCAHwip1wjj9KRuBN8Zm+dgEBwlZFEY7pCKXfFmeUjfLC1qW0sQyPc1Lcu8xrRY+JXsJ",
-	"googq71qDNBOfcU0wgzU0AFBMZlwZUqQ3EKhHXAaOcUhu1v1G713bcGn+40KiH2Rm5+nYzjkYjXnunlv",
-	"Cn0RpoJrRPjzvML32QwIo4Jx53OVWPomzLnSoG79vIUNMGQFyv8xb9HmIvTwut3O9JJteouKby5uNVPv",
-	"35JwA+/IJZbqFAJU/1KeEcNBvs0z4kf8/VY7H2+17DVCps7cfps3Rlmr/OyhU2O1XvIIJygmDyThU8iC",
-	"sUJtpz/RvFekrL/rTd/d22t3njVb2kbpHreOWzDxbb796gojysL8w/VGHIOvxVRvcAb2LyT1Zobtiio0",
-	"xyTRiKru6nrNzIZCq5AhKluGmWUROopC0QvHAcKcdx0UXioQlm7yEvyQiCqjNXw4fXVps4wWJhlBxUvW",
-	"F90m7Dh5RA5EkAjy9fbr/w8AAP//",
+	"7L2Jchs3tj/8KijOVEWa26SalGhLdE3VpzhyosSyHVmO44S+ItgNkrCaANNAi6ITV913uG94n+QrHCyN",
+	"3rjI8sx/ZjI1sSSyG+vBwVl/5/dWxOcLzgiTojX4vTUjOCYp/PoURzPylDOZ8uQFfy15StTHMRFRSheS",
+	"ctYatK74DWEoJWLBmSACzTMhEeMSjQmKVANxpxW0yB2eLxLSGrQYbwtoKWiJaEbmWDVJWDZvDX7Nv3wf",
+	"tORqoZ4XMqVs2vr0KSiM51VKb7GsG8+MuNEgKtCEp0jO1FiShKSIs2SFMIsL44Q+YzReITHD6jcYuCgO",
+	"fKF7DNDaGVSf2jyVbJzQqDqT7/gSJZxNYfhuSnO8alraBTQUoDm+a+Mp+fthGBbGWB3Gcx5h3VvdMr65",
+	"fI74xHbPszQi6INatiglWJZ7P7jtHWSCpOIg7J4cHuGTSbs3fkzaj6Ojbvsk7uJ2nxxOjqPe+BHuFgc2",
+	"4ekcy9aglaW0nZIJSQmL1PpWR3xJZLo6nUiSVsf8mkScxQJJjpaYqp2d8FSNXaYryqaF4fb9/ueU0bna",
+	"v67rkjJJpiSFPt++fXuayRlhkkaNNIfzJyhnCBonaiiZIGjv8tlT9OhxP9wP0JLKGawpSVOeouWMMISR",
+	"hGO0xAItUiIIqyzv1wSnJEUpwcn878MWI3eZGLYC3crfhy3KbnFC42toaNjasPE/X5LfMiLkeVw/Gxrr",
+	"nacCpfrJJ+i3jEuCqNRDTsmCp5KyKcJokfJxQubFAYfd77/58einw3fHP/QuHl+eXPXfdn9+9Et4+nVh",
+	"bHN895ywqZy1Bt3ecaD2wv1dJYBPQWuBUzwn0vCo53ROZf0cEpxOiTrk2XysTv4EUUnmQB4pkVnKCuPt",
+	"hUGLqld/y0i6agUthueq6wQ68EcckwnOEqlfmeM7QzphGGwipJeTiSCy/qTPMVvlAxQ3dNFBpxLNuZCo",
+	"GwZhGD5BDKcpXwLxJFRITUoTmqjF0NPC0QxNslTOSFqYXcPkuB5Q7exKkytML6yd3htB0iaCUpzhK4Fo",
+	"XCYSYBXd9nHUP2w/7o+77WNMjtp40o/GfXIS96Juy4x9geUsH3qmOwtaij5pSuLWQKYZqWcrGY1btcTk",
+	"7i31/GkU8YzJc4YjSW/hnEecScJgy/BikZjTfWAI/r8+CM07zYSgFaxbuaZeM7c4yUx7sRpC5ZmgFROJ",
+	"aQKrRQUyD6gLLCbwDDBcpK4MHEm04lmKeDrFjH6EIX0lEI7V/giZYslh983JvabxxuMoscxEa3AUHgYt",
+	"SSXszakdQz5Is4IzKRdicHCAF7QDjKgdJTyLOxGf26URB5U5woLnu/PXlExag9ZfDnL540B/Kw5e6Ub0",
+	"K1ViWmAhljyNgV9GPE1JJAM0ziQcjYa1awW+bPNz23DAtqbYutGYxw88ZgkDOptjmjzlbJLQSN6TSiLv",
+	"9TJ1uO8KVEEQUf0iHMcpEUJNDycpwfEKUabOF5wsdRuI1uDX3/NXKw+2gtaCq4ObqmsbWm19en8/ejnJ",
+	"6eVpPuxd6MTN9uHoY8NCoT3KkGK3/gHaf0gCuSVM/oMJ5JQhorq18gUV+u9rGoO8G9MJyFUSmcH466IF",
+	"4C0IKBNaTsZee9BNiaZMz/9eZDWy0xpV106RlmI+PknpragsVQe94HKmJCfFvvKlfyDie8bTMY1jwu5J",
+	"eJSJbDKhEVVzXZB0ToUwKkKZDpseLd9mhgIQI0SJ50YcEAMQYvL3ArSc0WimL7eUJwTFnAhQ0qYpZvIB",
+	"7rRzb8SoMOJdaKtp3g9Halpb/UroZUhwdKPXLe9MH3G+IClsaYC4Um6JFnMFGlEWJVlMrv82QpMET0Wg",
+	"V/8BCe1cnXaGkzPFMu5NbLqNeuoy3xW5XMbI3YJEksRGg+JRlKXqDKEfQUPR+qolk7K2Qu9JRn0lAOdk",
+	"pIeGBElvSaoHsjMRmek9DNUUV8YfVwcpihrzeIUYUZ9GOE0pEciOQFjdbpQvy+gBCeU5FvJUCaf3JJIE",
+	"C3mNbQNlMvG+LfMdxWUUqy4z5q8EUm8hLZhqwRkuyQgzYxKKyZyrheRpWYj8zOvsOXRshrsLvXjzfEA+",
+	"M8NsStCSZ0mMEoJvSf0txjOJMCss2EMSCJ9Sdkk+AO3em5No+0eUUPNmlZ8UnigJ1/pTxTAU4bAbxpcs",
+	"QDEVeJyQGNirIg2cJHxJYmNWzDW1+1JG12cqMD7kxrcbNylMTq2q+yglMWGS4kSsXRbvsVrFg6e54kUV",
+	"9zCa10NOvTCGe83fa+EBj0neKrL2ZFhotCRgYdSk+4BH4gWXp1FEFlKR3z2PBOPyGhcaKe996YnStjub",
+	"c4SZNpyPCfI7V502KQ1gX9dtV95xy6StDGQh760oPMqJ6AW3HZrJ7EI/pZV4QKVBT3CE9IxRmiVEIMVP",
+	"1V28UpKJNvhqZluU6tAMi4clqmc8Y/Fn0NPEvl9HSvrLKhVp14ET5skdFffmGkfFDbdd7rrX+r2H2eYX",
+	"HIksmuUzNbqgE+L967SDLs1jQsnqXM5I0ZInUML5DSJ3OJLJCiX0hgBVPCAdvMKrhOP4ivPnOJ3el70s",
+	"dCvXkvPrxLZTJovqQxXy0LohyKfOKUfuIkJi9KjfP3yExiupnXH3oJeup/yZaSPJObJj2YVuqnN5ODZR",
+	"WAYq9PjUTYMrPEGzqYekh0sySYmY/SmBfSEJDKwX6xZEP1A5GbArxjUIEhc8HSByt6CpWpKU3PIbszZj",
+	"xdGQ5AgzzVSMhAIazC2NyAMukB3vfdZHv6udLzBB7bK8TkkmSO3VUvvc2sVa4qLJ8gnwY0G05WSGBRoT",
+	"sArA8nXQcz5VTBtPsdZrPnOZLguDcQPeZbVq5/yQ7MYfYUmkxeJLSLQQKHIuRLaWwdQxFhhkUXdRPFAI",
+	"vTqtQYusvp+Nv43oS/r9szcfz7sv6Lk4n8vFL0/PH51/OF9efHgnL67O5MWHN/Ki9+7u3cevZ+d0SePv",
+	"kuX5B07f/fxjilkcnrOwQ1bff4zfntOX9Hx5cXXz8cW3Z/2L1+HRu49vPj6/irrvPpzJl98+S1487c5+",
+	"+fDTh3cffkpevv1x9e7jGZ382Il6CRvPn4Xxz98n4OpUR1VcU9YanIRhTvT+F73+SS/0v7TzYnfp9ekv",
+	"L364eXd3Ff389u71D/3naXf143R5enp6+kN0ePah93M4vjwW7+7OjibHy/Puh++Of/wtjF+ePP0tXDz9",
+	"ePzbbYgVoWpCMiSogwlaAXhRYTd0RMc1uEt7Ye9Ru9tth92r8GRwGA7C8Bc1lbk+bjjG/5/ZHkWzraBl",
+	"jslWrlzjvj2NMXrOb0mCIdDDF4Cu1zbXjcPoMTmcnOBeT51UDifOGlTscWw5l2W2iKsz64VX3aNB2B90",
+	"e78o6tz6WAERXxq9qPZwAa0iCnReOj0Q9NM2UT+bjk9d8NWn4P4nMGgllN3AOAyVXWkiK3vrL7nEzorq",
+	"cwkI/dETC/KwKs0z5AxLhMWNuZe1kdWJLGqoxV4di/2axysgQHv5twZqTvBdRwlDfznIv6oekL9aHdU8",
+	"W/xe7+wb5sXm3Fu6yaqtlO+p8iO+3Rrpi3Oso3g0+8pvdhvD8AB3z5vKIHa5dspTeLgbx8zcTRncGGwa",
+	"oDlOJjydk1yuUfeRvZqLJ+jt27ftcijWuhNQjtz6nAOkKekW0+QzTDJZsYUaCnJflwQcQVIlxIE5m8wX",
+	"PMUpTVbIe0NpljJdITyRRB/OPPJJmNA4yvRDbQihu68nxNOpXpthFUe+I8m5Nx/IFYJisiAsJixaaV3C",
+	"WyPf96qt3/ETHSJoFm7kLdDILlyJDr1HNtGQF7D42dQHKtEbe2Xfh/qghWt761fJz/u+RH/qM6Wbqftb",
+	"IMa1c4VPqqFIa8IIQH9rfrMYRGB6vK9psNfzmSJMDJmJ7Uae3po8DH2OzMxG1cVcYzb6okEDb5jIFgue",
+	"ShJfkJjiK1ihexKZa+p6rtoyQmcdudU+udFA1GCFvo91qO/TiBsNgtEgM5rdqKV2Sl/OTqRO1Ki8Gg/p",
+	"vP1JyS3Q9DNMk3uLT7eumeuJa6dMENWHGmhBafA9aw9BE0oSzaIbHRGKZIwIVggOqw2FC4pMywWYFp7N",
+	"pdL7ui68eIJ8kZGb+C5kV124h6c4Z76fYxnpCHZFBymOZAeN9MpbjqZdG2ooimPB/jwYSbp56ZhdhpOV",
+	"pJF4nc3nOAVdYpEqzUNSTXkxlriq5TzlGZMCLUiKYrwKTOycGr0JBJBkytNVgHgaE5McAg8qaRKeM7/a",
+	"JzvoG7wSzlkO7QmEU4ISMpGIZ6ASQYD3pg0x4YMZk0pkMHSA0xSv1N+TlM+90+VrtUetIA96VmpvNeg5",
+	"aEne8HZ/u7eljtYpiVxJYqcMxtg8IC5VIlYh6LvbO+5vjCXPo7p/1TOGgdv+A72reWoNH38gESzXUziX",
+	"dWHo5+DCnVDvpuVMZHPIYcjZWIDA/jWlQsLGQxDfCI6e1Xa1tWRUSmyCw7kk41awIalhgaUkqRrSf/96",
+	"2v4Ftz+G7ZP3+a+d60H7/d/+Wrf8T6FnJQKaMwE8OI6pGjlOXnmUP8GJIFXRmJElSBsdNNKsaIRMyD+k",
+	"EIy04QTmVjxHxvyzgXQNBzVmnvUPq2m8UM9BVoeOLGhIR2FUUpy4+IMAYYkSgoVE3Z4S4xUXIqmAs4tt",
+	"1kQQ9o6M8wi91lGaOv1LPYdO0ylnPRqry2RW3Eqs8678XhezFEPktDshbsTF7Q57R8X97tVso7ZarV+d",
+	"S/XMp/zC2LyWr/WT5eOjN85sienbW/C6Q/QNXmn+U+Gmkf04P85H6/NeAs1L7s1zSrMxD+lx1I39zNJp",
+	"JT6ucPN30IW6xyDZT5A2ZYIwQRXtJ6sSNVTsnW7Edmk9Auj1i/t/WLP9wOBrhmhjiXWYcPUEQvixvXCK",
+	"K8rZmOM0Vh3UdOjisQvvhN2TQ9yPeu3HcZe0H48PcfskOpq0e+Q4foS74/7kcejPtj6NxrZuT3zevqBT",
+	"li2uFbUmpGCLyt9tHNMxPgrbjye9bnv8KD5sH3WjExI+xr24e7zNmIorV88hdb5QTfqAms9XAuVtPFEM",
+	"g8wXcoU0oemoUqok0Rgxzoo33O+tRYIhZSnl3hVuaDRo3bWnvG0+BO3lEi8viBB4Cic+JRGht8ZmXX9s",
+	"rsKTQfdoEB52jo57J93DX8rnqC3pvPYC17EHVeJ7kSWJnpW0S1A/udaSjNt4sVAcJUuMKUsvZVVaoHMi",
+	"JJ4vNs+j29t+DtYyUKGcLfwPm5LCitwGHnGnp0DqQfk8+tMtbmI+Yrf+BQqtZWOqcR07RBpuRb1JVIlc",
+	"8zmVSuja46nv/AxQxmJjDBRKts1TGPar/CXOtBBUl+GaZiSnDi8Rwve0Gu6l7mBmjBVK2igaLNyGGfnE",
+	"THzMeUIwKzOr6qRjYoeptKUbsgJ5TRhPNxZoShhJq+nJD8XsmsalI64hxdGKlz43R3vmwwlNhUScEe1D",
+	"wcit+n7DgD+TE5a4SXHkb+2WmoBx+3Bl/MWxPQgjcnKNzZ3HltrfF65f++km/tI0M38XZnixIEwdFEiS",
+	"cO+PIIRi5K3VCNGJz+D3N6/A9ixsA5cxSxN4J7LMUPKZNzKPr5V8s6N+8GahlIBuEIah0ec66AxHM+Ay",
+	"MxLdgAwNGSZ8yZ4gQQgayRRHN3mXowbJRQcJba0AWwXnE4hX5/q9rs1Dtn+X9eOy7Ks7Xr9Gl0RAxnNZ",
+	"1sWN3NclbBudF6KAcxQJP2++QDYnJ8frNV9vy8WW3Za4r2P4NPX4dFEB3zSG1AsE22IEKZnoIBtFDbbn",
+	"NOXpzt2qfaiZ90sGYaRZAjlbiLKFtbAEiDLzNxhqdrOxmI3/tIGIPA7k7Y63TPnQGwntqSe1l6X+hE9p",
+	"hBM0TXm2ULcmn5j1HaDu//3P/3Z7x76OyydokVIGgcpIkrsSby5oAtsbIv57OLwLw/ZweNd9NhzePX6m",
+	"fj159v5v3je90H1zGg6HWffRsfrRC+Fr9fMUfvSO9Y8T/eMZ/OirH4dhqN54dvbs2fvmLmtNH55VbBut",
+	"NOx/WbU0+Gx17D4KU70yvF4qXaMqq0dd+l75/lyB0gPXJp8gjMZg99XRYXDgB2hUMTyP0B7cCcYebOBO",
+	"jN0cUs64n6A3ZGMer/YDNGrIqRyhPRvPaCAk8ixnnknD4sRgmVJJrjFbgaNupFr0PXejYMjUBW+zgkdo",
+	"T1Yyeg0Hrc/aBQEB0p/lkuYx3npRlCTnnh8yPab9zpBVbkLt6chlnjqXR3NabclB63KcCwJTXZMVErQO",
+	"Dp/8rjzFT6Bu0b/SqSVk42/Z8l5/phrS9LaJ58I6uWE2Eu9zKmSzyX/7m6DO0D7D4npei3n1dkaAItW3",
+	"9iYEr0iBExd0Yk+/YeROXkdZKuqO3SsshNJiRvqBkQu0Um+hBZ6SJ0ip3Yhr+oM8RvVx8RK4uIp6L745",
+	"7V18OA0vPp6tLr45XV48O4aAxndXP324oOHRu6sfl8+v4vnFhzP57sMvNxerMLx4e9H/5er08N3V9zcX",
+	"V9PNOn6VIeGWt3TF2TZu4wvDCqsmO+eW2e4qRHuMa7cUT7wHA3BcgfF3OaOSILHAUVmkr+G+/27X56t7",
+	"WsWeZkLyOZoTidUODxBG379++cIaw9T1YIzuhz30A/0a7R32gsePjrX1fR8BTMt8gSMJ7wWIESFJbqrv",
+	"o4TckkQMWUzIQvNm0zaVgiQTSIlQj6CuhdCy7/b6fTQn87G+XozrUb8cGFsEevHmeU4NQ7Y3Gg6zMAzD",
+	"0T4yUCA3ZKUYvF4vzbjrzXkQg0jSFLzAjCxFQhQVKK2NYCW89rXC4i9pr9/f2QhY0IF2U+KUuAwHZ2As",
+	"DiSJhTVK3PY6R50QOZS1AC2SzKRIL3QHVRuLr0mgZ7o9OSNDZswGfMkE2hvReBQUleigkk68Dz5RI0HU",
+	"3ZBVsWqzr9Q+vNF6pB14X4maKbp8EmOvwejNm/NvEJXOoiSewEe3R4pSbh/vd9BrwmJwHxpONWSaNJkv",
+	"WWwBFAJfCd9q1kHfWjuW1iidiWY5I2zIuDb4lSj1C5n0N26A8+IVdnLjax4lFyzTG198rR/d0gJUNP0M",
+	"0OWzp+jw8PDESnqqDfQRTHI6+x9gA4EthzoKPhzA/3+xtk1980NyFmdkyGY8SxGeEZzb/qw5MEp4dKMh",
+	"GNxn5oTojsGq2rCd9Vam8F6W8npMNm+BqEB4zDP5xMfLLIwOnXqiuM1Nc48CvsiQNUjkQY66OSYa1pKv",
+	"CXeroesHN+6vU5saRZXcWFSmNuyZFyUHMJay9tRR3FEbDUbGoiEAjmNlLSZ68WGVBTIM1bGSEnOFFfVs",
+	"mDV2N6vbbTxRTir/sq7CL+Xuoywmd2u8JF8p2SAmdy4qRV+sXwmrQI7KcImbTFVf0kXXbBkvm4SNAep+",
+	"BvMvZc2GvXDTaDxJrxs8kcAqV0KSOXh08sgcj1dFfE4EmqR8fh8TWe7B/DcS8D3lutaAWozGQ2cmv9xg",
+	"Ro2MiUbxGIewajiMjsPTJhJSE5eQ2xJqWCIVaJkqdu9wb80AXgAWEYlmnGjxE6JBwZNX3K1NAZyVlbDY",
+	"EnWEBRF+1hVnVsRFlcJ7xc6f6lDX9lUhFtiLM7BrtX13gMGq0VTkDLkGiv1a2NlqhzYEtWpHBpXslf7e",
+	"QA6fhN19e9Ha/rWylCM75wHFJUBnG92yQeVvNtGoAb0l4x9Irdlbw1Wjs6foVbvXfwRCOIz6cb/7OEDm",
+	"t+MaRzVOpj53PHvd6z+qwdkOWlF66z8I/dQ+eNMkI6lB0djkt3lZW0Jvrb5OaIpGN0rUzymo2oNcFcb8",
+	"tHYcmShYBwWd1j5Wc9WNsSCPjrI0QXco4jyNKcOS1A5lte7t1fq3S5uvZqWXWQ1KNa3XMoA90vNZTxmv",
+	"SY0B74astrcqelS2yaoI7daNxyBQbadtlyy6eebi+nG6yNRPwY7BlHRxbdldvYjDYmsdP3/lcE/3zl9p",
+	"VfX81e2jfR0lQZjVJpXYXYp87aBLEvE0zpVUnMVUDlnCpzooVmc2PDE4cmANhyAGtkKCRFlK5QrFJKKi",
+	"RoTvhYedsNPtHnYe+3IFLV3DR/1aLrsuOtRMPQenYmiRYDUFdfPnKNp5PKidgUwzFlVjRQywFZrxVICJ",
+	"XyqOLSReJPcKAd2oiBhG67WXU1Udub5cEHb66vwbHmVzm4ixtTHvlCHzPjrshCg2jVTZLGUTvqnpytD4",
+	"gjC8oEX5Uu38Yf31KWdixz5Ki2c7DPR4bZt1y/YKTxVfqy148HZGUg20A+Z0lGiERDgGyxmgcBrUouIi",
+	"bfYSaFD3CU8SwG43HWzlKkia0e1H8N1In98SAffCTb5P3oBEDy3rL+ub3qgZNSQIlCDu8xwSC19PGcJJ",
+	"UujrqLdTmoAVmRyovc0VcFtUSxMFhNuKjJLjrWKNxQrwJcLFOiCtYxhCUWfKa6KDRgO+ZCMEQxOISiuL",
+	"GZbFlwylwHNh4ubWz8FxTeSgGKQEx4U/VLuFDzxHoWj8ovoWhPtTuMVrPi08DwYdaymp/9OZe5QAYDNz",
+	"9OALKmphhhWmYBOS6hxCSio8Oeo/tjUnkBY/hbH4dxodrtVQa7VxAZrjaEYZaatBwlZqUFn1mnZlb9rk",
+	"khepzvvq65G4/fH9rzrP47pBk2vSp07RLJtj5g31bpFgzdBcuQ6DhsuikkewnD63m3u3OJBnPK1z/QdN",
+	"eV+f7RwuJtj93pylBvGXEBFqNmvkJ5qNalW8tel6a4wz1UF8d3X1CukHgICK3Cz0K2r0T0485qaTAau8",
+	"VKcH1hDvjKcyKJOD0ClwVrOzJ0S1W5zxmnRDz1RksnbLfb+5PNfqELX5VGJDd/dMYQwKdYE2qiI2WxfW",
+	"zI+h1KcpsCEFHiXV3QcOC+0fpgtodK5ayrZsKl/rPHdNp6Lpl9Febu46ff30/Hxfexx0sLGDcVG75sCf",
+	"JRpTlvvxDKi4vp4MYFhJgn88OYl6cZe0xylfCpK2cYx3sqENh3e9bns4vHt89v6//lofrFzAd/l9I3TV",
+	"JOVzQ37klvJMoFGidLmRiefNMWdGDs+0lLf3cBhL3kr0u73ddIDizDcpAJc8IWuVIZBVllTOatyNvqxh",
+	"gZPmmOFpfm/DxawNRSXjsvu2sndFbKTaaNocsqvmagczTlvQKSMx+v7tFdobydXCAaeOsPyvD0s5Mm5X",
+	"RcBYoNFpJmc8NTMbIFMma5iF4WHkdwmf6LzG6j3nYXE1FRXLmKSJrS+Tg/eYV4tRvuFG+bsOBWxzz0XS",
+	"N++aOHWDBQA6+R6NEwLG87HgSSaJFkBNfQXQfKnQzKEovTggsu1G37yXfIF/y0oD7qBzGGYKAFMQR24h",
+	"cOGpJ9oNriYDxgSTiFeTgpwjmeWmMgNp1mBUS7fJn6wN/HUkW+i4QDNB5fDWbK8ZRt1hfgMQZfdP6lXH",
+	"3kbASG5QbZ7kKbImg2tOmd9Ut3x57Zqy+8WTWKsLJeoN39YApA3Ki5RPKED9FKodeBjeNRZlqwZtMcJT",
+	"+ywYmHPcvN+3dO85299OKaZbuVI/30WeZ27nLZew+ipvVMD7thlWCcdvc0Knp96uu/jIZEJ0lQLvjQ56",
+	"pUG2bQwgYR5anc7wtwVTvNf+LtNMXxlbaTCeKaFOg/mix6UIdPj7vbOQynsZNKSPO/HaOwGFMbxvOL+n",
+	"3klrOMcpidRWKUmgTU3RCSp12VbnAhbGcEJiHbWivpnvss+22XyTa1gCuTaSsai7n/U3aDnjonw5R5gh",
+	"IWmSoDExl7K6nh1grwa5Bri74hV8uMnAludSbaINk0KacyutWF2DgCyuoaDIYXgd41Wdjg/PIv2s1aYh",
+	"2vgwROoV9Zmu1yS9knxBoQSf0YXX48vm0semqcOIYUTrkxkhPAnGmvDpVLszRAaX+SRLkpUJoaYT7QZo",
+	"zuw7HnR7g6PmeKuNCdDeiOmiwdyae3dGTZ4Z53oxUYpY6o3xJsIZMSurn+yscb5sHvY2FPLaregaKilm",
+	"gD3ezaBb2O7yYtaPci2RB5VDHazLEKyeoeYAozp2BHQY6OBnjYljfG9jHN1MU8DrXqRcLSJP0Z7R1szr",
+	"S26xB2sc4Os35kwPyGAbob03V0/3Eb81wX7+7gSIJzERUusCT/S5fggIIwcgUnMRwuB1mBluLN0r1ai8",
+	"2DZr9vCTgESR/D8rQXczlMFG4CNvhEWO3t3Nj2HdFsV1Coqb3kSvD5AQo1Wh6r4tCt6ztYJQ/mRDgojX",
+	"VtNMGnJCUEzFIsErkxTSkO5h43TLKR9FGvk2xRFB3/HFAiwfPoqLUYL/VYPBPNGw0S/pbso5XikOjmjR",
+	"MmQRtF0B31KUYbEmsCdU2lCA11ADHUag0X9PMznL/3pmz+H3b69awRb2oILhBYxDA2SNQoiPJabqSbAI",
+	"NhoBAw0VgcWQrTUdFWxG6CeS0skKUYn4ZJJQRvJothuyEqbPKZHfL2/ESNtNdQX41sDMtojop8H2rIM9",
+	"0lWdcyW89QLgxp7yVLubJMHzVi06X+lBU+xOyc8pTqDC39SUDUnwKrce69fOIq4DLQfl8vUwvXzNh8wE",
+	"PalzBfYbHTfnSbzqLvF0h7aI+ILElsAYnpK5Wnidnq6UiPYYK7HYbKo5xHByh8z5Dm1oOpsSYeLCh+wv",
+	"f0FPOVNfqDt8yNo68g2MScsZSckT8MS81qefMnXJxllk3m+jM2N1ctWttIGg6CrqoFMrsKrzIbTJUbts",
+	"9+pDTken7V8Qbn9EYfsEddA1GqD2aP/JkCGE2UqndpBEEI34vVDqtCmmqzMD2g66BNHYG6n2SFJRBPr0",
+	"0TZHaO9X6xl9v2f9LcvlspNOojaJqeRph6fTg3QSqf/Uc/v7Nv9B+xjUMAXDN+Q6woKgUcRjIP2iryhL",
+	"idDF52t8fWqt88xfKEZvuiiEJlImuepNmrKUgVUQGqMlD4qhkup548lTq+RDfMd5oRyBJL4hu1uI0ekG",
+	"cHI1dqPI5XjmmIkl4AWOjsLuyOiaZbxy2/so311NFpgVuZtSH3U1f50sIaxnBr6uYANflROKqLARTljN",
+	"jKHcUWL8XwNXrqqxDpWekprQkdpOvyBV/i4oIzH3CnuZI3rJE6IZhmdRGTJN0sAWZljY8OMJz1I0zmgi",
+	"lcav2IMFHsnrHsUkSnBKKoVwqS0sTNmQje7a2sVYSiGPNTmWy+ICfIQ51XWv7j9BOE+FATU/L8hL5ZBN",
+	"iRRqhQ5RUwJ7ABFxSjEwiUWOF+SKgsTplIBxPOFAVtkClvEPf55/mEKlfxh+mqpPtDtGfaajev8Ysj/a",
+	"7XblP9XWKA+7GKE/0IoI9+///c//2n+9J1OCY1i9VQGgupjOV2woj2gp/VFq1jezje7bhjXh3KcBiFcZ",
+	"1S2Atwx+bMsI7ammoAoVchDe5fl7/1ZayJOhSt16v8NLxdCZUW0X5ukhG7ZeuhkOW4qGIERJXa3CXy2I",
+	"RAqa9kDHKUG4f0Mc0GgAwAb28KpLUT1j4p+9VQbWN+ZyhsxhEwFazrAktw6YRh2iTq3JdYRSIrNUcQq8",
+	"1qQLub6GJckZEfr2EJb7nLkoHqGWFMJ5/rD2KHVaMFNHsHxcYPlrQC3+QEdhiP4oRMxXAJGpcIjIBhnJ",
+	"oiLrdmtqlOqWu+gPW/Asr7WqsyZcUOteTBI6BvEAhJqYCiWEZVTM1O29X+4DRJdq8wBUoSuqoZHzMWv4",
+	"K2wFnnVl1kr9AK3l3RSNoK6I2/0Klpmu6kph5T2qm9Mk2FrHYrUWmCmxaQuB6XhOG/MA0pi+zQ2DKBZB",
+	"yfvarmZJ8SY3J1ov3rXVpXSbh0hRpo41zg2oY3Mp2AWnwi9B7da/AS7Ftiu3rSJPvCt2D4K5K7fkvrlg",
+	"ddeufKbu7Aj9oThisQKmWg2eSfJkCykjJUZWuaWCjhO77XMiZzy+hsKsmhZ1f30zORAJQeIQsGSKaI1W",
+	"RgXSb5tjeKreH3nDzyu96jYfmTZ3LtZKirVaTRc5yoxq/KTEN+y32tKmp6B4UYwlVpdtMcHJUTeF8hVB",
+	"Kbl8LWaNZQp56fDiiD6j+rdpuVISEzroHpamDNUKdE1PUVy1r4SOTXBHr65+gm7Ubvz60geuIQ/8R73e",
+	"62lmYdNB71OEw509XTdftduHawE3Ft9/Ygzymry8+vo5r7G1aXRzdukUNSgNWRewAV0Awru4n7INYoVS",
+	"kTJ4bpIlyROHIrBbhRs1nlbQSmhETPiOMUW8SvkipURiAJPK0mRDRJ8k6Vx40YslW0YraN2SVMdbtwCL",
+	"opA14FIFXGbAQWdJkqQN23nwYXkjOra+xLQpgh20zbdkjH4gK/SayNxaY0IEwGgDmsuttuwUUruUBgh5",
+	"XyakQMxIjCA9wEjwSvAXdAoq0srweSU6CYlXQj+5nNGE2FQxqp2ZgDXtuQXhBu0gqPSmnrFQP6M5vmtj",
+	"dZZAoymUjTN59BOiRA4qdclK4+g0I9H0jN31q3PTtFGqWJLtW22w0vh1YAyBFe+F4Y4VGm2+livooT/4",
+	"1aTqmQw9k49n0vBM0p1nqG8fTrpRiFsmWa519tRkkAE2D2SYDVqT48OX3x9+07t71v16enybjU/kc9Kd",
+	"fnfx8afHj8jxVSZOslff3V7+dPYG8tEGrbvrZ2cfL7OT+eGj756/uJYZedQ/ef5i8fPbR4unq9eS3rz7",
+	"8MP52/M+Dluf3u9QOKOYxNZQPsNQnNp/dSjVwjxUWcBX0PTnlpU6Ch81veKo4qBYjv5T0OprGln/1rlh",
+	"lC6qux8ebn7rTaEgWG5Obg1+fR+0hK3zoajXi8dra+KH8+zBukCCMJ4qYmyB+fm9avLAaVgHuTu9lp08",
+	"B/nCizpYdz8EiJGlc6ehvfGqCDELBUNGSms0GEY2+QWMnhokC+WukQEIhVB7wkJogR+MM6JzlHycMMnR",
+	"1CyIej7IeR4AP5ueOuiUGXw6z2LVC3uQ3Z1Qi8rEWUQ6aO9U6ViSMBAVx2TFWWwAhDr7StG61J4dUVFZ",
+	"67iNWkrtmmx5edO2Wk8xXT3JEUadSKf4Gjgg1SNgFszLiRagPLY7vR5wja740zQCaipwu0ova8fgAS/u",
+	"MI4cwWj9WGyWR8XJuG34V93APXByN+KNSCrrRmlsjVQgLfs3rZjDQt9hpSz0z/oRaFud7z9WGqyGCDfl",
+	"EakA/J0Gr/FRDvrTMHhTlaZmydaGXO08aiNzbBpwf+OAoX7O5w5Xe+fTqeJyeXlJM37JjfWmMMZ+WD8e",
+	"m6+XD8kUotGv5KkymwKSq6OssMxChgCkX6KXEKI8sLbrcUYT0OKNUkTll0JUrFsLA5DoL8Z6b3R5o95/",
+	"tgynVqUgw+mggV+riGxFdNscMGhblCAfXKwOdbHY1npkoGKcQwGnz8PjK8D1bMDosTBkHkqMh5qzJq7E",
+	"YW1tx4vVluXJwzrqpAAN+mAkt4NIm4Oq1oizL63c4U78g0myKRi3HqrAtVrGV4acazBZLJIq2gOvbllG",
+	"2q/Wrk6aRJffW263yqWo/b38ZCTtLWTmSr1FeLG7ldhcLN2s3ttC3H7G0zGNY8Ja/xLKgBP/nxsntN4U",
+	"J+NbObT1PmhVHXo2gynPSwZIHVEj+WssDO2hLMcjrDUSASKGWLFolnIG942O8dPAokOmxe05wUwU0ffy",
+	"Mi42Dc/YgAYmwSfOUp20rBT/xYJgnTc/yslzZIV3E0hBTcOuJN9oSmS5ZuLIRVYbh4uLuDYhibYIMnrK",
+	"mc4ulta0J5CY4ZQMIf7U2axkipnAkbYpA6y9mdx+gARH2KgcEVcNYDQhSzSnSUJNR4ExCGOUcLvJsHR/",
+	"+9slkRCsgVN1aCek87e/gYXHM4la5M4Vzxx0Z6Dd1q/JdG7Mf3MNtXoej/a17cZnBU5FAuuKlhg1TiTP",
+	"ZKDG3w8PR8ZnkmIxG+yO+UnFkJVUMA8iK7Xz/krDAGrX3DCHfxu2Bggi14NKwR0HZW5KzAgoZzdkuERv",
+	"N2QhDTJlsTZQgzkZQlCOwhNnwR510NvcPJy/P2QeXqlDT9VFb6BCnzFHKpkcRpzvcG6W9asS5oetg3Kd",
+	"s+CdfaJ2xb3MTYRbAaHSAS7oBhqhKtHe6Ai2VzWypILs59iVukLoFqbivdFRrzdkRTt03iJMtlx9J8JM",
+	"iaI6DS7fKsaXul5NjbnX2oMbzMX7YKvUZCYM1erQlIINWBsvfQzaOgX+ytV5ydOov+bxakdBE0R5HUub",
+	"c3NQg6zLABxqGra4FeQCaUUOZfiWTm3l8IJUqa7361tKlkSLBlrKLHbp4MUttZchgdf2/YVl4DVy7Rb4",
+	"0/eSYcNfdpYUXY2eYpiv4kufKgpJb0c68cvv5EpJXqPM5ELuvva76Bc7aQ4m4LaAwLmF6vDJL/tTolHD",
+	"KfkkL8ZRvFt8IvUa0frEv8Pa7EaRrmJegzneXWTmZi4VzCtXUaKiXDLvgcqq/9vqAkfhyea3TC0fU71E",
+	"vdXdYnSvtLP5ivPnONUo+Ufd/jar4ZzKFySmGLA81cu93jYvwwVukyL+KaqOVkUcB9hJ3SmgNdX6Pg7G",
+	"tlDcekUoq9SGQ3tddEG/hiIKnDl3v4ncdEftQxZPC3XjBiacwuC5mueGzEqtIOsaeOyRCxMlTHHCSgEw",
+	"LHMNHqCHAyTwSsnCI8trRgEaOd44GjJd/G9dEcsnWug24fQFcXzfJBVYGG8ntKcECw2iqHSJIfOi01y+",
+	"o5qIAM0kwgxN6B0EyJgqAnlokim1BIKaG6YAeTkRXCs+SoBUHM1E6SpOBUoEFkhwzpCR9u0a+OlcTtHU",
+	"de+1+1jwucaMyDOaQLFzqZro1MVzaEM1Ybck4QuSY/xCjitmrvwG4w5fG0EeEXxkYlO0NhGOngCavtIZ",
+	"MCuSF089oH0gNf1S93AUeNG0OaWZ6Fksn+g5Wa1ILfbYVugbMsaXgRGGfd3J3Qo7eb5KWoh1gUAklYeW",
+	"z4hS85oUDqcY6KiE/Eg4wrHJy/VhX/vr5XVdCvJzhHa55AU5zLpN/wnm4e0k2WA7fWHbgXXXaRgVcR3L",
+	"WWvQOlikNDLm+V3lGL1jX0SuntO7klCdS9rdYgHKrl8LsutVaHTb/qVkSwPoH/6DpMzg93vQw7bzOcnn",
+	"090wn8NB/7jTDdX/CvPxUf/XTEi/buZjoeA1AmItMKFFGtxc+s1CAf6aw723TJFTqrUQB0zesnJF78A7",
+	"MZ/e52Uaet7MHH3d84zYGp5Vcf+sRsbIr3cnXgjIeS5X7yBYV3P7U9zfIO7/MwT3f6YQXpWCN4njJum6",
+	"5Z62X8zxXXvM41UbMKlbg254dNx//OgegrwbZUMUE+Tii4oN2iXSF7ACAjS2IpUXirAfeMX4QGyyF2vg",
+	"sAWGDAAERpOUzyEiaST5SGeBCHpL0J6rEvfoEWANPFFdGUNvFWBEL7XkMV4ZPMNIzyPiczJkEGWS8iTJ",
+	"FqIZVmGOKZOYMjHwLCiVyCfrISljMAyZ8308bDDUt1U3zKaoqBzQUe2UHTGgO3TQN2YRYcXnlGUC9U6q",
+	"CBzuwgi79wpr2T5EZP0wYVObIlnuEb+yc6TNf1pU2efHh8gl/waXwnxdiIgpwNztHoe2sLIXS1Utr7W1",
+	"7T7I2w771ab7dU3X6B9N2oRaF6D40nAlL/di8D+6veP+DnJK5Yw3mCU1Y/t/KZziz3iFB5Yf4A4u3bdB",
+	"9Tb9rFgGkAoyOTsA+Itmk56fky6sO1Pd+jrzSF2gNu/QJiX4aFQOjRjgCwpphAAQoTM4ER4yAKpuJ0rf",
+	"qUB4BACpX4clEZQDEkrIjuq2fePnS+o882LGpDCwDwRKfrT1mCOcNORhWh/pHl7gVEII65D5CTv71osP",
+	"lkaIxKzL6wOlSM0fjH3JykUPlBP9OkNWgP6iHoSUX34FlaqvwFTz/P40EzIvw5KDTNRGYANVfI4ZyNGV",
+	"F4cDyDE65hejJRn7pOJ7pzxw7Jam5SUZO4DBOhBMv+5NCcIsrwizvlrLDry6UANoK8vLFlwEUGfOhcgs",
+	"h/uSLNXMwCrUWzLUU03D5xbm509dcOdEFB3hUkbxaEg9MfyZZ3Kdz+WW3xioC5unnIcx61zmQl8D8K0U",
+	"EXmQkHyBljy9AbQJHRgG7APcL0NWSFR2hWu9rGjP9mxcPFodyrGbTeQKZUJiFmnWrA0vhdu9CDQFQVR1",
+	"kAD1PEutVOXsHTUUjqwkdT+oFed+cs0/Jz5SL/QaIjTU0kyFZ3c6GF5AxFYBdh9C3xhZFpPddXCX+rj4",
+	"+J4hFo0YaRL1hQ6CaqNL0jZEbb1gdA7JvwB14ML2S2n9Obb9FGDcFiSlPEZ73RAJz6ywnwNKoPz6NiOB",
+	"pP2C4CE4wAwlCUnsV6bQKJC/gSjASaKbIBqn6VU+fMxWAKpYahlciRoq13jmJqY8eyMYwV498sE+9Lih",
+	"usPIFZUY5WUeUKHKA7bFI54A3GLqTRci3WxAJOBCQXxg3qaGXTIzyxmSc4VqScwTDMFn6o2pzF0qgBJW",
+	"yOFS9R9xJrK5rY9dZBCXHrzbZ8k23nHwrX56dY14ozEr9ES2kW282h5N5TNKYPoPV49iB9GnVPTkX1L4",
+	"cXPwxZ8/xZjtxRhL6ltJMSZhf3Muvi01aMsM+vGuSyw06Jc5XixGxktFhEPc0BEHEIktJKDpfv/65Ys8",
+	"bnnIXNNYoHenF88D0PjgjoJfoEeIiAxMGuDo4LbnprDC82SE9ngmBY1JEcfHxI0DG4S4S6JEKJ18q5qJ",
+	"eSTqne/fEglTX9DvBWeflWLv12J8GFCF7TlDudJkg/2qvMv/qSnuG9PVPdqypOwdsAsisTlggMK1RVo6",
+	"PLchK90HeYasdADtB0mAzonJS6fxfge9gdZwShCOActa6lh+JQtAqAxI7CmZ81sSG2lpSm11b1c5Us5S",
+	"nk1nCGuoSC2aGFFyTjDT6Bi6MXFDFwJQFVOyIFg6exS8BdhaJC6UijSt80ynDOR+Fw/frikBHSZY9bTU",
+	"bXL+yMFzSFX9FGx88KWuPdlg+td7lfsetBO8MTvalljY7qQWi6ds1T/oXA292zoP28kPULfiiyah+pVW",
+	"PC/WVXgyOLRZz2ssSfH2KfJmAUpVTypFTratbKLrfrhCW16IigFQ9gt35D6H8Kp7NAj7AwhPeV9G3y4n",
+	"jppCsd28smvoXBZHvU87iIIORHxDAijQ0p8Oi3/3BMvM8Et7Q2n+2eSP8Oq6NuZVPoWD7Lg8ZWuSqHRm",
+	"DkOUUUlxktvO0ZmPkWbyATNGf8sIwlHKAbLaKddgnUoScxtGWJA2ZYIwQdURTFYDneRZAFpTijyASddk",
+	"vdXdOjr+c2OYQOVS0svxRtfMvb/yauvyFZTXc3ZLjVnSle3LIzgNswTrSYldGhZYwsf3bO4YUgoL+7KY",
+	"pVgQj+GZLnfgPfla7KSJdndcK3OVFO6Z2uul17/qeqAa61bMvxEm7d74MWk/jo667ZO4i9t9cjg5jnrj",
+	"R7gbNq7uZ18wbou3vWL82e14QzTpAXCkAXhOr2fpgnjOo7UFJCxjd889ECDAlMj62nGXBsFWD/xDJqQ/",
+	"8uJJtY2UEQDUq/BAGQGA6lFkrrxfDTPUYCNbjsBrabdB/JlxBPfFPz3j6J8TeADkZO7bHa9yL9oQPjj4",
+	"XRPap0bN9NI4/9WNujFLuoNO3UM2W6IgAGiHQq4OWszlIQPYVK2p2mi+IuLZ6Cg8QjlWbe2lDeF5T9BW",
+	"sNZ7ZSztfZPnVMGUB7DcIbO48vmymux3Af64CU8RlQ5fFabno9pvhJU3GAlDJmgCoBTmqwZrVA3bqIQY",
+	"nsYxGvlo3EGh6FJ9acW6RS1Aehfi/LS+Uqdx1qCB16NDmcRfE/A35jwhGPjHGkIuD6pGRYfJO0j5QR6P",
+	"CkEP2iMhvTiM81dW/gxsATSA5txUOC/QommOnmVwdW1Rskr0i022A30uMMWxAhezW1vZa79TT+05Zn6p",
+	"uvfmfXE1Uh92U1yzD2A+UIfp3IDOF0XhtzTHo/fpQG9rdYZebkxe+61SEvLQL8dYLMqWB0Ue1YZE+pGN",
+	"R3WBjWo5SqXS1oBPGV3/sNvbUOexVymj2FTxsFS7sBSAU9t493GpJu6/lKWmUGL2V1+ZDTyCLfxRYlZ1",
+	"ZB0UI/eDctDeeyfB5zXY72UkejgJ/k+zzu6S69FWkuszJYv8i9mBviVyC+GRL1nbyRaGw5/HrY38X1cW",
+	"3MUY/0a3rI2iJnO9TquyJqavdJB/oKsg8NSY3Z+4mum2uiXgd5vojJUSLTvoG1t4AUI7jKxqMCIpm8JN",
+	"boKXTNyGgOAQLfTS1F3qNvxqYMOd1kVqMSt+FmDJh0xJu/cJykIuJaMA4a9BRQrytkYgGrIxQTGZc6kL",
+	"W/jlJ/bAFuZVFNh/UHPYG1/Fvb85LB9xUQxw++npQ+6qd1zXVTxUB2GRcrUQxXYu8I2DgcIoZ9yurRJL",
+	"34U5uxXYPRxjhxUyF8q/mRFs9yu0f9XtWrnkIY1gefGF/7Q00n/ITbiV0ec5FvIU/G7/UQYfzUE+z+BT",
+	"DGQoFnD99b26e/UlU2dFeOXKbW5VMOS2V6OMP+cRTlBMAGEEgnvMpbY3mivem2ZstF9ofnBw0O097oRK",
+	"Rxkch8chNPzeTb/aw5SywMQw2usYTEg6KYUzUOs14KNRyDfUDfFUErVQ9amR2wRs5FKFCFBZW7WaReAJ",
+	"CnmFVW8Qer+ro/jGwYjGZL7g0gN4tHVWA5tBmyejeNm1lEmuhtWO8cpl4JpKj23N/cwY/SVx2Ux161KI",
+	"ucLCjxKDHwJRg1X57vTiuQnnaozmgtQigmOomGMio7yALW9UEHHz6f2n/z8AAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

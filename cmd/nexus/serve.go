@@ -67,8 +67,14 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return err
 	}
+	events, pipeline, err := e.analytics()
+	if err != nil {
+		return err
+	}
+	// Closed after the HTTP server has drained: every event a request is waiting for is written first.
+	defer pipeline.Close()
 	api, handler, err := httpapi.New(httpapi.Options{
-		Auth: svc, Users: directory, Ready: e.db.Ping, Logger: e.log, TrustedProxies: e.cfg.TrustedProxies,
+		Auth: svc, Users: directory, Analytics: events, Pipeline: pipeline, Ready: e.db.Ping, Logger: e.log, TrustedProxies: e.cfg.TrustedProxies,
 		HTTPS: e.cfg.HTTPS(), JWKSMaxAge: e.cfg.JWKSMaxAge,
 	})
 	if err != nil {

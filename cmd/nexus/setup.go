@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/nexus-cloud/nexus-core/internal/analytics"
 	"github.com/nexus-cloud/nexus-core/internal/auth"
 	"github.com/nexus-cloud/nexus-core/internal/config"
 	"github.com/nexus-cloud/nexus-core/internal/store"
@@ -101,6 +102,28 @@ func (e *env) authService(secret []byte) (*auth.Service, error) {
 		KeyPublishDelay:    e.cfg.KeyPublishDelay,
 		Logger:             e.log,
 	})
+}
+
+// analytics starts the event pipeline (group-commit writer and background processor) and returns the service
+// over it; the caller closes the pipeline after the HTTP server has drained.
+func (e *env) analytics() (*analytics.Service, *analytics.Pipeline, error) {
+	writers := e.cfg.EventWriters
+	if writers == 0 {
+		writers = 1
+		if e.db.Dialect() == store.Postgres {
+			writers = 4
+		}
+	}
+	events := store.NewEvents(e.db)
+	p := analytics.NewPipeline(events, e.log,
+		analytics.WriterOptions{Workers: writers, Linger: e.cfg.EventLinger, QueueEvents: e.cfg.EventQueue},
+		analytics.ProcessorOptions{})
+	svc, err := analytics.NewService(analytics.Options{Store: events, Writer: p.Writer})
+	if err != nil {
+		p.Close()
+		return nil, nil, err
+	}
+	return svc, p, nil
 }
 
 func (e *env) usersService() (*users.Service, error) {

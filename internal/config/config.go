@@ -36,6 +36,10 @@ type Config struct {
 	KeyPublishDelay    time.Duration // NEXUS_KEY_PUBLISH_DELAY: how long a new signing key is published before it signs
 	JWKSMaxAge         time.Duration // NEXUS_JWKS_MAX_AGE
 
+	EventQueue   int           // NEXUS_EVENT_QUEUE: events waiting for the writer at most; past that, 503
+	EventWriters int           // NEXUS_EVENT_WRITERS: group-commit transactions in flight; 0: 4 on PostgreSQL, 1 on SQLite
+	EventLinger  time.Duration // NEXUS_EVENT_LINGER: how long a writer waits for more events to share a transaction
+
 	ShutdownTimeout time.Duration // NEXUS_SHUTDOWN_TIMEOUT
 	LogLevel        slog.Level    // NEXUS_LOG_LEVEL
 	LogFormat       string        // NEXUS_LOG_FORMAT: json or text
@@ -68,6 +72,8 @@ func Load(getenv func(string) string, dev bool) (Config, error) {
 		KeyPublishDelay:    10 * time.Minute,
 		JWKSMaxAge:         5 * time.Minute,
 		ShutdownTimeout:    20 * time.Second,
+		EventQueue:         50_000,
+		EventLinger:        time.Millisecond,
 		LogLevel:           slog.LevelInfo,
 		LogFormat:          "json",
 	}
@@ -121,6 +127,21 @@ func Load(getenv func(string) string, dev bool) (Config, error) {
 	dur("NEXUS_KEY_PUBLISH_DELAY", &c.KeyPublishDelay)
 	dur("NEXUS_JWKS_MAX_AGE", &c.JWKSMaxAge)
 	dur("NEXUS_SHUTDOWN_TIMEOUT", &c.ShutdownTimeout)
+	dur("NEXUS_EVENT_LINGER", &c.EventLinger)
+	integer := func(name string, dst *int, lo, hi int) {
+		v := strings.TrimSpace(getenv(name))
+		if v == "" {
+			return
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil || n < lo || n > hi {
+			errs = append(errs, fmt.Errorf("%s: want an integer from %d to %d, got %q", name, lo, hi, v))
+			return
+		}
+		*dst = n
+	}
+	integer("NEXUS_EVENT_QUEUE", &c.EventQueue, 1000, 10_000_000)
+	integer("NEXUS_EVENT_WRITERS", &c.EventWriters, 0, 64)
 
 	if v := strings.TrimSpace(getenv("NEXUS_SECRET_KEY")); v != "" {
 		key, err := base64.StdEncoding.DecodeString(v)
@@ -172,6 +193,9 @@ func Load(getenv func(string) string, dev bool) (Config, error) {
 	}
 	if c.RefreshGrace > MaxRefreshGrace {
 		errs = append(errs, fmt.Errorf("NEXUS_REFRESH_GRACE: want at most %s", MaxRefreshGrace))
+	}
+	if c.EventLinger > 100*time.Millisecond {
+		errs = append(errs, errors.New("NEXUS_EVENT_LINGER: want at most 100ms"))
 	}
 	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
 		errs = append(errs, errors.New("NEXUS_TLS_CERT_FILE and NEXUS_TLS_KEY_FILE: set both or neither"))
@@ -255,6 +279,9 @@ func (c Config) LogValue() slog.Value {
 		slog.Duration("key_publish_delay", c.KeyPublishDelay),
 		slog.Duration("jwks_max_age", c.JWKSMaxAge),
 		slog.Duration("shutdown_timeout", c.ShutdownTimeout),
+		slog.Int("event_queue", c.EventQueue),
+		slog.Int("event_writers", c.EventWriters),
+		slog.Duration("event_linger", c.EventLinger),
 	)
 }
 

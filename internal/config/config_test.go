@@ -40,6 +40,8 @@ func defaults(dev bool) config.Config {
 		KeyPublishDelay:    10 * time.Minute,
 		JWKSMaxAge:         5 * time.Minute,
 		ShutdownTimeout:    20 * time.Second,
+		EventQueue:         50_000,
+		EventLinger:        time.Millisecond,
 		LogLevel:           slog.LevelInfo,
 		LogFormat:          "json",
 	}
@@ -86,6 +88,8 @@ func TestLoad(t *testing.T) {
 		KeyPublishDelay:    90 * time.Minute,
 		JWKSMaxAge:         90 * time.Second,
 		ShutdownTimeout:    3 * time.Second,
+		EventQueue:         50_000,
+		EventLinger:        time.Millisecond,
 		LogLevel:           slog.LevelDebug,
 		LogFormat:          "text",
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
 
+	"github.com/nexus-cloud/nexus-core/internal/analytics"
 	"github.com/nexus-cloud/nexus-core/internal/auth"
 	"github.com/nexus-cloud/nexus-core/internal/nexus"
 	"github.com/nexus-cloud/nexus-core/internal/store"
@@ -68,6 +69,8 @@ type env struct {
 	admin   nexus.User // active admin of org A, password adminPassword
 	idle    nexus.User // inactive member of org A, password adminPassword
 	bob     nexus.User // active analyst of org B, password adminPassword
+	pipe    *analytics.Pipeline
+	queue   int // the event writer's queue size; 0 for the default
 }
 
 type option func(*auth.Options)
@@ -130,9 +133,15 @@ func (e *env) start(opts ...option) {
 	dir, err := users.NewService(users.Options{Store: store.NewUsers(e.db), CheckPassword: auth.CheckNewPassword, HashPassword: auth.HashPassword,
 		RefreshIdleTTL: o.RefreshIdleTTL, Now: e.clock.Now})
 	must(e.t, err)
-	_, h, err := New(Options{Auth: svc, Users: dir, Ready: e.db.Ping, JWKSMaxAge: 5 * time.Minute})
+	events := store.NewEvents(e.db)
+	pipe := analytics.NewPipeline(events, nil, analytics.WriterOptions{Workers: 2, Linger: time.Millisecond, QueueEvents: e.queue},
+		analytics.ProcessorOptions{Poll: 50 * time.Millisecond, Now: e.clock.Now})
+	e.t.Cleanup(pipe.Close)
+	an, err := analytics.NewService(analytics.Options{Store: events, Writer: pipe.Writer, Now: e.clock.Now})
 	must(e.t, err)
-	e.svc, e.h = svc, h
+	_, h, err := New(Options{Auth: svc, Users: dir, Analytics: an, Pipeline: pipe, Ready: e.db.Ping, JWKSMaxAge: 5 * time.Minute})
+	must(e.t, err)
+	e.svc, e.h, e.pipe = svc, h, pipe
 }
 
 // instance returns a second server instance that shares the database and the clock, as a second node would.

@@ -44,6 +44,7 @@ var titles = map[string]string{
 	"not_acceptable":          "Not acceptable",
 	"method_not_allowed":      "Method not allowed",
 	"conflict":                "Conflict",
+	"unknown_user":            "Unknown user",
 	"payload_too_large":       "Payload too large",
 	"unsupported_media_type":  "Unsupported media type",
 	"unavailable":             "Service unavailable",
@@ -66,6 +67,8 @@ func statusOf(k nexus.Kind) int {
 		return http.StatusTooManyRequests
 	case nexus.KindUnavailable:
 		return http.StatusServiceUnavailable
+	case nexus.KindUnprocessable:
+		return http.StatusUnprocessableEntity
 	default:
 		return http.StatusInternalServerError
 	}

@@ -35,6 +35,8 @@ var _ AuthService = (*auth.Service)(nil)
 type Options struct {
 	Auth           AuthService
 	Users          UsersService
+	Analytics      AnalyticsService
+	Pipeline       PipelineStats                   // the event pipeline's state, for /readyz and /metrics; may be nil
 	Ready          func(ctx context.Context) error // nil error when the database answers
 	Logger         *slog.Logger
 	TrustedProxies []netip.Prefix // peers whose X-Forwarded-For and X-Forwarded-Proto are believed
@@ -46,6 +48,8 @@ type Options struct {
 type Server struct {
 	auth       AuthService
 	users      UsersService
+	analytics  AnalyticsService
+	pipeline   PipelineStats
 	ready      func(ctx context.Context) error
 	log        *slog.Logger
 	https      bool
@@ -69,7 +73,7 @@ func New(o Options) (*Server, *echo.Echo, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{auth: o.Auth, users: o.Users, ready: o.Ready, log: log, https: o.HTTPS, jwksMaxAge: o.JWKSMaxAge, spec: spec}
+	s := &Server{auth: o.Auth, users: o.Users, analytics: o.Analytics, pipeline: o.Pipeline, ready: o.Ready, log: log, https: o.HTTPS, jwksMaxAge: o.JWKSMaxAge, spec: spec}
 	if s.ops, err = indexOperations(spec, BasePath); err != nil {
 		return nil, nil, err
 	}
@@ -89,6 +93,7 @@ func New(o Options) (*Server, *echo.Echo, error) {
 	e.Use(s.accessLog, s.recoverPanics, s.securityHeaders, s.requestMeta, s.negotiate, s.validate)
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
+	e.GET("/metrics", s.metrics)
 	e.GET("/docs", s.docs)
 	e.GET("/docs/style.css", s.docsStyle)
 	e.GET(BasePath+"/openapi.yaml", s.openAPIYAML)

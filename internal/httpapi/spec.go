@@ -74,6 +74,12 @@ type operation struct {
 	permission nexus.Permission            // x-nexus-permission: what the caller's role must grant
 	ownParam   string                      // x-nexus-own-parameter: the path parameter naming the subject user
 	paramPerms map[string]nexus.Permission // query flags with their own x-nexus-permission, by name
+
+	// x-nexus-items names the array member of a batch body whose items are judged one by one: the route
+	// validates the envelope with any items, and the validator checks each item against itemSchema.
+	items      string
+	itemSchema *openapi3.Schema
+	maxItems   int
 }
 
 // defaultMaxBody is the body limit of operations that do not set x-nexus-max-body-bytes.
@@ -98,6 +104,9 @@ func indexOperations(spec *openapi3.T, base string) (map[string]*operation, erro
 				o.maxBody = int64(v)
 			}
 			if err := o.readPermissions(op); err != nil {
+				return nil, fmt.Errorf("%s %s: %w", method, path, err)
+			}
+			if err := o.readItems(op); err != nil {
 				return nil, fmt.Errorf("%s %s: %w", method, path, err)
 			}
 			for code, r := range op.Responses.Map() {
@@ -151,6 +160,43 @@ func (o *operation) readPermissions(op *openapi3.Operation) error {
 		}
 		o.paramPerms[p.Value.Name] = perm
 	}
+	return nil
+}
+
+// readItems reads x-nexus-items: the operation's route then validates a copy of the body schema whose array
+// accepts any items, and each item is validated on its own against the array's item schema.
+func (o *operation) readItems(op *openapi3.Operation) error {
+	v, ok := op.Extensions["x-nexus-items"]
+	if !ok {
+		return nil
+	}
+	name, _ := v.(string)
+	var body *openapi3.Schema
+	if op.RequestBody != nil && op.RequestBody.Value != nil {
+		if mt := op.RequestBody.Value.Content.Get("application/json"); mt != nil && mt.Schema != nil {
+			body = mt.Schema.Value
+		}
+	}
+	if body == nil || body.Properties[name] == nil || body.Properties[name].Value.Items == nil || body.Properties[name].Value.MaxItems == nil {
+		return fmt.Errorf("x-nexus-items %q is not a bounded array member of the JSON request body", name)
+	}
+	arr := *body.Properties[name].Value
+	o.itemSchema, o.maxItems, o.items = arr.Items.Value, int(*arr.MaxItems), name
+	arr.Items = openapi3.NewSchemaRef("", &openapi3.Schema{})
+	arr.MaxItems = nil // over the limit is 413, decided before validation
+	envelope := *body
+	envelope.Properties = openapi3.Schemas{}
+	for k, p := range body.Properties {
+		envelope.Properties[k] = p
+	}
+	envelope.Properties[name] = openapi3.NewSchemaRef("", &arr)
+	rb := *op.RequestBody.Value
+	rb.Content = openapi3.NewContentWithJSONSchema(&envelope)
+	copied := *op
+	copied.RequestBody = &openapi3.RequestBodyRef{Value: &rb}
+	route := *o.route
+	route.Operation = &copied
+	o.route = &route
 	return nil
 }
 

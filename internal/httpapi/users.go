@@ -82,7 +82,15 @@ func (s *Server) GetUser(ctx context.Context, req gen.GetUserRequestObject) (gen
 		body.Permissions = &perms
 	}
 	if a := d.Activity; a != nil {
-		act := gen.UserActivity{LoginsLast30Days: a.Logins, FailedLoginsLast30Days: a.FailedLogins, ActiveSessions: a.ActiveSessions}
+		act := gen.UserActivity{LoginsLast30Days: a.Logins, FailedLoginsLast30Days: a.FailedLogins, ActiveSessions: a.ActiveSessions,
+			Events: gen.UserEventActivity{Total: int(a.Events.Total), Last30Days: make([]gen.DayCount, len(a.Events.Days))}}
+		if !a.Events.LastEventAt.IsZero() {
+			t := a.Events.LastEventAt
+			act.Events.LastEventAt = &t
+		}
+		for i, d := range a.Events.Days {
+			act.Events.Last30Days[i] = gen.DayCount{Date: toDate(d.Day), Count: int(d.Count)}
+		}
 		if !a.LastLoginAt.IsZero() {
 			t := a.LastLoginAt
 			act.LastLoginAt = &t

@@ -58,6 +58,11 @@ func (s *Server) validate(next echo.HandlerFunc) echo.HandlerFunc {
 			if err := readBody(c.Request(), op.maxBody); err != nil {
 				return err
 			}
+			if op.items != "" {
+				if err := countItems(c.Request(), op); err != nil {
+					return err
+				}
+			}
 		}
 		repeated := repeatedParameters(c.Request(), op)
 		req := c.Request()
@@ -71,6 +76,11 @@ func (s *Server) validate(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		if len(repeated) > 0 {
 			return nexus.Invalid(repeated...)
+		}
+		if op.items != "" {
+			if err := validateItems(c, op); err != nil {
+				return err
+			}
 		}
 		// Flags that need a permission of their own (include_permissions, include_activity): asking without it is
 		// refused, never silently ignored. Their values are valid booleans, given once, by now.

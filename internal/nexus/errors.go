@@ -21,6 +21,7 @@ const (
 	KindConflict                     // the request conflicts with the current state
 	KindTooManyRequests              // the caller must slow down
 	KindUnavailable                  // a dependency is unavailable; retrying later may succeed
+	KindUnprocessable                // the request is well-formed but names something that cannot be used
 )
 
 // String returns the kind's name.
@@ -40,6 +41,8 @@ func (k Kind) String() string {
 		return "too_many_requests"
 	case KindUnavailable:
 		return "unavailable"
+	case KindUnprocessable:
+		return "unprocessable"
 	default:
 		return "internal"
 	}

@@ -37,16 +37,18 @@ func TestImportDirection(t *testing.T) {
 		}
 	}
 	forbidden := map[string][]string{
-		"internal/nexus":   {mod, "github.com/", "gorm.io/", "golang.org/x/"},
-		"internal/config":  {mod, "github.com/", "gorm.io/"},
-		"internal/auth":    {mod + "gen", mod + "internal/store", mod + "internal/httpapi", mod + "internal/config", "github.com/labstack/echo", "gorm.io/"},
-		"internal/users":   {mod + "gen", mod + "internal/store", mod + "internal/httpapi", mod + "internal/config", mod + "internal/auth", "github.com/", "gorm.io/"},
-		"internal/store":   {mod + "gen", mod + "internal/httpapi", "github.com/labstack/echo", "github.com/getkin/"},
-		"internal/httpapi": {mod + "internal/store", "gorm.io/"},
+		"internal/nexus":     {mod, "github.com/", "gorm.io/", "golang.org/x/"},
+		"internal/config":    {mod, "github.com/", "gorm.io/"},
+		"internal/auth":      {mod + "gen", mod + "internal/store", mod + "internal/httpapi", mod + "internal/config", "github.com/labstack/echo", "gorm.io/"},
+		"internal/users":     {mod + "gen", mod + "internal/store", mod + "internal/httpapi", mod + "internal/config", mod + "internal/auth", "github.com/", "gorm.io/"},
+		"internal/analytics": {mod + "gen", mod + "internal/store", mod + "internal/httpapi", mod + "internal/config", mod + "internal/auth", mod + "internal/users", "github.com/labstack/echo", "gorm.io/", "github.com/getkin/"},
+		"internal/store":     {mod + "gen", mod + "internal/httpapi", "github.com/labstack/echo", "github.com/getkin/"},
+		"internal/httpapi":   {mod + "internal/store", "gorm.io/"},
 	}
 	allowed := map[string][]string{"internal/auth": {mod + "internal/nexus"}, "internal/users": {mod + "internal/nexus"},
-		"internal/store":   {mod + "internal/nexus", mod + "internal/auth", mod + "internal/users"},
-		"internal/httpapi": {mod + "internal/nexus", mod + "internal/auth", mod + "internal/users", mod + "gen"}}
+		"internal/analytics": {mod + "internal/nexus"},
+		"internal/store":     {mod + "internal/nexus", mod + "internal/auth", mod + "internal/users", mod + "internal/analytics"},
+		"internal/httpapi":   {mod + "internal/nexus", mod + "internal/auth", mod + "internal/users", mod + "internal/analytics", mod + "gen"}}
 	for pkg, bad := range forbidden {
 		list, ok := deps[pkg]
 		if !ok {

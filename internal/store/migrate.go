@@ -10,7 +10,7 @@ import (
 )
 
 // migration is one versioned schema change. Its SQL uses placeholders that each dialect fills in:
-// {{uuid}}, {{ts}} (a timestamp with time zone) and {{bytes}}.
+// {{uuid}}, {{ts}} (a timestamp with time zone), {{bytes}} and {{json}}.
 type migration struct {
 	version int
 	name    string
@@ -106,12 +106,63 @@ CREATE INDEX users_organization_status_role_created ON users (organization_id, s
 ALTER TABLE auth_events ADD COLUMN actor_user_id {{uuid}};
 ALTER TABLE auth_events ADD COLUMN detail TEXT;
 `},
+	// Analytics: events (unique per organization and client event id), the backlog the processor consumes
+	// (written in the ingest transaction, deleted in the processing one), and the rollups it maintains.
+	{4, "analytics", `
+CREATE TABLE events (
+	id {{uuid}} PRIMARY KEY,
+	organization_id {{uuid}} NOT NULL,
+	event_id {{uuid}} NOT NULL,
+	user_id {{uuid}} NOT NULL,
+	event_name TEXT NOT NULL,
+	event_category TEXT NOT NULL,
+	source TEXT,
+	properties {{json}} NOT NULL,
+	occurred_at {{ts}} NOT NULL,
+	received_at {{ts}} NOT NULL,
+	fingerprint TEXT NOT NULL
+);
+CREATE UNIQUE INDEX events_organization_event_id ON events (organization_id, event_id);
+CREATE INDEX events_organization_occurred ON events (organization_id, occurred_at, id);
+CREATE INDEX events_organization_user_occurred ON events (organization_id, user_id, occurred_at, id);
+CREATE TABLE event_backlog (
+	id {{uuid}} PRIMARY KEY,
+	organization_id {{uuid}} NOT NULL,
+	user_id {{uuid}} NOT NULL,
+	event_name TEXT NOT NULL,
+	event_category TEXT NOT NULL,
+	occurred_at {{ts}} NOT NULL,
+	received_at {{ts}} NOT NULL
+);
+CREATE INDEX event_backlog_received ON event_backlog (received_at);
+CREATE TABLE event_daily_counts (
+	organization_id {{uuid}} NOT NULL,
+	day TEXT NOT NULL,
+	event_name TEXT NOT NULL,
+	event_category TEXT NOT NULL,
+	count BIGINT NOT NULL,
+	PRIMARY KEY (organization_id, day, event_name, event_category)
+);
+CREATE TABLE user_event_stats (
+	user_id {{uuid}} PRIMARY KEY,
+	organization_id {{uuid}} NOT NULL,
+	total BIGINT NOT NULL,
+	last_event_at {{ts}} NOT NULL
+);
+CREATE TABLE user_event_days (
+	user_id {{uuid}} NOT NULL,
+	organization_id {{uuid}} NOT NULL,
+	day TEXT NOT NULL,
+	count BIGINT NOT NULL,
+	PRIMARY KEY (user_id, day)
+);
+`},
 }
 
 func (db *DB) render(sql string) string {
-	r := strings.NewReplacer("{{uuid}}", "TEXT", "{{ts}}", "DATETIME", "{{bytes}}", "BLOB")
+	r := strings.NewReplacer("{{uuid}}", "TEXT", "{{ts}}", "DATETIME", "{{bytes}}", "BLOB", "{{json}}", "TEXT")
 	if db.dialect == Postgres {
-		r = strings.NewReplacer("{{uuid}}", "uuid", "{{ts}}", "timestamptz", "{{bytes}}", "bytea")
+		r = strings.NewReplacer("{{uuid}}", "uuid", "{{ts}}", "timestamptz", "{{bytes}}", "bytea", "{{json}}", "json")
 	}
 	return r.Replace(sql)
 }

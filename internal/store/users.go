@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"strings"
 	"time"
@@ -110,7 +111,42 @@ func (u *Users) LoginActivity(ctx context.Context, orgID, userID string, since, 
 		return a, translate(err)
 	}
 	a.ActiveSessions = int(sessions)
+	ev, err := u.eventActivity(ctx, org, id, since)
+	if err != nil {
+		return a, err
+	}
+	a.Events = ev
 	return a, nil
+}
+
+// eventActivity reads a user's event rollups: totals, and the days after the day of since.
+func (u *Users) eventActivity(ctx context.Context, org, id string, since time.Time) (users.EventActivity, error) {
+	var ev users.EventActivity
+	var last timeValue
+	err := u.db.sql.QueryRowContext(ctx, u.db.rebind("SELECT total, last_event_at FROM user_event_stats WHERE organization_id = ? AND user_id = ?"),
+		org, id).Scan(&ev.Total, &last)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return ev, nil
+	case err != nil:
+		return ev, translate(err)
+	}
+	ev.LastEventAt = last.t
+	rows, err := u.db.sql.QueryContext(ctx, u.db.rebind("SELECT day, count FROM user_event_days WHERE organization_id = ? AND user_id = ? AND day >= ? ORDER BY day"),
+		org, id, since.Add(24*time.Hour).UTC().Format(time.DateOnly)) // the 30 days ending today, as the login window
+
+	if err != nil {
+		return ev, translate(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var d users.DayCount
+		if err := rows.Scan(&d.Day, &d.Count); err != nil {
+			return ev, translate(err)
+		}
+		ev.Days = append(ev.Days, d)
+	}
+	return ev, translate(rows.Err())
 }
 
 // CreateUser implements users.Store.

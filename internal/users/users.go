@@ -22,8 +22,8 @@ type Store interface {
 	ListUsers(ctx context.Context, orgID string, q ListQuery) (page []nexus.User, total int, err error)
 	// User returns a user of the organization.
 	User(ctx context.Context, orgID, userID string) (nexus.User, error)
-	// LoginActivity summarizes the logins of a user of the organization since the given time and counts their
-	// live sessions at now. It does not look the user up: for an id outside the organization it finds nothing.
+	// LoginActivity summarizes the logins of a user of the organization since the given time, counts their
+	// live sessions at now, and reads their event counts (per day, for the days after the day of since). It does not look the user up: for an id outside the organization it finds nothing.
 	LoginActivity(ctx context.Context, orgID, userID string, since, now time.Time, idleTTL time.Duration) (Activity, error)
 	// CreateUser stores a new user with the given password hash and records who created it in the audit log,
 	// in one transaction; an email in use anywhere is a conflict whose error matches ErrEmailTaken.
@@ -69,6 +69,20 @@ type Activity struct {
 	Logins         int       // successful logins in the window
 	FailedLogins   int       // failed logins in the window
 	ActiveSessions int
+	Events         EventActivity
+}
+
+// EventActivity counts the events recorded about a user, as the analytics processor has counted them so far.
+type EventActivity struct {
+	Total       int64
+	LastEventAt time.Time  // zero if none
+	Days        []DayCount // the last 30 days (UTC), oldest first; days without events left out
+}
+
+// DayCount is a number of events on one UTC day ("2006-01-02").
+type DayCount struct {
+	Day   string
+	Count int64
 }
 
 // Details is a user with the optional parts a caller asked for.

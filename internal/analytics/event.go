@@ -1,0 +1,168 @@
+package analytics
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/nexus-cloud/nexus-core/internal/nexus"
+)
+
+// prepare checks what the schema cannot (the timestamp's range, the properties' size, depth, members and
+// characters, and who may write events about whom) and turns the input into an event ready to be stored.
+// Field pointers are relative to the event ("/timestamp"). Errors: validation_failed, insufficient_permission.
+func prepare(p nexus.Principal, in Input, received time.Time) (Pending, error) {
+	var fields []nexus.FieldError
+	ts := received
+	tsKey := "-"
+	if in.Timestamp != nil {
+		t := in.Timestamp.UTC()
+		switch {
+		case t.Before(Earliest):
+			fields = append(fields, nexus.BodyField("/timestamp", "must not be before 2000-01-01T00:00:00Z"))
+		case t.After(received.Add(MaxFuture)):
+			fields = append(fields, nexus.BodyField("/timestamp", "must not be more than 1 hour ahead of the server's clock"))
+		}
+		ts = t.Truncate(time.Microsecond)
+		tsKey = ts.Format(time.RFC3339Nano)
+	}
+	props := []byte("{}")
+	if len(in.Properties) > 0 {
+		canon, errs := canonicalProperties(in.Properties)
+		fields = append(fields, errs...)
+		props = canon
+	}
+	if len(fields) > 0 {
+		return Pending{}, nexus.Invalid(fields...)
+	}
+
+	userID := strings.ToLower(in.UserID)
+	check := false
+	if userID == "" || userID == strings.ToLower(p.UserID) {
+		userID = strings.ToLower(p.UserID)
+	} else {
+		if err := nexus.Authorize(p, nexus.PermEventsWriteAnyUser, ""); err != nil {
+			return Pending{}, err
+		}
+		check = true
+	}
+	eventID := strings.ToLower(in.EventID)
+	if eventID == "" {
+		eventID = newID()
+	}
+	ev := Event{
+		ID: newID(), EventID: eventID, OrganizationID: p.OrganizationID, UserID: userID,
+		Name: in.Name, Category: in.Category, Source: in.Source, Properties: props,
+		Timestamp: ts, ReceivedAt: received,
+	}
+	return Pending{Event: ev, Fingerprint: fingerprint(ev, tsKey), CheckUser: check}, nil
+}
+
+// fingerprint identifies an event's content as the client sent it: a retry of an event without a timestamp has
+// the same fingerprint although its receive time, and so its stored timestamp, differ.
+func fingerprint(ev Event, tsKey string) string {
+	h := sha256.New()
+	for _, part := range []string{ev.Name, ev.Category, tsKey, ev.UserID, ev.Source} {
+		h.Write([]byte(part))
+		h.Write([]byte{0})
+	}
+	h.Write(ev.Properties)
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// newID returns a UUIDv7, so that ids sort by creation time.
+func newID() string {
+	id, err := uuid.NewV7()
+	if err != nil {
+		return uuid.NewString()
+	}
+	return id.String()
+}
+
+// canonicalProperties checks a properties object and returns it as compact JSON with sorted members, numbers
+// as sent and no HTML escaping: the form that is stored and fingerprinted. Invalid UTF-8 and lone surrogates
+// become U+FFFD, so that what is stored is always valid text on every database.
+func canonicalProperties(raw []byte) ([]byte, []nexus.FieldError) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, []nexus.FieldError{nexus.BodyField("/properties", "must be a JSON object")}
+	}
+	if _, ok := v.(map[string]any); !ok {
+		return nil, []nexus.FieldError{nexus.BodyField("/properties", "must be a JSON object")}
+	}
+	var fields []nexus.FieldError
+	walkProperties(v, "/properties", 1, &fields)
+	if len(fields) > 0 {
+		return nil, fields
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, []nexus.FieldError{nexus.BodyField("/properties", "must be a JSON object")}
+	}
+	out := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+	if len(out) > MaxPropertiesBytes {
+		return nil, []nexus.FieldError{nexus.BodyField("/properties",
+			fmt.Sprintf("must be at most %d bytes as compact JSON", MaxPropertiesBytes))}
+	}
+	return out, nil
+}
+
+// walkProperties reports members nested too deep, objects with too many members and NUL characters. It stops
+// descending where a value is already too deep, and reports each problem once.
+func walkProperties(v any, pointer string, depth int, fields *[]nexus.FieldError) {
+	if len(*fields) >= 20 {
+		return // enough to act on; a hostile document could otherwise produce thousands
+	}
+	switch x := v.(type) {
+	case map[string]any:
+		if depth > MaxPropertiesDepth {
+			*fields = append(*fields, nexus.BodyField(pointer, fmt.Sprintf("is nested more than %d levels deep", MaxPropertiesDepth)))
+			return
+		}
+		if len(x) > MaxPropertiesKeys {
+			*fields = append(*fields, nexus.BodyField(pointer, fmt.Sprintf("must have at most %d members", MaxPropertiesKeys)))
+		}
+		keys := make([]string, 0, len(x))
+		for k := range x {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			m := x[k]
+			p := pointer + "/" + escapePointer(k)
+			if strings.ContainsRune(k, 0) {
+				*fields = append(*fields, nexus.BodyField(pointer, "has a member name with a NUL character"))
+				continue
+			}
+			walkProperties(m, p, depth+1, fields)
+		}
+	case []any:
+		if depth > MaxPropertiesDepth {
+			*fields = append(*fields, nexus.BodyField(pointer, fmt.Sprintf("is nested more than %d levels deep", MaxPropertiesDepth)))
+			return
+		}
+		for i, m := range x {
+			walkProperties(m, pointer+"/"+strconv.Itoa(i), depth+1, fields)
+		}
+	case string:
+		if strings.ContainsRune(x, 0) {
+			*fields = append(*fields, nexus.BodyField(pointer, "must not contain a NUL character"))
+		}
+	}
+}
+
+func escapePointer(s string) string {
+	return strings.NewReplacer("~", "~0", "/", "~1").Replace(s)
+}

@@ -1,0 +1,203 @@
+package analytics
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Processor consumes committed events in the background and applies their effects (per-day rollups by name
+// and category, per-user totals, last event and per-day counts) through Store.ProcessEvents, which claims,
+// applies and marks a batch in one transaction: every event is counted exactly once, even with several
+// processors (on several servers) sharing a database. Writers Wake it after a commit; it also polls, for the
+// events other servers write.
+type Processor struct {
+	store   Store
+	log     *slog.Logger
+	now     func() time.Time
+	batch   int
+	poll    time.Duration
+	wake    chan struct{}
+	depth   atomic.Int64 // backlog at the last look
+	oldest  atomic.Int64 // unix microseconds of the oldest waiting event at the last look, 0 if none
+	checked atomic.Int64 // unix microseconds of the last successful look
+	failing atomic.Bool
+	handled atomic.Int64
+	stop    context.CancelFunc
+	done    sync.WaitGroup
+	startMu sync.Mutex
+	running bool
+}
+
+// ProcessorOptions tunes a Processor.
+type ProcessorOptions struct {
+	Batch int           // events per transaction
+	Poll  time.Duration // how often to look for events when not woken
+	Now   func() time.Time
+}
+
+// NewProcessor returns a processor; Start starts it.
+func NewProcessor(store Store, log *slog.Logger, o ProcessorOptions) *Processor {
+	if o.Batch <= 0 {
+		o.Batch = 1000
+	}
+	if o.Poll <= 0 {
+		o.Poll = 500 * time.Millisecond
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Processor{store: store, log: log, now: o.Now, batch: o.Batch, poll: o.Poll, wake: make(chan struct{}, 1)}
+}
+
+// Wake makes the processor look for events now.
+func (p *Processor) Wake() {
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Start runs the processor until Stop.
+func (p *Processor) Start() {
+	p.startMu.Lock()
+	defer p.startMu.Unlock()
+	if p.running {
+		return
+	}
+	p.running = true
+	ctx, cancel := context.WithCancel(context.Background())
+	p.stop = cancel
+	p.done.Add(1)
+	go p.run(ctx)
+}
+
+// Stop stops the processor after the transaction in flight, if any, and waits for it.
+func (p *Processor) Stop() {
+	p.startMu.Lock()
+	defer p.startMu.Unlock()
+	if !p.running {
+		return
+	}
+	p.stop()
+	p.done.Wait()
+	p.running = false
+}
+
+func (p *Processor) run(ctx context.Context) {
+	defer p.done.Done()
+	backoff := time.Duration(0)
+	for {
+		n, err := p.Drain(ctx)
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil:
+			if !p.failing.Swap(true) {
+				p.log.Warn("event processing failed; retrying", slog.Any("error", err))
+			}
+			backoff = min(max(2*backoff, 100*time.Millisecond), 5*time.Second)
+		default:
+			if p.failing.Swap(false) {
+				p.log.Info("event processing recovered")
+			}
+			backoff = 0
+		}
+		_ = n
+		wait := p.poll
+		if backoff > 0 {
+			wait = backoff
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-p.wake:
+			if backoff > 0 {
+				<-t.C // while failing, a wake does not shorten the backoff
+			}
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}
+
+// Drain processes batches until no event waits, then records the backlog. It returns how many it processed.
+func (p *Processor) Drain(ctx context.Context) (int, error) {
+	total := 0
+	for {
+		n, err := p.store.ProcessEvents(ctx, p.batch)
+		total += n
+		p.handled.Add(int64(n))
+		if err != nil {
+			return total, err
+		}
+		if n < p.batch {
+			break
+		}
+	}
+	depth, oldest, err := p.store.Backlog(ctx)
+	if err != nil {
+		return total, err
+	}
+	p.depth.Store(int64(depth))
+	if oldest.IsZero() {
+		p.oldest.Store(0)
+	} else {
+		p.oldest.Store(oldest.UnixMicro())
+	}
+	p.checked.Store(p.now().UnixMicro())
+	return total, nil
+}
+
+// ProcessorStats is what the processor saw at its last look.
+type ProcessorStats struct {
+	Processed int64         // events processed by this processor since it started
+	Backlog   int           // committed events waiting for processing
+	Lag       time.Duration // how long the oldest of them has waited; 0 when none waits
+	CheckedAt time.Time     // when it last looked; zero if never
+	Failing   bool          // its last attempt failed
+}
+
+// Stats returns what the processor saw at its last look.
+func (p *Processor) Stats() ProcessorStats {
+	s := ProcessorStats{Processed: p.handled.Load(), Backlog: int(p.depth.Load()), Failing: p.failing.Load()}
+	if c := p.checked.Load(); c != 0 {
+		s.CheckedAt = time.UnixMicro(c).UTC()
+	}
+	if o := p.oldest.Load(); o != 0 {
+		s.Lag = max(0, p.now().Sub(time.UnixMicro(o)))
+	}
+	return s
+}
+
+// Pipeline is a writer and a processor, started and stopped together.
+type Pipeline struct {
+	Writer    *Writer
+	Processor *Processor
+}
+
+// NewPipeline starts a processor and a writer that wakes it after every commit.
+func NewPipeline(store Store, log *slog.Logger, w WriterOptions, p ProcessorOptions) *Pipeline {
+	proc := NewProcessor(store, log, p)
+	proc.Start()
+	return &Pipeline{Writer: NewWriter(store, log, w, proc.Wake), Processor: proc}
+}
+
+// Close writes what is queued, then stops the processor.
+func (p *Pipeline) Close() {
+	p.Writer.Close()
+	p.Processor.Stop()
+}
+
+// WriterStats returns the writer's stats.
+func (p *Pipeline) WriterStats() WriterStats { return p.Writer.Stats() }
+
+// ProcessorStats returns the processor's stats.
+func (p *Pipeline) ProcessorStats() ProcessorStats { return p.Processor.Stats() }

@@ -1,0 +1,247 @@
+package analytics
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nexus-cloud/nexus-core/internal/nexus"
+)
+
+// Writer stores events by group commit: concurrent submissions wait in a bounded queue, a worker takes what
+// is there (up to MaxEvents, lingering up to Linger for more) and stores it with one Store.InsertEvents call,
+// one transaction, and each submission is answered after that transaction commits. Nothing is ever
+// acknowledged from memory: a crash loses only submissions that were not answered yet.
+type Writer struct {
+	store   Store
+	log     *slog.Logger
+	opts    WriterOptions
+	queue   chan *job
+	queued  atomic.Int64 // events waiting in the queue
+	closing chan struct{}
+	closed  atomic.Bool
+	wg      sync.WaitGroup
+	mu      sync.RWMutex // held for reading while submitting, for writing while closing
+	stats   writerStats
+	onStore func() // called after a commit that stored events
+}
+
+// WriterOptions tunes a Writer.
+type WriterOptions struct {
+	Workers       int           // transactions in flight at once (SQLite: 1 is best)
+	MaxEvents     int           // events in one transaction at most
+	Linger        time.Duration // how long a worker waits for more events once it has some
+	QueueEvents   int           // events waiting at most; past that, submissions are refused
+	CommitTimeout time.Duration // how long one transaction may take before its events are answered 503
+}
+
+type writerStats struct {
+	commits, stored, duplicates, refused atomic.Int64
+}
+
+type job struct {
+	events []Pending
+	done   chan jobResult
+}
+
+type jobResult struct {
+	outcomes []Outcome
+	err      error
+}
+
+// NewWriter starts a writer's workers; Close stops them.
+func NewWriter(store Store, log *slog.Logger, o WriterOptions, onStore func()) *Writer {
+	if o.Workers <= 0 {
+		o.Workers = 1
+	}
+	if o.MaxEvents <= 0 {
+		o.MaxEvents = 2000
+	}
+	if o.QueueEvents <= 0 {
+		o.QueueEvents = 50_000
+	}
+	if o.CommitTimeout <= 0 {
+		o.CommitTimeout = 5 * time.Second
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if onStore == nil {
+		onStore = func() {}
+	}
+	w := &Writer{store: store, log: log, opts: o, queue: make(chan *job, o.QueueEvents), closing: make(chan struct{}), onStore: onStore}
+	for range o.Workers {
+		w.wg.Add(1)
+		go w.work()
+	}
+	return w
+}
+
+// Submit stores events and returns their outcomes once they are committed. It refuses at once, with
+// ErrOverloaded, events that would overfill the queue, and with an unavailable error everything when the
+// writer is closed or the database fails; then nothing of them was stored by this call.
+func (w *Writer) Submit(ctx context.Context, events []Pending) ([]Outcome, error) {
+	if len(events) == 0 {
+		return nil, nil
+	}
+	j := &job{events: events, done: make(chan jobResult, 1)}
+	w.mu.RLock()
+	if w.closed.Load() {
+		w.mu.RUnlock()
+		return nil, nexus.Unavailable(errors.New("event writer is closed"))
+	}
+	if n := w.queued.Add(int64(len(events))); n > int64(w.opts.QueueEvents) {
+		w.queued.Add(-int64(len(events)))
+		w.mu.RUnlock()
+		w.stats.refused.Add(int64(len(events)))
+		return nil, ErrOverloaded
+	}
+	w.queue <- j // never blocks: the channel holds QueueEvents jobs, each of at least one event
+	w.mu.RUnlock()
+	select {
+	case r := <-j.done:
+		return r.outcomes, r.err
+	case <-ctx.Done():
+		// The events may still be committed; a retry with the same event ids is answered as a duplicate.
+		return nil, nexus.Unavailable(ctx.Err())
+	}
+}
+
+// QueueDepth returns how many events wait to be written.
+func (w *Writer) QueueDepth() int { return int(w.queued.Load()) }
+
+// Close stops taking events, writes every event already queued, and waits for the workers.
+func (w *Writer) Close() {
+	w.mu.Lock()
+	if w.closed.Swap(true) {
+		w.mu.Unlock()
+		return
+	}
+	close(w.closing)
+	w.mu.Unlock()
+	w.wg.Wait()
+}
+
+func (w *Writer) work() {
+	defer w.wg.Done()
+	for {
+		var first *job
+		select {
+		case first = <-w.queue:
+		case <-w.closing:
+			// Drain: everything queued before Close is written.
+			select {
+			case first = <-w.queue:
+			default:
+				return
+			}
+		}
+		group := []*job{first}
+		n := len(first.events)
+		var linger <-chan time.Time
+		var timer *time.Timer
+		if w.opts.Linger > 0 {
+			timer = time.NewTimer(w.opts.Linger)
+			linger = timer.C
+		}
+	gather:
+		for n < w.opts.MaxEvents {
+			select {
+			case j := <-w.queue:
+				group = append(group, j)
+				n += len(j.events)
+				continue
+			default:
+			}
+			if linger == nil {
+				break
+			}
+			select {
+			case j := <-w.queue:
+				group = append(group, j)
+				n += len(j.events)
+			case <-linger:
+				break gather
+			case <-w.closing:
+				linger = nil
+			}
+		}
+		if timer != nil {
+			timer.Stop()
+		}
+		w.queued.Add(-int64(n))
+		w.commit(group, n)
+	}
+}
+
+// commit stores a group in one transaction. A group that fails for a reason other than the database being
+// unavailable is retried job by job, so that one job the database refuses cannot fail the others.
+func (w *Writer) commit(group []*job, n int) {
+	events := make([]Pending, 0, n)
+	for _, j := range group {
+		events = append(events, j.events...)
+	}
+	outcomes, err := w.insert(events)
+	if err != nil && len(group) > 1 && nexus.KindOf(err) != nexus.KindUnavailable {
+		w.log.Warn("group commit failed; retrying its requests one by one", slog.Int("requests", len(group)), slog.Any("error", err))
+		for _, j := range group {
+			o, err := w.insert(j.events)
+			j.done <- jobResult{outcomes: o, err: err}
+		}
+		return
+	}
+	at := 0
+	for _, j := range group {
+		if err != nil {
+			j.done <- jobResult{err: err}
+			continue
+		}
+		j.done <- jobResult{outcomes: outcomes[at : at+len(j.events)]}
+		at += len(j.events)
+	}
+}
+
+func (w *Writer) insert(events []Pending) ([]Outcome, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), w.opts.CommitTimeout)
+	defer cancel()
+	outcomes, err := w.store.InsertEvents(ctx, events)
+	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) {
+			err = nexus.Unavailable(err)
+		}
+		return nil, err
+	}
+	w.stats.commits.Add(1)
+	stored := 0
+	for _, o := range outcomes {
+		switch o.Kind {
+		case Stored:
+			stored++
+		case Duplicate:
+			w.stats.duplicates.Add(1)
+		}
+	}
+	if stored > 0 {
+		w.stats.stored.Add(int64(stored))
+		w.onStore()
+	}
+	return outcomes, nil
+}
+
+// WriterStats counts what a writer did since it started.
+type WriterStats struct {
+	Queued     int   // events waiting to be written now
+	Commits    int64 // transactions committed
+	Stored     int64 // events stored
+	Duplicates int64 // events answered as duplicates
+	Refused    int64 // events refused because the queue was full
+}
+
+// Stats returns what the writer did since it started.
+func (w *Writer) Stats() WriterStats {
+	return WriterStats{Queued: w.QueueDepth(), Commits: w.stats.commits.Load(), Stored: w.stats.stored.Load(),
+		Duplicates: w.stats.duplicates.Load(), Refused: w.stats.refused.Load()}
+}

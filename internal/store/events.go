@@ -1,0 +1,583 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nexus-cloud/nexus-core/internal/analytics"
+)
+
+// Events implements analytics.Store. Its hot paths (ingest and processing) use database/sql directly, with
+// multi-row statements, on the same pool GORM uses.
+type Events struct{ db *DB }
+
+var _ analytics.Store = (*Events)(nil)
+
+// NewEvents returns the events store over db.
+func NewEvents(db *DB) *Events { return &Events{db: db} }
+
+// Rows per multi-row statement: within both databases' limits on bound parameters (SQLite 32,766).
+const insertChunk = 500
+
+// rebind turns ? placeholders into PostgreSQL's $n.
+func (db *DB) rebind(q string) string {
+	if db.dialect != Postgres {
+		return q
+	}
+	var b strings.Builder
+	b.Grow(len(q) + 16)
+	n := 0
+	for i := 0; i < len(q); i++ {
+		if q[i] == '?' {
+			n++
+			b.WriteByte('$')
+			b.WriteString(strconv.Itoa(n))
+			continue
+		}
+		b.WriteByte(q[i])
+	}
+	return b.String()
+}
+
+// values returns "(?,?,?),(?,?,?)" for rows rows of cols columns.
+func values(rows, cols int) string {
+	one := "(" + strings.TrimSuffix(strings.Repeat("?,", cols), ",") + ")"
+	return strings.TrimSuffix(strings.Repeat(one+",", rows), ",")
+}
+
+func (db *DB) tx(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := db.sql.BeginTx(ctx, nil)
+	if err != nil {
+		return translate(err)
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return translate(err)
+	}
+	return translate(tx.Commit())
+}
+
+type eventKey struct{ org, eventID string }
+
+type storedEvent struct {
+	id, fingerprint      string
+	receivedAt, occurred time.Time
+}
+
+// InsertEvents implements analytics.Store: one transaction that checks the users that must be checked,
+// inserts the first event of each (organization, event id) with ON CONFLICT DO NOTHING (so concurrent
+// transactions with the same event id store it once: the second waits for the first and inserts nothing),
+// queues what it inserted for processing, and reads back the stored event of every event id it did not insert.
+func (s *Events) InsertEvents(ctx context.Context, events []analytics.Pending) ([]analytics.Outcome, error) {
+	out := make([]analytics.Outcome, len(events))
+	err := s.db.tx(ctx, func(tx *sql.Tx) error {
+		unknown, err := s.unknownUsers(ctx, tx, events)
+		if err != nil {
+			return err
+		}
+		first := map[eventKey]int{}
+		var candidates []int
+		for i, ev := range events {
+			if unknown[i] {
+				out[i].Kind = analytics.UnknownUser
+				continue
+			}
+			k := eventKey{ev.OrganizationID, ev.EventID}
+			if _, seen := first[k]; !seen {
+				first[k] = i
+				candidates = append(candidates, i)
+			}
+		}
+		// In key order, so that transactions inserting overlapping event ids wait for each other instead of
+		// deadlocking.
+		sort.Slice(candidates, func(a, b int) bool {
+			x, y := events[candidates[a]], events[candidates[b]]
+			if x.OrganizationID != y.OrganizationID {
+				return x.OrganizationID < y.OrganizationID
+			}
+			return x.EventID < y.EventID
+		})
+		inserted := make(map[string]bool, len(candidates))
+		for start := 0; start < len(candidates); start += insertChunk {
+			chunk := candidates[start:min(start+insertChunk, len(candidates))]
+			ids, err := s.insertChunk(ctx, tx, events, chunk)
+			if err != nil {
+				return err
+			}
+			for _, id := range ids {
+				inserted[id] = true
+			}
+		}
+		stored := map[eventKey]storedEvent{}
+		var missing []eventKey
+		for _, i := range candidates {
+			ev := events[i]
+			k := eventKey{ev.OrganizationID, ev.EventID}
+			if inserted[ev.ID] {
+				stored[k] = storedEvent{id: ev.ID, fingerprint: ev.Fingerprint, receivedAt: ev.ReceivedAt, occurred: ev.Timestamp}
+			} else {
+				missing = append(missing, k)
+			}
+		}
+		if err := s.storedEvents(ctx, tx, missing, stored); err != nil {
+			return err
+		}
+		for i, ev := range events {
+			if unknown[i] {
+				continue
+			}
+			st, ok := stored[eventKey{ev.OrganizationID, ev.EventID}]
+			switch {
+			case !ok:
+				return fmt.Errorf("event %s neither inserted nor found", ev.EventID)
+			case inserted[ev.ID]:
+				out[i] = analytics.Outcome{Kind: analytics.Stored, Receipt: receipt(ev.EventID, st, false)}
+			case st.fingerprint == ev.Fingerprint:
+				out[i] = analytics.Outcome{Kind: analytics.Duplicate, Receipt: receipt(ev.EventID, st, true)}
+			default:
+				out[i] = analytics.Outcome{Kind: analytics.Conflict}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func receipt(eventID string, st storedEvent, dup bool) analytics.Receipt {
+	return analytics.Receipt{ID: st.id, EventID: eventID, Duplicate: dup, ReceivedAt: st.receivedAt.UTC(), Timestamp: st.occurred.UTC()}
+}
+
+// unknownUsers marks the events whose user must be checked and is not a user of the event's organization.
+func (s *Events) unknownUsers(ctx context.Context, tx *sql.Tx, events []analytics.Pending) (map[int]bool, error) {
+	want := map[string]map[string]bool{} // organization → users to check
+	for _, ev := range events {
+		if !ev.CheckUser {
+			continue
+		}
+		if want[ev.OrganizationID] == nil {
+			want[ev.OrganizationID] = map[string]bool{}
+		}
+		want[ev.OrganizationID][ev.UserID] = true
+	}
+	if len(want) == 0 {
+		return nil, nil
+	}
+	known := map[eventKey]bool{}
+	for org, set := range want {
+		ids := make([]any, 0, len(set)+1)
+		ids = append(ids, org)
+		for id := range set {
+			ids = append(ids, id)
+		}
+		rows, err := tx.QueryContext(ctx, s.db.rebind("SELECT id FROM users WHERE organization_id = ? AND id IN ("+
+			strings.TrimSuffix(strings.Repeat("?,", len(set)), ",")+")"), ids...)
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			known[eventKey{org, strings.ToLower(id)}] = true
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+	}
+	unknown := map[int]bool{}
+	for i, ev := range events {
+		if ev.CheckUser && !known[eventKey{ev.OrganizationID, ev.UserID}] {
+			unknown[i] = true
+		}
+	}
+	return unknown, nil
+}
+
+const eventColumns = "id, organization_id, event_id, user_id, event_name, event_category, source, properties, occurred_at, received_at, fingerprint"
+
+// insertChunk inserts the events at the given indexes that are new and queues them for processing; it returns
+// the ids it inserted.
+func (s *Events) insertChunk(ctx context.Context, tx *sql.Tx, events []analytics.Pending, idx []int) ([]string, error) {
+	args := make([]any, 0, len(idx)*11)
+	for _, i := range idx {
+		ev := events[i]
+		var source any
+		if ev.Source != "" {
+			source = ev.Source
+		}
+		args = append(args, ev.ID, ev.OrganizationID, ev.EventID, ev.UserID, ev.Name, ev.Category, source,
+			string(ev.Properties), ev.Timestamp.UTC(), ev.ReceivedAt.UTC(), ev.Fingerprint)
+	}
+	rows, err := tx.QueryContext(ctx, s.db.rebind("INSERT INTO events ("+eventColumns+") VALUES "+values(len(idx), 11)+
+		" ON CONFLICT (organization_id, event_id) DO NOTHING RETURNING id"), args...)
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		ids = append(ids, strings.ToLower(id))
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	byID := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		byID[id] = true
+	}
+	backlog := make([]any, 0, len(ids)*7)
+	n := 0
+	for _, i := range idx {
+		ev := events[i]
+		if byID[ev.ID] {
+			backlog = append(backlog, ev.ID, ev.OrganizationID, ev.UserID, ev.Name, ev.Category, ev.Timestamp.UTC(), ev.ReceivedAt.UTC())
+			n++
+		}
+	}
+	if _, err := tx.ExecContext(ctx, s.db.rebind("INSERT INTO event_backlog (id, organization_id, user_id, event_name, event_category, occurred_at, received_at) VALUES "+
+		values(n, 7)), backlog...); err != nil {
+		return nil, err
+	}
+	return ids, nil
+}
+
+// storedEvents reads the stored event of each key into stored.
+func (s *Events) storedEvents(ctx context.Context, tx *sql.Tx, keys []eventKey, stored map[eventKey]storedEvent) error {
+	byOrg := map[string][]string{}
+	for _, k := range keys {
+		byOrg[k.org] = append(byOrg[k.org], k.eventID)
+	}
+	for org, ids := range byOrg {
+		for start := 0; start < len(ids); start += insertChunk {
+			chunk := ids[start:min(start+insertChunk, len(ids))]
+			args := make([]any, 0, len(chunk)+1)
+			args = append(args, org)
+			for _, id := range chunk {
+				args = append(args, id)
+			}
+			rows, err := tx.QueryContext(ctx, s.db.rebind("SELECT id, event_id, fingerprint, received_at, occurred_at FROM events WHERE organization_id = ? AND event_id IN ("+
+				strings.TrimSuffix(strings.Repeat("?,", len(chunk)), ",")+")"), args...)
+			if err != nil {
+				return err
+			}
+			for rows.Next() {
+				var st storedEvent
+				var eventID string
+				var received, occurred timeValue
+				if err := rows.Scan(&st.id, &eventID, &st.fingerprint, &received, &occurred); err != nil {
+					rows.Close()
+					return err
+				}
+				st.id, st.receivedAt, st.occurred = strings.ToLower(st.id), received.t, occurred.t
+				stored[eventKey{org, strings.ToLower(eventID)}] = st
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// timeValue scans a time that a driver may return as time.Time or, from SQLite expressions, as text.
+type timeValue struct{ t time.Time }
+
+func (v *timeValue) Scan(src any) error {
+	switch x := src.(type) {
+	case nil:
+		v.t = time.Time{}
+	case time.Time:
+		v.t = x.UTC()
+	case string:
+		return v.parse(x)
+	case []byte:
+		return v.parse(string(x))
+	default:
+		return fmt.Errorf("cannot scan %T into a time", src)
+	}
+	return nil
+}
+
+func (v *timeValue) parse(s string) error {
+	for _, layout := range []string{"2006-01-02 15:04:05.999999999-07:00", time.RFC3339Nano, "2006-01-02 15:04:05.999999999"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			v.t = t.UTC()
+			return nil
+		}
+	}
+	return fmt.Errorf("cannot parse time %q", s)
+}
+
+// ListEvents implements analytics.Store. The index (organization_id, occurred_at, id), or its user variant,
+// serves the order and the cursor.
+func (s *Events) ListEvents(ctx context.Context, orgID string, q analytics.ListQuery) ([]analytics.Event, error) {
+	org, ok := canonicalUUID(orgID)
+	if !ok {
+		return []analytics.Event{}, nil
+	}
+	where := []string{"organization_id = ?"}
+	args := []any{org}
+	add := func(cond string, v any) { where = append(where, cond); args = append(args, v) }
+	if q.UserID != "" {
+		id, ok := canonicalUUID(q.UserID)
+		if !ok {
+			return []analytics.Event{}, nil
+		}
+		add("user_id = ?", id)
+	}
+	if q.Name != "" {
+		add("event_name = ?", q.Name)
+	}
+	if q.Category != "" {
+		add("event_category = ?", q.Category)
+	}
+	if q.Source != "" {
+		add("source = ?", q.Source)
+	}
+	if q.From != nil {
+		add("occurred_at >= ?", q.From.UTC())
+	}
+	if q.To != nil {
+		add("occurred_at < ?", q.To.UTC())
+	}
+	if q.After != nil {
+		where = append(where, "(occurred_at, id) < (?, ?)")
+		args = append(args, q.After.Timestamp.UTC(), q.After.ID)
+	}
+	args = append(args, q.Limit+1)
+	rows, err := s.db.sql.QueryContext(ctx, s.db.rebind("SELECT id, event_id, organization_id, user_id, event_name, event_category, source, properties, occurred_at, received_at FROM events WHERE "+
+		strings.Join(where, " AND ")+" ORDER BY occurred_at DESC, id DESC LIMIT ?"), args...)
+	if err != nil {
+		return nil, translate(err)
+	}
+	defer rows.Close()
+	out := []analytics.Event{}
+	for rows.Next() {
+		var ev analytics.Event
+		var source sql.NullString
+		var props string
+		var occurred, received timeValue
+		if err := rows.Scan(&ev.ID, &ev.EventID, &ev.OrganizationID, &ev.UserID, &ev.Name, &ev.Category, &source, &props, &occurred, &received); err != nil {
+			return nil, translate(err)
+		}
+		ev.Source, ev.Properties, ev.Timestamp, ev.ReceivedAt = source.String, []byte(props), occurred.t, received.t
+		out = append(out, ev)
+	}
+	return out, translate(rows.Err())
+}
+
+// DailyCounts implements analytics.Store from the rollups.
+func (s *Events) DailyCounts(ctx context.Context, orgID string, q analytics.SummaryQuery) ([]analytics.Count, error) {
+	org, ok := canonicalUUID(orgID)
+	if !ok {
+		return []analytics.Count{}, nil
+	}
+	where := "organization_id = ? AND day >= ? AND day <= ?"
+	args := []any{org, q.From, q.To}
+	if q.Name != "" {
+		where += " AND event_name = ?"
+		args = append(args, q.Name)
+	}
+	if q.Category != "" {
+		where += " AND event_category = ?"
+		args = append(args, q.Category)
+	}
+	rows, err := s.db.sql.QueryContext(ctx, s.db.rebind("SELECT day, event_name, event_category, count FROM event_daily_counts WHERE "+
+		where+" ORDER BY day, event_name, event_category"), args...)
+	if err != nil {
+		return nil, translate(err)
+	}
+	defer rows.Close()
+	out := []analytics.Count{}
+	for rows.Next() {
+		var c analytics.Count
+		if err := rows.Scan(&c.Day, &c.Name, &c.Category, &c.Count); err != nil {
+			return nil, translate(err)
+		}
+		out = append(out, c)
+	}
+	return out, translate(rows.Err())
+}
+
+type dailyKey struct{ org, day, name, category string }
+
+type userTotal struct {
+	org   string
+	count int64
+	last  time.Time
+}
+
+type userDayKey struct{ user, day string }
+
+type userDay struct {
+	org   string
+	count int64
+}
+
+// ProcessEvents implements analytics.Store: it deletes up to limit events from the backlog (on PostgreSQL
+// skipping those another transaction holds) and adds them to the rollups, in one transaction, so an event is
+// counted exactly when it leaves the backlog. Rollup rows are written in key order, so that concurrent
+// processors cannot deadlock.
+func (s *Events) ProcessEvents(ctx context.Context, limit int) (int, error) {
+	n := 0
+	err := s.db.tx(ctx, func(tx *sql.Tx) error {
+		lock := ""
+		if s.db.dialect == Postgres {
+			lock = " FOR UPDATE SKIP LOCKED"
+		}
+		rows, err := tx.QueryContext(ctx, s.db.rebind("DELETE FROM event_backlog WHERE id IN (SELECT id FROM event_backlog ORDER BY received_at LIMIT ?"+lock+
+			") RETURNING organization_id, user_id, event_name, event_category, occurred_at"), limit)
+		if err != nil {
+			return err
+		}
+		daily := map[dailyKey]int64{}
+		totals := map[string]*userTotal{}
+		days := map[userDayKey]*userDay{}
+		for rows.Next() {
+			var org, user, name, category string
+			var occurred timeValue
+			if err := rows.Scan(&org, &user, &name, &category, &occurred); err != nil {
+				rows.Close()
+				return err
+			}
+			org, user = strings.ToLower(org), strings.ToLower(user)
+			n++
+			day := analytics.Day(occurred.t)
+			daily[dailyKey{org, day, name, category}]++
+			t := totals[user]
+			if t == nil {
+				t = &userTotal{org: org}
+				totals[user] = t
+			}
+			t.count++
+			if occurred.t.After(t.last) {
+				t.last = occurred.t
+			}
+			d := days[userDayKey{user, day}]
+			if d == nil {
+				d = &userDay{org: org}
+				days[userDayKey{user, day}] = d
+			}
+			d.count++
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if n == 0 {
+			return nil
+		}
+		return s.applyRollups(ctx, tx, daily, totals, days)
+	})
+	if err != nil {
+		return 0, err
+	}
+	return n, nil
+}
+
+func (s *Events) applyRollups(ctx context.Context, tx *sql.Tx, daily map[dailyKey]int64, totals map[string]*userTotal, days map[userDayKey]*userDay) error {
+	dk := make([]dailyKey, 0, len(daily))
+	for k := range daily {
+		dk = append(dk, k)
+	}
+	sort.Slice(dk, func(i, j int) bool {
+		a, b := dk[i], dk[j]
+		if a.org != b.org {
+			return a.org < b.org
+		}
+		if a.day != b.day {
+			return a.day < b.day
+		}
+		if a.name != b.name {
+			return a.name < b.name
+		}
+		return a.category < b.category
+	})
+	for start := 0; start < len(dk); start += insertChunk {
+		chunk := dk[start:min(start+insertChunk, len(dk))]
+		args := make([]any, 0, len(chunk)*5)
+		for _, k := range chunk {
+			args = append(args, k.org, k.day, k.name, k.category, daily[k])
+		}
+		if _, err := tx.ExecContext(ctx, s.db.rebind("INSERT INTO event_daily_counts (organization_id, day, event_name, event_category, count) VALUES "+
+			values(len(chunk), 5)+" ON CONFLICT (organization_id, day, event_name, event_category) DO UPDATE SET count = event_daily_counts.count + excluded.count"), args...); err != nil {
+			return err
+		}
+	}
+	users := make([]string, 0, len(totals))
+	for u := range totals {
+		users = append(users, u)
+	}
+	sort.Strings(users)
+	greatest := "MAX"
+	if s.db.dialect == Postgres {
+		greatest = "GREATEST"
+	}
+	for start := 0; start < len(users); start += insertChunk {
+		chunk := users[start:min(start+insertChunk, len(users))]
+		args := make([]any, 0, len(chunk)*4)
+		for _, u := range chunk {
+			t := totals[u]
+			args = append(args, u, t.org, t.count, t.last.UTC())
+		}
+		if _, err := tx.ExecContext(ctx, s.db.rebind("INSERT INTO user_event_stats (user_id, organization_id, total, last_event_at) VALUES "+
+			values(len(chunk), 4)+" ON CONFLICT (user_id) DO UPDATE SET total = user_event_stats.total + excluded.total, last_event_at = "+
+			greatest+"(user_event_stats.last_event_at, excluded.last_event_at)"), args...); err != nil {
+			return err
+		}
+	}
+	uk := make([]userDayKey, 0, len(days))
+	for k := range days {
+		uk = append(uk, k)
+	}
+	sort.Slice(uk, func(i, j int) bool {
+		if uk[i].user != uk[j].user {
+			return uk[i].user < uk[j].user
+		}
+		return uk[i].day < uk[j].day
+	})
+	for start := 0; start < len(uk); start += insertChunk {
+		chunk := uk[start:min(start+insertChunk, len(uk))]
+		args := make([]any, 0, len(chunk)*4)
+		for _, k := range chunk {
+			d := days[k]
+			args = append(args, k.user, d.org, k.day, d.count)
+		}
+		if _, err := tx.ExecContext(ctx, s.db.rebind("INSERT INTO user_event_days (user_id, organization_id, day, count) VALUES "+
+			values(len(chunk), 4)+" ON CONFLICT (user_id, day) DO UPDATE SET count = user_event_days.count + excluded.count"), args...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Backlog implements analytics.Store.
+func (s *Events) Backlog(ctx context.Context) (int, time.Time, error) {
+	var n int
+	var oldest timeValue
+	err := s.db.sql.QueryRowContext(ctx, "SELECT COUNT(*), MIN(received_at) FROM event_backlog").Scan(&n, &oldest)
+	if err != nil {
+		return 0, time.Time{}, translate(err)
+	}
+	return n, oldest.t, nil
+}
