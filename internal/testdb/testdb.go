@@ -15,6 +15,9 @@
 //
 //	func TestMain(m *testing.M) { os.Exit(testdb.Main(m)) }
 //
+// A test that must see the database go down and come back uses NewDedicated
+// instead: a server of its own that it can stop and start (see Dedicated).
+//
 // When PostgreSQL cannot be provided, tests calling PostgresURL are skipped
 // with a loud message, except when the environment variable CI is "true": then
 // they fail, so that the PostgreSQL suite never silently skips in CI.
@@ -81,6 +84,8 @@ type server struct {
 	dataDir string
 	bin     binaries
 	runAs   *runAs
+	opts    string // the options of pg_ctl start -o
+	logFile string
 
 	mu    sync.Mutex // guards admin
 	admin *pgx.Conn
@@ -284,9 +289,21 @@ func (s *server) shutdown() error {
 	return errors.Join(errs...)
 }
 
+// fastSettings are the settings of the shared throwaway server: durability
+// switched off, since its data is never worth keeping.
+var fastSettings = []string{"fsync=off", "synchronous_commit=off", "full_page_writes=off"}
+
 // startServer initialises and starts a throwaway server in a new temporary
 // directory.
-func startServer() (_ *server, err error) {
+func startServer() (*server, error) {
+	return startServerWith("nxpg", fastSettings)
+}
+
+// startServerWith initialises and starts a throwaway server in a new
+// temporary directory named after prefix, with the given configuration
+// settings (name=value) on top of the fixed ones (socket only, 200
+// connections).
+func startServerWith(prefix string, settings []string) (_ *server, err error) {
 	bin, err := findBinaries()
 	if err != nil {
 		return nil, err
@@ -298,9 +315,18 @@ func startServer() (_ *server, err error) {
 		}
 	}
 
-	tempDir, err := os.MkdirTemp(tempBase(), "nxpg")
+	tempDir, err := os.MkdirTemp(tempBase(), prefix)
 	if err != nil {
 		return nil, fmt.Errorf("create temporary directory: %w", err)
+	}
+	opts := []string{
+		"-p", port,
+		"-c", "listen_addresses=''",
+		"-k", shellQuote(tempDir),
+		"-c", "max_connections=200",
+	}
+	for _, kv := range settings {
+		opts = append(opts, "-c", kv)
 	}
 	s := &server{
 		socketDir: tempDir,
@@ -308,6 +334,8 @@ func startServer() (_ *server, err error) {
 		dataDir:   filepath.Join(tempDir, "data"),
 		bin:       bin,
 		runAs:     as,
+		opts:      strings.Join(opts, " "),
+		logFile:   filepath.Join(tempDir, "server.log"),
 	}
 	s.adminURL, _ = url.Parse(socketURL(tempDir, "postgres"))
 	started := false
@@ -334,25 +362,24 @@ func startServer() (_ *server, err error) {
 		return nil, fmt.Errorf("initdb (%s) failed: %w\n%s", bin.initdb, err, tail(out, 2000))
 	}
 
-	logFile := filepath.Join(tempDir, "server.log")
-	opts := strings.Join([]string{
-		"-p", port,
-		"-c", "listen_addresses=''",
-		"-k", shellQuote(tempDir),
-		"-c", "fsync=off",
-		"-c", "synchronous_commit=off",
-		"-c", "full_page_writes=off",
-		"-c", "max_connections=200",
-	}, " ")
 	started = true // from here on a (half-)started server may need stopping
-	if out, err := s.run(bin.pgCtl, "start", "-w", "-t", "60", "-D", s.dataDir, "-l", logFile, "-o", opts); err != nil {
-		logTail := "(no server log)"
-		if b, rerr := os.ReadFile(logFile); rerr == nil {
-			logTail = tail(b, 4000)
-		}
-		return nil, fmt.Errorf("pg_ctl start (%s) failed: %w\n%s\nserver log tail:\n%s", bin.pgCtl, err, tail(out, 2000), logTail)
+	if err := s.start(); err != nil {
+		return nil, err
 	}
 	return s, nil
+}
+
+// start starts the initialised throwaway server and waits until it accepts
+// connections.
+func (s *server) start() error {
+	if out, err := s.run(s.bin.pgCtl, "start", "-w", "-t", "60", "-D", s.dataDir, "-l", s.logFile, "-o", s.opts); err != nil {
+		logTail := "(no server log)"
+		if b, rerr := os.ReadFile(s.logFile); rerr == nil {
+			logTail = tail(b, 4000)
+		}
+		return fmt.Errorf("pg_ctl start (%s) failed: %w\n%s\nserver log tail:\n%s", s.bin.pgCtl, err, tail(out, 2000), logTail)
+	}
+	return nil
 }
 
 // tempBase returns the directory for the throwaway server: os.TempDir()
