@@ -27,17 +27,44 @@ They need what test/contract/lib.sh exports: NEXUS_API and the seeded NEXUS_EMAI
     negative data) goes to a stand-in admin the hooks create instead. Demoting or deactivating the seeded admin
     would end the run (every later request 401/403); and with the seeded admin always an active admin, `409
     last_admin` cannot happen to positive data either.
+- Analytics (`before_call` as well), positive data only; negative data goes out as generated:
+  - `trackEvent` bodies and every event of `trackEventBatch` bodies keep to the rules JSON Schema cannot express,
+    each documented as a `400`: a `timestamp` outside [2000-01-01T00:00:00Z, the server's clock + 1 hour] is
+    replaced by one inside (derived from the generated one); `properties` lose NUL characters, containers nested
+    deeper than 5 levels (they become null), members beyond 255 per object and, largest first, top-level members
+    until the object is at most 32 KiB as compact JSON (measured with every non-ASCII character escaped, which is
+    never shorter than what the server measures); a batch loses the `properties` of its largest events until the
+    body is at most 1 MiB. A `user_id` that is not one of the organization's known users (the contract examples,
+    random UUIDs) becomes one of them (`422 unknown_user` otherwise); the seeded admin holds
+    `events:write_any_user`. An `event_id` becomes a fresh UUID, unless the event is an exact retry of one the
+    server accepted under that `event_id` in this run (the contract's `retry` link, or the same event twice in a
+    batch): a reused `event_id` with a different event is a documented `409 conflict`.
+  - `listEvents`: a `cursor` that no `listEvents` answer returned (generated, or a contract example) becomes one
+    that an answer did, or is left out while none did: any other string is a documented `400`.
+  - `getAnalyticsSummary`: `from` after `to`, or more than 365 days before it (with `to` defaulting to today, UTC),
+    is a documented `400`; such a pair is made valid (swapped, or `from` moved closer to `to`), and a lone `from`
+    that today rules out gets a `to` 29 days after it.
+  The check `analytics_receipts` holds the 2xx answers to what the contract promises beyond their schema: a fresh
+  `event_id` is stored (`duplicate: false`), an exact retry is `duplicate: true` with the first event's `id`;
+  every event of a batch has its result at its index, an event its schema refuses is `rejected` with
+  `validation_failed` and pointers into it, and every event of a positive batch is accepted (or a duplicate of
+  the same event earlier in the batch); and a `202` to a batch needs a valid envelope. With that check in place,
+  `202` is an expected answer to negative `trackEventBatch` data (schemathesis.toml): the events of a batch are
+  judged one by one, so a batch whose envelope is valid is `202` even when every event in it is invalid.
 """
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import os
+import re
 import secrets
 import threading
 import urllib.parse
 import uuid
+from datetime import date, datetime, timedelta, timezone
 
 import requests
 import schemathesis
@@ -246,9 +273,227 @@ def _spare_the_seeded_admin(case) -> None:
         case.path_parameters = {**params, "userId": _stand_in_id()}
 
 
+# --- analytics -------------------------------------------------------------------------------------------------
+
+EARLIEST_EVENT = datetime(2000, 1, 1, tzinfo=timezone.utc)
+# The server refuses timestamps more than an hour ahead of its clock; positive data stays well inside.
+FUTURE_MARGIN = timedelta(minutes=50)
+MAX_PROPERTIES_BYTES = 32 * 1024
+MAX_PROPERTIES_DEPTH = 5
+MAX_PROPERTIES_MEMBERS = 255
+MAX_BATCH_BODY_BYTES = 1024 * 1024
+SUMMARY_MAX_DAYS_BEFORE_TO = 365
+SUMMARY_DEFAULT_DAYS_BEFORE_TO = 29
+
+_RFC3339 = re.compile(
+    r"^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(?:[Zz]|([+-])(\d{2}):(\d{2}))$"
+)
+
+# Events the server accepted in this process, by event_id: the event (canonical JSON, without its event_id) and
+# the id of the stored event. An event sent again exactly as it was is a retry and keeps its event_id.
+_accepted_events: dict[str, tuple[str, str]] = {}
+# Event ids that positive requests sent again as retries: the server must answer them as duplicates.
+_retried_events: set[str] = set()
+# Cursors that listEvents answers returned.
+_cursors: dict[str, None] = {}
+
+
+def _instant(value: str) -> datetime | None:
+    """The instant an RFC 3339 date-time names, or None when Python cannot represent it."""
+    m = _RFC3339.match(value)
+    if not m:
+        return None
+    year, month, day, hour, minute, second, fraction, sign, off_h, off_m = m.groups()
+    try:
+        offset = timedelta(hours=int(off_h), minutes=int(off_m)) if sign else timedelta(0)
+        tz = timezone(-offset if sign == "-" else offset)
+        micros = int((fraction or "0")[:6].ljust(6, "0"))
+        local = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second), micros, tzinfo=tz)
+        return local.astimezone(timezone.utc)
+    except (ValueError, OverflowError):
+        return None
+
+
+def _timestamp_in_range(value):
+    """`value` when it is a timestamp the server accepts, else one that it does, derived from `value`."""
+    if not isinstance(value, str):
+        return value
+    now = datetime.now(timezone.utc)
+    t = _instant(value)
+    if t is not None and EARLIEST_EVENT <= t <= now + FUTURE_MARGIN:
+        return value
+    digest = hashlib.sha256(value.encode("utf-8", "surrogatepass")).digest()
+    span = int((now - EARLIEST_EVENT).total_seconds())
+    t = EARLIEST_EVENT + timedelta(
+        seconds=int.from_bytes(digest[:8], "big") % span, microseconds=int.from_bytes(digest[8:12], "big") % 10**6
+    )
+    return t.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _compact_size(value) -> int:
+    """Bytes of `value` as compact JSON with every non-ASCII character escaped: never fewer than the server's
+    measure (compact, UTF-8, invalid text as U+FFFD)."""
+    return len(json.dumps(value, separators=(",", ":")))
+
+
+def _within_property_rules(value, depth: int = 1):
+    """`value` (the properties object at depth 1) without NUL characters, containers deeper than allowed and
+    members beyond the limit per object."""
+    if isinstance(value, dict):
+        if depth > MAX_PROPERTIES_DEPTH:
+            return None
+        out = {}
+        for key, member in value.items():
+            if len(out) >= MAX_PROPERTIES_MEMBERS:
+                break
+            out[key.replace("\x00", "")] = _within_property_rules(member, depth + 1)
+        return out
+    if isinstance(value, list):
+        if depth > MAX_PROPERTIES_DEPTH:
+            return None
+        return [_within_property_rules(member, depth + 1) for member in value]
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    return value
+
+
+def _within_property_size(props: dict) -> dict:
+    props = dict(props)
+    while props and _compact_size(props) > MAX_PROPERTIES_BYTES:
+        del props[max(props, key=lambda k: _compact_size({k: props[k]}))]
+    return props
+
+
+def _event_key(event: dict) -> str:
+    """The event as canonical JSON, without its event_id: what makes a retry the same event."""
+    return json.dumps({k: v for k, v in event.items() if k != "event_id"}, sort_keys=True, separators=(",", ":"))
+
+
+def _fix_up_event(event, in_batch: dict[str, str] | None = None):
+    """A positive event (of trackEvent or of a batch) that keeps to the documented rules; see the docstring."""
+    if not isinstance(event, dict):
+        return event
+    event = dict(event)
+    if "timestamp" in event:
+        event["timestamp"] = _timestamp_in_range(event["timestamp"])
+    if isinstance(event.get("properties"), dict):
+        event["properties"] = _within_property_size(_within_property_rules(event["properties"]))
+    if "user_id" in event and isinstance(event["user_id"], str):
+        _seeded_admin_id()
+        with _lock:
+            if _user_id(event["user_id"]) not in _known_users:
+                candidates = list(_known_users)
+                generated = _user_id(event["user_id"])
+                pick = uuid.UUID(generated).int if generated else len(event["user_id"])
+                event["user_id"] = candidates[pick % len(candidates)]
+    if "event_id" in event and isinstance(event["event_id"], str):
+        key = _event_key(event)
+        event_id = _user_id(event["event_id"])
+        with _lock:
+            accepted = _accepted_events.get(event_id) if event_id else None
+            if in_batch is not None and event_id in in_batch:
+                keep = in_batch[event_id] == key  # the same event twice in one batch: stored once
+            elif accepted is not None and accepted[0] == key:
+                keep = True  # an exact retry of an accepted event
+                _retried_events.add(event_id)
+            else:
+                keep = False
+        if not keep:
+            event["event_id"] = str(uuid.uuid4())
+        if in_batch is not None:
+            in_batch.setdefault(_user_id(event["event_id"]), key)
+    return event
+
+
+def _fix_up_track_event(case) -> None:
+    case.body = _fix_up_event(case.body)
+
+
+def _fix_up_track_event_batch(case) -> None:
+    body = case.body
+    if not isinstance(body, dict) or not isinstance(body.get("events"), list):
+        return
+    in_batch: dict[str, str] = {}
+    events = [_fix_up_event(event, in_batch) for event in body["events"]]
+    body = {**body, "events": events}
+    while len(json.dumps(body)) > MAX_BATCH_BODY_BYTES:
+        sizes = [(_compact_size(e.get("properties")), i) for i, e in enumerate(events) if isinstance(e, dict)]
+        size, i = max(sizes, default=(0, -1))
+        if size == 0:
+            break
+        events[i] = {k: v for k, v in events[i].items() if k != "properties"}
+        body = {**body, "events": events}
+    case.body = body
+
+
+def _fix_up_list_events(case) -> None:
+    query = dict(case.query or {})
+    if "cursor" not in query:
+        return
+    with _lock:
+        if query["cursor"] in _cursors:
+            return
+        cursors = list(_cursors)
+    if cursors:
+        query["cursor"] = cursors[len(str(query["cursor"])) % len(cursors)]
+    else:
+        del query["cursor"]
+    case.query = query
+
+
+def _day(value) -> date | None:
+    try:
+        return date.fromisoformat(value) if isinstance(value, str) and len(value) == 10 else None
+    except ValueError:
+        return None
+
+
+def _fix_up_summary(case) -> None:
+    query = dict(case.query or {})
+    first, last = _day(query.get("from")), _day(query.get("to"))
+    max_span = timedelta(days=SUMMARY_MAX_DAYS_BEFORE_TO)
+    if first is not None and last is not None:
+        if first > last:
+            first, last = last, first
+        if last - first > max_span:
+            first = last - timedelta(days=(last - first).days % (SUMMARY_MAX_DAYS_BEFORE_TO + 1))
+        query["from"], query["to"] = first.isoformat(), last.isoformat()
+    elif first is not None:
+        today = datetime.now(timezone.utc).date()
+        if first > today or today - first > max_span:
+            try:
+                query["to"] = (first + timedelta(days=SUMMARY_DEFAULT_DAYS_BEFORE_TO)).isoformat()
+            except OverflowError:
+                query["to"] = date.max.isoformat()
+    else:
+        return
+    case.query = query
+
+
+_ANALYTICS_FIX_UPS = {
+    "trackEvent": _fix_up_track_event,
+    "trackEventBatch": _fix_up_track_event_batch,
+    "listEvents": _fix_up_list_events,
+    "getAnalyticsSummary": _fix_up_summary,
+}
+
+
+def _remember_accepted(event, event_id, stored_id) -> None:
+    if isinstance(event, dict) and isinstance(event_id, str) and isinstance(stored_id, str):
+        with _lock:
+            _accepted_events.setdefault(event_id, (_event_key(event), stored_id))
+
+
+# --- hooks ---------------------------------------------------------------------------------------------------------
+
+
 @schemathesis.hook
 def before_call(ctx, case, **kwargs):
     operation_id = case.operation.definition.raw.get("operationId")
+    if operation_id in _ANALYTICS_FIX_UPS:
+        if _is_positive(case):
+            _ANALYTICS_FIX_UPS[operation_id](case)
+        return
     if operation_id not in ("createUser", "getUser", "updateUser"):
         return
     # Make sure both fixtures exist before any request of these operations, whichever phase comes first.
@@ -263,18 +508,27 @@ def before_call(ctx, case, **kwargs):
         _spare_the_seeded_admin(case)  # last, whatever the data and whatever happened above
 
 
+def _json(content):
+    if isinstance(content, (bytes, str)):
+        try:
+            return json.loads(content)
+        except ValueError:
+            return None
+    return content
+
+
 @schemathesis.hook
 def after_call(ctx, case, response):
-    """Remember the users that 2xx answers name."""
+    """Remember the users that 2xx answers name, the events the server accepted and the cursors it returned."""
     if not 200 <= response.status_code < 300 or not response.content:
         return
     operation_id = case.operation.definition.raw.get("operationId")
-    if operation_id not in ("login", "refreshToken", "listUsers", "getUser", "createUser", "updateUser"):
+    if operation_id not in (
+        "login", "refreshToken", "listUsers", "getUser", "createUser", "updateUser",
+        "trackEvent", "trackEventBatch", "listEvents",
+    ):
         return
-    try:
-        body = json.loads(response.content)
-    except ValueError:
-        return
+    body = _json(response.content)
     if not isinstance(body, dict):
         return
     if operation_id in ("login", "refreshToken"):
@@ -283,5 +537,114 @@ def after_call(ctx, case, response):
         for user in body.get("data") or []:
             if isinstance(user, dict):
                 _remember(user.get("id"))
+    elif operation_id == "trackEvent":
+        _remember_accepted(_json(case.body), body.get("event_id"), body.get("id"))
+    elif operation_id == "trackEventBatch":
+        sent = _json(case.body)
+        events = sent.get("events") if isinstance(sent, dict) else None
+        for result in body.get("results") or []:
+            i = result.get("index") if isinstance(result, dict) else None
+            if isinstance(events, list) and isinstance(i, int) and 0 <= i < len(events):
+                if result.get("status") in ("accepted", "duplicate"):
+                    _remember_accepted(events[i], result.get("event_id"), result.get("id"))
+    elif operation_id == "listEvents":
+        if isinstance(body.get("next_cursor"), str):
+            with _lock:
+                _cursors.setdefault(body["next_cursor"], None)
     else:
         _remember(body.get("id"))
+
+
+# --- checks --------------------------------------------------------------------------------------------------------
+
+
+def _event_is_valid(case, event) -> bool:
+    """Whether one event of a batch matches its schema, as Schemathesis judges it: a batch of that event alone."""
+    from schemathesis.core.jsonschema import make_validator
+
+    body = case.operation.get_body_for_media_type("application/json")
+    validator = make_validator(body.validation_schema, case.operation.schema.adapter.jsonschema_validator_cls)
+    return validator.is_valid({"events": [event]})
+
+
+def _check_track_event(case, answer) -> None:
+    sent = _json(case.body)
+    if not _is_positive(case) or not isinstance(sent, dict):
+        return
+    event_id = _user_id(sent.get("event_id"))
+    if event_id is not None and answer.get("event_id") != event_id:
+        raise AssertionError(f"event_id {answer.get('event_id')} is not the one sent, {event_id}")
+    duplicate = event_id in _retried_events
+    if answer.get("duplicate") is not duplicate:
+        raise AssertionError(
+            f"duplicate is {answer.get('duplicate')} for "
+            + ("a retry of an accepted event" if duplicate else "an event_id never sent before")
+        )
+    first = _accepted_events.get(answer.get("event_id"))
+    if first is not None and answer.get("id") != first[1]:
+        raise AssertionError(f"id {answer.get('id')} for event_id {answer.get('event_id')} first stored as {first[1]}")
+
+
+def _check_track_event_batch(case, answer) -> None:
+    sent = _json(case.body)
+    envelope_ok = (
+        isinstance(sent, dict)
+        and set(sent) == {"events"}
+        and isinstance(sent["events"], list)
+        and 1 <= len(sent["events"]) <= 1000
+    )
+    if not envelope_ok:
+        raise AssertionError("202 to a batch whose envelope the contract refuses (an object with 1-1,000 `events`)")
+    events, results = sent["events"], answer.get("results")
+    if not isinstance(results, list) or len(results) != len(events):
+        raise AssertionError(f"{len(results or [])} results for {len(events)} events")
+    tally = {"accepted": 0, "duplicate": 0, "rejected": 0}
+    first_in_batch: dict[str, str] = {}
+    for i, (event, result) in enumerate(zip(events, results)):
+        status = result.get("status")
+        tally[status] = tally.get(status, 0) + 1
+        if result.get("index") != i:
+            raise AssertionError(f"results[{i}] has index {result.get('index')}")
+        if not _event_is_valid(case, event):
+            pointers = [e.get("pointer", "") for e in (result.get("error") or {}).get("errors") or []]
+            code = (result.get("error") or {}).get("code")
+            inside = all(p == f"/events/{i}" or p.startswith(f"/events/{i}/") for p in pointers)
+            if status != "rejected" or code != "validation_failed" or not pointers or not inside:
+                raise AssertionError(
+                    f"events[{i}] does not match its schema, but its result is {status} {code} at {pointers}"
+                )
+            continue
+        if not _is_positive(case):
+            continue
+        event_id = _user_id(event.get("event_id")) if isinstance(event, dict) else None
+        if event_id in first_in_batch or event_id in _retried_events:
+            first = first_in_batch.get(event_id) or _accepted_events.get(event_id, ("", ""))[1]
+            if status != "duplicate" or result.get("id") != first:
+                raise AssertionError(
+                    f"events[{i}] repeats an accepted event ({first}), but its result is {status} {result.get('id')}"
+                )
+        elif status != "accepted":
+            raise AssertionError(f"events[{i}] is valid and new, but its result is {status}: {result.get('error')}")
+        if event_id is not None:
+            if result.get("event_id") != event_id:
+                raise AssertionError(f"results[{i}].event_id {result.get('event_id')} is not the one sent, {event_id}")
+            first_in_batch.setdefault(event_id, result.get("id"))
+    counts = (answer.get("accepted"), answer.get("duplicates"), answer.get("rejected"))
+    if counts != (tally["accepted"], tally["duplicate"], tally["rejected"]):
+        raise AssertionError(f"accepted, duplicates, rejected are {counts}, the results say {tuple(tally.values())}")
+
+
+@schemathesis.check
+def analytics_receipts(ctx, response, case):
+    """What a 202 of trackEvent and trackEventBatch promises beyond its schema; see the module docstring."""
+    operation_id = case.operation.definition.raw.get("operationId")
+    if operation_id not in ("trackEvent", "trackEventBatch") or response.status_code != 202:
+        return None
+    answer = _json(response.content)
+    if not isinstance(answer, dict):
+        return None  # the response schema check says what is wrong
+    if operation_id == "trackEvent":
+        _check_track_event(case, answer)
+    else:
+        _check_track_event_batch(case, answer)
+    return None

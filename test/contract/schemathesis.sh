@@ -43,14 +43,15 @@ start_server "$db" "$port" # builds the server from this tree; exports NEXUS_API
 reports=${NEXUS_ARTIFACTS:-$REPO/.cache/artifacts}/schemathesis-$db
 rm -rf "$reports" && mkdir -p "$reports"
 
-# From lib.sh's work directory, so that Hypothesis leaves nothing in the repository. Three invocations against the
+# From lib.sh's work directory, so that Hypothesis leaves nothing in the repository. Four invocations against the
 # same server: the examples, coverage and fuzzing phases, then the stateful phase on its own (schemathesis.toml
-# says why), twice: for the Users operations, and for all the others. Schemathesis starts its scenarios only from
-# "reliable" roots when there are any (a POST, or a GET without path parameters, whose inputs it does not take
-# for references to resources nothing produces), and from the others only when there are none: createUser and
-# listUsers are reliable, login and refreshToken are not (their client_id looks like such a reference), so in a
-# single invocation no scenario would start from login, and its links to refreshToken would go untested. Each
-# invocation has its own reports (NAME below). The failing invocation, if any, decides the exit status.
+# says why), three times: for the Users operations, for the Analytics operations, and for all the others.
+# Schemathesis starts its scenarios only from "reliable" roots when there are any (a POST, or a GET without path
+# parameters, whose inputs it does not take for references to resources nothing produces), and from the others
+# only when there are none: createUser, listUsers and every Analytics operation are reliable, login and
+# refreshToken are not (their client_id looks like such a reference), so in an invocation with any of those no
+# scenario would start from login, and its links to refreshToken would go untested. Each invocation has its own
+# reports (NAME below). The failing invocation, if any, decides the exit status.
 cd "$WORK_DIR"
 start=$(date +%s)
 status=0
@@ -65,7 +66,8 @@ run_schemathesis() { # NAME PHASES [options]
 }
 run_schemathesis examples examples,coverage,fuzzing "$@"
 run_schemathesis stateful-users stateful --include-tag Users "$@"
-run_schemathesis stateful-others stateful --exclude-tag Users "$@"
+run_schemathesis stateful-analytics stateful --include-tag Analytics "$@"
+run_schemathesis stateful-others stateful --exclude-tag-regex '^(Users|Analytics)$' "$@"
 elapsed=$(($(date +%s) - start))
 
 # Errors the server logged (a panic, a failure after the response was committed) that no response showed. The
@@ -105,9 +107,10 @@ print(f"{'all operations':32}" + "".join(f"{sum(c[p] for c in counts.values()):>
 EOF
 
 # The links the stateful phase followed, with how often the request they made was answered 2xx. Every link the
-# contract declares (createUser → getUser and updateUser, the TokenIssued links to refreshToken) must have been
-# followed to a 2xx answer at least once: otherwise the stateful phase did not test what the links promise. Then
-# the seeded admin the hooks log in as must still be an active admin (hooks.py keeps updateUser away from it).
+# contract declares (createUser → getUser and updateUser, the TokenIssued links to refreshToken, trackEvent →
+# listEvents and its retry, listEvents → its next page) must have been followed to a 2xx answer at least once:
+# otherwise the stateful phase did not test what the links promise. Then the seeded admin the hooks log in as must
+# still be an active admin (hooks.py keeps updateUser away from it).
 "$venv/bin/python" - "$REPO/openapi.yaml" "$reports"/events-stateful-*.ndjson <<'EOF' || { [ "$status" != 0 ] || status=1; }
 import collections, json, os, sys
 
