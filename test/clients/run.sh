@@ -8,6 +8,9 @@
 # error), then type-check and build the program. Then start `nexus serve --dev` on SQLite (test/contract/lib.sh) and
 # run each program against it: log in, list the users (listUsers, which must include the seeded admin) and read its
 # own record with include_permissions=true (getUser: an admin, users:write among the typed permissions, no activity),
+# record an event with an event_id (trackEvent: 202), send it again (202, duplicate: true, the first event's id), record
+# a batch of two (trackEventBatch: both accepted), list the three (listEvents, newest first), wait until the summary
+# counts them (getAnalyticsSummary), send an event from 1999 (400 validation_failed at /timestamp, the typed Problem),
 # refresh (the refresh token must rotate), log out (204), then the failures
 # (logout with the revoked token → 401 unauthenticated, a wrong password → 401 invalid_credentials, an invalid
 # email → 400 validation_failed with errors[].pointer /email), read as the generated, typed Problem.

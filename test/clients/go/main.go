@@ -1,12 +1,15 @@
 // Command clientcheck uses the Nexus Core API through a Go client generated from openapi.yaml by oapi-codegen
 // (see oapi-codegen.yaml; test/clients/run.sh writes it to nexusclient/). It logs in, lists the users and reads its
-// own with its permissions, refreshes, logs out, then handles the API's errors as typed Problem values.
+// own with its permissions, records analytics events (one, a duplicate, a batch of two), lists them and reads their
+// summary, refreshes, logs out, then handles the API's errors as typed Problem values.
 //
 // It needs NEXUS_API (the base URL, ending in /v2), NEXUS_EMAIL, NEXUS_PASSWORD and NEXUS_CLIENT_ID.
 package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -123,6 +126,8 @@ func main() {
 	}
 	fmt.Printf("go client: getUser: %s (%s) has %d permissions\n", me.Email, me.Role, len(permissions))
 
+	analytics(ctx, api, bearer(session.AccessToken))
+
 	// Refresh: a new access token and a new refresh token; the old refresh token is spent.
 	device := "contract-check-go"
 	refresh, err := api.RefreshTokenWithResponse(ctx, nexusclient.RefreshRequest{
@@ -191,3 +196,123 @@ func main() {
 
 	fmt.Println("go client: OK")
 }
+
+// newUUID returns a random (version 4) UUID, as a client makes the event_id of an event it may have to resend.
+func newUUID() openapi_types.UUID {
+	var id openapi_types.UUID
+	if _, err := rand.Read(id[:]); err != nil {
+		fail("event_id: %v", err)
+	}
+	id[6] = id[6]&0x0f | 0x40
+	id[8] = id[8]&0x3f | 0x80
+	return id
+}
+
+// analytics records one event (202), sends it again (a duplicate: the first event's id, nothing new stored), records
+// a batch of two, lists the three events and waits until the background processor has counted them in the summary,
+// then sends an event from before 2000 (400, the typed Problem). Its events have a source and a name of their own,
+// so that nothing else the server stores is counted with them.
+func analytics(ctx context.Context, api *nexusclient.ClientWithResponses, auth nexusclient.RequestEditorFn) {
+	name, category, source := "contract_check_go", "contract", "contract-check-go"
+	properties := nexusclient.EventProperties(json.RawMessage(`{"client":"go","attempt":1}`))
+	event := nexusclient.EventRequest{
+		EventId: ptr(newUUID()), EventName: name, EventCategory: category, Source: &source, Properties: &properties,
+	}
+	first, err := api.TrackEventWithResponse(ctx, event, auth)
+	if err != nil {
+		fail("trackEvent: %v", err)
+	}
+	accepted := first.JSON202
+	if accepted == nil {
+		fail("trackEvent: %d %s", first.StatusCode(), first.Body)
+	}
+	if accepted.Duplicate || accepted.EventId != *event.EventId || accepted.Status != nexusclient.EventAcceptedStatusAccepted {
+		fail("trackEvent: unexpected receipt %+v", *accepted)
+	}
+	fmt.Printf("go client: trackEvent: 202, event %s stored as %s\n", accepted.EventId, accepted.Id)
+
+	again, err := api.TrackEventWithResponse(ctx, event, auth)
+	if err != nil {
+		fail("trackEvent again: %v", err)
+	}
+	if again.JSON202 == nil || !again.JSON202.Duplicate || again.JSON202.Id != accepted.Id {
+		fail("trackEvent again: want 202 with duplicate true and id %s, got %d %s", accepted.Id, again.StatusCode(), again.Body)
+	}
+	fmt.Printf("go client: trackEvent again: 202, duplicate of %s\n", again.JSON202.Id)
+
+	batch, err := api.TrackEventBatchWithResponse(ctx, nexusclient.EventBatch{Events: []nexusclient.EventRequest{
+		{EventId: ptr(newUUID()), EventName: name, EventCategory: category, Source: &source},
+		{EventId: ptr(newUUID()), EventName: name, EventCategory: category, Source: &source},
+	}}, auth)
+	if err != nil {
+		fail("trackEventBatch: %v", err)
+	}
+	result := batch.JSON202
+	if result == nil {
+		fail("trackEventBatch: %d %s", batch.StatusCode(), batch.Body)
+	}
+	if result.Accepted != 2 || result.Duplicates != 0 || result.Rejected != 0 || len(result.Results) != 2 ||
+		result.Results[0].Status != nexusclient.EventResultStatusAccepted || result.Results[1].Index != 1 {
+		fail("trackEventBatch: unexpected result %s", batch.Body)
+	}
+	fmt.Printf("go client: trackEventBatch: 202, %d accepted\n", result.Accepted)
+
+	limit := 10
+	list, err := api.ListEventsWithResponse(ctx, &nexusclient.ListEventsParams{Source: &source, Limit: &limit}, auth)
+	if err != nil {
+		fail("listEvents: %v", err)
+	}
+	page := list.JSON200
+	if page == nil {
+		fail("listEvents: %d %s", list.StatusCode(), list.Body)
+	}
+	listed := slices.ContainsFunc(page.Data, func(e nexusclient.Event) bool {
+		var props map[string]any
+		return e.Id == accepted.Id && json.Unmarshal(e.Properties, &props) == nil && props["client"] == "go"
+	})
+	newestFirst := slices.IsSortedFunc(page.Data, func(a, b nexusclient.Event) int { return b.Timestamp.Compare(a.Timestamp) })
+	if len(page.Data) != 3 || page.HasMore || page.NextCursor != nil || !newestFirst || !listed {
+		fail("listEvents: want the 3 events of this program, the first with its properties, got %s", list.Body)
+	}
+	fmt.Printf("go client: listEvents: %d events, newest first\n", len(page.Data))
+
+	// The summary counts what the background processor has processed: within about two seconds.
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		sum, err := api.GetAnalyticsSummaryWithResponse(ctx, &nexusclient.GetAnalyticsSummaryParams{EventName: &name}, auth)
+		if err != nil {
+			fail("getAnalyticsSummary: %v", err)
+		}
+		if sum.JSON200 == nil {
+			fail("getAnalyticsSummary: %d %s", sum.StatusCode(), sum.Body)
+		}
+		if sum.JSON200.Total == 3 && len(sum.JSON200.Data) == 1 && sum.JSON200.Data[0].EventCategory == category {
+			fmt.Printf("go client: getAnalyticsSummary: %d events from %s to %s\n", sum.JSON200.Total, sum.JSON200.From, sum.JSON200.To)
+			break
+		}
+		if time.Now().After(deadline) {
+			fail("getAnalyticsSummary: want 3 events of %s counted, got %s", name, sum.Body)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+
+	// A rule JSON Schema cannot express: no timestamp before 2000. The 400 names the field.
+	early := time.Date(1999, 12, 31, 23, 59, 59, 0, time.UTC)
+	old, err := api.TrackEventWithResponse(ctx,
+		nexusclient.EventRequest{EventName: name, EventCategory: category, Timestamp: &early}, auth)
+	if err != nil {
+		fail("trackEvent from 1999: %v", err)
+	}
+	invalid := expectProblem("trackEvent from 1999", old.HTTPResponse, old.ApplicationproblemJSON400, 400,
+		"validation_failed")
+	if invalid.Errors == nil || len(*invalid.Errors) != 1 {
+		fail("trackEvent from 1999: want one error, got %+v", invalid.Errors)
+	}
+	fieldErr := (*invalid.Errors)[0]
+	if fieldErr.Pointer == nil || *fieldErr.Pointer != "/timestamp" {
+		fail("trackEvent from 1999: want pointer /timestamp, got %+v", fieldErr)
+	}
+	fmt.Printf("go client: errors: %s: %s\n", *fieldErr.Pointer, fieldErr.Detail)
+}
+
+func ptr[T any](v T) *T { return &v }
