@@ -71,6 +71,9 @@ type env struct {
 	bob     nexus.User // active analyst of org B, password adminPassword
 	pipe    *analytics.Pipeline
 	queue   int // the event writer's queue size; 0 for the default
+	// wrapEvents, when set, wraps the events store the pipeline and the analytics service use (to hold or fail
+	// its calls in tests).
+	wrapEvents func(analytics.Store) analytics.Store
 }
 
 type option func(*auth.Options)
@@ -133,7 +136,10 @@ func (e *env) start(opts ...option) {
 	dir, err := users.NewService(users.Options{Store: store.NewUsers(e.db), CheckPassword: auth.CheckNewPassword, HashPassword: auth.HashPassword,
 		RefreshIdleTTL: o.RefreshIdleTTL, Now: e.clock.Now})
 	must(e.t, err)
-	events := store.NewEvents(e.db)
+	var events analytics.Store = store.NewEvents(e.db)
+	if e.wrapEvents != nil {
+		events = e.wrapEvents(events)
+	}
 	pipe := analytics.NewPipeline(events, nil, analytics.WriterOptions{Workers: 2, Linger: time.Millisecond, QueueEvents: e.queue},
 		analytics.ProcessorOptions{Poll: 50 * time.Millisecond, Now: e.clock.Now})
 	e.t.Cleanup(pipe.Close)
