@@ -20,26 +20,7 @@ import (
 // characters, and who may write events about whom) and turns the input into an event ready to be stored.
 // Field pointers are relative to the event ("/timestamp"). Errors: validation_failed, insufficient_permission.
 func prepare(p nexus.Principal, in Input, received time.Time) (Pending, error) {
-	var fields []nexus.FieldError
-	ts := received
-	tsKey := "-"
-	if in.Timestamp != nil {
-		t := in.Timestamp.UTC()
-		switch {
-		case t.Before(Earliest):
-			fields = append(fields, nexus.BodyField("/timestamp", "must not be before 2000-01-01T00:00:00Z"))
-		case t.After(received.Add(MaxFuture)):
-			fields = append(fields, nexus.BodyField("/timestamp", "must not be more than 1 hour ahead of the server's clock"))
-		}
-		ts = t.Truncate(time.Microsecond)
-		tsKey = ts.Format(time.RFC3339Nano)
-	}
-	props := []byte("{}")
-	if len(in.Properties) > 0 {
-		canon, errs := canonicalProperties(in.Properties)
-		fields = append(fields, errs...)
-		props = canon
-	}
+	ts, tsKey, props, fields := checkFields(in, received)
 	if len(fields) > 0 {
 		return Pending{}, nexus.Invalid(fields...)
 	}
@@ -64,6 +45,52 @@ func prepare(p nexus.Principal, in Input, received time.Time) (Pending, error) {
 		Timestamp: ts, ReceivedAt: received,
 	}
 	return Pending{Event: ev, Fingerprint: fingerprint(ev, tsKey), CheckUser: check}, nil
+}
+
+// checkFields checks the timestamp's range and the properties, and returns the timestamp to store (the receive
+// time when none was sent), its key for the fingerprint, and the canonical properties.
+func checkFields(in Input, received time.Time) (ts time.Time, tsKey string, props []byte, fields []nexus.FieldError) {
+	ts, tsKey, props = received, "-", []byte("{}")
+	if in.Timestamp != nil {
+		t := in.Timestamp.UTC()
+		switch {
+		case t.Before(Earliest):
+			fields = append(fields, nexus.BodyField("/timestamp", "must not be before 2000-01-01T00:00:00Z"))
+		case t.After(received.Add(MaxFuture)):
+			fields = append(fields, nexus.BodyField("/timestamp", "must not be more than 1 hour ahead of the server's clock"))
+		}
+		ts = t.Truncate(time.Microsecond)
+		tsKey = ts.Format(time.RFC3339Nano)
+	}
+	if len(in.Properties) > 0 {
+		canon, errs := canonicalProperties(in.Properties)
+		fields = append(fields, errs...)
+		props = canon
+	}
+	return ts, tsKey, props, fields
+}
+
+// CheckRaw applies the rules JSON Schema cannot express (the timestamp's range; the properties' size, depth,
+// members and characters) to the members of a raw event that have the right type, whatever else is wrong
+// with it, so that a request that fails its schema is told about these fields too. Pointers are relative to
+// the event.
+func (s *Service) CheckRaw(raw []byte) []nexus.FieldError {
+	var m map[string]json.RawMessage // not a struct: its members would match keys in any case
+	if json.Unmarshal(raw, &m) != nil {
+		return nil
+	}
+	var in Input
+	var ts string
+	if json.Unmarshal(m["timestamp"], &ts) == nil {
+		if t, err := time.Parse(time.RFC3339Nano, ts); err == nil {
+			in.Timestamp = &t
+		}
+	}
+	if p := bytes.TrimSpace(m["properties"]); len(p) > 0 && p[0] == '{' {
+		in.Properties = p
+	}
+	_, _, _, fields := checkFields(in, s.received())
+	return fields
 }
 
 // fingerprint identifies an event's content as the client sent it: a retry of an event without a timestamp has

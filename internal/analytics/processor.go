@@ -2,6 +2,7 @@ package analytics
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -128,15 +129,18 @@ func (p *Processor) run(ctx context.Context) {
 	}
 }
 
-// Drain processes batches until no event waits, then records the backlog. It returns how many it processed.
+// Drain processes batches until no event waits, then records the backlog (also when processing failed, so
+// that a growing backlog and lag stay visible). It returns how many it processed.
 func (p *Processor) Drain(ctx context.Context) (int, error) {
 	total := 0
+	var procErr error
 	for {
 		n, err := p.store.ProcessEvents(ctx, p.batch)
 		total += n
 		p.handled.Add(int64(n))
 		if err != nil {
-			return total, err
+			procErr = err
+			break
 		}
 		if n < p.batch {
 			break
@@ -144,16 +148,24 @@ func (p *Processor) Drain(ctx context.Context) (int, error) {
 	}
 	depth, oldest, err := p.store.Backlog(ctx)
 	if err != nil {
-		return total, err
+		return total, errors.Join(procErr, err)
 	}
+	defer func() { p.checked.Store(p.now().UnixMicro()) }()
+	if procErr != nil {
+		p.record(depth, oldest)
+		return total, procErr
+	}
+	p.record(depth, oldest)
+	return total, nil
+}
+
+func (p *Processor) record(depth int, oldest time.Time) {
 	p.depth.Store(int64(depth))
 	if oldest.IsZero() {
 		p.oldest.Store(0)
 	} else {
 		p.oldest.Store(oldest.UnixMicro())
 	}
-	p.checked.Store(p.now().UnixMicro())
-	return total, nil
 }
 
 // ProcessorStats is what the processor saw at its last look.

@@ -127,16 +127,20 @@ func (w *Writer) Close() {
 
 func (w *Writer) work() {
 	defer w.wg.Done()
+	var carry *job // a job taken that did not fit the previous group: it starts the next
 	for {
-		var first *job
-		select {
-		case first = <-w.queue:
-		case <-w.closing:
-			// Drain: everything queued before Close is written.
+		first := carry
+		carry = nil
+		if first == nil {
 			select {
 			case first = <-w.queue:
-			default:
-				return
+			case <-w.closing:
+				// Drain: everything queued before Close is written.
+				select {
+				case first = <-w.queue:
+				default:
+					return
+				}
 			}
 		}
 		group := []*job{first}
@@ -147,12 +151,23 @@ func (w *Writer) work() {
 			timer = time.NewTimer(w.opts.Linger)
 			linger = timer.C
 		}
+		// add takes j into the group if it fits, and reports whether the group may take more.
+		add := func(j *job) bool {
+			if n+len(j.events) > w.opts.MaxEvents {
+				carry = j
+				return false
+			}
+			group = append(group, j)
+			n += len(j.events)
+			return n < w.opts.MaxEvents
+		}
 	gather:
 		for n < w.opts.MaxEvents {
 			select {
 			case j := <-w.queue:
-				group = append(group, j)
-				n += len(j.events)
+				if !add(j) {
+					break gather
+				}
 				continue
 			default:
 			}
@@ -161,8 +176,9 @@ func (w *Writer) work() {
 			}
 			select {
 			case j := <-w.queue:
-				group = append(group, j)
-				n += len(j.events)
+				if !add(j) {
+					break gather
+				}
 			case <-linger:
 				break gather
 			case <-w.closing:

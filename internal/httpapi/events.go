@@ -21,6 +21,8 @@ type AnalyticsService interface {
 	TrackBatch(ctx context.Context, p nexus.Principal, ins []analytics.Input) ([]analytics.Result, error)
 	List(ctx context.Context, p nexus.Principal, q analytics.ListQuery) (analytics.Page, error)
 	Summary(ctx context.Context, p nexus.Principal, q analytics.SummaryQuery) (analytics.Summary, error)
+	// CheckRaw applies the event rules beyond the schema to a raw event that failed its schema.
+	CheckRaw(raw []byte) []nexus.FieldError
 }
 
 var _ AnalyticsService = (*analytics.Service)(nil)

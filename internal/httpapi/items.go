@@ -51,7 +51,7 @@ func countItems(req *http.Request, op *operation) error {
 }
 
 // validateItems validates every item of a batch body that passed envelope validation.
-func validateItems(c echo.Context, op *operation) error {
+func (s *Server) validateItems(c echo.Context, op *operation) error {
 	req := c.Request()
 	body, err := io.ReadAll(req.Body)
 	if err != nil {
@@ -83,6 +83,11 @@ func validateItems(c echo.Context, op *operation) error {
 		var fields []nexus.FieldError
 		for _, d := range schemaDetails(err) {
 			fields = append(fields, nexus.BodyField(prefix+strconv.Itoa(i)+d.pointer, d.detail))
+		}
+		if check := s.rawChecks[op.route.Operation.OperationID]; check != nil {
+			for _, f := range check(raw) {
+				fields = append(fields, nexus.BodyField(prefix+strconv.Itoa(i)+f.Name, f.Detail))
+			}
 		}
 		if len(fields) == 0 {
 			fields = []nexus.FieldError{nexus.BodyField(prefix+strconv.Itoa(i), "is invalid")}

@@ -55,7 +55,8 @@ type Server struct {
 	https      bool
 	jwksMaxAge time.Duration
 	spec       *openapi3.T
-	ops        map[string]*operation // by method and Echo route path
+	ops        map[string]*operation                          // by method and Echo route path
+	rawChecks  map[string]func(raw []byte) []nexus.FieldError // by operationId: body rules beyond the schema
 	specJSON   gen.OpenAPIDocument
 	docsHTML   []byte
 	draining   atomic.Bool
@@ -76,6 +77,9 @@ func New(o Options) (*Server, *echo.Echo, error) {
 	s := &Server{auth: o.Auth, users: o.Users, analytics: o.Analytics, pipeline: o.Pipeline, ready: o.Ready, log: log, https: o.HTTPS, jwksMaxAge: o.JWKSMaxAge, spec: spec}
 	if s.ops, err = indexOperations(spec, BasePath); err != nil {
 		return nil, nil, err
+	}
+	if o.Analytics != nil {
+		s.rawChecks = map[string]func([]byte) []nexus.FieldError{"trackEvent": o.Analytics.CheckRaw, "trackEventBatch": o.Analytics.CheckRaw}
 	}
 	if s.specJSON, err = specDocument(spec); err != nil {
 		return nil, nil, err

@@ -54,8 +54,10 @@ func (s *Server) validate(next echo.HandlerFunc) echo.HandlerFunc {
 				}
 			}
 		}
+		var body []byte
 		if op.jsonBody {
-			if err := readBody(c.Request(), op.maxBody); err != nil {
+			var err error
+			if body, err = readBody(c.Request(), op.maxBody); err != nil {
 				return err
 			}
 			if op.items != "" {
@@ -72,13 +74,17 @@ func (s *Server) validate(next echo.HandlerFunc) echo.HandlerFunc {
 			if len(fields) == 0 {
 				return nexus.Internal(fmt.Errorf("unclassified validation error: %w", err))
 			}
+			// Rules beyond the schema are reported with the schema's failures, so one answer names every field.
+			if check := s.rawChecks[op.route.Operation.OperationID]; check != nil && op.items == "" && len(body) > 0 {
+				fields = append(fields, check(body)...)
+			}
 			return nexus.Invalid(dedupe(append(repeated, fields...))...)
 		}
 		if len(repeated) > 0 {
 			return nexus.Invalid(repeated...)
 		}
 		if op.items != "" {
-			if err := validateItems(c, op); err != nil {
+			if err := s.validateItems(c, op); err != nil {
 				return err
 			}
 		}
@@ -124,35 +130,35 @@ func repeatedParameters(req *http.Request, op *operation) []nexus.FieldError {
 
 // readBody reads the whole body up to limit bytes (checked while reading, not only from Content-Length) and
 // checks its media type, then puts it back for validation and binding.
-func readBody(req *http.Request, limit int64) error {
+func readBody(req *http.Request, limit int64) ([]byte, error) {
 	tooLarge := &transportError{status: http.StatusRequestEntityTooLarge, code: "payload_too_large",
 		detail: fmt.Sprintf("The request body must not exceed %d bytes.", limit)}
 	if req.ContentLength > limit {
-		return tooLarge
+		return nil, tooLarge
 	}
 	body, err := io.ReadAll(io.LimitReader(req.Body, limit+1))
 	if err != nil {
-		return &transportError{status: http.StatusBadRequest, code: "validation_failed",
+		return nil, &transportError{status: http.StatusBadRequest, code: "validation_failed",
 			detail: "The request body could not be read.", fields: []nexus.FieldError{nexus.BodyField("", "could not be read")}}
 	}
 	if int64(len(body)) > limit {
-		return tooLarge
+		return nil, tooLarge
 	}
 	if ct := req.Header.Get(echo.HeaderContentType); len(body) > 0 || ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
 		if err != nil || mt != echo.MIMEApplicationJSON {
-			return &transportError{status: http.StatusUnsupportedMediaType, code: "unsupported_media_type",
+			return nil, &transportError{status: http.StatusUnsupportedMediaType, code: "unsupported_media_type",
 				detail: "The request body must be application/json.",
 				fields: []nexus.FieldError{{In: nexus.InHeader, Name: "Content-Type", Detail: "must be application/json"}}}
 		}
 	}
 	// One JSON value and nothing after it: kin-openapi's decoder would ignore trailing data.
 	if len(body) > 0 && !json.Valid(body) {
-		return nexus.Invalid(nexus.BodyField("", "must be a valid JSON document"))
+		return nil, nexus.Invalid(nexus.BodyField("", "must be a valid JSON document"))
 	}
 	req.Body = io.NopCloser(bytes.NewReader(body))
 	req.ContentLength = int64(len(body))
-	return nil
+	return body, nil
 }
 
 // fieldErrors lists the failing fields of a kin-openapi validation error, in messages of our own that never
