@@ -1273,8 +1273,8 @@ func TestUserActivityEvents(t *testing.T) {
 			map[string]any{"date": "2026-11-25", "count": 2},
 		}}
 		waitUntil(t, countedWithin-time.Since(accepted), "every event in the user's activity", func() (bool, string) {
-			a := activity(admin, member.ID)
-			return a["total"] == float64(6), fmt.Sprint(a)
+			a, own := activity(admin, member.ID), activity(admin, e.admin.ID)
+			return a["total"] == float64(6) && own["total"] == float64(2), fmt.Sprint(a, own)
 		})
 		_, err := e.pipe.Processor.Drain(context.Background())
 		must(t, err)
