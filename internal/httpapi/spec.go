@@ -194,7 +194,7 @@ func (o *operation) readItems(op *openapi3.Operation) error {
 	arr := *body.Properties[name].Value
 	o.itemSchema, o.maxItems, o.items = arr.Items.Value, int(*arr.MaxItems), name
 	arr.Items = openapi3.NewSchemaRef("", &openapi3.Schema{Nullable: true}) // any item, null too: each is judged alone
-	arr.MaxItems = nil // over the limit is 413, decided before validation
+	arr.MaxItems = nil                                                      // over the limit is 413, decided before validation
 	envelope := *body
 	envelope.Properties = openapi3.Schemas{}
 	for k, p := range body.Properties {
