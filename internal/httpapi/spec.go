@@ -193,8 +193,9 @@ func (o *operation) readItems(op *openapi3.Operation) error {
 	}
 	arr := *body.Properties[name].Value
 	o.itemSchema, o.maxItems, o.items = arr.Items.Value, int(*arr.MaxItems), name
-	arr.Items = openapi3.NewSchemaRef("", &openapi3.Schema{Nullable: true}) // any item, null too: each is judged alone
-	arr.MaxItems = nil                                                      // over the limit is 413, decided before validation
+	// Any item, null too: each is judged alone. Over the limit is 413, decided before validation.
+	arr.Items = openapi3.NewSchemaRef("", &openapi3.Schema{Nullable: true})
+	arr.MaxItems = nil
 	envelope := *body
 	envelope.Properties = openapi3.Schemas{}
 	for k, p := range body.Properties {
