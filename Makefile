@@ -22,8 +22,9 @@ test: ## run every test, on SQLite and on a throwaway PostgreSQL (skipped loudly
 test-race: ## the tests under the race detector
 	$(GO) test -race -count=1 $(PKGS)
 
-bench: ## benchmarks (login and refresh through the HTTP handler, on both databases)
-	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+bench: ## benchmarks: auth and users through the HTTP handler on both databases; event ingest over HTTP on PostgreSQL against its references (3 runs, medians and ratios)
+	$(GO) test -run '^$$' -bench . -skip '^BenchmarkIngest$$' -benchmem $(PKGS)
+	$(GO) test -run '^$$' -bench '^BenchmarkIngest$$' -count 3 -v ./internal/httpapi
 
 contract: ## the contract gate: lint, breaking changes, /docs in Chromium, Schemathesis, generated clients (CHECKS="lint docs" for some)
 	bash test/contract/run.sh $(CHECKS)
