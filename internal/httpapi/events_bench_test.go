@@ -181,7 +181,8 @@ func BenchmarkIngest(b *testing.B) {
 const noopPath = "/bench/noop"
 
 // ingestServer builds the server as cmd/nexus does on PostgreSQL (the writer and processor with its defaults,
-// not the test harness's faster polling), plus the no-op route, and returns its handler and the events store.
+// not the test harness's faster polling), plus the no-op route, and returns its handler, its events store and
+// its event pipeline.
 func ingestServer(b *testing.B, e *env) (http.Handler, *store.Events, *analytics.Pipeline) {
 	e.pipe.Close() // the harness's pipeline; this benchmark runs its own
 	events := store.NewEvents(e.db)
@@ -266,7 +267,7 @@ type eventGen struct{ n atomic.Int64 }
 func newEventGen() *eventGen { return &eventGen{} }
 
 var (
-	eventTime   = time.Date(2026, 11, 25, 8, 59, 0, 0, time.UTC) // an hour before the harness clock at most
+	eventTime   = time.Date(2026, 11, 25, 8, 59, 0, 0, time.UTC) // a minute before the harness clock
 	eventProps  = `{"path":"/pricing","referrer":"https://www.example.com/blog/launch","plan":"team","seats":12,"trial":false}`
 	copyColumns = []string{"id", "organization_id", "event_id", "user_id", "event_name", "event_category", "source",
 		"properties", "occurred_at", "received_at", "fingerprint"}
