@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/labstack/echo/v4"
@@ -27,44 +28,49 @@ func itemErrors(ctx context.Context) map[int][]nexus.FieldError {
 	return m
 }
 
-// countItems answers 413 for a batch with more items than the operation takes, before anything is validated.
-func countItems(req *http.Request, op *operation) error {
-	body, err := io.ReadAll(req.Body)
-	if err != nil {
-		return err
+// batchBody is a batch body taken apart: its envelope's members and the raw items of its array.
+type batchBody struct {
+	raw      []byte // the body as sent
+	envelope map[string]json.RawMessage
+	items    []json.RawMessage
+}
+
+// splitItems takes a batch body apart, answers 413 for more items than the operation takes (before anything is
+// validated), and puts in its place, for the envelope's validation, the same body with every item null: the
+// items are validated one by one afterwards, so decoding and re-encoding them whole would only cost time. A body
+// that cannot be taken apart is left as it is, for validation to describe.
+func splitItems(req *http.Request, op *operation, body []byte) (*batchBody, error) {
+	b := batchBody{raw: body}
+	if json.Unmarshal(body, &b.envelope) != nil || json.Unmarshal(b.envelope[op.items], &b.items) != nil || b.items == nil {
+		return nil, nil
 	}
-	req.Body = io.NopCloser(bytes.NewReader(body))
-	var env map[string]json.RawMessage
-	if json.Unmarshal(body, &env) != nil {
-		return nil // not an object: validation says so
-	}
-	var items []json.RawMessage
-	if json.Unmarshal(env[op.items], &items) != nil {
-		return nil
-	}
-	if len(items) > op.maxItems {
-		return &transportError{status: http.StatusRequestEntityTooLarge, code: "payload_too_large",
+	if len(b.items) > op.maxItems {
+		return nil, &transportError{status: http.StatusRequestEntityTooLarge, code: "payload_too_large",
 			detail: fmt.Sprintf("A batch must not have more than %d items.", op.maxItems),
 			fields: []nexus.FieldError{nexus.BodyField("/"+op.items, fmt.Sprintf("must have at most %d items", op.maxItems))}}
 	}
-	return nil
+	stub := make(map[string]json.RawMessage, len(b.envelope))
+	for k, v := range b.envelope {
+		stub[k] = v
+	}
+	stub[op.items] = json.RawMessage("[" + strings.TrimSuffix(strings.Repeat("null,", len(b.items)), ",") + "]")
+	raw, err := json.Marshal(stub)
+	if err != nil {
+		return nil, err
+	}
+	req.Body = io.NopCloser(bytes.NewReader(raw))
+	req.ContentLength = int64(len(raw))
+	return &b, nil
 }
 
-// validateItems validates every item of a batch body that passed envelope validation.
-func (s *Server) validateItems(c echo.Context, op *operation) error {
+// validateItems validates every item of a batch whose envelope passed validation, and gives the handler the
+// body with the items it refused replaced by null.
+func (s *Server) validateItems(c echo.Context, op *operation, b *batchBody) error {
 	req := c.Request()
-	body, err := io.ReadAll(req.Body)
-	if err != nil {
-		return err
-	}
-	var env map[string]json.RawMessage
-	if err := json.Unmarshal(body, &env); err != nil {
-		return nexus.Invalid(nexus.BodyField("", "must be a valid JSON document"))
-	}
-	var items []json.RawMessage
-	if err := json.Unmarshal(env[op.items], &items); err != nil {
+	if b == nil {
 		return nexus.Invalid(nexus.BodyField("/"+op.items, "must be an array"))
 	}
+	items := b.items
 	failed := map[int][]nexus.FieldError{}
 	prefix := "/" + op.items + "/"
 	for i, raw := range items {
@@ -95,15 +101,36 @@ func (s *Server) validateItems(c echo.Context, op *operation) error {
 		failed[i] = dedupe(fields)
 		items[i] = json.RawMessage("null")
 	}
+	body := b.raw // every item valid: the body as sent
 	if len(failed) > 0 {
-		rewritten, err := json.Marshal(items)
-		if err != nil {
-			return err
+		// The envelope as sent, with the refused items null: concatenated, every part is valid JSON already.
+		var buf bytes.Buffer
+		buf.Grow(len(b.raw))
+		buf.WriteByte('{')
+		for k, v := range b.envelope {
+			if buf.Len() > 1 {
+				buf.WriteByte(',')
+			}
+			key, _ := json.Marshal(k)
+			buf.Write(key)
+			buf.WriteByte(':')
+			if k != op.items {
+				buf.Write(v)
+				continue
+			}
+			buf.WriteByte('[')
+			for i, item := range items {
+				if i > 0 {
+					buf.WriteByte(',')
+				}
+				buf.Write(item)
+			}
+			buf.WriteByte(']')
 		}
-		env[op.items] = rewritten
-		if body, err = json.Marshal(env); err != nil {
-			return err
-		}
+		buf.WriteByte('}')
+		body = buf.Bytes()
+	}
+	if len(failed) > 0 {
 		req = req.WithContext(context.WithValue(req.Context(), itemErrorsKey, failed))
 	}
 	req.Body = io.NopCloser(bytes.NewReader(body))

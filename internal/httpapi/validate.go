@@ -55,13 +55,14 @@ func (s *Server) validate(next echo.HandlerFunc) echo.HandlerFunc {
 			}
 		}
 		var body []byte
+		var batch *batchBody
 		if op.jsonBody {
 			var err error
 			if body, err = readBody(c.Request(), op.maxBody); err != nil {
 				return err
 			}
 			if op.items != "" {
-				if err := countItems(c.Request(), op); err != nil {
+				if batch, err = splitItems(c.Request(), op, body); err != nil {
 					return err
 				}
 			}
@@ -84,7 +85,7 @@ func (s *Server) validate(next echo.HandlerFunc) echo.HandlerFunc {
 			return nexus.Invalid(repeated...)
 		}
 		if op.items != "" {
-			if err := s.validateItems(c, op); err != nil {
+			if err := s.validateItems(c, op, batch); err != nil {
 				return err
 			}
 		}
