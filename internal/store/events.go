@@ -44,9 +44,12 @@ func (db *DB) rebind(q string) string {
 	return b.String()
 }
 
+// placeholders returns "?,?,?" for n values.
+func placeholders(n int) string { return strings.TrimSuffix(strings.Repeat("?,", n), ",") }
+
 // values returns "(?,?,?),(?,?,?)" for rows rows of cols columns.
 func values(rows, cols int) string {
-	one := "(" + strings.TrimSuffix(strings.Repeat("?,", cols), ",") + ")"
+	one := "(" + placeholders(cols) + ")"
 	return strings.TrimSuffix(strings.Repeat(one+",", rows), ",")
 }
 
@@ -183,7 +186,7 @@ func (s *Events) unknownUsers(ctx context.Context, tx *sql.Tx, events []analytic
 			ids = append(ids, id)
 		}
 		rows, err := tx.QueryContext(ctx, s.db.rebind("SELECT id FROM users WHERE organization_id = ? AND id IN ("+
-			strings.TrimSuffix(strings.Repeat("?,", len(set)), ",")+")"), ids...)
+			placeholders(len(set))+")"), ids...)
 		if err != nil {
 			return nil, err
 		}
@@ -326,7 +329,7 @@ func (s *Events) storedEvents(ctx context.Context, tx *sql.Tx, keys []eventKey, 
 				args = append(args, id)
 			}
 			rows, err := tx.QueryContext(ctx, s.db.rebind("SELECT id, event_id, fingerprint, received_at, occurred_at FROM events WHERE organization_id = ? AND event_id IN ("+
-				strings.TrimSuffix(strings.Repeat("?,", len(chunk)), ",")+")"), args...)
+				placeholders(len(chunk))+")"), args...)
 			if err != nil {
 				return err
 			}
@@ -564,16 +567,11 @@ func (s *Events) applyRollups(ctx context.Context, tx *sql.Tx, daily map[dailyKe
 		}
 		return a.category < b.category
 	})
-	for start := 0; start < len(dk); start += insertChunk {
-		chunk := dk[start:min(start+insertChunk, len(dk))]
-		args := make([]any, 0, len(chunk)*5)
-		for _, k := range chunk {
-			args = append(args, k.org, k.day, k.name, k.category, daily[k])
-		}
-		if _, err := tx.ExecContext(ctx, s.db.rebind("INSERT INTO event_daily_counts (organization_id, day, event_name, event_category, count) VALUES "+
-			values(len(chunk), 5)+" ON CONFLICT (organization_id, day, event_name, event_category) DO UPDATE SET count = event_daily_counts.count + excluded.count"), args...); err != nil {
-			return err
-		}
+	err := s.upsert(ctx, tx, len(dk), "INSERT INTO event_daily_counts (organization_id, day, event_name, event_category, count)",
+		"ON CONFLICT (organization_id, day, event_name, event_category) DO UPDATE SET count = event_daily_counts.count + excluded.count",
+		func(i int) []any { k := dk[i]; return []any{k.org, k.day, k.name, k.category, daily[k]} })
+	if err != nil {
+		return err
 	}
 	users := make([]string, 0, len(totals))
 	for u := range totals {
@@ -584,18 +582,12 @@ func (s *Events) applyRollups(ctx context.Context, tx *sql.Tx, daily map[dailyKe
 	if s.db.dialect == Postgres {
 		greatest = "GREATEST"
 	}
-	for start := 0; start < len(users); start += insertChunk {
-		chunk := users[start:min(start+insertChunk, len(users))]
-		args := make([]any, 0, len(chunk)*4)
-		for _, u := range chunk {
-			t := totals[u]
-			args = append(args, u, t.org, t.count, t.last.UTC())
-		}
-		if _, err := tx.ExecContext(ctx, s.db.rebind("INSERT INTO user_event_stats (user_id, organization_id, total, last_event_at) VALUES "+
-			values(len(chunk), 4)+" ON CONFLICT (user_id) DO UPDATE SET total = user_event_stats.total + excluded.total, last_event_at = "+
-			greatest+"(user_event_stats.last_event_at, excluded.last_event_at)"), args...); err != nil {
-			return err
-		}
+	err = s.upsert(ctx, tx, len(users), "INSERT INTO user_event_stats (user_id, organization_id, total, last_event_at)",
+		"ON CONFLICT (user_id) DO UPDATE SET total = user_event_stats.total + excluded.total, last_event_at = "+
+			greatest+"(user_event_stats.last_event_at, excluded.last_event_at)",
+		func(i int) []any { t := totals[users[i]]; return []any{users[i], t.org, t.count, t.last.UTC()} })
+	if err != nil {
+		return err
 	}
 	uk := make([]userDayKey, 0, len(days))
 	for k := range days {
@@ -607,15 +599,24 @@ func (s *Events) applyRollups(ctx context.Context, tx *sql.Tx, daily map[dailyKe
 		}
 		return uk[i].day < uk[j].day
 	})
-	for start := 0; start < len(uk); start += insertChunk {
-		chunk := uk[start:min(start+insertChunk, len(uk))]
-		args := make([]any, 0, len(chunk)*4)
-		for _, k := range chunk {
-			d := days[k]
-			args = append(args, k.user, d.org, k.day, d.count)
+	return s.upsert(ctx, tx, len(uk), "INSERT INTO user_event_days (user_id, organization_id, day, count)",
+		"ON CONFLICT (user_id, day) DO UPDATE SET count = user_event_days.count + excluded.count",
+		func(i int) []any { k := uk[i]; d := days[k]; return []any{k.user, d.org, k.day, d.count} })
+}
+
+// upsert runs "insert VALUES (…),… conflict" for n rows, insertChunk rows a statement, in row order; row(i)
+// returns the values of row i.
+func (s *Events) upsert(ctx context.Context, tx *sql.Tx, n int, insert, conflict string, row func(i int) []any) error {
+	for start := 0; start < n; start += insertChunk {
+		end := min(start+insertChunk, n)
+		var args []any
+		cols := 0
+		for i := start; i < end; i++ {
+			r := row(i)
+			cols = len(r)
+			args = append(args, r...)
 		}
-		if _, err := tx.ExecContext(ctx, s.db.rebind("INSERT INTO user_event_days (user_id, organization_id, day, count) VALUES "+
-			values(len(chunk), 4)+" ON CONFLICT (user_id, day) DO UPDATE SET count = user_event_days.count + excluded.count"), args...); err != nil {
+		if _, err := tx.ExecContext(ctx, s.db.rebind(insert+" VALUES "+values(end-start, cols)+" "+conflict), args...); err != nil {
 			return err
 		}
 	}
