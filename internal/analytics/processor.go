@@ -94,7 +94,7 @@ func (p *Processor) run(ctx context.Context) {
 	defer p.done.Done()
 	backoff := time.Duration(0)
 	for {
-		n, err := p.Drain(ctx)
+		_, err := p.Drain(ctx)
 		switch {
 		case ctx.Err() != nil:
 			return
@@ -109,20 +109,20 @@ func (p *Processor) run(ctx context.Context) {
 			}
 			backoff = 0
 		}
-		_ = n
 		wait := p.poll
 		if backoff > 0 {
 			wait = backoff
+		}
+		wake := p.wake
+		if backoff > 0 {
+			wake = nil // while failing, a wake does not shorten the backoff
 		}
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			return
-		case <-p.wake:
-			if backoff > 0 {
-				<-t.C // while failing, a wake does not shorten the backoff
-			}
+		case <-wake:
 		case <-t.C:
 		}
 		t.Stop()
@@ -150,22 +150,14 @@ func (p *Processor) Drain(ctx context.Context) (int, error) {
 	if err != nil {
 		return total, errors.Join(procErr, err)
 	}
-	defer func() { p.checked.Store(p.now().UnixMicro()) }()
-	if procErr != nil {
-		p.record(depth, oldest)
-		return total, procErr
-	}
-	p.record(depth, oldest)
-	return total, nil
-}
-
-func (p *Processor) record(depth int, oldest time.Time) {
 	p.depth.Store(int64(depth))
 	if oldest.IsZero() {
 		p.oldest.Store(0)
 	} else {
 		p.oldest.Store(oldest.UnixMicro())
 	}
+	p.checked.Store(p.now().UnixMicro())
+	return total, procErr
 }
 
 // ProcessorStats is what the processor saw at its last look.
