@@ -40,6 +40,27 @@ type Config struct {
 	EventWriters int           // NEXUS_EVENT_WRITERS: group-commit transactions in flight; 0: 4 on PostgreSQL, 1 on SQLite
 	EventLinger  time.Duration // NEXUS_EVENT_LINGER: how long a writer waits for more events to share a transaction
 
+	// Edge protection: rate limits (each "N/window", or "off"), brute-force defence, Redis, CORS.
+	RateLimitIP           Rate          // NEXUS_RATE_LIMIT_IP: requests to the API per client IP
+	RateLimitAuthIP       Rate          // NEXUS_RATE_LIMIT_AUTH_IP: login and refresh requests per client IP
+	RateLimitLoginAccount Rate          // NEXUS_RATE_LIMIT_LOGIN_ACCOUNT: login attempts per account (normalized email)
+	RateLimitClient       Rate          // NEXUS_RATE_LIMIT_CLIENT: login and refresh requests per client_id
+	RateLimitPrincipal    Rate          // NEXUS_RATE_LIMIT_PRINCIPAL: authenticated requests per user
+	LoginFailures         Rate          // NEXUS_LOGIN_FAILURES: failed logins per account before the account is slowed
+	RedisURL              string        // NEXUS_REDIS_URL: share the limits' state across instances; empty: in-process
+	CORSOrigins           []string      // NEXUS_CORS_ORIGINS: origins allowed to call the API from a browser; empty: CORS off
+	CORSMaxAge            time.Duration // NEXUS_CORS_MAX_AGE: how long a browser may cache a preflight answer
+
+	// Faults and abuse: timeouts and sizes.
+	ReadHeaderTimeout time.Duration // NEXUS_READ_HEADER_TIMEOUT: the request line and headers must arrive within this
+	ReadTimeout       time.Duration // NEXUS_READ_TIMEOUT: the whole request, body included
+	WriteTimeout      time.Duration // NEXUS_WRITE_TIMEOUT: from the end of the request headers to the end of the response
+	IdleTimeout       time.Duration // NEXUS_IDLE_TIMEOUT: an idle keep-alive connection is closed after this
+	RequestTimeout    time.Duration // NEXUS_REQUEST_TIMEOUT: a handler's deadline, database work included; past it, 503
+	MaxHeaderBytes    int           // NEXUS_MAX_HEADER_BYTES: request line and headers; past it, 431
+	DBMaxConns        int           // NEXUS_DB_MAX_CONNS: open database connections at most; 0: 25 on PostgreSQL, 8 on SQLite
+
+	ShutdownDelay   time.Duration // NEXUS_SHUTDOWN_DELAY: after SIGTERM, /readyz fails this long before the listener closes
 	ShutdownTimeout time.Duration // NEXUS_SHUTDOWN_TIMEOUT
 	LogLevel        slog.Level    // NEXUS_LOG_LEVEL
 	LogFormat       string        // NEXUS_LOG_FORMAT: json or text
@@ -72,10 +93,25 @@ func Load(getenv func(string) string, dev bool) (Config, error) {
 		KeyPublishDelay:    10 * time.Minute,
 		JWKSMaxAge:         5 * time.Minute,
 		ShutdownTimeout:    20 * time.Second,
-		EventQueue:         50_000,
-		EventLinger:        time.Millisecond,
-		LogLevel:           slog.LevelInfo,
-		LogFormat:          "json",
+
+		RateLimitIP:           Rate{Limit: 1200, Window: time.Minute},
+		RateLimitAuthIP:       Rate{Limit: 60, Window: time.Minute},
+		RateLimitLoginAccount: Rate{Limit: 20, Window: time.Minute},
+		RateLimitClient:       Rate{Limit: 6000, Window: time.Minute},
+		RateLimitPrincipal:    Rate{Limit: 6000, Window: time.Minute},
+		LoginFailures:         Rate{Limit: 10, Window: 15 * time.Minute},
+		CORSMaxAge:            10 * time.Minute,
+
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		RequestTimeout:    10 * time.Second,
+		MaxHeaderBytes:    32 << 10,
+		EventQueue:        50_000,
+		EventLinger:       time.Millisecond,
+		LogLevel:          slog.LevelInfo,
+		LogFormat:         "json",
 	}
 	if dev {
 		c.LogFormat = "text"
@@ -142,6 +178,74 @@ func Load(getenv func(string) string, dev bool) (Config, error) {
 	}
 	integer("NEXUS_EVENT_QUEUE", &c.EventQueue, 1000, 10_000_000)
 	integer("NEXUS_EVENT_WRITERS", &c.EventWriters, 0, 64)
+	integer("NEXUS_MAX_HEADER_BYTES", &c.MaxHeaderBytes, 4<<10, 1<<20)
+	integer("NEXUS_DB_MAX_CONNS", &c.DBMaxConns, 0, 1000)
+	dur("NEXUS_READ_HEADER_TIMEOUT", &c.ReadHeaderTimeout)
+	dur("NEXUS_READ_TIMEOUT", &c.ReadTimeout)
+	dur("NEXUS_WRITE_TIMEOUT", &c.WriteTimeout)
+	dur("NEXUS_IDLE_TIMEOUT", &c.IdleTimeout)
+	dur("NEXUS_REQUEST_TIMEOUT", &c.RequestTimeout)
+	dur("NEXUS_SHUTDOWN_DELAY", &c.ShutdownDelay)
+	dur("NEXUS_CORS_MAX_AGE", &c.CORSMaxAge)
+	rate := func(name string, dst *Rate) {
+		v := strings.TrimSpace(getenv(name))
+		if v == "" {
+			return
+		}
+		r, err := ParseRate(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", name, err))
+			return
+		}
+		*dst = r
+	}
+	rate("NEXUS_RATE_LIMIT_IP", &c.RateLimitIP)
+	rate("NEXUS_RATE_LIMIT_AUTH_IP", &c.RateLimitAuthIP)
+	rate("NEXUS_RATE_LIMIT_LOGIN_ACCOUNT", &c.RateLimitLoginAccount)
+	rate("NEXUS_RATE_LIMIT_CLIENT", &c.RateLimitClient)
+	rate("NEXUS_RATE_LIMIT_PRINCIPAL", &c.RateLimitPrincipal)
+	rate("NEXUS_LOGIN_FAILURES", &c.LoginFailures)
+	str("NEXUS_REDIS_URL", &c.RedisURL)
+	if c.RedisURL != "" {
+		u, err := url.Parse(c.RedisURL)
+		if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
+			errs = append(errs, errors.New("NEXUS_REDIS_URL: want a URL of the form redis://[:password@]host:6379/0 (rediss:// for TLS)"))
+		}
+	}
+	if v := strings.TrimSpace(getenv("NEXUS_CORS_ORIGINS")); v != "" {
+		for _, o := range strings.Split(v, ",") {
+			o = strings.TrimSpace(o)
+			if o == "*" {
+				c.CORSOrigins = append(c.CORSOrigins, o)
+				continue
+			}
+			u, err := url.Parse(o)
+			if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil {
+				errs = append(errs, fmt.Errorf("NEXUS_CORS_ORIGINS: %q is not an origin such as https://app.example.com (or *)", o))
+				continue
+			}
+			c.CORSOrigins = append(c.CORSOrigins, u.Scheme+"://"+strings.ToLower(u.Host))
+		}
+	}
+	for _, t := range []struct {
+		name   string
+		v      time.Duration
+		lo, hi time.Duration
+	}{
+		{"NEXUS_READ_HEADER_TIMEOUT", c.ReadHeaderTimeout, 100 * time.Millisecond, time.Minute},
+		{"NEXUS_READ_TIMEOUT", c.ReadTimeout, 100 * time.Millisecond, 10 * time.Minute},
+		{"NEXUS_WRITE_TIMEOUT", c.WriteTimeout, 100 * time.Millisecond, 10 * time.Minute},
+		{"NEXUS_IDLE_TIMEOUT", c.IdleTimeout, time.Second, time.Hour},
+		{"NEXUS_REQUEST_TIMEOUT", c.RequestTimeout, 100 * time.Millisecond, 10 * time.Minute},
+		{"NEXUS_SHUTDOWN_DELAY", c.ShutdownDelay, 0, 5 * time.Minute},
+	} {
+		if t.v < t.lo || t.v > t.hi {
+			errs = append(errs, fmt.Errorf("%s: want from %s to %s, got %s", t.name, t.lo, t.hi, t.v))
+		}
+	}
+	if c.RequestTimeout >= c.WriteTimeout {
+		errs = append(errs, fmt.Errorf("NEXUS_REQUEST_TIMEOUT: want less than NEXUS_WRITE_TIMEOUT (%s), so that a timed-out request still gets its answer", c.WriteTimeout))
+	}
 
 	if v := strings.TrimSpace(getenv("NEXUS_SECRET_KEY")); v != "" {
 		key, err := base64.StdEncoding.DecodeString(v)
@@ -258,6 +362,10 @@ func (c Config) LogValue() slog.Value {
 	if c.DatabaseURL != "" {
 		database = MaskURL(c.DatabaseURL)
 	}
+	redis := "off (limits are kept in this process)"
+	if c.RedisURL != "" {
+		redis = MaskURL(c.RedisURL)
+	}
 	secret := "unset"
 	if c.SecretKey != nil {
 		secret = "set (masked)"
@@ -278,7 +386,23 @@ func (c Config) LogValue() slog.Value {
 		slog.Duration("refresh_grace", c.RefreshGrace),
 		slog.Duration("key_publish_delay", c.KeyPublishDelay),
 		slog.Duration("jwks_max_age", c.JWKSMaxAge),
+		slog.Duration("shutdown_delay", c.ShutdownDelay),
 		slog.Duration("shutdown_timeout", c.ShutdownTimeout),
+		slog.String("rate_limit_ip", c.RateLimitIP.String()),
+		slog.String("rate_limit_auth_ip", c.RateLimitAuthIP.String()),
+		slog.String("rate_limit_login_account", c.RateLimitLoginAccount.String()),
+		slog.String("rate_limit_client", c.RateLimitClient.String()),
+		slog.String("rate_limit_principal", c.RateLimitPrincipal.String()),
+		slog.String("login_failures", c.LoginFailures.String()),
+		slog.String("redis", redis),
+		slog.String("cors_origins", strings.Join(c.CORSOrigins, ",")),
+		slog.Duration("read_header_timeout", c.ReadHeaderTimeout),
+		slog.Duration("read_timeout", c.ReadTimeout),
+		slog.Duration("write_timeout", c.WriteTimeout),
+		slog.Duration("idle_timeout", c.IdleTimeout),
+		slog.Duration("request_timeout", c.RequestTimeout),
+		slog.Int("max_header_bytes", c.MaxHeaderBytes),
+		slog.Int("db_max_conns", c.DBMaxConns),
 		slog.Int("event_queue", c.EventQueue),
 		slog.Int("event_writers", c.EventWriters),
 		slog.Duration("event_linger", c.EventLinger),
@@ -300,4 +424,50 @@ func MaskURL(raw string) string {
 		u.RawQuery = q.Encode()
 	}
 	return u.String()
+}
+
+// Rate is a rate limit: at most Limit requests in any Window, all of which may come at once. The zero Rate is off.
+type Rate struct {
+	Limit  int
+	Window time.Duration
+}
+
+// Off reports whether the limit is disabled.
+func (r Rate) Off() bool { return r.Limit == 0 }
+
+// String returns the rate in the syntax ParseRate reads.
+func (r Rate) String() string {
+	if r.Off() {
+		return "off"
+	}
+	return strconv.Itoa(r.Limit) + "/" + shortDuration(r.Window)
+}
+
+// ParseRate reads "N/window" (such as 100/1m, 10/15m or 5000/1h), or "off".
+func ParseRate(v string) (Rate, error) {
+	if strings.EqualFold(v, "off") {
+		return Rate{}, nil
+	}
+	n, w, ok := strings.Cut(v, "/")
+	limit, err := strconv.Atoi(strings.TrimSpace(n))
+	var window time.Duration
+	if ok {
+		window, err = time.ParseDuration(strings.TrimSpace(w))
+	}
+	if !ok || err != nil || limit < 1 || limit > 1_000_000 || window < time.Second || window > 24*time.Hour {
+		return Rate{}, fmt.Errorf("want N/window such as 100/1m (N from 1 to 1000000, window from 1s to 24h) or off, got %q", v)
+	}
+	return Rate{Limit: limit, Window: window}, nil
+}
+
+// shortDuration prints 1m rather than 1m0s.
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }

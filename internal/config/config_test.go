@@ -29,21 +29,34 @@ var (
 
 func defaults(dev bool) config.Config {
 	c := config.Config{
-		Dev:                dev,
-		HTTPAddr:           "127.0.0.1:8080",
-		DataDir:            "data",
-		Issuer:             "https://api.nexus-cloud.com",
-		AccessTokenTTL:     15 * time.Minute,
-		RefreshIdleTTL:     30 * 24 * time.Hour,
-		RefreshAbsoluteTTL: 90 * 24 * time.Hour,
-		RefreshGrace:       10 * time.Second,
-		KeyPublishDelay:    10 * time.Minute,
-		JWKSMaxAge:         5 * time.Minute,
-		ShutdownTimeout:    20 * time.Second,
-		EventQueue:         50_000,
-		EventLinger:        time.Millisecond,
-		LogLevel:           slog.LevelInfo,
-		LogFormat:          "json",
+		Dev:                   dev,
+		HTTPAddr:              "127.0.0.1:8080",
+		DataDir:               "data",
+		Issuer:                "https://api.nexus-cloud.com",
+		AccessTokenTTL:        15 * time.Minute,
+		RefreshIdleTTL:        30 * 24 * time.Hour,
+		RefreshAbsoluteTTL:    90 * 24 * time.Hour,
+		RefreshGrace:          10 * time.Second,
+		KeyPublishDelay:       10 * time.Minute,
+		JWKSMaxAge:            5 * time.Minute,
+		ShutdownTimeout:       20 * time.Second,
+		EventQueue:            50_000,
+		EventLinger:           time.Millisecond,
+		RateLimitIP:           config.Rate{Limit: 1200, Window: time.Minute},
+		RateLimitAuthIP:       config.Rate{Limit: 60, Window: time.Minute},
+		RateLimitLoginAccount: config.Rate{Limit: 20, Window: time.Minute},
+		RateLimitClient:       config.Rate{Limit: 6000, Window: time.Minute},
+		RateLimitPrincipal:    config.Rate{Limit: 6000, Window: time.Minute},
+		LoginFailures:         config.Rate{Limit: 10, Window: 15 * time.Minute},
+		CORSMaxAge:            10 * time.Minute,
+		ReadHeaderTimeout:     5 * time.Second,
+		ReadTimeout:           30 * time.Second,
+		WriteTimeout:          30 * time.Second,
+		IdleTimeout:           120 * time.Second,
+		RequestTimeout:        10 * time.Second,
+		MaxHeaderBytes:        32 << 10,
+		LogLevel:              slog.LevelInfo,
+		LogFormat:             "json",
 	}
 	if dev {
 		c.LogFormat, c.KeyPublishDelay = "text", 0
@@ -71,6 +84,24 @@ func TestLoad(t *testing.T) {
 		"NEXUS_SHUTDOWN_TIMEOUT":     "3s",
 		"NEXUS_LOG_LEVEL":            "DEBUG",
 		"NEXUS_LOG_FORMAT":           "text",
+
+		"NEXUS_RATE_LIMIT_IP":            "100/1s",
+		"NEXUS_RATE_LIMIT_AUTH_IP":       " off ",
+		"NEXUS_RATE_LIMIT_LOGIN_ACCOUNT": "5/30s",
+		"NEXUS_RATE_LIMIT_CLIENT":        "OFF",
+		"NEXUS_RATE_LIMIT_PRINCIPAL":     "100000/1h",
+		"NEXUS_LOGIN_FAILURES":           "3/1h",
+		"NEXUS_REDIS_URL":                "redis://:pw@cache.internal:6379/2",
+		"NEXUS_CORS_ORIGINS":             "https://App.Example.com, http://localhost:3000/",
+		"NEXUS_CORS_MAX_AGE":             "1h",
+		"NEXUS_READ_HEADER_TIMEOUT":      "2s",
+		"NEXUS_READ_TIMEOUT":             "10s",
+		"NEXUS_WRITE_TIMEOUT":            "15s",
+		"NEXUS_IDLE_TIMEOUT":             "1m",
+		"NEXUS_REQUEST_TIMEOUT":          "5s",
+		"NEXUS_MAX_HEADER_BYTES":         "16384",
+		"NEXUS_DB_MAX_CONNS":             "50",
+		"NEXUS_SHUTDOWN_DELAY":           "5s",
 	}
 	everyWant := config.Config{
 		HTTPAddr:           "0.0.0.0:9443",
@@ -88,10 +119,26 @@ func TestLoad(t *testing.T) {
 		KeyPublishDelay:    90 * time.Minute,
 		JWKSMaxAge:         90 * time.Second,
 		ShutdownTimeout:    3 * time.Second,
+		ShutdownDelay:      5 * time.Second,
 		EventQueue:         50_000,
 		EventLinger:        time.Millisecond,
-		LogLevel:           slog.LevelDebug,
-		LogFormat:          "text",
+
+		RateLimitIP:           config.Rate{Limit: 100, Window: time.Second},
+		RateLimitLoginAccount: config.Rate{Limit: 5, Window: 30 * time.Second},
+		RateLimitPrincipal:    config.Rate{Limit: 100000, Window: time.Hour},
+		LoginFailures:         config.Rate{Limit: 3, Window: time.Hour},
+		RedisURL:              "redis://:pw@cache.internal:6379/2",
+		CORSOrigins:           []string{"https://app.example.com", "http://localhost:3000"},
+		CORSMaxAge:            time.Hour,
+		ReadHeaderTimeout:     2 * time.Second,
+		ReadTimeout:           10 * time.Second,
+		WriteTimeout:          15 * time.Second,
+		IdleTimeout:           time.Minute,
+		RequestTimeout:        5 * time.Second,
+		MaxHeaderBytes:        16384,
+		DBMaxConns:            50,
+		LogLevel:              slog.LevelDebug,
+		LogFormat:             "text",
 	}
 	with := func(dev bool, f func(*config.Config)) config.Config {
 		c := defaults(dev)
@@ -177,6 +224,22 @@ func TestLoadRejects(t *testing.T) {
 		{"issuer is a path", map[string]string{"NEXUS_ISSUER": "/issuer"}, []string{"NEXUS_ISSUER"}},
 		{"certificate without key", map[string]string{"NEXUS_TLS_CERT_FILE": "c.pem"}, []string{"NEXUS_TLS_KEY_FILE"}},
 		{"key without certificate", map[string]string{"NEXUS_TLS_KEY_FILE": "k.pem"}, []string{"NEXUS_TLS_CERT_FILE"}},
+		{"rate without a window", map[string]string{"NEXUS_RATE_LIMIT_IP": "100"}, []string{"NEXUS_RATE_LIMIT_IP"}},
+		{"rate of zero", map[string]string{"NEXUS_RATE_LIMIT_PRINCIPAL": "0/1m"}, []string{"NEXUS_RATE_LIMIT_PRINCIPAL"}},
+		{"rate window under 1s", map[string]string{"NEXUS_LOGIN_FAILURES": "10/500ms"}, []string{"NEXUS_LOGIN_FAILURES"}},
+		{"rate window over 24h", map[string]string{"NEXUS_RATE_LIMIT_CLIENT": "10/25h"}, []string{"NEXUS_RATE_LIMIT_CLIENT"}},
+		{"rate not a number", map[string]string{"NEXUS_RATE_LIMIT_AUTH_IP": "many/1m"}, []string{"NEXUS_RATE_LIMIT_AUTH_IP"}},
+		{"rate of another unit", map[string]string{"NEXUS_RATE_LIMIT_LOGIN_ACCOUNT": "10/minute"}, []string{"NEXUS_RATE_LIMIT_LOGIN_ACCOUNT"}},
+		{"redis URL of another scheme", map[string]string{"NEXUS_REDIS_URL": "http://cache:6379"}, []string{"NEXUS_REDIS_URL"}},
+		{"redis URL without a host", map[string]string{"NEXUS_REDIS_URL": "redis://"}, []string{"NEXUS_REDIS_URL"}},
+		{"CORS origin with a path", map[string]string{"NEXUS_CORS_ORIGINS": "https://app.example.com/login"}, []string{"NEXUS_CORS_ORIGINS"}},
+		{"CORS origin without a scheme", map[string]string{"NEXUS_CORS_ORIGINS": "app.example.com"}, []string{"NEXUS_CORS_ORIGINS"}},
+		{"read header timeout too short", map[string]string{"NEXUS_READ_HEADER_TIMEOUT": "10ms"}, []string{"NEXUS_READ_HEADER_TIMEOUT"}},
+		{"idle timeout too long", map[string]string{"NEXUS_IDLE_TIMEOUT": "2h"}, []string{"NEXUS_IDLE_TIMEOUT"}},
+		{"request timeout not below write timeout", map[string]string{"NEXUS_REQUEST_TIMEOUT": "30s"}, []string{"NEXUS_REQUEST_TIMEOUT"}},
+		{"header limit too small", map[string]string{"NEXUS_MAX_HEADER_BYTES": "1024"}, []string{"NEXUS_MAX_HEADER_BYTES"}},
+		{"pool size negative", map[string]string{"NEXUS_DB_MAX_CONNS": "-1"}, []string{"NEXUS_DB_MAX_CONNS"}},
+		{"shutdown delay too long", map[string]string{"NEXUS_SHUTDOWN_DELAY": "1h"}, []string{"NEXUS_SHUTDOWN_DELAY"}},
 		{"every error is reported", map[string]string{"NEXUS_LOG_FORMAT": "xml", "NEXUS_REFRESH_GRACE": "5m", "NEXUS_HTTP_ADDR": "x"},
 			[]string{"NEXUS_LOG_FORMAT", "NEXUS_REFRESH_GRACE", "NEXUS_HTTP_ADDR"}},
 	}
@@ -307,7 +370,7 @@ func TestLogValueMasksSecrets(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			c, err := config.Load(env(map[string]string{
 				"NEXUS_DATABASE_URL": tt.url, "NEXUS_SECRET_KEY": secret, "NEXUS_BEHIND_TLS_PROXY": "true",
-				"NEXUS_TRUSTED_PROXIES": "10.0.0.0/8",
+				"NEXUS_TRUSTED_PROXIES": "10.0.0.0/8", "NEXUS_REDIS_URL": "redis://:r3d1spw@cache:6379/0",
 			}), false)
 			if err != nil {
 				t.Fatalf("Load: %v", err)
@@ -319,18 +382,33 @@ func TestLogValueMasksSecrets(t *testing.T) {
 				var buf bytes.Buffer
 				slog.New(newHandler(&buf)).Info("configuration", "config", c)
 				out := buf.String()
-				hidden := append([]string{secret, string(secretBytes)}, tt.hidden...)
+				hidden := append([]string{secret, string(secretBytes), "r3d1spw"}, tt.hidden...)
 				for _, s := range hidden {
 					if strings.Contains(out, s) {
 						t.Errorf("log contains %q:\n%s", s, out)
 					}
 				}
-				for _, s := range append([]string{"set (masked)", "10.0.0.0/8"}, tt.shown...) {
+				for _, s := range append([]string{"set (masked)", "10.0.0.0/8", "redis://:xxxxx@cache:6379/0", "1200/1m"}, tt.shown...) {
 					if !strings.Contains(out, s) {
 						t.Errorf("log lacks %q:\n%s", s, out)
 					}
 				}
 			}
 		})
+	}
+}
+
+func TestRateString(t *testing.T) {
+	for _, v := range []string{"off", "100/1m", "10/15m", "5000/1h", "3/1s", "7/1h30m", "1/24h"} {
+		r, err := config.ParseRate(v)
+		if err != nil {
+			t.Fatalf("ParseRate(%q): %v", v, err)
+		}
+		if got := r.String(); got != v {
+			t.Errorf("ParseRate(%q).String() = %q", v, got)
+		}
+	}
+	if r, _ := config.ParseRate("off"); !r.Off() {
+		t.Error("off is not Off")
 	}
 }

@@ -1,12 +1,8 @@
 package httpapi
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"mime"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -127,39 +123,6 @@ func repeatedParameters(req *http.Request, op *operation) []nexus.FieldError {
 		}
 	}
 	return out
-}
-
-// readBody reads the whole body up to limit bytes (checked while reading, not only from Content-Length) and
-// checks its media type, then puts it back for validation and binding.
-func readBody(req *http.Request, limit int64) ([]byte, error) {
-	tooLarge := &transportError{status: http.StatusRequestEntityTooLarge, code: "payload_too_large",
-		detail: fmt.Sprintf("The request body must not exceed %d bytes.", limit)}
-	if req.ContentLength > limit {
-		return nil, tooLarge
-	}
-	body, err := io.ReadAll(io.LimitReader(req.Body, limit+1))
-	if err != nil {
-		return nil, &transportError{status: http.StatusBadRequest, code: "validation_failed",
-			detail: "The request body could not be read.", fields: []nexus.FieldError{nexus.BodyField("", "could not be read")}}
-	}
-	if int64(len(body)) > limit {
-		return nil, tooLarge
-	}
-	if ct := req.Header.Get(echo.HeaderContentType); len(body) > 0 || ct != "" {
-		mt, _, err := mime.ParseMediaType(ct)
-		if err != nil || mt != echo.MIMEApplicationJSON {
-			return nil, &transportError{status: http.StatusUnsupportedMediaType, code: "unsupported_media_type",
-				detail: "The request body must be application/json.",
-				fields: []nexus.FieldError{{In: nexus.InHeader, Name: "Content-Type", Detail: "must be application/json"}}}
-		}
-	}
-	// One JSON value and nothing after it: kin-openapi's decoder would ignore trailing data.
-	if len(body) > 0 && !json.Valid(body) {
-		return nil, nexus.Invalid(nexus.BodyField("", "must be a valid JSON document"))
-	}
-	req.Body = io.NopCloser(bytes.NewReader(body))
-	req.ContentLength = int64(len(body))
-	return body, nil
 }
 
 // fieldErrors lists the failing fields of a kin-openapi validation error, in messages of our own that never
