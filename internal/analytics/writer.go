@@ -225,7 +225,8 @@ func (w *Writer) insert(events []Pending) ([]Outcome, error) {
 	defer cancel()
 	outcomes, err := w.store.InsertEvents(ctx, events)
 	if err != nil {
-		if errors.Is(err, context.DeadlineExceeded) {
+		if errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil {
+			// The commit timeout passed: a timeout, whatever the driver made of it (SQLite answers "interrupted").
 			err = nexus.Unavailable(err)
 		}
 		return nil, err

@@ -492,24 +492,38 @@ func TestWriterSingleJobErrorIsNotRetried(t *testing.T) {
 	}
 }
 
+var errInterrupted = errors.New("interrupted (9)")
+
 func TestWriterCommitTimeout(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		f := newFakeStore()
-		f.insert = func(ctx context.Context, _ int, _ []Pending) ([]Outcome, error) {
-			<-ctx.Done() // a database that never answers
-			return nil, ctx.Err()
-		}
-		w := NewWriter(f, nil, WriterOptions{Workers: 1, CommitTimeout: 2 * time.Second}, nil)
-		defer w.Close()
-		start := time.Now()
-		_, err := w.Submit(context.Background(), pendings(1))
-		if nexus.KindOf(err) != nexus.KindUnavailable || !errors.Is(err, context.DeadlineExceeded) {
-			t.Errorf("Submit = %v, want unavailable after the commit timeout", err)
-		}
-		if d := time.Since(start); d != 2*time.Second {
-			t.Errorf("Submit returned after %v, want the commit timeout, 2s", d)
-		}
-	})
+	for _, tc := range []struct {
+		name  string
+		err   func(ctx context.Context) error // what the store returns once the timeout cancels its context
+		cause error                           // what the error wraps
+	}{
+		{"context error", func(ctx context.Context) error { return ctx.Err() }, context.DeadlineExceeded},
+		// SQLite reports an interrupted statement, not the context's error; the store calls that internal.
+		{"driver error", func(context.Context) error { return nexus.Internal(errInterrupted) }, errInterrupted},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				f := newFakeStore()
+				f.insert = func(ctx context.Context, _ int, _ []Pending) ([]Outcome, error) {
+					<-ctx.Done() // a database that never answers
+					return nil, tc.err(ctx)
+				}
+				w := NewWriter(f, nil, WriterOptions{Workers: 1, CommitTimeout: 2 * time.Second}, nil)
+				defer w.Close()
+				start := time.Now()
+				_, err := w.Submit(context.Background(), pendings(1))
+				if nexus.KindOf(err) != nexus.KindUnavailable || !errors.Is(err, tc.cause) {
+					t.Errorf("Submit = %v, want unavailable after the commit timeout, caused by %v", err, tc.cause)
+				}
+				if d := time.Since(start); d != 2*time.Second {
+					t.Errorf("Submit returned after %v, want the commit timeout, 2s", d)
+				}
+			})
+		})
+	}
 }
 
 func TestWriterContextCanceled(t *testing.T) {

@@ -140,7 +140,7 @@ func (e *env) start(opts ...option) {
 	if e.wrapEvents != nil {
 		events = e.wrapEvents(events)
 	}
-	pipe := analytics.NewPipeline(events, nil, analytics.WriterOptions{Workers: 2, Linger: time.Millisecond, QueueEvents: e.queue},
+	pipe := analytics.NewPipeline(events, nil, analytics.WriterOptions{Workers: 2, Linger: time.Millisecond, QueueEvents: e.queue, CommitTimeout: testCommitTimeout},
 		analytics.ProcessorOptions{Poll: 50 * time.Millisecond, Now: e.clock.Now})
 	e.t.Cleanup(pipe.Close)
 	an, err := analytics.NewService(analytics.Options{Store: events, Writer: pipe.Writer, Now: e.clock.Now})
