@@ -64,7 +64,7 @@ func secretKey(cfg config.Config, create bool) ([]byte, error) {
 		return cfg.SecretKey, nil
 	}
 	path := filepath.Join(cfg.DataDir, secretFile)
-	b, err := os.ReadFile(path)
+	b, err := os.ReadFile(path) // #nosec G304 -- a fixed name in the data directory the operator configured
 	switch {
 	case err == nil:
 		key, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(b)))

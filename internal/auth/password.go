@@ -46,7 +46,7 @@ func VerifyPassword(hash, password string) bool {
 	if err != nil {
 		return false
 	}
-	key := argon2.IDKey([]byte(password), p.salt, p.time, p.memory, p.threads, uint32(len(p.key)))
+	key := argon2.IDKey([]byte(password), p.salt, p.time, p.memory, p.threads, uint32(len(p.key))) // #nosec G115 -- parsePHC bounds the key to 16..64 bytes
 	return subtle.ConstantTimeCompare(key, p.key) == 1
 }
 

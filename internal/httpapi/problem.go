@@ -30,6 +30,7 @@ type transportError struct {
 
 func (e *transportError) Error() string { return e.code + ": " + e.detail }
 
+// #nosec G101 -- problem codes and their titles (invalid_credentials, refresh_token_reused), no credentials
 var titles = map[string]string{
 	"validation_failed":       "Validation failed",
 	"invalid_credentials":     "Invalid credentials",

@@ -192,7 +192,7 @@ func (o *operation) readItems(op *openapi3.Operation) error {
 		return fmt.Errorf("x-nexus-items %q is not a bounded array member of the JSON request body", name)
 	}
 	arr := *body.Properties[name].Value
-	o.itemSchema, o.maxItems, o.items = arr.Items.Value, int(*arr.MaxItems), name
+	o.itemSchema, o.maxItems, o.items = arr.Items.Value, int(*arr.MaxItems), name // #nosec G115 -- a limit of the embedded openapi.yaml
 	// Any item, null too: each is judged alone. Over the limit is 413, decided before validation.
 	arr.Items = openapi3.NewSchemaRef("", &openapi3.Schema{Nullable: true})
 	arr.MaxItems = nil

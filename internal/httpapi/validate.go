@@ -254,10 +254,10 @@ func describe(se *openapi3.SchemaError) string {
 		}
 		return "must be a valid " + sch.Format
 	case "minLength":
-		return "must be at least " + plural(int(sch.MinLength), "character")
+		return "must be at least " + plural(int(sch.MinLength), "character") // #nosec G115 -- a limit of the embedded openapi.yaml
 	case "maxLength":
 		if sch.MaxLength != nil {
-			return "must be at most " + plural(int(*sch.MaxLength), "character")
+			return "must be at most " + plural(int(*sch.MaxLength), "character") // #nosec G115 -- a limit of the embedded openapi.yaml
 		}
 	case "pattern":
 		return "contains characters that are not allowed"
@@ -276,16 +276,16 @@ func describe(se *openapi3.SchemaError) string {
 			return fmt.Sprintf("must be at most %v", *sch.Max)
 		}
 	case "minItems":
-		return "must have at least " + plural(int(sch.MinItems), "item")
+		return "must have at least " + plural(int(sch.MinItems), "item") // #nosec G115 -- a limit of the embedded openapi.yaml
 	case "maxItems":
 		if sch.MaxItems != nil {
-			return "must have at most " + plural(int(*sch.MaxItems), "item")
+			return "must have at most " + plural(int(*sch.MaxItems), "item") // #nosec G115 -- a limit of the embedded openapi.yaml
 		}
 	case "minProperties":
-		return "must have at least " + plural(int(sch.MinProps), "member")
+		return "must have at least " + plural(int(sch.MinProps), "member") // #nosec G115 -- a limit of the embedded openapi.yaml
 	case "maxProperties":
 		if sch.MaxProps != nil {
-			return "must have at most " + plural(int(*sch.MaxProps), "member")
+			return "must have at most " + plural(int(*sch.MaxProps), "member") // #nosec G115 -- a limit of the embedded openapi.yaml
 		}
 	}
 	return "is invalid"

@@ -193,12 +193,14 @@ func (s *Events) unknownUsers(ctx context.Context, tx *sql.Tx, events []analytic
 		for rows.Next() {
 			var id string
 			if err := rows.Scan(&id); err != nil {
-				rows.Close()
+				_ = rows.Close() // the scan error is the one to report
 				return nil, err
 			}
 			known[eventKey{org, strings.ToLower(id)}] = true
 		}
-		rows.Close()
+		if err := rows.Close(); err != nil {
+			return nil, err
+		}
 		if err := rows.Err(); err != nil {
 			return nil, err
 		}
@@ -236,12 +238,14 @@ func (s *Events) insertChunk(ctx context.Context, tx *sql.Tx, events []analytics
 	for rows.Next() {
 		var id string
 		if err := rows.Scan(&id); err != nil {
-			rows.Close()
+			_ = rows.Close() // the scan error is the one to report
 			return nil, err
 		}
 		ids = append(ids, strings.ToLower(id))
 	}
-	rows.Close()
+	if err := rows.Close(); err != nil {
+		return nil, err
+	}
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
@@ -338,13 +342,15 @@ func (s *Events) storedEvents(ctx context.Context, tx *sql.Tx, keys []eventKey, 
 				var eventID string
 				var received, occurred timeValue
 				if err := rows.Scan(&st.id, &eventID, &st.fingerprint, &received, &occurred); err != nil {
-					rows.Close()
+					_ = rows.Close() // the scan error is the one to report
 					return err
 				}
 				st.id, st.receivedAt, st.occurred = strings.ToLower(st.id), received.t, occurred.t
 				stored[eventKey{org, strings.ToLower(eventID)}] = st
 			}
-			rows.Close()
+			if err := rows.Close(); err != nil {
+				return err
+			}
 			if err := rows.Err(); err != nil {
 				return err
 			}
@@ -511,7 +517,7 @@ func (s *Events) ProcessEvents(ctx context.Context, limit int) (int, error) {
 			var org, user, name, category string
 			var occurred timeValue
 			if err := rows.Scan(&org, &user, &name, &category, &occurred); err != nil {
-				rows.Close()
+				_ = rows.Close() // the scan error is the one to report
 				return err
 			}
 			org, user = strings.ToLower(org), strings.ToLower(user)
@@ -534,7 +540,9 @@ func (s *Events) ProcessEvents(ctx context.Context, limit int) (int, error) {
 			}
 			d.count++
 		}
-		rows.Close()
+		if err := rows.Close(); err != nil {
+			return err
+		}
 		if err := rows.Err(); err != nil {
 			return err
 		}
