@@ -49,6 +49,8 @@ var titles = map[string]string{
 	"unsupported_media_type":  "Unsupported media type",
 	"unavailable":             "Service unavailable",
 	"internal":                "Internal server error",
+
+	"request_headers_too_large": "Request header fields too large",
 }
 
 func statusOf(k nexus.Kind) int {

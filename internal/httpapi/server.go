@@ -42,6 +42,7 @@ type Options struct {
 	TrustedProxies []netip.Prefix // peers whose X-Forwarded-For and X-Forwarded-Proto are believed
 	HTTPS          bool           // clients reach the server over HTTPS: send HSTS
 	JWKSMaxAge     time.Duration
+	MaxHeaderBytes int // request line and headers; beyond it 431 (0: DefaultMaxHeaderBytes); see HeaderHardLimit
 }
 
 // Server implements the generated strict server interface.
@@ -93,8 +94,8 @@ func New(o Options) (*Server, *echo.Echo, error) {
 	e.HTTPErrorHandler = s.handleError
 	e.IPExtractor, e.SchemeExtractor = extractors(o.TrustedProxies)
 
-	e.Pre(s.requestID)
-	e.Use(s.accessLog, s.recoverPanics, s.securityHeaders, s.requestMeta, s.negotiate, s.validate)
+	e.Pre(s.requestID, headerLimit(o.MaxHeaderBytes))
+	e.Use(s.accessLog, s.recoverPanics, s.securityHeaders, s.requestMeta, s.negotiate, errorHeaders, s.validate)
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
 	e.GET("/metrics", s.metrics)
