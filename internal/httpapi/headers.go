@@ -22,7 +22,8 @@ func HeaderHardLimit(limit int) int {
 }
 
 // headerLimit answers 431 request_headers_too_large when the request line and header fields, counted as sent
-// over HTTP/1.1 (every line with its CRLF, the Host header included), exceed limit bytes.
+// over HTTP/1.1 (every line with its CRLF, Host and Transfer-Encoding included), exceed limit bytes. It runs
+// before routing, so that no route, however unknown, costs more than a header of the limit's size.
 func headerLimit(limit int) echo.MiddlewareFunc {
 	if limit <= 0 {
 		limit = DefaultMaxHeaderBytes
@@ -46,6 +47,9 @@ func headerSize(req *http.Request, limit int) int {
 	n := len(req.Method) + 1 + len(req.RequestURI) + 1 + len(req.Proto) + 2 + 2
 	if req.Host != "" {
 		n += len("Host: ") + len(req.Host) + 2
+	}
+	for _, te := range req.TransferEncoding { // net/http takes it out of the header
+		n += len("Transfer-Encoding: ") + len(te) + 2
 	}
 	for name, values := range req.Header {
 		for _, v := range values {
