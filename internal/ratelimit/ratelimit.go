@@ -9,8 +9,9 @@
 // Redis is an optimisation of accuracy, never a dependency: when it fails or
 // is slower than Options.Timeout, the Limiter marks itself degraded, answers
 // from the in-process store (each instance then enforces the full quota on
-// its own), stops sending requests to Redis, and pings it in the background
-// every Options.RecheckEvery until it answers again. Allow, Peek and Reset
+// its own, starting from whatever it last held for a key, usually nothing),
+// stops sending requests to Redis, and probes it in the background every
+// Options.RecheckEvery until it takes writes again. Allow, Peek and Reset
 // never fail and never wait for Redis longer than Options.Timeout.
 //
 // Keys are never stored as given: a stored key is the policy name, the quota
@@ -24,6 +25,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -93,8 +95,8 @@ type Options struct {
 	// Timeout bounds every call to Redis, dial, read and write included;
 	// default 100ms.
 	Timeout time.Duration
-	// RecheckEvery is how often a failing Redis is pinged to find out
-	// whether it is back; default 1s.
+	// RecheckEvery is how often a failing Redis is probed (a SET of the key
+	// Prefix+"probe") to find out whether it is back; default 1s.
 	RecheckEvery time.Duration
 	// Logger receives one warning when Redis starts failing and one
 	// message when it is back; default: discard.
@@ -153,7 +155,7 @@ type Limiter struct {
 	policies atomic.Pointer[map[policyKey]*policy] // copied on write
 
 	degraded atomic.Bool
-	wake     chan struct{} // degraded: start pinging
+	wake     chan struct{} // degraded: start probing
 	stMu     sync.Mutex
 	status   Status
 
@@ -206,6 +208,11 @@ func New(o Options) (*Limiter, error) {
 
 	ropt, err := redis.ParseURL(o.RedisURL)
 	if err != nil {
+		var urlErr *url.Error
+		if errors.As(err, &urlErr) {
+			// url.Parse's message quotes the URL, password included.
+			err = errors.New(urlErr.Err.Error())
+		}
 		return nil, fmt.Errorf("ratelimit: Redis URL: %w", err)
 	}
 	// Fail fast and once: no retries, no dial retries with backoff, every
@@ -236,13 +243,13 @@ func New(o Options) (*Limiter, error) {
 	l.done.Add(1)
 	go l.watch(ctx)
 
-	if err := l.ping(ctx); err != nil {
+	if err := l.probe(ctx); err != nil {
 		l.markDegraded(err)
 	}
 	return l, nil
 }
 
-// Close stops the background pings and closes the Redis connections. The
+// Close stops the background probes and closes the Redis connections. The
 // Limiter must not be used afterwards.
 func (l *Limiter) Close() error {
 	l.closeOnce.Do(func() {
@@ -506,7 +513,7 @@ func (l *Limiter) markHealthy() {
 		slog.Duration("degraded_for", down.Round(time.Millisecond)))
 }
 
-// watch pings Redis every RecheckEvery while degraded, until ctx is done.
+// watch probes Redis every RecheckEvery while degraded, until ctx is done.
 func (l *Limiter) watch(ctx context.Context) {
 	defer l.done.Done()
 	for {
@@ -523,7 +530,7 @@ func (l *Limiter) watch(ctx context.Context) {
 				return
 			case <-t.C:
 			}
-			if err := l.ping(ctx); err != nil {
+			if err := l.probe(ctx); err != nil {
 				desc := describe(err)
 				l.stMu.Lock()
 				l.status.Error = desc
@@ -536,9 +543,12 @@ func (l *Limiter) watch(ctx context.Context) {
 	}
 }
 
-// ping sends PING, bounded by Timeout.
-func (l *Limiter) ping(ctx context.Context) error {
+// probe checks that Redis takes writes, bounded by Timeout. A PING is not
+// enough: a Redis out of memory (OOM) or a read-only replica (READONLY, after
+// a failover) answers PING but refuses every rate-limit update, and
+// recovering on PING would flap between Redis and memory every RecheckEvery.
+func (l *Limiter) probe(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, l.opts.Timeout)
 	defer cancel()
-	return l.rdb.Ping(ctx).Err()
+	return l.rdb.Set(ctx, l.opts.Prefix+"probe", 1, time.Minute).Err()
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -314,9 +315,25 @@ func TestConcurrentRequestsShareOneBudget(t *testing.T) {
 		srv := testredis.Start(t)
 		a := newLimiter(t, Options{RedisURL: srv.URL()})
 		b := newLimiter(t, Options{RedisURL: srv.URL()})
+		began := time.Now()
 		if got := hammer([]*Limiter{a, b}, 8, 20, q, "203.0.113.7"); got != q.Limit {
 			t.Errorf("2 Limiters × 8 goroutines × 20 requests: %d allowed, want %d", got, q.Limit)
 		}
+		// The key lives until its budget is full again, an hour from the
+		// burst: no racing request shortened its TTL (throttled's own
+		// SETNX+EXPIRE lets a request that lost the race to create the key
+		// set the TTL of a single request, 72s here).
+		rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+		defer rdb.Close()
+		keys, err := rdb.Keys(context.Background(), "nexus:rl:ip:*").Result()
+		if err != nil || len(keys) != 1 {
+			t.Fatalf("KEYS = %q, %v; want the one key", keys, err)
+		}
+		ttl, err := rdb.PTTL(context.Background(), keys[0]).Result()
+		if err != nil {
+			t.Fatalf("PTTL: %v", err)
+		}
+		within(t, "TTL of the exhausted key", ttl, q.Window-time.Since(began)-clockSlack, q.Window+ttlPad)
 		for _, l := range []*Limiter{a, b} {
 			if st := l.Status(); st.Degraded {
 				t.Errorf("Status() = %+v after the hammering, want healthy", st)
@@ -342,6 +359,7 @@ func TestRedisKeysAreHashed(t *testing.T) {
 	if err != nil {
 		t.Fatalf("KEYS: %v", err)
 	}
+	keys = slices.DeleteFunc(keys, func(k string) bool { return k == "nexus:rl:probe" })
 	if len(keys) != len(raw) {
 		t.Fatalf("Redis holds %d keys %q, want %d (Peek must not create one)", len(keys), keys, len(raw))
 	}
