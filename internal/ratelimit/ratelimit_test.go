@@ -65,6 +65,11 @@ func newLimiter(t testing.TB, o Options) *Limiter {
 	if o.Secret == nil {
 		o.Secret = testSecret
 	}
+	if o.Timeout == 0 {
+		// Only the outage tests are about timeouts; elsewhere a loaded
+		// machine must not make Redis look failed.
+		o.Timeout = 5 * time.Second
+	}
 	l, err := New(o)
 	if err != nil {
 		t.Fatalf("New: %v", err)
@@ -481,17 +486,18 @@ func TestRedisOutageMidRun(t *testing.T) {
 	for _, outage := range []struct {
 		name      string
 		stop, fix func(*testredis.Server)
-		err       string
+		errs      []string // Status().Error, any of
 	}{
 		// Killed: connections are refused at once.
-		{"killed", (*testredis.Server).Stop, (*testredis.Server).Start, "connection refused"},
+		// (A pooled connection may see the close first.)
+		{"killed", (*testredis.Server).Stop, (*testredis.Server).Start, []string{"connection refused", "connection lost"}},
 		// Frozen: nothing answers; every wait ends at Timeout.
-		{"frozen", (*testredis.Server).Pause, (*testredis.Server).Resume, "timeout"},
+		{"frozen", (*testredis.Server).Pause, (*testredis.Server).Resume, []string{"timeout"}},
 	} {
 		t.Run(outage.name, func(t *testing.T) {
 			srv := testredis.Start(t)
 			var logs logBuffer
-			o := Options{RedisURL: srv.URL(), Timeout: 100 * time.Millisecond, RecheckEvery: 50 * time.Millisecond, Logger: newLogger(&logs)}
+			o := Options{RedisURL: srv.URL(), Timeout: 500 * time.Millisecond, RecheckEvery: 50 * time.Millisecond, Logger: newLogger(&logs)}
 			l := newLimiter(t, o)
 			ctx := context.Background()
 			q := Quota{Limit: 3, Window: time.Hour}
@@ -520,8 +526,8 @@ func TestRedisOutageMidRun(t *testing.T) {
 				t.Errorf("an Allow took %v with Redis down, want about Timeout (%v) at most", d, o.Timeout)
 			}
 			st := l.Status()
-			if !st.Degraded || st.Backend != BackendRedis || st.Error != outage.err {
-				t.Fatalf("Status() during the outage = %+v, want degraded with %q", st, outage.err)
+			if !st.Degraded || st.Backend != BackendRedis || !slices.Contains(outage.errs, st.Error) {
+				t.Fatalf("Status() during the outage = %+v, want degraded with one of %q", st, outage.errs)
 			}
 			// Degraded: answered from memory, which starts empty.
 			for i := range q.Limit {
