@@ -615,3 +615,18 @@ func TestMain(m *testing.M) {
 	SetRedisLogger(slog.New(slog.DiscardHandler))
 	os.Exit(m.Run())
 }
+
+func TestMemoryBackendStatus(t *testing.T) {
+	before := time.Now()
+	l := newLimiter(t, Options{})
+	st := l.Status()
+	if st.Backend != BackendMemory || st.Degraded || st.Error != "" || st.Since.Before(before) {
+		t.Errorf("Status() without Redis = %+v, want memory, healthy, since New", st)
+	}
+	if l.opts.Prefix != DefaultPrefix || l.opts.MaxLocalKeys != DefaultMaxLocalKeys || l.opts.RecheckEvery != DefaultRecheckEvery {
+		t.Errorf("defaults not applied: %+v", l.opts)
+	}
+	if err := l.Close(); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+}
