@@ -651,3 +651,35 @@ func TestResultSeconds(t *testing.T) {
 		}
 	}
 }
+
+func TestRedisPassword(t *testing.T) {
+	const password = "hunter2-secret"
+	srv := testredis.Start(t, "--requirepass", password)
+	ctx := context.Background()
+	q := Quota{Limit: 2, Window: time.Hour}
+
+	var logs logBuffer
+	wrong := newLimiter(t, Options{RedisURL: "redis://:wrong-" + password + "@" + srv.Addr() + "/0", Logger: newLogger(&logs)})
+	if st := wrong.Status(); !st.Degraded || st.Error != "redis error WRONGPASS" {
+		t.Errorf("Status() with a wrong password = %+v, want degraded with WRONGPASS", st)
+	}
+	if r := wrong.Allow(ctx, "ip", q, "k"); !r.Allowed {
+		t.Errorf("Allow with a wrong password: %+v, want allowed from memory", r)
+	}
+	if out := logs.String(); strings.Contains(out, password) || strings.Contains(out, srv.Addr()) {
+		t.Errorf("logs hold the password or the address:\n%s", out)
+	}
+
+	right := newLimiter(t, Options{RedisURL: "redis://:" + password + "@" + srv.Addr() + "/0"})
+	if st := right.Status(); st.Degraded {
+		t.Fatalf("Status() with the password = %+v, want healthy", st)
+	}
+	for i := range q.Limit {
+		if r := right.Allow(ctx, "ip", q, "k"); !r.Allowed || r.Remaining != q.Limit-1-i {
+			t.Fatalf("Allow %d with the password: %+v", i+1, r)
+		}
+	}
+	if r := right.Allow(ctx, "ip", q, "k"); r.Allowed {
+		t.Fatalf("Allow beyond the limit with the password: %+v", r)
+	}
+}

@@ -50,6 +50,7 @@ type Server struct {
 	bin  string
 	dir  string
 	port int
+	args []string
 
 	mu      sync.Mutex
 	cmd     *exec.Cmd
@@ -59,10 +60,12 @@ type Server struct {
 }
 
 // Start starts a redis-server on a free loopback port and returns once it
-// answers PING. It is killed and its directory removed in tb.Cleanup. If
+// answers PING. args are added to its command line, such as "--requirepass",
+// "secret" (PING is then answered with an error, which also proves it up). It
+// is killed and its directory removed in tb.Cleanup. If
 // redis-server is not installed, the test is skipped, or fails when the
 // environment variable CI is "true".
-func Start(tb testing.TB) *Server {
+func Start(tb testing.TB, args ...string) *Server {
 	tb.Helper()
 	bin, err := findBinary()
 	if err != nil {
@@ -72,7 +75,7 @@ func Start(tb testing.TB) *Server {
 		tb.Skipf("SKIPPING test that needs Redis: %v. Install it (apt-get install redis-server) to run this test.", err)
 	}
 	began := time.Now()
-	s := &Server{tb: tb, bin: bin, dir: tb.TempDir()}
+	s := &Server{tb: tb, bin: bin, dir: tb.TempDir(), args: args}
 	// Registered after TempDir, so it runs first: the server is killed
 	// before its directory is removed.
 	tb.Cleanup(s.cleanup)
@@ -177,7 +180,7 @@ func (s *Server) kill() {
 // start starts redis-server on s.port and waits until it answers PING.
 func (s *Server) start() error {
 	logFile := filepath.Join(s.dir, "redis.log")
-	cmd := exec.Command(s.bin,
+	cmd := exec.Command(s.bin, append([]string{
 		"--port", strconv.Itoa(s.port),
 		"--bind", "127.0.0.1",
 		"--save", "",
@@ -185,7 +188,7 @@ func (s *Server) start() error {
 		"--dir", s.dir,
 		"--logfile", logFile,
 		"--daemonize", "no",
-	)
+	}, s.args...)...)
 	cmd.Dir = s.dir
 	setParentDeathSignal(cmd)
 	if err := cmd.Start(); err != nil {
@@ -222,7 +225,8 @@ func (s *Server) start() error {
 	return nil
 }
 
-// ping sends PING to addr and expects +PONG.
+// ping sends PING to addr and expects +PONG, or the error of a server that
+// wants a password first.
 func ping(addr string) error {
 	conn, err := net.DialTimeout("tcp", addr, time.Second)
 	if err != nil {
@@ -237,7 +241,7 @@ func ping(addr string) error {
 	if err != nil {
 		return err
 	}
-	if strings.TrimSpace(line) != "+PONG" {
+	if reply := strings.TrimSpace(line); reply != "+PONG" && !strings.HasPrefix(reply, "-NOAUTH") {
 		return fmt.Errorf("PING answered %q", strings.TrimSpace(line))
 	}
 	return nil
