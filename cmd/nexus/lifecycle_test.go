@@ -35,6 +35,7 @@ func TestLifecycle(t *testing.T) {
 		t.Run(string(dialect), func(t *testing.T) {
 			t.Run("SlowHeaders", func(t *testing.T) { testSlowClients(t, bin, dialect, false) })
 			t.Run("SlowBody", func(t *testing.T) { testSlowClients(t, bin, dialect, true) })
+			t.Run("SlowReaderAndIdle", func(t *testing.T) { testSlowReaderAndIdle(t, bin, dialect) })
 			t.Run("SIGTERMUnderLoad", func(t *testing.T) { testSIGTERMUnderLoad(t, bin, dialect) })
 			t.Run("SecondSignal", func(t *testing.T) { testSecondSignal(t, bin, dialect) })
 		})
@@ -165,6 +166,11 @@ func countZero(s []int) int {
 	return n
 }
 
+// closedByPeer reports whether a read error says that the other end closed the connection.
+func closedByPeer(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET)
+}
+
 // slowClient runs one attack connection until the server closes it or slowBound passes.
 func slowClient(addr, start, trickle string, open *atomic.Int64) slowConn {
 	begin := time.Now()
@@ -184,7 +190,7 @@ func slowClient(addr, start, trickle string, open *atomic.Int64) slowConn {
 		c.status, _, _ = strings.Cut(string(raw), "\r\n")
 		var ne net.Error
 		switch {
-		case err == nil || errors.Is(err, syscall.ECONNRESET):
+		case err == nil || closedByPeer(err): // ReadAll returns nil at EOF
 			c.closed = true
 		case errors.As(err, &ne) && ne.Timeout():
 			c.err = fmt.Errorf("the server left the connection open for %v", slowBound)
@@ -309,6 +315,104 @@ func testSlowClients(t *testing.T, bin string, dialect store.Dialect, slowBody b
 	attack.finish(t)
 	t.Logf("normal requests during the attack: GET /healthz %d (%d with ≥%d attack connections open), event posts %d (%d)",
 		health, healthBusy, busy, posts, postsBusy)
+	srv.stop(t)
+}
+
+// testSlowReaderAndIdle checks NEXUS_WRITE_TIMEOUT and NEXUS_IDLE_TIMEOUT (1 s each): clients that pipeline
+// requests for a large document and stop reading are cut off before they get all the answers, while normal
+// requests succeed; an idle keep-alive connection is closed by the server.
+func testSlowReaderAndIdle(t *testing.T, bin string, dialect store.Dialect) {
+	const (
+		readers   = 10
+		pipelined = 400 // 400 answers of 80 KB: far more than the sockets' buffers hold
+		stall     = 3 * time.Second
+	)
+	vars, _, _ := lifecycleVars(t, dialect, map[string]string{
+		"NEXUS_WRITE_TIMEOUT": "1s", "NEXUS_REQUEST_TIMEOUT": "500ms", "NEXUS_IDLE_TIMEOUT": "1s"})
+	srv := startNexus(t, bin, vars)
+	email, password, client := srv.credentials(t)
+	token := srv.login(t, email, password, client)
+
+	// The slow readers send their requests and then read nothing for stall, three times the write timeout.
+	request := "GET /v2/openapi.yaml HTTP/1.1\r\nHost: " + srv.host() + "\r\n\r\n"
+	conns := make([]net.Conn, readers)
+	for i := range conns {
+		c, err := net.Dial("tcp", srv.host())
+		if err != nil {
+			t.Fatalf("dial: %v", err)
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(slowBound))
+		if _, err := io.WriteString(c, strings.Repeat(request, pipelined)); err != nil {
+			t.Fatalf("send the pipelined requests: %v", err)
+		}
+		conns[i] = c
+	}
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 3))
+	for end := time.Now().Add(stall); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+		if status, raw, err := srv.do("GET", "/healthz", "", nil, nil); err != nil || status != http.StatusOK {
+			t.Errorf("GET /healthz while clients stall: %d %v %s", status, err, raw)
+		}
+		_, body := eventBody(rng, "during_slow_read")
+		if o := srv.postEvent(token, body); o.status != http.StatusAccepted {
+			t.Errorf("POST /v2/analytics/events while clients stall: %d %v %s", o.status, o.err, o.body)
+		}
+	}
+	// Now each reads as fast as it can: the server cut the connection off before all the answers were written.
+	got := make([]int, readers)
+	var wg sync.WaitGroup
+	for i, c := range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			br := bufio.NewReader(c)
+			var err error
+			for ; got[i] < pipelined; got[i]++ {
+				var resp *http.Response
+				if resp, err = http.ReadResponse(br, nil); err != nil {
+					break
+				}
+				_, err = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if err != nil {
+					break
+				}
+				if resp.StatusCode != http.StatusOK {
+					t.Errorf("slow reader %d, answer %d: %d", i, got[i], resp.StatusCode)
+				}
+			}
+			switch {
+			case got[i] == pipelined:
+				t.Errorf("slow reader %d got all %d answers after stalling for %v: the write timeout did not cut it off", i, pipelined, stall)
+			case !closedByPeer(err):
+				t.Errorf("slow reader %d, after %d answers: %v; want the server to close the connection", i, got[i], err)
+			}
+		}()
+	}
+	wg.Wait()
+	t.Logf("answers the slow readers got of %d before the server closed the connection: %v", pipelined, got)
+
+	// An idle keep-alive connection: the server closes it.
+	c, err := net.Dial("tcp", srv.host())
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(slowBound))
+	br := bufio.NewReader(c)
+	fmt.Fprintf(c, "GET /healthz HTTP/1.1\r\nHost: %s\r\n\r\n", srv.host())
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != http.StatusOK || resp.Close {
+		t.Fatalf("GET /healthz on a keep-alive connection: %v %v", resp, err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	idle := time.Now()
+	if n, err := br.Read(make([]byte, 1)); n != 0 || !closedByPeer(err) {
+		t.Errorf("an idle keep-alive connection: read %d bytes, %v; want the server to close it", n, err)
+	} else {
+		t.Logf("the idle keep-alive connection was closed after %v", time.Since(idle).Round(time.Millisecond))
+	}
 	srv.stop(t)
 }
 
