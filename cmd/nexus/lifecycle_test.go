@@ -35,7 +35,7 @@ func TestLifecycle(t *testing.T) {
 		t.Run(string(dialect), func(t *testing.T) {
 			t.Run("SlowHeaders", func(t *testing.T) { testSlowClients(t, bin, dialect, false) })
 			t.Run("SlowBody", func(t *testing.T) { testSlowClients(t, bin, dialect, true) })
-			t.Run("SlowReaderAndIdle", func(t *testing.T) { testSlowReaderAndIdle(t, bin, dialect) })
+			t.Run("SlowReaderIdleHeaderCap", func(t *testing.T) { testSlowReaderIdleHeaderCap(t, bin, dialect) })
 			t.Run("SIGTERMUnderLoad", func(t *testing.T) { testSIGTERMUnderLoad(t, bin, dialect) })
 			t.Run("SecondSignal", func(t *testing.T) { testSecondSignal(t, bin, dialect) })
 		})
@@ -318,10 +318,12 @@ func testSlowClients(t *testing.T, bin string, dialect store.Dialect, slowBody b
 	srv.stop(t)
 }
 
-// testSlowReaderAndIdle checks NEXUS_WRITE_TIMEOUT and NEXUS_IDLE_TIMEOUT (1 s each): clients that pipeline
-// requests for a large document and stop reading are cut off before they get all the answers, while normal
-// requests succeed; an idle keep-alive connection is closed by the server.
-func testSlowReaderAndIdle(t *testing.T, bin string, dialect store.Dialect) {
+// testSlowReaderIdleHeaderCap checks NEXUS_WRITE_TIMEOUT and NEXUS_IDLE_TIMEOUT (1 s each): clients that
+// pipeline requests for a large document and stop reading are cut off before they get all the answers, while
+// normal requests succeed; an idle keep-alive connection is closed by the server. And the listener's own header
+// cap: a header above NEXUS_MAX_HEADER_BYTES (32 KB) still reaches the application, whose middleware answers
+// it, while a grossly oversized one is refused by the listener with 431 before it is read into memory.
+func testSlowReaderIdleHeaderCap(t *testing.T, bin string, dialect store.Dialect) {
 	const (
 		readers   = 10
 		pipelined = 400 // 400 answers of 80 KB: far more than the sockets' buffers hold
@@ -412,6 +414,40 @@ func testSlowReaderAndIdle(t *testing.T, bin string, dialect store.Dialect) {
 		t.Errorf("an idle keep-alive connection: read %d bytes, %v; want the server to close it", n, err)
 	} else {
 		t.Logf("the idle keep-alive connection was closed after %v", time.Since(idle).Round(time.Millisecond))
+	}
+
+	// Headers of 40 KB and 200 KB.
+	header := func(size int) (*http.Response, string, error) {
+		c, err := net.Dial("tcp", srv.host())
+		if err != nil {
+			return nil, "", err
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(slowBound))
+		fmt.Fprintf(c, "GET /healthz HTTP/1.1\r\nHost: %s\r\nX-Big: %s\r\n\r\n", srv.host(), strings.Repeat("a", size))
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			return nil, "", err
+		}
+		defer resp.Body.Close()
+		raw, err := io.ReadAll(resp.Body)
+		return resp, string(raw), err
+	}
+	switch resp, raw, err := header(40 << 10); {
+	case err != nil:
+		t.Errorf("a 40 KB header: %v", err)
+	case resp.StatusCode == http.StatusRequestHeaderFieldsTooLarge && !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/problem+json"):
+		t.Errorf("a 40 KB header is refused by the listener (%s %q), not answered by the application", resp.Status, raw)
+	case resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge:
+		t.Errorf("a 40 KB header: %s %q", resp.Status, raw)
+	default:
+		t.Logf("a 40 KB header: %s %s", resp.Status, resp.Header.Get("Content-Type"))
+	}
+	if resp, raw, err := header(200 << 10); err != nil || resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+		t.Errorf("a 200 KB header: %v %v %q; want 431", resp, err, raw)
+	}
+	if status, raw, err := srv.do("GET", "/healthz", "", nil, nil); err != nil || status != http.StatusOK {
+		t.Errorf("GET /healthz after the oversized headers: %d %v %s", status, err, raw)
 	}
 	srv.stop(t)
 }
