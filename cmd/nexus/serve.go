@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/tls"
 	"errors"
 	"flag"
@@ -18,8 +20,10 @@ import (
 	"time"
 
 	"github.com/nexus-cloud/nexus-core/internal/auth"
+	"github.com/nexus-cloud/nexus-core/internal/config"
 	"github.com/nexus-cloud/nexus-core/internal/httpapi"
 	"github.com/nexus-cloud/nexus-core/internal/nexus"
+	"github.com/nexus-cloud/nexus-core/internal/ratelimit"
 	"github.com/nexus-cloud/nexus-core/internal/store"
 )
 
@@ -81,9 +85,16 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	// Closed after the HTTP server has drained: every event a request is waiting for is written first.
 	defer pipeline.Close()
+	ratelimit.SetRedisLogger(e.log)
+	limiter, err := ratelimit.New(ratelimit.Options{RedisURL: e.cfg.RedisURL, Secret: derivedKey(secret, "nexus rate-limit keys"), Logger: e.log})
+	if err != nil {
+		return fmt.Errorf("rate limiter: %w", err)
+	}
+	defer limiter.Close()
 	api, handler, err := httpapi.New(httpapi.Options{
 		Auth: svc, Users: directory, Analytics: events, Pipeline: pipeline, Ready: e.db.Ping, Logger: e.log, TrustedProxies: e.cfg.TrustedProxies,
 		HTTPS: e.cfg.HTTPS(), JWKSMaxAge: e.cfg.JWKSMaxAge,
+		Limiter: limiter, Limits: limits(e.cfg), CORSOrigins: e.cfg.CORSOrigins, CORSMaxAge: e.cfg.CORSMaxAge,
 	})
 	if err != nil {
 		return err
@@ -186,6 +197,20 @@ func exitOnSecondSignal(log *slog.Logger, exit func(int)) (disarm func()) {
 		signal.Stop(sigs)
 		close(done)
 	}
+}
+
+// derivedKey derives a key for one purpose from the master secret, so that no two uses share a key.
+func derivedKey(secret []byte, purpose string) []byte {
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte(purpose))
+	return m.Sum(nil)
+}
+
+// limits turns the configured rates into the HTTP layer's quotas.
+func limits(c config.Config) httpapi.Limits {
+	q := func(r config.Rate) ratelimit.Quota { return ratelimit.Quota{Limit: r.Limit, Window: r.Window} }
+	return httpapi.Limits{IP: q(c.RateLimitIP), AuthIP: q(c.RateLimitAuthIP), Client: q(c.RateLimitClient),
+		LoginAccount: q(c.RateLimitLoginAccount), LoginFailures: q(c.LoginFailures), Principal: q(c.RateLimitPrincipal)}
 }
 
 // Demo data of `serve --dev`.
