@@ -245,8 +245,8 @@ func (a *slowAttack) finish(t *testing.T) {
 	}
 	slices.Sort(took)
 	if len(took) > 0 {
-		t.Logf("%d attack connections, each closed by the server (answered: %v); time to close: median %v, max %v",
-			len(a.conns), statuses, took[len(took)/2].Round(time.Millisecond), took[len(took)-1].Round(time.Millisecond))
+		t.Logf("%d attack connections, %d closed by the server (answered before closing: %v); time to close: median %v, max %v",
+			len(a.conns), len(took), statuses, took[len(took)/2].Round(time.Millisecond), took[len(took)-1].Round(time.Millisecond))
 	}
 }
 
