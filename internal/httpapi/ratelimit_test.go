@@ -22,7 +22,8 @@ import (
 // Redis when redisURL is set) and the given limits.
 func withLimits(t testing.TB, e *env, limits Limits, redisURL string) *env {
 	t.Helper()
-	l, err := ratelimit.New(ratelimit.Options{RedisURL: redisURL, Secret: testSecret, RecheckEvery: 100 * time.Millisecond})
+	// A generous Redis timeout: a loaded test machine must not make Redis look failed (and the limits local).
+	l, err := ratelimit.New(ratelimit.Options{RedisURL: redisURL, Secret: testSecret, RecheckEvery: 100 * time.Millisecond, Timeout: 2 * time.Second})
 	must(t, err)
 	t.Cleanup(func() { _ = l.Close() })
 	n := *e
@@ -187,7 +188,7 @@ func TestRateLimitIPCannotBeSpoofed(t *testing.T) {
 	}
 	forEachDB(t, func(t *testing.T, base *env) {
 		t.Run("no trusted proxy", func(t *testing.T) {
-			e := withLimits(t, base, Limits{IP: q(1000, time.Minute), AuthIP: q(5, time.Minute)}, "")
+			e := withLimits(t, base, Limits{IP: q(1000, time.Hour), AuthIP: q(5, time.Hour)}, "")
 			allowed := 0
 			for i := range 40 {
 				r := e.from("198.51.100.20:5000", "POST", "/v2/auth/login", loginBody(i), spoof(i)...)
@@ -220,7 +221,7 @@ func TestRateLimitIPCannotBeSpoofed(t *testing.T) {
 			}
 		})
 		t.Run("trusted proxy", func(t *testing.T) {
-			e := withLimits(t, base, Limits{IP: q(1000, time.Minute), AuthIP: q(5, time.Minute)}, "")
+			e := withLimits(t, base, Limits{IP: q(1000, time.Hour), AuthIP: q(5, time.Hour)}, "")
 			e.trusted = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
 			e.start()
 			count := func(remote string, xff ...string) (allowed int) {
@@ -332,10 +333,10 @@ func TestLoginBruteForce(t *testing.T) {
 		})
 	})
 	t.Run("slowed, not locked", func(t *testing.T) {
-		// With 3 attempts per 3 s, one attempt comes back every second: after the block, the account takes one
-		// attempt per Retry-After, and never more.
+		// With 3 attempts per 6 s, one attempt comes back every 2 s: after the block, the account takes one
+		// attempt per Retry-After, and never more (two attempts in a row take well under 2 s, even loaded).
 		storeEach(t, func(t *testing.T, base *env) {
-			e := withLimits(t, base, Limits{LoginFailures: q(3, 3*time.Second)}, "")
+			e := withLimits(t, base, Limits{LoginFailures: q(3, 6*time.Second)}, "")
 			try := func() resp {
 				return e.from("198.51.100.50:7000", "POST", "/v2/auth/login", map[string]any{"email": adminEmail, "password": "wrong password here", "client_id": webClient})
 			}
@@ -351,7 +352,7 @@ func TestLoginBruteForce(t *testing.T) {
 				}
 			}
 			// A correct password, once an attempt has come back, logs in.
-			time.Sleep(time.Second)
+			time.Sleep(2 * time.Second)
 			if r := e.from("198.51.100.50:7000", "POST", "/v2/auth/login", map[string]any{"email": adminEmail, "password": adminPassword, "client_id": webClient}); r.status != http.StatusOK {
 				t.Fatalf("correct password after the wait: %d %s", r.status, r.body)
 			}
@@ -369,7 +370,8 @@ func storeEach(t *testing.T, fn func(t *testing.T, e *env)) { forEachDB(t, fn) }
 func TestRateLimitSharedThroughRedis(t *testing.T) {
 	rs := testredis.Start(t)
 	forEachDB(t, func(t *testing.T, base *env) {
-		limits := Limits{IP: q(1000, time.Minute), Principal: q(20, time.Minute), AuthIP: q(1000, time.Minute), LoginFailures: q(10, 15*time.Minute)}
+		// Windows of hours: nothing comes back while the test runs, so every count is exact.
+		limits := Limits{IP: q(1000, time.Hour), Principal: q(20, time.Hour), AuthIP: q(1000, time.Hour), LoginFailures: q(10, 15*time.Minute)}
 		a := withLimits(t, base, limits, rs.URL())
 		b := withLimits(t, base, limits, rs.URL())
 		access, _ := a.tokens(webClient)

@@ -105,8 +105,10 @@ func New(o Options) (*Server, *echo.Echo, error) {
 	e.HTTPErrorHandler = s.handleError
 	e.IPExtractor, e.SchemeExtractor = extractors(o.TrustedProxies)
 
-	e.Pre(s.requestID, headerLimit(o.MaxHeaderBytes))
-	e.Use(s.accessLog, s.recoverPanics, s.securityHeaders)
+	e.Pre(s.requestID)
+	// The header limit comes after the access log and the security headers, so that a 431 is logged and carries
+	// them like any other answer.
+	e.Use(s.accessLog, s.recoverPanics, s.securityHeaders, headerLimit(o.MaxHeaderBytes))
 	if len(o.CORSOrigins) > 0 {
 		e.Use(cors(o.CORSOrigins, o.CORSMaxAge))
 	}
