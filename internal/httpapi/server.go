@@ -42,6 +42,7 @@ type Options struct {
 	TrustedProxies []netip.Prefix // peers whose X-Forwarded-For and X-Forwarded-Proto are believed
 	HTTPS          bool           // clients reach the server over HTTPS: send HSTS
 	JWKSMaxAge     time.Duration
+	RequestTimeout time.Duration // every request's deadline, database work included; past it, 503 (0: 10 s)
 }
 
 // Server implements the generated strict server interface.
@@ -60,6 +61,8 @@ type Server struct {
 	specJSON   gen.OpenAPIDocument
 	docsHTML   []byte
 	draining   atomic.Bool
+
+	requestTimeout time.Duration // every request's deadline (see requestDeadline)
 }
 
 var _ gen.StrictServerInterface = (*Server)(nil)
@@ -75,6 +78,9 @@ func New(o Options) (*Server, *echo.Echo, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{auth: o.Auth, users: o.Users, analytics: o.Analytics, pipeline: o.Pipeline, ready: o.Ready, log: log, https: o.HTTPS, jwksMaxAge: o.JWKSMaxAge, spec: spec}
+	if s.requestTimeout = o.RequestTimeout; s.requestTimeout <= 0 {
+		s.requestTimeout = defaultRequestTimeout
+	}
 	if s.ops, err = indexOperations(spec, BasePath); err != nil {
 		return nil, nil, err
 	}
@@ -94,7 +100,7 @@ func New(o Options) (*Server, *echo.Echo, error) {
 	e.IPExtractor, e.SchemeExtractor = extractors(o.TrustedProxies)
 
 	e.Pre(s.requestID)
-	e.Use(s.accessLog, s.recoverPanics, s.securityHeaders, s.requestMeta, s.negotiate, s.validate)
+	e.Use(s.accessLog, s.recoverPanics, s.requestDeadline, s.securityHeaders, s.requestMeta, s.negotiate, s.validate)
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
 	e.GET("/metrics", s.metrics)
