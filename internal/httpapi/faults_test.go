@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"path/filepath"
@@ -19,6 +20,7 @@ import (
 	"github.com/nexus-cloud/nexus-core/internal/analytics"
 	"github.com/nexus-cloud/nexus-core/internal/auth"
 	"github.com/nexus-cloud/nexus-core/internal/store"
+	"github.com/nexus-cloud/nexus-core/internal/store/storetest"
 	"github.com/nexus-cloud/nexus-core/internal/testdb"
 	"github.com/nexus-cloud/nexus-core/internal/users"
 )
@@ -51,14 +53,7 @@ type faultEnv struct {
 func newFaultEnv(t *testing.T, db *store.DB, spares int) *faultEnv {
 	t.Helper()
 	e := newEnv(t, db)
-	dir, err := users.NewService(users.Options{Store: store.NewUsers(db), CheckPassword: auth.CheckNewPassword,
-		HashPassword: auth.HashPassword, RefreshIdleTTL: 30 * 24 * time.Hour, Now: e.clock.Now})
-	must(t, err)
-	an, err := analytics.NewService(analytics.Options{Store: store.NewEvents(db), Writer: e.pipe.Writer, Now: e.clock.Now})
-	must(t, err)
-	_, e.h, err = New(Options{Auth: e.svc, Users: dir, Analytics: an, Pipeline: e.pipe, Ready: db.Ping,
-		JWKSMaxAge: 5 * time.Minute, RequestTimeout: faultTimeout})
-	must(t, err)
+	e.h = faultHandler(e, store.NewEvents(db))
 	f := &faultEnv{env: e, target: e.user(e.orgA.ID, "target@example.com", "member", "not-a-hash").ID}
 	access, refresh := e.tokens(webClient)
 	f.bearer, f.refresh = bearer(access), refresh
@@ -67,6 +62,20 @@ func newFaultEnv(t *testing.T, db *store.DB, spares int) *faultEnv {
 		f.spares = append(f.spares, spare)
 	}
 	return f
+}
+
+// faultHandler returns a handler over e's services, with the analytics service over events, whose requests
+// have faultTimeout as their deadline.
+func faultHandler(e *env, events analytics.Store) http.Handler {
+	dir, err := users.NewService(users.Options{Store: store.NewUsers(e.db), CheckPassword: auth.CheckNewPassword,
+		HashPassword: auth.HashPassword, RefreshIdleTTL: 30 * 24 * time.Hour, Now: e.clock.Now})
+	must(e.t, err)
+	an, err := analytics.NewService(analytics.Options{Store: events, Writer: e.pipe.Writer, Now: e.clock.Now})
+	must(e.t, err)
+	_, h, err := New(Options{Auth: e.svc, Users: dir, Analytics: an, Pipeline: e.pipe, Ready: e.db.Ping,
+		JWKSMaxAge: 5 * time.Minute, RequestTimeout: faultTimeout})
+	must(e.t, err)
+	return h
 }
 
 // faultOp is one operation of the contract that needs the database.
@@ -396,4 +405,41 @@ func openMigrated(t *testing.T, opts store.Options) *store.DB {
 	_, err = db.Migrate(ctx)
 	must(t, err)
 	return db
+}
+
+// TestFaultDeadlineUnclassified: an error that the request's deadline causes is answered 503 unavailable with
+// Retry-After even when nothing on its way classified it; the same error without the deadline is a bug, 500.
+func TestFaultDeadlineUnclassified(t *testing.T) {
+	f := newFaultEnv(t, storetest.Open(t, store.SQLite), 0)
+	stuck := &stuckCounts{Store: store.NewEvents(f.db)}
+	f.h = faultHandler(f.env, stuck)
+
+	stuck.wait.Store(true)
+	a := timed(t, f.h, "GET", "/v2/analytics/summary", nil, f.bearer...)
+	a.op = "getAnalyticsSummary"
+	checkFaultAnswer(t, a)
+	expectUnavailable(t, a.resp)
+	if a.took < faultTimeout {
+		t.Errorf("answered after %v, before the deadline of %v", a.took, faultTimeout)
+	}
+
+	stuck.wait.Store(false)
+	r := f.do("GET", "/v2/analytics/summary", nil, f.bearer...)
+	expectProblem(t, r, http.StatusInternalServerError, "internal")
+	noInsides(t, "getAnalyticsSummary", r)
+}
+
+// stuckCounts is an events store whose DailyCounts fails with an unclassified error: at the end of its
+// context when wait is set, at once otherwise.
+type stuckCounts struct {
+	analytics.Store
+	wait atomic.Bool
+}
+
+func (s *stuckCounts) DailyCounts(ctx context.Context, _ string, _ analytics.SummaryQuery) ([]analytics.Count, error) {
+	if s.wait.Load() {
+		<-ctx.Done()
+		return nil, fmt.Errorf("daily counts: %w", ctx.Err())
+	}
+	return nil, errors.New("daily counts: out of luck")
 }
