@@ -25,6 +25,7 @@ const (
 	sqliteIOErr           = 10
 	sqliteFull            = 13
 	sqliteReadOnlyPrimary = 8
+	sqliteInterrupt       = 9
 )
 
 // translate turns a driver or GORM error into a *nexus.Error of the right kind, keeping the cause for the log:
@@ -64,7 +65,8 @@ func translate(err error) error {
 		case code == sqliteConstraintUniq || code == sqliteConstraintPKey:
 			return &nexus.Error{Kind: nexus.KindConflict, Code: "conflict", Message: nexus.ErrConflict.Message, Err: err}
 		case code&0xff == sqliteBusy, code&0xff == sqliteLocked, code&0xff == sqliteCantOpen, code&0xff == sqliteIOErr,
-			code&0xff == sqliteFull, code&0xff == sqliteReadOnlyPrimary:
+			code&0xff == sqliteFull, code&0xff == sqliteReadOnlyPrimary, code&0xff == sqliteInterrupt:
+			// SQLITE_INTERRUPT: the statement's context ended (a deadline, or the client went away)
 			return nexus.Unavailable(err)
 		}
 		return nexus.Internal(err)
