@@ -127,9 +127,9 @@ func openSQLite(path string) (*sql.DB, error) {
 	return sql.OpenDB(busyConnector{drv: drv, dsn: sqliteDSN(path)}), nil
 }
 
-// sqliteDSN configures the embedded database: write-ahead logging, a busy timeout, foreign keys, and
-// transactions that take the write lock when they begin, so that read-then-write transactions never fail
-// with SQLITE_BUSY half-way.
+// sqliteDSN configures the embedded database: write-ahead logging, a busy timeout (lowered to what a
+// statement's context has left; see busyConnector), foreign keys, and transactions that take the write lock
+// when they begin, so that read-then-write transactions never fail with SQLITE_BUSY half-way.
 func sqliteDSN(path string) string {
 	q := url.Values{}
 	q.Add("_pragma", "busy_timeout("+strconv.FormatInt(sqliteBusyTimeout.Milliseconds(), 10)+")")
