@@ -919,8 +919,14 @@ type PayloadTooLarge = Problem
 // RefreshRejected An RFC 9457 problem details object.
 type RefreshRejected = Problem
 
+// RequestHeadersTooLarge An RFC 9457 problem details object.
+type RequestHeadersTooLarge = Problem
+
 // TokenIssued defines model for TokenIssued.
 type TokenIssued = TokenResponse
+
+// TooManyRequests An RFC 9457 problem details object.
+type TooManyRequests = Problem
 
 // Unauthenticated An RFC 9457 problem details object.
 type Unauthenticated = Problem
@@ -1594,14 +1600,37 @@ type RefreshRejectedApplicationProblemPlusJSONResponse struct {
 	Headers RefreshRejectedResponseHeaders
 }
 
+type RequestHeadersTooLargeResponseHeaders struct {
+	XRequestId *string
+}
+type RequestHeadersTooLargeApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers RequestHeadersTooLargeResponseHeaders
+}
+
 type TokenIssuedResponseHeaders struct {
-	CacheControl *string
-	XRequestId   *string
+	CacheControl    *string
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestId      *string
 }
 type TokenIssuedJSONResponse struct {
 	Body TokenResponse
 
 	Headers TokenIssuedResponseHeaders
+}
+
+type TooManyRequestsResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+	RetryAfter      *int
+	XRequestId      *string
+}
+type TooManyRequestsApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers TooManyRequestsResponseHeaders
 }
 
 type UnauthenticatedResponseHeaders struct {
@@ -1659,8 +1688,10 @@ type GetJwksResponseObject interface {
 }
 
 type GetJwks200ResponseHeaders struct {
-	CacheControl *string
-	XRequestId   *string
+	CacheControl    *string
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestId      *string
 }
 
 type GetJwks200JSONResponse struct {
@@ -1677,6 +1708,12 @@ func (response GetJwks200JSONResponse) VisitGetJwksResponse(w http.ResponseWrite
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.CacheControl != nil {
 		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
@@ -1701,6 +1738,53 @@ func (response GetJwks406ApplicationProblemPlusJSONResponse) VisitGetJwksRespons
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
 	w.WriteHeader(406)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetJwks429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response GetJwks429ApplicationProblemPlusJSONResponse) VisitGetJwksResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetJwks431ApplicationProblemPlusJSONResponse struct {
+	RequestHeadersTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response GetJwks431ApplicationProblemPlusJSONResponse) VisitGetJwksResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(431)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -1755,8 +1839,10 @@ type ListEventsResponseObject interface {
 }
 
 type ListEvents200ResponseHeaders struct {
-	CacheControl *string
-	XRequestId   *string
+	CacheControl    *string
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestId      *string
 }
 
 type ListEvents200JSONResponse struct {
@@ -1773,6 +1859,12 @@ func (response ListEvents200JSONResponse) VisitListEventsResponse(w http.Respons
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.CacheControl != nil {
 		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
@@ -1861,6 +1953,53 @@ func (response ListEvents406ApplicationProblemPlusJSONResponse) VisitListEventsR
 	return err
 }
 
+type ListEvents429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ListEvents429ApplicationProblemPlusJSONResponse) VisitListEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListEvents431ApplicationProblemPlusJSONResponse struct {
+	RequestHeadersTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response ListEvents431ApplicationProblemPlusJSONResponse) VisitListEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(431)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ListEvents500ApplicationProblemPlusJSONResponse struct {
 	InternalErrorApplicationProblemPlusJSONResponse
 }
@@ -1911,7 +2050,9 @@ type TrackEventResponseObject interface {
 }
 
 type TrackEvent202ResponseHeaders struct {
-	XRequestId *string
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestId      *string
 }
 
 type TrackEvent202JSONResponse struct {
@@ -1926,6 +2067,12 @@ func (response TrackEvent202JSONResponse) VisitTrackEventResponse(w http.Respons
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -2089,6 +2236,53 @@ func (response TrackEvent422ApplicationProblemPlusJSONResponse) VisitTrackEventR
 	return err
 }
 
+type TrackEvent429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response TrackEvent429ApplicationProblemPlusJSONResponse) VisitTrackEventResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type TrackEvent431ApplicationProblemPlusJSONResponse struct {
+	RequestHeadersTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response TrackEvent431ApplicationProblemPlusJSONResponse) VisitTrackEventResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(431)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type TrackEvent500ApplicationProblemPlusJSONResponse struct {
 	InternalErrorApplicationProblemPlusJSONResponse
 }
@@ -2139,7 +2333,9 @@ type TrackEventBatchResponseObject interface {
 }
 
 type TrackEventBatch202ResponseHeaders struct {
-	XRequestId *string
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestId      *string
 }
 
 type TrackEventBatch202JSONResponse struct {
@@ -2154,6 +2350,12 @@ func (response TrackEventBatch202JSONResponse) VisitTrackEventBatchResponse(w ht
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -2279,6 +2481,53 @@ func (response TrackEventBatch415ApplicationProblemPlusJSONResponse) VisitTrackE
 	return err
 }
 
+type TrackEventBatch429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response TrackEventBatch429ApplicationProblemPlusJSONResponse) VisitTrackEventBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type TrackEventBatch431ApplicationProblemPlusJSONResponse struct {
+	RequestHeadersTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response TrackEventBatch431ApplicationProblemPlusJSONResponse) VisitTrackEventBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(431)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type TrackEventBatch500ApplicationProblemPlusJSONResponse struct {
 	InternalErrorApplicationProblemPlusJSONResponse
 }
@@ -2329,8 +2578,10 @@ type GetAnalyticsSummaryResponseObject interface {
 }
 
 type GetAnalyticsSummary200ResponseHeaders struct {
-	CacheControl *string
-	XRequestId   *string
+	CacheControl    *string
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestId      *string
 }
 
 type GetAnalyticsSummary200JSONResponse struct {
@@ -2347,6 +2598,12 @@ func (response GetAnalyticsSummary200JSONResponse) VisitGetAnalyticsSummaryRespo
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.CacheControl != nil {
 		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
@@ -2435,6 +2692,53 @@ func (response GetAnalyticsSummary406ApplicationProblemPlusJSONResponse) VisitGe
 	return err
 }
 
+type GetAnalyticsSummary429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response GetAnalyticsSummary429ApplicationProblemPlusJSONResponse) VisitGetAnalyticsSummaryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetAnalyticsSummary431ApplicationProblemPlusJSONResponse struct {
+	RequestHeadersTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response GetAnalyticsSummary431ApplicationProblemPlusJSONResponse) VisitGetAnalyticsSummaryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(431)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetAnalyticsSummary500ApplicationProblemPlusJSONResponse struct {
 	InternalErrorApplicationProblemPlusJSONResponse
 }
@@ -2495,6 +2799,12 @@ func (response Login200JSONResponse) VisitLoginResponse(w http.ResponseWriter) e
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.CacheControl != nil {
 		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
@@ -2618,6 +2928,53 @@ func (response Login415ApplicationProblemPlusJSONResponse) VisitLoginResponse(w 
 	return err
 }
 
+type Login429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response Login429ApplicationProblemPlusJSONResponse) VisitLoginResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type Login431ApplicationProblemPlusJSONResponse struct {
+	RequestHeadersTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response Login431ApplicationProblemPlusJSONResponse) VisitLoginResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(431)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type Login500ApplicationProblemPlusJSONResponse struct {
 	InternalErrorApplicationProblemPlusJSONResponse
 }
@@ -2667,7 +3024,9 @@ type LogoutResponseObject interface {
 }
 
 type Logout204ResponseHeaders struct {
-	XRequestId *string
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestId      *string
 }
 
 type Logout204Response struct {
@@ -2675,6 +3034,12 @@ type Logout204Response struct {
 }
 
 func (response Logout204Response) VisitLogoutResponse(w http.ResponseWriter) error {
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -2700,6 +3065,53 @@ func (response Logout401ApplicationProblemPlusJSONResponse) VisitLogoutResponse(
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
 	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type Logout429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response Logout429ApplicationProblemPlusJSONResponse) VisitLogoutResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type Logout431ApplicationProblemPlusJSONResponse struct {
+	RequestHeadersTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response Logout431ApplicationProblemPlusJSONResponse) VisitLogoutResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(431)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -2764,6 +3176,12 @@ func (response RefreshToken200JSONResponse) VisitRefreshTokenResponse(w http.Res
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.CacheControl != nil {
 		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
@@ -2868,6 +3286,53 @@ func (response RefreshToken415ApplicationProblemPlusJSONResponse) VisitRefreshTo
 	return err
 }
 
+type RefreshToken429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response RefreshToken429ApplicationProblemPlusJSONResponse) VisitRefreshTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RefreshToken431ApplicationProblemPlusJSONResponse struct {
+	RequestHeadersTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response RefreshToken431ApplicationProblemPlusJSONResponse) VisitRefreshTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(431)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type RefreshToken500ApplicationProblemPlusJSONResponse struct {
 	InternalErrorApplicationProblemPlusJSONResponse
 }
@@ -2917,8 +3382,10 @@ type GetOpenApiJsonResponseObject interface {
 }
 
 type GetOpenApiJson200ResponseHeaders struct {
-	CacheControl *string
-	XRequestId   *string
+	CacheControl    *string
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestId      *string
 }
 
 type GetOpenApiJson200JSONResponse struct {
@@ -2935,6 +3402,12 @@ func (response GetOpenApiJson200JSONResponse) VisitGetOpenApiJsonResponse(w http
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.CacheControl != nil {
 		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
@@ -2959,6 +3432,53 @@ func (response GetOpenApiJson406ApplicationProblemPlusJSONResponse) VisitGetOpen
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
 	w.WriteHeader(406)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetOpenApiJson429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response GetOpenApiJson429ApplicationProblemPlusJSONResponse) VisitGetOpenApiJsonResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetOpenApiJson431ApplicationProblemPlusJSONResponse struct {
+	RequestHeadersTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response GetOpenApiJson431ApplicationProblemPlusJSONResponse) VisitGetOpenApiJsonResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(431)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -2991,8 +3511,10 @@ type ListUsersResponseObject interface {
 }
 
 type ListUsers200ResponseHeaders struct {
-	CacheControl *string
-	XRequestId   *string
+	CacheControl    *string
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestId      *string
 }
 
 type ListUsers200JSONResponse struct {
@@ -3009,6 +3531,12 @@ func (response ListUsers200JSONResponse) VisitListUsersResponse(w http.ResponseW
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.CacheControl != nil {
 		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
@@ -3097,6 +3625,53 @@ func (response ListUsers406ApplicationProblemPlusJSONResponse) VisitListUsersRes
 	return err
 }
 
+type ListUsers429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ListUsers429ApplicationProblemPlusJSONResponse) VisitListUsersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListUsers431ApplicationProblemPlusJSONResponse struct {
+	RequestHeadersTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response ListUsers431ApplicationProblemPlusJSONResponse) VisitListUsersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(431)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ListUsers500ApplicationProblemPlusJSONResponse struct {
 	InternalErrorApplicationProblemPlusJSONResponse
 }
@@ -3147,8 +3722,10 @@ type CreateUserResponseObject interface {
 }
 
 type CreateUser201ResponseHeaders struct {
-	Location   *string
-	XRequestId *string
+	Location        *string
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestId      *string
 }
 
 type CreateUser201JSONResponse struct {
@@ -3165,6 +3742,12 @@ func (response CreateUser201JSONResponse) VisitCreateUserResponse(w http.Respons
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.Location != nil {
 		w.Header().Set("Location", fmt.Sprint(*response.Headers.Location))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
@@ -3310,6 +3893,53 @@ func (response CreateUser415ApplicationProblemPlusJSONResponse) VisitCreateUserR
 	return err
 }
 
+type CreateUser429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response CreateUser429ApplicationProblemPlusJSONResponse) VisitCreateUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateUser431ApplicationProblemPlusJSONResponse struct {
+	RequestHeadersTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response CreateUser431ApplicationProblemPlusJSONResponse) VisitCreateUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(431)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type CreateUser500ApplicationProblemPlusJSONResponse struct {
 	InternalErrorApplicationProblemPlusJSONResponse
 }
@@ -3361,8 +3991,10 @@ type GetUserResponseObject interface {
 }
 
 type GetUser200ResponseHeaders struct {
-	CacheControl *string
-	XRequestId   *string
+	CacheControl    *string
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestId      *string
 }
 
 type GetUser200JSONResponse struct {
@@ -3379,6 +4011,12 @@ func (response GetUser200JSONResponse) VisitGetUserResponse(w http.ResponseWrite
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.CacheControl != nil {
 		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
@@ -3486,6 +4124,53 @@ func (response GetUser406ApplicationProblemPlusJSONResponse) VisitGetUserRespons
 	return err
 }
 
+type GetUser429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response GetUser429ApplicationProblemPlusJSONResponse) VisitGetUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetUser431ApplicationProblemPlusJSONResponse struct {
+	RequestHeadersTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response GetUser431ApplicationProblemPlusJSONResponse) VisitGetUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(431)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetUser500ApplicationProblemPlusJSONResponse struct {
 	InternalErrorApplicationProblemPlusJSONResponse
 }
@@ -3537,7 +4222,9 @@ type UpdateUserResponseObject interface {
 }
 
 type UpdateUser200ResponseHeaders struct {
-	XRequestId *string
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestId      *string
 }
 
 type UpdateUser200JSONResponse struct {
@@ -3552,6 +4239,12 @@ func (response UpdateUser200JSONResponse) VisitUpdateUserResponse(w http.Respons
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -3711,6 +4404,53 @@ func (response UpdateUser415ApplicationProblemPlusJSONResponse) VisitUpdateUserR
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
 	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateUser429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateUser429ApplicationProblemPlusJSONResponse) VisitUpdateUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateUser431ApplicationProblemPlusJSONResponse struct {
+	RequestHeadersTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateUser431ApplicationProblemPlusJSONResponse) VisitUpdateUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(431)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -4264,242 +5004,267 @@ func (sh *strictHandler) UpdateUser(ctx echo.Context, userId UserId) error {
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L2Lchs3lj/8KijOVEWabdJNSrQluqbqUxw7UeJbbDmOE3pFsBskYTUBpoEWRSeu2nfYN9wn+QoHlwa6",
-	"mzdZnvlPZrZ2YlvqRh8ABwfn+ju/txI+X3BGmBStwe+tGcEpyeGvj3AyI484kznPnvPXkudE/TglIsnp",
-	"QlLOWoPWBb8iDOVELDgTRKB5ISRiXKIxQYkaIO20oha5wfNFRlqDFuNtASNFLZHMyByrIQkr5q3Br+Uv",
-	"30ctuVqo54XMKZu2Pn2KAnpe5vQayyZ6ZsRRg6hAE54jOVO0ZBnJEWfZCmGWBnTCN1M0XiExw+pvQLgI",
-	"CV/oL0Zo4wzqT22fSjHOaFKfyXd8iTLOpkC+m9Icr9Yt7QIGitAc37TxlPz9KI4DGutkPOUJ1l9rWsY3",
-	"r54iPrGf50WeEPRBLVuSEyyrX7933btXCJKLe3H39OgYn07avfED0n6QHHfbp2kXt/vkaHKS9Mb3cTck",
-	"bMLzOZatQavIaTsnE5ITlqj1rVP8ish8dTaRJK/T/JoknKUCSY6WmKqdnfBc0S7zFWXTgNy+//05ZXSu",
-	"9q/rPkmZJFOSwzffvn17VsgZYZIma3kOl09QzhAMThQphSDo4NWTR+j+g358GKEllTNYU5LnPEfLGWEI",
-	"IwnHaIkFWuREEFZb3q8JzkmOcoKz+d+HLUZuCjFsRXqUvw9blF3jjKaXMNCwtWXjf35FfiuIkOdp82xo",
-	"qneeCpTrJx+i3wouCaJSk5yTBc8lZVOE0SLn44zMQ4Lj7vff/Hj809G7kx96zx68Or3ov+3+fP+X+Ozr",
-	"gLY5vnlK2FTOWoNu7yRSe+H+XWeAT1FrgXM8J9LIqKd0TmXzHDKcT4k65MV8rE7+BFFJ5sAeOZFFzgJ6",
-	"e3HUourV3wqSr1pRi+G5+nQGH/ApTskEF5nUr8zxjWGdOI62MdKLyUQQ2XzS55itSgLFFV100JlEcy4k",
-	"6sZRHMcPEcN5zpfAPBkVUrPShGZqMfS0cDJDkyKXM5IHs1szOa4JapxdZXLB9OLG6b0RJF/HUEoyfCUQ",
-	"TatMAqKi2z5J+kftB/1xt32CyXEbT/rJuE9O017SbRnaF1jOStIL/bGopfiT5iRtDWRekGaxUtC01chM",
-	"7t5Sz58lCS+YPGc4kfQaznnCmSQMtgwvFpk53fcMw//XB6Flp5kQjIL1KJfUG+YaZ4UZL1Uk1J6JWimR",
-	"mGawWlQg84C6wFICz4DARerKwIlEK17kiOdTzOhHIOkrgXCq9kfIHEsOu29O7iVNtx5HiWUhWoPj+Chq",
-	"SSphb84sDSWRZgVnUi7E4N49vKAdEETtJONF2kn43C6NuFebIyx4uTt/zcmkNWj95V6pf9zTvxX3XupB",
-	"9Ct1ZlpgIZY8T0FeJjzPSSIjNC4kHI01a9eKfN3m57aRgG3NsU3UmMfvecISCHo8xzR7xNkko4m8JZck",
-	"3utV7nC/C7iCIKK+i3Ca5kQINT2c5QSnK0SZOl9wstRtIFqDX38vX6092IpaC64Obq6ubRi19en97fjl",
-	"tOSXRyXZ+/CJm+3d8ceWhUIHlCElbv0DdHiXDHJNmPwHM8gZQ0R91uoXVOh/X9IU9N2UTkCvksgQ46+L",
-	"VoB3YKBCaD0Ze+PBZyo8Zb7852KrkZ3WqL52irWU8PFZSm9Fbak66DmXM6U5KfFVLv0dMd8Tno9pmhJ2",
-	"S8ajTBSTCU2omuuC5HMqhDERqny47tHqbWY4ADFClHpu1AExACWmfC9CyxlNZvpyy3lGUMqJACNtmmMm",
-	"7+BOO/coRgHF+/DWunnfHatpa/UroZchw8mVXrfyY/qI8wXJYUsjxJVxS7SaK9CIsiQrUnL5txGaZHgq",
-	"Ir36d8ho5+q0M5w9ViLj1symx2jmLvO7UMoVjNwsSCJJaiwoniRFrs4Q+hEsFG2vWjapWiv0lmzUVwpw",
-	"yUaaNCRIfk1yTcjeTGSmdzdcE66MT1cHKY4a83SFGFE/TXCeUyKQpUBY225ULsvoDhnlKRbyTCmnt2SS",
-	"DAt5ie0AVTbxfluVO0rKKFFdFcxfCaTeQlox1YozXJIJZsYllJI5VwvJ86oS+ZnX2VP4sCF3H37x5nmH",
-	"cmaG2ZSgJS+yFGUEX5PmW4wXEmEWLNhdMgifUvaKfADevbUk0f6PJKPmzbo8CZ6oKNf6p0pgKMZhV4wv",
-	"WYRSKvA4IymIV8UaOMv4kqTGrVhaarfljK4vVIA+5OjbT5oEk1Or6n6Uk5QwSXEmNi6L91ij4cHz0vCi",
-	"SnoYy+supx7QcKv5eyPc4TEpR0XWnwwLjZYEPIyade/wSDzn8ixJyEIq9rvlkWBcXuJgkOreV56obLvz",
-	"OSeYacf5mCD/4+qj64wG8K/rsWvvuGXSXgaykLc2FO6XTPSc2w+ayezDP5WVuEOjQU9whPSMUV5kRCAl",
-	"T9VdvFKaiXb4amEbanVohsXdMtUTXrD0M/hpYt9vYiX9yzoX6dCBU+bJDRW3lhrH4YbbT+671/q9u9nm",
-	"5xyJIpmVMzW2oFPi/eu0g16Zx4TS1bmckdCTJ1DG+RUiNziR2Qpl9IoAV9whH7zEq4zj9ILzpzif3la8",
-	"LPQol5Lzy8yOU2WL+kM19tC2IeinLihHbhJCUnS/3z+6j8YrqYNxt+CXrmf8mWkjyTmytOzDN/W53J2Y",
-	"CJaBCk2fumlwTSZoMXWX/PCKTHIiZv/RwL6QBgbei00Loh+onQzYFRMaBI0Lno4QuVnQXC1JTq75lVmb",
-	"sZJoSHKEmRYqRkMBC+aaJuQOF8jSe5v10e/q4AtMUIcsL3NSCNJ4tTQ+t3Gxljh0WT4EeSyI9pzMsEBj",
-	"Al4BWL4OesqnSmjjKdZ2zWcu06uAGEfwPqvVOOe7FDc+hRWVFosvodFCosi5EMVGAdMkWIDI0HZRMlAI",
-	"vTqtQYusvp+Nv03oC/r9kzcfz7vP6bk4n8vFL4/O759/OF8++/BOPrt4LJ99eCOf9d7dvPv49eycLmn6",
-	"XbY8/8Dpu59/zDFL43MWd8jq+4/p23P6gp4vn11cfXz+7eP+s9fx8buPbz4+vUi67z48li++fZI9f9Sd",
-	"/fLhpw/vPvyUvXj74+rdx8d08mMn6WVsPH8Spz9/n0GoUx1VcUlZa3AaxyXT+7/o9U97sf9LOy92k1+e",
-	"/fL8h6t3NxfJz29vXv/Qf5p3Vz9Ol2dnZ2c/JEePP/R+jsevTsS7m8fHk5PleffDdyc//hanL04f/RYv",
-	"Hn08+e06xopRNSMZFtTJBK0IoqiwGzqj4xLCpb24d7/d7bbj7kV8OjiKB3H8i5rKXB83nOL/z2yP4tlW",
-	"1DLHZKdQrgnfnqUYPeXXJMOQ6OErQJcbh+umcfKAHE1Oca+nTiqHE2cdKvY4tlzIslik9Zn14ovu8SDu",
-	"D7q9XxR37nysgIlfGbuo8XABryIKfF45PZD00zZZP9uOT1Py1afo9icwamWUXQEdhssuNJNVo/WvuMTO",
-	"i+pLCUj90ROLyrQqLTPkDEuExZW5l7WT1aksitTwq07Efs3TFTCgvfxbAzUn+F1HKUN/uVf+qn5A/mpt",
-	"VPNs+Hu9s2+Yl5tza+2mqI9Svaeqj/h+a6QvzrHO4tHiq7zZbQ7DHdw9b2pE7HPtVKdwdzeOmbmbMoQx",
-	"2DRCc5xNeD4npV6j7iN7NYcn6O3bt+1qKtamE1DN3PqcA6Q56RrT7DNcMkU4QgMHuV9XFBxBcqXEgTub",
-	"zBc8xznNVsh7Q1mWMl8hPJFEH84y80mY1DjK9ENtSKG7bSTEs6leG7JCyvdkOffmHYVCUEoWhKWEJStt",
-	"S3hr5Mdetfc7fahTBM3CjbwFGtmFq/Ch98g2HvISFj+b+8AkemOv7NtwH4xwaW/9Ovt5v6/wn/qZss3U",
-	"/S0Q4zq4wif1VKQNaQRgv61/M0wiMF+8rWuw1/OFIkwMmYntx57emtwNf47MzEb1xdzgNvqiSQNvmCgW",
-	"C55Lkj4jKcUXsEK3ZDI31OVcjWWUziZ2a3xyq4NojRf6Nt6hvs8jjhoE1CBDzX7c0jilL+cnUidqVF2N",
-	"uwze/qT0Fhj6CabZrdWnazfM5cSNU2WI+kNreEFZ8D3rD0ETSjItotcGIhTLGBUsSA5rTIWLQqHlEkyD",
-	"Z0ut9LahCy+foFxk5Ca+D9vVF+7uOc657+dYJjqDXfFBjhPZQSO98lai6dCGIkVJLNifO2NJNy+ds8tw",
-	"tpI0Ea+L+RznYEsscmV5SKo5L8US162cR7xgUqAFyVGKV5HJnVPUm0QASaY8X0WI5ykxxSHwoNIm4Tnz",
-	"V/tkB32DV8IFy2E8gXBOUEYmEvECTCJI8N62ISZ9sGBSqQyGD3Ce45X69yTnc+90+VbtcSsqk56V2VtP",
-	"eo5akq95u7/b21Jn61RUriyzUwZnbJkQlysVK0j67vZO+ltzycus7l/1jIFw+/1I72pZWsPHH0gCy/UI",
-	"zmVTGvo5hHAn1LtpORPFHGoYSjEWIfB/TamQsPGQxDeCo2etXe0tGVUKm+BwLsm4FW0palhgKUmuSPrv",
-	"X8/av+D2x7h9+r78a+dy0H7/t782Lf8j+LJSAc2ZABmcplRRjrOXHudPcCZIXTVmZAnaRgeNtCgaIZPy",
-	"DyUEI+04gbmF58i4f7awrpGgxs2z+WE1jefqOajq0JkFa8pRGJUUZy7/IEJYooxgIVG3p9R4JYVILuDs",
-	"Yls1EcW9YxM8Qq91lqYu/1LPobN8ylmPpuoymYVbiXXdlf/VxSzHkDntToijONzuuHcc7nevYRu112rz",
-	"6rxSz3wqL4zta/laP1k9PnrjzJaYb3sL3nSIvsErLX9q0jSxPy6P8/HmupdIy5Jby5zKbMxDmo4m2h9b",
-	"Pq3lxwU3fwc9U/cYFPsJ0qZMECao4v1sVeGGmr/TUWyX1mOAXj/c/6OG7QcB30CizSU2acKjcul1xrGa",
-	"wkKukJ6szmyESjK4vGY4RYwz0nB0IW/Z3lThVnA25jhPFWUNlLpE7uCduHt6hPtJr/0g7ZL2g/ERbp8m",
-	"x5N2j5yk93F33J88iP1laq6/saNbUVGOL+iUFYtLxeYZCZxY5btraTrBx3H7waTXbY/vp0ft425ySuIH",
-	"uJd2T3ahKVy5rde0J3GBURNCr423uZnhL+LTQfd4EB91jk96p92jX6onoC3pvPHq1VkDdbZ5XmTZJl4o",
-	"qViScRsvFkoWFJlxQumiqfo9T+dESDxfbJ9Ht7f7HKxNX9u6HSIH28q5QjkBjzj2DXgtqh4If7rhJpYU",
-	"u/UPWKRRAKnBddYPWXOf6U2iSlmaz6lU6tIBz/2wZYQKlho3nlBaaVl8cFg/4Gmh1Zem2tS8ICV3eCUM",
-	"fozUyB11ezLjZlB6QuhqcBtmNAsz8THnGcGsKi3qk06JJVPZOVdkBZqWMDFqLNCUMJLXC4vvStqso0vn",
-	"SkNxolUMfTmMDswPJzQXEnFGdPQDI7fqh2sI/kxRVJEmIeVv7ZaaVG/7cI3+kLY7EUROI7FV79hy+/vg",
-	"4rQ/3SZf1s3M34UZXiwIUwcFyhvc+yNIfhh5azVCdIJoKQMPt6/A7iJsi5QxSxN5J7IqUMqZrxUeXyvN",
-	"ZE/N/s1Cqe/dKI5jY4l10GOczEDKzEhyBdov1IbwJXuIBCFopKz3q/KTozWqg07v2dl0tabJJ1CMzvV7",
-	"XVtBbP9dtWyrWqv+8OY1ekUE1CpXtVS8Vvq6UmtjrUL+bon/4Fe8B2xzenqy2Wb1tlzs+NmK9HUCn+ae",
-	"nA5N52005F4K1w4U5GSi02MUN9gv5znP9/6s2oeGeb9gkABaZFBthShbWN9IhCgz/wYXy37eEbPxn7Yw",
-	"kSeBvN3xlqkkfS2jPfLU5qq+nvEpTXCGpjkvFurW5BOzvgPU/b//+d9u78S3TvkELXLKIMUYSXJTkc2B",
-	"Kr67C+G/h8ObOG4PhzfdJ8PhzYMn6q+nT97/zftNL3a/OYuHw6J7/0T90Yvh1+rPM/ijd6L/ONV/PIE/",
-	"+uqPozhWbzx5/OTJ+/WfbHRaeP6sXezJuP9lDcros+2h21gszWbsZq10g5GrHnWFd9X7cwWmIlybfIIw",
-	"GoPHVud1wYEfoFHNZTxCB3AnGE+uASoxHm8oFuN+ad2QjXm6OozQaE015Agd2ExEA/5Q1ifzQhoRJwbL",
-	"nEpyidkKQmwjNaIfcxtFQ6YueFvPO0IHslaLayRoc70tKAhQuCyXtMzO1ouiNDn3/JBpmg47Q1a7CXWM",
-	"otR5moIV6wtiK6FVV50cKExNQ9ZY0IYmfPa78Aw/gbphZKTTyMgmUrLjvf5EDaT5bZvMhXVyZK5l3qdU",
-	"yPXO+t1vgiYX+QyLy3kjWtXbGQGOVL+1NyHEMwJJHNjEnn3DyI28TIpcNB27l1gIZcWM9AMjlyKl3kIL",
-	"PCUPkTK7Edf8BxWI6sfhJfDsIuk9/+as9+zDWfzs4+PVs2/Ols+enEAq4ruLnz48o/Hxu4sfl08v0vmz",
-	"D4/luw+/XD1bxfGzt8/6v1ycHb27+P7q2cV0u41fF0i45S1dONu12/jciMK6s80FVHa7CtEB4zqgxDPv",
-	"wQhCTuC2Xc6oJEgscFJV6Ruk75/t+nwZ6reNdoHe5kqcqxCSz9GcSKx2eIAw+v71i+fWhaiuB+MuP+qh",
-	"H+jX6OCoFz24f6L95ocIAFbmC5xIeC9CjAhJSid7H2XkmmRiyFJCFlo2m7GpFCSbQDGDegR1LfiVfbfX",
-	"76M5mY/19WKChvrlyPgi0PM3T0tuGLKD0XBYxHEcjw6RAfG4Iisl4PV6acHtOOP31iLDgB2Uc509SPIc",
-	"4reMLEVGFBcoq41gpbz2tcHiL2mv369yftS6aU952/wQkg9e4eUzIgSeErdftwvPKHUZDs7AeBxIlgrr",
-	"lLjudY47MXL4aBFaZIUpbl7oD9R9LL4lgZ7o8eSMDJlxG/AlE+hgRNNRFBrRUa0Q+BCimUaDaLoh62rV",
-	"9iinfXir90iH3r4SDVN0lSDGX4PRmzfn3yAqnUdJPIQfXR8rTrl+cNhBrwlLIfBnJNWQadZkvmaxA8QH",
-	"/Er4XrMO+tb6sbRF6Vw0yxlhQ8a1w6/CqV/Ip751A1z87XPc3qVneuuLr/WjO3qAQtfPAL168ggdHR2d",
-	"Wk1PjYE+gktO1+0D4B+I5Vjnr8cD+P9frG9T3/xQVsUZGbIZL3KEZwSXvj/rDkwynlxp8AT3M3NC9IfB",
-	"q7pmO5u9TPGtPOXNaGreAlGB8JgX8qGPdBlQh848VdxWlblHARlkyNZo5FGJlzkmGpCSb0hUa+DrO3fu",
-	"bzKb1qoqpbOoym3Ycy9KDjAqVeupo6SjdhqMjEdDAJDGynpM9OLDKgtkBKoTJRXhCivq+TAb/G7Wttt6",
-	"opxW/mVjdV8q3kZZSm42REm+UrpBSm5cPom+WL8S1oAcVYEOt7mqvmSIbr1nvOoSNg6o2znMv5Q3G/bC",
-	"TWPtSXq9JhIJonIlJJlDRKfMqfFkVcLnRKBJzue3cZGVEcw/kYLvGdeNDtQwjw49NpXhBu1pZFw0SsY4",
-	"bFQjYXQGnXaRENkQN3S+hAaRSAVa5krcO8RaQ8BzQBEiyYwTrX5CHidE8sLd2pZ6WVsJiwrRxFiQm2dD",
-	"cWZFXD4ovBd+/JFOUm1fBFm8XqDfrtXunwP0VI2DImfIDRB+1wLG1j9ok0frfmQwyV7q3xuw4NO4e2gv",
-	"Wvt9bSyVmMxlKnAFitnmpWwx+de7aBRBb8n4B9Lo9tZA0+jxI/Sy3evfByUcqH7Q7z6IkPnbSUOgGmdT",
-	"Xzo+ft3r329AyI5aSX7tPwjfaXzwap2OpIiiqalM8+qthN5afZ3QHI2ulKpfclD9C3IV0PyokY5CBN5B",
-	"QaeNjzVcdWMsyP3jIs/QDUo4z1PKsCSNpKw2vb3a/HZl89Ws9DIrotTQei0j2CM9n82c8Zo0OPCuyGp3",
-	"r6LHZdu8ijBuEz0GO2o3a7vi0S1rDjfT6XJKP0V7pkHSxaUVd80qDkutd/z8pUMsPTh/qU3V85fX9w91",
-	"lgRh1ppUanclZ7WDXpGE52lppOIipXLIMj7V6ay6JuGhQYADbzgkMbAVEiQpcipXKCUJFQ0qfC8+6sSd",
-	"bveo88DXK2jlGj7uN0rZTXmdZuolrBRDiwyrKaibv8S/LjM57QxkXrCknitiIKnQjOcCXPxSSWwh8SK7",
-	"VfLmVkPECFpvvJKrmtj1xYKws5fn3/CkmNsSip2deWcMmffRUSdGqRmkLmYpm/BtQ9dI4wvC8IKG+qXa",
-	"+aPm61POxJ7fqCye/WCk6bVjNi3bSzxVcq2xVcHbGck1RA6401GmsQ3hGCxngJ9p8IbCRdoeJdBw7BOe",
-	"ZYC6bj6wU6ggW49LP4LfjfT5rTBwL94W++RrMORhZP3L5qG3WkZrUvsr4PRl9YcFnqcM4SwLvnXc2yvB",
-	"36pMDo7eZvm7LWrkiQCbtqajlEipWKOoAvCIcLkOSNsYhlHUmfKG6KDRgC/ZCAFpAlFpdTEjsviSoRxk",
-	"Lkzc3PolrK3JHBSDnOA0+IcaN/iBFygUa39RfwsS9Snc4g0/DZ4Hh471lDT/07l7lAJga2o08YGJGsyw",
-	"JhRsKVFTQEhphafH/Qe2WwTS6qcwHv/O2oBrPUlabVyE5jiZUUbaikjYSg0Hq17Toextm1yJIjVFX307",
-	"Erc/vv9VV2hcrrHk1tlTZ2hWzDHzSL1ZZFgLNNdow+DYsqQSEawWvu0X3g0JecLzptB/tK5i67ODw2Fp",
-	"3O/r68sg/xIyQs1mjfwSsVGjibex0G6Dc6ZOxHcXFy+RfgAYKJRmsd8Lo3966gk3XcZXl6W6sK+BeWc8",
-	"l1GVHYQuXrOWnT0hatxwxhsKBT1Xkam3rX77zatzbQ5RWwkltnzulsWHUdDRZ6spYutsYc38HEp9miKb",
-	"UuBxUtN94FDM/mG2gMbVauRsK6bKtS6rznQRmX4ZHZTurrPXj87PD3XEQScbOwAWtWsOtlmiMWVlHM/A",
-	"gevryUB9VTT4B5PTpJd2SXuc86UgeRuneC8f2nB40+u2h8ObB4/f/9dfm5OVA2SW37eCTk1yPjfsR64p",
-	"LwQaZcqWG5l83hItZuSQSCsVd3eHjuStRL/b288GCGe+zQB4xTOy0RgCXWVJ5awh3OjrGhbyaI4Znpb3",
-	"NlzM2lFUcS6739b2LkQ1asymLcG2Gq52cOO0BZ0ykqLv316gg5FcLRzk6QjL//qwlCMTdlUMjAUanRVy",
-	"xnMzswEyDa6GRRwfJf4n4Se6IrF+z3koWuvagRVM0sx2hilhd8yrYZZvvFX/bsLv2v7lkPXNuyZP3VTx",
-	"g01+QNOMgPN8LHhWSKIVUNMZASxfKrRwCLUXByG2G/Xr95Iv8G9FheAOOgcyc4CGgjxyC14LTz3UYXA1",
-	"GXAmmBK6huLhEoOsdJUZMLI1TrV8l8rHxsRfx7LBhwOeiWqHt2F7DRlNh/kNgIvdvhxXHXubASO5waN5",
-	"WBa3mgquOWX+UN3q5bVvse0XLz+tL5RodnxbB5B2KC9yPqEA0hP0KfDQtxs8ytYM2oHCM/ssOJhLxLvf",
-	"dwzvOd/fXsWhO4VSPz9EXtZclyNXUPZqb9Rg93Yhq4LAt72i0jNvN118ZDIhur+A90YHvdTw2DYHkDAP",
-	"Z07X5ttWJ95rf5d5oa+MnSwYz5XQZMF80eMSQhT+fusqpOpeRmsKv5167Z2AgIb3a87vmXfS1pzjnCRq",
-	"q5Qm0KamXQSVuuGqCwEL4zghqc5aUb+Z77PPdthykxtEArk0mrFoup/1b9ByxkX1ck4wQ0LSLENjYi5l",
-	"dT07qF0NTw1AdeEVfLTNwVbWUm3jDVNCWkorbVhdgoIsLqEVyFF8meJVk40PzyL9rLWmIdv4KEbqFfUz",
-	"3WlJes30oqB5nrGFNyPDltrHtqkDxUDR5mJGSE8CWjM+nepwhijgMp8UWbYyKdR0osMA6yv7Tgbd3uB4",
-	"fb7V1gJoj2K6WONuLaM7o3WRGRd6MVmKWOqN8SbCGTErq5/sbAi+bCd7Fw557VZ0A5eEFWAP9nPoBttd",
-	"XcxmKjcyeVQ71NGmCsH6GVqfYNQkjoAPI538rNFsTOxtjJOraQ5I24ucq0XkOTow1pp5fcktamBDAHzz",
-	"xjzWBBlUInTw5uLRIeLXJtnP350I8SwlQmpb4KE+13cBPuSgPxouQiBep5nhtU13paLKy22zbg+/CEiE",
-	"7P9ZBbrboQy2QhZ5FIYSvbtfHMOGLcJ1isJNX8evd1AQo02h+r4tgujZRkWofHJNgYg31rqZrKkJQSkV",
-	"iwyvTFHImnIPm6dbLfkIeeTbHCcEfccXC/B8+Pgrxgj+V00G81TDtXFJd1PO8UpJcERDz5DFvnatdytZ",
-	"hmE3X0+ptKkAr6F7OVCgcXvPCjkr//XEnsPv3160oh38QYHjBZxDA2SdQoiPJabqSfAIrnUCRhoqAosh",
-	"2+g6CnxG6CeS08kKUYn4ZJJRRspstiuyEuabUyK/X16Jkfab6t7trYGZbYjFp2HybIA90f2YSyO89RyA",
-	"wh7xXIebJMHzViOuXuVB06ZO6c85zqA339Q0/MjwqvQe69ceJ1wnWg6qjedheuWaD5lJelLnCvw3Om/O",
-	"03jVXeLZDm2R8AVJLYMxPCVztfC6PF0ZEe0xVmqx2VRziOHkDpmLHdrUdDYlwuSFD9lf/oIecaZ+oe7w",
-	"IWvrzDdwJi1nJCcPIRLzWp9+ytQlmxaJeb+NHhuvk+tLpR0EYaiog86swqrOh9AuRx2yPWhOOR2dtX9B",
-	"uP0Rxe1T1EGXaIDao8OHQ4YQZitd2kEyQTRW90KZ06YNrq4MaDvoEkRTj1IdkaQihOj0cTJH6OBXGxl9",
-	"f2DjLcvlspNPkjZJqeR5h+fTe/kkUf9Tzx0e2voHHWNQZAqGr8hlggVBo4SnwPphrKjIidBt4xtifWqt",
-	"y8pfaCNvPhGkJlImufqaNA0lI2sgrM2WvBemSqrnTSRPrZIPzp2WLW4EkviK7O8hRmdbYMUV7caQK5HI",
-	"MRNLQPobHcfdkbE1q0jj9uujcnc1W2AWSjdlPuo+/LpYQtjIDPy6hup7US0oosJmOGE1M4bKQImJfw1c",
-	"o6m1HaT0lNSEjtV2+q2kynfBGEm515LLHNFXPCNaYHgelSHTLA1iYYaFTT+e8CJH44JmUln8SjxY4JGy",
-	"Y1FKkgznpNbCltqWwJQN2eimrUOMlRLyVLNjtaEtwEeYU9306uFDhMtSGDDzy1a6VA7ZlEihVugIrStg",
-	"jyAjThkGprDIyYLSUJA4nxJwjmcc2KpYwDL+4c/zD9Ni9A8jT3P1Ex2OUT/TWb1/DNkf7Xa79j811qhM",
-	"uxihP9CKCPff//uf/7X/9Z7MCU5h9VYBtHRYzhcOVGa0VP5RGdZ3s41uO4Z14dxmAMhXGTUtgLcMfm7L",
-	"CB2ooaB/FHLg29X5e/+tjVAWQ1U+6/0dXgpTZ0aNnzBPD9mw9cLNcNhSPAQpSupqFf5qQSZStG4PdJ4S",
-	"pPuvyQMaDQDYwB5edSmqZ0z+s7fKIPrGXM6QOWwiQssZluTaAdOoQ9RpdLmOUE5kkStJgTe6dKHW14gk",
-	"OSNC3x7CSp/HLotHqCWFdJ4/rD9KnRbM1BGsHhdY/gZQiz/QcRyjP4KM+RqUMRUOy9ggI1k8Yz1uQ3dR",
-	"PXIX/WFblZVdUnXVhEtqPUhJRsegHoBSk1KhlLCCipm6vQ+r3wDVpT48AFXoXmho5GLMGv4KW4VnU4O0",
-	"yneA18rPhE5Q137tdq3GzKeamliVX1Q3pymwtYHFehcv0xzTtvDS+Zw25wG0MX2bGwERti8pv7Vbt5Hw",
-	"JjcnWi/epbWl9JhHSHGmzjUuHahjcynYBafCbx7t1n8NXIodV+7a/514V+wBJHPXbslDc8HqT7vGl/pj",
-	"x+gPJRHD3pVqNXghycMdtIycGF3lmgo6zuy2z4mc8fQSWqpqXtTf65vJgUoIGoeAJVNMa6wyKpB+2xzD",
-	"M/X+yCO/7NGqx7xvxty7zSoJu6yaT5QoM2rw04rcsL/VnjY9BSWLUiyxumzDAifH3RQaT0SV4vKNmDVW",
-	"KJRNv0OKPqNvtxm51swSPtA9qkwZ+gzobpwiXLWvhM5NcEevqfOBHtRu/OamBW4gD/xHvd7raWFhy0Fv",
-	"0z7DnT3d8V6N24drAa9tm//QOOQ1e3md8UtZY7vK6OHs0iluUBaybj0DtgCkd3G/ZBvUCmUiFfDcpMiy",
-	"hw5FYL/eNIqeVtTKaEJM+o5xRbzM+SKnRGIAkyrybEtGnyT5XHjZixVfRitqXZNc51u3AIsiqBpwpQKu",
-	"MuBeZ0myrA3bee/D8kp0bGeI6boMdrA235Ix+oGs0GsiS2+NSREApw1YLtfasxOUdikLEOq+TEqBmJEU",
-	"QXmA0eCV4i/oFEyklZHzSnUSEq+EfnI5oxmxpWJUBzMBJdoLC8IN2kHQo009Y6F+RnN808bqLIFFEzR8",
-	"M3X0E6JUDip1s0kT6DSUaH7G7vrVtWnaKRU2U/tWO6w0fh04Q2DFe3G8Z29FW6/lWnHoH/xqSvVMhZ6p",
-	"xzNleKboznPUt48m3STGLVMs13r8yFSQATYPVJgNWpOToxffH33Tu3nS/Xp6cl2MT+VT0p1+9+zjTw/u",
-	"k5OLQpwWL7+7fvXT4zdQjzZo3Vw+efzxVXE6P7r/3dPnl7Ig9/unT58vfn57f/Fo9VrSq3cffjh/e97H",
-	"cevT+z1aXoRFbGsaXxiOU/uvDqVamLtq6PcShv7chlDH8f11rziuuBc2kv8UtfqaRza/dW4Epcvq7sdH",
-	"2996E7TyKt3JrcGv76OWsB06FPd6+Xhtzfxwnj1YFygQxlPFjC1wP79XQ95zFta9MpzeKE6egn7hZR1s",
-	"uh8ixMjShdPQwXgVQsxCq4+RshoNhpEtfgGnpwbJQmVoZABKIXSNsBBaEAfjjOgaJR8nTHI0NQuino9K",
-	"mQfAz+ZLHXTGDD6d57HqxT2o7s6oRWXiLCEddHCmbCxJGKiKY7LiLDUAQp1DZWi90pEdUTNZm6SNWkod",
-	"mmx5ddO2z05Yrp6VCKNOpVNyDQKQ6hFwC5aNQAMoj91Orwdco3v1rKOAmt7ZrkfLRho84MU96CgRjDbT",
-	"Yqs8akHGXdO/mgj3wMkdxVuRVDZRaXyNVCCt+69bMYeFvsdKWeifzRRoX50fP1YWrIYIN40NqQD8nTVR",
-	"4+MS9GcN8aafTMOSbUy52ptqo3NsI7i/lWDofPO55OrofD5VUq5sDGnol9x4bwIa+3EzPbZeryTJtJDR",
-	"r5SlMtsSkutU1kRmUCEA5ZfoBaQoD6zvelzQDKx4YxRR+aUQFZvWwgAk+ouxORpd3aj3n63DqVUJdDid",
-	"NPBrHZEtRLctAYN2RQnywcWaUBfDsTYjA4V5DgFOn4fHF8D1bMHosTBkHkqMh5qzIa/EYW3tJovVlpXF",
-	"wzrrJIAGvTOW20OlLUFVG9TZF1bvcCf+zjTZHJxbd9WaWi3jS8PODZgsFkkVHUBUt6ojHda7TmfrVJff",
-	"W263qk2k/b38ZDTtHXTmWqdEeLG7k9ocNl1W7+2gbj/h+ZimKWGtfwljwKn/T00QWm+K0/GtHtp6H7Xq",
-	"AT1bwVTWJQOkjmjQ/DUWho5QVvMRNjqJABFDrFgyyzmD+0bn+Glg0SHT6vacYCZC9L2yjYstwzM+oIEp",
-	"8EmLXBctK8N/sSBY182PSvYcWeXdJFJQM7BrpjeaElntdjhymdUm4OIyrk1Kom1fjB5xpquLpXXtCSRm",
-	"OCdDyD91PiuZYyZwon3KAGtvJncYIcERNiZHwtUAGE3IEs1pllHzocg4hDHKuN1kWLq//e0VkZCsgXN1",
-	"aCek87e/gYfHc4la5M4VLxx0Z6TD1q/JdG7cf3MNtXqejg6178YXBc5EAu+K1hg1TiQvZKTo78dHIxMz",
-	"ybGYDfbH/KRiyCommAeRldt5f6VhAHVobljCvw1bAwSZ61Gt4Y6DMjctZgQ0ohsyXOG3K7KQBpky7A20",
-	"xp0MKSjH8anzYI866G3pHi7fHzIPr9Shp+qmN9Bbz7gjlU4OFJc7XLpl/X6C5WHroNLmDKKzD9WuuJe5",
-	"yXALECod4IIeYC1UJToYHcP2qkGWVJDDErtS9/bcwVV8MDru9YYs9EOXI8Jkq913EsyUKqrL4MqtYnyp",
-	"+9U0uHutP3iNu/gQfJWazYThWp2aEviAtfPSx6BtMuAvXJ+Xsoz6a56u9lQ0QZXXubSlNAczyIYMIKCm",
-	"YYtbUamQ1vRQhq/p1Pb8DrRKdb1fXlOyJFo10Fpm+EkHL265vQoJvPHbX1gH3qDX7oA/fSsdNv5lb03R",
-	"9egJ03yVXPpUM0h6e/KJ336nNErKHmWmFnL/td/HvtjLcjAJtwEC5w6mwye/7U+FR42k5JOyGUd4t/hM",
-	"6g2i7Yk/w9rsx5GuY94ad7y7yMzNXGmYV+2iREW1Zd5ddJ/2TBXPsthUXFJ6Qa1S0NBk2vdv1dqb+Z5p",
-	"fem7pai4ffexfmpi8a+27ZU2gmo+0UDuNT5snLi6QXXNqip5Rosc2dRS6XVg1nmqHBTjVNQ5rcOECkxk",
-	"riKrpDSqaUqBu7Vq9tAF1kEr0np6qAzV9kGuvX/DlWz9ua3N4/h0+1umW5Tpj6Pe6u5A3UudznDB+VOc",
-	"6z4Mx93+Lqvh0haekZRiQItVL/d6u7wMKqItu/mnGNPa2HV3zF4GdYAH1hhduze2rQg3m9pFrfsgOuii",
-	"Z/RraNPBmUsoMbnBToJ9KNJp0JlwYBJ2DGKweW7IrF0ER9YAsI9cIjJh6sDXWsxhWQoTALeOkMArdaRH",
-	"9jYbRWjkzv9oyHR7yU1tUh9qs84UbAQG36EpW7FA8c4szAkWGqZTWatD5uU/uopaNREBtm+CGZrQG0jB",
-	"Mn0qyuQ308wLTAFHpgAhlAmuTWtloqiLwuSBq7sQ5B8WSHDOkLEn7Rr4BYPOlQGYYCZBQfC5RiUpa+bA",
-	"deCKgdGZyxjSoRDCrknGF6REkYYqasxcgxfGHYI7gko1+JHJftL2ajx6CP0alFWKWchePPdaOQCr6Ze6",
-	"R6PIy9f27kqdn43lQz0nK9zVYo9tD8ghY3wZGXPLvwKc+N8rtlqxc22QDXL1vH4MjKgbap1J60xPnfdS",
-	"HgnHOLY8vjmx8HCzRaibjX6OWSiXPND0bWD+nxCA2M1WinazSHclrLvJhq0ZhFjOWoPWvUVOExMA2ldT",
-	"1jv2RSy3Ob2pmG2lLdcNW5x2/W6jXa8HqNv2L2W9mJYR8T/Ijol+vwU/7Dqf03I+3S3zORr0TzrdWP1f",
-	"MB+/r8SGCenXzXxsswGNsdkIfWmxLLc3F7Rgk7+WDQVapo0u1Xaug75vWb2i59sMn96XjUB63swcf93y",
-	"jNgusXWD8nGDjlFe7069EFBVX+0PQ7DuF3gXBuWfWt3/Zyju/0wlvK4Fb1PHTVl/yz1tfzHHN21lEbYB",
-	"9bw16MbHJ/0H92+hyDsq1+TJAdqDqEU5HFRDgEYRobFVqTwfxWHktXusuDYsesWQAUTFaJLzOeS8jSQf",
-	"6TojQa8JOnB9CO/fBzSLh+pTJpRQh7DRSy15ilcGMTPR80j4nAwZ5DHlPMuKhVgP3DHHlElMmRh4Prpa",
-	"bp2NwVVRPobMRdfuNt3u23qgb1veXQkZqnbKUgz4IR30jVlEWPE5ZYVAvVON8YKeK6Vc55ar30KMx21E",
-	"X6+1y52G8ErsB0NMsqJ+F1o+ui0DJbuEN5zSa8KaM6Di7q0StXZPetq8LMBE5odrMrRukZe1dwbZv1u2",
-	"5OfnPckl/wZX0tdd6pNpLN7tnsS2YbiXI1hvG7dzTCoqx4779aH7TUM3WD3rbBi1LsaDGpArefUrBtem",
-	"2zvp76Ed1STLGne7Fqf/L6UJ/ScP5461Frj5K7d8VL/DPytHB3SRQs7uAazLekeij7UgbJhe6Rq6ok5d",
-	"27ae1hbb+ChrDmUbYDmC8lgAPtGVyQgPGQCwtzNlZdWgaSJoFdGEkRJVE20qiKXqjn/j1wFr/ISwElgY",
-	"OBMCrWzamuYEZ2vqi23s/wAvcC4hNXvI/EK0Q5udAv5NyDBuqlcFU0zNH1yM2cqFUaoFrJ0hCyDtqAeN",
-	"5rcVQpWuQjDVErciL4Qs2wuV4CmNlQXAFZ/jfHJ85eWXASKSzmXHaEnGPqv4UVcP9L2leXlJxg44swnc",
-	"1e/nVIHmKzsdbe5CtIesDnpb7eTv2UGKAJrSuRCFlXBfUqSaGVgzfkeBeqZ5+NzCV/3HAt27wEpnblXR",
-	"adaUVBn5zAu5KdJzza8MhIutvy/T83WNfvCtAVgDIdIUEpIv0JLnV4CiosPWID4g6DNkQQG+a8jsVft7",
-	"Hm8TWNJGWIlJbjKyKBMSs0SLZu3uCW73EEANkgOboC6aZZZaqdrZO17TELUGVnCnvqPb6TX/nLxfvdAb",
-	"mNBwy3oufHyjizwEZCIG7SQgpZORZQjioJMW1Y/Dxw8Ms2gkVANAIXRyXxu9Im3D1Db2RudQ1A4QHq4c",
-	"pQJXUfZsmAI84YLklKfooBsj4TkzDkugFFRe34YSAKMIFA/BAT4ry0hmf2Ua6AL7G+gNnGV6CKLxx16W",
-	"5GO2ArDQysgQwNQQ0CYeOJGDzSAbB82IHofwxS1dS0auWcqobF+Cgu4l2DZFeQgwork3XcjgtIm+gHcG",
-	"ea/lmBpOzMysFEguAKs1MU8xhEitR1NVutSAUqySw6X6fsKZKOa273soIF55sIWfpdt4x8H3NerVNeqN",
-	"xmLRE9lFt/F61qxrC1NpEnF3fVb2UH0qzXz+JZUfNwdf/fmPGrO7GmNZfSctxgBRbMeYsC00bftMP497",
-	"iYUGszPHi6XIxMaIcEgyOs8B0tKEhMS071+/eF7m4w+ZGxoL9O7s2dMILD64o+Av8EXI9I1Meevo3nXP",
-	"TWGF59kIHfBCCpqSEJ/K1EOAGIR8YqJUKF1UroZJeSKaQ/7fEglTX9DvBWefBR3h9xi9G7CQ3SVDtYPq",
-	"Gv9VdZf/XaEbtsIweLxlWdk7YM+IxOaAAbrcDnAL8NwWtAUfvBzQFqAZBWgCdE4M3gJNDzvoDYyGc4Jw",
-	"ChjtUteoKF0AEnRAY8/JnF+T1GhLU2q71ruOqHKW82I6Q1hDoGrVxKiSc4KZRn3Rg4kruhCAFpqTBcHS",
-	"+aPgLcCMI2nQAtWMzgtdClNGezzcxnXACjDBenynaZPLR+49hRLsT9HWB1/onqprXP96r8rYgw69r636",
-	"t61DdjupYVOgnb4PNtear9v+JbvpD9CP5YsWV/sdhLxY1kV8Ojiy1fwbPEnp7tAPZgEq3XxqzXt27dij",
-	"+9m4BnJeYowBBvcb0pQxh/iiezyI+wNIinlfRZWvFkSbBsjdsmNx7EIWx71Pe6iCDhx/S2Ez8NJ/AhZ/",
-	"9sLhwshLe0Np+bkuHuH1K15bL/wIDrKT8pRtKA5cmooDyqikOCt95+ixj/1n6lwLRn8rCMJJzgGK3RnX",
-	"4J3KMnMbJliQNmWCMEHVEcxWA128HAAIKkMeQNIbqjmbbh2ddbo1OaF2KenleKN7Qd/eeLX9JgPj9Zxd",
-	"U+OWdO0oy7xRIyzBe1IRl0YEVvo+eD53DKWywb4sZjkWxBN45pN7yJ5yLfayRLt7rpW5SoJ7pvF66fUv",
-	"uh5YzKYV82+ESbs3fkDaD5Ljbvs07eJ2nxxNTpLe+D7uxmtX97MvGLfFu14x/uz2vCHW2QFwpAFQUa9n",
-	"5YJ4ypONjVGsYHfP3RHQxZTI5p6Irwwysyb8QyGkT3l4Uu0g1dou9So8UK3BopqKwrWtbBCGGkRnRwq8",
-	"kfYj4j91TnBf/NPrnP45iQfATua+3fMq93Ic4Qf3fteM9mmtZfrKBP/Vjbq1+r+DztxDtkYjUAB0QKE0",
-	"By2W+JABHLC2VG0OYYjkNzqOj1GJwdx4aUNS4EO0E1z7QRUj/tBUV9V6JQAI9JDZfgnlshpUBwHxuAnP",
-	"EZWuvBGm53dr2NouwWB/DJmgGYCtmF+t8UY1iI1aYuNZmqKRjzIfBc3EmluGNi1qAFUf5Plpe6XJ4mxA",
-	"uW9GPTMF7Sbhb8x5RjDIjw2MXCWqwUSHybtWCYMyCxaSHnREQnp5GOcvrf4Z2cZ+ADm7rSFkpFXTEhXO",
-	"4EXbZnu17Bdb4gf2XGSavkUuU7ixY91hp5nby14Qla712/fF9f69201xw96B+0AdpnPTTCFUhaF2uYHD",
-	"9LbWZ+hV5JQ9DWutTo/8NqNhs8EyKfK4MSXSz2w8bkpsVMtRaQG4AVTN2PpH3d6W/qW9WnvQdZ08Kz05",
-	"Kwk4jYN3H1R6Pf9LeWqC1sm/+sZs5DFs8I+KsGpi6yisF4iqSXvvnQZv2tXc1kl0dxr8f9w6+2uuxztp",
-	"rk+ULvIv5gf6lsgdlEe+ZG2nWxgJf562tsp/3TFzH2f8Gz2ydoqaevkmq8q6mAwISKS7e/DcuN0fmlZQ",
-	"wnVtBVx6k52xUqplB31jG4pAaofRVQ32KWVTuMlN8pLJ2xCQHKKVXpq7S92mXw1sutOmTC1m1c8Abn/I",
-	"lLZ7m6Qs5AozgtYUGiwn0Lc1staQjQlKyZxL3bDFb6tyAL4wr1PG4Z26w974Ju7t3WElxaEa4PbTs4fc",
-	"Ve+kruvkqQ7CIudqIcJxnuErB2+GUSm43VgVkb6PcHYrsH86xh4rZC6UP5kTbP8rtH/R7Vq95C6dYGVT",
-	"kX+34tV/yE24k9PnKRbyDOJu/1YOHy1BPs/hEyYyhI2Jf32v7l59yTR5EV66NrI7NcK57jUY4095gjOU",
-	"EsA1geQec6kdjOZK9uYFGx0Gww/u3ev2HnRiZaMMTuKTGAZ+76Zf/8KUssjkMNrrGFxIuiiFMzDrNZCp",
-	"Mci39MPxTBK1UM0FkrskbJRahYhQ1Vq1lkXkKQpl52CPCL3fdSq+cfC4KZkvuPSAS23/4MjW7ZbFKF5N",
-	"L2WSK7LaKV65ul/TwbStpZ+h0V8SV83UtC5BzhUWfpYY/CEQNXBs786ePTXpXGuzuaC0iOAUOkGZzCgv",
-	"YcujCjJuPr3/9P8HAAD//w==",
+	"7L2Lctu2tj/8KhjtPVO7h1Ik2U5seTrzuWnSus2tidM0rfI3IRKSEFOASpCWlTYz5x3OG54n+QZrASB4",
+	"0c1x9j7t7pmzm0QkcV1YWNff+r0VydlcCiYy1Rr83poyGrMU/vqQRlP2UIoslckz+SqTKdM/x0xFKZ9n",
+	"XIrWoHUhr5ggKVNzKRRTZJarjAiZkREjkW4g7rSCFruhs3nCWoOWkG0FLQUtFU3ZjOommchnrcGvxcN3",
+	"QStbzvX7Kku5mLQ+fgxK43mR8muaNY1nytxoCFdkLFOSTfVYkoSlRIpkSaiIS+OEPmMyWhI1pfpvMHBV",
+	"HvgcewzI2hnU39o8lXyU8Kg+k+/kgiRSTGD4bkozuly1tHNoKCAzetOmE/bVQbdbGmN9GE9kRLG3pmV8",
+	"/fIJkWPbvczTiJH3etmilNGs2vu96/69XLFU3ev2Tg4O6cm43R89YO0H0WGvfRL3aPuIHYyPo/7oPu2V",
+	"BzaW6YxmrUErT3k7ZWOWMhHp9a2P+CXN2BM+41nzkFVGM6YHzWg0JSnNWDvRb5O5THi0JNmUZoTO5wln",
+	"MckkyaZckZT9ljOVkb3zRxePyTTL5nTOSei6CsmYsyQOSJzScTYUaikyerM/gJXBhr9QRNAZC0iYhmbB",
+	"oE1FVMaThNAkkQsWEyEXAZBfmOF7ikVSxIrkIuMJ4Zkiv+Uyo4SroRjn+ssJ5aJDXjFGhjB7AhNSwxbh",
+	"AprgmoriPNLL0BmK0qYMW3w+bJ2mX/V6xw9Os696ARlqGhURn9MEnhydnNzXT0o7MuPiCROTbNoa9NZu",
+	"wwuY/opjWFl+ztTtNqCNvZT3gdhtGArY7OpG/BYWy2nWfIE/LbiI5UIvn1n9Fav221e9frd7uvjqfre6",
+	"bL99db9rHu22bixLl2fjjKX1JXtlSCGTZEG5ZkxjmWpKytIlF5PSaTuqdMpnmv0UXXKRsQlLoc83b96c",
+	"5dmUiYxHK1kmLd7gUhBonOmh5IqRvZePH5L7D466+wFZ8GwKZMfSVKZkMWWCUJLBLbCgisxTppiocYev",
+	"GU1ZSlJGk9lXw5ZgN7katgJs5athi4trmvD4EhoatjbwrZ9fIsWcx82z4TEyroK2ToEQGOEZDjllc5lm",
+	"XEwIJfNUjhI2Kw+42/v+mx8Pfzp4e/xD/+mDlycXR296P9//pXv2dXnD6Y3b8P5xsIEAPgatOU3pjGXm",
+	"il3DyhKaTvShEPlspC+uMeEZmwF5pCzLU1Eab78btLj+9LecpctW0NKnoDVowfErjThmY5onGX4yozeG",
+	"dLrdYBMhPR+PFcuaL6oZFctigOqKzzvkLCMzqTLS6wb6sBBB01QugHgSrjIkpTFP9GLgtPQ5HudpNmVp",
+	"aXYrJidxQI2zq0yuNL1u4/ReK5auIih9sX2hCI+rRAI3Xa99HB0dtB8cjXrtY8oO23R8FI2O2EncjzRf",
+	"hbHPaTYthp5jZ0FL0ydPWdwaZGnOmm/FnMetRmJyYpd+/yyKZC6yc0GjjF/DOY+kyJiALQOei6f7niH4",
+	"/3qv8Oo3E4JWKLZyyb1mrmmSm/ZiPYTaO0ErZhnlCawWV8S8oOWvmME7IC8QLfHQKCNLmadEphMq+AcY",
+	"0heK0Fjvj8pSmknYfXNyL3m88ThmNMtVa3DYPQhaGc9gb87sGIpBmhXUF4wa3LtH57wDjKgdJTKPO5Gc",
+	"2aVR92pzhAUvduefKRu3Bq1/3CvE53v4VN17gY3gJ3VimlOlFjKNgV9GMk1ZlAVklGdwNFasXSvwRfOf",
+	"24YDtpFim0ZjXr/nMUsY0KMZ5clDKcYJj7JbUknkfV6lDvesRBWMMN0voXGcMqX09GiSMhov9UWcKwYn",
+	"S98GqjX49ffi09qLraA1l/rgplrqhFZbH9/djl5OCnp5WAx7Fzpxs707+tiwUGSPC6LZrX+A9u+SQK6Z",
+	"yP7FBHImCNPdWvmCK/z3JY9Bdov5GNSCjJjB+OuC+tsWBJQrVPOo1x50U6Ep0/Nfi6xCO62wvnZWl/BJ",
+	"CreitlQd8kxmUy05afZVLP0dEd9jmY54HDNxS8LjQuXjsVY2RHY5Z+mMK2U03Codrnq1eptZ9UQwpsVz",
+	"Iw6oAQgxxXcBWUx5NMXLLZUJI7FkCmwMk5SK7A7utHNvxKQ04l1oa9W8747U0NjyhcJlSGh0hetWdIZH",
+	"XM5ZClsaEJkSKRiKuYqEXERJHrPLL0MyTuhEBbj6d0ho5/q0C5o80izj1sSGbTRTl3lW5nK5YDdzFmUs",
+	"NhqUjKI81WeI/Agaimc90Myvoq3wW5LRkRaACzLCoRHF0muW4kB2JiIzvbuhmvLK+OPqEE1RIxkviWD6",
+	"14imKWeK2BEoq9uFxbKEd0goT6jKzrRweksiSajKLqltoEom3tMq39FcRrPqKmP+QhH9FUHBFAVnuCQj",
+	"KoxFM2YzqRdSplUh8hOvsyfQsRnuLvTizfMO+cyUigkjC5knMUkYvWbNt5jMM0JFacHukkDkhIuX7D3Q",
+	"7q05Cdo/ooSbL+v8pPRGRbjGXzXD0IQjroRciIDEXNFRwmJgr5o0rB0SreKFpnZbyuj5TAXGR9z4duMm",
+	"pcnpVXU/pSxmIuM0UWuXxXutUfGQaaF4cc09jOZ1l1MvjeFW8/dauMNjUrRKrDsEFposGFgYkXTv8Eg8",
+	"k9lZFLF5psnvlkdCyOySlhqp7n3ljcq2O5dJRAX6fUaM+J3rTlcpDeAewrZr37hlQisDm2e3VhTuF0T0",
+	"TNoOzWR2oZ/KStyh0oATDAnOmKR5whTR/FTfxUstmaDBF5ltWaojU6rulqgey1zEn0BPY/t9EynhwzoV",
+	"oefLCfPshqtbc43D8obbLnfda/zubrb5mSQqj6bFTI0u6IR4/zrtkJfmNaVldZlNWdmSp0gi5RVhNzTK",
+	"kiVJ+BUDqrhDOnhBl4mk8YWUT2g6uS17mWMrl5mUl4ltp0oW9Zdq5IG6IcinzqfMbiLGYnL/6OjgPhkt",
+	"M/Ql34Jeep7yZ6ZNMimJHcsudFOfy92xidIycIXj0zcNrfEEZFN3SQ8v2Thlavq3BPaZJDCwXqxbEHyh",
+	"djJgV4xrECQueDsg7GbOU70kKbuWV2ZtRpqjkUwSKpCpGAkFNJhrHrE7XCA73tusD36LzheYILosL1OW",
+	"K9Z4tTS+t3axFrRssjw1oQJoOZlSRUYMrAKwfB3yRE4008ZQgU9fppelwbgB77JajXO+S3bjj7Ai0lL1",
+	"OSRa88/v8PEn3j12g0xn6++g1S+vuIvMi7Xr6KD/4P7xJ11HByUq8XvD0Ax168tp9STv/pJKuGBgL7EL",
+	"lckJA55DU1a5upi1RZlri+wd9MkP/GsyWhLja75L1wtE050rla+9xppICo5CWUPWQ1YKz2Br0GLL76ej",
+	"byP+nH//+PWH894zfq7OZ9n8l4fn98/fny+evn+bPb14lD19/zp72n978/bD19NzvuDxd8ni/L3kb3/+",
+	"MaUi7p6Lboctv/8Qvznnz/n54unF1Ydn3z46evqqe/j2w+sPTy6i3tv3j7Ln3z5Onj3sTX95/9P7t+9/",
+	"Sp6/+XH59sMjPv6xE/UTMZo97sY/f5+AQ11fCOqSi9bgpNstWKv/oH900u/6D+28xE16efbLsx+u3t5c",
+	"RD+/uXn1w9GTtLf8cbI4Ozs7+yE6ePS+/3N39PJYvb15dDg+Xpz33n93/ONv3fj5ycPfuvOHH45/u+5S",
+	"TejIrgzdYshKKwBfPewGhr1dglO+3+3fb/d67W7vonsyOOgOut1f9FRmeB5pTP8/sz2a0FtByxyzrQIG",
+	"TJDAWUzJE3nNEgrRcL6Yfbm2uV7cjR6wg/EJ7ff1SZdwYq3Zzh7nlnOM5/O4PrN+96J3OOgeDXr9XzR1",
+	"bn0MgYhfGu278TACrRIOdF45PRAZ2TahkZuOT1OEajVIcN33xYv+V+0iqG2rj83rH4PbH/2glXBxZe4G",
+	"IO8LpO5qMMpLCRGOWe0ShMBMXNGgCHrFKxGD7tSVETvRh+Akcj3Ucq/ubvhaxrAMTrZtDfSc4FlHy/r/",
+	"uFc8qp/Mf1oTjHm3/Pyj4XjyKRVLsxjqthcqzdglxDqtkMH85/61KSWGLtl4Ta3fZumS0HHGcA2L+Csb",
+	"q8kFvtSGQL5bXqV9z6heG8Wul6c/uzvyx0D0JsaaauEdRQgWD7RA4by/sRSsQ95QnpHQW5LQLZWJYYR1",
+	"ZDeZnWDHj64dCjWVC3RzsJspzVXGYhuwCz7oMP2qG3bIY5kSShI54SJA3Qn82Epi3IxQC5aSxZQnrBpI",
+	"o0DnGgrc1ZTNgZGTMeVJnjIVkMWUGUsGCEyZH6XDXZAOxol6zOrfxmi8xd74dRFy+ikc6mPQei28KNFb",
+	"69l5vZXqaa2+4ntQCapwI4wnRRGn0DFtNN0daEGva4PY5UhWp3B3UqyZuZsyONTFJCAzmoxlOmOFhq3J",
+	"2SqJZcJ98+ZNuxoUvI4UqjHEn05J15Qnn+AcyMstNFCQe1zRkrQ8zyPIDcnYbC5TmvJkSbwv/lV3wJEf",
+	"2vHKDKs88h1Jzn15V5dAzOZMxExES7RqeWvkRwGhHzY+xWB1s3CNN0KFDv9NfAyMc6+tWH8b6oMWLq1m",
+	"UCc/73mF/vRvlzyGNAVFhEQ3vxzXg2LXBLSBJXH1l+VwNtPjbZ1U/b7PFGFixExsN/L01uRu6DM0Mwvr",
+	"i7nGgfFZw9deC5XP5zLNWPyUxZxewArdkshcU5cz3ZZRTJvIrfHNja6KFf7Q2/gpjnwacaMhMBpiRrMb",
+	"tTRO6fN5LPSJCqurcZdhRD9puQWafkx5cmvx6do1czl27VQJov7SKlMhVaRvLfPGhrfWJa5JxohgpTDl",
+	"xqDsoMy0XKpD6d1CgbytE92LbCsWmbiJ70J29YW7e4pzjuQZzSLMpdJ0kNJI60W48pajoZNdD0VzLNif",
+	"OyNJNy/MHhE0WWY8Uq/y2YymoJTMUzlnacaR8mKa0bpB4qHWsRSZs5TEdBmYKG49ehOSlrGJTJcBkWnM",
+	"TJYtvKilSZOrB3+1b3bIN3SpXNgWtKfQMsvGGZE5WC8g1WjThphA9lyA2mXogKYpBR1qnMqZd7p8y9dh",
+	"KyjSb2It8NbSb4JWJld8fbTd1xnGjVZEriSxUwbttQjNTrWIVUo/6vWPjzZmNRX5Rb/ijGHgtv8Ad7XI",
+	"UZaj9yyC5XoI57IpIeocgonG3LtppVD5DLLpCjYWEPDETLjKYONRlYejZw1TaFENKxnicDgXbNQKNqTX",
+	"zWmWsVQP6f/9etb+hbY/dNsn74q/di4H7Xdf/rNp+R9Cz1oENGcCeHAccz1ymrzwKH9ME8XqorFgC5A2",
+	"OiREVhRahwAks4VoXIW5lc+RMRFvIF3DQY0peP3LehrP9HuQX4hmixWJkYJnnCbOuBEQmpGEUZWRXl+L",
+	"8ZoLsVTB2aU2fy/o9g+N34i8wnwBzKPX75GzdCJFn8f6MpmWt5JiArvf63yaUsjhcSfEjbi83d3+YXm/",
+	"+w3biJbt9avzUr/zsbgwNq/lK3yzenxw48yWmL69BW86RN/QJfKfGjeN7M/FcT5cn4EZIC+5Nc+pzMa8",
+	"hONoGvsjS6e1SO3Szd8hT/U9BqgJirW5UEwormk/WVaooeYTcSO2S+sRQP+ovP8HDdsPDL5hiDarxSSs",
+	"hMXSY+6LnsI8WxKcLMbYg/kRLq8pjYmQgjUcXcigsTdVeSukGEmaxnpkDSN1KUWlb7q9kwN6FPXbD+Ie",
+	"az8YHdD2SXQ4bvfZcXyf9kZH4wddf5maM0Ft65ZVFO0rPhH5/FKTecJKRqzi25VjOqaH3faDcb/XHt2P",
+	"D9qHveiEdR/Qftw73mZM5ZXbeE17HBcINWL82nikmgn+onsy6B0Ougedw+P+Se/gl+oJaGd81nj1Yvxa",
+	"nWye5UmyjhaKUSzYqE3nc80L8sQYoTB9t37P8xlTGZ3NN8+j199+Dlanr23dFt7FTYnFZT4BrzjyLdFa",
+	"UD0Q/nTLm1iM2K1/iUQaGZBuHONP2Yr7DDcJLPSzGc+0uLQnUz+AJiC5iI0ZT2mptEiD268f8DhH8aUJ",
+	"JSHNWUEdXjKdH61j+I6+Pa2fRMsJZVOD2zAjWZiJj6RMGBVVblGfdMzsMLWec8WWIGkpEy1FFZkwwdI6",
+	"QstdcZtV48JICUiTt4Khz4fJnvlxzFOVESkYOiopcau+v2LAn8iKKtykPPI3dktNoId9uTb+8tjuhBE5",
+	"icTCB1FL7e9KF6f9dRN/WTUzfxemdD5nQh8USLRz34cQhhd6axUSPia84IH7m1dgexa2gcuYpQm8E1ll",
+	"KMXMVzKPr7VksqNk/3quxfde0O12jSbWIY9oNAUuM2XRFUi/kKUoF+KUKMZIqLX3q6LLcIXogIGmW6uu",
+	"VjX5CILROX7Xs1gW9t9VzbYqtWLH69foJVOAmlGVUulK7utAP4y2CpkkBZCWj71SIpuTk+P1Oqu35WrL",
+	"bivc1zF8nnp8uqw6bxpD6gUTbzGClI0xUFNTg+05TWW6c7d6Hxrm/VxAKkKeQN4v4WJubSMB4cL8G0ws",
+	"u1lHzMZ/3EBEHgfydsdbpmLoKwntoSc2V+X1RE54RBMySWU+17emHJv1HZDe//73//T6x752KsdknnIB",
+	"yS4kYzcV3lwSxbc3Ify/4fCm220Phze9x8PhzYPH+q8nj9996T3pd92Ts+5wmPfuH+s/+l14rP88gz/6",
+	"x/jHCf7xGP440n8cdLv6i8ePHj9+t7rLRqOFZ8/aRp/sHn1ehTL4ZH3oNhpLsxq7Xipdo+TqV10KePX+",
+	"XIKqCNemHBNKRmCxxQhjOPADEtZMxiHZgzvBWHINZJaxeEPasvSTvIdiJOPlfkDCFXn5IdmzMfEGhqhA",
+	"ypB5ZlicGixSnrFLKpbgYgt1i77PLQyGQl/wFlkiJHtZDRXCcNBm5AcQEABCI1vwIk8IF0VLcu79ocAx",
+	"7WPETJVSY+bLPE3OitXQDBXXqsPJKAlMTU3WSNC6Jnzyu/AUP0V6Zc9Ip5GQjadky3v9sW4I6W0Tz4V1",
+	"csNcSbxPuMpWG+u3vwmaTORTqi5njbCfb0zAlH5qb0LwZ5Q4cUkn9vQbwW6yyyhPVdOxe0GV0lpMiC+E",
+	"LpoRIsjmdMJOiVa7iUT6g1x4/XP5Enh6EfWffXPWf/r+rPv0w6Pl02/OFk8fH0O48tuLn94/5d3Dtxc/",
+	"Lp5cxLOn7x9lb9//cvV02e0+ffP06JeLs4O3F99fPb2YbNbx6wyJtrylK8925TY+M6ywbmxzDpXtrkKy",
+	"JyQ6lGTivRiAywnMtospzxhRcxpVRfoG7vtXuz5flOXbRr0At7ni58pVJmdkxjKqd3hAKPn+1fNn1oSo",
+	"rwdjLjcJAnsH/cDlW+wTgPqazWmUwXcBEQziHO1XRyRh1yxRQxEzNkfebNrmmWLJGNLq9CukZ2EY7bf9",
+	"oyMyY7MRXi/GaYgfB8YWQZ69flJQw1DshcNh3u12u+E+MXBSV2ypGTyuVwUS8/fWPKGAYpdKDPRlaQr+",
+	"W8EWKmGaCrTWxqgWXo9QYfGXtH90VKX8oHXTnsi2+RGCD17SxVOmFJ0wt1+3c89ocRkOzsBYHCA5xdgf",
+	"rvudw06XOKDZgMyT3MBszLGDuo3F1yTIY5PsMmVDYcwGciEU2Qt5HAZlJTqoQVLsgzfTSBBNN2RdrNrs",
+	"5bQvb7QeoevtC9UwRZeTaOw1lLx+ff4N4ZmzKKlT+On6UFPK9YP9DnnFRAyOP8OphgJJU/iSxRZgU/BI",
+	"+VazDvnW2rFQo3QmmsWUiaGQaPCrgrd+Hpv6xg1w/rdPMXsXlumNH77CV7e0AJVNPwPy8vFDcnBwcGIl",
+	"Pd0G+QAmOUSQgbBtYMtdzHHpDuD/f7G2Tbz5IUtKCjYUU5mnhE4ZLWx/1hwYJTK6Qhgf95s5IdgxWFVX",
+	"bGezlal7K0t5M66nt0BcETqSeXbqQ4aXRkfOPFG8SBIzrwJG1VCskMiDAnh8xBDZW64JVGug6zs37q9T",
+	"m1aKKoWxqEpt1DMvZhIAvaraU0dzRzQahMaioQDSaWktJrj4sMqKGIbqWEmFuRosbWfDbLC7Wd1u44ly",
+	"Uvnn9dV9Ln8bFzG7WeMl+ULLBjG7cfEkeLF+oawCGVYhdzeZqj6ni261ZbxqEjYGqNsZzD+XNRv2wk1j",
+	"5Ul6tcITCaxyqTI2A49OEVPj8apIzpgi41TObmMiKzyYfyEB31OuGw2o5Tg68shglBjcwdCYaDSPcSjd",
+	"hsNgBB2aSFjW4Dd0toQGlsgVWaSa3TvsdDOAZ4Bnx6KpZCh+QhwnePLKu7Up9LK2EhafqImwIDbPuuLM",
+	"ipRTx8udP8Qg1fZFKYrXc/Tbtdq+O8DxRkSubEpcA+V+LXR5vUMbPFq3I4NK9gKfG9j6k25v3160tn9U",
+	"loriFkUocKWmhY1L2aDyrzbR6AG9YaMfWKPZGyt2kEcPyYt2/+g+COEw6gdHvQcBMX87bnBU02Tic8dH",
+	"r/pH9xtKjQStKL32X4R+Gl+8WiUj6UHx2CSRevlWWGnBXCc8JeGVFvULCqr3kC1LY37YOI5clayDik8a",
+	"X2u46kZUsfuHeZqQGxJJmcZc0Iw1DmW57uvl+q8rm69nhcusB6WbxrUMYI9wPusp4xVrMOBdseX2VkWP",
+	"yjZZFaHdpvEYFMPttO2KRbdID14/ThdT+jHYMQySzy8tu2sWcURsrePnLxx29t75C1RVz19c39/HKAkm",
+	"rDapxe5KzGqHvGSRTONCSaV5zLOhSOQEw1kxJ+HUYJGCNRyCGMSSKBblKc+WJGYRVw0ifL970Ol2er2D",
+	"zgNfruCVa/jwqJHLrovrNFMvclYFmSdUT0Hf/EUlhiKS084gS3MR1WNFTMYrmcpUgYk/0xxbZXSe3Cp4",
+	"c6MiYhit115BVU3k+nzOxNmL829klM9sCsXWxrwzQcz35KDTJbFppM5muRjLTU3XhibnTNA5L8uXeucP",
+	"mq/PbKp27KOyeLbDAMdr22xathd0ovlaY82nN1OWIlgbmNNJgii7cAwWU0ByNsh35UXa7CXAwiBjmSRQ",
+	"/8N0sJWrIFldISVMsDqTKSdUq4ey3vcpV1QzgZbxYXPTGzWjFaH9lTIpRfaHLYHCBaFJUurrsL9TgL8V",
+	"mVxhFBvl77aokSZKKOk1GaXA7KaI5w0QWMrFOhDUMQyh6DPlNdEh4UAuRGiqVhGeWVnMsCy5ECQFngsT",
+	"N7d+AbBuIgfVIGU0Lv1Dt1v6wXMUqpUP6l9BoD6HW7zh19L7YNCxlpLmfzpzjxYAbE4NDr6kopZmWGMK",
+	"NpWoySGkpcKTw6MHtm4RQfFTGYt/Z6XDtR4krTcuIDMaTblgbT1I2EoEJtefoSt70yZXvEhN3ldfj6Tt",
+	"D+9+xQyNyxWa3Cp96oxM8xkV3lBv5glFhuZKPhlEdRFVPILVxLfd3LvlgTyWaZPrP1iVsfXJzuFyatzv",
+	"q/PLIP4SIkLNZoV+iljYqOKtTbRbY5ypD+K7i4sXBF8AAipzs65fleno5MRjbpjGV+elmNjXQLxTmWZB",
+	"lRwUJq9Zzc6eEN1uecZrEgU9U5HJt632/frlOapD3GZCqQ3d3TL5MCiVRtyoitg8W1gzP4YST1NgQwo8",
+	"Smq6Dxye5r9MF0CEx0bKtmyqWOsi6wyTyPBjsleYu85ePTw/30ePAwYbO6wkvWuugEBGRlwUfjxTmAKv",
+	"JwM6WZHgH4xPon7cY+1RKheKpW0a051saMPhTb/XHg5vHjx691//bA5WLoEo/b4R/nCcypkhP3bNZa5I",
+	"CBg5oYnnLYCdQoeJXcm4uzsENW8ljnr93XSA8sw3KQAvZcLWKkMgqyx4Nm1wN/qyhoVFm1FBJ8W9DRcz",
+	"GooqxmX3tLZ3ZeSzxmjaApCv4WoHM05b8YlgMfn+zQXZC7Pl3IFvhzT7r/eLLDRuV03AVJHwLM+mMjUz",
+	"GxBTanGYd7sHkd8l/IIZifV7zkPaW1WYEmuUGmilAnbHfFqO8u1ulL+bMP4291wmffOtiVM3Wfygk+/x",
+	"OGFgPB8pmeQWysrU6AHNlytkDmXpxcEMbjf61Xsp5/S3vDLgDjmHYaaA4gZx5BZGHd46RTe4ngwYE0wK",
+	"XUPycIFTWJjKDGDhCqNauk3mY2PgryPZUsclmglqh7dhe80wmg7zawAgvH06rj72NgImkwaP5rRIbjUZ",
+	"XDMu/KZ61ctr12Tbz55+Wl8o1Wz4tgYgNCjPUznmANJTqpjj1YFosChbNWiLEZ7Zd8HAXKBi/r6le8/Z",
+	"/nZKDt3KlfrpLvIi57pouYLEWfuiBs25zbAqKJ2bMyo99XbdxcfGY4aVbrwvOuQFFmqwMYBMeJCQmJtv",
+	"i255n32VpTleGVtpMJ4poUmD+azHpQxj+vuts5CqexmsSPx24rV3AkpjeLfi/J55J23FOU5ZpLdKSwJt",
+	"bgoX8Qwr1zsXsDKGExZj1Ip+Mttln22zxSY3sAR2aSRj1XQ/4xOymEpVvZwjKkz18xEzl7K+nh3oOyJT",
+	"A1Bd+Qo+2GRgK3KpNtGGSSEtuBUqVpcgIKtLKEp10L2M6bJJx4d3EXDSadMQbXzQJfoT/RvW/PMBI4MS",
+	"+qTRhddjlBfSx6apw4hhROuTGSE8CcaayMkE3Rkqh8t8nCfJ0oRQ8zG6AVZn9h0Pev3B4ep4q40J0N6I",
+	"+XyFubXw7oSrPDPO9WKiFGmGG+NNRApmVhbf7Kxxvmwe9jYU8sqt6BoqKWeAPdjNoFva7upiNo9yLZEH",
+	"tUMdrMsQrJ+h1QFGTewI6DDA4GdEszG+txGNriYp1HyYp1IvokzJntHWzOcLaVEDGxzg6zfmEQ7IoBKR",
+	"vdcXD/eJvDbBfv7uBEQmMVMZ6gKneK7vAnzIQX80XIQweAwzoyvLv2d6VF5smzV7+ElAqkz+n5SguxnK",
+	"YCNkkTfCMkfv7ebHsG6L8joF5U1fRa93kBCDqlB93+Yl79laQah4c0WCiNfWqpmsyAkhMVfzhC5NUsiK",
+	"dA8bp1tN+SjTyLcpjRj5Ts7nYPnw8VeMEvxnDQbzRMOVfkl3U87oUnNwwsuWIYuP74rAV6IMy3XlPaHS",
+	"hgK80uSABIi4vWd5Ni3+9diew+/fXLSCLexBJcMLGIcGxBqFiBxllOs3wSK40ggYIFQEVUOx1nRUshmR",
+	"n1jKx0vCMyLHY6ig4aLZrthSmT4nLPt+caVCtJvCYQB/ri2l4GHxIUyedbBrCqZYLtwUP3gGQGEPZYru",
+	"pozRWasRV6/yoimYquXnlCZQJXZiSk8ldFlYj/GzR5HEQMsB8QCbXfXrYs2HwgQ96XMF9huMm/MkXn2X",
+	"eLpDW0VyzmJLYIJO2EwvPKanayWiPaJaLDabag4xnNyhcL5DG5ouJkyZuPCh+Mc/yEMp9AN9hw9FGyPf",
+	"wJi0mLKUnYIn5hWefi70JRvnkfm+TR4Zq5OrkIgGgrKrqEPOrMCqz4dCkyO6bPeaQ07Ds/YvhLY/kG77",
+	"hHTIJRmQdrh/OhSEULHE1A6WKIZY3XOtTpuC7JgZ0HbQJYTH3kjRI8lVGaLTx8kMyd6v1jP6bs/6WxaL",
+	"RScdR20W80ymHZlO7qXjSP9Pv7e/b/Mf0Megh6kEvWKXEVWMhJGMgfTLvqI8ZQoiIZp8fXqti8xfRqOp",
+	"7aIUmshFJnVvmSltHFgFYWW05L1yqKR+33jy9Cr54NxxUWxNkYxesd0txORsA6y4HrtR5AokckTgZzEJ",
+	"D7u90OiaVaRx23tY7C6SBRVl7qbVxxQWEJMllPXMwOMaqu9FNaGIKxvhRPXMBCkcJcb/NXAlD1fWMjRF",
+	"BcLD7qHeTr+oYfEtKCOx9IpDwpZUAHcp1B9VNnObhDau9pGIZMzFZEAmH/jcpj/YLfxCEcU/2EoMGI9i",
+	"l0JPKmZa+tCqkz5JMl52yHOYCDPNovjq7U3vyO4NYitVB2AZzEtXAEINBR7DooqfPr/uuaYNzRZZmasg",
+	"o6Nm6AoEaxNi5DJmVEZFrAblehB7YRq6WhgoeQu5CEiYFZUlCpfAb7nMKFjztSQMRdD2QUkE4jF1JDB6",
+	"FaN5DIcNq3UYQrIX/uZ1rLWHcOG63A+sdqeWIqM39pieP7p4TDTDoXNOXJvWZxOndKwJoiAHUENoUVrD",
+	"25r+CfFreZh9ooIYQbmMqX5aq8VhZragHG4noyWLCVTwEDKfTMvJ1HZImYTocixNCPv/h124P1BzU+QP",
+	"C29J/hiKP9rttvuffjvk85D84SgAm4UDp7Vyc4ucvyB/kF7Q73ZhbWdc5Bkj+L2+fS+xEaNKw0WL96tJ",
+	"dKi1db+hIXy+uh2ZQjOh8y7qV+8D3E+tLaN5oynHa9LkNlkbzx4YCIMaAOI++YP0VzZr75LV7SouIgZX",
+	"Lmisxn6j1xAb7R2ZdpVpeJ5yEfE5TXSbpQIUBVVrTieM2Ns8cU2seKgM0wLjHdWqRMROIYQLAHshAUUr",
+	"8iCiJEukbD3cBRexXJC9bx++PDN++GLbuHG4R1IIFhkeN2csPdXyx2OZLmgas1j/DRIuRizh7Npijjom",
+	"jrxIalU4S03NmFTecGZ0H1Mp5gst5vr2JXcvuNhd5HEdAqdKr23zbrhC8nYjyoY+UyBuCGYorSjN5lZC",
+	"OOk6tgUjgwOv4LyHmqeMWLZgTNisbltupgjnxbI0CJeGAPxwzg0WBqaDKEL1vXRajE9zYpYZcViPMXD2",
+	"Y682DpgD9WqaApI+VWEhB7gAgALNtDrkuVl8BSRiyvDjZIFyTonS/wL5W7N4fU2qKUXer/cvBWb0ksVc",
+	"uftGJgwXyPM/2JsHyHVKlU3WGcs8JaOcJ1mbCxCmLUxXcUfFLEpoamNzijBGnmGiJuFiKMKbNgbkVABX",
+	"Yrw+nK38y5CMEwp1Nq0M3PTpvl5/lzgKRnEInKXRlSI8G4qJ3pHwsHtAVsG9BBA/HuvrHNNwneRcmNUy",
+	"mk4YbF8iQQjL55ZtF/P8g0BoA/nDaB/6vJvgBf0b5sBUmXmJqRdBipqhLDWfMf/93//+H/tf782U0RhW",
+	"b1kqxFBOfi83VMR/Vv5RadZ3SoW3bcM6PG7TAER3hk0L4C2DHwkakj3dFJxd4kpVVOfv/bfWQpE6XOnW",
+	"+ztenqVA07CxC/P2UAxbz90Mhy1NQxDQq1m88lcL4naDVXuAUb2QHLciajYcAAyQPbyaUeh3TLaQt8rA",
+	"9UYymxJz2KAgF83YtYNx04eo0+ig1PJalqeaU9C1DlBAxjACfDZlCnUtx30euZhXpZcUgl//sN4bfVqo",
+	"0EewUfZpgID6gxx2u+SPUn5ZDfifK4f8T/ZwbroP0BRhUVymK9hYApKlRiWMaUY1ZRVJ+Ad9AyCiD51g",
+	"SguA+wad0NYUMJKarfRcRAPgeHvkD1K6UnQPmLnobqK9mCV8BCo6GBZiDj3lXE21Br1f7cMJY+XmASwK",
+	"K2P7khiowdTKCuvKZVf6AQouuik7Il0x7tsVnjZdNZU0LnrU2qsBubDBPfWaznP0zNqCzphTYeMOwSKC",
+	"GrVhO+USYkVf21X8KmvThk/g4l1aeya2eQBCflnkCMjIXDWeqBAz+AxmZ9d/BWSZbbcEb+BdhZUruaTy",
+	"AoQvFbW7d99c29i1kNnlWO8ddnZI/tB8VuXR1KnmsBoyz9jpFpp+yoxceM0VHyV222csm8r4UvdmaBH7",
+	"OzKTA7MMaP0KlkwTrbGMckXwa3MMz/T3oTd8FBn1KcA275s2jWLu4v7SXEtGxiEF+pWhpCInvFg8LSQZ",
+	"TcghvenGTyrcyD5FbxdOwbGWPVpBeXfUzaH4U1ABeFmLG2eZAnhvQCQpj8iIjwuZJzFJGL1mdXgYJ3yb",
+	"YAhmZRvUe+gykTQuqkZDB72DypTBEIOVLFXNyoL6uD16TdWHsFG78esLBwFrAYDdqpnHaCAcaDAEiwsB",
+	"YD4McAbhxAzCA+/TXff7yGgsnMNtyl9ZZlayMui29WbQFUU/DVsGtQg5ZaGiInteUVhzi4JwjruuqP8N",
+	"ozvoVXayVsLblTgH7C3LnDKWClSGj+A2pvoyYDdzCLywaEJwO56aqAE8f0WAfLEZrvQdNmdpSx+XEUWL",
+	"di7AYAkx6NLHlQFpjvyWs5xZlatsvNm+gJ4eTytoJTxiJsbY+EtepHKecpZRQLzM02RD2kHG0pnyUiwq",
+	"DpdW0LpmKSaFtQAwq5Ta6PIZXfrivc6CJUkbaPbe+8WV6tjyVZNVaXYg6LxhI/IDW5JXLCtcSiaOETxL",
+	"YMW6RvdTKf+8Q84wOd3EPaop0wSRMqs4aX1L8QnYgJbmItREozK6VPimKRdrClJjxBWUsvBil0DE6BAo",
+	"Nq3fsSa0cEZv2lSTKCiSpcrVBuxnzLSkxzOjWmM0lhkJHlrq5BNMoEfPWbk487foVUOQXbCtwor3u90d",
+	"i8TbpHJXLwx/+NXgCRgYAQMaYLACDDKAF03QPhj3oi5tmYz+1qOHJs0dAAQhDX7QGh8fPP/+4Jv+zePe",
+	"15Pj63x0kj1hvcl3Tz/89OA+O77I1Un+4rvrlz89eg1J84PWzeXjRx9e5iezg/vfPXl2meXs/tHJk2fz",
+	"n9/cnz9cvsr41dv3P5y/OT+i3dbHdzvU5Spn2q+ozmUoTu+/PpR6Ye6qMvkLaPrPWZj8Y9A67N5f9Ykj",
+	"x3vPpKnUgOVHg9Zh/2TzV9Xi3/q7g97m78wH3+GIL6R8oq8K/fkRnon1n5+bi8Gl2h11DzZ/9bpUX7Xw",
+	"8bcGv74LWsqWTdOn1UuSaONhB/7lYe0Bagud6MPXgpiAd7rJe06Rv1fEODayzycgcHqhoOsu/YAItnAx",
+	"TmRvtCzj/oM5N+RxaIElbUYyWBkRuZQU8SoD0BKglJfFNQ2tWRkSx33w1kySiVkQ/X5Q8HioxmF66pAz",
+	"YUCDPX9Iv9sHaSnhFipTioh1yN6ZVuUzJkB3GLGlFLFBdezsa33+JYbbqJplpIm76qXEeLGWB2Zjix+W",
+	"MYSSAvbdyfiaj0NUmH4FfLU2VHhQxlfbjlt5aIJYQHHVCMAZxVVROG/tGDw07B3GUcBKrh+LTb2tRX5t",
+	"G5PfNHCvYowb8UZ4u3WjNL4Drggqg6tWzBWo2WGlLB7j+hGgSdgP6uMK6Dp11aa5AlDEFaF8hwUS44rB",
+	"myJ/DUu2Ng5+51G70v7rB3y0ccBQjvBTh4shk+lEc7miWrcZfyaNkbA0xqNu83gsiEIxJOP4xE+K/OVN",
+	"WWL1UdZYZiltEzAxyHPIGxvYgIJRzhMw6xgtmWefC+a6aS0MarW/GOtDBKsb9e6TZVa9KiWZFSM5f63D",
+	"5JZLDhQojttCN/qIr01Q2OW21sM1loNPS+DJHkhyCUNxA3CixYb1oPs8KMM1wb4OAHU7Xqy3rEB0wVDg",
+	"El77nZHcDiJ8gXTfIL4/t3KHO/F3JrmnYO38c4ruQSvh4grzGtlN9sKcowaEPourT/Ygxq8qnEH0fVlm",
+	"SlbJTL+3HJn80yWbj2S8/Mc9n4g+Gs1iC2G9VjcbPuxtJa/79nP8bgs5/7FMRzyOmWj9rfysVn6cuvPE",
+	"REIiLTidxsrdrXdBq+4nt2n0BTgO4DqqBk0HAdnQ8V8Nil1r6QRYNrUU0TSVAu5XTDRBdPuhQPVixqhQ",
+	"ZQjoopagxYIwNr6ByTKP8xSRczAij1EEbwqLUxFaZcVEZHHTsKvoHE5YVi25HbrwDOPHdGl/Ji/GmAA7",
+	"5KEUCHGTFXE9EF6B0SfOJpmlVCgaoVMFaiuZye0HRElCjYoVSd0AJWO2IDOeJNx0FBiPCCWJtJsMS/fl",
+	"ly9ZBhHDNNW8Ysw6X34JFjzPJ2Dh45cyd/jxAcZOvmKTmbFhzxDv/zwO99E253MgpxKC9QwlZAQrl3kW",
+	"6PEfdQ9C4zRMqZoOdgee52ooKiqnh9Oa2nl/gVjU6PEeFhjEw9aAQPpkUKv66OrpmDqHCmLxhoJW6O2K",
+	"zTMDj14uULnCnwJx0IfdE+fCCTvkTeEfKb4fCg8030H4ExsoSKgxN2sdBEZc7HDhW/CLWheHrUMKHbsU",
+	"9HCqd8V9LE2aRQkm3aF+YQMr8dLJXngI26sbWXDF9gsAdSwwv4W/Yy887PddqJRpuGgRJlstARlRoUVv",
+	"xGIotkrIBRZNbDDnW3v/CnfAPtiiXeAXUC3G4JZs/Gic9gshNBksLlyxwQLL52sZL3cUrEF1wYSugpuD",
+	"2mc9LeBRxtoZraAQwGtyt6DXfIKpTBUpWksVl9ecLRhKJChVl7t0NW4stVfrUqzt+zPL/Gvk+C2KoNxK",
+	"Zu/+srNk7ApFlnPNNF/6WFPA+jvSiV8DslDCikK5BpBj97XfRZ/aSVMyWV8lGPgtVKWPfu3JCo0aTinH",
+	"RUW48t3iE6nXCOpPf4W12Y0iXdnmFe4Wd5GZm7lStblaypOrat1mT737U6tmnia1LrW6MDdbaQRvQBE7",
+	"+29QMiTWivv6LgCUNtweVOzru2h7NX78T1v0FZW+mvG5xHAbXzbWcrBj1rXIgliR12VNBUVfldRYT4aE",
+	"VPSKHInCU1lyCswdaKWjRvmQQ2j5LWXCUxfSAuKYSQUpSWG1fchWXvzllWz9xbXr7hbatamVaqpD6q96",
+	"W4zuBQYS+Ur1Ye9om9VwAUNPWcwp1EoAQ0B/m49BNrVJ5/9JxgNU7t2dupMBoQTC2+g9vTey9b/Xmxby",
+	"WslvstcjT/nXUBtPChd3ZFIMHON8n8eTUjnwgYnQM2U6zHtDYfVA4BSm6lHo8hmY0HymVteZZgUPg4oy",
+	"AVF0qTlJaG/vMCChYzvhUGBNd0+BrF2pp6jGmizpkoK7b3LFbXUmpwanjCrExtfa+VB4YdQOxkZPRIGu",
+	"H1FBxvwGYi5Ncbgi2tVU0AXVxw1TAe9LlERTglbJ9P1kki/13Q9slyqipBTE6M92DXyUDme6ASBeE3Cj",
+	"5AyhAAugCjCVOAQeL1cTXV1MXLNEzllRugWgi6hwVRWFdGWTCMBDwE8m3BH18254CvHZWgunokxepdBt",
+	"IDX8qHcQBl7ah3dFY5oHzU5xTvZO0Ys9soXXhwLTJEG99G8ed+vs5Duv6PXWiQrBuV4RNMH0xbhKhXeq",
+	"NsZxFUfCEY7FpGqOJN5frwFjhf9PUYOzhSxpNjbw4t/gYNpONwy208C3HVhvnc5eU4BpNm0NWvfmKY+M",
+	"g29XzQB37LNoqjN+U1FTC921V6pcr/9ZlPjveYX33bZ/Lm3N1Gnr/ov0tuD3W9DDtvM5KebT2zCfg8HR",
+	"cafX1f9Xmo9fzG3NhPBzMx9b4QuB7Rvx5i2A/OaK3hbh/deiilcLcjEMbXr1plpWruj7qsrHd0X1vb43",
+	"M0dftzwjpsxigwL9qEHGKK53J16YjPtKUUZGsUj3n1qB/kurN/8eReU/TumoS/2b1A+DHdZyb9sHM3rT",
+	"1op3G0ortQa97uHx0YP7t1Bc3ChXxH0+RDCGqhfL4cGVIO8CMrIipGcK2g+8mvIVC5KFyBsKwMELx6mc",
+	"QQxnmMkQ0zMVv2ZkzxU7v38fIPNOdVcWIKKGk4lLncmYLi0cAM4jkjM2FBCXl8okyedqNTrgjHKRUS7U",
+	"wLPB1mJFrY+1CiU4FM57erfho9/WHbmb4kiLugR6p+yIAaSwQ74xiwgrPuMiV6R/gkCS5JlWQjA3RD8F",
+	"H57biCNca5f7AO6zru/sMsG3+C3UlXdbBkpFgaE+4ddMNEf0dXu3CjzcPohv/bIAEZkfV0Qc3iLOcOeI",
+	"yP+06N9Pj+PLFvIbWkk/caF8sNmtQa933A1wQ/yY13pt6q19jkHRdveo3vRRU9MNWt4qnU2vizFUl4ab",
+	"yWovBjyz1z8+2kEarHGWFe4UZKd/h721/o4r+6tIaSDpVKSaoC6zfFLMGcheeTa9B6mtqw3FPoCdsmEn",
+	"WrbCFGktpliABJsc6ENXu9JFgHVYwjtAcCoAsCB0KKCqVTvRWnQN7zOA+ntNwJNBNXCsUgZCyzSvK1hB",
+	"Iq5AOyiDEcmgPmgbxxzRZAVghI1l2aNzmiLU11D4ibP7Di1NbxlkCDQBEICqredvAZ6sd66KSNCp4zil",
+	"TbVaSaVUK0y1AAM0UFGmZmuBSNmYGQRU8SnGRUdXXrwkwMxiLgolCzbyScWPIvAqabWQlhds5KoRNFXM",
+	"8IvkVvDOi/Kx60u77nA3lQoGb2XP627DvK6YOFcqt4z1c3JyMwNrptmSj58hDZ9bTOC/Ff0/S14mBkBW",
+	"kUZXZGKaa0Hm2ToH4rW8MgBjFselyOpBrJdSXwNQusqowURlck4WMr0CjC8MwijwNIeiBORimi+hxniO",
+	"FOOvRF23qC9lAhstGBvcCGhFLKMElsCwIca2CYipmVXqlaod+cPmqJY66M1fwyR5S/HxPyldAAlrzaEz",
+	"p2P1qXt0g7lwCgKYS6UQIRJcsEUZ/AhjnfXP5df3zOGwcIkA3KQwJrhNXrK2OcTWhc1nAAYD0Fcua68C",
+	"81TUG5wAtP6cpVzGZK/XJcqzke0XsGWkkJLMSADEqSTfKQnQz0nCkjWYqDRJsAmG2NkviuFTsYRCF5WW",
+	"IQ4AyxcZt/o4G6wHp9prRsLahx43VNwMXaHPsCi9SUqVN6kt6HkKJTBSb7oQ+G3zAwCrG8LlizYN7jLO",
+	"rGDALo4BBV4f+VWmpTFVuWkNYMzKkjLT/UdSqHwGi11jiC89yP1PEiG94+CbsHF1jRSJGGY4kW1ESK/e",
+	"6qqSppUCh3dXI3QHCbNSiPZPKWO6OfhS5t/S4v95adGesK2ERQOLtBnx6PmcCSieLqMcikF4WScLqhDR",
+	"1pxqERPj2WaqAqwNsawqg2jW7189f1ZkDw2Fa5oq8vbs6ZMA9Hm4GuEv0CPkJQQGfCC8d913U1jSWRKS",
+	"PZlnisesDFJpsreA+0L2A9OSKkJ+6GZiGanmgJ1vWQZTn/PvlRSfBGQERXxM1ZC7ga7aniGZ7fvGLPEq",
+	"a2x1l/8GEvrPABLaCArkA76ao+sxlKcso4ahAKTuFuA/8N4G7B+/vhlg/0C9ShC4+IwZ9B8e73fIa2gN",
+	"ykXEUMYtwwxCJtCKhia0lM3kNYuNUDoBCDuQleR4rFgWOnRvilVSUAI0EvuMUYGYa9iYuuJzBQVFEDzQ",
+	"WVfhKwDKZbEJVUVMItO6zDFRsfDVemDVq2B+YIJ172zTJhev3LPnZ+OLz2EBWiscd7hXhecQA4VWYtDY",
+	"6qLbcaZy3eCt+gdVfkXvtsTpdmIalGz9rFAffpFhzxN90T0ZHFhsmTV20Xh7ICKzAJWCv7X6vtsW9cWS",
+	"t67GvBfGZ2qH+TVrC49h96J3OOgeDSCE71218FwVngMRawa9oIVHEEvsocPxsP9xB4nb1c/bALMBtPS3",
+	"u/Fvd+NfC8YiN/eDvZHxvljlTSwunNXoFQ+BcblbjYs1qepFsR+ecZoUni/yyIdiNqgLueC/5YzQKJVQ",
+	"nc7ZbMDImyTm9q/WpEmWA4TSKOE5EyqwblwDtkDTLYs5ARtDqWqXMC4HZDp9ik3EVLEo20TOxTU31n3z",
+	"2M8bN5cDGOUq14Nh+ZVSmJ7HjJoiSt6+zKcpVcxj8KbLHXhtsRY7GTh6O66VuTpL92rjddo/uuh5UG3r",
+	"Vsy/Acft/ugBaz+IDnvtk7hH20fsYHwc9Uf3aa+7cnU/+UJ1W7ztlerPbscbcZWeB0ca4JtxPSsX4hMZ",
+	"ra0Va+8T996fHWZqwkDCbvKT0SI+gbzPVeYvWZlF2Eaqmcb6U3ihmhHMcRS46839P0TsvC1H4LW02yD+",
+	"zrqFi+r/QNbtf1CYFFCxkS92FF28CHT44d7vSN8fV1oeXppQJVdBbp3poUPO3Es2Y7Ak8KBfrlD3bYGc",
+	"oYBqFOXClWXc4PCwe0iKEiCNQgqEbJ+SrWoQ7VULH+2bXN9aATCoQTIUtghYsawGU0mBG38M5R9cjj9M",
+	"zy9BtrEGmEHeGgrFE4A6M49WWFcbuFUt7Pwsjknol04KSvXkm4om+TBPK2pxlaKwUR9tsig0lG5qxlg1",
+	"cDImHHskZcIosK01hFwdVIMJBibv6n8NihwFrGpBTW1jFzV2/sLK24FfSBITzOwvRpz3cx0CFMULDFpT",
+	"rsQ4OVUtVs8mnIO+Hpi6/4HL47AZGaVO9jvN1F4UOEMy2WFf7Jd3vCmu2TswD+nDdG4qhJVFfwDwaKAw",
+	"3Nb6DL38UPOb/Tu7tBvVGhwErQKFHYrXHHQvY2oqJpiw8sPGgHU/7vywKexcLwc0ifHlKzNAEcLV2HIO",
+	"ev2PQQtJ8BJJ8LI8rr5p1RQurbZ6POj1B4cg3nuv8XktXLCx8d6Dj8Gf1xLns4fBr77yHngEW/pHhVk1",
+	"kXVQzuYKqiHG75zGYmow3tYIeHcay99muz+R2e5wK0n9sRaC/rbzbSMvf8uyLYRluRBtJ0uZG+08bm28",
+	"78AQuJNz6TW2jEZ+g1bTpLxaE6JB/gqwmJ5MjRvp1NRzNeXStcypMro0QV1LLUp3yDe2fh9EhBnZ3CDL",
+	"czEBycXEeJpwLwUxZSjk89QJMTZKdWCjQtcFtAorbpeKNw2Flu5vE7tKXJpgqRIcQvOV9AvE8RyKESMx",
+	"m8kM6yP6VQz3wNbpFabbv1Nz52vfknB7c2cx4rLY4/bT0/+caONuGe4C1T8CnIdeiHI7T+mVA1OlpLio",
+	"XFuVK2yXy8itwO5RXDuskLlA/2JGzt1FhqOLXs/KYXdp5CxK1P0NHfGXuvm3Meo9oSo7Awf23wa9zy+g",
+	"IMf8NINeORDp99aI0ZSlELA4+PWdljXwUm2yEr2ALECTjLa5jOR1v8HY8kRGNCExAxQ1CEY0l/heONN3",
+	"TZqLcL/U/ODevV7/QaerddDBcfe4Cw2/c9Ov9zDhIjCh3lb8ABMhpkhKAWYbhIk3BpcN1SQ9lVMvVDM8",
+	"wTYBV4UUpQJStUZYzTHwBCPk8zZS0AwC97s+im9c8YGYzeYy82DhtZiIQzCoGUVqpIeowUUm9bDaMV06",
+	"1A3IYWVpG7m9GaO/JC63tmldSjGiVPlRrfCHItxgzr49e/rEhJ+ujD6FRFdGY6ijaiI5vQBTb1QQMffx",
+	"3cf/PwAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -73,7 +73,7 @@ func faultHandler(e *env, events analytics.Store) http.Handler {
 	an, err := analytics.NewService(analytics.Options{Store: events, Writer: e.pipe.Writer, Now: e.clock.Now})
 	must(e.t, err)
 	_, h, err := New(Options{Auth: e.svc, Users: dir, Analytics: an, Pipeline: e.pipe, Ready: e.db.Ping,
-		JWKSMaxAge: 5 * time.Minute, RequestTimeout: faultTimeout})
+		JWKSMaxAge: 5 * time.Minute, Limiter: e.limiter, Limits: e.limits, RequestTimeout: faultTimeout})
 	must(e.t, err)
 	return h
 }

@@ -42,6 +42,11 @@ type Options struct {
 	TrustedProxies []netip.Prefix // peers whose X-Forwarded-For and X-Forwarded-Proto are believed
 	HTTPS          bool           // clients reach the server over HTTPS: send HSTS
 	JWKSMaxAge     time.Duration
+	Limiter        RateLimiter // nil: no rate limits
+	Limits         Limits
+	CORSOrigins    []string      // origins allowed to call the API from a browser; empty: CORS off; "*": any
+	CORSMaxAge     time.Duration // how long a browser may cache a preflight answer
+	MaxHeaderBytes int           // request line and headers; beyond it 431 (0: DefaultMaxHeaderBytes); see HeaderHardLimit
 	RequestTimeout time.Duration // every request's deadline, database work included; past it, 503 (0: 10 s)
 }
 
@@ -61,6 +66,9 @@ type Server struct {
 	specJSON   gen.OpenAPIDocument
 	docsHTML   []byte
 	draining   atomic.Bool
+	limiter    RateLimiter
+	limits     Limits
+	refused    map[string]*atomic.Int64 // 429 answers by policy, for /metrics
 
 	requestTimeout time.Duration // every request's deadline (see requestDeadline)
 }
@@ -77,7 +85,11 @@ func New(o Options) (*Server, *echo.Echo, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{auth: o.Auth, users: o.Users, analytics: o.Analytics, pipeline: o.Pipeline, ready: o.Ready, log: log, https: o.HTTPS, jwksMaxAge: o.JWKSMaxAge, spec: spec}
+	s := &Server{auth: o.Auth, users: o.Users, analytics: o.Analytics, pipeline: o.Pipeline, ready: o.Ready, log: log, https: o.HTTPS, jwksMaxAge: o.JWKSMaxAge, spec: spec,
+		limiter: o.Limiter, limits: o.Limits, refused: map[string]*atomic.Int64{}}
+	for _, name := range policies {
+		s.refused[name] = new(atomic.Int64)
+	}
 	if s.requestTimeout = o.RequestTimeout; s.requestTimeout <= 0 {
 		s.requestTimeout = defaultRequestTimeout
 	}
@@ -99,8 +111,12 @@ func New(o Options) (*Server, *echo.Echo, error) {
 	e.HTTPErrorHandler = s.handleError
 	e.IPExtractor, e.SchemeExtractor = extractors(o.TrustedProxies)
 
-	e.Pre(s.requestID)
-	e.Use(s.accessLog, s.recoverPanics, s.requestDeadline, s.securityHeaders, s.requestMeta, s.negotiate, s.validate)
+	e.Pre(s.requestID, headerLimit(o.MaxHeaderBytes))
+	e.Use(s.accessLog, s.recoverPanics, s.requestDeadline, s.securityHeaders)
+	if len(o.CORSOrigins) > 0 {
+		e.Use(cors(o.CORSOrigins, o.CORSMaxAge))
+	}
+	e.Use(s.requestMeta, s.rateLimit, s.negotiate, errorHeaders, s.validate)
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
 	e.GET("/metrics", s.metrics)
