@@ -95,7 +95,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		Auth: svc, Users: directory, Analytics: events, Pipeline: pipeline, Ready: e.db.Ping, Logger: e.log, TrustedProxies: e.cfg.TrustedProxies,
 		HTTPS: e.cfg.HTTPS(), JWKSMaxAge: e.cfg.JWKSMaxAge,
 		Limiter: limiter, Limits: limits(e.cfg), CORSOrigins: e.cfg.CORSOrigins, CORSMaxAge: e.cfg.CORSMaxAge,
-		MaxHeaderBytes: e.cfg.MaxHeaderBytes,
+		MaxHeaderBytes: e.cfg.MaxHeaderBytes, RequestTimeout: e.cfg.RequestTimeout,
 	})
 	if err != nil {
 		return err

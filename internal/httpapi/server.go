@@ -47,6 +47,7 @@ type Options struct {
 	CORSOrigins    []string      // origins allowed to call the API from a browser; empty: CORS off; "*": any
 	CORSMaxAge     time.Duration // how long a browser may cache a preflight answer
 	MaxHeaderBytes int           // request line and headers; beyond it 431 (0: DefaultMaxHeaderBytes); see HeaderHardLimit
+	RequestTimeout time.Duration // every request's deadline, database work included; past it, 503 (0: 10 s)
 }
 
 // Server implements the generated strict server interface.
@@ -68,6 +69,8 @@ type Server struct {
 	limiter    RateLimiter
 	limits     Limits
 	refused    map[string]*atomic.Int64 // 429 answers by policy, for /metrics
+
+	requestTimeout time.Duration // every request's deadline (see requestDeadline)
 }
 
 var _ gen.StrictServerInterface = (*Server)(nil)
@@ -86,6 +89,9 @@ func New(o Options) (*Server, *echo.Echo, error) {
 		limiter: o.Limiter, limits: o.Limits, refused: map[string]*atomic.Int64{}}
 	for _, name := range policies {
 		s.refused[name] = new(atomic.Int64)
+	}
+	if s.requestTimeout = o.RequestTimeout; s.requestTimeout <= 0 {
+		s.requestTimeout = defaultRequestTimeout
 	}
 	if s.ops, err = indexOperations(spec, BasePath); err != nil {
 		return nil, nil, err
@@ -106,9 +112,10 @@ func New(o Options) (*Server, *echo.Echo, error) {
 	e.IPExtractor, e.SchemeExtractor = extractors(o.TrustedProxies)
 
 	e.Pre(s.requestID)
-	// The header limit comes after the access log and the security headers, so that a 431 is logged and carries
-	// them like any other answer.
-	e.Use(s.accessLog, s.recoverPanics, s.securityHeaders, headerLimit(o.MaxHeaderBytes))
+	// The request deadline bounds everything after it, the rate limiter's Redis calls and all database work
+	// included. The header limit comes after the access log and the security headers, so that a 431 is logged
+	// and carries them like any other answer.
+	e.Use(s.accessLog, s.recoverPanics, s.requestDeadline, s.securityHeaders, headerLimit(o.MaxHeaderBytes))
 	if len(o.CORSOrigins) > 0 {
 		e.Use(cors(o.CORSOrigins, o.CORSMaxAge))
 	}
