@@ -96,6 +96,11 @@ type LoginInput struct {
 	ClientID   string
 	ReportedIP string // as reported by the client; recorded, never trusted
 	Meta
+	// BeforePasswordCheck, when set, runs right before the password is checked, for known and unknown emails
+	// alike, once the login is past everything that could fail for another reason (the database, the client):
+	// the brute-force limit takes its attempt here, so that an outage costs the account nothing. An error ends
+	// the login with that error, the password unchecked.
+	BeforePasswordCheck func(ctx context.Context) error
 }
 
 // RefreshInput is a refresh request.
@@ -158,13 +163,19 @@ func (s *Service) PublicKeys(ctx context.Context) ([]PublicKey, error) {
 // verifyPassword checks password against hash, with at most one check per core running at once. An argon2id
 // check takes tens of milliseconds of CPU and 19 MiB; a burst of logins waits for a slot, until its deadline and
 // then unavailable, instead of all running at once past every deadline.
-func (s *Service) verifyPassword(ctx context.Context, hash, password string) (bool, error) {
+// before, when set, runs once the slot is taken, right before the check.
+func (s *Service) verifyPassword(ctx context.Context, hash, password string, before func(context.Context) error) (bool, error) {
 	select {
 	case s.hashSlots <- struct{}{}:
 	case <-ctx.Done():
 		return false, nexus.Unavailable(fmt.Errorf("wait for a password check: %w", ctx.Err()))
 	}
 	defer func() { <-s.hashSlots }()
+	if before != nil {
+		if err := before(ctx); err != nil {
+			return false, err
+		}
+	}
 	return VerifyPassword(hash, password), nil
 }
 
@@ -197,7 +208,7 @@ func (s *Service) Login(ctx context.Context, in LoginInput) (Tokens, error) {
 	cred, err := s.store.UserByEmail(ctx, email)
 	switch {
 	case errors.Is(err, nexus.ErrNotFound):
-		if _, err := s.verifyPassword(ctx, s.dummyHash, in.Password); err != nil { // same cost as a real check
+		if _, err := s.verifyPassword(ctx, s.dummyHash, in.Password, in.BeforePasswordCheck); err != nil { // same cost as a real check
 			return Tokens{}, err
 		}
 		ev.EmailHash = s.sec.hashEmail(email)
@@ -207,7 +218,7 @@ func (s *Service) Login(ctx context.Context, in LoginInput) (Tokens, error) {
 	}
 	user := cred.User
 	ev.UserID, ev.OrganizationID = user.ID, user.OrganizationID
-	if ok, err := s.verifyPassword(ctx, cred.PasswordHash, in.Password); err != nil {
+	if ok, err := s.verifyPassword(ctx, cred.PasswordHash, in.Password, in.BeforePasswordCheck); err != nil {
 		return Tokens{}, err
 	} else if !ok {
 		return fail(nexus.ErrInvalidCredentials)

@@ -18,7 +18,8 @@ func (s *Server) Login(ctx context.Context, req gen.LoginRequestObject) (gen.Log
 	if err := s.limitLogin(ctx, b.ClientId, email); err != nil {
 		return nil, err
 	}
-	in := auth.LoginInput{Email: string(b.Email), Password: b.Password, ClientID: b.ClientId, Meta: metaFrom(ctx)}
+	in := auth.LoginInput{Email: string(b.Email), Password: b.Password, ClientID: b.ClientId, Meta: metaFrom(ctx),
+		BeforePasswordCheck: func(ctx context.Context) error { return s.limitPasswordCheck(ctx, email) }}
 	if b.IpAddress != nil {
 		in.ReportedIP = *b.IpAddress
 	}

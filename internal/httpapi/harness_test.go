@@ -80,6 +80,8 @@ type env struct {
 	limits  Limits
 	trusted []netip.Prefix
 	cors    []string
+	// requestTimeout is the handler's request deadline; 0 for the default.
+	requestTimeout time.Duration
 }
 
 type option func(*auth.Options)
@@ -152,7 +154,8 @@ func (e *env) start(opts ...option) {
 	an, err := analytics.NewService(analytics.Options{Store: events, Writer: pipe.Writer, Now: e.clock.Now})
 	must(e.t, err)
 	_, h, err := New(Options{Auth: svc, Users: dir, Analytics: an, Pipeline: pipe, Ready: e.db.Ping, JWKSMaxAge: 5 * time.Minute,
-		Limiter: e.limiter, Limits: e.limits, TrustedProxies: e.trusted, CORSOrigins: e.cors, CORSMaxAge: 10 * time.Minute})
+		Limiter: e.limiter, Limits: e.limits, TrustedProxies: e.trusted, CORSOrigins: e.cors, CORSMaxAge: 10 * time.Minute,
+		RequestTimeout: e.requestTimeout})
 	must(e.t, err)
 	e.svc, e.h, e.pipe = svc, h, pipe
 }

@@ -209,17 +209,20 @@ func (s *Server) limitPrincipal(ctx context.Context, p nexus.Principal) error {
 	return s.take(ctx, policyPrincipal, p.UserID)
 }
 
-// limitLogin applies the login's per-client and per-account policies, and takes one attempt from the account's
-// failure budget before the password is checked, so that parallel guesses cannot outrun it; a successful login
-// gives the budget back in full (loginSucceeded). During a block a correct password gets the same 429 as a wrong
-// one, and unknown emails are counted exactly like known ones: the answers reveal nothing about the account.
+// limitLogin applies the login's per-client and per-account request limits.
 func (s *Server) limitLogin(ctx context.Context, clientID, email string) error {
 	if err := s.take(ctx, policyClient, clientID); err != nil {
 		return err
 	}
-	if err := s.take(ctx, policyLoginAccount, email); err != nil {
-		return err
-	}
+	return s.take(ctx, policyLoginAccount, email)
+}
+
+// limitPasswordCheck takes one attempt from the account's failure budget right before its password is checked
+// (auth.LoginInput.BeforePasswordCheck), so that parallel guesses cannot outrun the count, while a login that
+// fails before that (the database unreachable, an unknown client) costs the account nothing. A successful login
+// gives the budget back in full (loginSucceeded). During a block a correct password gets the same 429 as a wrong
+// one, and unknown emails are counted exactly like known ones: the answers reveal nothing about the account.
+func (s *Server) limitPasswordCheck(ctx context.Context, email string) error {
 	return s.take(ctx, policyLoginFailures, email)
 }
 

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/nexus-cloud/nexus-core/internal/ratelimit"
+	"github.com/nexus-cloud/nexus-core/internal/store"
+	"github.com/nexus-cloud/nexus-core/internal/testdb"
 	"github.com/nexus-cloud/nexus-core/internal/testredis"
 )
 
@@ -507,4 +509,44 @@ func TestCORS(t *testing.T) {
 			t.Fatalf("429 without CORS headers: %v", r.header)
 		}
 	})
+}
+
+// TestLoginBruteForceOutage: logins answered 503 because the database is unreachable cost the account nothing
+// of its failure budget — a client retrying through an outage does not lock its user out afterwards.
+func TestLoginBruteForceOutage(t *testing.T) {
+	const conns = 2
+	for _, d := range []store.Dialect{store.SQLite, store.Postgres} {
+		t.Run(string(d), func(t *testing.T) {
+			opts := store.Options{DataDir: t.TempDir(), MaxConns: conns}
+			if d == store.Postgres {
+				opts.URL = testdb.PostgresURL(t)
+			}
+			base := newEnv(t, openMigrated(t, opts))
+			base.requestTimeout = 300 * time.Millisecond
+			e := withLimits(t, base, Limits{LoginFailures: q(3, time.Hour)}, "")
+			try := func(password string) resp {
+				return e.from("198.51.100.80:9100", "POST", "/v2/auth/login", map[string]any{"email": adminEmail, "password": password, "client_id": webClient})
+			}
+			var release []func()
+			for range conns {
+				r, err := e.db.Hold(t.Context())
+				must(t, err)
+				release = append(release, r)
+			}
+			for range 6 {
+				r := try("wrong password here")
+				expectProblem(t, r, http.StatusServiceUnavailable, "unavailable")
+				if r.header.Get("Retry-After") == "" {
+					t.Fatal("503 without Retry-After")
+				}
+			}
+			for _, r := range release {
+				r()
+			}
+			for range 3 {
+				expectProblem(t, try("wrong password here"), http.StatusUnauthorized, "invalid_credentials")
+			}
+			retryAfter(t, try(adminPassword))
+		})
+	}
 }
