@@ -61,7 +61,9 @@ lint: check-generate check-tidy ## gofmt, go vet, staticcheck, generated code an
 # exclusions, one per reviewed reason:
 #   internal/testdb G204 G122: the test-only helper that runs PostgreSQL's server binaries (initdb, pg_ctl, as
 #   the postgres user) on directories it created itself; it is never part of the server binary.
-GOSEC_EXCLUDE := internal/testdb/.*:G204,G122
+#   internal/testredis G204 G304: the test-only helper that runs redis-server and reads its log from the
+#   temporary directory it created; never part of the server binary either.
+GOSEC_EXCLUDE := internal/testdb/.*:G204,G122;internal/testredis/.*:G204,G304
 gosec: ## gosec security lint (reviewed exclusions only: #nosec with a reason, GOSEC_EXCLUDE in this Makefile)
 	$(GO) run github.com/securego/gosec/v2/cmd/gosec -quiet -fmt golint -exclude-generated \
 		-nosec-require-rules -nosec-require-justification -exclude-rules '$(GOSEC_EXCLUDE)' $(PKGS)

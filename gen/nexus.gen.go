@@ -919,8 +919,14 @@ type PayloadTooLarge = Problem
 // RefreshRejected An RFC 9457 problem details object.
 type RefreshRejected = Problem
 
+// RequestHeadersTooLarge An RFC 9457 problem details object.
+type RequestHeadersTooLarge = Problem
+
 // TokenIssued defines model for TokenIssued.
 type TokenIssued = TokenResponse
+
+// TooManyRequests An RFC 9457 problem details object.
+type TooManyRequests = Problem
 
 // Unauthenticated An RFC 9457 problem details object.
 type Unauthenticated = Problem
@@ -1594,14 +1600,37 @@ type RefreshRejectedApplicationProblemPlusJSONResponse struct {
 	Headers RefreshRejectedResponseHeaders
 }
 
+type RequestHeadersTooLargeResponseHeaders struct {
+	XRequestId *string
+}
+type RequestHeadersTooLargeApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers RequestHeadersTooLargeResponseHeaders
+}
+
 type TokenIssuedResponseHeaders struct {
-	CacheControl *string
-	XRequestId   *string
+	CacheControl    *string
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestId      *string
 }
 type TokenIssuedJSONResponse struct {
 	Body TokenResponse
 
 	Headers TokenIssuedResponseHeaders
+}
+
+type TooManyRequestsResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+	RetryAfter      *int
+	XRequestId      *string
+}
+type TooManyRequestsApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers TooManyRequestsResponseHeaders
 }
 
 type UnauthenticatedResponseHeaders struct {
@@ -1634,7 +1663,8 @@ type UnknownUserApplicationProblemPlusJSONResponse struct {
 }
 
 type UnsupportedMediaTypeResponseHeaders struct {
-	XRequestId *string
+	AcceptEncoding *string
+	XRequestId     *string
 }
 type UnsupportedMediaTypeApplicationProblemPlusJSONResponse struct {
 	Body Problem
@@ -1659,8 +1689,10 @@ type GetJwksResponseObject interface {
 }
 
 type GetJwks200ResponseHeaders struct {
-	CacheControl *string
-	XRequestId   *string
+	CacheControl    *string
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestId      *string
 }
 
 type GetJwks200JSONResponse struct {
@@ -1677,6 +1709,12 @@ func (response GetJwks200JSONResponse) VisitGetJwksResponse(w http.ResponseWrite
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.CacheControl != nil {
 		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
@@ -1701,6 +1739,53 @@ func (response GetJwks406ApplicationProblemPlusJSONResponse) VisitGetJwksRespons
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
 	w.WriteHeader(406)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetJwks429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response GetJwks429ApplicationProblemPlusJSONResponse) VisitGetJwksResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetJwks431ApplicationProblemPlusJSONResponse struct {
+	RequestHeadersTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response GetJwks431ApplicationProblemPlusJSONResponse) VisitGetJwksResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(431)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -1755,8 +1840,10 @@ type ListEventsResponseObject interface {
 }
 
 type ListEvents200ResponseHeaders struct {
-	CacheControl *string
-	XRequestId   *string
+	CacheControl    *string
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestId      *string
 }
 
 type ListEvents200JSONResponse struct {
@@ -1773,6 +1860,12 @@ func (response ListEvents200JSONResponse) VisitListEventsResponse(w http.Respons
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.CacheControl != nil {
 		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
@@ -1861,6 +1954,53 @@ func (response ListEvents406ApplicationProblemPlusJSONResponse) VisitListEventsR
 	return err
 }
 
+type ListEvents429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ListEvents429ApplicationProblemPlusJSONResponse) VisitListEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListEvents431ApplicationProblemPlusJSONResponse struct {
+	RequestHeadersTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response ListEvents431ApplicationProblemPlusJSONResponse) VisitListEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(431)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ListEvents500ApplicationProblemPlusJSONResponse struct {
 	InternalErrorApplicationProblemPlusJSONResponse
 }
@@ -1911,7 +2051,9 @@ type TrackEventResponseObject interface {
 }
 
 type TrackEvent202ResponseHeaders struct {
-	XRequestId *string
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestId      *string
 }
 
 type TrackEvent202JSONResponse struct {
@@ -1926,6 +2068,12 @@ func (response TrackEvent202JSONResponse) VisitTrackEventResponse(w http.Respons
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -2062,6 +2210,9 @@ func (response TrackEvent415ApplicationProblemPlusJSONResponse) VisitTrackEventR
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.AcceptEncoding != nil {
+		w.Header().Set("Accept-Encoding", fmt.Sprint(*response.Headers.AcceptEncoding))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -2085,6 +2236,53 @@ func (response TrackEvent422ApplicationProblemPlusJSONResponse) VisitTrackEventR
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
 	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type TrackEvent429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response TrackEvent429ApplicationProblemPlusJSONResponse) VisitTrackEventResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type TrackEvent431ApplicationProblemPlusJSONResponse struct {
+	RequestHeadersTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response TrackEvent431ApplicationProblemPlusJSONResponse) VisitTrackEventResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(431)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -2139,7 +2337,9 @@ type TrackEventBatchResponseObject interface {
 }
 
 type TrackEventBatch202ResponseHeaders struct {
-	XRequestId *string
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestId      *string
 }
 
 type TrackEventBatch202JSONResponse struct {
@@ -2154,6 +2354,12 @@ func (response TrackEventBatch202JSONResponse) VisitTrackEventBatchResponse(w ht
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -2271,10 +2477,60 @@ func (response TrackEventBatch415ApplicationProblemPlusJSONResponse) VisitTrackE
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.AcceptEncoding != nil {
+		w.Header().Set("Accept-Encoding", fmt.Sprint(*response.Headers.AcceptEncoding))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
 	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type TrackEventBatch429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response TrackEventBatch429ApplicationProblemPlusJSONResponse) VisitTrackEventBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type TrackEventBatch431ApplicationProblemPlusJSONResponse struct {
+	RequestHeadersTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response TrackEventBatch431ApplicationProblemPlusJSONResponse) VisitTrackEventBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(431)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -2329,8 +2585,10 @@ type GetAnalyticsSummaryResponseObject interface {
 }
 
 type GetAnalyticsSummary200ResponseHeaders struct {
-	CacheControl *string
-	XRequestId   *string
+	CacheControl    *string
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestId      *string
 }
 
 type GetAnalyticsSummary200JSONResponse struct {
@@ -2347,6 +2605,12 @@ func (response GetAnalyticsSummary200JSONResponse) VisitGetAnalyticsSummaryRespo
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.CacheControl != nil {
 		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
@@ -2435,6 +2699,53 @@ func (response GetAnalyticsSummary406ApplicationProblemPlusJSONResponse) VisitGe
 	return err
 }
 
+type GetAnalyticsSummary429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response GetAnalyticsSummary429ApplicationProblemPlusJSONResponse) VisitGetAnalyticsSummaryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetAnalyticsSummary431ApplicationProblemPlusJSONResponse struct {
+	RequestHeadersTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response GetAnalyticsSummary431ApplicationProblemPlusJSONResponse) VisitGetAnalyticsSummaryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(431)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetAnalyticsSummary500ApplicationProblemPlusJSONResponse struct {
 	InternalErrorApplicationProblemPlusJSONResponse
 }
@@ -2495,6 +2806,12 @@ func (response Login200JSONResponse) VisitLoginResponse(w http.ResponseWriter) e
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.CacheControl != nil {
 		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
@@ -2610,10 +2927,60 @@ func (response Login415ApplicationProblemPlusJSONResponse) VisitLoginResponse(w 
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.AcceptEncoding != nil {
+		w.Header().Set("Accept-Encoding", fmt.Sprint(*response.Headers.AcceptEncoding))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
 	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type Login429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response Login429ApplicationProblemPlusJSONResponse) VisitLoginResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type Login431ApplicationProblemPlusJSONResponse struct {
+	RequestHeadersTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response Login431ApplicationProblemPlusJSONResponse) VisitLoginResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(431)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -2667,7 +3034,9 @@ type LogoutResponseObject interface {
 }
 
 type Logout204ResponseHeaders struct {
-	XRequestId *string
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestId      *string
 }
 
 type Logout204Response struct {
@@ -2675,6 +3044,12 @@ type Logout204Response struct {
 }
 
 func (response Logout204Response) VisitLogoutResponse(w http.ResponseWriter) error {
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -2700,6 +3075,53 @@ func (response Logout401ApplicationProblemPlusJSONResponse) VisitLogoutResponse(
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
 	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type Logout429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response Logout429ApplicationProblemPlusJSONResponse) VisitLogoutResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type Logout431ApplicationProblemPlusJSONResponse struct {
+	RequestHeadersTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response Logout431ApplicationProblemPlusJSONResponse) VisitLogoutResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(431)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -2764,6 +3186,12 @@ func (response RefreshToken200JSONResponse) VisitRefreshTokenResponse(w http.Res
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.CacheControl != nil {
 		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
@@ -2860,10 +3288,60 @@ func (response RefreshToken415ApplicationProblemPlusJSONResponse) VisitRefreshTo
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.AcceptEncoding != nil {
+		w.Header().Set("Accept-Encoding", fmt.Sprint(*response.Headers.AcceptEncoding))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
 	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RefreshToken429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response RefreshToken429ApplicationProblemPlusJSONResponse) VisitRefreshTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RefreshToken431ApplicationProblemPlusJSONResponse struct {
+	RequestHeadersTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response RefreshToken431ApplicationProblemPlusJSONResponse) VisitRefreshTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(431)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -2917,8 +3395,10 @@ type GetOpenApiJsonResponseObject interface {
 }
 
 type GetOpenApiJson200ResponseHeaders struct {
-	CacheControl *string
-	XRequestId   *string
+	CacheControl    *string
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestId      *string
 }
 
 type GetOpenApiJson200JSONResponse struct {
@@ -2935,6 +3415,12 @@ func (response GetOpenApiJson200JSONResponse) VisitGetOpenApiJsonResponse(w http
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.CacheControl != nil {
 		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
@@ -2959,6 +3445,53 @@ func (response GetOpenApiJson406ApplicationProblemPlusJSONResponse) VisitGetOpen
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
 	w.WriteHeader(406)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetOpenApiJson429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response GetOpenApiJson429ApplicationProblemPlusJSONResponse) VisitGetOpenApiJsonResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetOpenApiJson431ApplicationProblemPlusJSONResponse struct {
+	RequestHeadersTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response GetOpenApiJson431ApplicationProblemPlusJSONResponse) VisitGetOpenApiJsonResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(431)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -2991,8 +3524,10 @@ type ListUsersResponseObject interface {
 }
 
 type ListUsers200ResponseHeaders struct {
-	CacheControl *string
-	XRequestId   *string
+	CacheControl    *string
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestId      *string
 }
 
 type ListUsers200JSONResponse struct {
@@ -3009,6 +3544,12 @@ func (response ListUsers200JSONResponse) VisitListUsersResponse(w http.ResponseW
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.CacheControl != nil {
 		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
@@ -3097,6 +3638,53 @@ func (response ListUsers406ApplicationProblemPlusJSONResponse) VisitListUsersRes
 	return err
 }
 
+type ListUsers429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ListUsers429ApplicationProblemPlusJSONResponse) VisitListUsersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListUsers431ApplicationProblemPlusJSONResponse struct {
+	RequestHeadersTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response ListUsers431ApplicationProblemPlusJSONResponse) VisitListUsersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(431)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ListUsers500ApplicationProblemPlusJSONResponse struct {
 	InternalErrorApplicationProblemPlusJSONResponse
 }
@@ -3147,8 +3735,10 @@ type CreateUserResponseObject interface {
 }
 
 type CreateUser201ResponseHeaders struct {
-	Location   *string
-	XRequestId *string
+	Location        *string
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestId      *string
 }
 
 type CreateUser201JSONResponse struct {
@@ -3165,6 +3755,12 @@ func (response CreateUser201JSONResponse) VisitCreateUserResponse(w http.Respons
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.Location != nil {
 		w.Header().Set("Location", fmt.Sprint(*response.Headers.Location))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
@@ -3302,10 +3898,60 @@ func (response CreateUser415ApplicationProblemPlusJSONResponse) VisitCreateUserR
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.AcceptEncoding != nil {
+		w.Header().Set("Accept-Encoding", fmt.Sprint(*response.Headers.AcceptEncoding))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
 	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateUser429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response CreateUser429ApplicationProblemPlusJSONResponse) VisitCreateUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateUser431ApplicationProblemPlusJSONResponse struct {
+	RequestHeadersTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response CreateUser431ApplicationProblemPlusJSONResponse) VisitCreateUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(431)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -3361,8 +4007,10 @@ type GetUserResponseObject interface {
 }
 
 type GetUser200ResponseHeaders struct {
-	CacheControl *string
-	XRequestId   *string
+	CacheControl    *string
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestId      *string
 }
 
 type GetUser200JSONResponse struct {
@@ -3379,6 +4027,12 @@ func (response GetUser200JSONResponse) VisitGetUserResponse(w http.ResponseWrite
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.CacheControl != nil {
 		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
@@ -3486,6 +4140,53 @@ func (response GetUser406ApplicationProblemPlusJSONResponse) VisitGetUserRespons
 	return err
 }
 
+type GetUser429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response GetUser429ApplicationProblemPlusJSONResponse) VisitGetUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetUser431ApplicationProblemPlusJSONResponse struct {
+	RequestHeadersTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response GetUser431ApplicationProblemPlusJSONResponse) VisitGetUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(431)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetUser500ApplicationProblemPlusJSONResponse struct {
 	InternalErrorApplicationProblemPlusJSONResponse
 }
@@ -3537,7 +4238,9 @@ type UpdateUserResponseObject interface {
 }
 
 type UpdateUser200ResponseHeaders struct {
-	XRequestId *string
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestId      *string
 }
 
 type UpdateUser200JSONResponse struct {
@@ -3552,6 +4255,12 @@ func (response UpdateUser200JSONResponse) VisitUpdateUserResponse(w http.Respons
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -3707,10 +4416,60 @@ func (response UpdateUser415ApplicationProblemPlusJSONResponse) VisitUpdateUserR
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.AcceptEncoding != nil {
+		w.Header().Set("Accept-Encoding", fmt.Sprint(*response.Headers.AcceptEncoding))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
 	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateUser429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateUser429ApplicationProblemPlusJSONResponse) VisitUpdateUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateUser431ApplicationProblemPlusJSONResponse struct {
+	RequestHeadersTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateUser431ApplicationProblemPlusJSONResponse) VisitUpdateUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(431)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -4264,240 +5023,266 @@ func (sh *strictHandler) UpdateUser(ctx echo.Context, userId UserId) error {
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L37chs3sjj8KijuVkXaM5RJSrQlubbqUxw7UWI7ji3HcUIfEZwBSVhDDHcAiqJjV513OG94nuSrblwG",
-	"mAsvsrz722z+SGxzZoBGo9Hoe//eirPZPBNMKNk6/b01ZTRhOf71EY2n7FEmVJ6lz7NXKssZ/JwwGed8",
-	"rngmWqeti+yKCZIzOc+EZJLMFlIRkSkyYiSGAZKDVtRiN3Q2T1nrtCWytsSRopaMp2xGYUgmFrPW6W/F",
-	"w3dRS63m8L5UOReT1qdPUQDPi5xfU1UHz5Q5aAiXZJzlRE0BljRlOclEuiJUJAGcOGdCRisipxT+hoDL",
-	"EPC5njEia1dQfWvzUhajlMfVlXyXLUmaiQlR/pJmdNWE2jkOFJEZvWnTCfv7YacTwFgF42kWUz1bHRpf",
-	"v3xKsrGdPlvkMSPvAW1xzqgqz37vundvIVku73W6J4dH9GTc7o0esPaD+KjbPkm6tN1nh+PjuDe6T7sh",
-	"YOMsn1HVOm0tct7O2ZjlTMSsVYe4l0zlq7OxYnkV5lcszkQiicrIknLY2XGWA+wqX3ExCcDt+/PPuOAz",
-	"2L+um5ILxSYsxznfvHlztlBTJhSPG2mOFm/wTBAcnAEoC8nI3ssnj8j9B/3OfkSWXE0RpyzPs5wsp0wQ",
-	"ShQeoyWVZJ4zyUQFvV8zmrOc5Iyms78PWoLdLOSgFelR/j5ocXFNU55c4kCD1oaN/+Ul+8eCSXWe1K+G",
-	"J3rnuSS5fvMh+cciU4xwpUHO2TzLFRcTQsk8z0Ypm4UAd7rff/PT0c+Hb49/6D178PLkov+m+8v9Xztn",
-	"XwewzejNUyYmato67faOI9gL9+8qAXyKWnOa0xlThkc95TOu6teQ0nzC4JAvZiM4+WPCFZsheeRMLXIR",
-	"wNvrRC0On/5jwfJVK2oJOoOpU5zAhzhhY7pIlf5kRm8M6XQ60SZC+nE8lkzVn/QZFasCQHnF5wfkTJFZ",
-	"JhXpdqJOp/OQCJrn2RKJJ+VSaVIa8xSQoZdF4ykZL3I1ZXmwuobFZRqg2tWVFhcsr1O7vNeS5U0EBZzh",
-	"K0l4UiYSZBXd9nHcP2w/6I+67WPKjtp03I9HfXaS9OJuy8A+p2pagL7Qk0UtoE+es6R1qvIFq2crC560",
-	"aonJ3Vvw/lkcZwuhzgWNFb/Gcx5nQjGBW0bn89Sc7nuG4P/rvdS80ywIR6F6lEvuDXNN04UZLwEQKu9E",
-	"rYQpylPEFpfEvAAXWMLwHWS4BK4MGiuyyhY5yfIJFfwDgvSVJDSB/ZEqpyrLDwxmmFSXPNl4HBVVC9k6",
-	"PeocRi3FFe7NmYWhANJgcKrUXJ7eu0fn/AAZUTtOs0VyEGczixp5r7JGRHixO3/N2bh12vrLvUL+uKef",
-	"ynsv9CD6kyoxzamUyyxPkF/GWZ6zWEVktFB4NBpw14p82eaXtuGA7fOkCRrz+j2PWSJAj2eUp48yMU55",
-	"rG5JJbH3eZk63LOAKhhhMC+hSZIzKWF5NM0ZTVaECzhfeLLgNpCt099+Lz6tvNiKWvMMDm4O1zaO2vr0",
-	"7nb0clLQy6MC7F3oxK327uhjA6LIHhcE2K1/gPbvkkCumVD/ZAI5E4TBtFa+4FL/+5InKO8mfIxylSIG",
-	"GB8vWgDegoAWUsvJ1BsPpynRlJn5j0VWQ7usYRV3QFrAfHyS0ltRQdUBeZ6pKUhOwL4K1N8R8T3J8hFP",
-	"EiZuSXhcyMV4zGMOa52zfMalNCpCmQ6bXi3fZoYCiGAMxHMjDshTFGKK7yKynPJ4qi+3PEsZSTImUUmb",
-	"5FSoO7jTzj2ISQDxLrTVtO67IzWtrX4lNRpSGl9pvBWT6SOezVmOWxqRDJRbpsVcSYZcxOkiYZd/G5Jx",
-	"Sicy0ti/Q0I7h9MuaPoYWMatiU2PUU9d5lnI5RaC3cxZrFhiNKgsjhc5nCHyE2ooWl+1ZFLWVvgtyajf",
-	"6fhkpEEjkuXXLNeA7ExEZnl3QzUhZny4DghQ1ChLVkQw+DWmec6ZJBYCaXW7YYGW4R0SylMq1RkIp7ck",
-	"kpRKdUntAGUy8Z6W+Q5wGWDVZcb8lSTwFdGCqRac8ZKMqTAmoYTNMkBklpeFyM+8zp7ixAbcXejFW+cd",
-	"8pkpFRNGltkiTUjK6DWrv8WyhSJUBAi7SwLJJly8ZO+Rdm/NSbT9I065+bLKT4I3SsK1/hUYBhCOuBLZ",
-	"UkQk4ZKOUpYgewXSoGmaLVlizIqFpnZbyuj6TAXhIw6+3bhJsDjAqvspZwkTitNUrkWL91qt4pHlheLF",
-	"gXsYzesulx7AcKv1eyPc4TEpRiXWnoyIJkuGFkZNund4JJ5n6iyO2VwB+d3ySIhMXdJgkPLel94obbuz",
-	"OcdUaMP5iBF/cpi0SWlA+7oeu/KNQ5O2MrC5urWicL8goueZIsFidqGfEibuUGnQCxwSvWKSL1ImCfBT",
-	"uItXIJlog69mtqFUR6ZU3i1RPckWIvkMehrb7+tIST+sUpF2HThhnt1weWuucRRuuJ1y173W393NNj/P",
-	"iFzE02KlRhd0Qrx/nR6Ql+Y1CbJ6pqYstORJkmbZFWE3NFbpiqT8iiFV3CEdvKCrNKPJRZY9BRv5Lclh",
-	"rke5VFl2mdpxymRRfalCHlo3RPnUOeXYTcxYQu73+4f3yWiltDPuFvTS9ZQ/s2yisoxYWHahm+pa7o5N",
-	"BGjgUsMHNw2t8ATNpu6SHl6ycc7k9E8J7AtJYGi9WIcQ/ULlZOCuGNcgSlz4dkTYzZzngJKcXWdXBjcj",
-	"4GjgBaJCMxUjoaAGc81jdocIsvDeBj/6W+18wQVql+VlzsC4WIel2vfWImtJC/scvP0Q+bFk2nIypZKM",
-	"GBMWfQfkaTYBpk0nlIs7QNPLABgH8C7Yql3zXbIbH8KSSEvll5BoMVDkXMrFWgZTx1gQyFB3AR4opcZO",
-	"67TFVt9PR9/G/Ef+/ZPXH867z/m5PJ+p+a+Pzu+fvz9fPnv/Vj27eKyevX+tnvXe3rz98PX0nC958l26",
-	"PH+f8be//JRTkXTOReeArb7/kLw55z/y8+Wzi6sPz7993H/2qnP09sPrD08v4u7b94/Vj98+SZ8/6k5/",
-	"ff/z+7fvf05/fPPT6u2Hx3z800HcS8Vo9qST/PJ9iq5OOKrykovW6QmYkOzG+g96/ZNex39o1yVu8suz",
-	"X5//cPX25iL+5c3Nqx/6T/Pu6qfJ8uzs7OyH+PDx+94vndHLY/n25vHR+Hh53n3/3fFP/+gkP548+kdn",
-	"/ujD8T+uOxQIVROSIUEdTNCK0IuKu6EjOi7RXdrr9O63u912p3vROTk97Jx2Or/CUmb6uNGE/n9me4Bm",
-	"W1GLJ9u7co379iyh5Gl2zVIas1bU8gWgy7XDdZNO/IAdjk9orwcnNcMTZw0q9ji2nMtyMU+qK+t1LrpH",
-	"p53+abf3a+vTDscKifil0YtqDxfSKuFI56XTg0E/bRP1s+n41AVffYpufwKjVsrFFcJhqOxCE1nZW/8y",
-	"U9RZUX0ugaE/emERGYc8Q02pIlRemXtZG1mdyAKghrM6Fvt1lqyQAO3l3zpt/dU8OwBh6C/3ikfVA/JX",
-	"q6Oad8PnemdfCy8259bSzaI6SvmeKr/i262JvjhHOopHs6/iZrcxDHdw97yuALHLtVNewt3dOGblbsno",
-	"xhATiFZLIVCDFXIN3Ef2ag5P0Js3b9rlUKx1J6AcufU5B0hT0jXl6WeYZBbhCDUU5B6XBByw6PMYQxoV",
-	"m82znOY8XRHvC9AsVb4idKyYPpxF5JM0oXFc6JfaGEJ3W0+Ip1O9MmCFkO9Icu7LO3KFkITNmUiYiFda",
-	"l/Bw5PtetfU7eUhyD3FDD0FDi7gSHXqvbKIhL2Dxs6kPVaLX9sq+DfXhCJf21q+Sn/e8RH/wG+hmcH+D",
-	"GQd/ANKqhCKtCSNA/a35yzCIwMx4W9Ngr+czRVwYMQvbjTw9nNwNfQ7NyoZVZK4xG33RoIHXQi7m4CJl",
-	"yTOWcHqxmhvCuAWRuaEuZzCWETrryK32zY0GogYr9G2sQ32fRhw0BKEhBprdqKV2SV/OTgQnaljGxl06",
-	"b38GuQWHfkJ5emvx6doNczl245QJovpSAy2ABt+z9hAy5ixNZBPbcSRjRLAgOKw2FC4KmZYLMA3eLaTS",
-	"27ouvHiCAsnELXwXsqsi7u4pzpnvZ1TFOoId6CCnsTogQ415y9G0awNAAY6F+3NnJOnWpWN2BU1Xisfy",
-	"1WI2oznqEvMcNA/FNeUlVNGqlvMITIaSzFlOErqKTOwcQG8CARSbZPkKLGsJM8kh+CJIk/ie+at984B8",
-	"Q1fSOctxPElozkjKxgocPoABDPDetCEmfHAhVOuTowOa53QF/x7n2cw7Xb5We9SKiqDnhKqaFIqopbKG",
-	"r/vbfa1oWkXnWZraJaMxtgiIy0HECoK+u73j/sZY8iKq+ze9YgTczh/pXS1Sa7IR2KsAwEd4LuvC0M/R",
-	"hTvm3k2bCbmYYQ5DwcYigvavCZcKNx52lAzx6FltV1tLhqXEJjycSzZqRRuSGuZUKZYDSP/921n7V9r+",
-	"0GmfvCv+enB52n73t7/Wof8RzgwioDkTyIOThAPkNH3hUf6YppJVRWPBlihtHJChZkVDYkL+MYVgqA0n",
-	"uLbwHBnzzwbSNRzUmHnWvwzLeA7vYVaHjixoSEcRHJzvLv4gIlSRlFHIjeiBGA9ciOUSzy61WRNRp3dk",
-	"nEfklY7S1Olf8B45yyeZ6PEELpNpuJVU5135s86nOZXMPyEO4nC7O72jcL97NduorVbrsfMS3vlUXBib",
-	"cflKv1k+PnrjzJaYuT2E1x2ib+hK858KN43tz8VxPlqf9xJpXnJrnlNajXlJw1EH+2NLp5X4uODmPyDP",
-	"4B7DZD/J2lxIJiQH2k9XJWqo2DsdxBa1HgH0+uH+H9ZsPzL4GhBtLLEJEx4WqNcRx7CEuVoRvVgd2Qh8",
-	"DN8nU5oQkQlWc3Th+aW9qcKtyMQoo3kCkNVA6gK5g2/ANkv7ca/9IOmy9oPRIW2fxEfjdo8dJ/dpd9Qf",
-	"P+i0ok35N3Z0yyqK8SWfiMX8Esg8ZYrVftsI0zE96rQfjHvd9uh+ctg+6sYnrPOA9pLu8TYwhZjbeE17",
-	"HBcJNWb82lib6wkeTOpgez48ODrunXQPfy2fgLbis9qrV0cNVMnm+SJN19FCAcWSjdp0Pm9FLbFIjRFK",
-	"J01VJgMgpKKz+eZ1dHvbr8Hq9JWt28JzsCmdK+QT+Ioj34DWovKB8JcbbmIBscN/QCK1DAgG11E/rOE+",
-	"05vEQViazbhSLCF7kAtauC0jshCJMeNJOvOTD/arBzxZaPGlLjc1X7CCOopR/Mks34HbUxgzA8gJoanB",
-	"bZiRLMzCR1mWMirK3KK66IRZMEHPuWIrlLSk8VFTSSZMsLyaWHxX3KYJLh0rjcmJVjD0+TDZMz+OeS4V",
-	"yQTT3g9KHNb3GwD+TFZU4iYh5G/slmrwiX25An8I250wIieR2Kx3aqn9XXBx2l838Zemlfm7MKXzORNw",
-	"UDC9wX0/xOCHoYerIeGQA+F44P5mDGzPwjZwGYOayDuRZYZSrLyReXwNksmOkv3rOYjvXUgUNprYAXkM",
-	"6cDAZaYsvkLpF3NDsqV4SCRjZAja+1Ux5bBBdMC/ba+6WtXkEwpG5/q7rs0gtv8ua7YlzJqJ1+PoJZOL",
-	"tEZKpY3c16Va6/F1/G5R/8HPeA/I5uTkeL3O6m253HLaEvd1DJ/nHp8OVedNMOReCNcWEORsrMNjgBrs",
-	"zGDJ2Xla2Ieadf8oGNEP0dTCxdzaRiIwEOh/o4llN+uI2fhPG4jI40De7nhoKkBvJLRHnthcltfTbMJj",
-	"mpJJni3mcGtmY4PfU9L9v//5327v2NdOszGZ51xgiDFR7KbEmwNRfHsTwn8PBjedTnswuOk+GQxuHjyB",
-	"v548efc370mv456cdQaDRff+MfwBUSdt/ecZ/tE71n+c6D+e4B99+OOw04Evnjx+8uRd85S1RgvPnrWN",
-	"Ptnpf1mFMvpsfeg2Gku9GrteKl2j5MKrLvGufH+uUFW8RslqTCgZocVWx3XhgT8lw4rJeEj28E4wllxT",
-	"qMRYvDFZLPNT6wYCXBD7ERk2ZEMOyZ6NRDTFH4r8ZLCQDs1BWeZcsUsqVuhiG8KIvs9tGA0EXPA2n3dI",
-	"9lQlF9dw0Pp8WxQQYNVELXkRna2RApKce38gNEz7BwNRuQm1j6KQeeqcFc0JsSXXql1NKDDVDVkhQeua",
-	"8MnvwlP8JOmGnpGDulGsp2TLe/0JDKTpbRPPRTw5MBuJ9ymXqtlYv/1NUGcin1J5OautVvVmypAi4am9",
-	"CdGfEXDiQCf29BvBbtRlvMhl3bF7QaUELWaoXxi6ECn4iszphD0koHaTTNMfZiDCz8HUrWcXce/5N2e9",
-	"Z+/POs8+PF49++Zs+ezJMYYivr34+f0z3jl6e/HT8ulFMnv2/rF6+/7Xq2erTufZm2f9Xy/ODt9efH/1",
-	"7GKyWcevMiTa8lAXrrZxG58bVlg1tjmHynZXIdkTmXYoZan3YoQuJzTbLqdcMSLnNC6L9DXc9492fb4I",
-	"5dtavUBvc8nPtZAqm5EZUxR2+JRQ8v2rH59bE2I2dubywx75gX9N9g570YP7x9puvk+wwMpsTmOF30VE",
-	"MKlYYWTvk5Rds1QORMLYXPNmMzZXkqVjTGaAV0jXFr+y3/b6fTJjs5G+XozTUH8cGVsEef76aUENA7E3",
-	"HAwWUIxouE9MEY8rBoU8iMaXZtyOMn5vzVMqsHhbpqMHWZ6j/1awpUwZUEEraklGFQQ2aYXFR2mv3y9T",
-	"ftS6aU+ytvkRgw9e0uUzJiWdMLdft3PPgLiMB+fUWBxYmkhrlLjuHRwddIirjxaRebowyc1zPUHVxuJr",
-	"EuSJHk9N2UAYs0G2FJLsDXkyjEIlOqokAu+jN9NIEHU3ZFWs2uzltC9vtB5p19tXsmaJLhPE2Gsoef36",
-	"/BswAViLknyIP10fAaVcP9g/IK+YSNDxZzjVQGjSFL5ksUWJD3wkfavZAfnWzGo0SmeiASvcQGTa4Fei",
-	"1C9kU9+4Ac7/9jlm78IyvfHDV/rVLS1AoennlEAZvcPDwxMr6cEY5AOa5ETmCv4hW+7o+HUIXof4dWvb",
-	"1Dc/plVlgg3EFGLQ6JTRwvZnzYFxmsVXuniC+82cED0xWlUbtrPeytS5laW8vpqahyDwDY2yhXroV7oM",
-	"oCNnnihus8rcq1gZZCAaJPKoqJc5YrogZbYmUK2Gru/cuL9ObWoUVQpjUZnaqGdeVBkQRkV7OgDuqI0G",
-	"Q2PRkFhIY2UtJhr5iGVJDEN1rKTEXBGjng2zxu5mdbuNJ8pJ5V/WV/el/G1cJOxmjZcE7PLwiosn0Rfr",
-	"V9IqkMNyocNNpqov6aJrtoyXTcKalm5pMP9S1mzcC7eMxpP0qsETiaxyJRWboUeniKnxeFWczZgkENJz",
-	"GxNZ4cH8Awn4nnJda0AN4+jIY5MZbqo9DY2JBniMq41qOIyOoNMmEqZq/IbOllDDErkkyxzYvatYawB4",
-	"jlWEWDzNmBY/MY4TPXnhbm0KvaxgwlaFqCMsjM2zrjiDERcPit+Fkz/SQartiyCKt5jL4Wr76bB6qq6D",
-	"AqYxO0A4ry0YW53QBo9W7ciokr3Qz02x4JNOd99etHZ+rSwVNZmLUOAQhHs2LmWDyt9sogGA3rDRD6zW",
-	"7K0LTZPHj8iLdq9/H4VwhPpBv/sgIuZvxzWOappOfO74+FWvf7+mQnbUivNr/8UX7aYXr5pkJACKJyYz",
-	"zcu3knprubAOjysQ9QsKqs6gVgHMj2rhWMjAOij5pPa1mqtuRCW7f7TIU3JD4iwD2zNVrBaU1bqvV+u/",
-	"Lm0+rEqjGYCCoTUuI9wjvZ71lPGK1Rjwrthqe6tiMdZGqyKOWwePqR21nbYdwurlHK6H08WUfop2DIPk",
-	"80vL7upFHJFY6/j5C1exdO/8hVZVz19c39/XURJMWG0SxO5SzCqkfsVZnhRKKl0kXA1Emk0Imv11TsJD",
-	"UwEOreEYxCBWRLJ4kXO1IgmLuawR4Xudw4POQbd7ePDAlyt46Ro+6tdy2XVxnWbpRVkpQeYp5ULf/OSs",
-	"GslpV6DyhYirsSKmJBWZZrlEE78Cji0Vhce3CN7cqIgYRuuNV1BVHbn+OGfi7MX5N1m8mDGxhmLrjHln",
-	"gpjvyeFBhyRmkCqb5WKcbRq6Alo2Z4LOeShfws4f1l+faip3nKOEPDthpOG1Y9ah7QWdAF+rbVXwZspy",
-	"XSIHzekk1bUN8Rgsp1g/k8saJG32Euhy7OMMKo4UE2zlKkib69IP8dlQn98SAfc6m3yfWUMNeRxZP6wf",
-	"eqNm1BDaXypOX2R/2MLzYIdN02Cuo95OAf5WZHLl6G2Uv9uiWpoIatNWZBT3lFBdRRULj0gX60C0jmEI",
-	"Bc6UN8QBGZ5mSzEkCJoEW6KRxQzLgmzCHHkuLtzc+kVZWxM5KE9zRpPgHzBu8IPnKJSND6pfYaA+V6v6",
-	"X4P30aBjLSX1/3TmnlbUojanRgMfqKjBCitMwaYS1TmEQCo8Oeo/sN0iiBY/pbH4HzQ6XKtB0rBxkDge",
-	"T7lgbQASt1KXg4XPtCt70yaXvEh13ldfj6TtD+9+0xkalw2aXJM+dUamixkVHqg34JjAyVyjDVPHVsQl",
-	"j2A58W03924IyBNwpVdd/1FTxtZnO4fD1Ljfm/PLMP4SI0LNZg39FLFhrYq3NtFujXGmCsR3FxcviH4B",
-	"CSjkZh2/F0b/5MRjbvishpfqxL4a4p1muYrK5CB18prV7OwJgXHDFa9JFCwWqn+ozv365blWh7jNhJIb",
-	"prtl8mEUdPTZqIrYPFvEmR9DqU9TZEMKPEqquw9cFbN/mi6g62rVUrZlUwWui6wzHMEU5SJ7hbnr7NWj",
-	"8/N97XHQwcauAAvsmivbrMiIi8KPpy85cz3pUcsS/IPxSdwD++8oz5aS5W2a0J1saGAi64IR68Hjd//1",
-	"1/pg5aAyy+8bi06BCdCQH7vm2UKSIYTTiaGJ5y2qxQxdJdJSxt3dVUfyMNHv9nbTAcKVb1IAXmYpW6sM",
-	"oawCJrcad6Mva9iSRzMq6KS4t/Fi1oaiknHZPa3sXVjVqDaatii2VXO1oxmnDVEYLCHfv7kge0O1mruS",
-	"p0Oq/uv9Ug2N2xUIGOJkoDJLlpuVnRLT4Arc+4exPyX+ojMSK5D7VbSa2oEthOKp7QxTlN0xn4ZRvp2N",
-	"8ndd/a7NM4ekb741ceomix918j2epAyN5yOZpQvFtABqOiOg5sulZg6h9OJKiG0HffNeZnP6j0UJ4ANy",
-	"jmDmWBoK48ht8Vp866F2g8Ni0JhgUuhqkoeLGmSFqUxvfJNRLd8m87E28NeRbDBxQDNR5fDWbK8Bo+4w",
-	"v8biYrdPx4VjbyNgVGbq0TwskltNBteMC3+obvny2jXZ9ounn1YRJesN39YApA3K8zwbcyzSE/Qp8Kpv",
-	"11iUrRq0BYRn9l00MBcV737f0r3nbH87JYdu5Ur9fBd5kXNdjFyqslf5olJ2bxuwShX4NoLlq7frLj42",
-	"HjPdX8D74oC80OWxbQwgE16dOZ2bb1udeJ/9XeULNtxag/FMCXUazBc9LmGJwt9vnYVU3suoIfHbidfe",
-	"CQhgeNdwfs+8k9ZwjnMWw1aBJNDmpl0EWJbBGelcwNIYTliio1bgyWyXfbbDFptcwxLYpZGMZd39rJ+A",
-	"eVCWL+eYCiIVT1PwXOpLGa5nV2pXYHlqLFQXXsGHmwxsRS7VJtowKaQFt9KK1SUKyPISW4Ecdi4TuqrT",
-	"8fFdot+12jR8Qg47UMMEf9OdlpTXTC8KmucZXXh9ZdhC+ti0dIQYIVqfzIjhSQhrmk0m2p0hF3iZjxdp",
-	"ujIh1Hys3QDNmX3Hp93e6VFzvNXGBGgPYj5vMLcW3p1hk2fGuV5MlCJVemO8hWSCGczqNw/WOF82g70N",
-	"hbxyGF1DJWEG2IPdDLrBdpeRWQ/lWiKPKoc6WpchWD1DzQFGdewI6TAitKhmY3xvIxpfQbKXSEBYASRm",
-	"Odkz2pr5fJnZqoE1DvD1G/NYA2SqEpG91xeP9kl2bYL9/N2JSJYmTCqtCzzE3+6k+JAr/VFzESLwOHjt",
-	"KdZNdxVA5cW2WbOHnwQkQ/L/rATdjUdic8kiD8KQo3d382NYt0WIpyjc9CZ6vYOEGK0KVfdtHnjP1gpC",
-	"xZsNCSLeWE0racgJIQmX85SuTFJIQ7qHjdMtp3yENPJtTmNGvsvmc5aH5pueUYL/XYPBPNGw0S/pbkpo",
-	"Bp9i7frAMmRrX7vWu6Uow7CbrydU2lCAV0AOmgB13V6w1RT/emLP4fdvLlrRFvagwPCCxqFTYo1CJBsp",
-	"yuFNtAg2GgEjXSqCQqDyOtNRYDMiP7Ocj8F3SbLxOOWCFdFsEFJi5pww9f3ySg613RQPA/pzbZl0rxaf",
-	"LpNnHeyx7sdcKOGt51go7FGWa3eTYnTWqq2rV3rRtKmLmVA5TbE338Q0/EjpqrAe688ex5kOtDwtN57H",
-	"5RU4HwgT9ATnCu03Om7Ok3jhLvF0h7aMszlLLIGBcXEGiNfp6aBEtCHmKLGbag4xntyBcL5DG5ouJkya",
-	"uPCB+MtfoIM1PIA7fCDaOvINjUnLKcvZQ/TEvNKnH6JB8ixZxOb7NnlsrE6uL5U2EISuogNyZgVWOB9S",
-	"mxy1y3avPuR0eNb+ldD2B9Jpn5ADcklOSXu4/3AgCETI6NQOlkqma3XPQZ02bXB1ZkDblS6BDucFpNoj",
-	"yWVYotOvkzkke79Zz+i7PetvWS6XB/k4brOEQy/vLJ/cy8cx/Afv7e/b/AftYwAwpaBX7DKmkkGqbIKk",
-	"H/qKFjmTum18ja8PcF1k/mIbeTNFEJrIhcpgNmUaSkZWQWiMlrwXhkrC+8aTB1jyi3MnRYsbSRS9Yrtb",
-	"iMnZhrLiALtR5IpK5FTIJVb6Gx51ukOja5YrjdvZh8XuarKgIuRuoD7qPvw6WUJazww+rlT1vSgnFIE1",
-	"WEc4UViZIIWjxPi/Tl2jqcYOUnpJsKAj2E6/lVTxLSojSea15DJHFGwZmmF4FpWB0CSNbAHc0Cb8eAwJ",
-	"NKMFTxVo/MAebOERt50kYXFKc1ZpYcttS2AuBmJ409YuxlIKeaLJsdzQFijWnuq6T/cfElqkwqCaX7TS",
-	"hdC4CYM6MkedQ9KUwB4B4BwUA5NY5HhBoSgomk8YGsehaxewzTmi8aO/zo+mxehHw09z+EW7Y8hHYwAm",
-	"HwfiY7vdrvwHYw2LsIsh+UhWTLr//9///K/9v/dmzmiC2FsFpaXDdL5woCKipfSP0rC+mW142zGsCec2",
-	"A2C8yrAOAR4a/NiWIdmDobB/FHHFt8vr9/5fGaFIhipN6/0dPwpDZ4a1U5i3B2LQ+tGtcNACGsIQJbha",
-	"pY8tjESKmvYAn+pw/4Y4oOEpFjawhxcuRXjHxD97WEbWN8rUlJjDJsHxRBW7doVp4BAd1JpcwUurFjlw",
-	"CrrWpAsn17IkNWVS3x7Scp/HLopHAkrhL+SjtUd9JDNGBRzB8nFB9NcUtfhIjjod8jGImK+UMubS1TI2",
-	"lZFsPWM9bk13UT1yl3y0rcqKLqk6a8IFte4lLOUjFA9QqEm4BCFsweUUbu/98hwoulSHz3LXC40MnY9Z",
-	"l7+iVuBZ1yCtNA/SWjFNaAR17ddu12rMTFXXxKqYkQqXYGsdi9UuXqY5pm3hpeM5bcwDlxYsyyDC9iXF",
-	"XNt1GwlvcnOiNfIurS6lxzwkH4mNNS4MqCNzKViEc+k3j3b4byiXYsdV2/Z/Z94Vu4fB3JVbct9csHpq",
-	"1/hST3ZEPhJR7l0J2MgWij3cQsrImZFVrrnkEMGip5kxNc2SS5jN0KKer28WhyIhShwSUQZEa7QyaAyD",
-	"X5tjeAbfDz3wix6tesz7Zsyd26yysMuqmaKoMgODn5T4hn2qLW16CcCLwDQCl22Y4OSom2PjiaiUXL62",
-	"Zo1lCkXT7xCiz+jbbUauNLPECbqHpSVjnwHdjVOGWPtK6tgEd/TqOh/oQe3Gr29a4Abyiv/A572eZhY2",
-	"HfQ27TPc2dMd72HcPl4LtLFt/kNjkNfk5XXGL3iN7Sqjh7OoA2oADVm3nkFdAF6yqpKpgpRzxUBFWuB7",
-	"4Nx46KoI7NabBuBpRa2Ux8yE7xhTBMQM5JwpisWkFnm6IaJPsXwmvejFki2jFbWuWa7jrVtYiyLIGnCp",
-	"Ai4z4N7BkqVpG7fz3vvllTywnSEmTRHsqG2+YSPyA1uRV0wV1hoTIoBGG9RcrrVlJ0jtAg0Q875MSIGc",
-	"soRgeoCR4EHwB7uUxMwX/AhFJ6nAfo5vLqc8NdoaxtoZM1bgFsQb9IBgjzZ4x5b6Gc7oTZvCWUKNJmj4",
-	"ZvLoxwxEDq50s0nj6DSQaHqm7vrVuWnaKBU2U/tWG6x0/To0hiDGe53Ojr0Vbb6Wa8Whf/jNpOqZDD2T",
-	"j2fS8EzSnWeobx+Ou3GHtkyyHOTImYw4TITDtLfW+Pjwx+8Pv+ndPOl+PTm+XoxO1FPWnXz37MPPD+6z",
-	"44uFPFm8+O765c+PX2M+2mnr5vLJ4w8vFyezw/vfPX1+qRbsfv/k6fP5L2/uzx+tXil+9fb9D+dvzvu0",
-	"0/r0boeWF2ESW0PjC0NxsP9wKAExd9XQ7wUO/bkNoY4695s+cVRxL2wk/ylq9TudzV+dG0bporr7ncPN",
-	"X70OWnkV5uTW6W/vopa0HTqAer14vLYmfjzPXlkXIG5FJ0CMLTQ/v4Mh7zkN617hTq9lJ09RvvCiDtbd",
-	"DxFUbnHuNLI3WoUlZrHVBxR1sDWMbPILGj11kSxSuEZOUSgkQ6+EFvrBMgHSz4QFdcJURiYGIfB+VPA8",
-	"LPxsZoISHqY+nWex6nV6mN0NlgFdlSmD/AGyBxW4bhQTKCqO2CoTiSkgdLAPitZL7dmRFZW1jtsAKrVr",
-	"suXlTds+O2G6elpUGHUiHfA1dEDCK2gWLBqBBqU8tju9XuGaT9E6CLjpne16tKyFwSu8uAMcRQWj9bDY",
-	"LI+Kk3Hb8K86wL3i5A7ijZVU1kFpbI1cEi37N2HM1ULfAVO29M96CLStzvcfgwarS4SbxobgKuGzJq/x",
-	"UVH0pwF400+mBmVrQ652htrIHJsA7m8EWGV3AK72zufgjvEaQxr4VWasNwGM/U49PDZfrwDJtJDRnxSp",
-	"MpsCkqtQVlhmkCGA6ZfkRwxRPrW2azA+oxZvlCKuvlRFxTpcaFADZKz3Rpc36t1ny3CAlUCG00EDv1Ur",
-	"soXVbYuCQdtWCfKLi9VVXeTJ9pWBwjiHoE6fV48vKNezoUaPLUPmVYnxquasiStxtba248Wf3nmZqSbq",
-	"JCgNemckt4NIWxRVrRFnf7RyhzvxdybJ5mjcuqvW1IDGF4acq+zLVVKF/E6RVGSk/WrX6bRJdPm95Xar",
-	"3ETa38tPRtLeQmaudErED7tbic1h02X4bgtx+0mWj3iSMNH6t1AGnPj/1DihhQpkfCuHQrRK1aFnM5iK",
-	"vGQsqSNrJH9dC0N7KMvxCGuNRFgRQ65EPM0zgfeNjvHThUUHQovb4IGQRNW3cVFZYAM6NQk+ySLXScug",
-	"+M/njOq8+WFBnkMrvJtACm4Gds30IEil3O1w6CKrjcPFRVybkETbvhjCLnR2sbKmPUnklOZsgPGnFl6i",
-	"ciokjbVNGcvam8XtR0RmhBqVI85gAErGbElmPE25mSgyBmFK0sxuMqLub38D0xVn2mos6Zgd/O1vaOHx",
-	"TKK2cucqW7jSnZF2W79ik5kx/810qdVzcOHB8gNW4FQktK5oiVHXicwWKgL4+53DofGZ5FROT3ev+cnB",
-	"xRWqYF6JrNyu+ytdBlC75gZF+bdB65Rg5HpUabjjSpmbFjMSG9ENBC3R2xWbK1OZMuwN1GBOhm+GYD12",
-	"9u0D8qYwDxffD4RXr9RugdRNbwBYasyRIJMjxMUOF2ZZv59gcdgOSKFzBt5ZcNQXH2dqWq1Q6Qou6AEa",
-	"S1WSPXDom0GWXLL9onal7u25hal4b3jU6w1EaIcuRsTFlrvvxFSAKIqb522VyJa6X02NudfagxvMxfto",
-	"q9RkJg3V6tCUwAasjZd+Ddo6Bf7C9Xkp0qi/zpLVjoImivI6lrbg5qgGWZcBOtR02eJWVAikFTlU0Gs+",
-	"sT2/A6kSrvfLa86WTIsGWsoMp3TlxS21l0sCr537C8vAa+TaLepP30qG7fy6s6ToevSEYb7Alz5VFJLe",
-	"jnTit98plJKiR5nJhdwd97voFztpDibgNqjAuYXq8Mlv+1OiUcMpoYSsJdfwbvGJ1BtE6xN/BNzsRpGu",
-	"Y16DOd5dZOZmLjXMK3dR4rLcMu8uuk97qoqnWaxLLimsoFYoqGky7du3Ku3NfMu0vvQdKkpm3120nwpb",
-	"/Ktte6WVoIpNNOB7tS/jM9uguqJVFTSjWY6qa6n0KlDrPFEOk3FK4pyWYUIBJjJXkRVSasU0EOBuLZo9",
-	"dI51lIq4qgpDlX1QjfdviMnWH1vbPOqcbP7KdIvScip+1d0Cuhc6nOEiy56CjVN/198GGy5s4RlLOMVq",
-	"sfBxr7fNxygi2rSbf4kyrZVdd8fspFD7QnSr1rt2b2RbEa5XtReV7oNkr0ue8a+xTUcmXECJiQ12HOz9",
-	"IpkEnQlPTcCOqRhs3hsIqxfhkTUF2IcuEJkJOPCVFnNUFcwEi1tHRNIVHOmhvc0gsNKd/+FA6PaS69qk",
-	"PtRqnUnYCBS+fZO2YgvFO7UwZ1TqMp2grQ6EF//oMmphIRJ1X4g1GPMbDMEyfSqK4DfTzAtVAQemRCaU",
-	"ykyr1qCiwEVh4sC5NPyPgl8ng8xq538FHPgJg86UgTXBTICCzGa6KkmRM4emA5cMTM7sBhtXCBPXLM3m",
-	"rKgijVnUVLgGLxCLy6zpAzLV8CcT/aT11c7wIfZrAK2UipC8stxr5YCkpj/qHg4jL17buyt1fDZVD/Wa",
-	"LHMHZI9sD8iBENkyMuqWfwU49r+Tb7Wk51onG2DS78cgGNxQTSqtUz113EtxJBzh2PT4+sDC/fUaoW42",
-	"+jlqoVpmgaRvHfP/AgfEdrpStJ1Gui1g3XU6bEUhpGraOm3dm+c8Ng6gXSVlvWNfRHOb8ZuS2lboct2w",
-	"xWnX7zba9XqA/vb7jvjbVXsxLSM6/yQ9Jvr9FvSw7XpOivV0N6zn8LR/fABtdDudYD1+X4k1C9Kfm/XY",
-	"ZgO6xmZt6Utby3Jzc0FbbPK3oqFAy7TR5VrPdaXvW1au6Pk6w6d3RSOQnrcyR1+3PCO2S2xVoXxcI2MU",
-	"17sTLyRm1Zf7w4CJ7q4Uyj+0uP+vENz/lUJ4VQreJI6btP6We9s+gEBS0AjbWPUcSpMfHfcf3L+FIO+g",
-	"bIiTw2oPsuLlcKUagmoUEWS94u++jWI/8to9lkwbtnrFQGCJiiFYBzDmbaiyoc4zkhCbvuf6EN6/D9PJ",
-	"hzCVcSVUS9hoVKssoStTMTPW64gzcALBLJA7kS7msrlwx4xyoSgX8tSz0VVi66wPrlzlYyCcd+1uw+2+",
-	"rTr6NsXdFSVDYacsxFg/5IB8Y5CIGJ9xsZCkd6JrvJDnmTJmFXyKPh63EX2Naxc7je6Vju8MMcGK+lts",
-	"+ei2DIXsorzhhF8zUR8B1eneKlBr+6Cn9WhBIjI/NkRo3SIua+cIsv+0aMnPj3tSy+wbWgpfd6FPprF4",
-	"t3vcsQ3DvRjBVrSVBlDnk4qKsTv96tD9VrSV1tOkwwBejAU1AFdl5VlMXZtu77i/g3RU4SwN5nbNTv9f",
-	"ChP6Mw7njqUWvPlLt3xUvcM/K0YHZZGFmt7Dsi7NhkS/1oK0bvrRymbUicSlWbpkG7/KmquyjWU5gvRY",
-	"+NZkJhM6EFiAvZ2CllUpTRNhq4i6GilROdCmVLEU7vjXfh6wrp8QZgJLU86EYSubtoY5pmlDfrH1/e/R",
-	"Oc0VhmYPhJ+Itm+jU9C+iRHGdfmqXJr1o4kxXTk3SjmB9WAggpJ23CuN5rcVIqWuQrjUom5FvpCqaC9U",
-	"FE+pzSxAqvgc45OjKy++DCsiIcIIJUs28knF97p6Rd9bmpaXbOQKZ9YVd/X7OZVK8xWdjtZ3IdqBVwe9",
-	"rbay92zBRbCa0rmUC8vhviRLNSuwavyWDPVM0/C5IeE/NdDdE6x05Fa5Ok1DSpXhz9lCrfP0QIq8VqZs",
-	"/n0Rnq9z9IO5TlEbCCtNgYllTpZZfoVVVLTbGtkHOn0Gwh/ADh9k+3sWb+NY0kpYUZPcRGRxIRUVsWbN",
-	"2twT3O5hATUMDqwrdVHPswBTlbN31NAQtVKs4E5tR7eTa/41cb8a0WuI0FBLMxU+vtFJHiAilNpJZLnx",
-	"wgc0pIMW4efw9T1DLLoSqr71mdTBfW3ykrUNUVvfG59hUjuW8HDpKOGQXs+GCZYnnLOcZwnZ63aI9IwZ",
-	"+0WhFFJc3waSLA9HxahbUP3TlKX2kWmgi+RvSm+AZw6HYLr+2IsCfPCCZSkWRQjgBQemLgFt/IFjdbq+",
-	"yMZefUWPfZxxQ9eSoWuWMizal5Cgewm1TVEeYhnR3FsuRnDaQF/Am457LcbU5cTMygqG5BywWhLzBEP0",
-	"1HowlblLpVCKFXIyBfPHmZCLGUvqGMRLr2zhZ8k23nHwbY0au0a80bVY9EK2kW2SomdNU1uYUpOIu+uz",
-	"soPoU2rm828p/Lg1+OLPn2LM9mKMJfWtpBhTiGJzjQnbQtO2z/TjuCHaA4vZmeMFZly9/Uy6SjI6zgHD",
-	"0qTCwDSoJ1DE4w+EG5pK8vbs2dMINT68o/AvOCNG+kYmvXV477rnlrCisxQc/wslecLC+lQmHwLZIMYT",
-	"MxChdFI5DJNksax3+X/LFC59zr+Xmfis0hF+j9G7KRayPWcod1BtsF+Vd/k/tXTDxjIMHm1ZUvYO2DOm",
-	"qDlgWF1ui3IL+N6Gagt+8XKstoDNKFAS4DNm6i3wZP+AvMbRaM4ITbBGu9I5KiALYIAOSuw5m2XXLDHS",
-	"0oTbrvWuI6qa5tliAskCWAJViyZGlJwxKnTVFz2YvOJzidVCczZnVDl7FH6FNeNYErRANaNDTGro7fHq",
-	"NjYVVsAFVv07dZtcvHLvKaZgf4o2vvgjIqDVYPrXe1X4HrTrvTHr37YO2e6khk2Btpofda6G2W3/ku3k",
-	"hyxld+JkaE6u9jsIeb4sCLY4tNn8ayxJyfalHwwCSt18Ks17tu3Yg4g8dQ3kvMAYUxjcb0hT+Bw6FxAU",
-	"0z/FoJh35ary5YRo0wC5W3Qs7jiXxVHv0w6ioCuOvyGxGWnpT4fFHz1xeGH4pb2hNP9s8kcUDLg5X/gR",
-	"HmTH5blYkxy4NBkHXHAw0xe2c/LYr/1n8lwXgkMzPRrnGZZid8o1WqfS1NyGMZWszYVkQnI4gunqVCcv",
-	"BwUEQZHHIuk12Zx1t46OOt0YnFC5lDQ6Xute0LdXXm2/yUB5PRfX3JglzWM/U88wS7SelNilYYGlvg+e",
-	"zZ1iqmywL/NpTiXzGJ6ZcgfeU+BiJ020uyOuzFUS3DO110uvf9H1isWsw5h/I4zbvdED1n4QH3XbJ0mX",
-	"tvvscHwc90b3abfTiN3PvmDcFm97xfir2/GGaNIDFtKodQafpQviaRavbYxiGbt7744KXUyYqu+J+NJU",
-	"ZtaAvwe7lwd5eFLtIOXcLvj0PKnJweIaioVrW1nDDHURnS0h8EbaDYg/85zwvviX5zn9awIPkJzMfbvj",
-	"Ve7FOOIP937XhPapUTN9aZz/cKNuzP6HTBb7ks3R8J8bh0KhDtpa4pDTA+IJaqo2hjCs5AftGEhRg7n2",
-	"0sagwIdkq3Lte+Ua8fsmu6rSKwGLQA+ESbHyqkibqg4S/XFgnuLKpTfi8opXCd/YLsHU/oASqykWWzGP",
-	"GqxRNWyjEth4liRk6FeZj4JmYvUtQ+uQGpSqD+L8tL5Sp3HWVLmvr3pmEtpNwN8oy1JGkX+sIeQyUDUq",
-	"Oi7etUo4LaJgMehBeySUF4dx/sLKn5Ft7AfvjDc1hIy0aFpUhaMaqbbZXiX6xab4oT4XmaZvkYsUru1Y",
-	"BzbJ2o1xCyx1rd+8L/bLO94UN+wdmA/gMJ1rcGUoCmPucg2F6W2trtDLyCl6GlZanR76bUbDZoNFUORR",
-	"bUikH9l4VBfYCOgotQBcU1TN6PqH3d6G/qW9SnvQpk6epZ6cpQCc2sG7D0q9nv+tLDVB6+TffGU28gg2",
-	"+EeJWdWRdRTmC0TloL13ToI37WpuayS6Own+T7PO7pLr0VaS6xOQRf7N7EDguNgsPGZL0XayheHw50lr",
-	"I//XHTN3Mca/1iNro6jJl6/TqqyJyRQBiXR3jyw3ZveHphWUdF1b4cHKRGesQLSErAXTUARDO4ysamqf",
-	"cqgVVgQvmbgNicEhWujlubvUbfjVqfl9baSWsOJnUG5/IEDavU1QFnGJGUFrCl0sJ5C3dWWtgRgxkrBZ",
-	"pnTDFr+tyh7awrxOGft3ag577au4tzeHFRCHYoDbT08fcle947qukycchHmeASLCcZ7RKzsCoaRg3G6s",
-	"EkvfhTk7DOwejrEDhsyF8gczgu1+hfYvul0rl9ylEaxoKvKflrz6T7kJtzL6PKVSnaHf7T/K4KM5yOcZ",
-	"fMJAhrAx8W/v4O7Vl0ydFeGFayO7VSOc616NMg4W4BQC7ViazTG4x1xqe8MZ8N58IYb7wfCn9+51ew8O",
-	"OqCjnB53jjs48Du3/OoMEy4iE8Nor2M0IemkFDDX6DDtQiHf0A/HU0kAUfUJktsEbBRShYxIWVu1mkXk",
-	"CQpF52APCL3fVSi+ceVxEzabZ8orXGr7B0c2b7dIRvFyerlQGYDVBvODzfs1HUzbmvsZGH2UuGymOrwE",
-	"MVdU+lFi+IeEQvMox0CElwnnaozmwtQiRhNYJjGRUV7AlgcVRtx8evfp/x8A",
+	"7L37chu3si/8KiiuVRUpeyiT1MUSXan6FMdOlPgWW47jhD4iOAOKYw0xzAAURceuOu9w3vA8yVfdDWAw",
+	"N15kee+TrPyxVmTODK6NRl9//WcrTKezVAqpVav/Z2sieCQy/PM0DMVMP5JhGsXyEn6JhAqzeKbjVLb6",
+	"rfOJYJn4Yy6UZmEqtZCa0buK6YlgSmTXImMcm1Fs5+Xjh+z+0cnB7gOm4N3FREg2fEhftm0/Q7bgimVi",
+	"PFci2msFLXHDp7NEtPqtyw/xrBW0VDgRUw7jEXI+bfV/pwfvgpZezuA9pTMY8KdPQeshDycCusjS5Fn6",
+	"SqeZqJlIeiUky4SapVIJxaZzpZlMNRsJFkIDpXHItK2wpbqxuIdrx/Mii6+5Fk0LS6NhsWLjNMMFDXmS",
+	"iIylMlkyLqPCOLHPiI2WTE04/IUDV8WBz6jHgK2cQfWt9VOZj5I4rM7kh3TBklReMu1PacqXTUs7w4YC",
+	"NuU3bX4pvtnvdApjrA7jSRpy6q1uGV+/fMLSse0+nWehYO9h2cJMcF3u/d51795ciUzd63RP9g/4ybjd",
+	"G90X7fvhQbd9EnV5+1Dsj4/D3uiId4sDG6fZlOtWvzXP4nYmxiITMhStuoV7ybV4Ek9jXT9kpbkWMGjB",
+	"wwnLuBbtBN5mszSJwyXTE64Zn82SWERMp0xPYuXO4c7Zo/PHbKL1jM9iNnRdDdk4FkkUsCjjYz2Qaik1",
+	"v9nt48pQw18pJvlUBGyYDc2CYZuKKR0nCeNJki5ExGS6CJD8hnpoznmYykixudRxwmKt2B/zVHMWq4Ec",
+	"z+HLSx7LPfZKCDbA2TOckBq0WCyxiRioKJqHsAx7A1nYlEErng1aD7Jvut3j+w/0N92ADYBGZRjPeIJP",
+	"Dk9OjuBJYUemsXwi5KWetPrdldvwAqffcAxLyx8LdbsNaFMvxX1gdhsGEje7vBF/DPPlNGu+oJ8WsYzS",
+	"BSyfWf2GVfvjm26v03mw+OaoU162P7456phH262b0NnydKxFVl2yV4YUdMoWPAbGNE4zoCSdLWN5WTht",
+	"h6VO4+l86ncZSy0uRYZ9vnnz5nSuJ0LqOGxkmTx/I04lw8YFDGWuBN0+R/cPO7sBW8R6gmQnsizN6B7i",
+	"TOMtAJfPLBNKyAp3+FbwTGQsEzyZfjNoSXEzV4NWQK18M2jF8poncXSBDQ1aa/jWry+JYs6i+tnEETGu",
+	"nLYeICEIFpurMxOzNNOxvGSczbJ0lIhpccCd7o/f/Xzwy/7b4596T++/PDk/fNP99ei3zum3xQ3nN27D",
+	"e8fBGgL4FLRmPONToY2YsIKVJTy7hEMh59MRXFxjFmsxRfLIhJ5nsjDeXidoxfDpH3ORLVtBC05Bq9/C",
+	"41cYcSTGfJ5o+mTKbwzpdDrBOkJ6Ph4roesvqimXy3yA6iqe7bFTzaap0qzbCeCwMMmzLF0g8SSx0kRK",
+	"4ziBxaBpwTkezzM9EVlhdg2TS2lAtbMrTa4wvU7t9F4rkTURFFxsXykWR2UiwZuu2z4OD/fb9w9H3fYx",
+	"FwdtPj4MR4fiJOqF3ZYZ+4zrST70OXUWtIA+40xErb7O5qL+VpzHUauWmJzYZUTOdC71meShjq/xnBvJ",
+	"Ev5Enkun+54h+P96r+jqNxPCVji1chF7zVzzZG7ai2AIlXeCViQ0jxNcrVgx8wLIX5HAd1BeYCDx8FCz",
+	"ZTrPWJpdchl/wCF9pRiPYH+UzrhOsz2zMkLpizhaexw113PV6h909oOWjjXuzakdQz5Is4Jwwaj+vXt8",
+	"Fu8hI2qHSTqP9sJ0apdG3avMERc8351/Z2Lc6rf+dS9XAe7RU3XvBTVCn1SJacaVWqRZhPwyTLNMhDpg",
+	"o7nGo9Gwdq3AVy9+bRsO2D6LmkZjXr/nMUsc0KMpj5OHqRwncahvSSWh93mZOtyzAlUIJqBfxqMoE0rB",
+	"9HiSCR4t4SKeK4EnC24D1er//mf+aeXFVtCapXBwM5A6sdXWp3e3o5eTnF4e5sPehk7cbO+OPtYsFNuJ",
+	"JQN26x+g3bskkGsh9X8zgZxKJq6FNJcC3tz474s4QtktiseoFuTasrcupL9tQEBzRWoe99rDbko0ZXr+",
+	"e5HV0E5rWF07q0v4JEVbUVmqPfYs1ROQnIB95Ut/R8T3OM1GcRQJeUvCi6Waj8egbEh9MRPZNFbKaLhl",
+	"Omx6tXybWfVEChGRdQb13D4KMfl3AVtM4nBCl1uWJoJFqVBoY7jMuNR3cKedeSNmhRFvQ1tN8747UiNj",
+	"y1eKliHh4RWtW94ZHfF0JjLc0oClYJsRJOYqNoxlmMwjcfH1kI0TfqkCWv07JLQzOO2SJ4+AZdya2KiN",
+	"euoyz4pcbi7FzUyEWkRGg0rDcJ7BGWI/o4biWQ+A+ZW0lfiWZHTY6fhkREOzVkYcyNZEZKZ3N1RTXBl/",
+	"XHsMKGqURksmBfwa8iyLhWJ2BMrqdsN8WYZ3SChPuNKnIJzekkgSrvQFtw2UycR7WuY7wGWAVZcZ81eK",
+	"wVeMBFMSnPGSDLk0Fs1ITFNYyDQrC5GfeZ09wY7NcLehF2+ed8hnJlxeCrZI50nEEsGvRf0tls4147Kw",
+	"YHdJIOllLF+K90i7t+YkZP8Ik9h8WeUnhTdKwjX9CgwDCEdeyXQhAxbFio8SESF7BdKwdkiyiuea2m0p",
+	"o+szFRwfc+PbjpsUJger6n7KRCSkjnmiVi6L91qt4pFmueIVA/cwmtddTr0whlvN32vhDo9J3iqz7hBc",
+	"aLYQaGEk0r3DI/Es1eQBA/K75ZGQqb7ghUbKe196o7TtzmUSckl+n5FgfufQaZPSgO4harvyjVsmsjKI",
+	"mb61onCUE9GzVLPCZLahn9JK3KHSQBMcMpoxy+aJUAz4KdzFS5BMyOBLzLYo1bEJV3dLVI/TuYw+g57G",
+	"9vs6UqKHVSoiz5cT5sVNrG7NNQ6KG2673Hav6bu72eZnKVPzcJLP1OiCToj3r9M99tK8pkBWT/VEFC15",
+	"iiVpesXEDQ91smRJfCWQKu6QDl7wZZLy6DxNn4CN/JbkMKNWLnSaXiS2nTJZVF+qkAfphiifOp+yuAmF",
+	"iNjR4eH+ERstNfmSb0EvXU/5M9NmOk2ZHcs2dFOdy92xicIyxIrGBzcNr/AEE9Jwh/TwUowzoSb/SGBf",
+	"SAJD68WqBaEXKicDd8W4BlHiwrcDJm5mcQZLkonr9MqszQg4GniBuCSmYiQU1GCu41Dc4QLZ8d5mfehb",
+	"cr7gBMlleZGJuRK1V0vteysXa8Fz+xy8/cCECpDlZMIVGwkh7fLtsSfpJTBtChX4/GV6WRiMG/A2q1U7",
+	"57tkN/4ISyItRkDduURr/vkDPf7Mu8dukOls9R3U/HLDXZTEUqA9gL6gqAlVuZ32e/ePjj/rdtovEA11",
+	"XuzztndV85zv/s4qLRcM+lIgC+KZKN1k1cC8/R77Kf4WnArG9XyXnhgMrjtTar7yVqujMDwZRYUZhqwU",
+	"HclWvyWWP05G34fx8/jHx68/nHWfxWfqbKpnvz08Ozp7f7Z4+v6tfnr+SD99/1o/7b29efvh28lZvIij",
+	"H5LF2fs0fvvrzxmXUedMdvbE8scP0Zuz+Hl8tnh6fvXh2fePDp++6hy8/fD6w5PzsPv2/SP9/PvHybOH",
+	"3clv7395//b9L8nzNz8v3354FI9/3gt7iRxNH3eiX39M0L8O94O6iGWrfwJ2S8tN/Ae9w5Nex39o5yVv",
+	"sovT3579dPX25jz89c3Nq58On2Td5c+Xi9PT09Ofwv1H73u/dkYvj9Xbm0cH4+PFWff9D8c//9GJnp88",
+	"/KMze/jh+I/rDgdCJ+5l6JYiWFoBuu5xNygK7gJ99L1O76jd7bY73fPOSX+/0+90foOpTOl48oj/f2Z7",
+	"gNBbQSuONo8fMDEDpxFnT9JrkfBQtIKWL3VfrGyuG3XC+2J/fMJ7PTjpKZ5Ya8Wzx7nl/OTzWVSdWa9z",
+	"3j3odw773d5vrU9bHEMk4pdGGa89jPCCYjHSeen0YKBk20RKrjs+dQGr5ZjBVd/nL/pftfMYt40+Nq9/",
+	"Cm5/9INWEssrc1UgeZ8TdZdjU16mGPCoK3cixmnSigZsXLwhKQZPXRkplFwKTkCHoRZ7dXfDt2mEy+BE",
+	"3Va/9W/zbA9E/3/dyx9VT+a/rUXGvFt8/slwvPQpl0uzGOq29yvX4gJDnxpEMv+5f4umKUUymUkpUHd1",
+	"tmR8rAWtYR6OZUM3Y0kvtTGu75ZXac+zsVdGse3l6c/ujtwzLHOhpyDLkwghoj6TnjM4SqXYY294rNnQ",
+	"W5KhWyoT0ojrKG60neCeH2w7kGqSLsjrIW4mfK60iGz8Lrqkh9k3neEee5xmjLMEjO8BqVLo1lYpfsql",
+	"WgiIT4wTUY6rUaiCDSTtaiZmyMjZmMfJPBMKHLnCGDZQYNJ+0E7sYnYobNRjVv9jjMZb7LVf5xGon8Oh",
+	"IF5OekGjt1a759VWyqe1/IrvUGWk0Y0ovJREnFzltMF1d6AUva4MYpsjWZ7C3UmxZuZuyuhfl5eQBZBA",
+	"BKHIFW4gZ6szFgn3zZs37XKM8CpSKIcUfz4lXfM4+QxfwbzYQg0FucclpQnk+TjEVBEtprM041mcLJn3",
+	"xX/XHXDoR3q8MsMqjnxLknNf3tUlEImZkJGQ4ZKMXN4a+UFB5JaNHrDMW7jaG6FEh/9DfAxtda+tWH8b",
+	"6sMWLqxmUCU/73mJ/uA3MBqCjA/+BfwBSKsSI7sivg0Ni81fFqPbTI+39Vn1ej5TxIkxM7HtyNNbk7uh",
+	"z6GZ2bC6mCv8GV80mu21VPPZLM20iJ6KKObny5khjFsQmWvqYgptGcW0jtxq31zruWhwj97GbXHo04gb",
+	"DcPRMDOa7aildkpfzoEBJ2pYXo0hWqoxPq2aeWk+SqWosROVSIqcqm0/PXQVVZWSST+T3/0CEhNO6jGP",
+	"k1sLbteumYuxa6dMitWXGqgQjNo96yIw1sOVvnkgViP8FeKla6PDgyK7dDkXhXdz1fW23nwvxC5fZOYm",
+	"vg3BVxfu7mndebSnXIeU1AV0kPEQNDJaectLydsPQwFeiftzZ2zSzYvOhuTJUsehejWfTnmG6tAsS2ci",
+	"0zFRXsQ1r5pCHoJ2p9hMZCziy8CEk8PoTWycFpdptoQjHAmT7osvghxrkgbxT/vmHvuOL5WLH8P2FNmE",
+	"xVhDDASsAOY8rdsQE1E/l6jwGTrgWcZRextn6dQ7Xb7N7aAV5HlAEdc1SbFBS6cNXx9u9rXmSXU5T5PE",
+	"Thn15jxGPAPhrpAH1e0dH65Nr8oTnX6nGePAbf8B7WqeLJ2OwIUDA3yI57IuM+sMo5rGsXfHp1LNp5jW",
+	"l7OxgKFL6DJWGjeejAh49KxJjGy5w1KqOh7OhRi1gjV5fjOutchgSP/r99P2b7z9odM+eZf/uXfRb7/7",
+	"+t91y/8Qewbh05wJ5MFRFMPIefLCo/wxT5SoCuVSLFDO2WNDYkVD64rArLohmXVxbsVzZIzTa0jXcFBj",
+	"hF79MkzjGbyHiY5kMGnI0JQxxKM5s0rAuGaJ4JAu2AMFAriQyBSeXW4TCYNO78B4rNgrSlyghH54j51m",
+	"l6nsxRFcJpPiVnLKpPd7nU0yroR/QtyIi9vd6R0U97tXs41kU1+9Oi/hnU/5hbF+LV/Rm+XjQxtntsT0",
+	"7S143SH6ji+J/1S4aWh/zo/zwepU0IB4ya15Tmk25iUaR93YH1k6rYSMF27+PfYU7jGEb1CiHUslpIqB",
+	"9pNliRoq3hg3Yru0HgH0Dov7v1+z/cjga4Zo02tM5swwX3pKwoEpzPSS0WQp2B8Nn/A+m/CISbCpVo8u",
+	"PL+wN1VxK1I5SnmGkmLNSF1uU+Eb8Bzxw7DXvh91Rfv+aJ+3T8KDcbsnjqMj3h0dju93WsG6lFTbumUV",
+	"efsqvpTz2QWQeSK0qP22cUzH/KDTvj/uddujo2i/fdANT0TnPu9F3eNNxlRcubXXtMdxkVBDEV8bX1g9",
+	"wYPDDzxj+3sHx72T7v5v5RPQ1vG09uqlQLoq2TwD4IcVtJCPYiFGbT6btYKWnCfG/EV5xJXOYBBK8+ls",
+	"/Ty6vc3nYK0Jla3bwK+5LsO5yCfwFUe+BVoLygfCn25xE/MRu/UvkEgtA4LGSQkTDfcZbRL6BqbTWGsR",
+	"sR2AR8gjeQI2l5ExICo+9fPxdqsHPJqT+FIH15DNRU4deSt+Z5bvwO1pPTQgJxSNHG7DjGRhJj5K00Rw",
+	"WeYW1UlHwg4T9JwrsURJS5mwLa7YpZAiq0LF3BW3aRoX6d6Yr28FQ58Psx3z4zjOFGrs5CLlzK36bsOA",
+	"P5MVlbhJceRv7JbS8Jl9uTL+4tjuhBE5icTiGHFL7e8KF6f9dR1/aZqZvwsTPpsJCQcFLSrue7KyDL21",
+	"GrIY0gIdD9xdvwKbs7A1XMYsTeCdyDJDyWfeyDy+BclkS8n+9QzE9y5gZxhNbI89AoQM4DITEV6h9Ivm",
+	"qHQhARdMsCFo71d5l8MG0QH/2lx1tarJJxSMzui7rgXVsP8ua7allTUdr16jl0LNkxoplTdyX4c+Qu1T",
+	"SkuO6OWDwBTI5uTkeLXO6m252rDbEvd1DD/OPD5dVJ3XjSHzopo3GIHBfiNqsD2DJWfrbmEfaub9XApG",
+	"D9HUEsuZtY0EYCCgf6OJZTvriNn4T2uIyONA3u54y5QPvZHQHnpic1leh3CCkCfsMkvnM7g107FZ3z7r",
+	"/t///X+6vWNfO03HbJbFErNumBY3Jd5cEMU3NyH8r8HgptNpDwY33ceDwc39x/DnyeN3X3tPeh335LQz",
+	"GMy7R8fwH4iJa9N/T/E/vWP6zwn95zH+5xD+s9/pwBePHz1+/K65y1qjhWfP2kSf7Bx+WYUy+Gx96DYa",
+	"S70au1oqXaHkwqsuF718fy5RVbxGyWrMOBuhxdYDe+yzYcVkPGQ7eCcYS67B7jIWb8yfTv1s84EE58du",
+	"wIYNAAFDtmOD8w0eUg7ZARbSoTkoiyzW4oLLJTr3htCi7+0bBgMJF7yFuBiyHV2BpzActB6CAgUEmDXT",
+	"izhPWKJFAUnOvT+QNKZditUpU2okfJmnzlnRjBFRcura2RQFpromKyRoXRM++Z17ip9i3aJnZK+uFesp",
+	"2fBefwwNEb2t47m4Tm6YjcT7JFa62Vi/+U1QZyKfcHUxrcUffWNCteCpvQnRn1HgxAWd2NNvpLjRF+E8",
+	"U3XH7gVXCrSYIb0wdHGU8BWb8UvxgIHazVKiP0zKh58LXbeenoe9Z9+d9p6+P+08/fBo+fS708XTx8cY",
+	"KP32/Jf3T+POwdvznxdPzqPp0/eP9Nv3v109XXY6T988Pfzt/HT/7fmPV0/PL9fr+FWGxFve0hVn27iN",
+	"zwwrrBrbnENls6uQ7ciUHEpp4r0YGDdpsoTgPC2YmvGwLNLXcN+/2/X5oijf1uoFtM0lP9dc6XTKpkJz",
+	"2OE+4+zHV8+fWRNiOnbmcpOasLPfC1ymxy5DzLHpjIcavwuYFBhhab86ZIm4FokayEiIGfFm03aslUjG",
+	"mN8Hr7CuxYO03/YOD9lUTEd0vRinIX0cGFsEe/b6SU4NA7kzHAzmgM833GUG1+pKALYVo/UqYXP+2Zol",
+	"XCIcb0ohxiLL0H8rxUIlAqigFbSU4BpCqkhh8Ze0d3hYpvygddO+TNvmRwx7eMkXT4VS/FK4/bqdewbE",
+	"ZTw4fWNxwLQYY3+47u0d7HWYQ7wN2CyZG7yPGXVQtbH4mgR7TO3piRhIYzZIF1KxnWEcDYOiEh1UsDF2",
+	"0Ztp4aJrbsiqWLXey2lfXms9ItfbV6pmii450thrOHv9+uw7MAFYi5J6gD9dHwClXN/fBYRcGaHjz3Cq",
+	"gSTSlL5ksQHqFT5SvtVsj31vejUapTPRgBVuIFMy+JUo9QvZ1NdugPO/fY7ZO7dMr/3wFb26oQWoaPrp",
+	"M0CW3d/fP7GSHrTBPqBJjqBsMGAc2XKHsmsgtQaya6xtk25+zM9KpRjICUS/8Yngue3PmgPDJA2vCE/I",
+	"/WZOCHWMVtWG7ay3MnVuZSmvBxj1Fgh8Q6N0rh/42OWF0bFTTxTP09PMq1KISA1kg0Qe5AjoI0EQ4+mK",
+	"ELkaur5z4/4qtalRVMmNRWVq4555UacYlFXWnvaAO5LRYGgsGgqxpZbWYkKLj6usmGGojpWUmKsB9XY2",
+	"zBq7m9Xt1p4oJ5V/WV/dl/K3xTISNyu8JGCXh1dcPAldrF8pq0AOy9i/60xVX9JF12wZL5uEiZZuaTD/",
+	"UtZs3As3jcaT9KrBE4mscqm0mKJHJ4+p8XhVmE6FYhDScxsTWe7B/BsJ+J5yXWtALcbRsUcGLMUAIA6N",
+	"iQZ4jIMLNxyGIujIRCJ0jd/Q2RJqWGKs2CIDdu9A3M0AniGwnggnqSDxE+M40ZNX3K11oZeVlbBASXWE",
+	"hbF51hVnViQrpJEXO7cxt+eF+OG8L7dWm3eHgOIEDQamMdtAsV+LoV7t0AaPVu3IqJK9oOcGP/+k0921",
+	"F63tn5SlvMpGHoRcHMI9G5eyRuVvNtHAgN6I0U+i1uxNpUPYo4fsRbt3eIRCONWcOezeD5j567jGUc2T",
+	"S587PnrVOzyqqXkStMLs2n/xRbvpxasmGQkGFUcmfdXL9KKSD+Y6AYfHFYj6OQVVe9DLwpgf1o5jrgrW",
+	"QRVf1r5Wc9WNuBJHB/MsYTcsTFOwPXMtaoeyXPX1cvXXpc2HWdEyw6CgaVrLAPeI5rOaMl6JGgPelVhu",
+	"blXM21prVcR268Zj4BQ307aLY/USk1eP08WUfgq2DIOMZxeW3dWLODKy1vGzFw7Ee+fsBamqZy+uj3Yp",
+	"SkJIq02C2F2KWYWkszDNolxJ5fMo1gOZpJcMzf6UDfHAgKKiNRyDGOSSKRHOs1gvWSTCWNWI8L3O/l5n",
+	"r9vd37vvyxVx6Ro+OKzlsqviOs3U82xZyWYJjyXd/Oy0GslpZ6CzuQyrsSIm15ZN0kyhiV8Dx1aaz5Jb",
+	"BW+uVUQMo/Xay6mqjlyfz4Q8fXH2XRrOp0KuoNg6Y96pZOZ7tr/XYZFppMpmYzlO1zVdGVo6E5LP4qJ8",
+	"CTu/X3996onaso/S4tkOAxqvbbNu2V7wS+BrtcWn3kxERqhxaE5nCcH94jFYTBBSOlY1i7TeS0AVSsYp",
+	"gHDlHWzkKkiaS7UMEyoTZeoaVQqzrPZ9pg1lVbBleljf9FrNqCG0v1SvJc/+sLVYwA6bJIW+DnpbBfhb",
+	"kclVaLFR/m6LammiANdekVHcU8YJWByxuJSLdWCkYxhCgTPlNbHHhv10IYemfBbYEo0sZlgW5DFmyHNx",
+	"4ubWz5HeTeSg6meCR4V/QLuFHzxHoWp8UP0KA/Vjvaz/tfA+GnSspaT+n87c0wpa3ObU0OALKmphhhWm",
+	"YFOJ6hxCIBWeHBzetwWUGImfylj89xodrtUgadg4SFkPJ7EUbRgkbiUhpMNn5Mpet8klL1Kd99XXI3n7",
+	"w7vfKUPjokGTa9KnTtlkPuXSG+oNOCawM1d7ykC7y7DkESwnvm3n3i0OBFAwalz/QVPG1mc7h4upcSvq",
+	"WmL8JUaEms0a+iliw1oVb2Wi3QrjTHUQP5yfv2D0AhJQkZt1/PJQhycnHnPDZzW8lBL7aoh3kmY6KJOD",
+	"ouQ1q9nZEwLtFme8IlEwnyj9UO379cszUodimwml1nR3y+TDoFCjca0qYjN8cc38GEo6TYENKfAoqe4+",
+	"cMCe/226AEFN1lK2ZVP5WudZZ9iCwalkO7m56/TVw7OzXfI4ULCxQ2mCXXOVDDQbxTL349ElZ64narUs",
+	"wd8fn4Q9sP+OsnShRNbmEd/KhgYmsi4Yse4/evdf/64PVi7AN/25FocRTICG/MR1nM4VGyI6z9DE8+aQ",
+	"UkMHzl3KuLs77DZvJQ67ve10gOLM1ykAL9NErFSGUFYBk1uNu9GXNSwg25RLfpnf23gxk6GoZFx2Tyt7",
+	"V8Rcq42mzaEAa652NOO0IQpDROzHN+dsZ6iXM4cCPuT6v94v9NC4XYGAIU4GMGHSzMysz0zNR3Dv74d+",
+	"l/gLZSRWRu5j/DVVyKRiqQbUKQf8MZ8Wo3w7a+XvOnTB9T0XSd98a+LUDRQA6uQ7cZQINJ6PVJrMLYiW",
+	"KRaEmm+siDkUpRcHcLjZ6Jv3Mp3xP+alAe+xMxxmhvhxGEdu8dzxrQfkBofJoDHBpNDVJA/nCIm5qYw2",
+	"vsmolm2S+Vgb+OtIttBxgWaCyuGt2V4zjLrD/BqhD2+fjgvH3kbA6NQg4TzIk1tNBtc0ln5T3fLltW2y",
+	"7RdPP60ulKo3fFsDEBmUZ1k6jhEeqFC6xytIUWNRtmrQBiM8te+igTnH4/xzQ/ees/1tlRy6kSv1813k",
+	"ec513nIJA7TyRQUUdJNhlfBB1w7LV29XXXxiPBZUcsf7Yo+9oIoRNgZQSA+MknLzbfUv77NvdDYXw401",
+	"GM+UUKfBfNHjUgRQ/fPWWUjlvQwaEr+deO2dgMIY3jWc31PvpDWc40yEsFUgCbRjU0EJLMvgjHQuYGUM",
+	"JyKiqBV4Mt1mn22z+SbXsARxYSRjVXc/0xMwD6ry5Rxyacqwj4S5lOF6dujzEjGxESKveAXvrzOw5blU",
+	"62jDpJDm3IoUqwsUkNUFVsfa71xEfFmn4+O7BHXptGn4hO13AMMEf6Pigz5UZVDAvTS68Gqw9Fz6WDd1",
+	"HDGOaHUyI4Yn4ViT9PKS3Blqjpc51LdfmhDqeExugObMvuN+t9c/aI63WpsA7Y04njWYW3PvzrDJM+Nc",
+	"LyZKkWvaGG8iqRRmZenNvRXOl/XD3oRCXrkVXUElxQyw+9sZdAvbXV7M+lGuJPKgcqiDVRmC1TPUHGBU",
+	"x46QDgPGczQb43sb8fAKkr1kBMIKLGKasR2jrZnPF6nFK6xxgK/emEc0IINKxHZenz/cZem1Cfbzdydg",
+	"aRIJpUkXeIC/3Qn4kIP+qLkIcfDYeO0ppjr0GkblxbZZs4efBKSK5P9ZCbprj8R6yCJvhEWO3t3Oj2Hd",
+	"FsV1Coqb3kSvd5AQQ6pQdd9mBe/ZSkEof7MhQcRrq2kmDTkhLIrVLOFLkxTSkO5h43TLKR9FGvk+46Fg",
+	"P6SzmciK5pueUYL/qsFgnmjY6Jd0N+WUL4GDs7hoGbLI/K4afSnKsFjg3hMqbSjAKyAHIkBCDAZbTf6v",
+	"x/Yc/vjmvBVsYA8qGF7QONRn1ijE0pHmMbyJFsFGI2BAUBEcApVXmY4KNiP2i8jiMfguWToeY+0OF80G",
+	"ISWmz0uhf1xcqSHZTfEwoD/XFnHwsPgIJs862IGCOdUtJ+2r9QyBwh6mGbmbtODTVi2uXulFU7k1FFJn",
+	"PMFytZemBlbCl7n1mD57FKYUaNlnHlS0K8Odr/lAmqAnOFdov6G4OU/ihbvE0x3aKkxnIrIEBsbFKSw8",
+	"paeDEtEecSUi04E9xHhyB9L5Dm1ourwUysSFD+S//sUephIewB0+kG2KfENj0mIiMvEAPTGv6PRDNEiW",
+	"RvPQfN9mj4zVyZVqJANB0VW0x06twArnQ5HJkVy2O/Uhp8PT9m+Mtz+wTvuE7bEL1mft4e6DgWQQIUOp",
+	"HSJRglDCZ6BOm8rwlBnQdtAlLI68kZJHMlZFcFAfJ3PIdn63ntF3O9bfslgs9rJx2BZRrNNsL80u72Xj",
+	"EP4H7+3u2vwH8jHAMJXkV+Ii5EpAqmyEpF/0Fc0zoTASos7XB2udZ/4KwI0wXRRCE2OpU+hNmxrLgVUQ",
+	"GqMl7xVDJeF948mDVfJhwaO86ptiml+J7S3E7HQNoDmM3ShyOQY6Yf+LiA0POt2h0TXLGOe292G+u0QW",
+	"XBa5G6iPGS4gJUso65nBxxU84fNyQhFYgynCicPMJMsdJcb/1Xe1FxuLKtKUYEIHsJ1+dcX8W1RGotSr",
+	"UolbUoL65VgIVdnM7SqWbZ9dfohnNv3BbuFXiqn4g60BgdQv7FLApCIB0kcmFHAS6GmPPceJCNMsia/e",
+	"3nQP7d6U8HDNACyDeelKT6iBpGPoRoXn1z0H2gC2KIpchRgdN0NXKFibECOXMaM0l5HqFytR7AyzoV09",
+	"RZK3TBcBG+q8pkXuEoAq5Byt+SAJYzW2XVQSkXhMBQvcI1q9yHDYYbkCxJDtDP/wOgbtYbhwXe4GVrtT",
+	"S6n5jT2mZ4/OHzNgOHwWM9em9dlEGR8DQeTkkF57q1I8Nr0T5lcRMfvEJTOCchHN/UGlCoiZ2YLHeDsZ",
+	"LRkQGBUTMp1fTorJ1HZIOsXocqqRiPv/0S7cR9LcFPto4S3Zx4H82G633f/g7WE8G7KPjgKoWTxwoJWb",
+	"W+TsBfvIukGv08G1ncZyrgWj7+H2vaBGjCqNFy3dr0LVt3VU0xA9b24nzbCZofMuwqtHCPdTacto3mTK",
+	"8Zo0uU3mAdtBA2FQAUDcZR9Zr7FZe5c0t6tiGQq8clFjNfYbWENqtHto2lWmYXCBh/GMJ9BmofRFTtXA",
+	"6aQRe+snDsRKh8owLTTecVAlQvEAQ7gQsBcTUECRRxElWRJlw3AXsYzSBdv5/uHLU+OHz7ctNg73MJVS",
+	"hIbHzYTIHoD88TjNFjyLRAR/YcLFSCSxuLaYo46JEy9KQRXWmalWk6U3sTC6j6lR8xWIub59yd0LLnaX",
+	"eNwew1MFa1u/G66ivd2IoqHPQI4P0AzFtRbTmZUQTjqObeHI8MArPO9D4CkjoRdCSJvVbQvd5OG8VBCH",
+	"4NII+h/PucHCoHQQxTjcSw/y8QEnFtqIwzDGwNmPvao8aA6E1TSVLH2qohISeAEgBZpp7bHnZvEVkgi5",
+	"28xkkXIgOPBakPwNLB6uSTXhxPth/zJkRi9FFCt336SJoAXy/A/25kFyhaAtk6wzhnTT0TxONNjHQZi2",
+	"MF35HRWJMOGZjc1xbQIBY6Imi+VADm/aFJBTAlyJ6PpwtvKvh2yccCz4aWXguk93Yf1d4igaxTFwlodX",
+	"ikEg+SXsyPCgs8+a4F4CGHgcwXVOabhOcs7NappnlwK3D8o+g5Ixs2w7n+dHhqEN7KPRPuC8m+AF9tG4",
+	"SyvMvMDU8yBFYChLodz//9///X/s/3tvZoJHuHrLQgmIYvJ7saE8/rP0j1Kz3gqp4W3bsA6P2zSA0Z3D",
+	"ugXwlsGPBB2yHWgKzy5zRTLK8/f+v9JCnjpc6tb7Gz8qBpoOa7swbw/koPXczXDQAhrCgF5g8cpfLYzb",
+	"DZr2AJ9SclxD1OywjzBA9vACo4B3TLaQt8rI9UapnjBz2LAUGNfi2sG4wSHaq3VQgrym5xlwCr7SAQon",
+	"1wrweiIU6VqO+zxyMa8KlhT+YB+t9+Yjmwou4QjWyj41EFAf2UGnwz4W8ssqwP+xcsj/bIfmBn2gpoiL",
+	"4jJd0cYSMJ0ZlRBsiEBZeRL+fs8AiMChk0KBALhr0AltTQEjqdmS03k0AI23yz6ywpUCPVDmoruJdiKR",
+	"xCNU0dGwEMXY0zxWE9Cgd8t9OGGs2HyauRLdviSGajC3ssKqut2lfpCC826KjkhXFfx2FbBNV3W1lfMe",
+	"uXQgFza4p1pcekaeWVtZmnIqbNxhrOywLNspFi/L+9qs1lhRmzZ8ghbvwtozqc199rEicgRsZK4aT1SI",
+	"BH6Gs7Pr3wBZZtstwBt4V2HpSi6ovAjhCwAipbt311zb1LVM9cUY9o46O2Afgc+qeThxqjmuRjrX4sEG",
+	"mn4mjFx4HasYokipm6nQkzS6gN4MLVJ/h2ZyaJZBrV/hkgHRGstorBh9bY7hKXw/9IZPIiOcAmrzyLRp",
+	"FHMX95fNQTIyDinUrwwlcV1dPBCSqIsc6Q0aPylxI/uUvF00BcdadngJ5d1Rd4xlp4ISwMtK3DjLFNB7",
+	"gyJJcURGfFyk8yRiieDXogoP44RvEwwhrGyDLc/4Mkl5lNerxg66+6UpoyGGamiqipWF9HF79OrqHlGj",
+	"duM/r2SRiJEGh2hxYQjMRwHOKJyYQXjgfdB1r0eMxsI53KbwlmVmBSsDtA2bwRvKjRq2jGoRccpcRSX2",
+	"3FDSc4NSdHZATZXHcXT73dJOVoqHu+LqiL1lmZMWmSRl+BBvYw6XgbiZYeCFRRPC2/GBiRqg85cHyOeb",
+	"4YruUXOWtuC4gBmfKvOhwRJesvZcA9WYxRoMVWIurMpVNN5sXroPxtMKWkkcChNjbPwlENiYxUJzRLyc",
+	"Z8matAMtsqnyUixKDpdW0LoWGSWFtRAwq5Da6PIZXfrivb2FSJI20uy994srtWfLV102pdmhoPNGjNhP",
+	"YsleCZ27lEwcI3qW0Ip1Te6nQv45mKkxOd3EPaqJAILIhFWcQN8C55nC9Fz8CIlGabBF4pumUK0phU0R",
+	"VyIqxi6hiLHHsMw1vGNNaMMpv2lzIFFUJAs1sw3Yz1iApBdro1pTNJYZCR1a7uQTSqAnz1mxLPT35FUj",
+	"kF20reKK9zqdLcvT26RyVy+Mfvjd4AkYGAEDGmCwAgwygBdN0N4fd8MOb5mMfkjkN2n7mK2Pufmt8fH+",
+	"8x/3v+vdPO5+e3l8PR+d6Ceie/nD0w+/3D8Sx+dzdTJ/8cP1y18evcak+X7r5uLxow8v5yfT/aMfnjy7",
+	"0HNxdHjy5Nns1zdHs4fLVzq+evv+p7M3Z4e80/r0bou6XMVM+4bqXIbiYP/hUMLC3FVN9BfY9F+zJPqn",
+	"oHXQOWr6xJHjvWepqdRAhU+D1kHvZP1X5bLj8N1+d/135oMfaMTnafoErgr4/LDTWf/5mbkYXKrdYWd/",
+	"/VevC5Vdcx9/q//7u6ClbNk0OK1ekkSbDjvyLw9rT7WCluaXcPhaGBPwDpq85xT5e3mMYy37fIICpxcK",
+	"uurSDwBOz8U4sZ3Rsoj7j+ZcQNqywJI2IxmtjIRcyvJ4lT5qCWzo4ZoOrVkZE8d98FadskuzIPB+kPN4",
+	"rMZhegJcNQMa7PlDep0eSktggMot0HtsB2BRb7SQqDuMxDKVkUF13NsFff4lhduoimWkjrvCUlK8WMsD",
+	"s7HFD4sYQkkO++5kfODjGBUGr6Cv1oYK94v4aptxKw9N8FOwagSxNCYEWzhv5Rg8NOwtxpHDSq4ei029",
+	"rUR+bRqTXzdwr2KMG/FaeLtVozS+g1gxUgabVswVqNlipSwe4+oRkEnYD+oDkwbVbTF1rmOFoIgNoXwH",
+	"ORJjw+BNkb+aJVsZB7/1qI2MtW7Ah2sHrNM7GC6FTGaXQmmvTrgZv06NkbAwxsNO/XgsiEI+JOP4pE/y",
+	"/OV1WWLVUVZYZiFtEzEx2HPMG+vbgALwcaBZx2jJsf5SMNd1a0FDLSzG6hDB8ka9+2yZFValILNSJOfv",
+	"VZjcYsmBHMVxU+hGH/G1Dgo7jjaHaywGnxbAkz2Q5AKG4hrgRIsN60H3eVCGK4J9HQDqZrz40zsPLsSE",
+	"Ahfw2u+M5LYQ4XOk+xrx/bmVO9yJvzPJPUNr519TdAcjgbzCBYD9e2HOUZVvOlx9QPuQUUU4w+j7osyU",
+	"NMlMf7YcmfzbJZuDqexf93wi+mQ0iw2E9UrdbPywu5G87tvP6bsN5PzHaTaKo0jI1j/KT7Py49SdJyYS",
+	"UuqCTmPlbgiZrvrJbRq9k8wJ11HVaDoEyEaO/3JQ7EpLJ8KyqaUMJ1kq8X6lRBNCtx9IUi/AsaeYrq8l",
+	"qNOCja9vssyjeUbIORSRJziBNw3zUzG0yoqJyIpNw66iM0RKl0tuD114hvFjurQ/kxdjTIB7EPtLEDc6",
+	"j+vB8AqKPrHjBX+hVDwkpwrWVjKT2w2YShk3KlaYQgOcjcWCTeMkiU1HgfGIgOnXbjIu3ddfg2kyFuQ2",
+	"UXws9r7+Gi14nk/Awscv07nDjw8odvKVuJwaG/aU8P7PwDMO0y9wIKcSovWMJGQCK0/nOoDxH3b2h8Zp",
+	"mHE16W8PPB+D57iocno4rZmd91eERU0e70GOQTxo9RmmTwaVqo+uno6pc6gwFm8geYnergSE1JxXC1Q2",
+	"+FPgmyG4T5yDZ4+9yf0j+fcD6YHm2y1QzAYKgr0fzc2gg+CI8x3OfQt+Uev8sO2xXMcuBD1A/Ev+caon",
+	"VZh0h/pFDTTipbMdiJMxjSxiJXZzAHUqML+Bv2NneNDruVAp03DeIk62XAIy5BJEb9w8b6skhLRheFvV",
+	"nG/t/Q3ugF20RbvAL6RaisEt2PjJOO0XQqgzWJy7YoM5ls+3abTcUrBG1YUSunJujmqf9bSgR5lqZ7SC",
+	"XACvyN2SX8eX2FFZigap4uI6FgtBEglJ1cUuXY0bS+3luhQr+/7CMv8KOX6DIii3ktk7v20tGbtCkcVc",
+	"M+BLnyoKWG9LOvFrQOZKWF4o1wBybL/22+hTW2lKJuurAAO/gar0ya89WaJRwymhjoEl1+Ld4hOp1wjp",
+	"T3+HtdmOIl3Z5gZ3i7vIzM1cqtpcLuUZq3LdZk+9+0urZp4mtSq1Ojc3W2mEbkAZOftvUDAkVor7+i4A",
+	"kjbcHpTs69toexV+/G9b9JWUvorxucBwa1/GZwHZMataZE6sxOt0XUHRVwU11pMhMRW9JEeS8FSUnAJz",
+	"B1rpqFY+jDG0/JYy4QMX0oLimEkFKUhhlX3QjRd/cSVbf3PturOBdm1qpZKAjF91NxjdCwok8pXqg+7h",
+	"JqvhAoaeiijmWCsBDQG9TT5G2dQmnf8nGQ9IuXd36lYGBF9paNV6T++NbP3v1aaFeaXkN9vpsqfxt1gb",
+	"L5Uu7sikGDjG+X4eXRbKgfdNhJ4p02HeG0irByKnMFWPhi6fQUjgM5W6zlznPAwrygSQRAecZGhvb4jP",
+	"dmwHMueQ7XsKZOVKfUBqrMmSLii4uyZX3FZncmpwJrgibHwlwJrhhVE7GBuYiEJdH2JnxvENxlya4nB5",
+	"tKupoIuqjxumQt6XqJRMCaCSwf1kki9jZdguV0ylqWRGf7Zr4KN0ONMNAvGagBuVTgkKMAeqQFOJHfqe",
+	"l6tJri4hr0WSzkReugWhi7h0VRUhpF9YUw/AQ+BPJtyR9PPO8AHGZ4MWzmWRvAqh20hq9FF3fxh4aR/e",
+	"FU1pHlw/oDnZOwUWe2QLrw8kpUmieunfPO7W2cp3XtLrrRMVVtIvgiYFXIxNKrxTtSmOKz8SjnAsJlV9",
+	"JPHuag2YKvx/jhqsF2lBs7GBF/8DDqbNdMNgMw1804F1V+nsFQWY60mr37o3y+LQOPi21Qxox76IpjqN",
+	"b0pqaq67dguV6+GfeYn/rld4//c/t1y/bbU1U6et89+ktwV/3oIeNp3PST6f7pr57PcPj/e6UHG2U5iP",
+	"X8xtxYToczMfW+GLgO1r8eYtgPz6it4W4f33vIpXC3MxDG169aZaVq7o+arKp3d59b2eNzNHX7c8I6bM",
+	"Yo0C/ahGxsivdydemIz7UlFGMEn+5RXov7V68z+jqPzHKR1VqX+d+mGww1rubfsAAsFB8W5jaSWof3Rw",
+	"fHj/6BaKixtlQ9znQwJjKHuxHB5cAfIuAGgd/N03Be0GXk35kgXJQuQNJOLgDcEIgzGcQ50OKT1TQfLN",
+	"jit2fnQE3akH0JUFiKjgZNJS6zTiSwsHQPMIU3DyQS+QHJbMZ6oZHXDKY6l5LFXfs8FWYkWtj7UMJTiQ",
+	"znt6t+Gj31cdueviSPO6BLBTdsQIUrjHvjOLiCsOifiK9U4ISJI9S7WxXuFT9OG5jTiktXa5D+g+6/jO",
+	"LhN8S99iXXm3ZahU5Bjql/G1kPURfZ3urQIPNw/iW70sSETmx4aIw1vEGW4dEfmfFv37+XF8epF+x0vp",
+	"Jy6UDze71e92jzsBbYgf89oKNtJ46nyOQd5257Da9GEr2EjLa9LZYF2MobowXJ2WezHgmd3e8eEW0mCF",
+	"szS4U4id/hP21vonruzvIqWhpFOSaoKqzPJZMWcoe8315B6mtjYbin0AO2XDTkZLmyItI5c375IDfehq",
+	"V7oIsQ4LeAdcRiY2XTE+kFjVqp2AFl3B+wyw/l4d8GRQDhwrlYEAmeZ1CStIRiVoB2UwIgXWB23TmEOe",
+	"NABG2FiWHT7jGUF9DaSfOLvr0NJgyzBDoA6AIFZm/hbgyXrnyogEe1Ucp6yuVisrlWrFqeZggAYqytRs",
+	"zREpazODkCo+x7jo6MqLl0SYWVwwxtlCjHxS8aMIvEpaLaLlhRi5agR1FTP8IrklvPO8fOzq0q5b3E2F",
+	"gsEb2fM6mzCvKyHPlJpbxvolObmZgTXTbMjHT4mGzwwJ/6Po/2XyMikAsow02pCJaa6FdK5XORABaoV0",
+	"Vovjkmf1ENZLoa8+Kl0F5o2WuxlbpNkVYnxREEaOpzmQfgO2+QJqjOdIMf5K0nXz+lImsNGCseGNQFbE",
+	"IkpgAQwbY2zrgJjqWSWsVOXIH9RHtVRBb/4eJslbio//SekCRFgrDp05Hc2n7tEN5cIpDGAulEJMMxND",
+	"UzgzFOsMPxdf3zGHw8IlgnAlFMUEt9lL0TaH2Lqw4ymCwSD0lcvaKzbp1Ru8RGj9mcjiNGI73Q5Tno1s",
+	"N4ctY7mUZEaSZsVWMVgfLEpJIpIVmKjg4MYmBGFnv8iHD87kNEEwocJ4Y8U0lS8ybvWx7q8Gp9qpR8La",
+	"xR7XVNwcukKfw7z0JitU3uS2oOcDLIGRedPFwG+bHwDrRuHyeZsGd5lmljNgF8dAAq+P/Jpm/vcVbloB",
+	"GLOyZKqh/zCVaj4VUR1DfOlB7n+WCOkdB9+ETatrpEjCMKOJbCJCRnm91aaSpqUCh3dXI3QLCbNUiPYv",
+	"KWO6OfhS5j/S4v/z0qI9YRsJiwYWaT3i0fOZkFg8PQ3nWAzCyzqBWC1EtDWnGpwSRHVClYC1MZZVaYxm",
+	"BXSbPHtoIF3TXLG3p0+fBKjP49WIf2CPmJcQGPCB4b3rnpvCkk8TCNuZaxVHoghSabK3kPti9oMASZUg",
+	"P6CZKA1VfcDO90Lj1GfxjyqVnwVkBH/aqiF3A121OUMy2/edWeIma2x5l/8BEvrPABJaCwrknSV7dD2G",
+	"8lRobhgKQupuAP6D763B/vHrmyH2D9arRIErngqD/hNHu3vsNbaG5SIiLOOmKYNQSLKikQktE9P0WkRG",
+	"KL1ECDuUldLxWAk9dOjenKqkkARoJPap4JIw16gxdRXPFBYUIfBAZ13FrxAoV0QmVJUwiUzrELhf9NV6",
+	"YNVNMD84wap3tm6T81fu2fOz9sXnuACtBscd7VXuOaRAoUYMGltddDPOVKwbvFH/qMo39G5LnG4mpqWJ",
+	"uBMXYTPUh19k2PNEQ2jYvsWWWWEXjTYHIjILUCr4W6nvu2lRX1zIvqsx74Xxmdphfs3a3GPYOYcQvsM+",
+	"hvC9KxeeK8NzEGINhODREaQSe+RwPOh92kLidvXz1sBsIC394278x93494KxmJv7wd7IdF80eRPzC6cZ",
+	"veIhMi53q8VyRap6XuwnBidb7vlij3woZoO6MJfxH3PBeJilWJ3O2WzQyJsk5vYv16RJln2C0ijgOYN9",
+	"iGozVbEF6m5ZyglYG0pVuYRpOWBZP8smYqpYFG0iZ/I6NtZ989jPGzeXAxrlSteDYfmlUpiex4ybIkre",
+	"vswmGVfCY/Cmyy14bb4WWxk4uluulbk6C/dq7XXaOzzvelBtq1bMvwHH7d7ovmjfDw+67ZOoy9uHYn98",
+	"HPZGR7zbaVzdz75Q3RZveqX6s9vyRmzS8+bKqO1mPUsX4pM0XFkr1t4n7r2/OszUpUAJu85PxvP4BPYe",
+	"7LjekhVZhG2knGkMn55FNRnBMY2Cdr2+/4eEnbfhCLyWthvEP1m3eFH9P5B1+x8UJoVUbOSLLUUXLwId",
+	"f7j3J9H3p0bLw0sTquQqyK0yPUBepX3JZgz6z41fLlf3bYEcyDAFcaxQuLKIGwwVOVleAqRWSMGQ7Qds",
+	"oxpEO+XCR7sm17dSAAxrkAykSfj1ipgYTCWFbvwxln9wOf44vfxVFq+tAWaQtwDAPkGoM/Oowbpaw60q",
+	"YeenUcSGfumkoFBPvq5okg/z1FCLqxCFTfponUWhpnRTPcaqgZMx4dijNE0ER7a1gpDLg6oxweDkXf2v",
+	"fp6jQFUtuKlt7KLGzl5YeTvwC0lSgpn9JZZ5OybXISBRPMegNeVKjJNTVWL1bMI56uuBqfsfuDwOm5FR",
+	"6ARs7LUb4yZIZLLFvtgv73hTXLN3YB6Cw3RGw1VF0R8BPGoojLa1OkMvP9T8Zv8WF3ajWv39oJWjsGPx",
+	"mv3ORcRNxQQTVn5QG7Dux50f1IWdw3JgkxRf3pgBShCuxpaz3+19ClpEghdEghfFcfVMq6ZwabnV4363",
+	"1z9A8d57LZ5VwgVrG+/e/xT8dS1xPnvo/+4r74FHsIV/lJhVHVkHxWyuoBxi/M5pLKYG422NgHensfxj",
+	"tvsLme0ONpLUH4MQ9I+dbxN5GRxx64XldCHbTpYyN9pZ1Fp738EAt3MuvaaWychv0GrqlFdrQjTIXwEV",
+	"00sz40Z6YOq5mnLpIHMqzZcmqGvJeCYgh87U78OIMCObG2T5GJBJ8xhPE+6lMKaMhPw4c0KMjVLtm99X",
+	"BrRKK24XijcNJM/ErWJXmUsTLFSCI2i+gn5BOJ4DORIsEtNUU31Ev4rhDto6vcJ0u3dq7nztWxJub+7M",
+	"R1wUe9x+evqfE23cLRO7QPVPCOcBC1Fs5ym/si0wzvKLyrVVusK2uYzcCmwfxbXFCpkL9G9m5NxeZDg8",
+	"73atHHaXRs68RN0/0BF/q5t/E6PeE670KTqw/zHofXkBhTjm5xn0ioFIf7ZGgmciw4DF/u/vQNagS7XO",
+	"SvQCswDxH5uUkbzu1RhbwKORQDyySNIZBiOaS3xnOIW7JpvL4W6h+f69e93e/b0O6KD9485xBxt+56Zf",
+	"7eEyloEJ9bbiB5oIKUUSzHGUvZMbXNZUk/RUTlioeniCTQKucilKBaxsjbCaY+AJRsTnbaSgGQTtd3UU",
+	"37niA5GYzlLtwcKDmEhDMKgZeWqkh6gRS53CsNpgXrKoGzAY+I24vRmjvyQut7ZuXQoxolz5Ua34HwVl",
+	"i1Bug4hUE37aGH2Kia6CRzBNZiI5vQBTb1QYMffp3af/fwA=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

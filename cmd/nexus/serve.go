@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/tls"
 	"errors"
 	"flag"
@@ -11,11 +13,17 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"os/signal"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/nexus-cloud/nexus-core/internal/auth"
+	"github.com/nexus-cloud/nexus-core/internal/config"
 	"github.com/nexus-cloud/nexus-core/internal/httpapi"
 	"github.com/nexus-cloud/nexus-core/internal/nexus"
+	"github.com/nexus-cloud/nexus-core/internal/ratelimit"
 	"github.com/nexus-cloud/nexus-core/internal/store"
 )
 
@@ -45,6 +53,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	defer e.db.Close()
 	e.log.Info("configuration", slog.Any("config", e.cfg))
+	// During the shutdown a second signal exits at once, also while the event pipeline drains: disarm, deferred
+	// before pipeline.Close, runs after it.
+	disarm := func() {}
+	defer func() { disarm() }()
 
 	secret, err := secretKey(e.cfg, e.cfg.Dev)
 	if err != nil {
@@ -73,21 +85,39 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	// Closed after the HTTP server has drained: every event a request is waiting for is written first.
 	defer pipeline.Close()
+	ratelimit.SetRedisLogger(e.log)
+	limiter, err := ratelimit.New(ratelimit.Options{RedisURL: e.cfg.RedisURL, Secret: derivedKey(secret, "nexus rate-limit keys"), Logger: e.log})
+	if err != nil {
+		return fmt.Errorf("rate limiter: %w", err)
+	}
+	defer limiter.Close()
 	api, handler, err := httpapi.New(httpapi.Options{
 		Auth: svc, Users: directory, Analytics: events, Pipeline: pipeline, Ready: e.db.Ping, Logger: e.log, TrustedProxies: e.cfg.TrustedProxies,
 		HTTPS: e.cfg.HTTPS(), JWKSMaxAge: e.cfg.JWKSMaxAge,
+		Limiter: limiter, Limits: limits(e.cfg), CORSOrigins: e.cfg.CORSOrigins, CORSMaxAge: e.cfg.CORSMaxAge,
+		MaxHeaderBytes: e.cfg.MaxHeaderBytes, RequestTimeout: e.cfg.RequestTimeout,
 	})
 	if err != nil {
 		return err
 	}
+	// Until the listener closes, a response during the drain ends its connection, so that clients reconnect and
+	// a load balancer sends them to another instance.
+	var draining atomic.Bool
 	srv := &http.Server{
-		Handler:           handler,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    32 << 10,
-		ErrorLog:          slog.NewLogLogger(e.log.Handler(), slog.LevelWarn),
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if draining.Load() {
+				w.Header().Set("Connection", "close")
+			}
+			handler.ServeHTTP(w, r)
+		}),
+		ReadHeaderTimeout: e.cfg.ReadHeaderTimeout,
+		ReadTimeout:       e.cfg.ReadTimeout,
+		WriteTimeout:      e.cfg.WriteTimeout,
+		IdleTimeout:       e.cfg.IdleTimeout,
+		// The middleware answers 431 problem+json past NEXUS_MAX_HEADER_BYTES; Go's own cap, well above it, only
+		// stops grossly oversized headers (with a plain 431) before they are read into memory.
+		MaxHeaderBytes: 2*e.cfg.MaxHeaderBytes + 4096,
+		ErrorLog:       slog.NewLogLogger(e.log.Handler(), slog.LevelWarn),
 	}
 	ln, err := net.Listen("tcp", e.cfg.HTTPAddr)
 	if err != nil {
@@ -105,7 +135,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		scheme = "https"
 	}
 	fmt.Fprintf(stdout, "nexus: listening on %s://%s\n", scheme, ln.Addr())
-	e.log.Info("listening", slog.String("addr", ln.Addr().String()), slog.String("scheme", scheme))
+	e.log.Info("listening", slog.String("addr", ln.Addr().String()), slog.String("scheme", scheme),
+		slog.Duration("read_header_timeout", srv.ReadHeaderTimeout), slog.Duration("read_timeout", srv.ReadTimeout),
+		slog.Duration("write_timeout", srv.WriteTimeout), slog.Duration("idle_timeout", srv.IdleTimeout),
+		slog.Int("max_header_bytes", e.cfg.MaxHeaderBytes), slog.Int("max_header_bytes_hard", srv.MaxHeaderBytes),
+		slog.Duration("shutdown_delay", e.cfg.ShutdownDelay), slog.Duration("shutdown_timeout", e.cfg.ShutdownTimeout))
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -114,18 +148,70 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
-	e.log.Info("shutting down: draining in-flight requests", slog.Duration("timeout", e.cfg.ShutdownTimeout))
+
+	// The first SIGTERM or SIGINT: /readyz fails at once; the listener serves on for NEXUS_SHUTDOWN_DELAY, so that
+	// load balancers notice, then closes, and in-flight requests get up to NEXUS_SHUTDOWN_TIMEOUT; the event
+	// pipeline drains last (deferred above). A second signal exits at once.
+	disarm = exitOnSecondSignal(e.log, os.Exit)
 	api.SetDraining()
+	draining.Store(true)
+	e.log.Info("shutting down: /readyz fails; serving on until the delay is over, then draining in-flight requests",
+		slog.Duration("shutdown_delay", e.cfg.ShutdownDelay), slog.Duration("shutdown_timeout", e.cfg.ShutdownTimeout))
+	if e.cfg.ShutdownDelay > 0 {
+		select {
+		case <-time.After(e.cfg.ShutdownDelay):
+		case err := <-errc:
+			return fmt.Errorf("serve: %w", err)
+		}
+	}
+	e.log.Info("shutting down: the listener is closed; draining in-flight requests", slog.Duration("timeout", e.cfg.ShutdownTimeout))
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.cfg.ShutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
+		_ = srv.Close()
+		return fmt.Errorf("shutdown: requests still in flight after NEXUS_SHUTDOWN_TIMEOUT (%s) were cut off: %w", e.cfg.ShutdownTimeout, err)
 	}
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
 	e.log.Info("stopped")
 	return nil
+}
+
+// exitOnSecondSignal watches for a second SIGTERM or SIGINT during the shutdown (the first one cancelled the
+// context) and then logs it and calls exit(1) without waiting for in-flight requests or the event pipeline. An
+// event answered 202 is committed already, and the processor resumes its backlog on the next start, so nothing
+// acknowledged is lost. The returned function stops the watch.
+func exitOnSecondSignal(log *slog.Logger, exit func(int)) (disarm func()) {
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case sig := <-sigs:
+			log.Error("second signal during the shutdown: exiting now, cutting off in-flight requests", slog.String("signal", sig.String()))
+			exit(1)
+		case <-done:
+		}
+	}()
+	return func() {
+		signal.Stop(sigs)
+		close(done)
+	}
+}
+
+// derivedKey derives a key for one purpose from the master secret, so that no two uses share a key.
+func derivedKey(secret []byte, purpose string) []byte {
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte(purpose))
+	return m.Sum(nil)
+}
+
+// limits turns the configured rates into the HTTP layer's quotas.
+func limits(c config.Config) httpapi.Limits {
+	q := func(r config.Rate) ratelimit.Quota { return ratelimit.Quota{Limit: r.Limit, Window: r.Window} }
+	return httpapi.Limits{IP: q(c.RateLimitIP), AuthIP: q(c.RateLimitAuthIP), Client: q(c.RateLimitClient),
+		LoginAccount: q(c.RateLimitLoginAccount), LoginFailures: q(c.LoginFailures), Principal: q(c.RateLimitPrincipal)}
 }
 
 // Demo data of `serve --dev`.

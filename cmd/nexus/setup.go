@@ -40,7 +40,7 @@ func setup(ctx context.Context, getenv func(string) string, dev bool, stderr io.
 		h = slog.NewJSONHandler(stderr, opts)
 	}
 	log := slog.New(h)
-	db, err := store.Open(ctx, store.Options{URL: cfg.DatabaseURL, DataDir: cfg.DataDir})
+	db, err := store.Open(ctx, store.Options{URL: cfg.DatabaseURL, DataDir: cfg.DataDir, MaxConns: cfg.DBMaxConns})
 	if err != nil {
 		return nil, err
 	}

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"time"
 
 	"github.com/google/uuid"
@@ -44,6 +45,7 @@ type Service struct {
 	now         func() time.Time
 	log         *slog.Logger
 	dummyHash   string
+	hashSlots   chan struct{} // one per core: password checks running at once
 }
 
 // NewService returns a Service. It computes a dummy password hash so that logins of unknown emails cost as much
@@ -75,6 +77,7 @@ func NewService(o Options) (*Service, error) {
 		store: o.Store, sec: sec, issuer: o.Issuer,
 		accessTTL: o.AccessTTL, idleTTL: o.RefreshIdleTTL, absoluteTTL: o.RefreshAbsoluteTTL,
 		grace: o.RefreshGrace, publish: o.KeyPublishDelay, now: clock, log: log, dummyHash: dummyHash,
+		hashSlots: make(chan struct{}, max(runtime.GOMAXPROCS(0), 1)),
 	}
 	s.keys = &keyRing{store: o.Store, sec: sec, now: clock, publishDelay: o.KeyPublishDelay, accessTTL: o.AccessTTL}
 	return s, nil
@@ -93,6 +96,11 @@ type LoginInput struct {
 	ClientID   string
 	ReportedIP string // as reported by the client; recorded, never trusted
 	Meta
+	// BeforePasswordCheck, when set, runs right before the password is checked, for known and unknown emails
+	// alike, once the login is past everything that could fail for another reason (the database, the client):
+	// the brute-force limit takes its attempt here, so that an outage costs the account nothing. An error ends
+	// the login with that error, the password unchecked.
+	BeforePasswordCheck func(ctx context.Context) error
 }
 
 // RefreshInput is a refresh request.
@@ -152,6 +160,25 @@ func (s *Service) PublicKeys(ctx context.Context) ([]PublicKey, error) {
 	return out, nil
 }
 
+// verifyPassword checks password against hash, with at most one check per core running at once. An argon2id
+// check takes tens of milliseconds of CPU and 19 MiB; a burst of logins waits for a slot, until its deadline and
+// then unavailable, instead of all running at once past every deadline.
+// before, when set, runs once the slot is taken, right before the check.
+func (s *Service) verifyPassword(ctx context.Context, hash, password string, before func(context.Context) error) (bool, error) {
+	select {
+	case s.hashSlots <- struct{}{}:
+	case <-ctx.Done():
+		return false, nexus.Unavailable(fmt.Errorf("wait for a password check: %w", ctx.Err()))
+	}
+	defer func() { <-s.hashSlots }()
+	if before != nil {
+		if err := before(ctx); err != nil {
+			return false, err
+		}
+	}
+	return VerifyPassword(hash, password), nil
+}
+
 // Login authenticates a user by email and password for a client and starts a refresh session.
 // Errors: invalid (password over MaxPasswordBytes), invalid_client, invalid_credentials, account_inactive,
 // unavailable, internal.
@@ -181,7 +208,9 @@ func (s *Service) Login(ctx context.Context, in LoginInput) (Tokens, error) {
 	cred, err := s.store.UserByEmail(ctx, email)
 	switch {
 	case errors.Is(err, nexus.ErrNotFound):
-		VerifyPassword(s.dummyHash, in.Password) // same cost as a real check
+		if _, err := s.verifyPassword(ctx, s.dummyHash, in.Password, in.BeforePasswordCheck); err != nil { // same cost as a real check
+			return Tokens{}, err
+		}
 		ev.EmailHash = s.sec.hashEmail(email)
 		return fail(nexus.ErrInvalidCredentials)
 	case err != nil:
@@ -189,7 +218,9 @@ func (s *Service) Login(ctx context.Context, in LoginInput) (Tokens, error) {
 	}
 	user := cred.User
 	ev.UserID, ev.OrganizationID = user.ID, user.OrganizationID
-	if !VerifyPassword(cred.PasswordHash, in.Password) {
+	if ok, err := s.verifyPassword(ctx, cred.PasswordHash, in.Password, in.BeforePasswordCheck); err != nil {
+		return Tokens{}, err
+	} else if !ok {
 		return fail(nexus.ErrInvalidCredentials)
 	}
 	if user.Status != nexus.UserActive {

@@ -504,3 +504,28 @@ func TestEnsureSigningKeyOnce(t *testing.T) {
 		t.Error("the stored key opens with another secret")
 	}
 }
+
+// TestLoginWaitsForAPasswordSlot: with every password-check slot busy, a login waits until its deadline and is
+// then answered unavailable, records nothing, and succeeds once a slot is free.
+func TestLoginWaitsForAPasswordSlot(t *testing.T) {
+	e := newTestEnv(t)
+	for range cap(e.svc.hashSlots) {
+		e.svc.hashSlots <- struct{}{}
+	}
+	before := len(e.store.events)
+	for _, email := range []string{testEmail, "nobody@example.com"} {
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		_, err := e.svc.Login(ctx, LoginInput{Email: email, Password: testPassword, ClientID: testClient})
+		cancel()
+		if nexus.KindOf(err) != nexus.KindUnavailable {
+			t.Fatalf("%s with every slot busy: %v, want unavailable", email, err)
+		}
+	}
+	if len(e.store.events) != before {
+		t.Fatalf("a login that never checked the password recorded %d audit events", len(e.store.events)-before)
+	}
+	<-e.svc.hashSlots
+	if _, err := e.svc.Login(context.Background(), LoginInput{Email: testEmail, Password: testPassword, ClientID: testClient}); err != nil {
+		t.Fatalf("with a slot free: %v", err)
+	}
+}

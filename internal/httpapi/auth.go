@@ -14,7 +14,12 @@ var noStore = "no-store"
 // Login implements gen.StrictServerInterface.
 func (s *Server) Login(ctx context.Context, req gen.LoginRequestObject) (gen.LoginResponseObject, error) {
 	b := req.Body
-	in := auth.LoginInput{Email: string(b.Email), Password: b.Password, ClientID: b.ClientId, Meta: metaFrom(ctx)}
+	email := nexus.NormalizeEmail(string(b.Email))
+	if err := s.limitLogin(ctx, b.ClientId, email); err != nil {
+		return nil, err
+	}
+	in := auth.LoginInput{Email: string(b.Email), Password: b.Password, ClientID: b.ClientId, Meta: metaFrom(ctx),
+		BeforePasswordCheck: func(ctx context.Context) error { return s.limitPasswordCheck(ctx, email) }}
 	if b.IpAddress != nil {
 		in.ReportedIP = *b.IpAddress
 	}
@@ -22,12 +27,16 @@ func (s *Server) Login(ctx context.Context, req gen.LoginRequestObject) (gen.Log
 	if err != nil {
 		return nil, err
 	}
+	s.loginSucceeded(ctx, email)
 	return gen.Login200JSONResponse{TokenIssuedJSONResponse: toTokenIssued(tokens)}, nil
 }
 
 // RefreshToken implements gen.StrictServerInterface.
 func (s *Server) RefreshToken(ctx context.Context, req gen.RefreshTokenRequestObject) (gen.RefreshTokenResponseObject, error) {
 	b := req.Body
+	if err := s.take(ctx, policyClient, b.ClientId); err != nil {
+		return nil, err
+	}
 	in := auth.RefreshInput{RefreshToken: b.RefreshToken, ClientID: b.ClientId, Meta: metaFrom(ctx)}
 	if b.DeviceId != nil {
 		in.DeviceID = *b.DeviceId

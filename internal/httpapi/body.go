@@ -2,32 +2,56 @@ package httpapi
 
 import (
 	"bytes"
-	"encoding/json"
+	"compress/gzip"
+	"errors"
 	"fmt"
 	"io"
 	"mime"
 	"net/http"
+	"strings"
 
 	"github.com/labstack/echo/v4"
 
 	"github.com/nexus-cloud/nexus-core/internal/nexus"
 )
 
-// readBody reads the whole body up to limit bytes (checked while reading, not only from Content-Length) and
-// checks its media type, then puts it back for validation and binding.
+// readBody reads the whole body, decompressing a gzip body on the way, up to limit bytes of JSON (checked while
+// reading, not only from Content-Length, and after decompression, so that neither a chunked body nor a gzip
+// bomb can make it read more than limit+1 bytes), checks its media type and its JSON (checkJSON), then puts it
+// back, as identity, for validation and binding.
 func readBody(req *http.Request, limit int64) ([]byte, error) {
 	tooLarge := &transportError{status: http.StatusRequestEntityTooLarge, code: "payload_too_large",
 		detail: fmt.Sprintf("The request body must not exceed %d bytes.", limit)}
-	if req.ContentLength > limit {
+	gz, err := gzipped(req.Header)
+	if err != nil {
+		return nil, err
+	}
+	wire := limit // bytes that may be read from the connection
+	if gz {
+		wire = gzipWireLimit(limit)
+	}
+	if req.ContentLength > wire {
 		return nil, tooLarge
 	}
-	body, err := io.ReadAll(io.LimitReader(req.Body, limit+1))
-	if err != nil {
+	src := &readCounter{r: io.LimitReader(req.Body, wire+1)}
+	var body []byte
+	if gz {
+		var zr *gzip.Reader
+		if zr, err = gzip.NewReader(src); err == nil {
+			body, err = io.ReadAll(io.LimitReader(zr, limit+1))
+		}
+	} else {
+		body, err = io.ReadAll(src)
+	}
+	switch {
+	case int64(len(body)) > limit || src.n > wire:
+		return nil, tooLarge
+	case src.err != nil:
 		return nil, &transportError{status: http.StatusBadRequest, code: "validation_failed",
 			detail: "The request body could not be read.", fields: []nexus.FieldError{nexus.BodyField("", "could not be read")}}
-	}
-	if int64(len(body)) > limit {
-		return nil, tooLarge
+	case err != nil: // the body was read, so gzip refused it
+		return nil, &transportError{status: http.StatusBadRequest, code: "validation_failed",
+			detail: "The request body is not valid gzip data.", fields: []nexus.FieldError{nexus.BodyField("", "must be valid gzip data")}}
 	}
 	if ct := req.Header.Get(echo.HeaderContentType); len(body) > 0 || ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
@@ -37,11 +61,98 @@ func readBody(req *http.Request, limit int64) ([]byte, error) {
 				fields: []nexus.FieldError{{In: nexus.InHeader, Name: "Content-Type", Detail: "must be application/json"}}}
 		}
 	}
-	// One JSON value and nothing after it: kin-openapi's decoder would ignore trailing data.
-	if len(body) > 0 && !json.Valid(body) {
-		return nil, nexus.Invalid(nexus.BodyField("", "must be a valid JSON document"))
+	// One JSON value and nothing after it (kin-openapi's decoder would ignore trailing data), not too deep, and
+	// no member twice (every decoder behind this one keeps the last, others may keep the first).
+	if len(body) > 0 {
+		switch fault, pointer := checkJSON(body); fault {
+		case jsonSyntax:
+			return nil, nexus.Invalid(nexus.BodyField("", "must be a valid JSON document"))
+		case jsonTooDeep:
+			return nil, nexus.Invalid(nexus.BodyField(pointer, fmt.Sprintf("is nested more than %d levels deep", MaxJSONDepth)))
+		case jsonDuplicate:
+			return nil, nexus.Invalid(nexus.BodyField(pointer, "must be given at most once"))
+		}
+	}
+	if gz {
+		req.Header.Del(echo.HeaderContentEncoding)
 	}
 	req.Body = io.NopCloser(bytes.NewReader(body))
 	req.ContentLength = int64(len(body))
 	return body, nil
+}
+
+// gzipWireLimit is how many bytes of gzip data may carry limit bytes: deflate's stored blocks, for data that does
+// not compress, add 5 bytes in 65,535, and the gzip header and trailer some more. Beyond it, a body is refused
+// (413) even if it would decompress to less, so that no body makes the server read without bound.
+func gzipWireLimit(limit int64) int64 { return limit + limit/256 + 4096 }
+
+// gzipped reports whether the body is gzip-encoded: Content-Encoding gzip or x-gzip (case-insensitive, RFC 9110
+// section 8.4.1.3); identity or no header is no encoding. Any other coding, or more than one, is refused with 415
+// and Accept-Encoding: gzip (RFC 7694).
+func gzipped(h http.Header) (bool, error) {
+	values := h.Values(echo.HeaderContentEncoding)
+	if len(values) == 0 {
+		return false, nil
+	}
+	var codings []string
+	for _, v := range values {
+		for t := range strings.SplitSeq(v, ",") {
+			if t = strings.TrimSpace(t); t != "" {
+				codings = append(codings, strings.ToLower(t))
+			}
+		}
+	}
+	switch {
+	case len(codings) == 0:
+		return false, nil
+	case len(codings) == 1 && (codings[0] == "gzip" || codings[0] == "x-gzip"):
+		return true, nil
+	case len(codings) == 1 && codings[0] == "identity":
+		return false, nil
+	}
+	return false, &headedError{
+		error: &transportError{status: http.StatusUnsupportedMediaType, code: "unsupported_media_type",
+			detail: "The request body must be sent as is or with the gzip content coding.",
+			fields: []nexus.FieldError{{In: nexus.InHeader, Name: echo.HeaderContentEncoding, Detail: "must be gzip or identity"}}},
+		header: http.Header{echo.HeaderAcceptEncoding: {"gzip"}},
+	}
+}
+
+// readCounter counts the bytes read through it and keeps the first error other than io.EOF.
+type readCounter struct {
+	r   io.Reader
+	n   int64
+	err error
+}
+
+func (c *readCounter) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	if err != nil && !errors.Is(err, io.EOF) && c.err == nil {
+		c.err = err
+	}
+	return n, err
+}
+
+// headedError is an error whose response carries headers of its own.
+type headedError struct {
+	error
+	header http.Header
+}
+
+func (e *headedError) Unwrap() error { return e.error }
+
+// errorHeaders sets the headers that an error of the handlers after it asks for, before the error handler
+// writes the response.
+func errorHeaders(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		err := next(c)
+		var he *headedError
+		if errors.As(err, &he) {
+			for k, v := range he.header {
+				c.Response().Header()[k] = v
+			}
+		}
+		return err
+	}
 }

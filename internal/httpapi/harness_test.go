@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"regexp"
 	"strings"
@@ -74,6 +75,13 @@ type env struct {
 	// wrapEvents, when set, wraps the events store the pipeline and the analytics service use (to hold or fail
 	// its calls in tests).
 	wrapEvents func(analytics.Store) analytics.Store
+	// limiter, limits and trusted configure rate limiting and the trusted proxies (off and none by default).
+	limiter RateLimiter
+	limits  Limits
+	trusted []netip.Prefix
+	cors    []string
+	// requestTimeout is the handler's request deadline; 0 for the default.
+	requestTimeout time.Duration
 }
 
 type option func(*auth.Options)
@@ -145,7 +153,9 @@ func (e *env) start(opts ...option) {
 	e.t.Cleanup(pipe.Close)
 	an, err := analytics.NewService(analytics.Options{Store: events, Writer: pipe.Writer, Now: e.clock.Now})
 	must(e.t, err)
-	_, h, err := New(Options{Auth: svc, Users: dir, Analytics: an, Pipeline: pipe, Ready: e.db.Ping, JWKSMaxAge: 5 * time.Minute})
+	_, h, err := New(Options{Auth: svc, Users: dir, Analytics: an, Pipeline: pipe, Ready: e.db.Ping, JWKSMaxAge: 5 * time.Minute,
+		Limiter: e.limiter, Limits: e.limits, TrustedProxies: e.trusted, CORSOrigins: e.cors, CORSMaxAge: 10 * time.Minute,
+		RequestTimeout: e.requestTimeout})
 	must(e.t, err)
 	e.svc, e.h, e.pipe = svc, h, pipe
 }

@@ -28,6 +28,28 @@ type readiness struct {
 	Status   string          `json:"status"`
 	Database string          `json:"database"`
 	Events   *eventReadiness `json:"events,omitempty"`
+	// RateLimits says where the rate limits are kept; with Redis failing, the server keeps serving with limits
+	// local to this instance (degraded), which does not make it unready.
+	RateLimits *rateLimitReadiness `json:"rate_limits,omitempty"`
+}
+
+type rateLimitReadiness struct {
+	Backend  string `json:"backend"` // memory or redis
+	Degraded bool   `json:"degraded"`
+	Since    string `json:"since,omitempty"`
+	Error    string `json:"error,omitempty"`
+}
+
+func (s *Server) rateLimitReadiness() *rateLimitReadiness {
+	if s.limiter == nil {
+		return nil
+	}
+	st := s.limiter.Status()
+	r := &rateLimitReadiness{Backend: st.Backend, Degraded: st.Degraded, Error: st.Error}
+	if st.Degraded && !st.Since.IsZero() {
+		r.Since = st.Since.UTC().Format(time.RFC3339Nano)
+	}
+	return r
 }
 
 type eventReadiness struct {
@@ -46,7 +68,7 @@ type eventReadiness struct {
 // readyz answers 200 when the server can serve requests: not draining, and the database answers within 2 s.
 // Its body also reports the event pipeline: write queue, processing backlog and lag.
 func (s *Server) readyz(c echo.Context) error {
-	r := readiness{Status: "ready", Database: "ok", Events: s.eventReadiness()}
+	r := readiness{Status: "ready", Database: "ok", Events: s.eventReadiness(), RateLimits: s.rateLimitReadiness()}
 	status := http.StatusOK
 	switch {
 	case s.draining.Load():
@@ -91,6 +113,17 @@ func (s *Server) metrics(c echo.Context) error {
 			failing = 1
 		}
 		metric("nexus_events_processor_failing", "gauge", "1 while the processor's last attempt failed.", failing)
+	}
+	if s.limiter != nil {
+		b.WriteString("# HELP nexus_rate_limited_total Requests answered 429 by this instance, by rate-limit policy.\n# TYPE nexus_rate_limited_total counter\n")
+		for _, name := range policies {
+			fmt.Fprintf(&b, "nexus_rate_limited_total{policy=%q} %d\n", name, s.refused[name].Load())
+		}
+		degraded := 0
+		if s.limiter.Status().Degraded {
+			degraded = 1
+		}
+		metric("nexus_rate_limits_degraded", "gauge", "1 while Redis is configured but failing, and limits are local to this instance.", degraded)
 	}
 	c.Response().Header().Set("Cache-Control", "no-store")
 	return c.Blob(http.StatusOK, "text/plain; version=0.0.4; charset=utf-8", []byte(b.String()))

@@ -26,6 +26,8 @@ type transportError struct {
 	code   string
 	detail string
 	fields []nexus.FieldError
+
+	retryAfter int // seconds, sent as Retry-After when positive
 }
 
 func (e *transportError) Error() string { return e.code + ": " + e.detail }
@@ -49,7 +51,10 @@ var titles = map[string]string{
 	"payload_too_large":       "Payload too large",
 	"unsupported_media_type":  "Unsupported media type",
 	"unavailable":             "Service unavailable",
+	"rate_limited":            "Too many requests",
 	"internal":                "Internal server error",
+
+	"request_headers_too_large": "Request header fields too large",
 }
 
 func statusOf(k nexus.Kind) int {
@@ -94,6 +99,10 @@ func (s *Server) handleError(err error, c echo.Context) {
 		}
 	case status == http.StatusServiceUnavailable:
 		h.Set("Retry-After", strconv.Itoa(retryAfterSeconds))
+	}
+	var te *transportError
+	if errors.As(err, &te) && te.retryAfter > 0 {
+		h.Set("Retry-After", strconv.Itoa(te.retryAfter))
 	}
 	if status >= 500 {
 		s.log.ErrorContext(c.Request().Context(), "request failed",

@@ -42,6 +42,12 @@ type Options struct {
 	TrustedProxies []netip.Prefix // peers whose X-Forwarded-For and X-Forwarded-Proto are believed
 	HTTPS          bool           // clients reach the server over HTTPS: send HSTS
 	JWKSMaxAge     time.Duration
+	Limiter        RateLimiter // nil: no rate limits
+	Limits         Limits
+	CORSOrigins    []string      // origins allowed to call the API from a browser; empty: CORS off; "*": any
+	CORSMaxAge     time.Duration // how long a browser may cache a preflight answer
+	MaxHeaderBytes int           // request line and headers; beyond it 431 (0: DefaultMaxHeaderBytes); see HeaderHardLimit
+	RequestTimeout time.Duration // every request's deadline, database work included; past it, 503 (0: 10 s)
 }
 
 // Server implements the generated strict server interface.
@@ -60,6 +66,11 @@ type Server struct {
 	specJSON   gen.OpenAPIDocument
 	docsHTML   []byte
 	draining   atomic.Bool
+	limiter    RateLimiter
+	limits     Limits
+	refused    map[string]*atomic.Int64 // 429 answers by policy, for /metrics
+
+	requestTimeout time.Duration // every request's deadline (see requestDeadline)
 }
 
 var _ gen.StrictServerInterface = (*Server)(nil)
@@ -74,7 +85,14 @@ func New(o Options) (*Server, *echo.Echo, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{auth: o.Auth, users: o.Users, analytics: o.Analytics, pipeline: o.Pipeline, ready: o.Ready, log: log, https: o.HTTPS, jwksMaxAge: o.JWKSMaxAge, spec: spec}
+	s := &Server{auth: o.Auth, users: o.Users, analytics: o.Analytics, pipeline: o.Pipeline, ready: o.Ready, log: log, https: o.HTTPS, jwksMaxAge: o.JWKSMaxAge, spec: spec,
+		limiter: o.Limiter, limits: o.Limits, refused: map[string]*atomic.Int64{}}
+	for _, name := range policies {
+		s.refused[name] = new(atomic.Int64)
+	}
+	if s.requestTimeout = o.RequestTimeout; s.requestTimeout <= 0 {
+		s.requestTimeout = defaultRequestTimeout
+	}
 	if s.ops, err = indexOperations(spec, BasePath); err != nil {
 		return nil, nil, err
 	}
@@ -94,7 +112,14 @@ func New(o Options) (*Server, *echo.Echo, error) {
 	e.IPExtractor, e.SchemeExtractor = extractors(o.TrustedProxies)
 
 	e.Pre(s.requestID)
-	e.Use(s.accessLog, s.recoverPanics, s.securityHeaders, s.requestMeta, s.negotiate, s.validate)
+	// The request deadline bounds everything after it, the rate limiter's Redis calls and all database work
+	// included. The header limit comes after the access log and the security headers, so that a 431 is logged
+	// and carries them like any other answer.
+	e.Use(s.accessLog, s.recoverPanics, s.requestDeadline, s.securityHeaders, headerLimit(o.MaxHeaderBytes))
+	if len(o.CORSOrigins) > 0 {
+		e.Use(cors(o.CORSOrigins, o.CORSMaxAge))
+	}
+	e.Use(s.requestMeta, s.rateLimit, s.negotiate, errorHeaders, s.validate)
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
 	e.GET("/metrics", s.metrics)

@@ -42,6 +42,9 @@ func (s *Server) validate(next echo.HandlerFunc) echo.HandlerFunc {
 			if p, err = s.authenticate(c); err != nil {
 				return err
 			}
+			if err := s.limitPrincipal(c.Request().Context(), p); err != nil {
+				return err
+			}
 			c.SetRequest(c.Request().WithContext(nexus.WithPrincipal(c.Request().Context(), p)))
 			// The operation's permission is decided before anything about the request is looked at.
 			if op.permission != "" {

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/glebarez/sqlite"
@@ -28,11 +29,27 @@ const (
 )
 
 // Options selects the database: PostgreSQL at URL when it is set, otherwise the embedded SQLite file
-// nexus.db under DataDir.
+// nexus.db under DataDir. MaxConns caps the open connections (0: 25 on PostgreSQL, 8 on SQLite); a caller
+// that finds them all busy waits for one until its context ends, and then gets an unavailable error.
 type Options struct {
-	URL     string
-	DataDir string
+	URL      string
+	DataDir  string
+	MaxConns int
 }
+
+// Default pool sizes.
+const (
+	defaultPostgresConns = 25
+	defaultSQLiteConns   = 8
+)
+
+// Timeouts of the health checks.
+const (
+	// PingTimeout bounds Ping, so that /readyz reports a stalled or vanished database within 2 s.
+	PingTimeout = 1500 * time.Millisecond
+	// openTimeout bounds the check in Open, where a database still starting up deserves more patience.
+	openTimeout = 5 * time.Second
+)
 
 // DB is an open database with its schema migrated.
 type DB struct {
@@ -64,7 +81,13 @@ func Open(ctx context.Context, o Options) (*DB, error) {
 		if err := os.MkdirAll(o.DataDir, 0o700); err != nil {
 			return nil, fmt.Errorf("create data directory: %w", err)
 		}
-		g, err = gorm.Open(sqlite.Open(sqliteDSN(filepath.Join(o.DataDir, SQLiteFile))), cfg)
+		var pool *sql.DB
+		if pool, err = openSQLite(filepath.Join(o.DataDir, SQLiteFile)); err == nil {
+			g, err = gorm.Open(&sqlite.Dialector{Conn: pool}, cfg)
+			if err != nil {
+				_ = pool.Close()
+			}
+		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("open %s database: %w", dialect, translate(err))
@@ -73,28 +96,43 @@ func Open(ctx context.Context, o Options) (*DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	if dialect == Postgres {
-		sqlDB.SetMaxOpenConns(25)
-		sqlDB.SetMaxIdleConns(25)
-	} else {
-		sqlDB.SetMaxOpenConns(8)
-		sqlDB.SetMaxIdleConns(8)
+	conns := o.MaxConns
+	if conns <= 0 {
+		conns = defaultSQLiteConns
+		if dialect == Postgres {
+			conns = defaultPostgresConns
+		}
 	}
+	sqlDB.SetMaxOpenConns(conns)
+	sqlDB.SetMaxIdleConns(conns)
 	sqlDB.SetConnMaxIdleTime(5 * time.Minute)
 	db := &DB{gorm: g, sql: sqlDB, dialect: dialect}
-	if err := db.Ping(ctx); err != nil {
+	if err := db.ping(ctx, openTimeout); err != nil {
 		_ = sqlDB.Close()
 		return nil, fmt.Errorf("connect to %s database: %w", dialect, err)
 	}
 	return db, nil
 }
 
-// sqliteDSN configures the embedded database: write-ahead logging, a busy timeout, foreign keys, and
-// transactions that take the write lock when they begin, so that read-then-write transactions never fail
-// with SQLITE_BUSY half-way.
+// openSQLite returns the pool of the embedded database, whose connections wait for the write lock at most
+// until the deadline of the statement's context (see busyConnector).
+func openSQLite(path string) (*sql.DB, error) {
+	// sql.Open connects to nothing; it only finds the registered driver.
+	probe, err := sql.Open(sqlite.DriverName, "")
+	if err != nil {
+		return nil, err
+	}
+	drv := probe.Driver()
+	_ = probe.Close()
+	return sql.OpenDB(busyConnector{drv: drv, dsn: sqliteDSN(path)}), nil
+}
+
+// sqliteDSN configures the embedded database: write-ahead logging, a busy timeout (lowered to what a
+// statement's context has left; see busyConnector), foreign keys, and transactions that take the write lock
+// when they begin, so that read-then-write transactions never fail with SQLITE_BUSY half-way.
 func sqliteDSN(path string) string {
 	q := url.Values{}
-	q.Add("_pragma", "busy_timeout(10000)")
+	q.Add("_pragma", "busy_timeout("+strconv.FormatInt(sqliteBusyTimeout.Milliseconds(), 10)+")")
 	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", "synchronous(NORMAL)")
 	q.Add("_pragma", "foreign_keys(1)")
@@ -122,11 +160,24 @@ func withConnectTimeout(raw string) string {
 // Dialect returns the database's dialect.
 func (db *DB) Dialect() Dialect { return db.dialect }
 
-// Ping checks that the database answers within 2 s.
-func (db *DB) Ping(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+// Ping checks that the database answers within PingTimeout (1.5 s), a connection of the pool included: a
+// database that is down, stalled, or has no connection to spare within that time is unavailable.
+func (db *DB) Ping(ctx context.Context) error { return db.ping(ctx, PingTimeout) }
+
+func (db *DB) ping(ctx context.Context, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	return translate(db.sql.PingContext(ctx))
+}
+
+// Hold takes one connection out of the pool and keeps it from every other caller until release is called.
+// Tests use it to exhaust the pool; it waits for a free connection as long as ctx allows.
+func (db *DB) Hold(ctx context.Context) (release func(), err error) {
+	conn, err := db.sql.Conn(ctx)
+	if err != nil {
+		return nil, translate(err)
+	}
+	return func() { _ = conn.Close() }, nil
 }
 
 // Close closes the connection pool.

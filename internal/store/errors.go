@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql/driver"
 	"errors"
+	"io"
 	"net"
 	"strings"
 	"syscall"
@@ -25,6 +26,7 @@ const (
 	sqliteIOErr           = 10
 	sqliteFull            = 13
 	sqliteReadOnlyPrimary = 8
+	sqliteInterrupt       = 9
 )
 
 // translate turns a driver or GORM error into a *nexus.Error of the right kind, keeping the cause for the log:
@@ -64,7 +66,8 @@ func translate(err error) error {
 		case code == sqliteConstraintUniq || code == sqliteConstraintPKey:
 			return &nexus.Error{Kind: nexus.KindConflict, Code: "conflict", Message: nexus.ErrConflict.Message, Err: err}
 		case code&0xff == sqliteBusy, code&0xff == sqliteLocked, code&0xff == sqliteCantOpen, code&0xff == sqliteIOErr,
-			code&0xff == sqliteFull, code&0xff == sqliteReadOnlyPrimary:
+			code&0xff == sqliteFull, code&0xff == sqliteReadOnlyPrimary, code&0xff == sqliteInterrupt:
+			// SQLITE_INTERRUPT: the statement's context ended (a deadline, or the client went away)
 			return nexus.Unavailable(err)
 		}
 		return nexus.Internal(err)
@@ -74,6 +77,7 @@ func translate(err error) error {
 	switch {
 	case errors.As(err, &connectErr), errors.As(err, &netErr), errors.Is(err, driver.ErrBadConn),
 		errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE),
+		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed), // the connection ended
 		errors.Is(err, context.DeadlineExceeded), pgconn.SafeToRetry(err), pgconn.Timeout(err):
 		return nexus.Unavailable(err)
 	case errors.Is(err, context.Canceled):

@@ -5,6 +5,8 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -37,6 +39,9 @@ func TestTranslate(t *testing.T) {
 		{"wrapped deadline exceeded", fmt.Errorf("query: %w", context.DeadlineExceeded), nexus.KindUnavailable, nexus.ErrUnavailable},
 		{"canceled", context.Canceled, nexus.KindUnavailable, nexus.ErrUnavailable},
 		{"bad connection", driver.ErrBadConn, nexus.KindUnavailable, nexus.ErrUnavailable},
+		{"connection ended mid-message (server crashed)", fmt.Errorf("read: %w", io.ErrUnexpectedEOF), nexus.KindUnavailable, nexus.ErrUnavailable},
+		{"connection ended", io.EOF, nexus.KindUnavailable, nexus.ErrUnavailable},
+		{"connection closed", fmt.Errorf("write: %w", net.ErrClosed), nexus.KindUnavailable, nexus.ErrUnavailable},
 		{"plain error", errors.New("boom"), nexus.KindInternal, nil},
 		{"nexus error kept", nexus.ErrInvalidGrant, nexus.KindUnauthenticated, nexus.ErrInvalidGrant},
 	}

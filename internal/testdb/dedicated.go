@@ -2,9 +2,14 @@ package testdb
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -36,6 +41,7 @@ type Dedicated struct {
 
 	mu      sync.Mutex
 	running bool
+	paused  []int // the processes Pause stopped, until Resume
 }
 
 // NewDedicated starts a dedicated server with one empty database and stops
@@ -65,6 +71,11 @@ func NewDedicated(tb testing.TB) *Dedicated {
 func (d *Dedicated) remove() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if d.paused != nil {
+		if err := d.resumeLocked(); err != nil {
+			d.tb.Errorf("testdb: dedicated server: %v", err)
+		}
+	}
 	if d.running {
 		if err := d.srv.shutdown(); err != nil {
 			d.tb.Errorf("testdb: dedicated server: %v", err)
@@ -114,6 +125,9 @@ func (d *Dedicated) stop(mode string) {
 	if !d.running {
 		d.tb.Fatalf("testdb: dedicated server stopped twice")
 	}
+	if d.paused != nil {
+		d.tb.Fatalf("testdb: dedicated server stopped while paused")
+	}
 	if out, err := d.srv.run(d.srv.bin.pgCtl, "stop", "-m", mode, "-w", "-t", "60", "-D", d.srv.dataDir); err != nil {
 		d.tb.Fatalf("testdb: pg_ctl stop -m %s failed: %v\n%s", mode, err, tail(out, 2000))
 	}
@@ -133,4 +147,107 @@ func (d *Dedicated) Start() {
 		d.tb.Fatalf("testdb: dedicated server: %v", err)
 	}
 	d.running = true
+}
+
+// Pause stalls the running server the way an overloaded or frozen machine
+// does: the postmaster and every server process get SIGSTOP, so connections
+// and queries are accepted by the kernel but never answered, until Resume.
+// Nothing is refused and no session ends.
+func (d *Dedicated) Pause() {
+	d.tb.Helper()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.running || d.paused != nil {
+		d.tb.Fatalf("testdb: Pause needs a running, unpaused dedicated server")
+	}
+	postmaster, err := d.postmasterPID()
+	if err != nil {
+		d.tb.Fatalf("testdb: dedicated server: %v", err)
+	}
+	// The postmaster first, so that it forks no new process; then its
+	// children, again until no new one shows up (one may have been forked
+	// just before the postmaster stopped).
+	d.paused = []int{}
+	stopped := map[int]bool{}
+	for pids := []int{postmaster}; len(pids) > 0; {
+		for _, pid := range pids {
+			if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil && !errors.Is(err, syscall.ESRCH) {
+				d.tb.Fatalf("testdb: SIGSTOP %d: %v", pid, err)
+			}
+			stopped[pid] = true
+			d.paused = append(d.paused, pid)
+		}
+		pids = nil
+		for _, pid := range childrenOf(postmaster) {
+			if !stopped[pid] {
+				pids = append(pids, pid)
+			}
+		}
+	}
+}
+
+// Resume continues the server that Pause stalled.
+func (d *Dedicated) Resume() {
+	d.tb.Helper()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.paused == nil {
+		d.tb.Fatalf("testdb: Resume of a dedicated server that is not paused")
+	}
+	if err := d.resumeLocked(); err != nil {
+		d.tb.Fatalf("testdb: dedicated server: %v", err)
+	}
+}
+
+func (d *Dedicated) resumeLocked() error {
+	var errs []error
+	// Children first, so that the postmaster finds them running.
+	for i := len(d.paused) - 1; i >= 0; i-- {
+		if err := syscall.Kill(d.paused[i], syscall.SIGCONT); err != nil && !errors.Is(err, syscall.ESRCH) {
+			errs = append(errs, fmt.Errorf("SIGCONT %d: %w", d.paused[i], err))
+		}
+	}
+	d.paused = nil
+	return errors.Join(errs...)
+}
+
+// postmasterPID reads the postmaster's process id from postmaster.pid.
+func (d *Dedicated) postmasterPID() (int, error) {
+	b, err := os.ReadFile(filepath.Join(d.srv.dataDir, "postmaster.pid"))
+	if err != nil {
+		return 0, err
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	pid, err := strconv.Atoi(strings.TrimSpace(line))
+	if err != nil || pid <= 0 {
+		return 0, fmt.Errorf("postmaster.pid: no process id in %q", line)
+	}
+	return pid, nil
+}
+
+// childrenOf lists the processes whose parent is pid (Linux /proc).
+func childrenOf(pid int) []int {
+	entries, _ := os.ReadDir("/proc")
+	var out []int
+	for _, e := range entries {
+		child, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...: comm may hold spaces and parentheses, so
+		// read from the last ')'.
+		i := strings.LastIndexByte(string(b), ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(b[i+1:]))
+		if len(f) >= 2 && f[1] == strconv.Itoa(pid) {
+			out = append(out, child)
+		}
+	}
+	return out
 }

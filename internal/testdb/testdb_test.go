@@ -86,3 +86,33 @@ func BenchmarkPostgresURL(b *testing.B) {
 		testdb.PostgresURL(b)
 	}
 }
+
+// TestDedicatedPause: while the server is paused, a query and a new connection get no answer (they end with
+// their context), and after Resume the server answers again, sessions that were idle through the pause
+// included.
+func TestDedicatedPause(t *testing.T) {
+	d := testdb.NewDedicated(t)
+	ctx := context.Background()
+	idle, busy := connect(t, d.URL()), connect(t, d.URL())
+
+	d.Pause()
+	short, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	defer cancel()
+	if _, err := busy.Exec(short, `SELECT 1`); err == nil {
+		t.Error("a query on a paused server was answered")
+	}
+	short2, cancel2 := context.WithTimeout(ctx, 500*time.Millisecond)
+	defer cancel2()
+	if conn, err := pgx.Connect(short2, d.URL()); err == nil {
+		_ = conn.Close(ctx)
+		t.Error("a paused server accepted a new connection")
+	}
+
+	d.Resume()
+	for _, conn := range []*pgx.Conn{idle, connect(t, d.URL())} {
+		var one int
+		if err := conn.QueryRow(ctx, `SELECT 1`).Scan(&one); err != nil || one != 1 {
+			t.Errorf("after Resume: %d, %v", one, err)
+		}
+	}
+}
