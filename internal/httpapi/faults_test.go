@@ -334,11 +334,7 @@ func TestFaultPoolExhausted(t *testing.T) {
 	const conns = 2
 	for _, d := range []store.Dialect{store.SQLite, store.Postgres} {
 		t.Run(string(d), func(t *testing.T) {
-			opts := store.Options{DataDir: t.TempDir(), MaxConns: conns}
-			if d == store.Postgres {
-				opts.URL = testdb.PostgresURL(t)
-			}
-			f := newFaultEnv(t, openMigrated(t, opts), 1)
+			f := newFaultEnv(t, openPool(t, d, conns), 1)
 			expectRecovered(t, f) // every operation works with a pool of 2
 			f.staleKeys()
 
@@ -393,6 +389,16 @@ func TestFaultSQLiteWriteLock(t *testing.T) {
 	_, err = conn.ExecContext(ctx, "ROLLBACK")
 	must(t, err)
 	expectRecovered(t, f)
+}
+
+// openPool opens and migrates a fresh database of dialect d whose pool holds conns connections at most.
+func openPool(t *testing.T, d store.Dialect, conns int) *store.DB {
+	t.Helper()
+	opts := store.Options{DataDir: t.TempDir(), MaxConns: conns}
+	if d == store.Postgres {
+		opts.URL = testdb.PostgresURL(t)
+	}
+	return openMigrated(t, opts)
 }
 
 // openMigrated opens and migrates a database, closed when the test ends.

@@ -16,7 +16,6 @@ import (
 
 	"github.com/nexus-cloud/nexus-core/internal/ratelimit"
 	"github.com/nexus-cloud/nexus-core/internal/store"
-	"github.com/nexus-cloud/nexus-core/internal/testdb"
 	"github.com/nexus-cloud/nexus-core/internal/testredis"
 )
 
@@ -517,11 +516,7 @@ func TestLoginBruteForceOutage(t *testing.T) {
 	const conns = 2
 	for _, d := range []store.Dialect{store.SQLite, store.Postgres} {
 		t.Run(string(d), func(t *testing.T) {
-			opts := store.Options{DataDir: t.TempDir(), MaxConns: conns}
-			if d == store.Postgres {
-				opts.URL = testdb.PostgresURL(t)
-			}
-			base := newEnv(t, openMigrated(t, opts))
+			base := newEnv(t, openPool(t, d, conns))
 			base.requestTimeout = 300 * time.Millisecond
 			e := withLimits(t, base, Limits{LoginFailures: q(3, time.Hour)}, "")
 			try := func(password string) resp {
