@@ -54,23 +54,7 @@ func TestOutageEventIngest(t *testing.T) {
 			down := time.Now()
 
 			// /readyz reports the outage within 2 s.
-			for {
-				r := e.do("GET", "/readyz", nil)
-				if r.status == http.StatusServiceUnavailable {
-					if got := r.obj(t); got["status"] != "unavailable" || got["database"] != "unreachable" {
-						t.Errorf("/readyz during the outage: %s", r.body)
-					}
-					t.Logf("/readyz failed %v after the database stopped", time.Since(down).Round(time.Millisecond))
-					break
-				}
-				if r.status != http.StatusOK {
-					t.Fatalf("/readyz during the outage: %d %s", r.status, r.body)
-				}
-				if time.Since(down) > readyzDetects {
-					t.Fatalf("/readyz still answers %d %v after the database stopped", r.status, time.Since(down))
-				}
-				time.Sleep(50 * time.Millisecond)
-			}
+			awaitUnready(t, e, down)
 
 			// Ingest answers 503 unavailable with Retry-After, promptly, every time: single events (the same
 			// event_id several times, as a client retrying too early would) and a batch.

@@ -271,6 +271,7 @@ func TestLoginBruteForce(t *testing.T) {
 		attempt := func(i int, email, password string) resp {
 			return e.from(peer(i), "POST", "/v2/auth/login", map[string]any{"email": email, "password": password, "client_id": webClient})
 		}
+		var knownAnswers []string
 		for _, account := range []struct{ name, email string }{{"known", adminEmail}, {"unknown", "ghost@example.com"}} {
 			t.Run(account.name, func(t *testing.T) {
 				var answers []string
@@ -336,7 +337,7 @@ func TestLoginBruteForce(t *testing.T) {
 	t.Run("slowed, not locked", func(t *testing.T) {
 		// With 3 attempts per 6 s, one attempt comes back every 2 s: after the block, the account takes one
 		// attempt per Retry-After, and never more (two attempts in a row take well under 2 s, even loaded).
-		storeEach(t, func(t *testing.T, base *env) {
+		forEachDB(t, func(t *testing.T, base *env) {
 			e := withLimits(t, base, Limits{LoginFailures: q(3, 6*time.Second)}, "")
 			try := func() resp {
 				return e.from("198.51.100.50:7000", "POST", "/v2/auth/login", map[string]any{"email": adminEmail, "password": "wrong password here", "client_id": webClient})
@@ -360,11 +361,6 @@ func TestLoginBruteForce(t *testing.T) {
 		})
 	})
 }
-
-var knownAnswers []string
-
-// storeEach is forEachDB for a subtest.
-func storeEach(t *testing.T, fn func(t *testing.T, e *env)) { forEachDB(t, fn) }
 
 // TestRateLimitSharedThroughRedis: two instances sharing one Redis enforce one budget; when Redis goes away they
 // keep serving with local limits and say so in /readyz, and they share again once it is back.
