@@ -17,8 +17,8 @@ import (
 	"github.com/nexus-cloud/nexus-core/internal/nexus"
 )
 
-// fakeStore is an in-memory Store. UpdateSession holds the store's lock while fn runs, like the row lock of the
-// real stores.
+// fakeStore is an in-memory Store. StartSession and UpdateSession hold the store's lock while fn runs, like the
+// row locks of the real stores.
 type fakeStore struct {
 	mu       sync.Mutex
 	users    map[string]Credentials // by user id
@@ -50,16 +50,6 @@ func (f *fakeStore) UserByEmail(_ context.Context, email string) (Credentials, e
 	return Credentials{}, nexus.ErrNotFound
 }
 
-func (f *fakeStore) UserByID(_ context.Context, id string) (nexus.User, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	c, ok := f.users[id]
-	if !ok {
-		return nexus.User{}, nexus.ErrNotFound
-	}
-	return c.User, nil
-}
-
 func (f *fakeStore) ClientByClientID(_ context.Context, clientID string) (Client, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -70,9 +60,17 @@ func (f *fakeStore) ClientByClientID(_ context.Context, clientID string) (Client
 	return c, nil
 }
 
-func (f *fakeStore) CreateSession(_ context.Context, s Session) error {
+func (f *fakeStore) StartSession(_ context.Context, userID string, fn func(Credentials) (Session, error)) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	c, ok := f.users[userID]
+	if !ok {
+		return nexus.ErrNotFound
+	}
+	s, err := fn(c)
+	if err != nil {
+		return err
+	}
 	if _, ok := f.sessions[s.ID]; ok {
 		return nexus.ErrConflict
 	}
@@ -90,7 +88,7 @@ func (f *fakeStore) Session(_ context.Context, id string) (Session, error) {
 	return cloneSession(s), nil
 }
 
-func (f *fakeStore) UpdateSession(_ context.Context, id string, fn func(*Session) (bool, error)) error {
+func (f *fakeStore) UpdateSession(_ context.Context, id string, fn func(*Session, nexus.User) (bool, error)) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	s, ok := f.sessions[id]
@@ -98,7 +96,7 @@ func (f *fakeStore) UpdateSession(_ context.Context, id string, fn func(*Session
 		return nexus.ErrNotFound
 	}
 	s = cloneSession(s)
-	save, err := fn(&s)
+	save, err := fn(&s, f.users[s.UserID].User)
 	if err != nil {
 		return err
 	}

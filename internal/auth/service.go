@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/ecdsa"
 	"crypto/rand"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -216,17 +217,17 @@ func (s *Service) Login(ctx context.Context, in LoginInput) (Tokens, error) {
 	case err != nil:
 		return Tokens{}, fmt.Errorf("look up user: %w", err)
 	}
-	user := cred.User
-	ev.UserID, ev.OrganizationID = user.ID, user.OrganizationID
+	ev.UserID, ev.OrganizationID = cred.User.ID, cred.User.OrganizationID
 	if ok, err := s.verifyPassword(ctx, cred.PasswordHash, in.Password, in.BeforePasswordCheck); err != nil {
 		return Tokens{}, err
 	} else if !ok {
 		return fail(nexus.ErrInvalidCredentials)
 	}
-	if user.Status != nexus.UserActive {
+	// Refusals as the user was read; the transaction below checks again what may have changed meanwhile.
+	if cred.User.Status != nexus.UserActive {
 		return fail(nexus.ErrAccountInactive)
 	}
-	if client.OrganizationID != "" && client.OrganizationID != user.OrganizationID {
+	if client.OrganizationID != "" && client.OrganizationID != cred.User.OrganizationID {
 		return fail(nexus.ErrInvalidClient)
 	}
 
@@ -234,12 +235,35 @@ func (s *Service) Login(ctx context.Context, in LoginInput) (Tokens, error) {
 	if _, err := rand.Read(salt); err != nil {
 		return Tokens{}, nexus.Internal(err)
 	}
-	sess := Session{
-		ID: uuid.NewString(), UserID: user.ID, OrganizationID: user.OrganizationID, ClientID: client.ClientID,
-		Salt: salt, CreatedAt: now, LastUsedAt: now, ExpiresAt: now.Add(s.absoluteTTL),
-	}
-	if err := s.store.CreateSession(ctx, sess); err != nil {
-		return Tokens{}, fmt.Errorf("create session: %w", err)
+	// The password check took tens of milliseconds, and the user read before it may have been deactivated,
+	// demoted or given a new password meanwhile, with their sessions revoked. The session's rights come from the
+	// user as read again in the transaction that stores the session, which holds the user's row until then, so
+	// that a change either comes first and is seen here, or comes after and revokes this session too.
+	var user nexus.User
+	var sess Session
+	err = s.store.StartSession(ctx, cred.User.ID, func(cur Credentials) (Session, error) {
+		switch {
+		case subtle.ConstantTimeCompare([]byte(cur.PasswordHash), []byte(cred.PasswordHash)) != 1:
+			return Session{}, nexus.ErrInvalidCredentials // the password checked is no longer the user's
+		case cur.User.Status != nexus.UserActive:
+			return Session{}, nexus.ErrAccountInactive
+		case client.OrganizationID != "" && client.OrganizationID != cur.User.OrganizationID:
+			return Session{}, nexus.ErrInvalidClient
+		}
+		user = cur.User
+		sess = Session{
+			ID: uuid.NewString(), UserID: user.ID, OrganizationID: user.OrganizationID, ClientID: client.ClientID,
+			Role: user.Role, Salt: salt, CreatedAt: now, LastUsedAt: now, ExpiresAt: now.Add(s.absoluteTTL),
+		}
+		return sess, nil
+	})
+	switch {
+	case errors.Is(err, nexus.ErrNotFound):
+		return fail(nexus.ErrInvalidCredentials) // the user is gone
+	case errors.Is(err, nexus.ErrInvalidCredentials), errors.Is(err, nexus.ErrAccountInactive), errors.Is(err, nexus.ErrInvalidClient):
+		return fail(err)
+	case err != nil:
+		return Tokens{}, fmt.Errorf("start session: %w", err)
 	}
 	ev.SessionID, ev.Result = sess.ID, "success"
 	tokens, err := s.issue(ctx, user, sess, now)
@@ -289,6 +313,7 @@ const (
 	outcomeReused         = "refresh_token_reused"
 	outcomeClientMismatch = "client_mismatch"
 	outcomeDeviceMismatch = "device_mismatch"
+	outcomeInactive       = "account_inactive"
 )
 
 // Refresh exchanges a refresh token for new tokens, rotating the refresh token. Re-presenting the immediately
@@ -319,7 +344,10 @@ func (s *Service) Refresh(ctx context.Context, in RefreshInput) (Tokens, error) 
 
 	var outcome string
 	var sess Session
-	err := s.store.UpdateSession(ctx, tok.sessionID, func(cur *Session) (bool, error) {
+	var user nexus.User
+	// The user is read in the rotation's transaction, which holds the user's row as a login does: the successor
+	// carries the user's role as it is now, and a deactivated user's session ends here.
+	err := s.store.UpdateSession(ctx, tok.sessionID, func(cur *Session, u nexus.User) (bool, error) {
 		ev.UserID, ev.OrganizationID = cur.UserID, cur.OrganizationID
 		switch {
 		case !s.sec.validRefreshMAC(tok, *cur), cur.Revoked(), tok.generation > cur.Generation:
@@ -338,11 +366,20 @@ func (s *Service) Refresh(ctx context.Context, in RefreshInput) (Tokens, error) 
 		case cur.DeviceID != "" && cur.DeviceID != in.DeviceID:
 			outcome = outcomeDeviceMismatch
 			return false, nexus.ErrInvalidGrant
-		case tok.generation == cur.Generation-1:
-			// The immediately previous token within the grace period: the same successor, nothing to save.
+		case u.Status != nexus.UserActive:
+			// Deactivated, or gone: the session ends, committed although this request fails.
+			cur.RevokedAt, cur.RevokedReason = now, outcomeInactive
+			outcome = outcomeInactive
+			return true, nil
+		}
+		user = u
+		save := cur.Role != u.Role
+		cur.Role = u.Role
+		if tok.generation == cur.Generation-1 {
+			// The immediately previous token within the grace period: the same successor.
 			outcome = outcomeGrace
 			sess = *cur
-			return false, nil
+			return save, nil
 		}
 		cur.Generation++
 		cur.RotatedAt, cur.LastUsedAt = now, now
@@ -363,17 +400,8 @@ func (s *Service) Refresh(ctx context.Context, in RefreshInput) (Tokens, error) 
 		return Tokens{}, fmt.Errorf("rotate refresh token: %w", err)
 	case outcome == outcomeReused:
 		return record(outcome, nexus.ErrRefreshTokenReused)
-	}
-
-	user, err := s.store.UserByID(ctx, sess.UserID)
-	if err != nil && !errors.Is(err, nexus.ErrNotFound) {
-		return Tokens{}, fmt.Errorf("look up user: %w", err)
-	}
-	if err != nil || user.Status != nexus.UserActive {
-		if rerr := s.revoke(ctx, sess.ID, "account_inactive"); rerr != nil {
-			return Tokens{}, rerr
-		}
-		return record(nexus.ErrAccountInactive.Code, nexus.ErrInvalidGrant)
+	case outcome == outcomeInactive:
+		return record(outcome, nexus.ErrInvalidGrant)
 	}
 	tokens, err := s.issue(ctx, user, sess, now)
 	if err != nil {
@@ -387,7 +415,7 @@ func (s *Service) Refresh(ctx context.Context, in RefreshInput) (Tokens, error) 
 
 func (s *Service) revoke(ctx context.Context, sessionID, reason string) error {
 	now := s.now()
-	err := s.store.UpdateSession(ctx, sessionID, func(cur *Session) (bool, error) {
+	err := s.store.UpdateSession(ctx, sessionID, func(cur *Session, _ nexus.User) (bool, error) {
 		if cur.Revoked() {
 			return false, nil
 		}
@@ -429,7 +457,10 @@ func (s *Service) Authenticate(ctx context.Context, bearer string) (nexus.Princi
 		return nexus.Principal{}, nexus.ErrUnauthenticated
 	case err != nil:
 		return nexus.Principal{}, fmt.Errorf("look up session: %w", err)
-	case sess.Revoked(), !s.now().Before(sess.ExpiresAt), sess.UserID != p.UserID, sess.ClientID != p.ClientID:
+	case sess.Revoked(), !s.now().Before(sess.ExpiresAt):
+		return nexus.Principal{}, nexus.ErrUnauthenticated
+	case sess.UserID != p.UserID, sess.OrganizationID != p.OrganizationID, sess.ClientID != p.ClientID, sess.Role != p.Role:
+		// The claims the session records must be the session's: a token is never believed over its session.
 		return nexus.Principal{}, nexus.ErrUnauthenticated
 	}
 	return p, nil

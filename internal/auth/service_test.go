@@ -122,7 +122,7 @@ func TestRefresh(t *testing.T) {
 		{name: "deactivated user",
 			before:         func(e *testEnv) { e.store.setUserStatus(e.user.ID, nexus.UserInactive) },
 			steps:          []refreshStep{{wantErr: nexus.ErrInvalidGrant}},
-			wantGeneration: 1, wantRevoked: "account_inactive", wantResult: "account_inactive"},
+			wantGeneration: 0, wantRevoked: "account_inactive", wantResult: "account_inactive"}, // revoked, not rotated
 		{name: "minted with another secret",
 			steps: []refreshStep{{wantErr: nexus.ErrInvalidGrant, token: func(_ *testEnv, s Session) string {
 				other, _ := newSecrets([]byte("another secret of at least 32 bytes"))

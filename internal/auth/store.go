@@ -12,18 +12,21 @@ import (
 type Store interface {
 	// UserByEmail returns the user whose normalized email is email, with its password hash.
 	UserByEmail(ctx context.Context, email string) (Credentials, error)
-	// UserByID returns the user with the given id.
-	UserByID(ctx context.Context, id string) (nexus.User, error)
 	// ClientByClientID returns the client registered under clientID.
 	ClientByClientID(ctx context.Context, clientID string) (Client, error)
 
-	// CreateSession stores a new refresh session.
-	CreateSession(ctx context.Context, s Session) error
+	// StartSession runs fn on the user with the given id, read inside one transaction that holds the user's
+	// row against changes (of role, status or password, which revoke the user's sessions in a transaction of
+	// their own) until the session fn returns is stored: a session is never started from rights that a change
+	// committed meanwhile has taken away. An error from fn is returned as is and nothing is stored; a user that
+	// does not exist is nexus.ErrNotFound, fn not called.
+	StartSession(ctx context.Context, userID string, fn func(u Credentials) (Session, error)) error
 	// Session returns the refresh session with the given id.
 	Session(ctx context.Context, id string) (Session, error)
-	// UpdateSession runs fn on the session with the given id inside one transaction that holds the session
-	// locked, and saves the session if fn returns save=true and a nil error. An error from fn is returned as is.
-	UpdateSession(ctx context.Context, id string, fn func(s *Session) (save bool, err error)) error
+	// UpdateSession runs fn on the session with the given id and on its user, inside one transaction that holds
+	// the user's row as StartSession does and the session locked, and saves the session if fn returns save=true
+	// and a nil error. An error from fn is returned as is. The user is the zero User if it no longer exists.
+	UpdateSession(ctx context.Context, id string, fn func(s *Session, u nexus.User) (save bool, err error)) error
 
 	// SigningKeys returns every stored signing key, oldest first.
 	SigningKeys(ctx context.Context) ([]SigningKey, error)
@@ -56,7 +59,8 @@ type Session struct {
 	UserID         string
 	OrganizationID string
 	ClientID       string
-	DeviceID       string // empty until the first refresh that carries a device_id
+	Role           nexus.Role // the user's role when the session's newest access token was issued
+	DeviceID       string     // empty until the first refresh that carries a device_id
 	Salt           []byte
 	Generation     int64     // generation of the newest refresh token
 	RotatedAt      time.Time // when Generation last moved on; zero before the first refresh

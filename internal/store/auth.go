@@ -39,19 +39,6 @@ func (a *Auth) UserByEmail(ctx context.Context, email string) (auth.Credentials,
 	return auth.Credentials{User: toUser(r), PasswordHash: r.PasswordHash}, nil
 }
 
-// UserByID implements auth.Store.
-func (a *Auth) UserByID(ctx context.Context, id string) (nexus.User, error) {
-	id, ok := canonicalUUID(id)
-	if !ok {
-		return nexus.User{}, nexus.ErrNotFound
-	}
-	var r userRow
-	if err := a.db.gorm.WithContext(ctx).Where("id = ?", id).Take(&r).Error; err != nil {
-		return nexus.User{}, translate(err)
-	}
-	return toUser(r), nil
-}
-
 // ClientByClientID implements auth.Store.
 func (a *Auth) ClientByClientID(ctx context.Context, clientID string) (auth.Client, error) {
 	var r clientRow
@@ -61,10 +48,32 @@ func (a *Auth) ClientByClientID(ctx context.Context, clientID string) (auth.Clie
 	return toAuthClient(r), nil
 }
 
-// CreateSession implements auth.Store.
-func (a *Auth) CreateSession(ctx context.Context, s auth.Session) error {
-	r := toSessionRow(s)
-	return translate(a.db.gorm.WithContext(ctx).Create(&r).Error)
+// StartSession implements auth.Store. On PostgreSQL the user's row is locked FOR SHARE: logins of one user do
+// not wait for each other, and a change to the user (an UPDATE, which takes the row FOR NO KEY UPDATE) waits for
+// the transaction, or the transaction for the change, whose revocation of the user's sessions then sees this
+// one. On SQLite the transaction holds the database's write lock from its start.
+func (a *Auth) StartSession(ctx context.Context, userID string, fn func(auth.Credentials) (auth.Session, error)) error {
+	id, ok := canonicalUUID(userID)
+	if !ok {
+		return nexus.ErrNotFound
+	}
+	err := a.db.gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var u userRow
+		if err := tx.Clauses(clause.Locking{Strength: "SHARE"}).Where("id = ?", id).Take(&u).Error; err != nil {
+			return err
+		}
+		s, err := fn(auth.Credentials{User: toUser(u), PasswordHash: u.PasswordHash})
+		if err != nil {
+			return errFromFn{err}
+		}
+		r := toSessionRow(s)
+		return tx.Create(&r).Error
+	})
+	var fe errFromFn
+	if errors.As(err, &fe) {
+		return fe.err
+	}
+	return translate(err)
 }
 
 // Session implements auth.Store.
@@ -85,20 +94,33 @@ type errFromFn struct{ err error }
 
 func (e errFromFn) Error() string { return e.err.Error() }
 
-// UpdateSession implements auth.Store. On PostgreSQL the row is locked with SELECT ... FOR UPDATE; on SQLite the
-// transaction holds the database's write lock from its start.
-func (a *Auth) UpdateSession(ctx context.Context, id string, fn func(*auth.Session) (bool, error)) error {
+// UpdateSession implements auth.Store. It takes the locks in the order every writer of users and sessions
+// does, user first: on PostgreSQL the session's user FOR SHARE (as StartSession), then the session FOR UPDATE;
+// on SQLite the transaction holds the database's write lock from its start.
+func (a *Auth) UpdateSession(ctx context.Context, id string, fn func(*auth.Session, nexus.User) (bool, error)) error {
 	id, ok := canonicalUUID(id)
 	if !ok {
 		return nexus.ErrNotFound
 	}
 	err := a.db.gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var users []userRow
+		if err := tx.Table("users").Select("users.*").
+			Joins("JOIN refresh_sessions ON refresh_sessions.user_id = users.id").
+			Where("refresh_sessions.id = ?", id).
+			Clauses(clause.Locking{Strength: "SHARE", Table: clause.Table{Name: "users"}}).
+			Find(&users).Error; err != nil {
+			return err
+		}
 		var r sessionRow
 		if err := tx.Clauses(clause.Locking{Strength: "UPDATE"}).Where("id = ?", id).Take(&r).Error; err != nil {
 			return err
 		}
+		var user nexus.User
+		if len(users) == 1 {
+			user = toUser(users[0])
+		}
 		s := toAuthSession(r)
-		save, err := fn(&s)
+		save, err := fn(&s, user)
 		if err != nil {
 			return errFromFn{err}
 		}

@@ -17,6 +17,7 @@ import (
 	"github.com/nexus-cloud/nexus-core/internal/nexus"
 	"github.com/nexus-cloud/nexus-core/internal/store"
 	"github.com/nexus-cloud/nexus-core/internal/store/storetest"
+	"github.com/nexus-cloud/nexus-core/internal/users"
 )
 
 // equalTimes compares times by instant; the store returns them in UTC, which the tests check separately.
@@ -39,10 +40,15 @@ func mustSession(t *testing.T, db *store.DB, u nexus.User) auth.Session {
 	t.Helper()
 	s := auth.Session{ID: uuid.NewString(), UserID: u.ID, OrganizationID: u.OrganizationID, ClientID: "web",
 		Salt: randomBytes(t, 32), CreatedAt: t0, LastUsedAt: t0, ExpiresAt: t0.Add(90 * 24 * time.Hour)}
-	if err := store.NewAuth(db).CreateSession(context.Background(), s); err != nil {
-		t.Fatalf("CreateSession: %v", err)
+	if err := createSession(store.NewAuth(db), s); err != nil {
+		t.Fatalf("StartSession: %v", err)
 	}
 	return s
+}
+
+// createSession stores s as the session StartSession's callback returns for s's user.
+func createSession(a *store.Auth, s auth.Session) error {
+	return a.StartSession(context.Background(), s.UserID, func(auth.Credentials) (auth.Session, error) { return s, nil })
 }
 
 func checkUTC(t *testing.T, what string, times ...time.Time) {
@@ -105,10 +111,18 @@ func TestLookupByID(t *testing.T) {
 			find func(id string) error
 			id   string
 		}{
-			{"UserByID", func(id string) error { _, err := a.UserByID(ctx, id); return err }, u.ID},
+			{"StartSession", func(id string) error {
+				// The user was found if fn ran: it refuses, and nothing is stored.
+				errFound := errors.New("found")
+				err := a.StartSession(ctx, id, func(auth.Credentials) (auth.Session, error) { return auth.Session{}, errFound })
+				if errors.Is(err, errFound) {
+					return nil
+				}
+				return err
+			}, u.ID},
 			{"Session", func(id string) error { _, err := a.Session(ctx, id); return err }, s.ID},
 			{"UpdateSession", func(id string) error {
-				return a.UpdateSession(ctx, id, func(*auth.Session) (bool, error) { return false, nil })
+				return a.UpdateSession(ctx, id, func(*auth.Session, nexus.User) (bool, error) { return false, nil })
 			}, s.ID},
 		}
 		for _, l := range lookups {
@@ -153,8 +167,8 @@ func TestSessionRoundTrip(t *testing.T) {
 			t.Run(tt.name, func(t *testing.T) {
 				want := tt.s
 				want.ID, want.UserID, want.OrganizationID = uuid.NewString(), u.ID, u.OrganizationID
-				if err := a.CreateSession(ctx, want); err != nil {
-					t.Fatalf("CreateSession: %v", err)
+				if err := createSession(a, want); err != nil {
+					t.Fatalf("StartSession: %v", err)
 				}
 				got, err := a.Session(ctx, want.ID)
 				if err != nil {
@@ -164,8 +178,8 @@ func TestSessionRoundTrip(t *testing.T) {
 					t.Errorf("Session (-want +got):\n%s", diff)
 				}
 				checkUTC(t, "Session", got.RotatedAt, got.CreatedAt, got.LastUsedAt, got.ExpiresAt, got.RevokedAt)
-				if err := a.CreateSession(ctx, want); !errors.Is(err, nexus.ErrConflict) {
-					t.Errorf("CreateSession with an existing id = %v, want conflict", err)
+				if err := createSession(a, want); !errors.Is(err, nexus.ErrConflict) {
+					t.Errorf("StartSession with an existing id = %v, want conflict", err)
 				}
 			})
 		}
@@ -194,9 +208,12 @@ func TestUpdateSession(t *testing.T) {
 			t.Run(tt.name, func(t *testing.T) {
 				before := mustSession(t, db, u)
 				var changed auth.Session
-				err := a.UpdateSession(ctx, before.ID, func(s *auth.Session) (bool, error) {
+				err := a.UpdateSession(ctx, before.ID, func(s *auth.Session, user nexus.User) (bool, error) {
 					if diff := cmp.Diff(before, *s, equalTimes); diff != "" {
 						t.Errorf("fn got (-stored +got):\n%s", diff)
+					}
+					if diff := cmp.Diff(u, user, equalTimes); diff != "" {
+						t.Errorf("fn got the user (-stored +got):\n%s", diff)
 					}
 					s.Generation++
 					s.DeviceID = "device-1"
@@ -230,7 +247,7 @@ func TestUpdateSession(t *testing.T) {
 		}
 
 		called := false
-		err := a.UpdateSession(ctx, uuid.NewString(), func(*auth.Session) (bool, error) { called = true; return true, nil })
+		err := a.UpdateSession(ctx, uuid.NewString(), func(*auth.Session, nexus.User) (bool, error) { called = true; return true, nil })
 		if !errors.Is(err, nexus.ErrNotFound) || called {
 			t.Errorf("UpdateSession(unknown) = %v, fn called %v; want not found, not called", err, called)
 		}
@@ -250,7 +267,7 @@ func TestUpdateSessionConcurrent(t *testing.T) {
 		for range workers {
 			wg.Go(func() {
 				<-start
-				errs <- a.UpdateSession(ctx, s.ID, func(s *auth.Session) (bool, error) {
+				errs <- a.UpdateSession(ctx, s.ID, func(s *auth.Session, _ nexus.User) (bool, error) {
 					s.Generation++
 					return true, nil
 				})
@@ -364,6 +381,95 @@ func TestAuthEvents(t *testing.T) {
 				t.Errorf("event %d: user agent of %d bytes, valid UTF-8 %v", i, len(e.UserAgent), utf8.ValidString(e.UserAgent))
 			}
 			checkUTC(t, "AuthEvents", e.OccurredAt)
+		}
+	})
+}
+
+// TestSessionWritesSerializeWithUserChanges holds the callback of StartSession (a login) or UpdateSession (a
+// refresh) open while a change that takes the user's rights away runs. The change must wait for it, and then
+// revoke the session the callback wrote: a session is never left live with rights read before a change that has
+// returned. Without the user's row lock the change would commit while the callback waits, miss the session, and
+// this test would fail on both counts.
+func TestSessionWritesSerializeWithUserChanges(t *testing.T) {
+	inactive, analyst := nexus.UserInactive, nexus.RoleAnalyst
+	changes := []struct {
+		name   string
+		change users.Change
+		reason string
+	}{
+		{"deactivate", users.Change{Status: &inactive}, "user_deactivated"},
+		{"change role", users.Change{Role: &analyst}, "role_changed"},
+	}
+	writes := []struct {
+		name  string
+		write func(a *store.Auth, u nexus.User, hold func(nexus.User)) error
+	}{
+		{"StartSession", func(a *store.Auth, u nexus.User, hold func(nexus.User)) error {
+			return a.StartSession(context.Background(), u.ID, func(c auth.Credentials) (auth.Session, error) {
+				hold(c.User)
+				return auth.Session{ID: uuid.NewString(), UserID: u.ID, OrganizationID: u.OrganizationID, ClientID: "web",
+					Role: c.User.Role, Salt: []byte("salt"), CreatedAt: t0, LastUsedAt: t0, ExpiresAt: t0.Add(time.Hour)}, nil
+			})
+		}},
+		{"UpdateSession", func(a *store.Auth, u nexus.User, hold func(nexus.User)) error {
+			s := auth.Session{ID: uuid.NewString(), UserID: u.ID, OrganizationID: u.OrganizationID, ClientID: "web",
+				Role: u.Role, Salt: []byte("salt"), CreatedAt: t0, LastUsedAt: t0, ExpiresAt: t0.Add(time.Hour)}
+			if err := createSession(a, s); err != nil {
+				return err
+			}
+			return a.UpdateSession(context.Background(), s.ID, func(s *auth.Session, cur nexus.User) (bool, error) {
+				hold(cur)
+				s.Generation++
+				s.Role = cur.Role
+				return true, nil
+			})
+		}},
+	}
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		a, us := store.NewAuth(db), store.NewUsers(db)
+		org := mustOrg(t, db, "Acme")
+		for _, w := range writes {
+			for _, ch := range changes {
+				t.Run(w.name+"/"+ch.name, func(t *testing.T) {
+					u := mustUser(t, db, org.ID, uuid.NewString()+"@example.com")
+					entered, release := make(chan nexus.User, 1), make(chan struct{})
+					wrote := make(chan error, 1)
+					go func() {
+						wrote <- w.write(a, u, func(cur nexus.User) { entered <- cur; <-release })
+					}()
+					if seen := <-entered; seen.Role != u.Role || seen.Status != u.Status {
+						t.Fatalf("the callback saw %s/%s, want the user before the change", seen.Role, seen.Status)
+					}
+					changed := make(chan error, 1)
+					go func() {
+						_, err := us.UpdateUser(context.Background(), org.ID, u.ID, ch.change, t0.Add(time.Minute))
+						changed <- err
+					}()
+					select {
+					case err := <-changed:
+						close(release)
+						<-wrote
+						t.Fatalf("UpdateUser returned (%v) while the session's transaction held the user", err)
+					case <-time.After(200 * time.Millisecond): // time for the change to run into the lock
+					}
+					close(release)
+					if err := <-wrote; err != nil {
+						t.Fatalf("%s: %v", w.name, err)
+					}
+					if err := <-changed; err != nil {
+						t.Fatalf("UpdateUser: %v", err)
+					}
+					sessions, err := a.UserSessions(context.Background(), u.ID)
+					if err != nil {
+						t.Fatal(err)
+					}
+					for _, s := range sessions {
+						if s.RevokedReason != ch.reason {
+							t.Errorf("session %s after the change: revoked %v for %q, want %q", s.ID, s.Revoked(), s.RevokedReason, ch.reason)
+						}
+					}
+				})
+			}
 		}
 	})
 }

@@ -70,9 +70,9 @@ func TestCreateUser(t *testing.T) {
 		if u.CreatedAt.IsZero() || !u.CreatedAt.Equal(u.UpdatedAt) {
 			t.Errorf("CreatedAt = %v, UpdatedAt = %v; want equal and set", u.CreatedAt, u.UpdatedAt)
 		}
-		got, err := store.NewAuth(db).UserByID(ctx, u.ID)
+		got, err := store.NewUsers(db).User(ctx, org.ID, u.ID)
 		if err != nil {
-			t.Fatalf("UserByID: %v", err)
+			t.Fatalf("User: %v", err)
 		}
 		if !got.CreatedAt.Equal(u.CreatedAt) || !got.UpdatedAt.Equal(u.UpdatedAt) {
 			t.Errorf("times read back %v/%v, want %v/%v", got.CreatedAt, got.UpdatedAt, u.CreatedAt, u.UpdatedAt)
@@ -80,7 +80,7 @@ func TestCreateUser(t *testing.T) {
 		want := in
 		want.ID, want.CreatedAt, want.UpdatedAt = u.ID, got.CreatedAt, got.UpdatedAt
 		if got != want {
-			t.Errorf("UserByID = %+v, want %+v", got, want)
+			t.Errorf("User = %+v, want %+v", got, want)
 		}
 
 		_, err = store.NewDirectory(db).CreateUser(ctx, newUser(uuid.NewString(), "nobody@example.com"), "h")
@@ -157,15 +157,15 @@ func TestSetClientDisabled(t *testing.T) {
 func TestSetUserStatus(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		ctx := context.Background()
-		dir, a := store.NewDirectory(db), store.NewAuth(db)
+		dir, us := store.NewDirectory(db), store.NewUsers(db)
 		u := mustUser(t, db, mustOrg(t, db, "Acme").ID, "ada@example.com")
 		for _, status := range []nexus.UserStatus{nexus.UserInactive, nexus.UserActive} {
 			if err := dir.SetUserStatus(ctx, u.ID, status); err != nil {
 				t.Fatalf("SetUserStatus(%s): %v", status, err)
 			}
-			got, err := a.UserByID(ctx, u.ID)
+			got, err := us.User(ctx, u.OrganizationID, u.ID)
 			if err != nil {
-				t.Fatalf("UserByID: %v", err)
+				t.Fatalf("User: %v", err)
 			}
 			if got.Status != status {
 				t.Errorf("status = %s, want %s", got.Status, status)
@@ -262,9 +262,9 @@ func TestOrganizationIDCase(t *testing.T) {
 		if err != nil {
 			t.Fatalf("ClientByClientID: %v", err)
 		}
-		got, err := a.UserByID(ctx, u.ID)
+		got, err := store.NewUsers(db).User(ctx, org.ID, u.ID)
 		if err != nil {
-			t.Fatalf("UserByID: %v", err)
+			t.Fatalf("User: %v", err)
 		}
 		if c.OrganizationID != org.ID || got.OrganizationID != org.ID {
 			t.Errorf("stored organizations: client %q, user %q; want %q", c.OrganizationID, got.OrganizationID, org.ID)

@@ -157,6 +157,13 @@ CREATE TABLE user_event_days (
 	PRIMARY KEY (user_id, day)
 );
 `},
+	// A session records the role its access tokens carry, so that verification compares the token's role claim
+	// with it. Role changes revoke every session, so a live session's user still has the role it was started
+	// with.
+	{5, "session roles", `
+ALTER TABLE refresh_sessions ADD COLUMN role TEXT;
+UPDATE refresh_sessions SET role = (SELECT role FROM users WHERE users.id = refresh_sessions.user_id);
+`},
 }
 
 func (db *DB) render(sql string) string {

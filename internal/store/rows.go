@@ -53,6 +53,7 @@ type sessionRow struct {
 	UserID         string
 	OrganizationID string
 	ClientID       string
+	Role           *string
 	DeviceID       *string
 	Salt           []byte
 	Generation     int64
@@ -150,7 +151,7 @@ func toAuthClient(r clientRow) auth.Client {
 func toAuthSession(r sessionRow) auth.Session {
 	return auth.Session{
 		ID: r.ID, UserID: r.UserID, OrganizationID: r.OrganizationID, ClientID: r.ClientID,
-		DeviceID: fromOptString(r.DeviceID), Salt: r.Salt, Generation: r.Generation,
+		Role: nexus.Role(fromOptString(r.Role)), DeviceID: fromOptString(r.DeviceID), Salt: r.Salt, Generation: r.Generation,
 		RotatedAt: fromOptTime(r.RotatedAt), CreatedAt: r.CreatedAt.UTC(), LastUsedAt: r.LastUsedAt.UTC(),
 		ExpiresAt: r.ExpiresAt.UTC(), RevokedAt: fromOptTime(r.RevokedAt), RevokedReason: fromOptString(r.RevokedReason),
 	}
@@ -159,7 +160,7 @@ func toAuthSession(r sessionRow) auth.Session {
 func toSessionRow(s auth.Session) sessionRow {
 	return sessionRow{
 		ID: s.ID, UserID: s.UserID, OrganizationID: s.OrganizationID, ClientID: s.ClientID,
-		DeviceID: optString(s.DeviceID), Salt: s.Salt, Generation: s.Generation, RotatedAt: optTime(s.RotatedAt),
+		Role: optString(string(s.Role)), DeviceID: optString(s.DeviceID), Salt: s.Salt, Generation: s.Generation, RotatedAt: optTime(s.RotatedAt),
 		CreatedAt: s.CreatedAt.UTC(), LastUsedAt: s.LastUsedAt.UTC(), ExpiresAt: s.ExpiresAt.UTC(),
 		RevokedAt: optTime(s.RevokedAt), RevokedReason: optString(s.RevokedReason),
 	}

@@ -234,8 +234,8 @@ func sessionOf(t *testing.T, db *store.DB, u nexus.User, lastUsed, expires, revo
 	s := auth.Session{ID: uuid.NewString(), UserID: u.ID, OrganizationID: u.OrganizationID, ClientID: "web",
 		Salt: randomBytes(t, 32), CreatedAt: lastUsed.Add(-time.Hour), LastUsedAt: lastUsed, ExpiresAt: expires,
 		RevokedAt: revokedAt, RevokedReason: reason}
-	if err := store.NewAuth(db).CreateSession(context.Background(), s); err != nil {
-		t.Fatalf("CreateSession: %v", err)
+	if err := createSession(store.NewAuth(db), s); err != nil {
+		t.Fatalf("StartSession: %v", err)
 	}
 	return s
 }
