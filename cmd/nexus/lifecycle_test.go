@@ -449,6 +449,26 @@ func testSlowReaderIdleHeaderCap(t *testing.T, bin string, dialect store.Dialect
 	if status, raw, err := srv.do("GET", "/healthz", "", nil, nil); err != nil || status != http.StatusOK {
 		t.Errorf("GET /healthz after the oversized headers: %d %v %s", status, err, raw)
 	}
+
+	// Transfer-Encoding with Content-Length (RFC 9112 section 6.1): 400, and the connection closed after it; the
+	// request the Content-Length framing would have found in the body is never answered.
+	smuggle, err := net.Dial("tcp", srv.host())
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	defer smuggle.Close()
+	_ = smuggle.SetDeadline(time.Now().Add(slowBound))
+	fmt.Fprintf(smuggle, "POST /v2/auth/login HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: 5\r\n"+
+		"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /healthz HTTP/1.1\r\nHost: %s\r\n\r\n", srv.host(), srv.host())
+	sr := bufio.NewReader(smuggle)
+	if resp, err := http.ReadResponse(sr, nil); err != nil || resp.StatusCode != http.StatusBadRequest || !resp.Close {
+		t.Errorf("Transfer-Encoding with Content-Length: %v %v; want 400 and Connection: close", resp, err)
+	} else {
+		_, _ = io.Copy(io.Discard, resp.Body)
+		if n, err := sr.Read(make([]byte, 1)); n != 0 || !closedByPeer(err) {
+			t.Errorf("after Transfer-Encoding with Content-Length: read %d bytes, %v; want the connection closed", n, err)
+		}
+	}
 	srv.stop(t)
 }
 

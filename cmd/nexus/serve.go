@@ -134,6 +134,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		ln = tls.NewListener(ln, srv.TLSConfig)
 		scheme = "https"
 	}
+	// Requests with both Transfer-Encoding and Content-Length are answered 400 and their connections closed.
+	ln = httpapi.GuardFraming(srv, ln)
 	fmt.Fprintf(stdout, "nexus: listening on %s://%s\n", scheme, ln.Addr())
 	e.log.Info("listening", slog.String("addr", ln.Addr().String()), slog.String("scheme", scheme),
 		slog.Duration("read_header_timeout", srv.ReadHeaderTimeout), slog.Duration("read_timeout", srv.ReadTimeout),

@@ -53,13 +53,8 @@ func readBody(req *http.Request, limit int64) ([]byte, error) {
 		return nil, &transportError{status: http.StatusBadRequest, code: "validation_failed",
 			detail: "The request body is not valid gzip data.", fields: []nexus.FieldError{nexus.BodyField("", "must be valid gzip data")}}
 	}
-	if ct := req.Header.Get(echo.HeaderContentType); len(body) > 0 || ct != "" {
-		mt, _, err := mime.ParseMediaType(ct)
-		if err != nil || mt != echo.MIMEApplicationJSON {
-			return nil, &transportError{status: http.StatusUnsupportedMediaType, code: "unsupported_media_type",
-				detail: "The request body must be application/json.",
-				fields: []nexus.FieldError{{In: nexus.InHeader, Name: "Content-Type", Detail: "must be application/json"}}}
-		}
+	if err := checkContentType(req.Header, len(body) > 0); err != nil {
+		return nil, err
 	}
 	// One JSON value and nothing after it (kin-openapi's decoder would ignore trailing data), not too deep, and
 	// no member twice (every decoder behind this one keeps the last, others may keep the first).
@@ -79,6 +74,34 @@ func readBody(req *http.Request, limit int64) ([]byte, error) {
 	req.Body = io.NopCloser(bytes.NewReader(body))
 	req.ContentLength = int64(len(body))
 	return body, nil
+}
+
+// checkContentType checks the Content-Type of a request with a JSON body (or any Content-Type at all):
+// application/json, given once (two values leave the media type to whichever the reader takes: 400), in UTF-8
+// (RFC 8259 section 8.1: no charset parameter, or charset=utf-8; anything else is 415).
+func checkContentType(h http.Header, body bool) error {
+	values := h.Values(echo.HeaderContentType)
+	switch {
+	case len(values) == 0 && !body:
+		return nil
+	case len(values) > 1:
+		return &transportError{status: http.StatusBadRequest, code: "validation_failed",
+			detail: "The request has more than one Content-Type.",
+			fields: []nexus.FieldError{{In: nexus.InHeader, Name: "Content-Type", Detail: "must be given once"}}}
+	}
+	ct := h.Get(echo.HeaderContentType)
+	mt, params, err := mime.ParseMediaType(ct)
+	if err != nil || mt != echo.MIMEApplicationJSON {
+		return &transportError{status: http.StatusUnsupportedMediaType, code: "unsupported_media_type",
+			detail: "The request body must be application/json.",
+			fields: []nexus.FieldError{{In: nexus.InHeader, Name: "Content-Type", Detail: "must be application/json"}}}
+	}
+	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
+		return &transportError{status: http.StatusUnsupportedMediaType, code: "unsupported_media_type",
+			detail: "The request body must be application/json in UTF-8.",
+			fields: []nexus.FieldError{{In: nexus.InHeader, Name: "Content-Type", Detail: "must have no charset other than utf-8"}}}
+	}
+	return nil
 }
 
 // gzipWireLimit is how many bytes of gzip data may carry limit bytes: deflate's stored blocks, for data that does

@@ -79,7 +79,7 @@ func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 		req := c.Request()
 		s.log.LogAttrs(req.Context(), slog.LevelInfo, "request",
 			slog.String("request_id", RequestIDFrom(req.Context())),
-			slog.String("method", req.Method),
+			slog.String("method", method(req)),
 			slog.String("route", c.Path()),
 			slog.Int("status", c.Response().Status),
 			slog.Int64("bytes", c.Response().Size),

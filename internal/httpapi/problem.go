@@ -122,9 +122,6 @@ func (s *Server) handleError(err error, c echo.Context) {
 	}
 	h.Set(echo.HeaderContentType, problemContentType)
 	c.Response().WriteHeader(status)
-	if c.Request().Method == http.MethodHead {
-		return
-	}
 	if err := json.NewEncoder(c.Response()).Encode(p); err != nil {
 		s.log.ErrorContext(c.Request().Context(), "write problem", slog.Any("error", err))
 	}

@@ -113,20 +113,22 @@ func New(o Options) (*Server, *echo.Echo, error) {
 
 	e.Pre(s.requestID)
 	// The request deadline bounds everything after it, the rate limiter's Redis calls and all database work
-	// included. The header limit comes after the access log and the security headers, so that a 431 is logged
-	// and carries them like any other answer.
-	e.Use(s.accessLog, s.recoverPanics, s.requestDeadline, s.securityHeaders, headerLimit(o.MaxHeaderBytes))
+	// included. The header limit and the framing and path checks come after the access log and the security
+	// headers, so that their 4xx answers are logged and carry them like any other answer.
+	e.Use(s.accessLog, headAsGet, s.recoverPanics, s.requestDeadline, s.securityHeaders, headerLimit(o.MaxHeaderBytes), s.framing,
+		canonicalPaths)
 	if len(o.CORSOrigins) > 0 {
 		e.Use(cors(o.CORSOrigins, o.CORSMaxAge))
 	}
-	e.Use(s.requestMeta, s.rateLimit, s.negotiate, errorHeaders, s.validate)
-	e.GET("/healthz", s.healthz)
-	e.GET("/readyz", s.readyz)
-	e.GET("/metrics", s.metrics)
-	e.GET("/docs", s.docs)
-	e.GET("/docs/style.css", s.docsStyle)
-	e.GET(BasePath+"/openapi.yaml", s.openAPIYAML)
-	gen.RegisterHandlersWithBaseURL(e, gen.NewStrictHandler(s, nil), BasePath)
+	e.Use(allowedMethods, s.requestMeta, s.rateLimit, s.negotiate, errorHeaders, s.validate)
+	routes := headRoutes{e}
+	routes.GET("/healthz", s.healthz)
+	routes.GET("/readyz", s.readyz)
+	routes.GET("/metrics", s.metrics)
+	routes.GET("/docs", s.docs)
+	routes.GET("/docs/style.css", s.docsStyle)
+	routes.GET(BasePath+"/openapi.yaml", s.openAPIYAML)
+	gen.RegisterHandlersWithBaseURL(routes, gen.NewStrictHandler(s, nil), BasePath)
 	return s, e, nil
 }
 
