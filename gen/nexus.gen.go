@@ -1502,7 +1502,10 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 }
 
 type AccountInactiveResponseHeaders struct {
-	XRequestId *string
+	CacheControl    *string
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestId      *string
 }
 type AccountInactiveApplicationProblemPlusJSONResponse struct {
 	Body Problem
@@ -1511,7 +1514,10 @@ type AccountInactiveApplicationProblemPlusJSONResponse struct {
 }
 
 type EmailConflictResponseHeaders struct {
-	XRequestId *string
+	CacheControl    *string
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestId      *string
 }
 type EmailConflictApplicationProblemPlusJSONResponse struct {
 	Body Problem
@@ -1520,7 +1526,10 @@ type EmailConflictApplicationProblemPlusJSONResponse struct {
 }
 
 type EventConflictResponseHeaders struct {
-	XRequestId *string
+	CacheControl    *string
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestId      *string
 }
 type EventConflictApplicationProblemPlusJSONResponse struct {
 	Body Problem
@@ -1529,7 +1538,10 @@ type EventConflictApplicationProblemPlusJSONResponse struct {
 }
 
 type ForbiddenResponseHeaders struct {
-	XRequestId *string
+	CacheControl    *string
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestId      *string
 }
 type ForbiddenApplicationProblemPlusJSONResponse struct {
 	Body Problem
@@ -1538,7 +1550,10 @@ type ForbiddenApplicationProblemPlusJSONResponse struct {
 }
 
 type InternalErrorResponseHeaders struct {
-	XRequestId *string
+	CacheControl    *string
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestId      *string
 }
 type InternalErrorApplicationProblemPlusJSONResponse struct {
 	Body Problem
@@ -1547,7 +1562,10 @@ type InternalErrorApplicationProblemPlusJSONResponse struct {
 }
 
 type LastAdminResponseHeaders struct {
-	XRequestId *string
+	CacheControl    *string
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestId      *string
 }
 type LastAdminApplicationProblemPlusJSONResponse struct {
 	Body Problem
@@ -1556,7 +1574,10 @@ type LastAdminApplicationProblemPlusJSONResponse struct {
 }
 
 type LoginRejectedResponseHeaders struct {
-	XRequestId *string
+	CacheControl    *string
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestId      *string
 }
 type LoginRejectedApplicationProblemPlusJSONResponse struct {
 	Body Problem
@@ -1565,7 +1586,10 @@ type LoginRejectedApplicationProblemPlusJSONResponse struct {
 }
 
 type NotAcceptableResponseHeaders struct {
-	XRequestId *string
+	CacheControl    *string
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestId      *string
 }
 type NotAcceptableApplicationProblemPlusJSONResponse struct {
 	Body Problem
@@ -1574,7 +1598,10 @@ type NotAcceptableApplicationProblemPlusJSONResponse struct {
 }
 
 type NotFoundResponseHeaders struct {
-	XRequestId *string
+	CacheControl    *string
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestId      *string
 }
 type NotFoundApplicationProblemPlusJSONResponse struct {
 	Body Problem
@@ -1583,7 +1610,10 @@ type NotFoundApplicationProblemPlusJSONResponse struct {
 }
 
 type PayloadTooLargeResponseHeaders struct {
-	XRequestId *string
+	CacheControl    *string
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestId      *string
 }
 type PayloadTooLargeApplicationProblemPlusJSONResponse struct {
 	Body Problem
@@ -1592,7 +1622,10 @@ type PayloadTooLargeApplicationProblemPlusJSONResponse struct {
 }
 
 type RefreshRejectedResponseHeaders struct {
-	XRequestId *string
+	CacheControl    *string
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestId      *string
 }
 type RefreshRejectedApplicationProblemPlusJSONResponse struct {
 	Body Problem
@@ -1601,7 +1634,8 @@ type RefreshRejectedApplicationProblemPlusJSONResponse struct {
 }
 
 type RequestHeadersTooLargeResponseHeaders struct {
-	XRequestId *string
+	CacheControl *string
+	XRequestId   *string
 }
 type RequestHeadersTooLargeApplicationProblemPlusJSONResponse struct {
 	Body Problem
@@ -1622,6 +1656,7 @@ type TokenIssuedJSONResponse struct {
 }
 
 type TooManyRequestsResponseHeaders struct {
+	CacheControl    *string
 	RateLimit       *string
 	RateLimitPolicy *string
 	RetryAfter      *int
@@ -1634,6 +1669,9 @@ type TooManyRequestsApplicationProblemPlusJSONResponse struct {
 }
 
 type UnauthenticatedResponseHeaders struct {
+	CacheControl    *string
+	RateLimit       *string
+	RateLimitPolicy *string
 	WWWAuthenticate *string
 	XRequestId      *string
 }
@@ -1644,8 +1682,11 @@ type UnauthenticatedApplicationProblemPlusJSONResponse struct {
 }
 
 type UnavailableResponseHeaders struct {
-	RetryAfter *int
-	XRequestId *string
+	CacheControl    *string
+	RateLimit       *string
+	RateLimitPolicy *string
+	RetryAfter      *int
+	XRequestId      *string
 }
 type UnavailableApplicationProblemPlusJSONResponse struct {
 	Body Problem
@@ -1654,7 +1695,10 @@ type UnavailableApplicationProblemPlusJSONResponse struct {
 }
 
 type UnknownUserResponseHeaders struct {
-	XRequestId *string
+	CacheControl    *string
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestId      *string
 }
 type UnknownUserApplicationProblemPlusJSONResponse struct {
 	Body Problem
@@ -1663,8 +1707,11 @@ type UnknownUserApplicationProblemPlusJSONResponse struct {
 }
 
 type UnsupportedMediaTypeResponseHeaders struct {
-	AcceptEncoding *string
-	XRequestId     *string
+	AcceptEncoding  *string
+	CacheControl    *string
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestId      *string
 }
 type UnsupportedMediaTypeApplicationProblemPlusJSONResponse struct {
 	Body Problem
@@ -1673,7 +1720,10 @@ type UnsupportedMediaTypeApplicationProblemPlusJSONResponse struct {
 }
 
 type ValidationFailedResponseHeaders struct {
-	XRequestId *string
+	CacheControl    *string
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestId      *string
 }
 type ValidationFailedApplicationProblemPlusJSONResponse struct {
 	Body Problem
@@ -1724,6 +1774,34 @@ func (response GetJwks200JSONResponse) VisitGetJwksResponse(w http.ResponseWrite
 	return err
 }
 
+type GetJwks400ApplicationProblemPlusJSONResponse struct {
+	ValidationFailedApplicationProblemPlusJSONResponse
+}
+
+func (response GetJwks400ApplicationProblemPlusJSONResponse) VisitGetJwksResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetJwks406ApplicationProblemPlusJSONResponse struct {
 	NotAcceptableApplicationProblemPlusJSONResponse
 }
@@ -1735,6 +1813,15 @@ func (response GetJwks406ApplicationProblemPlusJSONResponse) VisitGetJwksRespons
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -1754,6 +1841,9 @@ func (response GetJwks429ApplicationProblemPlusJSONResponse) VisitGetJwksRespons
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
@@ -1782,6 +1872,9 @@ func (response GetJwks431ApplicationProblemPlusJSONResponse) VisitGetJwksRespons
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -1801,6 +1894,15 @@ func (response GetJwks500ApplicationProblemPlusJSONResponse) VisitGetJwksRespons
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -1820,6 +1922,15 @@ func (response GetJwks503ApplicationProblemPlusJSONResponse) VisitGetJwksRespons
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
@@ -1886,6 +1997,15 @@ func (response ListEvents400ApplicationProblemPlusJSONResponse) VisitListEventsR
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -1905,6 +2025,15 @@ func (response ListEvents401ApplicationProblemPlusJSONResponse) VisitListEventsR
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.WWWAuthenticate != nil {
 		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
 	}
@@ -1927,6 +2056,15 @@ func (response ListEvents403ApplicationProblemPlusJSONResponse) VisitListEventsR
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -1946,6 +2084,15 @@ func (response ListEvents406ApplicationProblemPlusJSONResponse) VisitListEventsR
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -1965,6 +2112,9 @@ func (response ListEvents429ApplicationProblemPlusJSONResponse) VisitListEventsR
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
@@ -1993,6 +2143,9 @@ func (response ListEvents431ApplicationProblemPlusJSONResponse) VisitListEventsR
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -2012,6 +2165,15 @@ func (response ListEvents500ApplicationProblemPlusJSONResponse) VisitListEventsR
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -2031,6 +2193,15 @@ func (response ListEvents503ApplicationProblemPlusJSONResponse) VisitListEventsR
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
@@ -2051,6 +2222,7 @@ type TrackEventResponseObject interface {
 }
 
 type TrackEvent202ResponseHeaders struct {
+	CacheControl    *string
 	RateLimit       *string
 	RateLimitPolicy *string
 	XRequestId      *string
@@ -2068,6 +2240,9 @@ func (response TrackEvent202JSONResponse) VisitTrackEventResponse(w http.Respons
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
@@ -2093,6 +2268,15 @@ func (response TrackEvent400ApplicationProblemPlusJSONResponse) VisitTrackEventR
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -2112,6 +2296,15 @@ func (response TrackEvent401ApplicationProblemPlusJSONResponse) VisitTrackEventR
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.WWWAuthenticate != nil {
 		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
 	}
@@ -2134,6 +2327,15 @@ func (response TrackEvent403ApplicationProblemPlusJSONResponse) VisitTrackEventR
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -2153,6 +2355,15 @@ func (response TrackEvent406ApplicationProblemPlusJSONResponse) VisitTrackEventR
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -2172,6 +2383,15 @@ func (response TrackEvent409ApplicationProblemPlusJSONResponse) VisitTrackEventR
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -2191,6 +2411,15 @@ func (response TrackEvent413ApplicationProblemPlusJSONResponse) VisitTrackEventR
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -2213,6 +2442,15 @@ func (response TrackEvent415ApplicationProblemPlusJSONResponse) VisitTrackEventR
 	if response.Headers.AcceptEncoding != nil {
 		w.Header().Set("Accept-Encoding", fmt.Sprint(*response.Headers.AcceptEncoding))
 	}
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -2232,6 +2470,15 @@ func (response TrackEvent422ApplicationProblemPlusJSONResponse) VisitTrackEventR
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -2251,6 +2498,9 @@ func (response TrackEvent429ApplicationProblemPlusJSONResponse) VisitTrackEventR
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
@@ -2279,6 +2529,9 @@ func (response TrackEvent431ApplicationProblemPlusJSONResponse) VisitTrackEventR
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -2298,6 +2551,15 @@ func (response TrackEvent500ApplicationProblemPlusJSONResponse) VisitTrackEventR
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -2317,6 +2579,15 @@ func (response TrackEvent503ApplicationProblemPlusJSONResponse) VisitTrackEventR
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
@@ -2337,6 +2608,7 @@ type TrackEventBatchResponseObject interface {
 }
 
 type TrackEventBatch202ResponseHeaders struct {
+	CacheControl    *string
 	RateLimit       *string
 	RateLimitPolicy *string
 	XRequestId      *string
@@ -2354,6 +2626,9 @@ func (response TrackEventBatch202JSONResponse) VisitTrackEventBatchResponse(w ht
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
@@ -2379,6 +2654,15 @@ func (response TrackEventBatch400ApplicationProblemPlusJSONResponse) VisitTrackE
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -2398,6 +2682,15 @@ func (response TrackEventBatch401ApplicationProblemPlusJSONResponse) VisitTrackE
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.WWWAuthenticate != nil {
 		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
 	}
@@ -2420,6 +2713,15 @@ func (response TrackEventBatch403ApplicationProblemPlusJSONResponse) VisitTrackE
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -2439,6 +2741,15 @@ func (response TrackEventBatch406ApplicationProblemPlusJSONResponse) VisitTrackE
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -2458,6 +2769,15 @@ func (response TrackEventBatch413ApplicationProblemPlusJSONResponse) VisitTrackE
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -2480,6 +2800,15 @@ func (response TrackEventBatch415ApplicationProblemPlusJSONResponse) VisitTrackE
 	if response.Headers.AcceptEncoding != nil {
 		w.Header().Set("Accept-Encoding", fmt.Sprint(*response.Headers.AcceptEncoding))
 	}
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -2499,6 +2828,9 @@ func (response TrackEventBatch429ApplicationProblemPlusJSONResponse) VisitTrackE
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
@@ -2527,6 +2859,9 @@ func (response TrackEventBatch431ApplicationProblemPlusJSONResponse) VisitTrackE
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -2546,6 +2881,15 @@ func (response TrackEventBatch500ApplicationProblemPlusJSONResponse) VisitTrackE
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -2565,6 +2909,15 @@ func (response TrackEventBatch503ApplicationProblemPlusJSONResponse) VisitTrackE
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
@@ -2631,6 +2984,15 @@ func (response GetAnalyticsSummary400ApplicationProblemPlusJSONResponse) VisitGe
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -2650,6 +3012,15 @@ func (response GetAnalyticsSummary401ApplicationProblemPlusJSONResponse) VisitGe
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.WWWAuthenticate != nil {
 		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
 	}
@@ -2672,6 +3043,15 @@ func (response GetAnalyticsSummary403ApplicationProblemPlusJSONResponse) VisitGe
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -2691,6 +3071,15 @@ func (response GetAnalyticsSummary406ApplicationProblemPlusJSONResponse) VisitGe
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -2710,6 +3099,9 @@ func (response GetAnalyticsSummary429ApplicationProblemPlusJSONResponse) VisitGe
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
@@ -2738,6 +3130,9 @@ func (response GetAnalyticsSummary431ApplicationProblemPlusJSONResponse) VisitGe
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -2757,6 +3152,15 @@ func (response GetAnalyticsSummary500ApplicationProblemPlusJSONResponse) VisitGe
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -2776,6 +3180,15 @@ func (response GetAnalyticsSummary503ApplicationProblemPlusJSONResponse) VisitGe
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
@@ -2832,6 +3245,15 @@ func (response Login400ApplicationProblemPlusJSONResponse) VisitLoginResponse(w 
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -2851,6 +3273,15 @@ func (response Login401ApplicationProblemPlusJSONResponse) VisitLoginResponse(w 
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -2870,6 +3301,15 @@ func (response Login403ApplicationProblemPlusJSONResponse) VisitLoginResponse(w 
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -2889,6 +3329,15 @@ func (response Login406ApplicationProblemPlusJSONResponse) VisitLoginResponse(w 
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -2908,6 +3357,15 @@ func (response Login413ApplicationProblemPlusJSONResponse) VisitLoginResponse(w 
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -2930,6 +3388,15 @@ func (response Login415ApplicationProblemPlusJSONResponse) VisitLoginResponse(w 
 	if response.Headers.AcceptEncoding != nil {
 		w.Header().Set("Accept-Encoding", fmt.Sprint(*response.Headers.AcceptEncoding))
 	}
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -2949,6 +3416,9 @@ func (response Login429ApplicationProblemPlusJSONResponse) VisitLoginResponse(w 
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
@@ -2977,6 +3447,9 @@ func (response Login431ApplicationProblemPlusJSONResponse) VisitLoginResponse(w 
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -2996,6 +3469,15 @@ func (response Login500ApplicationProblemPlusJSONResponse) VisitLoginResponse(w 
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -3015,6 +3497,15 @@ func (response Login503ApplicationProblemPlusJSONResponse) VisitLoginResponse(w 
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
@@ -3034,6 +3525,7 @@ type LogoutResponseObject interface {
 }
 
 type Logout204ResponseHeaders struct {
+	CacheControl    *string
 	RateLimit       *string
 	RateLimitPolicy *string
 	XRequestId      *string
@@ -3044,6 +3536,9 @@ type Logout204Response struct {
 }
 
 func (response Logout204Response) VisitLogoutResponse(w http.ResponseWriter) error {
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
@@ -3057,6 +3552,34 @@ func (response Logout204Response) VisitLogoutResponse(w http.ResponseWriter) err
 	return nil
 }
 
+type Logout400ApplicationProblemPlusJSONResponse struct {
+	ValidationFailedApplicationProblemPlusJSONResponse
+}
+
+func (response Logout400ApplicationProblemPlusJSONResponse) VisitLogoutResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type Logout401ApplicationProblemPlusJSONResponse struct {
 	UnauthenticatedApplicationProblemPlusJSONResponse
 }
@@ -3068,6 +3591,15 @@ func (response Logout401ApplicationProblemPlusJSONResponse) VisitLogoutResponse(
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.WWWAuthenticate != nil {
 		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
 	}
@@ -3090,6 +3622,9 @@ func (response Logout429ApplicationProblemPlusJSONResponse) VisitLogoutResponse(
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
@@ -3118,6 +3653,9 @@ func (response Logout431ApplicationProblemPlusJSONResponse) VisitLogoutResponse(
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -3137,6 +3675,15 @@ func (response Logout500ApplicationProblemPlusJSONResponse) VisitLogoutResponse(
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -3156,6 +3703,15 @@ func (response Logout503ApplicationProblemPlusJSONResponse) VisitLogoutResponse(
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
@@ -3212,6 +3768,15 @@ func (response RefreshToken400ApplicationProblemPlusJSONResponse) VisitRefreshTo
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -3231,6 +3796,15 @@ func (response RefreshToken401ApplicationProblemPlusJSONResponse) VisitRefreshTo
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -3250,6 +3824,15 @@ func (response RefreshToken406ApplicationProblemPlusJSONResponse) VisitRefreshTo
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -3269,6 +3852,15 @@ func (response RefreshToken413ApplicationProblemPlusJSONResponse) VisitRefreshTo
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -3291,6 +3883,15 @@ func (response RefreshToken415ApplicationProblemPlusJSONResponse) VisitRefreshTo
 	if response.Headers.AcceptEncoding != nil {
 		w.Header().Set("Accept-Encoding", fmt.Sprint(*response.Headers.AcceptEncoding))
 	}
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -3310,6 +3911,9 @@ func (response RefreshToken429ApplicationProblemPlusJSONResponse) VisitRefreshTo
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
@@ -3338,6 +3942,9 @@ func (response RefreshToken431ApplicationProblemPlusJSONResponse) VisitRefreshTo
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -3357,6 +3964,15 @@ func (response RefreshToken500ApplicationProblemPlusJSONResponse) VisitRefreshTo
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -3376,6 +3992,15 @@ func (response RefreshToken503ApplicationProblemPlusJSONResponse) VisitRefreshTo
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
@@ -3430,6 +4055,34 @@ func (response GetOpenApiJson200JSONResponse) VisitGetOpenApiJsonResponse(w http
 	return err
 }
 
+type GetOpenApiJson400ApplicationProblemPlusJSONResponse struct {
+	ValidationFailedApplicationProblemPlusJSONResponse
+}
+
+func (response GetOpenApiJson400ApplicationProblemPlusJSONResponse) VisitGetOpenApiJsonResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetOpenApiJson406ApplicationProblemPlusJSONResponse struct {
 	NotAcceptableApplicationProblemPlusJSONResponse
 }
@@ -3441,6 +4094,15 @@ func (response GetOpenApiJson406ApplicationProblemPlusJSONResponse) VisitGetOpen
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -3460,6 +4122,9 @@ func (response GetOpenApiJson429ApplicationProblemPlusJSONResponse) VisitGetOpen
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
@@ -3488,6 +4153,9 @@ func (response GetOpenApiJson431ApplicationProblemPlusJSONResponse) VisitGetOpen
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -3507,6 +4175,15 @@ func (response GetOpenApiJson500ApplicationProblemPlusJSONResponse) VisitGetOpen
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -3570,6 +4247,15 @@ func (response ListUsers400ApplicationProblemPlusJSONResponse) VisitListUsersRes
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -3589,6 +4275,15 @@ func (response ListUsers401ApplicationProblemPlusJSONResponse) VisitListUsersRes
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.WWWAuthenticate != nil {
 		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
 	}
@@ -3611,6 +4306,15 @@ func (response ListUsers403ApplicationProblemPlusJSONResponse) VisitListUsersRes
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -3630,6 +4334,15 @@ func (response ListUsers406ApplicationProblemPlusJSONResponse) VisitListUsersRes
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -3649,6 +4362,9 @@ func (response ListUsers429ApplicationProblemPlusJSONResponse) VisitListUsersRes
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
@@ -3677,6 +4393,9 @@ func (response ListUsers431ApplicationProblemPlusJSONResponse) VisitListUsersRes
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -3696,6 +4415,15 @@ func (response ListUsers500ApplicationProblemPlusJSONResponse) VisitListUsersRes
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -3715,6 +4443,15 @@ func (response ListUsers503ApplicationProblemPlusJSONResponse) VisitListUsersRes
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
@@ -3735,6 +4472,7 @@ type CreateUserResponseObject interface {
 }
 
 type CreateUser201ResponseHeaders struct {
+	CacheControl    *string
 	Location        *string
 	RateLimit       *string
 	RateLimitPolicy *string
@@ -3753,6 +4491,9 @@ func (response CreateUser201JSONResponse) VisitCreateUserResponse(w http.Respons
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
 	if response.Headers.Location != nil {
 		w.Header().Set("Location", fmt.Sprint(*response.Headers.Location))
 	}
@@ -3781,6 +4522,15 @@ func (response CreateUser400ApplicationProblemPlusJSONResponse) VisitCreateUserR
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -3800,6 +4550,15 @@ func (response CreateUser401ApplicationProblemPlusJSONResponse) VisitCreateUserR
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.WWWAuthenticate != nil {
 		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
 	}
@@ -3822,6 +4581,15 @@ func (response CreateUser403ApplicationProblemPlusJSONResponse) VisitCreateUserR
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -3841,6 +4609,15 @@ func (response CreateUser406ApplicationProblemPlusJSONResponse) VisitCreateUserR
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -3860,6 +4637,15 @@ func (response CreateUser409ApplicationProblemPlusJSONResponse) VisitCreateUserR
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -3879,6 +4665,15 @@ func (response CreateUser413ApplicationProblemPlusJSONResponse) VisitCreateUserR
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -3901,6 +4696,15 @@ func (response CreateUser415ApplicationProblemPlusJSONResponse) VisitCreateUserR
 	if response.Headers.AcceptEncoding != nil {
 		w.Header().Set("Accept-Encoding", fmt.Sprint(*response.Headers.AcceptEncoding))
 	}
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -3920,6 +4724,9 @@ func (response CreateUser429ApplicationProblemPlusJSONResponse) VisitCreateUserR
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
@@ -3948,6 +4755,9 @@ func (response CreateUser431ApplicationProblemPlusJSONResponse) VisitCreateUserR
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -3967,6 +4777,15 @@ func (response CreateUser500ApplicationProblemPlusJSONResponse) VisitCreateUserR
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -3986,6 +4805,15 @@ func (response CreateUser503ApplicationProblemPlusJSONResponse) VisitCreateUserR
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
@@ -4053,6 +4881,15 @@ func (response GetUser400ApplicationProblemPlusJSONResponse) VisitGetUserRespons
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -4072,6 +4909,15 @@ func (response GetUser401ApplicationProblemPlusJSONResponse) VisitGetUserRespons
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.WWWAuthenticate != nil {
 		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
 	}
@@ -4094,6 +4940,15 @@ func (response GetUser403ApplicationProblemPlusJSONResponse) VisitGetUserRespons
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -4113,6 +4968,15 @@ func (response GetUser404ApplicationProblemPlusJSONResponse) VisitGetUserRespons
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -4132,6 +4996,15 @@ func (response GetUser406ApplicationProblemPlusJSONResponse) VisitGetUserRespons
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -4151,6 +5024,9 @@ func (response GetUser429ApplicationProblemPlusJSONResponse) VisitGetUserRespons
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
@@ -4179,6 +5055,9 @@ func (response GetUser431ApplicationProblemPlusJSONResponse) VisitGetUserRespons
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -4198,6 +5077,15 @@ func (response GetUser500ApplicationProblemPlusJSONResponse) VisitGetUserRespons
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -4217,6 +5105,15 @@ func (response GetUser503ApplicationProblemPlusJSONResponse) VisitGetUserRespons
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
@@ -4238,6 +5135,7 @@ type UpdateUserResponseObject interface {
 }
 
 type UpdateUser200ResponseHeaders struct {
+	CacheControl    *string
 	RateLimit       *string
 	RateLimitPolicy *string
 	XRequestId      *string
@@ -4255,6 +5153,9 @@ func (response UpdateUser200JSONResponse) VisitUpdateUserResponse(w http.Respons
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
@@ -4280,6 +5181,15 @@ func (response UpdateUser400ApplicationProblemPlusJSONResponse) VisitUpdateUserR
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -4299,6 +5209,15 @@ func (response UpdateUser401ApplicationProblemPlusJSONResponse) VisitUpdateUserR
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.WWWAuthenticate != nil {
 		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
 	}
@@ -4321,6 +5240,15 @@ func (response UpdateUser403ApplicationProblemPlusJSONResponse) VisitUpdateUserR
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -4340,6 +5268,15 @@ func (response UpdateUser404ApplicationProblemPlusJSONResponse) VisitUpdateUserR
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -4359,6 +5296,15 @@ func (response UpdateUser406ApplicationProblemPlusJSONResponse) VisitUpdateUserR
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -4378,6 +5324,15 @@ func (response UpdateUser409ApplicationProblemPlusJSONResponse) VisitUpdateUserR
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -4397,6 +5352,15 @@ func (response UpdateUser413ApplicationProblemPlusJSONResponse) VisitUpdateUserR
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -4419,6 +5383,15 @@ func (response UpdateUser415ApplicationProblemPlusJSONResponse) VisitUpdateUserR
 	if response.Headers.AcceptEncoding != nil {
 		w.Header().Set("Accept-Encoding", fmt.Sprint(*response.Headers.AcceptEncoding))
 	}
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -4438,6 +5411,9 @@ func (response UpdateUser429ApplicationProblemPlusJSONResponse) VisitUpdateUserR
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
@@ -4466,6 +5442,9 @@ func (response UpdateUser431ApplicationProblemPlusJSONResponse) VisitUpdateUserR
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -4485,6 +5464,15 @@ func (response UpdateUser500ApplicationProblemPlusJSONResponse) VisitUpdateUserR
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -4504,6 +5492,15 @@ func (response UpdateUser503ApplicationProblemPlusJSONResponse) VisitUpdateUserR
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
@@ -5023,266 +6020,268 @@ func (sh *strictHandler) UpdateUser(ctx echo.Context, userId UserId) error {
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L37chu3si/8KiiuVRUpeyiT1MUSXan6FMdOlPgWW47jhD4iOAOKYw0xzAAURceuOu9w3vA8yVfdDWAw",
-	"N15kee+TrPyxVmTODK6NRl9//WcrTKezVAqpVav/Z2sieCQy/PM0DMVMP5JhGsXyEn6JhAqzeKbjVLb6",
-	"rfOJYJn4Yy6UZmEqtZCa0buK6YlgSmTXImMcm1Fs5+Xjh+z+0cnB7gOm4N3FREg2fEhftm0/Q7bgimVi",
-	"PFci2msFLXHDp7NEtPqtyw/xrBW0VDgRUw7jEXI+bfV/pwfvgpZezuA9pTMY8KdPQeshDycCusjS5Fn6",
-	"SqeZqJlIeiUky4SapVIJxaZzpZlMNRsJFkIDpXHItK2wpbqxuIdrx/Mii6+5Fk0LS6NhsWLjNMMFDXmS",
-	"iIylMlkyLqPCOLHPiI2WTE04/IUDV8WBz6jHgK2cQfWt9VOZj5I4rM7kh3TBklReMu1PacqXTUs7w4YC",
-	"NuU3bX4pvtnvdApjrA7jSRpy6q1uGV+/fMLSse0+nWehYO9h2cJMcF3u/d51795ciUzd63RP9g/4ybjd",
-	"G90X7fvhQbd9EnV5+1Dsj4/D3uiId4sDG6fZlOtWvzXP4nYmxiITMhStuoV7ybV4Ek9jXT9kpbkWMGjB",
-	"wwnLuBbtBN5mszSJwyXTE64Zn82SWERMp0xPYuXO4c7Zo/PHbKL1jM9iNnRdDdk4FkkUsCjjYz2Qaik1",
-	"v9nt48pQw18pJvlUBGyYDc2CYZuKKR0nCeNJki5ExGS6CJD8hnpoznmYykixudRxwmKt2B/zVHMWq4Ec",
-	"z+HLSx7LPfZKCDbA2TOckBq0WCyxiRioKJqHsAx7A1nYlEErng1aD7Jvut3j+w/0N92ADYBGZRjPeIJP",
-	"Dk9OjuBJYUemsXwi5KWetPrdldvwAqffcAxLyx8LdbsNaFMvxX1gdhsGEje7vBF/DPPlNGu+oJ8WsYzS",
-	"BSyfWf2GVfvjm26v03mw+OaoU162P7456phH262b0NnydKxFVl2yV4YUdMoWPAbGNE4zoCSdLWN5WTht",
-	"h6VO4+l86ncZSy0uRYZ9vnnz5nSuJ0LqOGxkmTx/I04lw8YFDGWuBN0+R/cPO7sBW8R6gmQnsizN6B7i",
-	"TOMtAJfPLBNKyAp3+FbwTGQsEzyZfjNoSXEzV4NWQK18M2jF8poncXSBDQ1aa/jWry+JYs6i+tnEETGu",
-	"nLYeICEIFpurMxOzNNOxvGSczbJ0lIhpccCd7o/f/Xzwy/7b4596T++/PDk/fNP99ei3zum3xQ3nN27D",
-	"e8fBGgL4FLRmPONToY2YsIKVJTy7hEMh59MRXFxjFmsxRfLIhJ5nsjDeXidoxfDpH3ORLVtBC05Bq9/C",
-	"41cYcSTGfJ5o+mTKbwzpdDrBOkJ6Ph4roesvqimXy3yA6iqe7bFTzaap0qzbCeCwMMmzLF0g8SSx0kRK",
-	"4ziBxaBpwTkezzM9EVlhdg2TS2lAtbMrTa4wvU7t9F4rkTURFFxsXykWR2UiwZuu2z4OD/fb9w9H3fYx",
-	"FwdtPj4MR4fiJOqF3ZYZ+4zrST70OXUWtIA+40xErb7O5qL+VpzHUauWmJzYZUTOdC71meShjq/xnBvJ",
-	"Ev5Enkun+54h+P96r+jqNxPCVji1chF7zVzzZG7ai2AIlXeCViQ0jxNcrVgx8wLIX5HAd1BeYCDx8FCz",
-	"ZTrPWJpdchl/wCF9pRiPYH+UzrhOsz2zMkLpizhaexw113PV6h909oOWjjXuzakdQz5Is4Jwwaj+vXt8",
-	"Fu8hI2qHSTqP9sJ0apdG3avMERc8351/Z2Lc6rf+dS9XAe7RU3XvBTVCn1SJacaVWqRZhPwyTLNMhDpg",
-	"o7nGo9Gwdq3AVy9+bRsO2D6LmkZjXr/nMUsc0KMpj5OHqRwncahvSSWh93mZOtyzAlUIJqBfxqMoE0rB",
-	"9HiSCR4t4SKeK4EnC24D1er//mf+aeXFVtCapXBwM5A6sdXWp3e3o5eTnF4e5sPehk7cbO+OPtYsFNuJ",
-	"JQN26x+g3bskkGsh9X8zgZxKJq6FNJcC3tz474s4QtktiseoFuTasrcupL9tQEBzRWoe99rDbko0ZXr+",
-	"e5HV0E5rWF07q0v4JEVbUVmqPfYs1ROQnIB95Ut/R8T3OM1GcRQJeUvCi6Waj8egbEh9MRPZNFbKaLhl",
-	"Omx6tXybWfVEChGRdQb13D4KMfl3AVtM4nBCl1uWJoJFqVBoY7jMuNR3cKedeSNmhRFvQ1tN8747UiNj",
-	"y1eKliHh4RWtW94ZHfF0JjLc0oClYJsRJOYqNoxlmMwjcfH1kI0TfqkCWv07JLQzOO2SJ4+AZdya2KiN",
-	"euoyz4pcbi7FzUyEWkRGg0rDcJ7BGWI/o4biWQ+A+ZW0lfiWZHTY6fhkREOzVkYcyNZEZKZ3N1RTXBl/",
-	"XHsMKGqURksmBfwa8iyLhWJ2BMrqdsN8WYZ3SChPuNKnIJzekkgSrvQFtw2UycR7WuY7wGWAVZcZ81eK",
-	"wVeMBFMSnPGSDLk0Fs1ITFNYyDQrC5GfeZ09wY7NcLehF2+ed8hnJlxeCrZI50nEEsGvRf0tls4147Kw",
-	"YHdJIOllLF+K90i7t+YkZP8Ik9h8WeUnhTdKwjX9CgwDCEdeyXQhAxbFio8SESF7BdKwdkiyiuea2m0p",
-	"o+szFRwfc+PbjpsUJger6n7KRCSkjnmiVi6L91qt4pFmueIVA/cwmtddTr0whlvN32vhDo9J3iqz7hBc",
-	"aLYQaGEk0r3DI/Es1eQBA/K75ZGQqb7ghUbKe196o7TtzmUSckl+n5FgfufQaZPSgO4harvyjVsmsjKI",
-	"mb61onCUE9GzVLPCZLahn9JK3KHSQBMcMpoxy+aJUAz4KdzFS5BMyOBLzLYo1bEJV3dLVI/TuYw+g57G",
-	"9vs6UqKHVSoiz5cT5sVNrG7NNQ6KG2673Hav6bu72eZnKVPzcJLP1OiCToj3r9M99tK8pkBWT/VEFC15",
-	"iiVpesXEDQ91smRJfCWQKu6QDl7wZZLy6DxNn4CN/JbkMKNWLnSaXiS2nTJZVF+qkAfphiifOp+yuAmF",
-	"iNjR4eH+ERstNfmSb0EvXU/5M9NmOk2ZHcs2dFOdy92xicIyxIrGBzcNr/AEE9Jwh/TwUowzoSb/SGBf",
-	"SAJD68WqBaEXKicDd8W4BlHiwrcDJm5mcQZLkonr9MqszQg4GniBuCSmYiQU1GCu41Dc4QLZ8d5mfehb",
-	"cr7gBMlleZGJuRK1V0vteysXa8Fz+xy8/cCECpDlZMIVGwkh7fLtsSfpJTBtChX4/GV6WRiMG/A2q1U7",
-	"57tkN/4ISyItRkDduURr/vkDPf7Mu8dukOls9R3U/HLDXZTEUqA9gL6gqAlVuZ32e/ePjj/rdtovEA11",
-	"XuzztndV85zv/s4qLRcM+lIgC+KZKN1k1cC8/R77Kf4WnArG9XyXnhgMrjtTar7yVqujMDwZRYUZhqwU",
-	"HclWvyWWP05G34fx8/jHx68/nHWfxWfqbKpnvz08Ozp7f7Z4+v6tfnr+SD99/1o/7b29efvh28lZvIij",
-	"H5LF2fs0fvvrzxmXUedMdvbE8scP0Zuz+Hl8tnh6fvXh2fePDp++6hy8/fD6w5PzsPv2/SP9/PvHybOH",
-	"3clv7395//b9L8nzNz8v3354FI9/3gt7iRxNH3eiX39M0L8O94O6iGWrfwJ2S8tN/Ae9w5Nex39o5yVv",
-	"sovT3579dPX25jz89c3Nq58On2Td5c+Xi9PT09Ofwv1H73u/dkYvj9Xbm0cH4+PFWff9D8c//9GJnp88",
-	"/KMze/jh+I/rDgdCJ+5l6JYiWFoBuu5xNygK7gJ99L1O76jd7bY73fPOSX+/0+90foOpTOl48oj/f2Z7",
-	"gNBbQSuONo8fMDEDpxFnT9JrkfBQtIKWL3VfrGyuG3XC+2J/fMJ7PTjpKZ5Ya8Wzx7nl/OTzWVSdWa9z",
-	"3j3odw773d5vrU9bHEMk4pdGGa89jPCCYjHSeen0YKBk20RKrjs+dQGr5ZjBVd/nL/pftfMYt40+Nq9/",
-	"Cm5/9INWEssrc1UgeZ8TdZdjU16mGPCoK3cixmnSigZsXLwhKQZPXRkplFwKTkCHoRZ7dXfDt2mEy+BE",
-	"3Va/9W/zbA9E/3/dyx9VT+a/rUXGvFt8/slwvPQpl0uzGOq29yvX4gJDnxpEMv+5f4umKUUymUkpUHd1",
-	"tmR8rAWtYR6OZUM3Y0kvtTGu75ZXac+zsVdGse3l6c/ujtwzLHOhpyDLkwghoj6TnjM4SqXYY294rNnQ",
-	"W5KhWyoT0ojrKG60neCeH2w7kGqSLsjrIW4mfK60iGz8Lrqkh9k3neEee5xmjLMEjO8BqVLo1lYpfsql",
-	"WgiIT4wTUY6rUaiCDSTtaiZmyMjZmMfJPBMKHLnCGDZQYNJ+0E7sYnYobNRjVv9jjMZb7LVf5xGon8Oh",
-	"IF5OekGjt1a759VWyqe1/IrvUGWk0Y0ovJREnFzltMF1d6AUva4MYpsjWZ7C3UmxZuZuyuhfl5eQBZBA",
-	"BKHIFW4gZ6szFgn3zZs37XKM8CpSKIcUfz4lXfM4+QxfwbzYQg0FucclpQnk+TjEVBEtprM041mcLJn3",
-	"xX/XHXDoR3q8MsMqjnxLknNf3tUlEImZkJGQ4ZKMXN4a+UFB5JaNHrDMW7jaG6FEh/9DfAxtda+tWH8b",
-	"6sMWLqxmUCU/73mJ/uA3MBqCjA/+BfwBSKsSI7sivg0Ni81fFqPbTI+39Vn1ej5TxIkxM7HtyNNbk7uh",
-	"z6GZ2bC6mCv8GV80mu21VPPZLM20iJ6KKObny5khjFsQmWvqYgptGcW0jtxq31zruWhwj97GbXHo04gb",
-	"DcPRMDOa7aildkpfzoEBJ2pYXo0hWqoxPq2aeWk+SqWosROVSIqcqm0/PXQVVZWSST+T3/0CEhNO6jGP",
-	"k1sLbteumYuxa6dMitWXGqgQjNo96yIw1sOVvnkgViP8FeKla6PDgyK7dDkXhXdz1fW23nwvxC5fZOYm",
-	"vg3BVxfu7mndebSnXIeU1AV0kPEQNDJaectLydsPQwFeiftzZ2zSzYvOhuTJUsehejWfTnmG6tAsS2ci",
-	"0zFRXsQ1r5pCHoJ2p9hMZCziy8CEk8PoTWycFpdptoQjHAmT7osvghxrkgbxT/vmHvuOL5WLH8P2FNmE",
-	"xVhDDASsAOY8rdsQE1E/l6jwGTrgWcZRextn6dQ7Xb7N7aAV5HlAEdc1SbFBS6cNXx9u9rXmSXU5T5PE",
-	"Thn15jxGPAPhrpAH1e0dH65Nr8oTnX6nGePAbf8B7WqeLJ2OwIUDA3yI57IuM+sMo5rGsXfHp1LNp5jW",
-	"l7OxgKFL6DJWGjeejAh49KxJjGy5w1KqOh7OhRi1gjV5fjOutchgSP/r99P2b7z9odM+eZf/uXfRb7/7",
-	"+t91y/8Qewbh05wJ5MFRFMPIefLCo/wxT5SoCuVSLFDO2WNDYkVD64rArLohmXVxbsVzZIzTa0jXcFBj",
-	"hF79MkzjGbyHiY5kMGnI0JQxxKM5s0rAuGaJ4JAu2AMFAriQyBSeXW4TCYNO78B4rNgrSlyghH54j51m",
-	"l6nsxRFcJpPiVnLKpPd7nU0yroR/QtyIi9vd6R0U97tXs41kU1+9Oi/hnU/5hbF+LV/Rm+XjQxtntsT0",
-	"7S143SH6ji+J/1S4aWh/zo/zwepU0IB4ya15Tmk25iUaR93YH1k6rYSMF27+PfYU7jGEb1CiHUslpIqB",
-	"9pNliRoq3hg3Yru0HgH0Dov7v1+z/cjga4Zo02tM5swwX3pKwoEpzPSS0WQp2B8Nn/A+m/CISbCpVo8u",
-	"PL+wN1VxK1I5SnmGkmLNSF1uU+Eb8Bzxw7DXvh91Rfv+aJ+3T8KDcbsnjqMj3h0dju93WsG6lFTbumUV",
-	"efsqvpTz2QWQeSK0qP22cUzH/KDTvj/uddujo2i/fdANT0TnPu9F3eNNxlRcubXXtMdxkVBDEV8bX1g9",
-	"wYPDDzxj+3sHx72T7v5v5RPQ1vG09uqlQLoq2TwD4IcVtJCPYiFGbT6btYKWnCfG/EV5xJXOYBBK8+ls",
-	"/Ty6vc3nYK0Jla3bwK+5LsO5yCfwFUe+BVoLygfCn25xE/MRu/UvkEgtA4LGSQkTDfcZbRL6BqbTWGsR",
-	"sR2AR8gjeQI2l5ExICo+9fPxdqsHPJqT+FIH15DNRU4deSt+Z5bvwO1pPTQgJxSNHG7DjGRhJj5K00Rw",
-	"WeYW1UlHwg4T9JwrsURJS5mwLa7YpZAiq0LF3BW3aRoX6d6Yr28FQ58Psx3z4zjOFGrs5CLlzK36bsOA",
-	"P5MVlbhJceRv7JbS8Jl9uTL+4tjuhBE5icTiGHFL7e8KF6f9dR1/aZqZvwsTPpsJCQcFLSrue7KyDL21",
-	"GrIY0gIdD9xdvwKbs7A1XMYsTeCdyDJDyWfeyDy+BclkS8n+9QzE9y5gZxhNbI89AoQM4DITEV6h9Ivm",
-	"qHQhARdMsCFo71d5l8MG0QH/2lx1tarJJxSMzui7rgXVsP8ua7allTUdr16jl0LNkxoplTdyX4c+Qu1T",
-	"SkuO6OWDwBTI5uTkeLXO6m252rDbEvd1DD/OPD5dVJ3XjSHzopo3GIHBfiNqsD2DJWfrbmEfaub9XApG",
-	"D9HUEsuZtY0EYCCgf6OJZTvriNn4T2uIyONA3u54y5QPvZHQHnpic1leh3CCkCfsMkvnM7g107FZ3z7r",
-	"/t///X+6vWNfO03HbJbFErNumBY3Jd5cEMU3NyH8r8HgptNpDwY33ceDwc39x/DnyeN3X3tPeh335LQz",
-	"GMy7R8fwH4iJa9N/T/E/vWP6zwn95zH+5xD+s9/pwBePHz1+/K65y1qjhWfP2kSf7Bx+WYUy+Gx96DYa",
-	"S70au1oqXaHkwqsuF718fy5RVbxGyWrMOBuhxdYDe+yzYcVkPGQ7eCcYS67B7jIWb8yfTv1s84EE58du",
-	"wIYNAAFDtmOD8w0eUg7ZARbSoTkoiyzW4oLLJTr3htCi7+0bBgMJF7yFuBiyHV2BpzActB6CAgUEmDXT",
-	"izhPWKJFAUnOvT+QNKZditUpU2okfJmnzlnRjBFRcura2RQFpromKyRoXRM++Z17ip9i3aJnZK+uFesp",
-	"2fBefwwNEb2t47m4Tm6YjcT7JFa62Vi/+U1QZyKfcHUxrcUffWNCteCpvQnRn1HgxAWd2NNvpLjRF+E8",
-	"U3XH7gVXCrSYIb0wdHGU8BWb8UvxgIHazVKiP0zKh58LXbeenoe9Z9+d9p6+P+08/fBo+fS708XTx8cY",
-	"KP32/Jf3T+POwdvznxdPzqPp0/eP9Nv3v109XXY6T988Pfzt/HT/7fmPV0/PL9fr+FWGxFve0hVn27iN",
-	"zwwrrBrbnENls6uQ7ciUHEpp4r0YGDdpsoTgPC2YmvGwLNLXcN+/2/X5oijf1uoFtM0lP9dc6XTKpkJz",
-	"2OE+4+zHV8+fWRNiOnbmcpOasLPfC1ymxy5DzLHpjIcavwuYFBhhab86ZIm4FokayEiIGfFm03aslUjG",
-	"mN8Hr7CuxYO03/YOD9lUTEd0vRinIX0cGFsEe/b6SU4NA7kzHAzmgM833GUG1+pKALYVo/UqYXP+2Zol",
-	"XCIcb0ohxiLL0H8rxUIlAqigFbSU4BpCqkhh8Ze0d3hYpvygddO+TNvmRwx7eMkXT4VS/FK4/bqdewbE",
-	"ZTw4fWNxwLQYY3+47u0d7HWYQ7wN2CyZG7yPGXVQtbH4mgR7TO3piRhIYzZIF1KxnWEcDYOiEh1UsDF2",
-	"0Ztp4aJrbsiqWLXey2lfXms9ItfbV6pmii450thrOHv9+uw7MAFYi5J6gD9dHwClXN/fBYRcGaHjz3Cq",
-	"gSTSlL5ksQHqFT5SvtVsj31vejUapTPRgBVuIFMy+JUo9QvZ1NdugPO/fY7ZO7dMr/3wFb26oQWoaPrp",
-	"M0CW3d/fP7GSHrTBPqBJjqBsMGAc2XKHsmsgtQaya6xtk25+zM9KpRjICUS/8Yngue3PmgPDJA2vCE/I",
-	"/WZOCHWMVtWG7ay3MnVuZSmvBxj1Fgh8Q6N0rh/42OWF0bFTTxTP09PMq1KISA1kg0Qe5AjoI0EQ4+mK",
-	"ELkaur5z4/4qtalRVMmNRWVq4555UacYlFXWnvaAO5LRYGgsGgqxpZbWYkKLj6usmGGojpWUmKsB9XY2",
-	"zBq7m9Xt1p4oJ5V/WV/dl/K3xTISNyu8JGCXh1dcPAldrF8pq0AOy9i/60xVX9JF12wZL5uEiZZuaTD/",
-	"UtZs3As3jcaT9KrBE4mscqm0mKJHJ4+p8XhVmE6FYhDScxsTWe7B/BsJ+J5yXWtALcbRsUcGLMUAIA6N",
-	"iQZ4jIMLNxyGIujIRCJ0jd/Q2RJqWGKs2CIDdu9A3M0AniGwnggnqSDxE+M40ZNX3K11oZeVlbBASXWE",
-	"hbF51hVnViQrpJEXO7cxt+eF+OG8L7dWm3eHgOIEDQamMdtAsV+LoV7t0AaPVu3IqJK9oOcGP/+k0921",
-	"F63tn5SlvMpGHoRcHMI9G5eyRuVvNtHAgN6I0U+i1uxNpUPYo4fsRbt3eIRCONWcOezeD5j567jGUc2T",
-	"S587PnrVOzyqqXkStMLs2n/xRbvpxasmGQkGFUcmfdXL9KKSD+Y6AYfHFYj6OQVVe9DLwpgf1o5jrgrW",
-	"QRVf1r5Wc9WNuBJHB/MsYTcsTFOwPXMtaoeyXPX1cvXXpc2HWdEyw6CgaVrLAPeI5rOaMl6JGgPelVhu",
-	"blXM21prVcR268Zj4BQ307aLY/USk1eP08WUfgq2DIOMZxeW3dWLODKy1vGzFw7Ee+fsBamqZy+uj3Yp",
-	"SkJIq02C2F2KWYWkszDNolxJ5fMo1gOZpJcMzf6UDfHAgKKiNRyDGOSSKRHOs1gvWSTCWNWI8L3O/l5n",
-	"r9vd37vvyxVx6Ro+OKzlsqviOs3U82xZyWYJjyXd/Oy0GslpZ6CzuQyrsSIm15ZN0kyhiV8Dx1aaz5Jb",
-	"BW+uVUQMo/Xay6mqjlyfz4Q8fXH2XRrOp0KuoNg6Y96pZOZ7tr/XYZFppMpmYzlO1zVdGVo6E5LP4qJ8",
-	"CTu/X3996onaso/S4tkOAxqvbbNu2V7wS+BrtcWn3kxERqhxaE5nCcH94jFYTBBSOlY1i7TeS0AVSsYp",
-	"gHDlHWzkKkiaS7UMEyoTZeoaVQqzrPZ9pg1lVbBleljf9FrNqCG0v1SvJc/+sLVYwA6bJIW+DnpbBfhb",
-	"kclVaLFR/m6LammiANdekVHcU8YJWByxuJSLdWCkYxhCgTPlNbHHhv10IYemfBbYEo0sZlgW5DFmyHNx",
-	"4ubWz5HeTeSg6meCR4V/QLuFHzxHoWp8UP0KA/Vjvaz/tfA+GnSspaT+n87c0wpa3ObU0OALKmphhhWm",
-	"YFOJ6hxCIBWeHBzetwWUGImfylj89xodrtUgadg4SFkPJ7EUbRgkbiUhpMNn5Mpet8klL1Kd99XXI3n7",
-	"w7vfKUPjokGTa9KnTtlkPuXSG+oNOCawM1d7ykC7y7DkESwnvm3n3i0OBFAwalz/QVPG1mc7h4upcSvq",
-	"WmL8JUaEms0a+iliw1oVb2Wi3QrjTHUQP5yfv2D0AhJQkZt1/PJQhycnHnPDZzW8lBL7aoh3kmY6KJOD",
-	"ouQ1q9nZEwLtFme8IlEwnyj9UO379cszUodimwml1nR3y+TDoFCjca0qYjN8cc38GEo6TYENKfAoqe4+",
-	"cMCe/226AEFN1lK2ZVP5WudZZ9iCwalkO7m56/TVw7OzXfI4ULCxQ2mCXXOVDDQbxTL349ElZ64narUs",
-	"wd8fn4Q9sP+OsnShRNbmEd/KhgYmsi4Yse4/evdf/64PVi7AN/25FocRTICG/MR1nM4VGyI6z9DE8+aQ",
-	"UkMHzl3KuLs77DZvJQ67ve10gOLM1ykAL9NErFSGUFYBk1uNu9GXNSwg25RLfpnf23gxk6GoZFx2Tyt7",
-	"V8Rcq42mzaEAa652NOO0IQpDROzHN+dsZ6iXM4cCPuT6v94v9NC4XYGAIU4GMGHSzMysz0zNR3Dv74d+",
-	"l/gLZSRWRu5j/DVVyKRiqQbUKQf8MZ8Wo3w7a+XvOnTB9T0XSd98a+LUDRQA6uQ7cZQINJ6PVJrMLYiW",
-	"KRaEmm+siDkUpRcHcLjZ6Jv3Mp3xP+alAe+xMxxmhvhxGEdu8dzxrQfkBofJoDHBpNDVJA/nCIm5qYw2",
-	"vsmolm2S+Vgb+OtIttBxgWaCyuGt2V4zjLrD/BqhD2+fjgvH3kbA6NQg4TzIk1tNBtc0ln5T3fLltW2y",
-	"7RdPP60ulKo3fFsDEBmUZ1k6jhEeqFC6xytIUWNRtmrQBiM8te+igTnH4/xzQ/ees/1tlRy6kSv1813k",
-	"ec513nIJA7TyRQUUdJNhlfBB1w7LV29XXXxiPBZUcsf7Yo+9oIoRNgZQSA+MknLzbfUv77NvdDYXw401",
-	"GM+UUKfBfNHjUgRQ/fPWWUjlvQwaEr+deO2dgMIY3jWc31PvpDWc40yEsFUgCbRjU0EJLMvgjHQuYGUM",
-	"JyKiqBV4Mt1mn22z+SbXsARxYSRjVXc/0xMwD6ry5Rxyacqwj4S5lOF6dujzEjGxESKveAXvrzOw5blU",
-	"62jDpJDm3IoUqwsUkNUFVsfa71xEfFmn4+O7BHXptGn4hO13AMMEf6Pigz5UZVDAvTS68Gqw9Fz6WDd1",
-	"HDGOaHUyI4Yn4ViT9PKS3Blqjpc51LdfmhDqeExugObMvuN+t9c/aI63WpsA7Y04njWYW3PvzrDJM+Nc",
-	"LyZKkWvaGG8iqRRmZenNvRXOl/XD3oRCXrkVXUElxQyw+9sZdAvbXV7M+lGuJPKgcqiDVRmC1TPUHGBU",
-	"x46QDgPGczQb43sb8fAKkr1kBMIKLGKasR2jrZnPF6nFK6xxgK/emEc0IINKxHZenz/cZem1Cfbzdydg",
-	"aRIJpUkXeIC/3Qn4kIP+qLkIcfDYeO0ppjr0GkblxbZZs4efBKSK5P9ZCbprj8R6yCJvhEWO3t3Oj2Hd",
-	"FsV1Coqb3kSvd5AQQ6pQdd9mBe/ZSkEof7MhQcRrq2kmDTkhLIrVLOFLkxTSkO5h43TLKR9FGvk+46Fg",
-	"P6SzmciK5pueUYL/qsFgnmjY6Jd0N+WUL4GDs7hoGbLI/K4afSnKsFjg3hMqbSjAKyAHIkBCDAZbTf6v",
-	"x/Yc/vjmvBVsYA8qGF7QONRn1ijE0pHmMbyJFsFGI2BAUBEcApVXmY4KNiP2i8jiMfguWToeY+0OF80G",
-	"ISWmz0uhf1xcqSHZTfEwoD/XFnHwsPgIJs862IGCOdUtJ+2r9QyBwh6mGbmbtODTVi2uXulFU7k1FFJn",
-	"PMFytZemBlbCl7n1mD57FKYUaNlnHlS0K8Odr/lAmqAnOFdov6G4OU/ihbvE0x3aKkxnIrIEBsbFKSw8",
-	"paeDEtEecSUi04E9xHhyB9L5Dm1ourwUysSFD+S//sUephIewB0+kG2KfENj0mIiMvEAPTGv6PRDNEiW",
-	"RvPQfN9mj4zVyZVqJANB0VW0x06twArnQ5HJkVy2O/Uhp8PT9m+Mtz+wTvuE7bEL1mft4e6DgWQQIUOp",
-	"HSJRglDCZ6BOm8rwlBnQdtAlLI68kZJHMlZFcFAfJ3PIdn63ntF3O9bfslgs9rJx2BZRrNNsL80u72Xj",
-	"EP4H7+3u2vwH8jHAMJXkV+Ii5EpAqmyEpF/0Fc0zoTASos7XB2udZ/4KwI0wXRRCE2OpU+hNmxrLgVUQ",
-	"GqMl7xVDJeF948mDVfJhwaO86ptiml+J7S3E7HQNoDmM3ShyOQY6Yf+LiA0POt2h0TXLGOe292G+u0QW",
-	"XBa5G6iPGS4gJUso65nBxxU84fNyQhFYgynCicPMJMsdJcb/1Xe1FxuLKtKUYEIHsJ1+dcX8W1RGotSr",
-	"UolbUoL65VgIVdnM7SqWbZ9dfohnNv3BbuFXiqn4g60BgdQv7FLApCIB0kcmFHAS6GmPPceJCNMsia/e",
-	"3nQP7d6U8HDNACyDeelKT6iBpGPoRoXn1z0H2gC2KIpchRgdN0NXKFibECOXMaM0l5HqFytR7AyzoV09",
-	"RZK3TBcBG+q8pkXuEoAq5Byt+SAJYzW2XVQSkXhMBQvcI1q9yHDYYbkCxJDtDP/wOgbtYbhwXe4GVrtT",
-	"S6n5jT2mZ4/OHzNgOHwWM9em9dlEGR8DQeTkkF57q1I8Nr0T5lcRMfvEJTOCchHN/UGlCoiZ2YLHeDsZ",
-	"LRkQGBUTMp1fTorJ1HZIOsXocqqRiPv/0S7cR9LcFPto4S3Zx4H82G633f/g7WE8G7KPjgKoWTxwoJWb",
-	"W+TsBfvIukGv08G1ncZyrgWj7+H2vaBGjCqNFy3dr0LVt3VU0xA9b24nzbCZofMuwqtHCPdTacto3mTK",
-	"8Zo0uU3mAdtBA2FQAUDcZR9Zr7FZe5c0t6tiGQq8clFjNfYbWENqtHto2lWmYXCBh/GMJ9BmofRFTtXA",
-	"6aQRe+snDsRKh8owLTTecVAlQvEAQ7gQsBcTUECRRxElWRJlw3AXsYzSBdv5/uHLU+OHz7ctNg73MJVS",
-	"hIbHzYTIHoD88TjNFjyLRAR/YcLFSCSxuLaYo46JEy9KQRXWmalWk6U3sTC6j6lR8xWIub59yd0LLnaX",
-	"eNwew1MFa1u/G66ivd2IoqHPQI4P0AzFtRbTmZUQTjqObeHI8MArPO9D4CkjoRdCSJvVbQvd5OG8VBCH",
-	"4NII+h/PucHCoHQQxTjcSw/y8QEnFtqIwzDGwNmPvao8aA6E1TSVLH2qohISeAEgBZpp7bHnZvEVkgi5",
-	"28xkkXIgOPBakPwNLB6uSTXhxPth/zJkRi9FFCt336SJoAXy/A/25kFyhaAtk6wzhnTT0TxONNjHQZi2",
-	"MF35HRWJMOGZjc1xbQIBY6Imi+VADm/aFJBTAlyJ6PpwtvKvh2yccCz4aWXguk93Yf1d4igaxTFwlodX",
-	"ikEg+SXsyPCgs8+a4F4CGHgcwXVOabhOcs7NappnlwK3D8o+g5Ixs2w7n+dHhqEN7KPRPuC8m+AF9tG4",
-	"SyvMvMDU8yBFYChLodz//9///X/s/3tvZoJHuHrLQgmIYvJ7saE8/rP0j1Kz3gqp4W3bsA6P2zSA0Z3D",
-	"ugXwlsGPBB2yHWgKzy5zRTLK8/f+v9JCnjpc6tb7Gz8qBpoOa7swbw/koPXczXDQAhrCgF5g8cpfLYzb",
-	"DZr2AJ9SclxD1OywjzBA9vACo4B3TLaQt8rI9UapnjBz2LAUGNfi2sG4wSHaq3VQgrym5xlwCr7SAQon",
-	"1wrweiIU6VqO+zxyMa8KlhT+YB+t9+Yjmwou4QjWyj41EFAf2UGnwz4W8ssqwP+xcsj/bIfmBn2gpoiL",
-	"4jJd0cYSMJ0ZlRBsiEBZeRL+fs8AiMChk0KBALhr0AltTQEjqdmS03k0AI23yz6ywpUCPVDmoruJdiKR",
-	"xCNU0dGwEMXY0zxWE9Cgd8t9OGGs2HyauRLdviSGajC3ssKqut2lfpCC826KjkhXFfx2FbBNV3W1lfMe",
-	"uXQgFza4p1pcekaeWVtZmnIqbNxhrOywLNspFi/L+9qs1lhRmzZ8ghbvwtozqc199rEicgRsZK4aT1SI",
-	"BH6Gs7Pr3wBZZtstwBt4V2HpSi6ovAjhCwAipbt311zb1LVM9cUY9o46O2Afgc+qeThxqjmuRjrX4sEG",
-	"mn4mjFx4HasYokipm6nQkzS6gN4MLVJ/h2ZyaJZBrV/hkgHRGstorBh9bY7hKXw/9IZPIiOcAmrzyLRp",
-	"FHMX95fNQTIyDinUrwwlcV1dPBCSqIsc6Q0aPylxI/uUvF00BcdadngJ5d1Rd4xlp4ISwMtK3DjLFNB7",
-	"gyJJcURGfFyk8yRiieDXogoP44RvEwwhrGyDLc/4Mkl5lNerxg66+6UpoyGGamiqipWF9HF79OrqHlGj",
-	"duM/r2SRiJEGh2hxYQjMRwHOKJyYQXjgfdB1r0eMxsI53KbwlmVmBSsDtA2bwRvKjRq2jGoRccpcRSX2",
-	"3FDSc4NSdHZATZXHcXT73dJOVoqHu+LqiL1lmZMWmSRl+BBvYw6XgbiZYeCFRRPC2/GBiRqg85cHyOeb",
-	"4YruUXOWtuC4gBmfKvOhwRJesvZcA9WYxRoMVWIurMpVNN5sXroPxtMKWkkcChNjbPwlENiYxUJzRLyc",
-	"Z8matAMtsqnyUixKDpdW0LoWGSWFtRAwq5Da6PIZXfrivb2FSJI20uy994srtWfLV102pdmhoPNGjNhP",
-	"YsleCZ27lEwcI3qW0Ip1Te6nQv45mKkxOd3EPaqJAILIhFWcQN8C55nC9Fz8CIlGabBF4pumUK0phU0R",
-	"VyIqxi6hiLHHsMw1vGNNaMMpv2lzIFFUJAs1sw3Yz1iApBdro1pTNJYZCR1a7uQTSqAnz1mxLPT35FUj",
-	"kF20reKK9zqdLcvT26RyVy+Mfvjd4AkYGAEDGmCwAgwygBdN0N4fd8MOb5mMfkjkN2n7mK2Pufmt8fH+",
-	"8x/3v+vdPO5+e3l8PR+d6Ceie/nD0w+/3D8Sx+dzdTJ/8cP1y18evcak+X7r5uLxow8v5yfT/aMfnjy7",
-	"0HNxdHjy5Nns1zdHs4fLVzq+evv+p7M3Z4e80/r0bou6XMVM+4bqXIbiYP/hUMLC3FVN9BfY9F+zJPqn",
-	"oHXQOWr6xJHjvWepqdRAhU+D1kHvZP1X5bLj8N1+d/135oMfaMTnafoErgr4/LDTWf/5mbkYXKrdYWd/",
-	"/VevC5Vdcx9/q//7u6ClbNk0OK1ekkSbDjvyLw9rT7WCluaXcPhaGBPwDpq85xT5e3mMYy37fIICpxcK",
-	"uurSDwBOz8U4sZ3Rsoj7j+ZcQNqywJI2IxmtjIRcyvJ4lT5qCWzo4ZoOrVkZE8d98FadskuzIPB+kPN4",
-	"rMZhegJcNQMa7PlDep0eSktggMot0HtsB2BRb7SQqDuMxDKVkUF13NsFff4lhduoimWkjrvCUlK8WMsD",
-	"s7HFD4sYQkkO++5kfODjGBUGr6Cv1oYK94v4aptxKw9N8FOwagSxNCYEWzhv5Rg8NOwtxpHDSq4ei029",
-	"rUR+bRqTXzdwr2KMG/FaeLtVozS+g1gxUgabVswVqNlipSwe4+oRkEnYD+oDkwbVbTF1rmOFoIgNoXwH",
-	"ORJjw+BNkb+aJVsZB7/1qI2MtW7Ah2sHrNM7GC6FTGaXQmmvTrgZv06NkbAwxsNO/XgsiEI+JOP4pE/y",
-	"/OV1WWLVUVZYZiFtEzEx2HPMG+vbgALwcaBZx2jJsf5SMNd1a0FDLSzG6hDB8ka9+2yZFValILNSJOfv",
-	"VZjcYsmBHMVxU+hGH/G1Dgo7jjaHaywGnxbAkz2Q5AKG4hrgRIsN60H3eVCGK4J9HQDqZrz40zsPLsSE",
-	"Ahfw2u+M5LYQ4XOk+xrx/bmVO9yJvzPJPUNr519TdAcjgbzCBYD9e2HOUZVvOlx9QPuQUUU4w+j7osyU",
-	"NMlMf7YcmfzbJZuDqexf93wi+mQ0iw2E9UrdbPywu5G87tvP6bsN5PzHaTaKo0jI1j/KT7Py49SdJyYS",
-	"UuqCTmPlbgiZrvrJbRq9k8wJ11HVaDoEyEaO/3JQ7EpLJ8KyqaUMJ1kq8X6lRBNCtx9IUi/AsaeYrq8l",
-	"qNOCja9vssyjeUbIORSRJziBNw3zUzG0yoqJyIpNw66iM0RKl0tuD114hvFjurQ/kxdjTIB7EPtLEDc6",
-	"j+vB8AqKPrHjBX+hVDwkpwrWVjKT2w2YShk3KlaYQgOcjcWCTeMkiU1HgfGIgOnXbjIu3ddfg2kyFuQ2",
-	"UXws9r7+Gi14nk/Awscv07nDjw8odvKVuJwaG/aU8P7PwDMO0y9wIKcSovWMJGQCK0/nOoDxH3b2h8Zp",
-	"mHE16W8PPB+D57iocno4rZmd91eERU0e70GOQTxo9RmmTwaVqo+uno6pc6gwFm8geYnergSE1JxXC1Q2",
-	"+FPgmyG4T5yDZ4+9yf0j+fcD6YHm2y1QzAYKgr0fzc2gg+CI8x3OfQt+Uev8sO2xXMcuBD1A/Ev+caon",
-	"VZh0h/pFDTTipbMdiJMxjSxiJXZzAHUqML+Bv2NneNDruVAp03DeIk62XAIy5BJEb9w8b6skhLRheFvV",
-	"nG/t/Q3ugF20RbvAL6RaisEt2PjJOO0XQqgzWJy7YoM5ls+3abTcUrBG1YUSunJujmqf9bSgR5lqZ7SC",
-	"XACvyN2SX8eX2FFZigap4uI6FgtBEglJ1cUuXY0bS+3luhQr+/7CMv8KOX6DIii3ktk7v20tGbtCkcVc",
-	"M+BLnyoKWG9LOvFrQOZKWF4o1wBybL/22+hTW2lKJuurAAO/gar0ya89WaJRwymhjoEl1+Ld4hOp1wjp",
-	"T3+HtdmOIl3Z5gZ3i7vIzM1cqtpcLuUZq3LdZk+9+0urZp4mtSq1Ojc3W2mEbkAZOftvUDAkVor7+i4A",
-	"kjbcHpTs69toexV+/G9b9JWUvorxucBwa1/GZwHZMataZE6sxOt0XUHRVwU11pMhMRW9JEeS8FSUnAJz",
-	"B1rpqFY+jDG0/JYy4QMX0oLimEkFKUhhlX3QjRd/cSVbf3PturOBdm1qpZKAjF91NxjdCwok8pXqg+7h",
-	"JqvhAoaeiijmWCsBDQG9TT5G2dQmnf8nGQ9IuXd36lYGBF9paNV6T++NbP3v1aaFeaXkN9vpsqfxt1gb",
-	"L5Uu7sikGDjG+X4eXRbKgfdNhJ4p02HeG0irByKnMFWPhi6fQUjgM5W6zlznPAwrygSQRAecZGhvb4jP",
-	"dmwHMueQ7XsKZOVKfUBqrMmSLii4uyZX3FZncmpwJrgibHwlwJrhhVE7GBuYiEJdH2JnxvENxlya4nB5",
-	"tKupoIuqjxumQt6XqJRMCaCSwf1kki9jZdguV0ylqWRGf7Zr4KN0ONMNAvGagBuVTgkKMAeqQFOJHfqe",
-	"l6tJri4hr0WSzkReugWhi7h0VRUhpF9YUw/AQ+BPJtyR9PPO8AHGZ4MWzmWRvAqh20hq9FF3fxh4aR/e",
-	"FU1pHlw/oDnZOwUWe2QLrw8kpUmieunfPO7W2cp3XtLrrRMVVtIvgiYFXIxNKrxTtSmOKz8SjnAsJlV9",
-	"JPHuag2YKvx/jhqsF2lBs7GBF/8DDqbNdMNgMw1804F1V+nsFQWY60mr37o3y+LQOPi21Qxox76IpjqN",
-	"b0pqaq67dguV6+GfeYn/rld4//c/t1y/bbU1U6et89+ktwV/3oIeNp3PST6f7pr57PcPj/e6UHG2U5iP",
-	"X8xtxYToczMfW+GLgO1r8eYtgPz6it4W4f33vIpXC3MxDG169aZaVq7o+arKp3d59b2eNzNHX7c8I6bM",
-	"Yo0C/ahGxsivdydemIz7UlFGMEn+5RXov7V68z+jqPzHKR1VqX+d+mGww1rubfsAAsFB8W5jaSWof3Rw",
-	"fHj/6BaKixtlQ9znQwJjKHuxHB5cAfIuAGgd/N03Be0GXk35kgXJQuQNJOLgDcEIgzGcQ50OKT1TQfLN",
-	"jit2fnQE3akH0JUFiKjgZNJS6zTiSwsHQPMIU3DyQS+QHJbMZ6oZHXDKY6l5LFXfs8FWYkWtj7UMJTiQ",
-	"znt6t+Gj31cdueviSPO6BLBTdsQIUrjHvjOLiCsOifiK9U4ISJI9S7WxXuFT9OG5jTiktXa5D+g+6/jO",
-	"LhN8S99iXXm3ZahU5Bjql/G1kPURfZ3urQIPNw/iW70sSETmx4aIw1vEGW4dEfmfFv37+XF8epF+x0vp",
-	"Jy6UDze71e92jzsBbYgf89oKNtJ46nyOQd5257Da9GEr2EjLa9LZYF2MobowXJ2WezHgmd3e8eEW0mCF",
-	"szS4U4id/hP21vonruzvIqWhpFOSaoKqzPJZMWcoe8315B6mtjYbin0AO2XDTkZLmyItI5c375IDfehq",
-	"V7oIsQ4LeAdcRiY2XTE+kFjVqp2AFl3B+wyw/l4d8GRQDhwrlYEAmeZ1CStIRiVoB2UwIgXWB23TmEOe",
-	"NABG2FiWHT7jGUF9DaSfOLvr0NJgyzBDoA6AIFZm/hbgyXrnyogEe1Ucp6yuVisrlWrFqeZggAYqytRs",
-	"zREpazODkCo+x7jo6MqLl0SYWVwwxtlCjHxS8aMIvEpaLaLlhRi5agR1FTP8IrklvPO8fOzq0q5b3E2F",
-	"gsEb2fM6mzCvKyHPlJpbxvolObmZgTXTbMjHT4mGzwwJ/6Po/2XyMikAsow02pCJaa6FdK5XORABaoV0",
-	"Vovjkmf1ENZLoa8+Kl0F5o2WuxlbpNkVYnxREEaOpzmQfgO2+QJqjOdIMf5K0nXz+lImsNGCseGNQFbE",
-	"IkpgAQwbY2zrgJjqWSWsVOXIH9RHtVRBb/4eJslbio//SekCRFgrDp05Hc2n7tEN5cIpDGAulEJMMxND",
-	"UzgzFOsMPxdf3zGHw8IlgnAlFMUEt9lL0TaH2Lqw4ymCwSD0lcvaKzbp1Ru8RGj9mcjiNGI73Q5Tno1s",
-	"N4ctY7mUZEaSZsVWMVgfLEpJIpIVmKjg4MYmBGFnv8iHD87kNEEwocJ4Y8U0lS8ybvWx7q8Gp9qpR8La",
-	"xR7XVNwcukKfw7z0JitU3uS2oOcDLIGRedPFwG+bHwDrRuHyeZsGd5lmljNgF8dAAq+P/Jpm/vcVbloB",
-	"GLOyZKqh/zCVaj4VUR1DfOlB7n+WCOkdB9+ETatrpEjCMKOJbCJCRnm91aaSpqUCh3dXI3QLCbNUiPYv",
-	"KWO6OfhS5j/S4v/z0qI9YRsJiwYWaT3i0fOZkFg8PQ3nWAzCyzqBWC1EtDWnGpwSRHVClYC1MZZVaYxm",
-	"BXSbPHtoIF3TXLG3p0+fBKjP49WIf2CPmJcQGPCB4b3rnpvCkk8TCNuZaxVHoghSabK3kPti9oMASZUg",
-	"P6CZKA1VfcDO90Lj1GfxjyqVnwVkBH/aqiF3A121OUMy2/edWeIma2x5l/8BEvrPABJaCwrknSV7dD2G",
-	"8lRobhgKQupuAP6D763B/vHrmyH2D9arRIErngqD/hNHu3vsNbaG5SIiLOOmKYNQSLKikQktE9P0WkRG",
-	"KL1ECDuUldLxWAk9dOjenKqkkARoJPap4JIw16gxdRXPFBYUIfBAZ13FrxAoV0QmVJUwiUzrELhf9NV6",
-	"YNVNMD84wap3tm6T81fu2fOz9sXnuACtBscd7VXuOaRAoUYMGltddDPOVKwbvFH/qMo39G5LnG4mpqWJ",
-	"uBMXYTPUh19k2PNEQ2jYvsWWWWEXjTYHIjILUCr4W6nvu2lRX1zIvqsx74Xxmdphfs3a3GPYOYcQvsM+",
-	"hvC9KxeeK8NzEGINhODREaQSe+RwPOh92kLidvXz1sBsIC394278x93494KxmJv7wd7IdF80eRPzC6cZ",
-	"veIhMi53q8VyRap6XuwnBidb7vlij3woZoO6MJfxH3PBeJilWJ3O2WzQyJsk5vYv16RJln2C0ijgOYN9",
-	"iGozVbEF6m5ZyglYG0pVuYRpOWBZP8smYqpYFG0iZ/I6NtZ989jPGzeXAxrlSteDYfmlUpiex4ybIkre",
-	"vswmGVfCY/Cmyy14bb4WWxk4uluulbk6C/dq7XXaOzzvelBtq1bMvwHH7d7ovmjfDw+67ZOoy9uHYn98",
-	"HPZGR7zbaVzdz75Q3RZveqX6s9vyRmzS8+bKqO1mPUsX4pM0XFkr1t4n7r2/OszUpUAJu85PxvP4BPYe",
-	"7LjekhVZhG2knGkMn55FNRnBMY2Cdr2+/4eEnbfhCLyWthvEP1m3eFH9P5B1+x8UJoVUbOSLLUUXLwId",
-	"f7j3J9H3p0bLw0sTquQqyK0yPUBepX3JZgz6z41fLlf3bYEcyDAFcaxQuLKIGwwVOVleAqRWSMGQ7Qds",
-	"oxpEO+XCR7sm17dSAAxrkAykSfj1ipgYTCWFbvwxln9wOf44vfxVFq+tAWaQtwDAPkGoM/Oowbpaw60q",
-	"YeenUcSGfumkoFBPvq5okg/z1FCLqxCFTfponUWhpnRTPcaqgZMx4dijNE0ER7a1gpDLg6oxweDkXf2v",
-	"fp6jQFUtuKlt7KLGzl5YeTvwC0lSgpn9JZZ5OybXISBRPMegNeVKjJNTVWL1bMI56uuBqfsfuDwOm5FR",
-	"6ARs7LUb4yZIZLLFvtgv73hTXLN3YB6Cw3RGw1VF0R8BPGoojLa1OkMvP9T8Zv8WF3ajWv39oJWjsGPx",
-	"mv3ORcRNxQQTVn5QG7Dux50f1IWdw3JgkxRf3pgBShCuxpaz3+19ClpEghdEghfFcfVMq6ZwabnV4363",
-	"1z9A8d57LZ5VwgVrG+/e/xT8dS1xPnvo/+4r74FHsIV/lJhVHVkHxWyuoBxi/M5pLKYG422NgHensfxj",
-	"tvsLme0ONpLUH4MQ9I+dbxN5GRxx64XldCHbTpYyN9pZ1Fp738EAt3MuvaaWychv0GrqlFdrQjTIXwEV",
-	"00sz40Z6YOq5mnLpIHMqzZcmqGvJeCYgh87U78OIMCObG2T5GJBJ8xhPE+6lMKaMhPw4c0KMjVLtm99X",
-	"BrRKK24XijcNJM/ErWJXmUsTLFSCI2i+gn5BOJ4DORIsEtNUU31Ev4rhDto6vcJ0u3dq7nztWxJub+7M",
-	"R1wUe9x+evqfE23cLRO7QPVPCOcBC1Fs5ym/si0wzvKLyrVVusK2uYzcCmwfxbXFCpkL9G9m5NxeZDg8",
-	"73atHHaXRs68RN0/0BF/q5t/E6PeE670KTqw/zHofXkBhTjm5xn0ioFIf7ZGgmciw4DF/u/vQNagS7XO",
-	"SvQCswDxH5uUkbzu1RhbwKORQDyySNIZBiOaS3xnOIW7JpvL4W6h+f69e93e/b0O6KD9485xBxt+56Zf",
-	"7eEyloEJ9bbiB5oIKUUSzHGUvZMbXNZUk/RUTlioeniCTQKucilKBaxsjbCaY+AJRsTnbaSgGQTtd3UU",
-	"37niA5GYzlLtwcKDmEhDMKgZeWqkh6gRS53CsNpgXrKoGzAY+I24vRmjvyQut7ZuXQoxolz5Ua34HwVl",
-	"i1Bug4hUE37aGH2Kia6CRzBNZiI5vQBTb1QYMffp3af/fwA=",
+	"7H37chu3kveroHhOVaTsUCapiyW6UvUpjp0o8S22HMcJvSI0A4qwhhhmAIqiY1ftO+wb7pN81d3ADObG",
+	"iyyf3eToj3Mic2ZwbTT6+us/W2EymSZKKKNb/T9bY8EjkeKfx2EopuaRCpNIqgv4JRI6TOXUyES1+q3T",
+	"sWCp+GMmtGFhooxQhtG7mpmxYFqkVyJlHJvRbOvl44fs/sHR3vYDpuHd+VgoNnxIX7ZdP0M255qlYjTT",
+	"ItppBS1xzSfTWLT6rYsPctoKWjociwmH8Qg1m7T6v9ODd0HLLKbwnjYpDPjTp6D1kIdjAV2kSfwseWWS",
+	"VDRNRE8TpQWbzLRhKjHsXDAN70fsfMG4WrAQ2mJbJrkUSgcsHHN1ITTjKmIiTZNUM54KpgRMGt+Ntovj",
+	"V0kbW6ydQ/Zw5TxepPKKm1XzkJqNkhQ3IuRxLFKWqHiBo62foh5z+AtHrosDn1KPAVs6g+pbq6cyO49l",
+	"WJ3JD8mcxYm6YMaf0oQvYMi0tqURYkMBm/DrNr8Q3+x2OoUxVofxJAk59Va3jK9fPmHJyHWfzNJQsPew",
+	"bGEquCn3fu+qd2+mRarvdbpHu3v8aNTund8X7fvhXrd9FHV5e1/sjg7D3vkB7xYHNkrSCTetfmuWynYq",
+	"RiIVKhStuoV7yY14IifS1A9ZG24EDFrwcMxSbkQ7hrfZNIlluGBmzA3j02ksRcRMwsxY6uz8bp08On3M",
+	"xsZM+VSyYdbVkI2kiKOARSkfmYHSC2X49XYfV4Ya/kozxSciYMN0aBcM29RMGxnHjMdxMhcRU8k8QPIb",
+	"mqHlD2GiIs1mysiYSaPZH7PEcCb1QI1m8OUFl2qHvRKCDXD2DCekBy0mFTYhgYqiWQjLsDNQhU0ZtOR0",
+	"0HqQftPtHt5/YL7pBmwANKpCOeUxPtk/OjqAJ4UdmUj1RKgLM271u0u34QVOv+EYlpZfCn2zDWhTL8V9",
+	"YG4bBgo3u7wRfwzz5bRrPqef5lJFyRyWz65+w6r98U231+k8mH9z0Ckv2x/fHHTso83WTZh0cTwyIq0u",
+	"2StLCiZhcy6BMY2SFCjJpAupLgqnbb/UqZzMJn6XUhlxIVLs882bN8czMxbKyLCRZfL8DZkoho0LGMpM",
+	"C7q1Du7vd7YDNpdmjGSH7J7uL87wPsBLa5oKuNjK3OFbwVORslTwePLNoKXE9UwPWgG18s2gJdUVj2V0",
+	"hg0NWiv41q8viWJOovrZyIgYV05bD5AQBJP2yk3FNEmNVBeMs2manMdiUhxwp/vjdz/v/bL79vCn3tP7",
+	"L49O9990fz34rXP8bXHD+XW24b3DYAUBfApaU57yiTBWvFjCymKeXsChULPJOVxcIyaNmCB5pMLMUlUY",
+	"b68TtCR8+sdMpItW0IJT0Oq38PgVRhyJEZ/Fhj6Z8GtLOp1OsIqQno9GWpj6i2oCwkE2QH0ppzvs2LBJ",
+	"og3rdgI4LEzxNE3mSDyx1IZIaSRjWAyaFpzj0Sw1Y5EWZtcwuYQGVDu70uQK0+vUTu+1FmkTQcHF9pVm",
+	"MioTCd503fZhuL/bvr9/3m0fcrHX5qP98HxfHEW9sNuyY59yM86HPqPOghbQp0xF1OqbdCbqb8WZjFq1",
+	"xOSkAieqJjNlThQPjbzCc24lUvgTeS6d7nuW4P/jvaar304IW+HUypn0mrni8cy2F8EQKu8ErUgYLmNc",
+	"LamZfQHkr0jgOygvMJB4eGjYIpmlLEkvuJIfcEhfacYj2B9tUm6SdMeujNDmTEYrj6PhZqZb/b3ObtAy",
+	"0uDeHLsx5IO0KwgXjO7fu8encgcZUTuMk1m0EyYTtzT6XmWOuOD57vwzFaNWv/WPe7nqcI+e6nsvqBH6",
+	"pEpMU671PEkj5JdhkqYiNAE7nxk8Gg1r1wp8tQTlx7YVIJuGY9+/Vyf/l0WpZd/nL/pftfOrf62P7evA",
+	"vduWfbdPolWfe5weV/PRhMv4YaJGsQzNDUk89D4vk3b2rEDSggnol/EoSoXWsDc8TgWPFiBFzLRAtoD6",
+	"T6v/+5/5p5UXW0FrmgDXSVv91j1stfXp3c2I/Sgn9of5sDch8my2t0fcKxaKbUmFiqR/+rfvqNtS95VQ",
+	"5l9M3ceKiSuh7HWMMhP++0xGKDVHcoQKWW7f8DaVNOc1qH+mScHmXnvYTelA2J7/Xmdi6KY1rK6d0+L8",
+	"80BbUVmqHfYsMWOQWeHiyJf+7uQErcdJei6jSKgbnhqp9Gw0Ah1VmbOpSCdSa2sYKR+iplfLQpDTapUQ",
+	"ERkD0TzSR9k3/y5g87EMxyQTpUksWJQIjaapi5Qrcwui0Ik3YlYY8SYHo2net3dOyEb3laZliHl4SeuW",
+	"d0b8KZmKFLc0YAmY9ARpR5oNpQrjWSTOvh6yUcwvdECrf3dKaMlPgM8qHj8CZn3jk0Jt1B8N+6x4v8yU",
+	"uJ6K0AhrJGZJGM5S4F7sZ9TKPYsZXDslDV3e8Azsdzr+GaChOYs8DmTjE2CndzskX1wZf1w7DI7DeRIt",
+	"MlN6mkqhmRuBdvaMYb4swzsqp1V+wrU5Bm3yhhQec23OuGugTOPe0zLHB/4ON3z5Pv9KM/iKkSZJmi7K",
+	"ViFX1gURiUkCVJCkZa3vM6WgJ9ixHe4mxO7N8xY5PPqL2DyZxRGLBb8S9cJPMjOMq8KC3VG3pe7kQqqX",
+	"4j1yjRvzcLK2hrG0X1Y5eeGNkjZMvwKrBqpXlyqZq4BFUvPzWER4KwNdO68H+eByu9BNybrrs3McH8vG",
+	"txkfL0wOVjX7KRWRUEbyWC9dFu+1WktBkuZmHgl829p5bnPqhTHcaP5eC7d4xvNWmXO+4kKzuUB/BpHu",
+	"3XmmBXyWGAoygLNzw/OsEnPGC42UCbf0RolmM+9yyBW5yM8F8zuHTpu0fPSkU9uVb7I9JoOsmJoba/YH",
+	"+Ql4lhhWmMwmxF9aiVvU8mmCQ0YzZuksFprBTQYi3AIEWvKN0TVX1GTYmN9pKfmJeJzMVPQZh2Hkvq87",
+	"B/SwegQowiHTvsW11Dfm13tFanVdbkqo9N3t0OizhOlZOM5nai1PmdbtS2E77KV9TYNynZixKHpsNIuT",
+	"5JKJax6aeMFieSmQpO+ImNb+BV/ECY9Ok+QJOHJvSMtTauXMJMlZ7Nop03T1pQpt49BIocwCn8R1KETE",
+	"Dvb3dw/Y+cJQwNMNiL3rmZrstJlJEubGsgnRV+dyewy6sAxS0/hAQOEVbmzj9e6ImdbypRilQo/vtI4v",
+	"pHWgoXfZgtALlWONu2KDb1DLwLcDJq6nMoUlScVVcmnX5hzuEmYSxhWxcyuVo8nhSobiFhfIjfcm60Pf",
+	"UngDTpCCgs5SAU6kulWqfW/pYs157oeBtx/YYDwyMo+5ZudCKLd8O+xJcgHXJQXjff4yvSwMJhvwJqtV",
+	"O+fb5JX+CEtqHMYm32lxRQ6J//yBHn/mre+oy3a2/PZvfrlBCoilEmh9pC8oqFJX5ILd3v2Dw8+SC3YL",
+	"FE+dF/u8qZTQPOfblxZKywWDvhDIP3kqSjJENd5/t8d+kt+C59tGpn2JWIfPIdxTOOAnWs+WXut1VEo5",
+	"AAWShGlrTTyp1W+JxY/j8+9D+Vz++Pj1h5PuM3miTyZm+tvDk4OT9yfzp+/fmqenj8zT96/N097b67cf",
+	"vh2fyLmMfojnJ+8T+fbXn1Ouos6J6uyIxY8fojcn8rk8mT89vfzw7PtH+09fdfbefnj94clp2H37/pF5",
+	"/v3j+NnD7vi397+8f/v+l/j5m58Xbz88kqOfd8JerM4njzvRrz/GGMIHF6Q+k6rVPwI3kWOn/oPe/lGv",
+	"4z9081LX6dnxb89+unx7fRr++ub61U/7T9Lu4ueL+fHx8fFP4e6j971fO+cvD/Xb60d7o8P5Sff9D4c/",
+	"/9GJnh89/KMzffjh8I+rDofDQuzb0j4FybYCjA7E3aBA+zMMA+x1egftbrfd6Z52jvq7nX6n8xtMZUJH",
+	"nEf8/9ntgcPSCloyWj9E0YYlHkecPUmuRMxD0QpavsJ3trS5btQJ74vd0RHv9VpBCxy4OCbyOziW0MpC",
+	"8WbTqDqzXue0u9fv7Pe7vd9anzY4ykjEL60Rq/ZAI60yiXR+d2ehdBVLdWmvGyTvU6LucvjrywRzKkxF",
+	"KMBUEFrRgI2KIgKF+etLK4aTBzdTr2CoxV6z++XbJMJlyGT9Vr/1T/tsBxS3f9zLH1VP5j+dJdO+W3z+",
+	"yXK85ClXC7sY+qZ3NDfiDKOrG2RS/7l/EycJBUvbSWmwtJh0wfjICFrDPOLbZYdIRS+1MXXghtdxz/MK",
+	"Vkax6QXsz+6WvOEszbJbQJkhMUREfaa8qKcoUWKHveHSsKG3JMNsqWzWBK6juDZugjt+Ps9A6XEyJz+t",
+	"uB7zmTYicilCGHs1TL/pDHfY4yRlnMXgcQtIl8T4LZ3gp1zpuYAUCBmLcuiuRh10oGhXUzFFRs5GXMaz",
+	"VGgI+hHWpoZCl/HjgmUWFkyZKX8XZuVt2Mqv80SZzxRwXisvt+XGtotZtZXyiS+/4sfAMFKLzykLhsSk",
+	"XG93OQC3oFm+rgxik2NdnsLtSdN25tmUMZ5LXUCyYgyJDiK3WsCRcIr334j437x50y7nYS1ropy29fnH",
+	"4IrL+DOcjLNiCzXknz0uaZ6gFMkQ03GNmEyTlKcyXjDvi3/VJbjvh0W+ssMqjnzD85J9eVu3YCSmQkVC",
+	"hQsyc3pr5If/UiRN9ICl3sLVXok7dzfI5x4dNDW/dkrZTY4OtnDm9Lrq2fGelw4P/AY2b9DQwDGJP8C5",
+	"qCRRLQnDR7t485fFIHzb40099b2efx3hxJid2GZny1uT2zlcQzuzYXUxlzhC74Lumw+Gnk2nSWpE9FRE",
+	"kp8uppaqb3BCsqbOJtCWtYnUnZXaN1e6PBsiWm7i79z3CTwbDcPRMDuazUi9dkpfzvMJ7GBYXo0heokw",
+	"jL6KR2I/SpSoMXOWzgPFwbR90JRlVFWCWPkU/PseqF9AS8AdecxlfGNl5Spr5myUtVM+R9WXGo4QeMN6",
+	"zrdoLfdLY8HgpFmFp5ANWJv7GBQvqiwduvBubvK5afSYlwmQLzLLJr7Jaa0u3O0f1CwIacJNSHgLQAcp",
+	"D8GSQSvvbjGKLoOhwC2F+3N3QRXMx8SVFI8XRob61Wwy4SkOZZomU5EaSccm4oZX7Z8PwaSj2VSkLOKL",
+	"wCZLwtLbEH4jLpJ0AcwzEhZGCF8E3c2CkeCf7s0d9h1f6CzMHdsj2KRYjAwEDML2IZbCKmqy+aIzhYtt",
+	"iZinKceVG6XJxGMNvqF9rxXk+AIRNzVgO0HLJA1f76/3teFxdTmP49hNGY1leQZkCgpNAV+h2zvcXwnb",
+	"kAMo/E4zxoG7/gPa1RyEKTkHxzXeMshU6hAfTjB+eSQ90TBRejaB8+Xx4IChI/xCaoMbT5ZD5BvODk4O",
+	"nGEJAgs5y1yct4IV+CFTboxIYUj/+ftx+zfe/tBpH73L/9w567ffff3PuuV/iD2DzmLPBF4gUSRh5Dx+",
+	"4VH+iMdaVBVRJeYoHu+wIfHRofNhIlrHkHw5OLfiObIeqRWka9m/9Twtfxmm8QzeQwAVspI2IL8oCZHn",
+	"mS01YNywWHCAIemB0gwsVKSEWMYdQEnQ6e1ZVzd7RWm5BBQG77Hj9CJRPRnBTTgubiUnhC6/1+k45Vr4",
+	"JyQbcXG7O7294n73araRHGnLV+clvPMpv+1Wr+UrerN8fGjj7JbYvr0FrztE3/EF8Z8KNw3dz/lx3lsO",
+	"MRMQL7kxzynNxr5E46gb+yNHp5W0vILYssOewiWMsHBatKXSQmkJtB8vStRQccFmI3ZL6xFAb7+4/7s1",
+	"248MvmaILnnc5oUP86WnFHOYwtQsGE2WEirR2wHvszGPmAJHSvXowvMzd1MVtyJR5wlPUUavGWmWuV/4",
+	"BtzFfD/ste9HXdG+f77L20fh3qjdE4fRAe+e74/ud1rBKqgb17pjFXn7Wl6o2fQMyDwWRtR+2zimQ77X",
+	"ad8f9brt84Not73XDY9E5z7vRd3DdcZUXLmV17THcZFQQyGvrAO8nuDByw/u8N2dvcPeUXf3t/IJaBs5",
+	"qb16KXC7SjbPAFBuCS3ko5iL8zafTltBS81ia/IlfKJKZzAIbfhkunoe3d76c3BGqMrWrRHMsGLrSnwC",
+	"X8nIt0BrQflA+NMtbmI+4mz9CyRSy4CgcVJ/RcN9RpuEDsHJRBojIrYFsGt5/GLAZiqyRnPNJz7axHb1",
+	"gEczEl/qYODSmcipI2/F78zxHbg9nVsW5ISibSzbMCtZ2ImfJ0ksuCpzi+qkI+GGCUrapVigpKVtsCrX",
+	"7EIokVYhKG+L2zSNi6weiAPmBEOfD7Mt++NIphptJRQXwVm26tsNA/5MVlTiJsWRv3FbSsNn7uXK+Itj",
+	"uxVGlEkkDh+VO2p/V7g43a+r+EvTzPxdGPPpVCg4KGjLyr4n+9bQW6shk4AbkfHA7dUrsD4LW8Fl7NIE",
+	"3oksM5R85o3M41uQTDaU7F9PQXzvAiaf1cR22CNA3gMuMxbhJUq/aAhM5gpwigUbgunhMu9y2CA64F/r",
+	"q65ONfmEgtEJfdd1YH3u32XNtrSytuPla/RS6FlcI6XyRu6boRpS+5S8miMF++CSBbI5OjpcrrN6W67X",
+	"7LbEfTOGL1OPTxdV51VjSL1cjjVGYLGoiRpcz2CG2rhb2IeaeT9XgtFDNLVINXW2kQAMBPRvNLFsZh2x",
+	"G/9pBRF5HMjbHW+Z8qE3EtpDT2wuy+sQQxTymF2kyWwKt2YysuvbZ93/+a//7vYOfe00GbFpKhWmqDIj",
+	"rku8uSCKr29C+M/B4LrTaQ8G193Hg8H1/cfw59Hjd197T3qd7MlxZzCYdQ8O4T8QCNum/x7jf3qH9J8j",
+	"+s9j/M8+/Ge304EvHj96/Phdc5e1RgvPnrWOPtnZ/7IKZfDZ+tBNNJZ6NXa5VLpEyYVXM7yf8v25QFXx",
+	"CiWrEePsHM3NHvh8nw0r9u4h28I7wZqhLSawNdcjRk3iI/oMFLidtgM2bECQGrItl5JkcVZzQDqwkA7t",
+	"QZmn0ogzrhboEx5Ci76TeBgMFFzwDsBtyLZMBXzNctB6gDUUEGDWzMxlniBLiwKSXPb+QNGYtilAr0yp",
+	"kfBlnjpPSzOIWCkWwM2mKDDVNVkhQedX8cnv1FP8NOsW3To7da04N8+a9/pjaIjobRXPxXXKhtlIvE+k",
+	"Ns3G+vVvgjoT+Zjrs0ltPYQ3Nj4TnrqbEJ0xBU5c0Ik9/UaJa3MWzlJdd+xecK1BixnSC8MseBq+YlN+",
+	"IR4wULtZQvSH2EHwc6Hr1tPTsPfsu+Pe0/fHnacfHi2efnc8f/r4ELMj3p7+8v6p7Oy9Pf15/uQ0mjx9",
+	"/8i8ff/b5dNFp/P0zdP9306Pd9+e/nj59PRitY5fZUi85S1dcbaN2/jMssKqsS1zqKx3FbItlZA3LIm9",
+	"FwProI4XEJFrBNNTHpZF+hru+3e7Pl8U5dtavYC2ueTnmmmTTNhEGA473Gec/fjq+TNnQkxGmbnc5jRt",
+	"7faCLEVsmyGW8WTKQ4PfBUwJDKt2X+2zWFyJWA9UJMSUeLNtWxot4hGmZMMrrOtw5t23vf19NhGTc7pe",
+	"rMeTPg6sLYI9e/0kp4aB2hoOBjPA/R5uMws5eykAdpbRepUw//9sTWOusMxHQnkFIk3R+azEXMcCqKAV",
+	"tLTgBsIISWHxl7S3v1+m/KB13b5I2vZHDDh5yedPhdb8QmT7dTP3DIjLeHD61uKA+XTW/nDV29nb6bCs",
+	"kkbApvHMwpJNqYOqjcXXJNhjas+MxUBZs0EyV5ptDWU0DIpKdFCB8NpGb6YrX1NzQ1bFqtVeTvfySusR",
+	"ud6+0jVTzFLCrb2Gs9evT74DE4CzKOkH+NPVHlDK1f1tqLyhInT8WU41UESaypcs1sB0xUfat5rtsO9t",
+	"r1ajzEw0YIUbqIQMfiVK/UI29ZUbkPnfPsfsnVumV374il5d0wJUNP30GVSs2N3dPXKSHrTBPqBJjhD3",
+	"MEsE2XKHUuognw5S6pxtk25+TOxMlBioMQRN8rHgue3PmQPDOAkvCbMx+82eEOoYraoN21lvZercyFJe",
+	"X7jAWyDwDZ0nM/PAr4lUGB079kTxPK/VvopoqgPVIJEHeWWlc0Gli5IlkZU1dH3rxv1lalOjqJIbi8rU",
+	"xj3zokkwHK6sPe0AdySjwdBaNDTidy6cxYQWH1dZM8tQM1ZSYq62WFBmw6yxuzndbuWJyqTyL+ur+1L+",
+	"Nqkicb3ESwJ2eXgliyehi/Ur7RTIYbmmyCpT1Zd00TVbxssmYaKlGxrMv5Q1G/cim0bjSXrV4IlEVrnQ",
+	"RkzQo5PH1Hi8KkwmQjMI6bmJiSz3YP6NBHxPua41oBaDANkjC85lEbKH1kQDPCYrQ2Q5DEXQkYlEmBq/",
+	"YWZLqGGJUrN5Cuw+Kw5lB/AMwYtFOE4EiZ8YhIqevOJurYobrayEQxWsIyyMzXOuOLsiaQF/oti5i3Y+",
+	"LURu531la7V+d1ioiEBAwTTmGij262ozVTt0ka9VOzKqZC/oua3LddTpbruL1vVPylJevS8P/y4O4Z6L",
+	"S1mh8jebaGBAb8T5T6LW7E0lCdmjh+xFu7d/gEI41cDc794PmP3rsMZRzeMLnzs+etXbP6ippRi0wvTK",
+	"f/FFu+nFyyYZCQYlI5uz7qVmUik5e52Aw+MSRP2cgqo9mEVhzA9rxzHTBeuglhe1r9Vcdedci4O9WRqz",
+	"axYmCdieuRG1Q1ks+3qx/OvS5sOsaJlhUNA0rWWAe0TzWU4Zr0SNAe9SLNa3KuZtrbQqYrt147HAyetp",
+	"28WxemgEy8eZxZR+CjYMg5TTM8fu6kUcFTnr+MmLrL7O1skLUlVPXlwdbFOUhFBOmwSxuxSzComWYZJG",
+	"uZLKZ5E0AxUnFwzN/pSH8sACz6M1HIMY1IJpEc5SaRYsEqHUNSJ8r7O709npdnd37vtyhSxdw3v7tVx2",
+	"WVynnXqeIq/YNOZS0c3PjquRnG4GJp2psBorYhPs2ThJNZr4DXBsbfg0vlHw5kpFxDJar72cqurI9flU",
+	"qOMXJ98l4Wwi1BKKrTPmHStmv2e7Ox0W2UaqbFaqUbKq6crQkqlQfCqL8iXs/G799WnGesM+SovnOgxo",
+	"vK7NumV7wS+Ar9UWtX0zFimhlKI5ncVUUgGPwXyMNUekrlmk1V4Cqnw4SgB6MO9gLVdB3FwCchhT+Vlb",
+	"L7VS8HG57zNpKNeILdPD+qZXakYNof2lOpB56oqr8Qh22Dgu9LXX2yjA34lMWeVHF+WfbVEtTRTq+VRk",
+	"lOwp41R5BhEIdRbrwEjHsIQCZ8prYocN+8lcDW1ZXrAlWlnMsixIf02R5+LE7a2flwKykYO6nwoeFf4B",
+	"7RZ+8ByFuvFB9SsM1JdmUf9r4X006DhLSf0/M3NPK2hxl1NDgy+oqIUZVpiCy4OqcwiBVHi0t3/fFWZl",
+	"JH5qa/HfaXS4VoOkYeMCNuHhWCrRhkHiVlIVGviMXNmrNrnkRarzvvp6JG9/ePc7ZWicNWhyTfrUMRvP",
+	"Jlx5Q70GxwR2ltW0teVzVFjyCJaz9jZz7xYHAtA3Na7/oCnd7LOdw8W8viV19jH+EiNC7WYN/RSxYa2K",
+	"tzRLcIlxpjqIH05PXzB6AQmoyM06ftnZ/aMjj7nhsxpeSlmJNcQ7TlITlMlBU/Ka0+zcCYF2izNekuWY",
+	"T5R+qPb9+uUJqUPSZULpFd3dMHMyKNR+X6mKuNxqXDM/hpJOU+BCCjxKqrsPMjjjf5kuQAC7tZTt2FS+",
+	"1nnWGbZg0XnZVm7uOn718ORkmzwOFGycQbPBrmXVogw7lyr349ElZ68narUswd8fHYU9sP+ep8lci7TN",
+	"I76RDQ1MZF0wYt1/9O4//lkfrFzAbPtzJfosmAAt+Ykrmcw0GyIk19DG8+Y4csOskkUp4+72ABu9ldjv",
+	"9jbTAYozX6UAvExisVQZQlkFTG417kZf1nAojBOu+EV+b+PFTIaiknE5e1rZuyLQYm00bY7/WXO1oxmn",
+	"DVEYImI/vjllW0OzmGYlM4bc/Mf7uRlatysQMMTJAA5SktqZ9ZmtJQ/u/d3Q7xJ/oYzEysh9YM+myvsz",
+	"ZWTskNxyhC77aTHKt7NS/q6DFF3dc5H07bc2Tt2CMKBOviWjWKDx/Fwn8cwh59lqkqj5Sk3MoSi9ZKim",
+	"642+eS+TKf9jVhrwDjvBYaYIGolx5K74Cb71gNzgMBk0JtgUuprk4RwWNTeV0cY3GdXSdTIfawN/M5It",
+	"dFygmaByeGu21w6j7jC/RrzTm6fjwrF3ETAmsehPD/LkVpvBNZHKb6pbvrw2Tbb94umn1YXS9YZvZwAi",
+	"g/I0TUYSIbEK5RG90lM1FmWnBq0xwmP3LhqYcxDeP9d072W2v42SQ9dypX6+izzPuc5bLgH/Vr6oIAGv",
+	"M6wSKPDKYfnq7bKLT4xGgioDel/ssBdUXsnFAArlIdBSbr4rD+t99o1JZ2K4tgbjmRLqNJgvelyKqMl/",
+	"3jgLqbyXQUPidyZeeyegMIZ3Def32DtpDec4FSFsFUgCbWkLPYJlGZyRmQtYW8OJiChqBZ5MNtln12y+",
+	"yTUsQZxZyVjX3c/0BMyDunw5h1wxbWQcg+eSLmW4nrOaGwrB9BHTsngF764ysOW5VKtow6aQ5tyKFKsz",
+	"FJD1GRbx3O2cRXxRp+Pju4Rvm2nT8Anb7QCGCf5G1al9fNqgAHZrdeHlJSJy6WPV1HHEOKLlyYwYnoRj",
+	"jZOLC3Jn6Ble5qNZHC9sCLUckRugObPvsN/t9fea461WJkB7I5bTBnNr7t0ZNnlmMteLjVLkhjbGm0ii",
+	"hF1ZenNnifNl9bDXoZBX2YouoZJiBtj9zQy6he0uL2b9KJcSeVA51MGyDMHqGWoOMKpjR0iHAeM5mo31",
+	"vZ3z8BKSvVQEwgosYpKyLaut2c/nicPorHGAL9+YRzQgi0rEtl6fPtxmyZUN9vN3J2BJHAltSBd4gL/d",
+	"CvhQBv1RcxHi4CnMjDe4IGJuYFRebJsze/hJQLpI/p+VoLvySKyGLPJGWOTo3c38GM5tUVynoLjpTfR6",
+	"CwkxpApV921a8J4tFYTyNxsSRLy2mmbSkBPCIqmnMV/YpJCGdA8Xp1tO+SjSyPcpDwX7IZlORVo03/Ss",
+	"EvxXDQbzRMNGv2R2U074Ajg4k0XLkCvHIZX9sxRlaB9XhUoXCvAKyIEIkCC+wVaT/+uxO4c/vjltBWvY",
+	"gwqGFzQO9ZkzCrHk3HAJb6JFsNEIGBBUBIdA5WWmo4LNiP0iUjkC3yVLRiMs+pNFs0FIie3zQpgf55d6",
+	"SHZTPAzoz3WVWzwgQcL4cw52oGAemlwJbz1DoLCHSUruJiP4pFULClh60RaYD4UyKY8ZshhbtjDmi9x6",
+	"TJ89ChMKtOwzD9vd1Vn31nygbNATnCu031DcnCfxwl3i6Q5tHSZTETkCA+PiBBae0tNBiWhDzFHkNtUe",
+	"Yjy5A5X5Dl1ouroQ2saFD9Q//sEeJgoewB0+UG2KfENj0nwsUvEAPTGv6PRDNEiaRLPQft9mj6zVKatr",
+	"TAaCoqtohx07gRXOhyaTI7lst+pDTofH7d8Yb39gnfYR22FnrM/aw+0HA8UgQoZSO0SsBcH6T0GdRpGA",
+	"28yAdgZdwmTkjZQ8klIXYVl9kM8h2/rdeUbfbTl/y3w+30lHYVtE0iTpTpJe3EtHIfwP3tvedvkP5GOA",
+	"YWrFL8VZyLWAVNkISb/oK5qlQmMkRJ2vD9Y6z/wVgBthuyiEJkplEugNRaEkQnhE/EdjtOS9YqgkvG89",
+	"ebBKPhR+lBfq1MzwS7G5hZgdr6hAAGO3ilxetIAKfoiIDfc63aHVNcu4/q73Yb67RBZcFbkbqI8pLiAl",
+	"S2jnmcHHFRjq03JCEViDKcKJw8wUyx0l1v/Vz2r9NhbxpSnBhPZgO/1qvvm3qIxEiVcVGbekBLLMsWq4",
+	"dpnbVRThPrv4IKcu/cFt4VeaafnBFX5B6hduKWBSkQDpA1QnEVEEK3uOExG2WRJfvb3p7ru9KSER2wE4",
+	"BvMyqzejB4qOYTYqPL/Zc6ANYIuiyFWI0XE7dI2CtQ0xyjJmtOEq0v1i+ZmtYTp0q6dJ8lbJPGBDkxey",
+	"yV0Cf8wSw9GaD5Iw1qDcRiURiceWrcE9otWLLIcdltFXh2xr+IfXMWgPw3nW5XbgtDu9UIZfu2N68uj0",
+	"MQOGw6eSZW06n02U8hEQRE4OyZW3KsVj0ztifukgu09cMSsoFysYPKiU/rEzm3OJt5PVkgGBUTOhktnF",
+	"uJhM7YZkEowup8qwuP8f3cJ9JM1Ns48O3pJ9HKiP7XY7+x+8PZTTIfuYUQA1iwcOtHJ7i5y8YB9ZN+h1",
+	"Ori2E6lmRjD6Hm7fM2rEqtJ40dL9KnR9Wwc1DdHz5naSFJsZZt5FePUA4X4qbVnNm0w5XpM2t8k+YFto",
+	"IAwqAIjb7CPrNTbr7pLmdrVUocArFzVWa7+BNaRGu/u2XW0bBhd4KKc8hjYLtWpyqgZOp6zYWz9xIFY6",
+	"VJZpofGOgyoRigcYwoWAvZiAAoo8iijxgigbhjuXKkrmbOv7hy+PrR8+3zZpHe5hopQILY+bCpE+APnj",
+	"cZLOeRqJCP7ChItzEUtx5TBHMyZOvCgBVdiktkRVmlxLYXUfW5jqKxBzfftSdi9ksbvE43YYnipY2/rd",
+	"cEYB7jaiaOizYO8DNENxY8Rk6iSEo07GtnBkeOA1nvch8JRzYeZCKJfV7apb5eG8VAWL4NKoYgSec4uF",
+	"QekgAEInL8WDfHzAiYWx4jCMMcjsx14pLjQHwmra+r0+VVHZFLwAkALttHbYc7v4GkmE3G12skg5EBx4",
+	"JUj+BhYP16Qec+L9sH8pMqOXIpI6u2+SWNACef4Hd/MguULQlk3WGUG66flMxgbs4yBMO5iu/I6KRBjz",
+	"1MXmZG0CAWOiJpNqoIbXbQrIKQGuRHR9ZLbyr4dsFHMsc+xk4LpPt2H9s8RRNIpj4CwPLzWDQPIL2JHh",
+	"XmeXNcG9BDBwGcF1Tmm4meScm9UMTy8Ebl+coBA2mzq2nc/zI8PQBvbRah9w3m3wAvto3aUVZl5g6nmQ",
+	"IjCUhdDZ///Pf/23+3/vzVTwCFdvUagcUkx+LzaUx3+W/lFq1ndKDW/ahnN43KQBjO4c1i2Atwx+JOiQ",
+	"bUFTeHZZVlulPH/v/yst5KnDpW69v/GjYqDpsLYL+/ZADVrPsxkOWkBDGNALLF77q4Vxu0HTHuBTSo5r",
+	"iJod9hEGyB1eYBTwjs0W8lYZud55YsbMHjas/8eNuMpg3OAQ7dQ6KEFeM7MUOAVf6gCFk+sEeDMWmnSt",
+	"jPs8ymJeNSwp/ME+Ou/NRzYRXMERrJV9aiCgPrK9Tod9LOSXVaoWSJ2VLWBbNDfoAzVFXJQs0xVtLAEz",
+	"qVUJwYYIlJUn4e/2LIAIHDolNAiA2xad0BVEsJKaK7SfRwPQeLvsIytcKdADZS5mN9FWJGJ5jio6GhYi",
+	"iT3NpB6DBr1d7iMTxorNI1iUhi8iXxJDNZg7WQGWysqkOTSFu7mK/SAF590UHZG205vW/bdd1VWUz3vk",
+	"KgO5cME91ZL6U/LMunr6lFPh4g6ldsNybKdYbTDva73igEVt2vIJWrwzZ8+kNnfZx4rIEbBze9V4okIk",
+	"8DOcnVv/Bsgy124B3sC7CktXckHlRQhfABAp3b3b9tqmrlVizkawd9TZHvsIfFbPwnGmmuNqJDMjHqyh",
+	"6afCyoVXUkuIIqVuJsKMk+gMerO0SP3t28mhWQa1fo1LBkRrLaNSM/raHsNj+H7oDZ9ERjgF1OaBbdMq",
+	"5lncXzoDycg6pFC/spTETXXxQEiiLnKkN2j8qMSN3FPydtEUMtayxUso7xl1S6xWFpQAXpbixjmmgN4b",
+	"FEmKI7Li4zyZxRGLBb8SVXiYTPi2wRDCyTbY8pQv4oRHeaF77KC7W5oyGmKocK6uWFlIH3dHr67iFDXq",
+	"Nv7zikUJiTQ4RIsLQ2A+CnBG4cQOwgPvg657PWI0Ds7hJvXaHDMrWBmgbdgM3lBj2LJlVIuIU+YqKrHn",
+	"hjq+a5RfdAOyIelE8bq0k7vd0k6iAwKED/u+HarD3nLMyYhUkTK8j7cxh8tAXE8x8MKhCeHt+MBGDdD5",
+	"ywPk883ICk1Sc4624LiAGZ+qUaLBEl5y9lwL1ZhKA4YqMRNO5Soab9YvVwnjaQWtWIbCxhhbfwkENqZS",
+	"GI6Il7M0XpF2YEQ60V6KRcnh0gpaVyKlpLAWAmYVUhuzfMYsffHezlzEcRtp9t77+aXecbW3LprS7FDQ",
+	"eSPO2U9iwV4Jk7uUbBwjepbQinVF7qdC/jmYqTE53cY96rEAgkiFU5xA3wLnmcb0XPwIiUYbsEXim7Y6",
+	"ta1/TxFXIirGLqGIscOw8hO840xowwm/bnMgUVQkC2WkLNjPSICkJ41VrSkay46EDi3P5BNKoCfPWbEW",
+	"/PfkVSOQXbSt4or3Op0lFdDqKp+5pPKs2Bn98LvFE7AwAhY0wGIFWGQAL5qgvTvqhh3eshn9kMhv0/Yx",
+	"Wx9z81ujw93nP+5+17t+3P324vBqdn5knojuxQ9PP/xy/0Acns700ezFD1cvf3n0GpPm+63rs8ePPryc",
+	"HU12D3548uzMzMTB/tGTZ9Nf3xxMHy5eGXn59v1PJ29O9nmn9endBkXFipn2DaXFLMXB/sOhhIW5rTJh",
+	"L7Dpv2zVvb1Op+mTjBzvVUrz4YcHqz98ltgSD1QlOGjt9Y5Wf3WaJE+5Wrx05fnhu93u6u/sBz/QVE+T",
+	"5AncMfD5/jqzPLE3Spajt9/ZXf3V60IZ5Dw4oNX//V3Q0q7eGhxzL7uiTVwCGZ8H0qdbQcvwCzi1LQwm",
+	"eAdN3sssAPfy4MhavvsEJVUvhnSZtBAADl8WHMW2zhfFggFoBwaILodI6VKZ0TxJkKcsD3Tpo3rBhh4g",
+	"6tDZozHj3Ed9NQm7sAsC7wf55YBlPGxPAMhm0YY9R0qv00MxCyxXuel6h20Bnuq1EQqVjnOxSFRk4SB3",
+	"tsEQ8JLidHTFpFLHlmEpKdCs5aHguJKPRfChOMeLz5QDuAAwnAxeQSevizHuF4HZ1mNzHgzhp2DZCKSy",
+	"tgdXcW/pGDwY7Q3GkeNRLh+Ly9mthIytG8xfN3Cv1Ew24pW4eMtGaZ0OUjPSIptWLKtss8FKOSDH5SMg",
+	"W7IfDQi2ECr4YovCg19FTppiAPdyCMeGwdvqgDVLtjSAfuNRW+Fs1YD3Vw7YJLcwXIq1TC+Ay+VF9e34",
+	"TWKti4Ux7nfqx+PQF/IhWY8pfZInPq9KL6uOssIyC/meCKbBnmPCWd9FIoBzBO1BVr2W5kvhY9etBQ21",
+	"sBjLYwvLG/Xus4VdWJWCsEshoL9X8XWLtQpy+Md1MR99qNg6DG0ZrY/zWIxaLaAue+jKBfDFFYiLDlTW",
+	"w/zzMBCXRAlnyKnr8eJP7zycERtDXAB6vzWS20D2zyHya+T+507uyE78rYn8KZpJ/5oyP1gX1CUuAOzf",
+	"C3uOqnwzA+QHmBAVVYQzDNsvykxxk8z0Zysjk39mWepgY/vHPZ+IPn2uStJdS173De/03Rpy/uMkPZdR",
+	"JNSd8rNE+cnUnSc2hFKZgk7j5G6Ita462F3+fSaZEyCkrtF0CMmNIgbK0bRLTaSI56YXKhynicL7lTJU",
+	"CBZ/oEi9mAiuNDP1RQhNUjAO9m16ejRLCXKHQvkEJ9SnYX4qhk5ZsaFc0jaclYKGEOtyre5hFtdhHaBZ",
+	"vqBNqLG2wx0IGiZsHJMHBGFcBoWtuPGCo1FpHpI3Bosy2cltB0wnjFsVK0ygAc5GYs4mMo6l7SiwrhSw",
+	"GbtNxqX7+muwaUpB/hbNR2Ln66/R9Oc5Exzu/CKZZcDzAQVdvhIXE2v8nlChgBNwqcP0CxwoUwnR7EYS",
+	"MqGcJzMTwPj3O7tD621MuR73N0esl+ByLqqcHsBr6ub9FYFYk6t8kIMXD1p9hnmXQaVcZFaIxxZI1BjE",
+	"N1C8RG+XAmJxTquVLRscMfDNEPwumWdoh73JHSv59wPloe27LdDMRRiCowDt1KCD4IjzHc6dEn417Pyw",
+	"7bBcxy5ES0DgTP5xYsZVfPUMLowaaARaZ1sQYGMbmUsttnPkdapMv4ajZGu41+tlMVa24bxFnGy5dmTI",
+	"FYjeuHneVimIhcO4uKofwDkKGvwI22jEziLGkGopeLfgHCCrtl9Boc5gcZpVKcxBgL5NosWGgjWqLpQJ",
+	"lnNzVPuciwZd0VR0oxXkAnhF7lb8Sl5gR2UpGqSKsysp5oIkEpKqi11mxXEctZcLWizt+wvL/Evk+DWq",
+	"p9xIZu/8trFknFWYLCapAV/6VFHAehvSiV88MlfC8gq7Fslj87XfRJ/aSFOy6WIF/Pg1VKVPftHKEo1a",
+	"TgkFEBy5Fu8Wn0i9Rkh/+juszWYUmdV7bvDTZBeZvZlL5Z7LNUClLhd8vg317lnyCrr5y6t3nja2LK87",
+	"N1k7iYZuURVlNuSgYIysVBb23QgksWT7WLLRb6IxVnj6P13FWVIcKwbsAtOufRmfBWQLrWqiOcETvzR1",
+	"1UxfFVRhTw7FPPiSLEoCWFH6Cuw96iSsWhlTYlz7DeXKB1k8DYp0Ng+lIMlV9sE0Cg/FlWz9zTX0zhoa",
+	"ui3USkI2ftVdY3QvKIrJV8z3uvvrrEYWrfRURJJjoQY0JvTW+RjlW5fx/u9kgCADQXYvb2SE8BWPVq0H",
+	"9t65Kz6+3Dwxq9QbZ1td9lR+i4X5EpUFPdn8hoxxvp9FF4Va5H0bHmhrhNj3BsrpksgpbMmlYZZMIRTw",
+	"mUpRaW5yHoblbALI4ANOMnQSAASHZ2wH0vaQ7XtKaOVafkCqsE3RLijJ2zZR3ZWGylTpVHBNwPyg4Q+U",
+	"F8OdYejARDTaCyBwZySvMeDTVqbLQ21t+V5Un7JhauR9sU7IHAFqHdxPNvNTast2Ofj+EsWsDu7WwIcI",
+	"ycw/iAJso310MiEcwhwlA80tbug7XqIoucuEuhJxMhV53RjETeIqK+kI+QTCmYsAmwJ/srGWpON3hg8w",
+	"OBw0ea6K5FWIG0dSo4+6u8PAyznxrmjKMeHmAc3J3Smw2Oeu6vtAUY4mqqj+zZPdOhv530u2AeeIhZX0",
+	"K7ApARdjkxkgU9cpiCw/EhnhOECs+jDm7eVaNJbO/yxV2syTgnbkgjf+F5xU6+mXwXpa/LoD6y7T+ytK",
+	"NDfjVr91b5rK0DoJN9UuaMe+iLY7kdclVTfXf7uFsvnwT0eA9h+26v/vf264fptqfLZIXOdfpPsFf96A",
+	"Htadz1E+n+6K+ez29w93ulDutlOYj19JbsmE6HM7H1dejFD1a8HuHXr96nLiDl7+97yEWAsTQSxtesWu",
+	"Wk6u6Pmqyqd3eem/njezjL5ueEZsjccaJfxRjYyRX++ZeGHT/UsVIcGseaeE/91VpP8dZeffTnGpag6r",
+	"VBgLftbK3nYPIJIdlPc21oaCAk57h/v3D26g/GSjbIg/fUhoEmVvWgZoV8DsCwAbCH/3zUnbgVcUv2SF",
+	"chh/A4VAfkMw5GAs6dAkQ8ov1ZA9tJVVaz84gO70A+jKIVxUgD5pqU0S8YXDM6B5hAk4G6EXyG6LZ1Pd",
+	"DG844VIZLpXue7bgSsyq8/WWsRAHyjpXbzuM9fuqQ3lVPGteWAF2yo0YURZ32Hd2EXHFAUlAs94RIWGy",
+	"Z4mxFjB8ir7EbCP2aa2z5A1043V8p5sNAqZvsTB+tmWomOQg8BfySqj6yMJO90YBkOsHEy5fFiQi+2ND",
+	"5OMN4h03jsz8d4tC/vx4QjNPvuOl/JkspBA3u9Xvdg87AW2IH3vbCtbSmup8n0Hedme/2vR+K1hLU2zS",
+	"+2BdrLG7MFyTlHux6J/d3uH+BhJlhbM0uHWInd6F37Xu4tv+LlIaSjolqSaoyiyfFfuGstfMjO9hbm6z",
+	"sdlH4NMu/OV84XK8VZQl/mfZjT72dlZ7CcEaC4ANXEU2Rl4zPlBYlqsdgyZeASwNsIBgHXJmUA5gK9Wx",
+	"AJnmdQnsSEUlbAptQS4FFjht05hDHjcgXriYmi0+5SlhlQ2Un/m7ncG9wZZhpkIdgoLUdv4Oocp5+MqQ",
+	"CjtVIKq0rtgsK9WaxanmaIYW68oWnc0hNWszlJAqPsdAmdGVF7eJOLm4YIyzuTj3ScWPZvBKgbWIlufi",
+	"PCunUFfyw6/yWwJsz+vfLq9Nu8HdVKh4vJZNsLMO87oU6kTrmWOsX5KT2xk4U8+afPyYaPjEkvCdov+X",
+	"yQ+lQMwyVGpDRqi9FpKZWeaEBKwY0lkdEE2eXURgNYW++qh0FWGPwfo3ZfMkvUSQMgrkyAFBB8pvwDVf",
+	"gL3xnDHW50m6bl4gywZYOjQ5vBHIElmEOSygeWOsbx2SVD2rhJWqHPm9+siYKmrPnVnzf0t2/XfKmSCq",
+	"XnLi7dFsPvKPrikhUGMUd6GQZJLaIKDCgaWAb/i5+PqWPZkObBIkO6EpMLrNXoq25SDOBy8nCKWDwGFZ",
+	"6mKxSa9a4wUWJpiKVCYR2+p2mPYMdNs56BvLRTQ7kiQttooZC2DOimMRL0GUBQ89NiEIefxFPnzwhicx",
+	"QjEVxis1M1T8ycYFjEx/ObTXVj2O2Db2uKJe6TArkzrMC5eyQt1S7sqhPsACIqk3XYx+d0kSsG6UM5C3",
+	"aVGraWY5988CMUja9nFzk9T/vsLKK/BsTpBNDPQfJkrPJiKq48YvvYIFnyW/esfBt5/T6loRlhDgaCLr",
+	"yK9RXq22qSBsqTzk7VVY3UC8LZXx/UsKuNkcfBH3TlT9Py+quhO2lqRqQaVW40U9nwqFpeeTcIalNLzU",
+	"Gwg2Qzxge6rBI0JUJ3QJlhyDcbXBcFzABspTqAYqa5pr9vb46ZMAjQl4NeIf2CMmZwQWgWF476qXTWHB",
+	"JzHEHc2MlpEoQnzaFDbkvpgCIkBMJtwTaCZKQl0fcfS9MDj1qfxRJ+qzYKDgT1dz5XaAv9ZnSHb7vrNL",
+	"3GQKLu/yHQzTHQzTUt61ElLJO4TuzHuc6Kkw3HIiRDJeAzoJ31uBnOSXlUPkJCwTipKanAiLnSSj7R32",
+	"GlvDKh0RVs8zlH8pFNn+yPCXiklyJSIrzV4gciAKWclopIUZZqDqnIrTkOhoRf2J4Iqg7qgxfSmnGuu4",
+	"EGZjZhPGrxCfWEQ2SJcQnWzrkLJQ9DB7GOFNIEk4wapPuW6T81fuuYO38sXnuACtBncj7VXu76QQqUYE",
+	"H1fUdT2WVizXvFb/aIBo6N1Vll1PvkticSuOzWagFL+2s+c/h6C4XYfMs8SaG60P42QXoFRnuVJWed1a",
+	"yriQ/ay0vxfAaEu2+aWCcz9n5xSCF/f7GLz4rlzvrwxuQng/EHxIR5AqG5KbdK/3aQNRPStbuAKkBGnp",
+	"zkl65yT9e4GAzOz94G5kui+afKD5hdOM/fEQGVd2q0m1JNE/r7EkwTWY++vYIx8B22JWzJT8YyYYD9ME",
+	"iwJmxh40Tcexvf3LpYDiRZ+ASAow2mBYopJYVWSGuluWsiFWBoBVLmFaDljWzzKm2OIhRWPKibqS1idh",
+	"H/tZ9/ZyQGte6XqwLL9UgdTz83Fbu8rbl+k45Vp4DN52uQGvzddiI8tId8O1sldn4V6tvU57+6ddD+hu",
+	"2Yr5N+Co3Tu/L9r3w71u+yjq8va+2B0dhr3zA97tNK7uZ1+o2Rave6X6s9vwRmxSEGfa6vt2Pb+A5+VJ",
+	"Ei4t8+s+z977q2eCXwiU0us8hDyPzGDvwYjsLXuRzbhGynna8OlJVJNPLWkURDn1/T8k9MI1R+C1tNkg",
+	"7nKW8bL7P5Cz/G8UIIZUbGWUDcUfL/Yef7j3J9H3p0brxUsbpJUV/1tmvoCsVPeSy7f0n1unYG4ycLWN",
+	"ID8XRLpCzdEicjMUU2V59ZZaQQeD1R+wtcpHbZVrVm3bTOlK7TYsHzNQNl3aqz9jUa00BjCMsHJHhpCA",
+	"08tfZXJl+TaLfQa1B2IEm7OPGky7NdyqEnB/HEVs6Fe9Cvxoudp6Vz7QVkMZtUL8Oem0dVaJmqpb9Si3",
+	"FtDHBqKfJ0ksOLKtJYRcHlSNGQcnn5Vu6+fZGVSQhNuy1Fm83MkLJ7MHfg1QSs9zv0iVt2OzPAIS53MU",
+	"YFtpxnpYdSVK0aXro84foMcV3Aoug8XlohQ6AQN/7cZkEyQy2WBf3Je3vClZs7dgYoLDdELD1UX1AeFP",
+	"aiiMtrU6Qy+71v7m/hZnbqNa/d2glePgY92h3c5ZxG2xCxtQv1cbqu9H3O/VBdzDcmCTFFnfmD9LILrW",
+	"HrTb7X0KWkSCZ0SCZ8Vx9WyrtuZsudXDfrfX30MVwXtNTiuBkrWNd+9/Cv661jyfPfR/9w0AgUewhX+U",
+	"mFUdWQfFPLagHFz9LtN6bPnMmxoSb0/ruTP9/YVMf3trSeqPQQi6sxWuIy+DM2+1sJzMVTuTpeyNdhK1",
+	"Vt53MMDNHFSvqWVyFFisnzrl1ZkhLW5aQHUQk9S6oh7YUry20j3InNrwhY0oWzCeCsgetKUXMRzNyuYW",
+	"218CNmwe3WpjzTQGtJGQL9NMiHHxuX37+9JQXuXE7ULdrYHiqbhR1C7LEiQLRfwIHLGgXxCS6kCdCxaJ",
+	"SWKotKVfgHIL7aVeTcHtWzWZvvYtCTc3meYjLoo92X56+l8m2mS3jMxC9D8hGAosRLGdp/zStcA4yy+q",
+	"rK3SFbbJZZStwOYhZBuskL1A/2aG0s1Fhv3TbtfJYbdpKM2rC95FqN9JDzcwDD7h2hyjI/3OKPjlhRzi",
+	"up9nFCwGRP3ZOhc8FSlGXPZ/fwfyCl3MdZamF5hDif9Yp4roVa/GYANekRgCqkWcTDGakvpjW8MJ3Ffp",
+	"TA23C833793r9u7vdECP7R92DjvY8Lts+tUeLqQKbKy6E2HQzEgJpmDSo9yn3Gizopiop7bCQtWDO6wT",
+	"+JVLYjpgZYuG0z4DT7iiu8KFOtpB0H5XR/FdVkIiEpNpYjxwfxA1aQgWcyRPLPXwSKQyCQyrDSYqh1kC",
+	"g4Hf6MawY/SXJMtMrluXQpAr135YLv5HQ/EplP0gpNbGzzaGz2KasOARTJPZUFQvQtYbFUbufXr36f8P",
+	"AA==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -343,8 +343,19 @@ func loadStrictSpec() {
 
 var echoParam = regexp.MustCompile(`:[^/]+`)
 
-// checkResponse validates a response of an operation of the contract (status documented, headers and body
-// match), or the problem body of a response outside the contract (404 or 405 of an unknown route).
+// genericHeaders are the response header fields that the API description documents once, for every response
+// ("Headers on every response"), instead of on each response: HTTP's own, the security headers and CORS. Any other
+// field a response carries must be declared on that response in openapi.yaml.
+var genericHeaders = map[string]bool{
+	"Content-Type": true, "Content-Length": true, "Date": true, "Connection": true, "Vary": true,
+	"X-Content-Type-Options": true, "Content-Security-Policy": true, "Referrer-Policy": true,
+	"Strict-Transport-Security": true,
+}
+
+// checkResponse validates a response of an operation of the contract (status documented, every header field
+// declared on the response or generic, headers and body match), or the problem body of a response outside the
+// contract (404 or 405 of an unknown route). HEAD is checked as its GET without a body, OPTIONS as HTTP's own
+// question (204 with Allow).
 func checkResponse(t testing.TB, req *http.Request, r resp) {
 	t.Helper()
 	strictOnce.Do(loadStrictSpec)
@@ -357,18 +368,39 @@ func checkResponse(t testing.TB, req *http.Request, r resp) {
 	if !strings.HasPrefix(req.URL.Path, BasePath+"/") || req.URL.Path == BasePath+"/openapi.yaml" {
 		return // /healthz, /readyz, /docs, /v2/openapi.yaml: outside the contract
 	}
+	method := req.Method
+	switch method {
+	case http.MethodHead:
+		if len(r.body) != 0 {
+			t.Fatalf("HEAD %s: %d bytes of body", req.URL.Path, len(r.body))
+		}
+		method = http.MethodGet
+	case http.MethodOptions:
+		if r.header.Get("Access-Control-Allow-Origin") != "" {
+			return // a CORS preflight, answered by the CORS middleware (TestCORS)
+		}
+		if r.status != http.StatusNoContent && r.status != http.StatusNotFound || r.status == http.StatusNoContent && (r.header.Get("Allow") == "" || len(r.body) != 0) {
+			t.Fatalf("OPTIONS %s: %d, Allow %q, %d bytes", req.URL.Path, r.status, r.header.Get("Allow"), len(r.body))
+		}
+		if r.status == http.StatusNoContent {
+			return
+		}
+	}
 	var op *operation
 	params := map[string]string{}
 	for key, o := range strictOps {
-		method, path, _ := strings.Cut(key, " ")
+		m, path, _ := strings.Cut(key, " ")
 		re := regexp.MustCompile("^" + echoParam.ReplaceAllString(regexp.QuoteMeta(path), "[^/]+") + "$")
-		if method == req.Method && re.MatchString(req.URL.Path) {
+		if m == method && re.MatchString(req.URL.Path) {
 			op = o
 		}
 	}
 	if op == nil {
 		if r.status != http.StatusNotFound && r.status != http.StatusMethodNotAllowed {
 			t.Fatalf("%s %s: %d for a request outside the contract", req.Method, req.URL.Path, r.status)
+		}
+		if req.Method == http.MethodHead {
+			return
 		}
 		problem := strictSpec.Components.Schemas["Problem"].Value
 		var v any
@@ -378,12 +410,31 @@ func checkResponse(t testing.TB, req *http.Request, r resp) {
 		}
 		return
 	}
+	if declared := op.route.Operation.Responses.Status(r.status); declared != nil && declared.Value != nil {
+		for name := range r.header {
+			if genericHeaders[name] || strings.HasPrefix(name, "Access-Control-") {
+				continue
+			}
+			found := false
+			for h := range declared.Value.Headers {
+				found = found || http.CanonicalHeaderKey(h) == name
+			}
+			if !found {
+				t.Fatalf("%s %s: response %d carries %s, which openapi.yaml does not declare on it", req.Method, req.URL.Path, r.status, name)
+			}
+		}
+	}
+	get := req
+	if req.Method == http.MethodHead {
+		get = req.Clone(req.Context())
+		get.Method = http.MethodGet
+	}
 	in := &openapi3filter.ResponseValidationInput{
-		RequestValidationInput: &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: op.route,
+		RequestValidationInput: &openapi3filter.RequestValidationInput{Request: get, PathParams: params, Route: op.route,
 			Options: &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc}},
 		Status: r.status,
 		Header: r.header,
-		Options: &openapi3filter.Options{IncludeResponseStatus: true, MultiError: true,
+		Options: &openapi3filter.Options{IncludeResponseStatus: true, MultiError: true, ExcludeResponseBody: req.Method == http.MethodHead,
 			SchemaValidationOptions: []openapi3.SchemaValidationOption{openapi3.WithStringFormatValidators(StringFormats())}},
 	}
 	in.SetBodyBytes(r.body)
