@@ -274,7 +274,7 @@ func sign(t *testing.T, claims map[string]any, key any, alg jwa.SignatureAlgorit
 
 // signJSON returns header and payload, taken byte for byte, signed with ES256 by key: tokens jwx would not write
 // (duplicate members, a header that is not an object), signed as the server signs.
-func signJSON(t *testing.T, key *ecdsa.PrivateKey, header, payload string) string {
+func signJSON(t testing.TB, key *ecdsa.PrivateKey, header, payload string) string {
 	t.Helper()
 	input := base64.RawURLEncoding.EncodeToString([]byte(header)) + "." + base64.RawURLEncoding.EncodeToString([]byte(payload))
 	digest := sha256.Sum256([]byte(input))
@@ -290,7 +290,7 @@ func signJSON(t *testing.T, key *ecdsa.PrivateKey, header, payload string) strin
 func jsonMember(obj, member string) string { return strings.TrimSuffix(obj, "}") + "," + member + "}" }
 
 // segment returns tok with its segment i (0 header, 1 payload, 2 signature) replaced by what change makes of it.
-func segment(t *testing.T, tok string, i int, change func(string) string) string {
+func segment(t testing.TB, tok string, i int, change func(string) string) string {
 	t.Helper()
 	parts := strings.Split(tok, ".")
 	was := parts[i]
@@ -458,7 +458,7 @@ func TestForgedBearerTokens(t *testing.T) {
 	})
 }
 
-func mustDecode(t *testing.T, s string) []byte {
+func mustDecode(t testing.TB, s string) []byte {
 	t.Helper()
 	b, err := base64.RawURLEncoding.DecodeString(s)
 	must(t, err)
