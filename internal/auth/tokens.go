@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -55,22 +54,19 @@ func (s *Service) signAccessToken(ctx context.Context, p nexus.Principal, now ti
 }
 
 // verifyAccessToken checks an access token's form, header, signature and claims, and returns the principal it
-// names. Every failure is nexus.ErrUnauthenticated; the session is not checked here.
+// names. Only the canonical form is accepted (parseAccessToken), so a token has one spelling. Every failure is
+// nexus.ErrUnauthenticated; the session is not checked here.
 func (s *Service) verifyAccessToken(ctx context.Context, raw string) (nexus.Principal, error) {
-	if len(raw) > maxTokenBytes || strings.Count(raw, ".") != 2 {
+	if len(raw) > maxTokenBytes {
 		return nexus.Principal{}, nexus.ErrUnauthenticated
 	}
-	msg, err := jws.Parse([]byte(raw))
-	if err != nil || len(msg.Signatures()) != 1 {
-		return nexus.Principal{}, nexus.ErrUnauthenticated
-	}
-	hdr := msg.Signatures()[0].ProtectedHeaders()
+	hdr, ok := parseAccessToken(raw)
 	// Pin the algorithm and the token type before touching any key: this rejects alg "none", HS256 signed with
 	// the public key, and refresh or ID tokens presented as access tokens.
-	if hdr.Algorithm() != jwa.ES256 || hdr.Type() != accessTokenType || hdr.KeyID() == "" {
+	if !ok || hdr.alg != jwa.ES256.String() || hdr.typ != accessTokenType || hdr.kid == "" {
 		return nexus.Principal{}, nexus.ErrUnauthenticated
 	}
-	set, err := s.keys.verificationKeys(ctx, hdr.KeyID())
+	set, err := s.keys.verificationKeys(ctx, hdr.kid)
 	if err != nil {
 		return nexus.Principal{}, err
 	}

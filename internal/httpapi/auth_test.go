@@ -9,6 +9,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
@@ -271,6 +272,50 @@ func sign(t *testing.T, claims map[string]any, key any, alg jwa.SignatureAlgorit
 	return string(signed)
 }
 
+// signJSON returns header and payload, taken byte for byte, signed with ES256 by key: tokens jwx would not write
+// (duplicate members, a header that is not an object), signed as the server signs.
+func signJSON(t testing.TB, key *ecdsa.PrivateKey, header, payload string) string {
+	t.Helper()
+	input := base64.RawURLEncoding.EncodeToString([]byte(header)) + "." + base64.RawURLEncoding.EncodeToString([]byte(payload))
+	digest := sha256.Sum256([]byte(input))
+	r, s, err := ecdsa.Sign(rand.Reader, key, digest[:])
+	must(t, err)
+	sig := make([]byte, 64)
+	r.FillBytes(sig[:32])
+	s.FillBytes(sig[32:])
+	return input + "." + base64.RawURLEncoding.EncodeToString(sig)
+}
+
+// jsonMember returns the JSON object obj with member added as its last member.
+func jsonMember(obj, member string) string { return strings.TrimSuffix(obj, "}") + "," + member + "}" }
+
+// segment returns tok with its segment i (0 header, 1 payload, 2 signature) replaced by what change makes of it.
+func segment(t testing.TB, tok string, i int, change func(string) string) string {
+	t.Helper()
+	parts := strings.Split(tok, ".")
+	was := parts[i]
+	parts[i] = change(was)
+	if parts[i] == was {
+		t.Fatalf("segment %d of %s is unchanged: the case would prove nothing", i, tok)
+	}
+	return strings.Join(parts, ".")
+}
+
+// padSegment adds the '=' padding that base64 with padding would write.
+func padSegment(seg string) string { return seg + strings.Repeat("=", (4-len(seg)%4)%4) }
+
+// stdSegment writes seg in the standard base64 alphabet.
+func stdSegment(seg string) string { return strings.NewReplacer("-", "+", "_", "/").Replace(seg) }
+
+// trailingBitsSegment sets the lowest unused bit of seg's last character: the same bytes to a lenient decoder.
+func trailingBitsSegment(seg string) string {
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+	if len(seg)%4 == 0 {
+		return seg // no unused bits
+	}
+	return seg[:len(seg)-1] + string(alphabet[strings.IndexByte(alphabet, seg[len(seg)-1])|1])
+}
+
 func TestForgedBearerTokens(t *testing.T) {
 	forEachDB(t, func(t *testing.T, e *env) {
 		access, refresh := e.tokens(webClient)
@@ -312,6 +357,24 @@ func TestForgedBearerTokens(t *testing.T) {
 			t.Fatalf("logout: %d %s", r.status, r.body)
 		}
 
+		// One spelling per token: with the real key and the real claims, tokens that differ from an accepted one
+		// only in their encoding or in the form of their JSON. rawControl shows that signJSON signs as the server
+		// does; dashed, a token whose signature has '-' or '_', that the standard alphabet writes differently.
+		rawHeader := `{"alg":"ES256","kid":"` + e.kid + `","typ":"at+jwt"}`
+		payload := func(over map[string]any) string {
+			b, err := json.Marshal(good(over))
+			must(t, err)
+			return string(b)
+		}
+		rawControl := signJSON(t, e.signKey, rawHeader, payload(nil))
+		dashed := rawControl
+		for !strings.ContainsAny(dashed[strings.LastIndexByte(dashed, '.'):], "-_") {
+			dashed = signJSON(t, e.signKey, rawHeader, payload(nil))
+		}
+		exp, iat, nbf := int64(claims["exp"].(float64)), int64(claims["iat"].(float64)), int64(claims["nbf"].(float64))
+		var jwks struct{ Keys []json.RawMessage }
+		must(t, json.Unmarshal(jwksBody, &jwks))
+
 		cases := map[string]string{
 			"no header":                  "",
 			"basic scheme":               "Basic " + base64.StdEncoding.EncodeToString([]byte("a:b")),
@@ -336,6 +399,24 @@ func TestForgedBearerTokens(t *testing.T) {
 			"tampered payload":           "Bearer " + tampered,
 			"refresh token as bearer":    "Bearer " + refresh,
 			"token of a revoked session": "Bearer " + revokedAccess,
+
+			"padded signature":                   "Bearer " + segment(t, access, 2, padSegment),
+			"padded header":                      "Bearer " + segment(t, access, 0, padSegment),
+			"padded payload":                     "Bearer " + segment(t, rawControl, 1, padSegment),
+			"signature in the standard alphabet": "Bearer " + segment(t, dashed, 2, stdSegment),
+			"trailing bits in the signature":     "Bearer " + segment(t, access, 2, trailingBitsSegment),
+			"trailing bits in the header":        "Bearer " + segment(t, access, 0, trailingBitsSegment),
+			"trailing bits in the payload":       "Bearer " + segment(t, access, 1, trailingBitsSegment),
+			"crit header":                        "Bearer " + signJSON(t, e.signKey, jsonMember(rawHeader, `"crit":["exp"]`), payload(nil)),
+			"extra header member":                "Bearer " + signJSON(t, e.signKey, jsonMember(rawHeader, `"cty":"JWT"`), payload(nil)),
+			"jwk in the header":                  "Bearer " + signJSON(t, e.signKey, jsonMember(rawHeader, `"jwk":`+string(jwks.Keys[0])), payload(nil)),
+			"duplicate header member":            "Bearer " + signJSON(t, e.signKey, jsonMember(rawHeader, `"typ":"at+jwt"`), payload(nil)),
+			"header not an object":               "Bearer " + signJSON(t, e.signKey, `["ES256","at+jwt","`+e.kid+`"]`, payload(nil)),
+			"exp a string":                       "Bearer " + signJSON(t, e.signKey, rawHeader, payload(map[string]any{"exp": fmt.Sprint(exp)})),
+			"iat a string":                       "Bearer " + signJSON(t, e.signKey, rawHeader, payload(map[string]any{"iat": fmt.Sprint(iat)})),
+			"nbf a string":                       "Bearer " + signJSON(t, e.signKey, rawHeader, payload(map[string]any{"nbf": fmt.Sprint(nbf)})),
+			"sub a number":                       "Bearer " + signJSON(t, e.signKey, rawHeader, payload(map[string]any{"sub": 7})),
+			"duplicate claim":                    "Bearer " + signJSON(t, e.signKey, rawHeader, jsonMember(payload(map[string]any{"role": "member"}), `"role":"admin"`)),
 		}
 		var first string
 		for name, authz := range cases {
@@ -358,7 +439,13 @@ func TestForgedBearerTokens(t *testing.T) {
 				}
 			})
 		}
-		// The control token itself, and a token expired within the 30 s leeway, are accepted.
+		// The controls of the spelling cases are accepted (a read, which leaves the session alive), then the control
+		// token itself, and a token expired within the 30 s leeway.
+		for name, tok := range map[string]string{"signed byte for byte": rawControl, "a signature with '-' or '_'": dashed} {
+			if r := e.do("GET", "/v2/users?limit=1", nil, "Authorization", "Bearer "+tok); r.status != 200 {
+				t.Fatalf("control, %s: %d %s", name, r.status, r.body)
+			}
+		}
 		if r := e.logout(control); r.status != 204 {
 			t.Fatalf("control: %d %s", r.status, r.body)
 		}
@@ -371,7 +458,7 @@ func TestForgedBearerTokens(t *testing.T) {
 	})
 }
 
-func mustDecode(t *testing.T, s string) []byte {
+func mustDecode(t testing.TB, s string) []byte {
 	t.Helper()
 	b, err := base64.RawURLEncoding.DecodeString(s)
 	must(t, err)
