@@ -82,7 +82,7 @@ func (s *Service) CheckRaw(raw []byte) []nexus.FieldError {
 	var in Input
 	var ts string
 	if json.Unmarshal(m["timestamp"], &ts) == nil {
-		if t, err := time.Parse(time.RFC3339Nano, ts); err == nil {
+		if t, err := nexus.ParseTime(ts); err == nil {
 			in.Timestamp = &t
 		}
 	}

@@ -287,8 +287,8 @@ var formatNames = map[string]string{
 	"email":     "a valid email address",
 	"uuid":      "a UUID",
 	"ip":        "an IPv4 or IPv6 address",
-	"date-time": "an RFC 3339 date-time with a time zone",
-	"date":      "an RFC 3339 date",
+	"date-time": "an RFC 3339 date-time: YYYY-MM-DDTHH:MM:SS, optionally a fraction after a dot, then Z or ±HH:MM",
+	"date":      "an RFC 3339 date (YYYY-MM-DD)",
 }
 
 // describe says what is wrong in terms of the schema only.
