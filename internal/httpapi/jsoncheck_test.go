@@ -328,11 +328,25 @@ func referenceString(raw []byte) jsonFault {
 	return jsonOK
 }
 
-// BenchmarkCheckJSON compares checkJSON with json.Valid, which it replaces, on a batch of 1,000 events as the
-// ingest benchmark sends them (about 270 KB).
-//
-//	go test -run '^$' -bench CheckJSON -count 5 ./internal/httpapi
-func BenchmarkCheckJSON(b *testing.B) {
+// TestCheckJSONAllocs: the common path allocates nothing: a batch as the ingest benchmark sends it, and a body with
+// text beyond ASCII, an escaped surrogate pair, escapes in values and numbers with exponents. (Only faults, escaped
+// member names and numbers from 1e308 to 1e309 may allocate.)
+func TestCheckJSONAllocs(t *testing.T) {
+	for _, body := range [][]byte{
+		benchBatch(),
+		[]byte(`{"name":"caf\u00e9 \ud83d\ude00 é€😀` + "\uFFFD" + `\n","n":[1e307,-1.5E-400,0.000e999,12345678901234567890,0.5e+300]}`),
+	} {
+		if fault, _ := checkJSON(body); fault != jsonOK {
+			t.Fatalf("fault %d in %.60q", fault, body)
+		}
+		if n := testing.AllocsPerRun(20, func() { checkJSON(body) }); n != 0 {
+			t.Errorf("checkJSON(%.60q): %v allocations, want none", body, n)
+		}
+	}
+}
+
+// benchBatch is a batch of 1,000 events as the ingest benchmark sends them (about 270 KB).
+func benchBatch() []byte {
 	g := newEventGen()
 	body := []byte(`{"events":[`)
 	for i := range batchEvents {
@@ -341,7 +355,15 @@ func BenchmarkCheckJSON(b *testing.B) {
 		}
 		body = g.appendEvent(body)
 	}
-	body = append(body, "]}"...)
+	return append(body, "]}"...)
+}
+
+// BenchmarkCheckJSON compares checkJSON with json.Valid, which it replaces, on a batch of 1,000 events as the
+// ingest benchmark sends them (about 270 KB).
+//
+//	go test -run '^$' -bench CheckJSON -count 5 ./internal/httpapi
+func BenchmarkCheckJSON(b *testing.B) {
+	body := benchBatch()
 	if fault, _ := checkJSON(body); fault != jsonOK {
 		b.Fatalf("fault %d", fault)
 	}
