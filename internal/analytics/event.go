@@ -82,7 +82,7 @@ func (s *Service) CheckRaw(raw []byte) []nexus.FieldError {
 	var in Input
 	var ts string
 	if json.Unmarshal(m["timestamp"], &ts) == nil {
-		if t, err := time.Parse(time.RFC3339Nano, ts); err == nil {
+		if t, err := nexus.ParseTime(ts); err == nil {
 			in.Timestamp = &t
 		}
 	}
@@ -115,8 +115,9 @@ func newID() string {
 }
 
 // canonicalProperties checks a properties object and returns it as compact JSON with sorted members, numbers
-// as sent and no HTML escaping: the form that is stored and fingerprinted. Invalid UTF-8 and lone surrogates
-// become U+FFFD, so that what is stored is always valid text on every database.
+// as sent and no HTML escaping: the form that is stored and fingerprinted. Its text is valid UTF-8 without lone
+// surrogates, which the HTTP layer refuses before: were any left, encoding/json would turn them into U+FFFD, so
+// that what is stored is still valid text on every database.
 func canonicalProperties(raw []byte) ([]byte, []nexus.FieldError) {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()

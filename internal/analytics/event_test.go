@@ -88,6 +88,27 @@ func TestPrepareTimestamp(t *testing.T) {
 	}
 }
 
+// TestCheckRawTimestamp: CheckRaw judges the range of a timestamp only when it is an RFC 3339 date-time by the
+// same strict parser as the validator's (nexus.ParseTime); one the schema refuses is not reported twice.
+func TestCheckRawTimestamp(t *testing.T) {
+	s, _ := newTestService(t, newFakeStore(), testNow)
+	for ts, want := range map[string][]string{
+		"1999-12-31T00:00:00.5Z":    {"/timestamp"},
+		"1999-12-31T00:00:00,5Z":    nil, // a comma: not RFC 3339, the schema's format check names it
+		"1999-12-31T00:00:00+24:00": nil,
+		"1999-12-31T1:00:00Z":       nil,
+		"2026-03-10T12:00:00Z":      nil,
+	} {
+		var got []string
+		for _, f := range s.CheckRaw([]byte(`{"timestamp":"` + ts + `"}`)) {
+			got = append(got, f.Name)
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("CheckRaw with timestamp %s: fields (-want +got):\n%s", ts, diff)
+		}
+	}
+}
+
 // object returns a JSON object with n members "k000"… whose values are value.
 func object(n int, value string) string {
 	members := make([]string, n)

@@ -155,13 +155,13 @@ func (s *Service) Summary(ctx context.Context, p nexus.Principal, q SummaryQuery
 	var err error
 	if q.To == "" {
 		to = today
-	} else if to, err = time.Parse(time.DateOnly, q.To); err != nil {
-		return Summary{}, nexus.Invalid(nexus.FieldError{In: nexus.InQuery, Name: "to", Detail: "must be an RFC 3339 date"})
+	} else if to, err = nexus.ParseDate(q.To); err != nil {
+		return Summary{}, nexus.Invalid(nexus.FieldError{In: nexus.InQuery, Name: "to", Detail: "must be an RFC 3339 date (YYYY-MM-DD)"})
 	}
 	if q.From == "" {
 		from = to.AddDate(0, 0, -(DefaultSummaryDays - 1))
-	} else if from, err = time.Parse(time.DateOnly, q.From); err != nil {
-		return Summary{}, nexus.Invalid(nexus.FieldError{In: nexus.InQuery, Name: "from", Detail: "must be an RFC 3339 date"})
+	} else if from, err = nexus.ParseDate(q.From); err != nil {
+		return Summary{}, nexus.Invalid(nexus.FieldError{In: nexus.InQuery, Name: "from", Detail: "must be an RFC 3339 date (YYYY-MM-DD)"})
 	}
 	switch {
 	case from.After(to):

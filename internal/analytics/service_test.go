@@ -359,6 +359,8 @@ func TestSummary(t *testing.T) {
 		{"to not a date", "", "2026-02-30", "", "", "to"},
 		{"from not a date", "yesterday", "2026-01-15", "", "", "from"},
 		{"a date-time", "2026-01-01T00:00:00Z", "2026-01-15", "", "", "from"},
+		{"a one-digit month", "2026-1-01", "2026-01-15", "", "", "from"},
+		{"a signed year", "+2026-01-01", "2026-01-15", "", "", "from"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -56,16 +56,14 @@ func readBody(req *http.Request, limit int64) ([]byte, error) {
 	if err := checkContentType(req.Header, len(body) > 0); err != nil {
 		return nil, err
 	}
-	// One JSON value and nothing after it (kin-openapi's decoder would ignore trailing data), not too deep, and
-	// no member twice (every decoder behind this one keeps the last, others may keep the first).
+	// One JSON value and nothing after it (kin-openapi's decoder would ignore trailing data), not too deep, no
+	// member twice (every decoder behind this one keeps the last, others may keep the first), and nothing a
+	// decoder would change silently: text that is not UTF-8 or has a lone surrogate (U+FFFD to encoding/json, so
+	// two different events would look the same), a number beyond a double (Infinity to JavaScript). The whole
+	// document, a batch's too: one fault refuses the request.
 	if len(body) > 0 {
-		switch fault, pointer := checkJSON(body); fault {
-		case jsonSyntax:
-			return nil, nexus.Invalid(nexus.BodyField("", "must be a valid JSON document"))
-		case jsonTooDeep:
-			return nil, nexus.Invalid(nexus.BodyField(pointer, fmt.Sprintf("is nested more than %d levels deep", MaxJSONDepth)))
-		case jsonDuplicate:
-			return nil, nexus.Invalid(nexus.BodyField(pointer, "must be given at most once"))
+		if fault, pointer := checkJSON(body); fault != jsonOK {
+			return nil, nexus.Invalid(nexus.BodyField(pointer, jsonFaultDetail(fault)))
 		}
 	}
 	if gz {
@@ -102,6 +100,27 @@ func checkContentType(h http.Header, body bool) error {
 			fields: []nexus.FieldError{{In: nexus.InHeader, Name: "Content-Type", Detail: "must have no charset other than utf-8"}}}
 	}
 	return nil
+}
+
+// jsonFaultDetail says what is wrong with the value at a checkJSON fault's pointer, without repeating it.
+func jsonFaultDetail(f jsonFault) string {
+	switch f {
+	case jsonTooDeep:
+		return fmt.Sprintf("is nested more than %d levels deep", MaxJSONDepth)
+	case jsonDuplicate:
+		return "must be given at most once"
+	case jsonBadUTF8:
+		return "must be valid UTF-8"
+	case jsonSurrogate:
+		return "must not contain an unpaired UTF-16 surrogate escape"
+	case jsonNameBadUTF8:
+		return "has a member name that is not valid UTF-8"
+	case jsonNameSurrogate:
+		return "has a member name with an unpaired UTF-16 surrogate escape"
+	case jsonNumberRange:
+		return "must be a number within the range of a double (about ±1.8e308)"
+	}
+	return "must be a valid JSON document"
 }
 
 // gzipWireLimit is how many bytes of gzip data may carry limit bytes: deflate's stored blocks, for data that does

@@ -46,6 +46,19 @@ func problemFieldDetail(t testing.TB, r resp, pointer string) string {
 	return ""
 }
 
+// parameterDetail returns the detail of the failing parameter name of a problem.
+func parameterDetail(t testing.TB, r resp, name string) string {
+	t.Helper()
+	errs, _ := r.obj(t)["errors"].([]any)
+	for _, x := range errs {
+		if fe := x.(map[string]any); fe["parameter"] == name {
+			return fe["detail"].(string)
+		}
+	}
+	t.Fatalf("no failing parameter %q in %s", name, r.body)
+	return ""
+}
+
 func mustJSON(t testing.TB, v any) []byte {
 	t.Helper()
 	b, err := json.Marshal(v)

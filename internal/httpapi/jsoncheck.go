@@ -3,6 +3,7 @@ package httpapi
 import (
 	"bytes"
 	"encoding/json"
+	"math"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -17,11 +18,26 @@ const MaxJSONDepth = 32
 // jsonFault is what checkJSON finds wrong with a document.
 type jsonFault uint8
 
+// The faults of a document. All but jsonSyntax are in documents json.Valid accepts.
 const (
-	jsonOK        jsonFault = iota
-	jsonSyntax              // not one valid JSON value, alone but for white space: what json.Valid refuses
-	jsonTooDeep             // valid, but nested deeper than MaxJSONDepth
-	jsonDuplicate           // valid, but an object has the same member twice
+	jsonOK            jsonFault = iota
+	jsonSyntax                  // not one valid JSON value, alone but for white space: what json.Valid refuses
+	jsonTooDeep                 // nested deeper than MaxJSONDepth
+	jsonDuplicate               // an object has the same member twice
+	jsonBadUTF8                 // a string has bytes that are not UTF-8 (RFC 8259 section 8.1)
+	jsonSurrogate               // a string has an escaped UTF-16 surrogate without its other half (RFC 7493 section 2.1)
+	jsonNameBadUTF8             // the same in a member name, reported at the member's object
+	jsonNameSurrogate           // the same in a member name, reported at the member's object
+	jsonNumberRange             // a number beyond the finite range of a double (RFC 7493 section 2.2), ±Inf to a parser
+)
+
+// strFault is what scanString finds wrong with a string that is valid JSON.
+type strFault uint8
+
+const (
+	strOK        strFault = iota
+	strBadUTF8            // bytes that are not UTF-8: invalid, overlong, an encoded surrogate, cut short
+	strSurrogate          // \uD800–\uDBFF not followed by \uDC00–\uDFFF, or \uDC00–\uDFFF not after one
 )
 
 // scanMaxDepth is encoding/json's own nesting limit: json.Valid refuses deeper documents, so checkJSON does too.
@@ -32,11 +48,15 @@ const scanMaxDepth = 10000
 const dupMapAt = 16
 
 // checkJSON checks a request body in one pass: it is one valid JSON value exactly as json.Valid decides (white
-// space around it, nothing else after it), nested at most MaxJSONDepth levels, and no object has a member twice.
-// Keys are compared as encoding/json decodes them (escapes resolved, invalid UTF-8 as U+FFFD), so that two keys
-// the binder would merge are duplicates. A syntax error anywhere takes precedence; otherwise the first fault in
-// document order is reported with the JSON Pointer of the duplicate member, or of the array or object that
-// opens the level too deep.
+// space around it, nothing else after it), nested at most MaxJSONDepth levels, no object has a member twice, and
+// it is I-JSON (RFC 7493) as far as a decoder would otherwise change it silently: every string and member name is
+// UTF-8 with no escaped lone surrogate (encoding/json would turn either into U+FFFD), and every number is within
+// the finite range of a double (JavaScript and Jackson would read ±Infinity; underflow to 0 is allowed). Keys are
+// compared as encoding/json decodes them (escapes resolved), so that two keys the binder would merge are
+// duplicates. A syntax error anywhere takes precedence; otherwise the first fault in document order is reported
+// with the JSON Pointer of the duplicate member, of the array or object that opens the level too deep, of the
+// string or number at fault, or, for a member name at fault, of its object (so that the pointer is always UTF-8
+// and never repeats the name).
 func checkJSON(data []byte) (jsonFault, string) {
 	var c checker
 	return c.run(data)
@@ -86,8 +106,6 @@ var strClass = func() (t [256]uint8) {
 
 func isSpace(b byte) bool { return b == ' ' || b == '\t' || b == '\n' || b == '\r' }
 
-func isHex(b byte) bool { return '0' <= b && b <= '9' || 'a' <= b && b <= 'f' || 'A' <= b && b <= 'F' }
-
 func (c *checker) run(data []byte) (jsonFault, string) {
 	n := len(data)
 	i := 0
@@ -124,15 +142,21 @@ func (c *checker) run(data []byte) (jsonFault, string) {
 				}
 				continue
 			case b == '"':
-				end, _, ok := scanString(data, i+1)
+				end, _, sf, ok := scanString(data, i+1)
 				if !ok {
 					return jsonSyntax, ""
 				}
+				if sf != strOK {
+					c.valueFault(sf.valueFault())
+				}
 				i = end
 			case b == '-' || '0' <= b && b <= '9':
-				end, ok := scanNumber(data, i)
+				end, inf, ok := scanNumber(data, i)
 				if !ok {
 					return jsonSyntax, ""
+				}
+				if inf {
+					c.valueFault(jsonNumberRange)
 				}
 				i = end
 			case b == 't':
@@ -158,12 +182,16 @@ func (c *checker) run(data []byte) (jsonFault, string) {
 			if i >= n || data[i] != '"' {
 				return jsonSyntax, ""
 			}
-			end, plain, ok := scanString(data, i+1)
+			end, escaped, sf, ok := scanString(data, i+1)
 			if !ok {
 				return jsonSyntax, ""
 			}
 			if c.fault == jsonOK && c.depth <= MaxJSONDepth {
-				c.member(data[i:end], plain)
+				if sf != strOK {
+					c.fault, c.pointer = sf.nameFault(), c.path(c.depth-1)
+				} else {
+					c.member(data[i:end], escaped)
+				}
 			}
 			i = end
 			for i < n && isSpace(data[i]) {
@@ -238,12 +266,20 @@ func (c *checker) pop() {
 	}
 }
 
-// member records the key of a member of the innermost object (quoted as sent; plain when it has neither escapes
-// nor bytes beyond ASCII), and notes the fault if the object has it already.
-func (c *checker) member(quoted []byte, plain bool) {
+// valueFault notes a fault of the current value, unless one came before. (With none before, the value is at
+// most MaxJSONDepth levels deep: a deeper level is a fault itself.)
+func (c *checker) valueFault(f jsonFault) {
+	if c.fault == jsonOK {
+		c.fault, c.pointer = f, c.path(c.depth)
+	}
+}
+
+// member records the key of a member of the innermost object (quoted as sent, valid UTF-8 without lone
+// surrogates; escaped when it has escapes), and notes the fault if the object has it already.
+func (c *checker) member(quoted []byte, escaped bool) {
 	f := &c.frames[c.depth-1]
 	key := quoted[1 : len(quoted)-1]
-	if !plain && (bytes.IndexByte(key, '\\') >= 0 || !utf8.Valid(key)) {
+	if escaped {
 		var s string
 		if json.Unmarshal(quoted, &s) != nil {
 			return // unreachable: the scanner accepted the string
@@ -317,49 +353,110 @@ func (c *checker) path(levels int) string {
 	return b.String()
 }
 
-// scanString scans a string whose opening quote is before i; it returns the index after the closing quote, and
-// whether the string is plain (no escapes, ASCII only).
-func scanString(data []byte, i int) (end int, plain, ok bool) {
-	plain = true
+// scanString scans a string whose opening quote is before i; it returns the index after the closing quote,
+// whether the string has escapes, and its first fault (ok is false for a syntax error, which a fault does not
+// hide: the scan goes on to the closing quote).
+func scanString(data []byte, i int) (end int, escaped bool, fault strFault, ok bool) {
 	for i < len(data) {
 		switch strClass[data[i]] {
 		case clsPlain:
 			i++
 			continue
 		case clsHigh:
-			plain = false
-			i++
+			// An encoded surrogate, an overlong form or a sequence cut short decodes as (RuneError, 1); U+FFFD
+			// itself, sent as UTF-8, has size 3. A sequence never takes in a quote or a backslash.
+			if r, size := utf8.DecodeRune(data[i:]); r == utf8.RuneError && size == 1 {
+				if fault == strOK {
+					fault = strBadUTF8
+				}
+				i++
+			} else {
+				i += size
+			}
 			continue
 		}
 		switch data[i] {
 		case '"':
-			return i + 1, plain, true
+			return i + 1, escaped, fault, true
 		case '\\':
-			plain = false
+			escaped = true
 			if i+1 >= len(data) {
-				return 0, false, false
+				return 0, false, strOK, false
 			}
 			switch data[i+1] {
 			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
 				i += 2
 			case 'u':
-				if i+6 > len(data) || !isHex(data[i+2]) || !isHex(data[i+3]) || !isHex(data[i+4]) || !isHex(data[i+5]) {
-					return 0, false, false
+				r, ok := hex4(data, i+2)
+				if !ok {
+					return 0, false, strOK, false
 				}
 				i += 6
+				switch {
+				case r < 0xD800 || r >= 0xE000:
+				case r < 0xDC00: // a high surrogate: a low one must follow at once
+					if lo, ok := hex4(data, i+2); ok && data[i] == '\\' && data[i+1] == 'u' && 0xDC00 <= lo && lo < 0xE000 {
+						i += 6
+					} else if fault == strOK {
+						fault = strSurrogate // what follows, if it is not a valid escape, is the syntax's business
+					}
+				default: // a low surrogate on its own
+					if fault == strOK {
+						fault = strSurrogate
+					}
+				}
 			default:
-				return 0, false, false
+				return 0, false, strOK, false
 			}
 		default: // a control character
-			return 0, false, false
+			return 0, false, strOK, false
 		}
 	}
-	return 0, false, false
+	return 0, false, strOK, false
 }
 
-// scanNumber scans a number starting at i; it returns the index after it.
-func scanNumber(data []byte, i int) (int, bool) {
-	n := len(data)
+// valueFault is the fault of a string value with this fault.
+func (f strFault) valueFault() jsonFault {
+	if f == strBadUTF8 {
+		return jsonBadUTF8
+	}
+	return jsonSurrogate
+}
+
+// nameFault is the fault of a member name with this fault.
+func (f strFault) nameFault() jsonFault {
+	if f == strBadUTF8 {
+		return jsonNameBadUTF8
+	}
+	return jsonNameSurrogate
+}
+
+// hex4 decodes the four hex digits at i, if there are four.
+func hex4(data []byte, i int) (rune, bool) {
+	if i+4 > len(data) {
+		return 0, false
+	}
+	var r rune
+	for _, b := range data[i : i+4] {
+		switch {
+		case '0' <= b && b <= '9':
+			r = r<<4 | rune(b-'0')
+		case 'a' <= b && b <= 'f':
+			r = r<<4 | rune(b-'a'+10)
+		case 'A' <= b && b <= 'F':
+			r = r<<4 | rune(b-'A'+10)
+		default:
+			return 0, false
+		}
+	}
+	return r, true
+}
+
+// scanNumber scans a number starting at i; it returns the index after it, and whether a double cannot hold it
+// (it rounds to ±Inf). Only a number of 309 or more integer digits, or with an exponent, can be that large; its
+// decimal exponent decides, and strconv only when it is 308 (from 1e308 to just under 1e309).
+func scanNumber(data []byte, i int) (end int, inf, ok bool) {
+	n, start := len(data), i
 	if data[i] == '-' {
 		i++
 	}
@@ -370,26 +467,66 @@ func scanNumber(data []byte, i int) (int, bool) {
 		}
 		return i - start
 	}
+	intStart := i
 	switch {
 	case i < n && data[i] == '0':
 		i++
 	case digits() == 0:
-		return 0, false
+		return 0, false, false
 	}
+	intDigits, fracStart, fracDigits := i-intStart, 0, 0
 	if i < n && data[i] == '.' {
 		i++
-		if digits() == 0 {
-			return 0, false
+		fracStart = i
+		if fracDigits = digits(); fracDigits == 0 {
+			return 0, false, false
 		}
 	}
+	exp, hasExp := 0, false
 	if i < n && (data[i] == 'e' || data[i] == 'E') {
+		hasExp = true
 		i++
+		neg := false
 		if i < n && (data[i] == '+' || data[i] == '-') {
+			neg = data[i] == '-'
 			i++
 		}
-		if digits() == 0 {
-			return 0, false
+		expStart := i
+		for ; i < n && '0' <= data[i] && data[i] <= '9'; i++ {
+			if exp < 100_000_000 { // saturate: beyond any body's number of digits, and no overflow even on 32 bits
+				exp = exp*10 + int(data[i]-'0')
+			}
+		}
+		if i == expStart {
+			return 0, false, false
+		}
+		if neg {
+			exp = -exp
 		}
 	}
-	return i, true
+	if !hasExp && intDigits <= 308 {
+		return i, false, true
+	}
+	// The decimal exponent of the first significant digit: the integer part has no leading zero, unless it is 0.
+	var e int
+	if data[intStart] != '0' {
+		e = intDigits - 1 + exp
+	} else {
+		k := 0
+		for k < fracDigits && data[fracStart+k] == '0' {
+			k++
+		}
+		if k == fracDigits {
+			return i, false, true // zero
+		}
+		e = -(k + 1) + exp
+	}
+	switch {
+	case e < 308:
+		return i, false, true
+	case e > 308:
+		return i, true, true
+	}
+	f, _ := strconv.ParseFloat(string(data[start:i]), 64)
+	return i, math.IsInf(f, 0), true
 }

@@ -6,7 +6,6 @@ import (
 	"regexp"
 	"sort"
 	"strings"
-	"time"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
@@ -61,14 +60,15 @@ func StringFormats() map[string]openapi3.StringFormatValidator {
 			return nil
 		}),
 		"password": openapi3.NewCallbackValidator(func(string) error { return nil }),
-		// kin-openapi's own checks accept what Go's parser refuses (a leap second, February 30th), which the
-		// handler's binder would then report as a malformed body.
+		// RFC 3339 strictly, by the parser the services use too. kin-openapi's own checks accept what Go's parser
+		// refuses (a leap second, February 30th), which the handler's binder would then report as a malformed
+		// body; Go's parser accepts what RFC 3339 refuses (a comma before the fraction, an offset of +24:00).
 		"date-time": openapi3.NewCallbackValidator(func(s string) error {
-			_, err := time.Parse(time.RFC3339Nano, s)
+			_, err := nexus.ParseTime(s)
 			return err
 		}),
 		"date": openapi3.NewCallbackValidator(func(s string) error {
-			_, err := time.Parse(time.DateOnly, s)
+			_, err := nexus.ParseDate(s)
 			return err
 		}),
 	}

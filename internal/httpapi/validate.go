@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
@@ -66,7 +68,8 @@ func (s *Server) validate(next echo.HandlerFunc) echo.HandlerFunc {
 				}
 			}
 		}
-		repeated := repeatedParameters(c.Request(), op)
+		// Parameters given twice, or whose values are not text: whatever else the schema says about them.
+		paramFields := append(repeatedParameters(c.Request(), op), unreadableParameters(c.Request(), op, params)...)
 		req := c.Request()
 		in := &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: op.route, Options: opts}
 		if err := openapi3filter.ValidateRequest(req.Context(), in); err != nil {
@@ -78,10 +81,10 @@ func (s *Server) validate(next echo.HandlerFunc) echo.HandlerFunc {
 			if check := s.rawChecks[op.route.Operation.OperationID]; check != nil && op.items == "" && len(body) > 0 {
 				fields = append(fields, check(body)...)
 			}
-			return nexus.Invalid(dedupe(append(repeated, fields...))...)
+			return nexus.Invalid(dedupe(append(paramFields, withoutUnreadable(fields, paramFields)...))...)
 		}
-		if len(repeated) > 0 {
-			return nexus.Invalid(repeated...)
+		if len(paramFields) > 0 {
+			return nexus.Invalid(paramFields...)
 		}
 		if op.items != "" {
 			if err := s.validateItems(c, op, batch); err != nil {
@@ -123,6 +126,64 @@ func repeatedParameters(req *http.Request, op *operation) []nexus.FieldError {
 		}
 		if len(query[v.Name]) > 1 {
 			out = append(out, nexus.FieldError{In: nexus.InQuery, Name: v.Name, Detail: "must be given at most once"})
+		}
+	}
+	return out
+}
+
+// notUTF8 is the detail of a parameter whose value, percent-decoded, is not UTF-8.
+const notUTF8 = "must be valid UTF-8"
+
+// unreadableParameters names every query and path parameter of the operation whose value, percent-decoded, is not
+// valid UTF-8 (%FF, an overlong %C0%AF, an encoded surrogate %ED%A0%80). Such a value is no text: it matches no
+// stored name, SQLite would compare it as bytes and PostgreSQL refuses it as a query argument; so it is refused
+// here, naming the parameter, for every operation alike. pathParams are the decoded path parameters.
+func unreadableParameters(req *http.Request, op *operation, pathParams map[string]string) []nexus.FieldError {
+	var out []nexus.FieldError
+	var query url.Values
+	for _, p := range operationParameters(op) {
+		var in string
+		var values []string
+		switch p.In {
+		case openapi3.ParameterInQuery:
+			if query == nil {
+				query = req.URL.Query()
+			}
+			in, values = nexus.InQuery, query[p.Name]
+		case openapi3.ParameterInPath:
+			in, values = nexus.InPath, []string{pathParams[p.Name]}
+		default:
+			continue
+		}
+		if slices.ContainsFunc(values, func(v string) bool { return !utf8.ValidString(v) }) {
+			out = append(out, nexus.FieldError{In: in, Name: p.Name, Detail: notUTF8})
+		}
+	}
+	return out
+}
+
+// operationParameters returns the parameters of the operation and of its path.
+func operationParameters(op *operation) []*openapi3.Parameter {
+	var out []*openapi3.Parameter
+	for _, ps := range []openapi3.Parameters{op.route.PathItem.Parameters, op.route.Operation.Parameters} {
+		for _, p := range ps {
+			if p != nil && p.Value != nil {
+				out = append(out, p.Value)
+			}
+		}
+	}
+	return out
+}
+
+// withoutUnreadable drops from the schema's failures those of parameters whose values are not UTF-8: what the
+// schema says about them ("must be a UUID", "must be one of") adds nothing.
+func withoutUnreadable(fields, paramFields []nexus.FieldError) []nexus.FieldError {
+	out := fields[:0]
+	for _, f := range fields {
+		if !slices.ContainsFunc(paramFields, func(p nexus.FieldError) bool {
+			return p.Detail == notUTF8 && p.In == f.In && p.Name == f.Name
+		}) {
+			out = append(out, f)
 		}
 	}
 	return out
@@ -226,8 +287,8 @@ var formatNames = map[string]string{
 	"email":     "a valid email address",
 	"uuid":      "a UUID",
 	"ip":        "an IPv4 or IPv6 address",
-	"date-time": "an RFC 3339 date-time with a time zone",
-	"date":      "an RFC 3339 date",
+	"date-time": "an RFC 3339 date-time: YYYY-MM-DDTHH:MM:SS, optionally a fraction after a dot, then Z or ±HH:MM",
+	"date":      "an RFC 3339 date (YYYY-MM-DD)",
 }
 
 // describe says what is wrong in terms of the schema only.

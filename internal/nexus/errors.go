@@ -1,5 +1,6 @@
 // Package nexus is the shared vocabulary of the service: error kinds and the error type, the authenticated
-// Principal and its context helpers, and the ID, role and status types. It imports only the standard library.
+// Principal and its context helpers, the ID, role and status types, and the strict parsers of the contract's time
+// formats. It imports only the standard library.
 package nexus
 
 import (
