@@ -3,6 +3,8 @@
 They need what test/contract/lib.sh exports: NEXUS_API and the seeded NEXUS_EMAIL, NEXUS_PASSWORD, NEXUS_CLIENT_ID.
 
 - Format `ip` (LoginRequest.ip_address): IPv4 and IPv6 strings, so that positive data is valid.
+- Links: a link's `x-nexus-request-body` (the members of the target's body it fills, which OpenAPI 3.0 cannot say)
+  becomes the object `requestBody` Schemathesis reads, in the loaded copy of the contract (`before_load_schema`).
 - Authentication: operations that require bearerAuth get an access token from a real login. It is cached, except
   for operations that revoke the session of the token they are called with (`logout`): each of those requests gets
   a session of its own, so the cached token stays valid for every other request. Any 401 to an authenticated
@@ -89,6 +91,35 @@ schemathesis.openapi.format(
         st.ip_addresses(v=6).map(lambda a: a.exploded),
     ),
 )
+
+# --- links -----------------------------------------------------------------------------------------------------
+
+
+# An OpenAPI 3.0 link gives the target's request body only whole (`requestBody`: one literal or one runtime
+# expression), and openapi-generator refuses anything but a string there. Where a link fills members of the body,
+# the contract names them in `x-nexus-request-body` instead (the TokenIssued link to refreshToken: `refresh_token`
+# from the response, `client_id` from the request), each a runtime expression. Schemathesis reads exactly that from
+# an object `requestBody` (each member evaluated and merged into the generated body), so the loaded copy of the
+# contract gets one; the file is left as it is.
+LINK_BODY_EXTENSION = "x-nexus-request-body"
+
+
+@schemathesis.hook
+def before_load_schema(ctx, raw_schema):
+    pending = [raw_schema]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, dict):
+            links = node.get("links")
+            for link in links.values() if isinstance(links, dict) else ():
+                if isinstance(link, dict) and isinstance(link.get(LINK_BODY_EXTENSION), dict):
+                    if "requestBody" in link:
+                        raise ValueError(f"a link has both requestBody and {LINK_BODY_EXTENSION}: {link}")
+                    link["requestBody"] = dict(link[LINK_BODY_EXTENSION])
+            pending.extend(node.values())
+        elif isinstance(node, list):
+            pending.extend(node)
+
 
 # --- generated data --------------------------------------------------------------------------------------------
 
