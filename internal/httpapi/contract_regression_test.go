@@ -1,6 +1,10 @@
 package httpapi
 
 import (
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -102,5 +106,72 @@ func TestContractDatesGoCanParseAndNullBatchItems(t *testing.T) {
 	if r.status != 202 || r.obj(t)["accepted"] != float64(1) || r.obj(t)["rejected"] != float64(2) ||
 		!strings.Contains(string(r.body), `"pointer":"/events/1"`) || !strings.Contains(string(r.body), `"pointer":"/events/2/timestamp"`) {
 		t.Errorf("batch with a null and a leap second: %d %s", r.status, r.body)
+	}
+}
+
+// Found by the outside probe (issue 12): LoginRequest.ip_address used `format: ip`, which generic tools do not
+// know, so values they generated as valid were refused. It is a pattern now, which every tool reads, and the
+// server checks exactly the pattern: this test holds it to what Go's net.ParseIP accepts (IPv4 dotted quads
+// without leading zeros, IPv6 in every compression, with an embedded IPv4, without a zone), over generated
+// addresses in all their spellings and random mutations of them.
+func TestContractIPAddressPatternIsAnIPAddress(t *testing.T) {
+	spec, err := LoadSpec()
+	must(t, err)
+	pattern := regexp.MustCompile(spec.Components.Schemas["LoginRequest"].Value.Properties["ip_address"].Value.Pattern)
+	rnd := rand.New(rand.NewPCG(12, 2026))
+	var corpus []string
+	for range 4000 {
+		var b [16]byte
+		for i := range b {
+			if rnd.IntN(3) > 0 { // runs of zero groups, to exercise "::"
+				b[i] = byte(rnd.IntN(256))
+			}
+		}
+		v4 := netip.AddrFrom4([4]byte{b[0], b[1], b[2], b[3]})
+		v6 := netip.AddrFrom16(b)
+		corpus = append(corpus, v4.String(), v6.String(), v6.StringExpanded(), strings.ToUpper(v6.String()),
+			"::ffff:"+v4.String(), v6.StringExpanded()[:30]+v4.String(), "::"+v4.String())
+	}
+	const alphabet = "0123456789abcdefABCDEFg:.%/ "
+	for i := range len(corpus) {
+		s := []byte(corpus[i])
+		for range 1 + rnd.IntN(2) {
+			switch j := rnd.IntN(len(s) + 1); rnd.IntN(3) {
+			case 0:
+				s = append(s[:j], append([]byte{alphabet[rnd.IntN(len(alphabet))]}, s[j:]...)...)
+			case 1:
+				if j < len(s) {
+					s = append(s[:j], s[j+1:]...)
+				}
+			default:
+				if j < len(s) {
+					s[j] = alphabet[rnd.IntN(len(alphabet))]
+				}
+			}
+		}
+		corpus = append(corpus, string(s))
+	}
+	valid := 0
+	for _, s := range corpus {
+		want := net.ParseIP(s) != nil
+		if got := pattern.MatchString(s); got != want {
+			t.Errorf("%q: the pattern says %v, net.ParseIP %v", s, got, want)
+		}
+		if want {
+			valid++
+		}
+	}
+	t.Logf("%d strings, %d of them addresses", len(corpus), valid)
+	// Through the handler: positive and negative, with the format's own detail.
+	e := newEnv(t, storetest.Open(t, store.SQLite))
+	for ip, ok := range map[string]bool{"203.0.113.7": true, "2001:db8::1": true, "::ffff:192.0.2.1": true,
+		"203.0.113.07": false, "fe80::1%eth0": false, "2001:db8::1::2": false, "example.com": false} {
+		r := e.do("POST", "/v2/auth/login", map[string]any{"email": adminEmail, "password": "wrong password",
+			"client_id": webClient, "ip_address": ip})
+		if ok {
+			expectProblem(t, r, 401, "invalid_credentials")
+		} else if expectProblem(t, r, 400, "validation_failed"); !strings.Contains(string(r.body), `"detail":"must be an IPv4 or IPv6 address","pointer":"/ip_address"`) {
+			t.Errorf("%q: %s", ip, r.body)
+		}
 	}
 }

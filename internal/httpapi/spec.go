@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"fmt"
-	"net"
 	"regexp"
 	"sort"
 	"strings"
@@ -50,12 +49,6 @@ func StringFormats() map[string]openapi3.StringFormatValidator {
 		"uuid": openapi3.NewCallbackValidator(func(s string) error {
 			if _, err := uuid.Parse(s); err != nil || len(s) != 36 {
 				return fmt.Errorf("not a UUID")
-			}
-			return nil
-		}),
-		"ip": openapi3.NewCallbackValidator(func(s string) error {
-			if net.ParseIP(s) == nil {
-				return fmt.Errorf("not an IP address")
 			}
 			return nil
 		}),

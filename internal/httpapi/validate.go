@@ -286,7 +286,6 @@ func jsonPointer(parts []string) string {
 var formatNames = map[string]string{
 	"email":     "a valid email address",
 	"uuid":      "a UUID",
-	"ip":        "an IPv4 or IPv6 address",
 	"date-time": "an RFC 3339 date-time: YYYY-MM-DDTHH:MM:SS, optionally a fraction after a dot, then Z or ±HH:MM",
 	"date":      "an RFC 3339 date (YYYY-MM-DD)",
 }
@@ -324,6 +323,14 @@ func describe(se *openapi3.SchemaError) string {
 			return "must be at most " + plural(int(*sch.MaxLength), "character") // #nosec G115 -- a limit of the embedded openapi.yaml
 		}
 	case "pattern":
+		// A pattern that spells out a format (date-time) or stands for one (x-nexus-pattern-detail) names it, as
+		// the format's own failure does; others say what patterns say.
+		if name, ok := formatNames[sch.Format]; ok {
+			return "must be " + name
+		}
+		if d, ok := sch.Extensions["x-nexus-pattern-detail"].(string); ok {
+			return d
+		}
 		return "contains characters that are not allowed"
 	case "enum":
 		vals := make([]string, len(sch.Enum))

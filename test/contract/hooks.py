@@ -2,7 +2,6 @@
 
 They need what test/contract/lib.sh exports: NEXUS_API and the seeded NEXUS_EMAIL, NEXUS_PASSWORD, NEXUS_CLIENT_ID.
 
-- Format `ip` (LoginRequest.ip_address): IPv4 and IPv6 strings, so that positive data is valid.
 - Links: a link's `x-nexus-request-body` (the members of the target's body it fills, which OpenAPI 3.0 cannot say)
   becomes the object `requestBody` Schemathesis reads, in the loaded copy of the contract (`before_load_schema`).
 - Authentication: operations that require bearerAuth get an access token from a real login. It is cached, except
@@ -79,18 +78,6 @@ CLIENT_ID = os.environ["NEXUS_CLIENT_ID"]
 
 # Operations that revoke the session of the token they are called with.
 REVOKING_OPERATIONS = frozenset({"logout"})
-
-# --- string formats --------------------------------------------------------------------------------------------
-
-# `ip`: what the server accepts (Go's net.ParseIP): dotted-quad IPv4, IPv6 compressed or in full.
-schemathesis.openapi.format(
-    "ip",
-    st.one_of(
-        st.ip_addresses(v=4).map(str),
-        st.ip_addresses(v=6).map(str),
-        st.ip_addresses(v=6).map(lambda a: a.exploded),
-    ),
-)
 
 # --- links -----------------------------------------------------------------------------------------------------
 
