@@ -37,23 +37,49 @@ const raceRounds = 6
 // no token issued to the user may carry the old rights — a deactivated user's tokens are all refused, and a
 // demoted user's tokens either are refused or carry the new role and get its answers.
 func TestLoginRacesUserChanges(t *testing.T) {
-	const logins = 4
+	issued := raceUserChanges(t, "login", nil, func(u nexus.User, _ string) map[string]any {
+		return map[string]any{"email": u.Email, "password": adminPassword, "client_id": webClient}
+	}, "/v2/auth/login", http.StatusForbidden, "account_inactive")
+	t.Logf("%d rounds per change and database: %d logins answered 200, every token checked", raceRounds, issued)
+}
+
+// TestRefreshRacesUserChanges is the same race for refreshes: sessions of the user, started before the change,
+// refresh concurrently with it.
+func TestRefreshRacesUserChanges(t *testing.T) {
+	raceUserChanges(t, "refresh", func(e *env, u nexus.User) string {
+		_, refresh := e.loginAs(u.Email, adminPassword)
+		return refresh
+	}, func(_ nexus.User, refresh string) map[string]any {
+		return map[string]any{"refresh_token": refresh, "client_id": webClient}
+	}, "/v2/auth/refresh", http.StatusUnauthorized, "invalid_grant")
+}
+
+// raceUserChanges runs, raceRounds times per change in rightsTaken and per database, requests that issue tokens
+// to a fresh manager (4 at once, each with the body body makes of what prepare gave it, if anything) concurrently
+// with the admin's change to that manager; each request is answered 200 or refused with status and code. Then it
+// checks every token issued (checkRightsTaken), and returns how many there were.
+func raceUserChanges(t *testing.T, name string, prepare func(*env, nexus.User) string, body func(nexus.User, string) map[string]any,
+	path string, status int, code string) int {
+	const concurrent = 4
+	issued := 0
 	forEachDB(t, func(t *testing.T, e *env) {
 		admin, _ := e.tokens(webClient)
 		hash, err := auth.HashPassword(adminPassword)
 		must(t, err)
-		issued := 0
 		for round := range raceRounds {
 			for _, ch := range rightsTaken {
-				u := e.user(e.orgA.ID, fmt.Sprintf("login-%s-%d@example.com", ch.name, round), nexus.RoleManager, hash)
+				u := e.user(e.orgA.ID, fmt.Sprintf("%s-%s-%d@example.com", name, ch.name, round), nexus.RoleManager, hash)
+				prepared := make([]string, concurrent)
+				for i := range prepared {
+					if prepare != nil {
+						prepared[i] = prepare(e, u)
+					}
+				}
 				var wg sync.WaitGroup
-				reqs := make([]*http.Request, logins)
-				answers := make([]resp, logins)
-				for i := range logins {
-					wg.Go(func() {
-						reqs[i], answers[i] = exchange(t, e.h, "POST", "/v2/auth/login",
-							map[string]any{"email": u.Email, "password": adminPassword, "client_id": webClient})
-					})
+				reqs := make([]*http.Request, concurrent)
+				answers := make([]resp, concurrent)
+				for i := range concurrent {
+					wg.Go(func() { reqs[i], answers[i] = exchange(t, e.h, "POST", path, body(u, prepared[i])) })
 				}
 				patched := e.do("PATCH", "/v2/users/"+u.ID, ch.body, bearer(admin)...)
 				if patched.status != http.StatusOK {
@@ -66,65 +92,20 @@ func TestLoginRacesUserChanges(t *testing.T) {
 					switch {
 					case a.status == http.StatusOK:
 						tokens = append(tokens, a.str(t, "access_token"))
-					case a.status == http.StatusForbidden && !ch.keeps:
-						expectProblem(t, a, http.StatusForbidden, "account_inactive")
+					// A login is refused only when the user is deactivated (a demoted user logs in with the new
+					// role); a refresh of a session the change revoked is refused either way.
+					case a.status == status && (!ch.keeps || status == http.StatusUnauthorized):
+						expectProblem(t, a, status, code)
 					default:
-						t.Fatalf("round %d %s: login %d: %d %s", round, ch.name, i, a.status, a.body)
+						t.Fatalf("round %d %s: %s %d: %d %s", round, ch.name, name, i, a.status, a.body)
 					}
 				}
 				issued += len(tokens)
 				checkRightsTaken(t, e, round, ch, u, tokens)
 			}
 		}
-		t.Logf("%d rounds per change: %d logins answered 200, every token checked", raceRounds, issued)
 	})
-}
-
-// TestRefreshRacesUserChanges is the same race for refreshes: sessions of the user, started before the change,
-// refresh concurrently with it.
-func TestRefreshRacesUserChanges(t *testing.T) {
-	const sessions = 4
-	forEachDB(t, func(t *testing.T, e *env) {
-		admin, _ := e.tokens(webClient)
-		hash, err := auth.HashPassword(adminPassword)
-		must(t, err)
-		for round := range raceRounds {
-			for _, ch := range rightsTaken {
-				u := e.user(e.orgA.ID, fmt.Sprintf("refresh-%s-%d@example.com", ch.name, round), nexus.RoleManager, hash)
-				refresh := make([]string, sessions)
-				for i := range refresh {
-					_, refresh[i] = e.loginAs(u.Email, adminPassword)
-				}
-				var wg sync.WaitGroup
-				reqs := make([]*http.Request, sessions)
-				answers := make([]resp, sessions)
-				for i := range sessions {
-					wg.Go(func() {
-						reqs[i], answers[i] = exchange(t, e.h, "POST", "/v2/auth/refresh",
-							map[string]any{"refresh_token": refresh[i], "client_id": webClient})
-					})
-				}
-				patched := e.do("PATCH", "/v2/users/"+u.ID, ch.body, bearer(admin)...)
-				if patched.status != http.StatusOK {
-					t.Fatalf("round %d %s: PATCH: %d %s", round, ch.name, patched.status, patched.body)
-				}
-				wg.Wait()
-				var tokens []string
-				for i, a := range answers {
-					checkResponse(t, reqs[i], a)
-					switch a.status {
-					case http.StatusOK:
-						tokens = append(tokens, a.str(t, "access_token"))
-					case http.StatusUnauthorized:
-						expectProblem(t, a, http.StatusUnauthorized, "invalid_grant")
-					default:
-						t.Fatalf("round %d %s: refresh %d: %d %s", round, ch.name, i, a.status, a.body)
-					}
-				}
-				checkRightsTaken(t, e, round, ch, u, tokens)
-			}
-		}
-	})
+	return issued
 }
 
 // checkRightsTaken fails unless, after the change ch to u has returned, none of the tokens issued to u carries
