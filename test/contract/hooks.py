@@ -11,41 +11,56 @@ They need what test/contract/lib.sh exports: NEXUS_API and the seeded NEXUS_EMAI
   Operations with `security: []` get no Authorization header. The `ignored_auth` check keeps its meaning: it
   replays successful authenticated requests without a token and with a corrupted one and expects 401.
 - Positive login bodies carry the seeded credentials half of the time, so that the 200 answer of `login` (and,
-  through the contract's `TokenIssued` links, of `refreshToken`) is checked against the contract, and the stateful phase has tokens
-  to follow; and they keep to the documented 1,024-byte password limit that JSON Schema cannot express. Negative
-  bodies are left as generated.
-- Users (`before_call`, so that every phase gets it, coverage included, and Schemathesis revalidates the case
-  afterwards, so that a fixed-up case is judged by what is really sent):
-  - Positive `createUser` bodies keep the password within 1,024 bytes and get an email address never used before
-    (a run-unique token in place of the first characters of the local part): the same address twice is a
-    documented `409 conflict`, which positive data must not run into.
-  - Positive `getUser` and `updateUser` requests go to users that exist: an id no response has shown yet (a
-    random UUID, a contract example, a link Schemathesis could not resolve) is replaced by one that some response
-    has (`after_call` collects them). A well-formed id of no user is a documented `404`, so these operations keep
-    the strict 2xx of positive data; the ids Schemathesis follows through links are real already and stay.
-  - The seeded admin these hooks log in as is never changed: dependency analysis infers links from `login`'s
-    `user.id` and from `listUsers`' `data[].id` to `updateUser`, so an `updateUser` aimed at that user (positive or
-    negative data) goes to a stand-in admin the hooks create instead. Demoting or deactivating the seeded admin
-    would end the run (every later request 401/403); and with the seeded admin always an active admin, `409
-    last_admin` cannot happen to positive data either.
-- Analytics (`before_call` as well), positive data only; negative data goes out as generated:
-  - `trackEvent` bodies and every event of `trackEventBatch` bodies keep to the rules JSON Schema cannot express,
-    each documented as a `400`: a `timestamp` outside [2000-01-01T00:00:00Z, the server's clock + 1 hour] is
-    replaced by one inside (derived from the generated one); `properties` lose NUL characters, containers nested
-    deeper than 5 levels (they become null), members beyond 255 per object and, largest first, top-level members
-    until the object is at most 32 KiB as compact JSON (measured with every non-ASCII character escaped, which is
-    never shorter than what the server measures); a batch loses the `properties` of its largest events until the
-    body is at most 1 MiB. A `user_id` that is not one of the organization's known users (the contract examples,
-    random UUIDs) becomes one of them (`422 unknown_user` otherwise); the seeded admin holds
-    `events:write_any_user`. An `event_id` becomes a fresh UUID, unless the event is an exact retry of one the
-    server accepted under that `event_id` in this run (the contract's `retry` link, or the same event twice in a
-    batch): a reused `event_id` with a different event is a documented `409 conflict`.
-  - `listEvents`: a `cursor` that no `listEvents` answer returned (generated, or a contract example) becomes one
-    that an answer did, or is left out while none did: any other string is a documented `400`.
-  - `getAnalyticsSummary`: `from` after `to`, or more than 365 days before it (with `to` defaulting to today, UTC),
-    is a documented `400`; such a pair is made valid (swapped, or `from` moved closer to `to`), and a lone `from`
-    that today rules out gets a `to` 29 days after it.
-  The check `analytics_receipts` holds the 2xx answers to what the contract promises beyond their schema: a fresh
+  through the contract's `TokenIssued` links, of `refreshToken`) is checked against the contract, and the stateful
+  phase has tokens to follow. Negative bodies are left as generated.
+- Positive-data rewrites. Each one keeps positive data to a rule that the contract states, with the status it
+  produces, and that no JSON Schema construct can state: a size in bytes (`maxLength` counts characters), a rule
+  across fields, the database's state, or the server's clock. With all of them switched off, Schemathesis' positive
+  data runs into these rules and no other (the issue 12 audit: the gate's seed and another, positive data only,
+  and by hand the rules no generated case reached), so none is left that a change to the spec could fix. They run in `before_call`, so that every phase gets them, coverage included, and Schemathesis
+  revalidates the case afterwards: a fixed-up case is judged by what is really sent. Negative data goes out as
+  generated (apart from sparing the seeded admin, below).
+  - Byte length: positive `login` and `createUser` passwords keep within 1,024 bytes of UTF-8 (`400` otherwise;
+    LoginRequest and CreateUserRequest say so).
+  - Database state, `createUser`: the email address becomes one never used before (a run-unique token in place of
+    the first characters of the local part): an address already in use, in any organization, is `409 conflict`
+    (createUser says so).
+  - Database state, `getUser` and `updateUser`: requests go to users that exist: an id no response has shown yet
+    (a random UUID, a contract example, a link Schemathesis could not resolve) is replaced by one that some
+    response has (`after_call` collects them). A well-formed id of no user is `404` (both operations say so), so
+    these operations keep the strict 2xx of positive data; the ids Schemathesis follows through links are real
+    already and stay.
+  - Database state, `trackEvent` and every event of `trackEventBatch`: a `user_id` that is not one of the
+    organization's known users (the contract examples, random UUIDs) becomes one of them (`422 unknown_user`, or
+    a rejected event in a batch; trackEvent says so); the seeded admin holds `events:write_any_user`. An
+    `event_id` becomes a fresh UUID, unless the event is an exact retry of one the server accepted under that
+    `event_id` in this run (the contract's `retry` link, or the same event twice in a batch): a reused `event_id`
+    with a different event is `409 conflict` (trackEvent says so).
+  - The server's clock, and a comparison of instants: an event's `timestamp` outside [2000-01-01T00:00:00Z, the
+    server's clock + 1 hour] is replaced by one inside, derived from the generated one (`400`; EventRequest says
+    so). The upper bound moves with the clock; the lower one depends on the UTC offset
+    (`1999-12-31T23:30:00-01:00` is accepted, `2000-01-01T00:30:00+01:00` is not), which a pattern could say
+    only by enumerating the offsets.
+  - Sizes in bytes, and rules at every depth: event `properties` lose NUL characters, containers nested deeper
+    than 5 levels (they become null), members beyond 255 per object and, largest first, top-level members until
+    the object is at most 32 KiB as compact JSON (measured with every non-ASCII character escaped, which is never
+    shorter than what the server measures, and keeps a `trackEvent` body within its 64 KiB as sent); a batch loses
+    the `properties` of its largest events until the body is at most 1 MiB. Each property rule is `400` (a
+    rejected event in a batch), a body over its limit `413` (EventProperties, trackEventBatch and "Conventions" say
+    so). OpenAPI 3.0 has no `propertyNames` for NUL in member names, and a schema per nesting level would change
+    the type every generated client gives `properties`.
+  - An opaque token: a `listEvents` `cursor` that no `listEvents` answer returned (generated, or a contract
+    example) becomes one that an answer did, or is left out while none did (`400`; listEvents says so). The
+    pattern gives its alphabet; what a cursor encodes is not part of the contract.
+  - A rule across fields, and the server's clock: in `getAnalyticsSummary`, `from` after `to`, or more than 365
+    days before it (with `to` defaulting to today, UTC), is `400` (its `from` says so); such a pair is made valid
+    (swapped, or `from` moved closer to `to`), and a lone `from` that today rules out gets a `to` 29 days after it.
+- The seeded admin these hooks log in as is never changed: dependency analysis infers links from `login`'s
+  `user.id` and from `listUsers`' `data[].id` to `updateUser`, so an `updateUser` aimed at that user (positive or
+  negative data) goes to a stand-in admin the hooks create instead. Demoting or deactivating the seeded admin
+  would end the run (every later request 401/403); and with the seeded admin always an active admin, `409
+  last_admin` cannot happen to positive data either.
+- Checks: `analytics_receipts` holds the 2xx answers to what the contract promises beyond their schema: a fresh
   `event_id` is stored (`duplicate: false`), an exact retry is `duplicate: true` with the first event's `id`;
   every event of a batch has its result at its index, an event its schema refuses is `rejected` with
   `validation_failed` and pointers into it, and every event of a positive batch is accepted (or a duplicate of
