@@ -118,7 +118,7 @@ func (s *Service) List(ctx context.Context, p nexus.Principal, q ListQuery) (Pag
 
 // EncodeCursor returns the opaque form of c.
 func EncodeCursor(c Cursor) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(c.Timestamp.UnixMicro(), 10) + "_" + c.ID))
+	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(c.Timestamp.UnixMicro(), 10) + "_" + strings.ToLower(c.ID)))
 }
 
 // ErrBadCursor is the error of a cursor that no listing returned.
@@ -143,7 +143,13 @@ func DecodeCursor(s string) (Cursor, error) {
 	if t.Before(Earliest) || t.Year() > 9999 {
 		return Cursor{}, ErrBadCursor
 	}
-	return Cursor{Timestamp: t, ID: u.String()}, nil
+	c := Cursor{Timestamp: t, ID: u.String()}
+	// One spelling per cursor, the one EncodeCursor makes: no sign or leading zero, the id in lower case, no
+	// trailing bits.
+	if EncodeCursor(c) != s {
+		return Cursor{}, ErrBadCursor
+	}
+	return c, nil
 }
 
 // Summary counts the organization's events per day, name and category over the days from to to (inclusive;
@@ -160,6 +166,9 @@ func (s *Service) Summary(ctx context.Context, p nexus.Principal, q SummaryQuery
 	}
 	if q.From == "" {
 		from = to.AddDate(0, 0, -(DefaultSummaryDays - 1))
+		if first := time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC); from.Before(first) {
+			from = first // a date of year 0 is no RFC 3339 date
+		}
 	} else if from, err = nexus.ParseDate(q.From); err != nil {
 		return Summary{}, nexus.Invalid(nexus.FieldError{In: nexus.InQuery, Name: "from", Detail: "must be an RFC 3339 date (YYYY-MM-DD)"})
 	}

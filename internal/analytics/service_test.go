@@ -347,6 +347,7 @@ func TestSummary(t *testing.T) {
 	}{
 		{"defaults: the last 30 days up to today, UTC", "", "", "2026-02-08", "2026-03-09", ""},
 		{"only to", "", "2025-01-31", "2025-01-02", "2025-01-31", ""},
+		{"only to, in the first days of year 1", "", "0001-01-05", "0001-01-01", "0001-01-05", ""}, // never year 0
 		{"only from", "2026-03-01", "", "2026-03-01", "2026-03-09", ""},
 		{"one day", "2026-01-15", "2026-01-15", "2026-01-15", "2026-01-15", ""},
 		{"in the future", "2027-01-01", "2027-01-31", "2027-01-01", "2027-01-31", ""},
@@ -418,6 +419,14 @@ func TestSummaryDefaultAtMidnight(t *testing.T) {
 	}
 }
 
+// trailingBits returns s, a base64url encoding without padding whose length leaves bits over, with those bits
+// set: the same bytes to a lenient decoder.
+func trailingBits(s string) string {
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+	last := strings.IndexByte(alphabet, s[len(s)-1])
+	return s[:len(s)-1] + string(alphabet[last|1])
+}
+
 func TestCursor(t *testing.T) {
 	valid := []Cursor{
 		{Timestamp: time.Date(2026, 3, 10, 12, 0, 0, 123456000, time.UTC), ID: testEvent},
@@ -471,6 +480,11 @@ func TestCursor(t *testing.T) {
 		base64.URLEncoding.EncodeToString([]byte(micros + "_" + testEvent)),              // padded
 		base64.StdEncoding.EncodeToString([]byte("\xfb\xff" + micros + "_" + testEvent)), // not URL-safe
 		EncodeCursor(valid[0]) + "A",                                                     // one character too many
+		// Second spellings of a valid cursor: each decodes to the same position, and only the first is a cursor.
+		enc("+" + micros + "_" + testEvent),            // a sign
+		enc("0" + micros + "_" + testEvent),            // a leading zero
+		enc(micros + "_" + strings.ToUpper(testEvent)), // the id in upper case
+		trailingBits(EncodeCursor(Cursor{Timestamp: time.UnixMicro(1773144000123456).UTC(), ID: testEvent})), // non-zero trailing bits
 	}
 	for _, s := range garbage {
 		c, err := DecodeCursor(s)

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"encoding/base64"
 	"math/rand/v2"
 	"net"
 	"net/netip"
@@ -173,5 +174,42 @@ func TestContractIPAddressPatternIsAnIPAddress(t *testing.T) {
 		} else if expectProblem(t, r, 400, "validation_failed"); !strings.Contains(string(r.body), `"detail":"must be an IPv4 or IPv6 address","pointer":"/ip_address"`) {
 			t.Errorf("%q: %s", ip, r.body)
 		}
+	}
+}
+
+// Found by the positive-data audit of the contract (issue 12): a cursor decoded in a second spelling (a sign, a
+// leading zero, the id in upper case, non-zero trailing bits) was accepted although the contract says any value
+// but a returned next_cursor is 400; and the summary's default `from` for a `to` in the first days of year 1 was
+// a day of year 0, which no RFC 3339 date (and no Python date) is.
+func TestContractCursorSpellingsAndSummaryYearOne(t *testing.T) {
+	e := newEnv(t, storetest.Open(t, store.SQLite))
+	access, _ := e.tokens(webClient)
+	for range 3 {
+		r := e.do("POST", "/v2/analytics/events", map[string]any{"event_name": "page_viewed", "event_category": "navigation"}, bearer(access)...)
+		if r.status != 202 {
+			t.Fatalf("event: %d %s", r.status, r.body)
+		}
+	}
+	page := e.do("GET", "/v2/analytics/events?limit=1", nil, bearer(access)...)
+	cursor := page.str(t, "next_cursor")
+	raw, err := base64.RawURLEncoding.DecodeString(cursor)
+	must(t, err)
+	micros, id, _ := strings.Cut(string(raw), "_")
+	if r := e.do("GET", "/v2/analytics/events?limit=1&cursor="+cursor, nil, bearer(access)...); r.status != 200 {
+		t.Fatalf("the returned cursor: %d %s", r.status, r.body)
+	}
+	for name, c := range map[string]string{
+		"a sign":            base64.RawURLEncoding.EncodeToString([]byte("+" + micros + "_" + id)),
+		"a leading zero":    base64.RawURLEncoding.EncodeToString([]byte("0" + micros + "_" + id)),
+		"the id upper case": base64.RawURLEncoding.EncodeToString([]byte(micros + "_" + strings.ToUpper(id))),
+	} {
+		r := e.do("GET", "/v2/analytics/events?limit=1&cursor="+c, nil, bearer(access)...)
+		if expectProblem(t, r, 400, "validation_failed"); !strings.Contains(string(r.body), `"parameter":"cursor"`) {
+			t.Errorf("%s: %s", name, r.body)
+		}
+	}
+	r := e.do("GET", "/v2/analytics/summary?to=0001-01-05", nil, bearer(access)...)
+	if r.status != 200 || r.str(t, "from") != "0001-01-01" {
+		t.Fatalf("summary to 0001-01-05: %d %s", r.status, r.body)
 	}
 }
