@@ -459,8 +459,11 @@ func (s *Service) Authenticate(ctx context.Context, bearer string) (nexus.Princi
 		return nexus.Principal{}, fmt.Errorf("look up session: %w", err)
 	case sess.Revoked(), !s.now().Before(sess.ExpiresAt):
 		return nexus.Principal{}, nexus.ErrUnauthenticated
-	case sess.UserID != p.UserID, sess.OrganizationID != p.OrganizationID, sess.ClientID != p.ClientID, sess.Role != p.Role:
-		// The claims the session records must be the session's: a token is never believed over its session.
+	case sess.UserID != p.UserID, sess.OrganizationID != p.OrganizationID, sess.ClientID != p.ClientID,
+		sess.Role != "" && sess.Role != p.Role:
+		// The claims the session records must be the session's: a token is never believed over its session. (A
+		// session without a role was started by a server older than the session roles, during a rolling upgrade;
+		// its next refresh records the role.)
 		return nexus.Principal{}, nexus.ErrUnauthenticated
 	}
 	return p, nil

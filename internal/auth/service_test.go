@@ -529,3 +529,40 @@ func TestLoginWaitsForAPasswordSlot(t *testing.T) {
 		t.Fatalf("with a slot free: %v", err)
 	}
 }
+
+// TestAuthenticateComparesTheSessionRole: a token's role claim must be the role its session records; a session
+// started by a server older than session roles (no role recorded, during a rolling upgrade) takes the token's, and
+// its next refresh records the user's role.
+func TestAuthenticateComparesTheSessionRole(t *testing.T) {
+	ctx := context.Background()
+	e := newTestEnv(t)
+	tok := e.login(t)
+	sid := sessionID(t, tok.RefreshToken)
+	setRole := func(r nexus.Role) {
+		e.store.mu.Lock()
+		s := e.store.sessions[sid]
+		s.Role = r
+		e.store.sessions[sid] = s
+		e.store.mu.Unlock()
+	}
+	if s := e.store.session(t, sid); s.Role != nexus.RoleAnalyst {
+		t.Fatalf("login recorded role %q, want %q", s.Role, nexus.RoleAnalyst)
+	}
+	if _, err := e.svc.Authenticate(ctx, tok.AccessToken); err != nil {
+		t.Fatalf("Authenticate: %v", err)
+	}
+	setRole(nexus.RoleAdmin)
+	if _, err := e.svc.Authenticate(ctx, tok.AccessToken); !errors.Is(err, nexus.ErrUnauthenticated) {
+		t.Errorf("Authenticate with a role other than the session's = %v, want unauthenticated", err)
+	}
+	setRole("")
+	if p, err := e.svc.Authenticate(ctx, tok.AccessToken); err != nil || p.Role != nexus.RoleAnalyst {
+		t.Errorf("Authenticate on a session without a role = %+v, %v; want the token's role", p, err)
+	}
+	if _, err := e.svc.Refresh(ctx, RefreshInput{RefreshToken: tok.RefreshToken, ClientID: testClient}); err != nil {
+		t.Fatalf("Refresh: %v", err)
+	}
+	if s := e.store.session(t, sid); s.Role != nexus.RoleAnalyst {
+		t.Errorf("after a refresh the session records role %q, want %q", s.Role, nexus.RoleAnalyst)
+	}
+}
