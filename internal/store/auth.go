@@ -69,11 +69,7 @@ func (a *Auth) StartSession(ctx context.Context, userID string, fn func(auth.Cre
 		r := toSessionRow(s)
 		return tx.Create(&r).Error
 	})
-	var fe errFromFn
-	if errors.As(err, &fe) {
-		return fe.err
-	}
-	return translate(err)
+	return fromTx(err)
 }
 
 // Session implements auth.Store.
@@ -93,6 +89,16 @@ func (a *Auth) Session(ctx context.Context, id string) (auth.Session, error) {
 type errFromFn struct{ err error }
 
 func (e errFromFn) Error() string { return e.err.Error() }
+
+// fromTx returns the error of a transaction whose callback may have failed: the callback's error as it was,
+// anything else translated.
+func fromTx(err error) error {
+	var fe errFromFn
+	if errors.As(err, &fe) {
+		return fe.err
+	}
+	return translate(err)
+}
 
 // UpdateSession implements auth.Store. It takes the locks in the order every writer of users and sessions
 // does, user first: on PostgreSQL the session's user FOR SHARE (as StartSession), then the session FOR UPDATE;
@@ -131,11 +137,7 @@ func (a *Auth) UpdateSession(ctx context.Context, id string, fn func(*auth.Sessi
 		updated := toSessionRow(s)
 		return tx.Save(&updated).Error
 	})
-	var fe errFromFn
-	if errors.As(err, &fe) {
-		return fe.err
-	}
-	return translate(err)
+	return fromTx(err)
 }
 
 // SigningKeys implements auth.Store.
