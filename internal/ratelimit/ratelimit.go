@@ -314,7 +314,9 @@ type Check struct {
 // quota q, if the budget allows it. It never fails: when Redis is configured
 // but failing, it answers from the in-process store.
 func (l *Limiter) Allow(ctx context.Context, name string, q Quota, key string) Result {
-	return l.rateLimit(ctx, []Check{{name, q, key}}, false)[0]
+	checks, out := [1]Check{{name, q, key}}, [1]Result{}
+	l.rateLimit(ctx, checks[:], out[:], false)
+	return out[0]
 }
 
 // AllowAll takes one request from each budget of checks in turn, as Allow
@@ -328,7 +330,8 @@ func (l *Limiter) Allow(ctx context.Context, name string, q Quota, key string) R
 // they are one atomic step: no other request is counted between them. Like
 // Allow, AllowAll never fails.
 func (l *Limiter) AllowAll(ctx context.Context, checks ...Check) []Result {
-	return l.rateLimit(ctx, checks, false)
+	out := make([]Result, len(checks))
+	return out[:l.rateLimit(ctx, checks, out, false)]
 }
 
 // Peek reports whether one more request of key would be allowed now, without
@@ -342,7 +345,9 @@ func (l *Limiter) AllowAll(ctx context.Context, checks ...Check) []Result {
 // writes succeed without writing: the library's own arithmetic, one store
 // read. In Redis the script computes the same and writes nothing.
 func (l *Limiter) Peek(ctx context.Context, name string, q Quota, key string) Result {
-	return l.rateLimit(ctx, []Check{{name, q, key}}, true)[0]
+	checks, out := [1]Check{{name, q, key}}, [1]Result{}
+	l.rateLimit(ctx, checks[:], out[:], true)
+	return out[0]
 }
 
 // Reset forgets key under policy name: its next request starts with a full
@@ -413,13 +418,13 @@ func (l *Limiter) Status() Status {
 }
 
 // rateLimit is AllowAll (peek false) and Peek (peek true; it never stops
-// early).
-func (l *Limiter) rateLimit(ctx context.Context, checks []Check, peek bool) []Result {
-	out := make([]Result, len(checks))
+// early): it fills out (as long as checks) and returns how many checks it
+// looked at.
+func (l *Limiter) rateLimit(ctx context.Context, checks []Check, out []Result, peek bool) int {
 	if l.rdb != nil && !l.degraded.Load() {
 		n, err := l.rateLimitRedis(ctx, checks, out, peek)
 		if err == nil {
-			return out[:n]
+			return n
 		}
 		l.markDegraded(err)
 	}
@@ -446,10 +451,10 @@ func (l *Limiter) rateLimit(ctx context.Context, checks []Check, peek bool) []Re
 			out[i] = toResult(limited, r, peek)
 		}
 		if !peek && !out[i].Allowed {
-			return out[:i+1]
+			return i + 1
 		}
 	}
-	return out
+	return len(checks)
 }
 
 // rateLimitRedis runs gcra.lua over the checks whose quota is on, in one
