@@ -6,9 +6,12 @@
 // sharing the Redis enforces one budget. Both backends run the same
 // algorithm, so a limit means the same with or without Redis: in this process
 // the library's own code, in Redis a Lua script (gcra.lua) that repeats its
-// arithmetic on its stored state. One call to AllowAll, however many budgets
-// it checks, is one round trip to Redis (an EVALSHA; an EVAL when Redis has
-// lost the script, after a restart).
+// arithmetic on the state the library's Redis store kept (the theoretical
+// arrival time in Unix nanoseconds, under the same keys), so that servers of
+// older versions, which ran the library against Redis, share the budgets
+// during a rolling upgrade. One call to AllowAll, however many budgets it
+// checks, is one round trip to Redis: an EVALSHA (and, when Redis has lost
+// the script, after a restart, an EVAL that sends it again).
 //
 // Redis Cluster is not supported: the Limiter talks to one Redis server (or a
 // proxy in front of one), and the keys of one AllowAll (a client IP's, a
@@ -20,8 +23,8 @@
 // from the in-process store (each instance then enforces the full quota on
 // its own, starting from whatever it last held for a key, usually nothing),
 // stops sending requests to Redis, and probes it in the background every
-// Options.RecheckEvery until it takes writes again. Allow, Peek and Reset
-// never fail and never wait for Redis longer than Options.Timeout.
+// Options.RecheckEvery until it takes writes again. Allow, AllowAll, Peek
+// and Reset never fail and never wait for Redis longer than Options.Timeout.
 //
 // Keys are never stored as given: a stored key is the policy name, the quota
 // and an HMAC-SHA-256 (keyed by Options.Secret) of the name and the key, so

@@ -12,6 +12,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/throttled/throttled/v2"
+	"github.com/throttled/throttled/v2/store/goredisstore.v9"
 
 	"github.com/nexus-cloud/nexus-core/internal/testredis"
 )
@@ -388,5 +389,44 @@ func TestOneRoundTripPerCall(t *testing.T) {
 	}
 	if st := l.Status(); st.Degraded {
 		t.Errorf("Status() = %+v, want healthy", st)
+	}
+}
+
+// TestSharesBudgetsWithOlderServers: servers of older versions ran throttled's
+// own Redis store (goredisstore); during a rolling upgrade they and this
+// Limiter take turns on the same keys and must draw on one budget.
+func TestSharesBudgetsWithOlderServers(t *testing.T) {
+	srv := testredis.Start(t)
+	l := newLimiter(t, Options{RedisURL: srv.URL()})
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	defer rdb.Close()
+	st, err := goredisstore.NewCtx(rdb, l.opts.Prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := Quota{Limit: 6, Window: time.Hour}
+	older, err := throttled.NewGCRARateLimiterCtx(st, throttled.RateQuota{MaxRate: throttled.PerDuration(q.Limit, q.Window), MaxBurst: q.Limit - 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	const ip = "203.0.113.7"
+	key := l.policy("ip", q).storeKey(&l.hasher, ip)
+	for i := range q.Limit + 2 {
+		var got Result
+		by := "this Limiter"
+		if i%2 == 0 {
+			got = l.Allow(ctx, "ip", q, ip)
+		} else {
+			by = "an older server"
+			limited, r, err := older.RateLimitCtx(ctx, key, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = toResult(limited, r, false)
+		}
+		if wantAllowed := i < q.Limit; got.Allowed != wantAllowed || got.Remaining != max(q.Limit-1-i, 0) {
+			t.Errorf("request %d, by %s: %+v, want allowed %v with remaining %d", i+1, by, got, wantAllowed, max(q.Limit-1-i, 0))
+		}
 	}
 }
