@@ -34,7 +34,7 @@ func (s *Server) Login(ctx context.Context, req gen.LoginRequestObject) (gen.Log
 // RefreshToken implements gen.StrictServerInterface.
 func (s *Server) RefreshToken(ctx context.Context, req gen.RefreshTokenRequestObject) (gen.RefreshTokenResponseObject, error) {
 	b := req.Body
-	if err := s.take(ctx, policyClient, b.ClientId); err != nil {
+	if err := s.take(ctx, limitOn{policyClient, b.ClientId}); err != nil {
 		return nil, err
 	}
 	in := auth.RefreshInput{RefreshToken: b.RefreshToken, ClientID: b.ClientId, Meta: metaFrom(ctx)}

@@ -18,7 +18,7 @@ import (
 
 // RateLimiter is what the HTTP layer needs from the rate limiter.
 type RateLimiter interface {
-	Allow(ctx context.Context, name string, q ratelimit.Quota, key string) ratelimit.Result
+	AllowAll(ctx context.Context, checks ...ratelimit.Check) []ratelimit.Result
 	ResetQuota(ctx context.Context, name string, q ratelimit.Quota, key string)
 	Status() ratelimit.Status
 }
@@ -69,18 +69,20 @@ func limitStateFrom(ctx context.Context) *limitState {
 	return st
 }
 
-func (st *limitState) record(name string, q ratelimit.Quota, res ratelimit.Result) {
+func (st *limitState) record(items ...limitItem) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	replaced := false
-	for i := range st.items {
-		if st.items[i].name == name {
-			st.items[i] = limitItem{name, q, res}
-			replaced = true
+	for _, it := range items {
+		replaced := false
+		for i := range st.items {
+			if st.items[i].name == it.name {
+				st.items[i] = it
+				replaced = true
+			}
 		}
-	}
-	if !replaced {
-		st.items = append(st.items, limitItem{name, q, res})
+		if !replaced {
+			st.items = append(st.items, it)
+		}
 	}
 	var policy, state strings.Builder
 	for i, it := range st.items {
@@ -110,23 +112,40 @@ func rateLimited(retryAfter time.Duration) error {
 		retryAfter: max(ceilSeconds(retryAfter), 1)}
 }
 
-// take takes one request from the named policy's quota for key, records the result for the response headers,
-// and returns rate_limited when the quota is exhausted. A policy that is off, or a server without a limiter,
+// limitOn names a policy and the key it limits for one request.
+type limitOn struct{ name, key string }
+
+// take takes one request from each named policy's quota for its key, in order, records the results for the
+// response headers, and returns rate_limited at the first quota that is exhausted; the policies after it are not
+// looked at, the ones before it keep the request. The policies cost one round trip to Redis together, so a step
+// of the request takes all of its policies in one call. A policy that is off, or a server without a limiter,
 // takes nothing.
-func (s *Server) take(ctx context.Context, name string, key string) error {
-	q := s.quota(name)
-	if s.limiter == nil || q.Limit == 0 {
+func (s *Server) take(ctx context.Context, on ...limitOn) error {
+	if s.limiter == nil {
 		return nil
 	}
-	res := s.limiter.Allow(ctx, name, q, key)
-	if st := limitStateFrom(ctx); st != nil {
-		st.record(name, q, res)
+	checks := make([]ratelimit.Check, 0, len(on))
+	for _, o := range on {
+		if q := s.quota(o.name); q.Limit != 0 {
+			checks = append(checks, ratelimit.Check{Name: o.name, Quota: q, Key: o.key})
+		}
 	}
-	if !res.Allowed {
-		if n := s.refused[name]; n != nil {
+	if len(checks) == 0 {
+		return nil
+	}
+	results := s.limiter.AllowAll(ctx, checks...)
+	if st := limitStateFrom(ctx); st != nil {
+		items := make([]limitItem, len(results))
+		for i, res := range results {
+			items[i] = limitItem{checks[i].Name, checks[i].Quota, res}
+		}
+		st.record(items...)
+	}
+	if last := results[len(results)-1]; !last.Allowed {
+		if n := s.refused[checks[len(results)-1].Name]; n != nil {
 			n.Add(1)
 		}
-		return rateLimited(res.RetryAfter)
+		return rateLimited(last.RetryAfter)
 	}
 	return nil
 }
@@ -140,7 +159,7 @@ func (s *Server) giveBack(ctx context.Context, name string, key string) {
 	}
 	s.limiter.ResetQuota(ctx, name, q, key)
 	if st := limitStateFrom(ctx); st != nil {
-		st.record(name, q, ratelimit.Result{Allowed: true, Limit: q.Limit, Remaining: q.Limit})
+		st.record(limitItem{name, q, ratelimit.Result{Allowed: true, Limit: q.Limit, Remaining: q.Limit}})
 	}
 }
 
@@ -177,14 +196,13 @@ func (s *Server) rateLimit(next echo.HandlerFunc) echo.HandlerFunc {
 		ctx := context.WithValue(req.Context(), limitKey{}, &limitState{header: c.Response().Header()})
 		c.SetRequest(req.WithContext(ctx))
 		ip := ipKey(c.RealIP())
-		if err := s.take(ctx, policyIP, ip); err != nil {
-			return err
-		}
+		on := []limitOn{{policyIP, ip}}
 		switch op.route.Operation.OperationID {
 		case "login", "refreshToken":
-			if err := s.take(ctx, policyAuthIP, ip); err != nil {
-				return err
-			}
+			on = append(on, limitOn{policyAuthIP, ip})
+		}
+		if err := s.take(ctx, on...); err != nil {
+			return err
 		}
 		return next(c)
 	}
@@ -206,15 +224,12 @@ func ipKey(ip string) string {
 
 // limitPrincipal applies the per-user policy once the bearer token is verified.
 func (s *Server) limitPrincipal(ctx context.Context, p nexus.Principal) error {
-	return s.take(ctx, policyPrincipal, p.UserID)
+	return s.take(ctx, limitOn{policyPrincipal, p.UserID})
 }
 
 // limitLogin applies the login's per-client and per-account request limits.
 func (s *Server) limitLogin(ctx context.Context, clientID, email string) error {
-	if err := s.take(ctx, policyClient, clientID); err != nil {
-		return err
-	}
-	return s.take(ctx, policyLoginAccount, email)
+	return s.take(ctx, limitOn{policyClient, clientID}, limitOn{policyLoginAccount, email})
 }
 
 // limitPasswordCheck takes one attempt from the account's failure budget right before its password is checked
@@ -223,7 +238,7 @@ func (s *Server) limitLogin(ctx context.Context, clientID, email string) error {
 // gives the budget back in full (loginSucceeded). During a block a correct password gets the same 429 as a wrong
 // one, and unknown emails are counted exactly like known ones: the answers reveal nothing about the account.
 func (s *Server) limitPasswordCheck(ctx context.Context, email string) error {
-	return s.take(ctx, policyLoginFailures, email)
+	return s.take(ctx, limitOn{policyLoginFailures, email})
 }
 
 func (s *Server) loginSucceeded(ctx context.Context, email string) {

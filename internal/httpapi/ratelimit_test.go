@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -13,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/nexus-cloud/nexus-core/internal/ratelimit"
 	"github.com/nexus-cloud/nexus-core/internal/store"
@@ -459,6 +462,74 @@ func TestRateLimitSharedThroughRedis(t *testing.T) {
 				t.Fatal("the limiter did not go back to Redis within 10 s of its restart")
 			}
 			time.Sleep(50 * time.Millisecond)
+		}
+	})
+}
+
+// TestRateLimitRoundTrips: with Redis, each step of a request takes all of its policies in one round trip (an
+// EVALSHA of the rate-limit script): the per-IP policies before the token is verified or the body read, the
+// principal's once the token is verified, a login's client and account together, its failure budget right before
+// the password check. Counted on the Redis server (INFO commandstats, which also counts the script's own TIME,
+// GET and SET); before the script every policy cost two round trips (TIME+GET, then SET or a compare-and-swap).
+func TestRateLimitRoundTrips(t *testing.T) {
+	rs := testredis.Start(t)
+	rdb := redis.NewClient(&redis.Options{Addr: rs.Addr()})
+	t.Cleanup(func() { _ = rdb.Close() })
+	ctx := t.Context()
+	forEachDB(t, func(t *testing.T, base *env) {
+		h := time.Hour
+		e := withLimits(t, base, Limits{IP: q(1000, h), AuthIP: q(100, h), Client: q(100, h), LoginAccount: q(100, h),
+			LoginFailures: q(10, h), Principal: q(100, h)}, rs.URL())
+		access, refresh := e.tokens(webClient)
+		bearer := []string{"Authorization", "Bearer " + access}
+		const peer = "198.51.100.70:7000"
+		// ran sends one request and returns the commands Redis ran for it.
+		ran := func(method, path string, body any, wantStatus int, header ...string) map[string]int {
+			t.Helper()
+			must(t, rdb.ConfigResetStat(ctx).Err())
+			if r := e.from(peer, method, path, body, header...); r.status != wantStatus {
+				t.Fatalf("%s %s: %d %s, want %d", method, path, r.status, r.body, wantStatus)
+			}
+			info, err := rdb.Info(ctx, "commandstats").Result()
+			must(t, err)
+			calls := map[string]int{}
+			for line := range strings.Lines(info) {
+				name, rest, ok := strings.Cut(strings.TrimSpace(line), ":calls=")
+				n, _, _ := strings.Cut(rest, ",")
+				if name = strings.TrimPrefix(name, "cmdstat_"); ok && name != "info" && !strings.HasPrefix(name, "config") {
+					calls[name], _ = strconv.Atoi(n)
+				}
+			}
+			return calls
+		}
+		// script is what `steps` runs of the script, looking at budgets budgets and taking from taken of them.
+		script := func(steps, budgets, taken int) map[string]int {
+			return map[string]int{"evalsha": steps, "time": steps, "get": budgets, "set": taken}
+		}
+		ran("GET", "/v2/users/"+e.admin.ID, nil, http.StatusOK, bearer...) // loads the script into Redis
+		for _, c := range []struct {
+			name   string
+			method string
+			path   string
+			body   any
+			status int
+			header []string
+			want   map[string]int
+		}{
+			// ip | principal
+			{"authenticated request", "GET", "/v2/users/" + e.admin.ID, nil, http.StatusOK, bearer, script(2, 2, 2)},
+			// ip (the token is refused before a principal is known)
+			{"bad token", "GET", "/v2/users", nil, http.StatusUnauthorized, []string{"Authorization", "Bearer nope"}, script(1, 1, 1)},
+			// ip, auth_ip | client
+			{"refresh", "POST", "/v2/auth/refresh", map[string]any{"refresh_token": refresh, "client_id": webClient}, http.StatusOK, nil, script(2, 3, 3)},
+			// ip, auth_ip | client, login_account | login_failures; and the success gives login_failures back (DEL)
+			{"login", "POST", "/v2/auth/login", map[string]any{"email": adminEmail, "password": adminPassword, "client_id": webClient}, http.StatusOK, nil,
+				map[string]int{"evalsha": 3, "time": 3, "get": 5, "set": 5, "del": 1}},
+			{"health check", "GET", "/healthz", nil, http.StatusOK, nil, map[string]int{}},
+		} {
+			if got := ran(c.method, c.path, c.body, c.status, c.header...); !maps.Equal(got, c.want) {
+				t.Errorf("%s: Redis ran %v, want %v", c.name, got, c.want)
+			}
 		}
 	})
 }

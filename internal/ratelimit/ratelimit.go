@@ -4,15 +4,27 @@
 // The state lives in this process by default (an LRU-bounded in-memory
 // store) and in Redis when Options.RedisURL is set, so that every instance
 // sharing the Redis enforces one budget. Both backends run the same
-// algorithm, so a limit means the same with or without Redis.
+// algorithm, so a limit means the same with or without Redis: in this process
+// the library's own code, in Redis a Lua script (gcra.lua) that repeats its
+// arithmetic on the state the library's Redis store kept (the theoretical
+// arrival time in Unix nanoseconds, under the same keys), so that servers of
+// older versions, which ran the library against Redis, share the budgets
+// during a rolling upgrade. One call to AllowAll, however many budgets it
+// checks, is one round trip to Redis: an EVALSHA (and, when Redis has lost
+// the script, after a restart, an EVAL that sends it again).
+//
+// Redis Cluster is not supported: the Limiter talks to one Redis server (or a
+// proxy in front of one), and the keys of one AllowAll (a client IP's, a
+// user's) lie in unrelated hash slots. A Cluster node would refuse the script
+// (CROSSSLOT, MOVED) and the Limiter would run degraded.
 //
 // Redis is an optimisation of accuracy, never a dependency: when it fails or
 // is slower than Options.Timeout, the Limiter marks itself degraded, answers
 // from the in-process store (each instance then enforces the full quota on
 // its own, starting from whatever it last held for a key, usually nothing),
 // stops sending requests to Redis, and probes it in the background every
-// Options.RecheckEvery until it takes writes again. Allow, Peek and Reset
-// never fail and never wait for Redis longer than Options.Timeout.
+// Options.RecheckEvery until it takes writes again. Allow, AllowAll, Peek
+// and Reset never fail and never wait for Redis longer than Options.Timeout.
 //
 // Keys are never stored as given: a stored key is the policy name, the quota
 // and an HMAC-SHA-256 (keyed by Options.Secret) of the name and the key, so
@@ -31,11 +43,18 @@ import (
 	"sync/atomic"
 	"time"
 
+	_ "embed"
+
 	"github.com/redis/go-redis/v9"
 	"github.com/throttled/throttled/v2"
-	"github.com/throttled/throttled/v2/store/goredisstore.v9"
 	"github.com/throttled/throttled/v2/store/memstore"
 )
+
+// gcraLua is the script that checks and takes from a request's budgets in
+// Redis.
+//
+//go:embed gcra.lua
+var gcraLua string
 
 // Quota is a GCRA limit: Limit requests may be made at once (burst = Limit),
 // and the budget refills steadily at Limit per Window, one request every
@@ -156,10 +175,15 @@ type Status struct {
 }
 
 // casAttempts bounds the compare-and-swap retries of one request when other
-// requests for the same key race it (the library's default is 10). Every
-// failed attempt means another request for the key succeeded meanwhile; one
-// that still fails after this many is refused.
+// requests for the same key race it in the in-process store (the library's
+// default is 10). Every failed attempt means another request for the key
+// succeeded meanwhile; one that still fails after this many is refused. (In
+// Redis the script runs atomically: nothing races it.)
 const casAttempts = 100
+
+// ttlPad is added to the lifetime of every key in Redis (gcra.lua adds it), so
+// that no key expires before the time its state stops mattering.
+const ttlPad = time.Second
 
 // Limiter enforces quotas per (policy name, key). It is safe for concurrent
 // use. Create it with New and release it with Close.
@@ -171,8 +195,8 @@ type Limiter struct {
 	mem      *memstore.MemStore
 	memStore throttled.GCRAStoreCtx
 
-	rdb        *redis.Client          // nil without Redis
-	redisStore throttled.GCRAStoreCtx // the library's store, fixed (see redisStore)
+	rdb    *redis.Client // nil without Redis
+	script *redis.Script // gcra.lua
 
 	polMu    sync.Mutex                            // serialises policy creation
 	policies atomic.Pointer[map[policyKey]*policy] // copied on write
@@ -253,12 +277,7 @@ func New(o Options) (*Limiter, error) {
 	ropt.ContextTimeoutEnabled = true
 	ropt.DisableIdentity = true // no CLIENT SETINFO round trip per connection
 	l.rdb = redis.NewClient(ropt)
-	lib, err := goredisstore.NewCtx(l.rdb, o.Prefix)
-	if err != nil {
-		_ = l.rdb.Close()
-		return nil, fmt.Errorf("ratelimit: Redis store: %w", err)
-	}
-	l.redisStore = &redisStore{lib: lib, client: l.rdb, prefix: o.Prefix}
+	l.script = redis.NewScript(gcraLua)
 	l.status.Backend = BackendRedis
 
 	ctx, stop := context.WithCancel(context.Background())
@@ -286,11 +305,36 @@ func (l *Limiter) Close() error {
 	return l.closeErr
 }
 
+// Check is one budget a request draws on: the policy name, its quota and the
+// key it limits (a client IP, an email, a user ID).
+type Check struct {
+	Name  string
+	Quota Quota
+	Key   string
+}
+
 // Allow takes one request from the budget of key under policy name with
 // quota q, if the budget allows it. It never fails: when Redis is configured
 // but failing, it answers from the in-process store.
 func (l *Limiter) Allow(ctx context.Context, name string, q Quota, key string) Result {
-	return l.rateLimit(ctx, name, q, key, false)
+	checks, out := [1]Check{{name, q, key}}, [1]Result{}
+	l.rateLimit(ctx, checks[:], out[:], false)
+	return out[0]
+}
+
+// AllowAll takes one request from each budget of checks in turn, as Allow
+// would one after the other, and stops at the first that refuses: the budgets
+// before it keep the request they gave, the ones after it are not looked at.
+// It returns a Result for every check looked at: one per check when all
+// allowed the request, else up to and including the refusal, the last. A
+// check whose quota is off is allowed and takes nothing.
+//
+// With Redis, the checks cost one round trip however many there are, and
+// they are one atomic step: no other request is counted between them. Like
+// Allow, AllowAll never fails.
+func (l *Limiter) AllowAll(ctx context.Context, checks ...Check) []Result {
+	out := make([]Result, len(checks))
+	return out[:l.rateLimit(ctx, checks, out, false)]
 }
 
 // Peek reports whether one more request of key would be allowed now, without
@@ -299,12 +343,14 @@ func (l *Limiter) Allow(ctx context.Context, name string, q Quota, key string) R
 //
 // throttled's RateLimitCtx with quantity 0 computes exactly this, but still
 // writes the (unchanged) state back: it creates the key when it is missing
-// (an entry in the LRU or in Redis for every key ever peeked) and costs a
-// second round trip to Redis. So Peek runs the library's limiter over a
-// read-only view of the same store, whose writes succeed without writing:
-// the library's own arithmetic, one store read.
+// (an entry in the LRU for every key ever peeked). So in this process Peek
+// runs the library's limiter over a read-only view of the same store, whose
+// writes succeed without writing: the library's own arithmetic, one store
+// read. In Redis the script computes the same and writes nothing.
 func (l *Limiter) Peek(ctx context.Context, name string, q Quota, key string) Result {
-	return l.rateLimit(ctx, name, q, key, true)
+	checks, out := [1]Check{{name, q, key}}, [1]Result{}
+	l.rateLimit(ctx, checks[:], out[:], true)
+	return out[0]
 }
 
 // Reset forgets key under policy name: its next request starts with a full
@@ -374,49 +420,109 @@ func (l *Limiter) Status() Status {
 	return l.status
 }
 
-// rateLimit is Allow (peek false) and Peek (peek true).
-func (l *Limiter) rateLimit(ctx context.Context, name string, q Quota, key string, peek bool) Result {
-	if q.off() {
-		return Result{Allowed: true, Limit: q.Limit}
+// rateLimit is AllowAll (peek false) and Peek (peek true; it never stops
+// early): it fills out (as long as checks) and returns how many checks it
+// looked at.
+func (l *Limiter) rateLimit(ctx context.Context, checks []Check, out []Result, peek bool) int {
+	if l.rdb != nil && !l.degraded.Load() {
+		n, err := l.rateLimitRedis(ctx, checks, out, peek)
+		if err == nil {
+			return n
+		}
+		l.markDegraded(err)
 	}
-	p := l.policy(name, q)
-	k := p.storeKey(&l.hasher, key)
+
 	quantity := 1
 	if peek {
 		quantity = 0
 	}
-
-	if l.rdb != nil && !l.degraded.Load() {
-		g := p.redis
-		if peek {
-			g = p.redisPeek
+	for i, c := range checks {
+		if c.Quota.off() {
+			out[i] = Result{Allowed: true, Limit: c.Quota.Limit}
+			continue
 		}
+		p := l.policy(c.Name, c.Quota)
+		g := p.mem
+		if peek {
+			g = p.memPeek
+		}
+		limited, r, err := g.RateLimitCtx(ctx, p.storeKey(&l.hasher, c.Key), quantity)
+		if err != nil {
+			// The memory store never fails; the key lost casAttempts races.
+			out[i] = p.refused()
+		} else {
+			out[i] = toResult(limited, r, peek)
+		}
+		if !peek && !out[i].Allowed {
+			return i + 1
+		}
+	}
+	return len(checks)
+}
+
+// rateLimitRedis runs gcra.lua over the checks whose quota is on, in one
+// round trip, fills out and returns how many checks were looked at. Any error
+// is Redis failing.
+func (l *Limiter) rateLimitRedis(ctx context.Context, checks []Check, out []Result, peek bool) (int, error) {
+	keys := make([]string, 0, len(checks))
+	args := make([]any, 1, 1+2*len(checks))
+	args[0] = "take"
+	if peek {
+		args[0] = "peek"
+	}
+	pols := make([]*policy, len(checks))
+	for i, c := range checks {
+		if c.Quota.off() {
+			continue
+		}
+		p := l.policy(c.Name, c.Quota)
+		pols[i] = p
+		keys = append(keys, l.opts.Prefix+p.storeKey(&l.hasher, c.Key))
+		args = append(args, p.emission, p.tolerance)
+	}
+	var reply []int64
+	if len(keys) > 0 {
 		// The caller's cancellation does not cut a Redis exchange short
 		// (that would look like a Redis failure); Timeout bounds it.
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), l.opts.Timeout)
-		limited, r, err := g.RateLimitCtx(rctx, k, quantity)
+		var err error
+		reply, err = l.script.Run(rctx, l.rdb, keys, args...).Int64Slice()
 		cancel()
-		if err == nil {
-			return toResult(limited, r, peek)
+		if err != nil {
+			return 0, err
 		}
-		var be *backendError
-		if !errors.As(err, &be) {
-			// Redis works; the key lost casAttempts races in a row.
-			return p.refused()
-		}
-		l.markDegraded(be.err)
 	}
+	for i, c := range checks {
+		p := pols[i]
+		if p == nil {
+			out[i] = Result{Allowed: true, Limit: c.Quota.Limit}
+			continue
+		}
+		if len(reply) < 4 {
+			return 0, fmt.Errorf("rate-limit script: %d budgets answered, fewer than asked", i)
+		}
+		out[i] = p.scriptResult(reply[:4], peek)
+		reply = reply[4:]
+		if !peek && !out[i].Allowed {
+			return i + 1, nil
+		}
+	}
+	return len(checks), nil
+}
 
-	g := p.mem
-	if peek {
-		g = p.memPeek
+// scriptResult converts the four integers gcra.lua returns for one budget:
+// allowed, remaining, reset and retry-after (nanoseconds).
+func (p *policy) scriptResult(r []int64, peek bool) Result {
+	res := Result{
+		Allowed:   r[0] == 1,
+		Limit:     p.q.Limit,
+		Remaining: max(int(r[1]), 0),
+		Reset:     max(time.Duration(r[2]), 0),
 	}
-	limited, r, err := g.RateLimitCtx(ctx, k, quantity)
-	if err != nil {
-		// The memory store never fails; the key lost casAttempts races.
-		return p.refused()
+	if !res.Allowed {
+		res.RetryAfter = max(time.Duration(r[3]), time.Nanosecond)
 	}
-	return toResult(limited, r, peek)
+	return res
 }
 
 // toResult converts the library's result.
@@ -445,14 +551,19 @@ type policyKey struct {
 	q    Quota
 }
 
-// policy holds the library's limiters of one (name, quota).
+// policy holds the library's limiters of one (name, quota), and the
+// arguments of gcra.lua for it.
 type policy struct {
 	name   string
 	q      Quota
 	prefix string // name:limit/window:
 
-	mem, memPeek     *throttled.GCRARateLimiterCtx
-	redis, redisPeek *throttled.GCRARateLimiterCtx // nil without Redis
+	mem, memPeek *throttled.GCRARateLimiterCtx
+
+	// emission is the library's emission interval (Window/Limit, one
+	// request's share), tolerance its delay variation tolerance (Limit
+	// emission intervals: the burst), both in nanoseconds.
+	emission, tolerance int64
 }
 
 // policy returns the policy of (name, q), creating it on first use. Lookups
@@ -474,10 +585,10 @@ func (l *Limiter) policy(name string, q Quota) *policy {
 	quota := throttled.RateQuota{MaxRate: throttled.PerDuration(q.Limit, q.Window), MaxBurst: q.Limit - 1}
 	p.mem = newGCRA(l.memStore, quota)
 	p.memPeek = newGCRA(readOnly{l.memStore}, quota)
-	if l.redisStore != nil {
-		p.redis = newGCRA(l.redisStore, quota)
-		p.redisPeek = newGCRA(readOnly{l.redisStore}, quota)
-	}
+	// As throttled.PerDuration and NewGCRARateLimiterCtx derive them.
+	period := q.Window / time.Duration(q.Limit)
+	p.emission = int64(period)
+	p.tolerance = int64(period * time.Duration(q.Limit))
 	next := make(map[policyKey]*policy, len(old)+1)
 	for k, v := range old {
 		next[k] = v
