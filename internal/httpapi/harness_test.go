@@ -82,6 +82,8 @@ type env struct {
 	cors    []string
 	// requestTimeout is the handler's request deadline; 0 for the default.
 	requestTimeout time.Duration
+	// listenURL is where the revocation feed's listener connects; "" for the database's URL.
+	listenURL string
 }
 
 type option func(*auth.Options)
@@ -142,7 +144,7 @@ func (e *env) start(opts ...option) {
 	}
 	svc, err := auth.NewService(o)
 	must(e.t, err)
-	follow(e.t, e.db, svc, "")
+	follow(e.t, e.db, svc, e.listenURL)
 	dir, err := users.NewService(users.Options{Store: store.NewUsers(e.db), CheckPassword: auth.CheckNewPassword, HashPassword: auth.HashPassword,
 		RefreshIdleTTL: o.RefreshIdleTTL, Now: e.clock.Now})
 	must(e.t, err)
