@@ -83,6 +83,7 @@ func BenchmarkUsers(b *testing.B) {
 			auth := bearer(access)
 			for _, c := range []struct{ name, method, path string }{
 				{"list_first_page", "GET", "/v2/users"},
+				{"list_limit_50", "GET", "/v2/users?limit=50"},
 				{"list_offset_900_limit_100", "GET", "/v2/users?offset=900&limit=100"},
 				{"list_role_analyst", "GET", "/v2/users?role=analyst&limit=50"},
 				{"get", "GET", "/v2/users/" + last.ID},

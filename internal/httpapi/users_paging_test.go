@@ -334,3 +334,78 @@ func TestUsersPagingEveryPageSize(t *testing.T) {
 		t.Logf("%d requests", requests)
 	})
 }
+
+// TestUsersTotalsFollowChanges creates users and changes roles and statuses through the API, and checks after
+// each step that every filter's total (on the first page and past the last) is the number of users the
+// unfiltered list shows with that role and status.
+func TestUsersTotalsFollowChanges(t *testing.T) {
+	forEachDB(t, func(t *testing.T, e *env) {
+		access, _ := e.tokens(webClient)
+		auth := bearer(access)
+		list := func(t *testing.T, q string) userPage {
+			t.Helper()
+			r := e.do("GET", "/v2/users?"+q, nil, auth...)
+			if r.status != http.StatusOK {
+				t.Fatalf("GET /v2/users?%s: %d %s", q, r.status, r.body)
+			}
+			var p userPage
+			must(t, json.Unmarshal(r.body, &p))
+			return p
+		}
+		check := func(t *testing.T, when string) {
+			t.Helper()
+			everyone := list(t, "limit=100")
+			if len(everyone.Data) != everyone.Pagination.Total {
+				t.Fatalf("%s: %d users listed, total %d", when, len(everyone.Data), everyone.Pagination.Total)
+			}
+			for _, status := range []string{"", "active", "inactive"} {
+				for _, role := range []string{"", "admin", "manager", "analyst", "member"} {
+					want := 0
+					for _, d := range everyone.Data {
+						if (status == "" || d.Status == status) && (role == "" || d.Role == role) {
+							want++
+						}
+					}
+					q := url.Values{}
+					if status != "" {
+						q.Set("status", status)
+					}
+					if role != "" {
+						q.Set("role", role)
+					}
+					for _, offset := range []int{0, 10_000} {
+						q.Set("offset", strconv.Itoa(offset))
+						pg := list(t, q.Encode()).Pagination
+						if pg.Total != want || pg.HasMore != (offset == 0 && want > 20) {
+							t.Errorf("%s: %s: pagination %+v, want total %d", when, q.Encode(), pg, want)
+						}
+					}
+				}
+			}
+		}
+		check(t, "at the start")
+		var ids []string
+		for i, c := range []struct{ role, status string }{
+			{"member", "active"}, {"member", "inactive"}, {"analyst", "active"}, {"manager", "active"}, {"admin", "active"},
+		} {
+			r := e.do("POST", "/v2/users", map[string]any{"email": fmt.Sprintf("t%d@example.com", i), "name": "T",
+				"role": c.role, "status": c.status, "password": "a long enough password"}, auth...)
+			if r.status != http.StatusCreated {
+				t.Fatalf("POST /v2/users: %d %s", r.status, r.body)
+			}
+			ids = append(ids, r.str(t, "id"))
+		}
+		check(t, "after the creations")
+		for i, change := range []map[string]any{
+			{"role": "analyst"},
+			{"status": "active", "role": "manager"},
+			{"status": "inactive"},
+			{"name": "Renamed"},
+		} {
+			if r := e.do("PATCH", "/v2/users/"+ids[i], change, auth...); r.status != http.StatusOK {
+				t.Fatalf("PATCH %v: %d %s", change, r.status, r.body)
+			}
+			check(t, fmt.Sprintf("after PATCH %v", change))
+		}
+	})
+}

@@ -26,6 +26,30 @@ func MigrationVersions() []int {
 	return out
 }
 
+// MigrateTo applies the pending migrations up to version v only, as an older server would have.
+func (db *DB) MigrateTo(ctx context.Context, v int) ([]int, error) {
+	return db.migrate(ctx, migrations[:v])
+}
+
+// CountUsers counts the organization's users that match q's filters one by one, as ListUsers' total must.
+func (db *DB) CountUsers(ctx context.Context, orgID string, q users.ListQuery) (int, error) {
+	tx := db.gorm.WithContext(ctx).Model(&userRow{}).Where("organization_id = ?", orgID)
+	if q.Status != "" {
+		tx = tx.Where("status = ?", string(q.Status))
+	}
+	if q.Role != "" {
+		tx = tx.Where("role = ?", string(q.Role))
+	}
+	var n int64
+	err := tx.Count(&n).Error
+	return int(n), err
+}
+
+// DeleteUser deletes a user (the API never does; the counters of the listing must follow anyway).
+func (db *DB) DeleteUser(ctx context.Context, id string) error {
+	return db.gorm.WithContext(ctx).Where("id = ?", id).Delete(&userRow{}).Error
+}
+
 // InsertUsers stores the users exactly as given, ids and creation times included (UpdatedAt defaults to
 // CreatedAt), all with the one password hash, in one transaction of multi-row INSERTs of up to 1,000 rows.
 // Tests use it to make creation-time ties and to seed large organizations fast.
@@ -80,44 +104,21 @@ type QueryPlan struct {
 	GenericPlan string
 }
 
-// ExplainListUsers runs ListUsers once, capturing the statements it sends as they are sent (through a GORM
-// callback), and explains each of them. It must not run concurrently with other queries on db.
-func (u *Users) ExplainListUsers(ctx context.Context, orgID string, q users.ListQuery) ([]QueryPlan, error) {
-	type sent struct {
-		sql  string
-		vars []any
-	}
-	var stmts []sent
-	const name = "store_test:capture_sql"
-	queries := u.db.gorm.Callback().Query()
-	if err := queries.After("gorm:query").Register(name, func(tx *gorm.DB) {
-		stmts = append(stmts, sent{tx.Statement.SQL.String(), append([]any(nil), tx.Statement.Vars...)})
-	}); err != nil {
-		return nil, err
-	}
-	_, _, err := u.ListUsers(ctx, orgID, q)
-	if rerr := queries.Remove(name); err == nil {
-		err = rerr
-	}
-	if err != nil {
-		return nil, err
-	}
-	plans := make([]QueryPlan, len(stmts))
-	for i, s := range stmts {
-		p := QueryPlan{SQL: u.db.gorm.Dialector.Explain(s.sql, s.vars...)}
-		if u.db.dialect == Postgres {
-			if p.Plan, err = u.db.pgExplain(ctx, s.sql, s.vars, false); err != nil {
-				return nil, err
-			}
-			if p.GenericPlan, err = u.db.pgExplain(ctx, s.sql, s.vars, true); err != nil {
-				return nil, err
-			}
-		} else if p.Plan, err = u.db.sqliteExplain(ctx, s.sql, s.vars); err != nil {
-			return nil, err
+// ExplainListUsers explains the statement ListUsers sends for q.
+func (u *Users) ExplainListUsers(ctx context.Context, orgID string, q users.ListQuery) (QueryPlan, error) {
+	org, _ := canonicalUUID(orgID)
+	query, args := u.listUsersSQL(org, q)
+	p := QueryPlan{SQL: u.db.gorm.Dialector.Explain(query, args...)}
+	var err error
+	if u.db.dialect == Postgres {
+		if p.Plan, err = u.db.pgExplain(ctx, query, args, false); err != nil {
+			return p, err
 		}
-		plans[i] = p
+		p.GenericPlan, err = u.db.pgExplain(ctx, query, args, true)
+		return p, err
 	}
-	return plans, nil
+	p.Plan, err = u.db.sqliteExplain(ctx, query, args)
+	return p, err
 }
 
 // pgExplain runs EXPLAIN (ANALYZE, BUFFERS) of the statement with its arguments written in, or, if generic, of
