@@ -69,6 +69,15 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err := svc.EnsureSigningKey(ctx); err != nil {
 		return fmt.Errorf("signing keys: %w", err)
 	}
+	// Revocations by every node reach the session cache; until the feed is current, sessions are read from the
+	// database.
+	feedCtx, stopFeed := context.WithCancel(context.WithoutCancel(ctx))
+	feedDone := make(chan struct{})
+	go func() {
+		defer close(feedDone)
+		e.db.FollowRevocations(feedCtx, svc, e.cfg.DatabaseListenURL, 0, e.log)
+	}()
+	defer func() { stopFeed(); <-feedDone }()
 	if e.cfg.Dev {
 		if err := seedDemo(ctx, store.NewDirectory(e.db), stdout); err != nil {
 			return fmt.Errorf("seed demo data: %w", err)

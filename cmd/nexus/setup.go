@@ -101,6 +101,7 @@ func (e *env) authService(secret []byte) (*auth.Service, error) {
 		RefreshGrace:       e.cfg.RefreshGrace,
 		KeyPublishDelay:    e.cfg.KeyPublishDelay,
 		Logger:             e.log,
+		CacheEntries:       e.cfg.AuthCacheEntries,
 	})
 }
 

@@ -26,6 +26,8 @@ type fakeStore struct {
 	sessions map[string]Session     // by session id
 	keys     []SigningKey
 	events   []AuditEvent
+	// afterSessionRead, when set, runs after Session has read a session and before it returns it.
+	afterSessionRead func(id string)
 }
 
 var _ Store = (*fakeStore)(nil)
@@ -80,10 +82,14 @@ func (f *fakeStore) StartSession(_ context.Context, userID string, fn func(Crede
 
 func (f *fakeStore) Session(_ context.Context, id string) (Session, error) {
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	s, ok := f.sessions[id]
+	hook := f.afterSessionRead
+	f.mu.Unlock()
 	if !ok {
 		return Session{}, nexus.ErrNotFound
+	}
+	if hook != nil {
+		hook(id)
 	}
 	return cloneSession(s), nil
 }
@@ -207,7 +213,7 @@ func cheapHash(t *testing.T, password string) string {
 
 // newTestEnv returns a service over a fake store holding one active user, the clients testClient and otherClient
 // (any organization), disabledClient, and orgClient (bound to another organization), and a signing key.
-func newTestEnv(t *testing.T) *testEnv {
+func newTestEnv(t *testing.T, opts ...func(*Options)) *testEnv {
 	t.Helper()
 	st := newFakeStore()
 	clock := &fakeClock{t: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)}
@@ -223,8 +229,12 @@ func newTestEnv(t *testing.T) *testEnv {
 		st.clients[c.ClientID] = c
 	}
 	secret := randomKey(t)
-	svc, err := NewService(Options{Store: st, Secret: secret, Issuer: testIssuer, AccessTTL: testAccessTTL,
-		RefreshIdleTTL: testIdleTTL, RefreshAbsoluteTTL: testAbsTTL, RefreshGrace: testGrace, Now: clock.Now})
+	o := Options{Store: st, Secret: secret, Issuer: testIssuer, AccessTTL: testAccessTTL,
+		RefreshIdleTTL: testIdleTTL, RefreshAbsoluteTTL: testAbsTTL, RefreshGrace: testGrace, Now: clock.Now}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	svc, err := NewService(o)
 	if err != nil {
 		t.Fatalf("NewService: %v", err)
 	}

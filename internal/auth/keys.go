@@ -198,6 +198,21 @@ func (r *keyRing) verificationKeys(ctx context.Context, kid string) (jwk.Set, er
 	return set, nil
 }
 
+// verifies reports whether the key kid is published now: a token it signed, verified before, is still good.
+func (r *keyRing) verifies(ctx context.Context, kid string) (bool, error) {
+	keys, err := r.snapshot(ctx)
+	if err != nil {
+		return false, err
+	}
+	now := r.now()
+	for i := range keys {
+		if keys[i].ID == kid {
+			return !r.retired(keys, i, now), nil
+		}
+	}
+	return false, nil
+}
+
 func hasKey(keys []loadedKey, kid string) bool {
 	for _, k := range keys {
 		if k.ID == kid {

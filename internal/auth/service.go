@@ -30,6 +30,10 @@ type Options struct {
 	KeyPublishDelay    time.Duration
 	Now                func() time.Time // defaults to time.Now
 	Logger             *slog.Logger
+	// CacheEntries bounds each of the two caches of Authenticate (verified tokens, sessions); 0 turns them off.
+	// Live sessions are believed from the cache only while a revocation feed (store.DB.FollowRevocations)
+	// keeps calling RevocationsCurrent.
+	CacheEntries int
 }
 
 // Service is the auth domain service.
@@ -47,6 +51,7 @@ type Service struct {
 	log         *slog.Logger
 	dummyHash   string
 	hashSlots   chan struct{} // one per core: password checks running at once
+	cache       *caches
 }
 
 // NewService returns a Service. It computes a dummy password hash so that logins of unknown emails cost as much
@@ -74,11 +79,15 @@ func NewService(o Options) (*Service, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	cache, err := newCaches(o.CacheEntries, o.AccessTTL, clock)
+	if err != nil {
+		return nil, err
+	}
 	s := &Service{
 		store: o.Store, sec: sec, issuer: o.Issuer,
 		accessTTL: o.AccessTTL, idleTTL: o.RefreshIdleTTL, absoluteTTL: o.RefreshAbsoluteTTL,
 		grace: o.RefreshGrace, publish: o.KeyPublishDelay, now: clock, log: log, dummyHash: dummyHash,
-		hashSlots: make(chan struct{}, max(runtime.GOMAXPROCS(0), 1)),
+		hashSlots: make(chan struct{}, max(runtime.GOMAXPROCS(0), 1)), cache: cache,
 	}
 	s.keys = &keyRing{store: o.Store, sec: sec, now: clock, publishDelay: o.KeyPublishDelay, accessTTL: o.AccessTTL}
 	return s, nil
@@ -444,23 +453,23 @@ func (s *Service) Logout(ctx context.Context, p nexus.Principal, meta Meta) erro
 }
 
 // Authenticate verifies a bearer access token and checks that its session is still live, so that a logout or a
-// revocation takes effect on every node at once.
+// revocation takes effect on every node at once (see caches for what is remembered between requests).
 // Errors: unauthenticated, unavailable, internal.
 func (s *Service) Authenticate(ctx context.Context, bearer string) (nexus.Principal, error) {
 	p, err := s.verifyAccessToken(ctx, bearer)
 	if err != nil {
 		return nexus.Principal{}, err
 	}
-	sess, err := s.store.Session(ctx, p.SessionID)
+	sess, err := s.sessionState(ctx, p.SessionID)
 	switch {
 	case errors.Is(err, nexus.ErrNotFound):
 		return nexus.Principal{}, nexus.ErrUnauthenticated
 	case err != nil:
 		return nexus.Principal{}, fmt.Errorf("look up session: %w", err)
-	case sess.Revoked(), !s.now().Before(sess.ExpiresAt):
+	case sess.revoked, !s.now().Before(sess.expiresAt):
 		return nexus.Principal{}, nexus.ErrUnauthenticated
-	case sess.UserID != p.UserID, sess.OrganizationID != p.OrganizationID, sess.ClientID != p.ClientID,
-		sess.Role != "" && sess.Role != p.Role:
+	case sess.userID != p.UserID, sess.organizationID != p.OrganizationID, sess.clientID != p.ClientID,
+		sess.role != "" && sess.role != p.Role:
 		// The claims the session records must be the session's: a token is never believed over its session. (A
 		// session without a role was started by a server older than the session roles, during a rolling upgrade;
 		// its next refresh records the role.)

@@ -2,6 +2,7 @@ package auth
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"time"
@@ -60,6 +61,17 @@ func (s *Service) verifyAccessToken(ctx context.Context, raw string) (nexus.Prin
 	if len(raw) > maxTokenBytes {
 		return nexus.Principal{}, nexus.ErrUnauthenticated
 	}
+	now := s.now()
+	key := tokenKey(sha256.Sum256([]byte(raw)))
+	if e, ok := s.cache.token(key, now); ok {
+		// Verified before and not expired; its key must still verify (a retired key's tokens are refused).
+		if verifies, err := s.keys.verifies(ctx, e.kid); err != nil {
+			return nexus.Principal{}, err
+		} else if verifies {
+			return e.p, nil
+		}
+		return nexus.Principal{}, nexus.ErrUnauthenticated
+	}
 	hdr, ok := parseAccessToken(raw)
 	// Pin the algorithm and the token type before touching any key: this rejects alg "none", HS256 signed with
 	// the public key, and refresh or ID tokens presented as access tokens.
@@ -95,6 +107,7 @@ func (s *Service) verifyAccessToken(ctx context.Context, raw string) (nexus.Prin
 		len(aud) != 1 || aud[0] != p.ClientID {
 		return nexus.Principal{}, nexus.ErrUnauthenticated
 	}
+	s.cache.putToken(key, tokenEntry{p: p, kid: hdr.kid, exp: tok.Expiration()}, now)
 	return p, nil
 }
 

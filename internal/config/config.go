@@ -59,6 +59,8 @@ type Config struct {
 	RequestTimeout    time.Duration // NEXUS_REQUEST_TIMEOUT: a handler's deadline, database work included; past it, 503
 	MaxHeaderBytes    int           // NEXUS_MAX_HEADER_BYTES: request line and headers; past it, 431
 	DBMaxConns        int           // NEXUS_DB_MAX_CONNS: open database connections at most; 0: 25 on PostgreSQL, 8 on SQLite
+	DatabaseListenURL string        // NEXUS_DATABASE_LISTEN_URL: PostgreSQL URL for the revocation listener; empty: NEXUS_DATABASE_URL
+	AuthCacheEntries  int           // NEXUS_AUTH_CACHE_ENTRIES: verified tokens, and sessions, kept in memory at most (each); 0: no cache
 
 	ShutdownDelay   time.Duration // NEXUS_SHUTDOWN_DELAY: after SIGTERM, /readyz fails this long before the listener closes
 	ShutdownTimeout time.Duration // NEXUS_SHUTDOWN_TIMEOUT
@@ -109,6 +111,7 @@ func Load(getenv func(string) string, dev bool) (Config, error) {
 		RequestTimeout:    10 * time.Second,
 		MaxHeaderBytes:    32 << 10,
 		EventQueue:        50_000,
+		AuthCacheEntries:  50_000,
 		EventLinger:       time.Millisecond,
 		LogLevel:          slog.LevelInfo,
 		LogFormat:         "json",
@@ -180,6 +183,8 @@ func Load(getenv func(string) string, dev bool) (Config, error) {
 	integer("NEXUS_EVENT_WRITERS", &c.EventWriters, 0, 64)
 	integer("NEXUS_MAX_HEADER_BYTES", &c.MaxHeaderBytes, 4<<10, 1<<20)
 	integer("NEXUS_DB_MAX_CONNS", &c.DBMaxConns, 0, 1000)
+	integer("NEXUS_AUTH_CACHE_ENTRIES", &c.AuthCacheEntries, 0, 10_000_000)
+	str("NEXUS_DATABASE_LISTEN_URL", &c.DatabaseListenURL)
 	dur("NEXUS_READ_HEADER_TIMEOUT", &c.ReadHeaderTimeout)
 	dur("NEXUS_READ_TIMEOUT", &c.ReadTimeout)
 	dur("NEXUS_WRITE_TIMEOUT", &c.WriteTimeout)
@@ -278,6 +283,15 @@ func Load(getenv func(string) string, dev bool) (Config, error) {
 		u, err := url.Parse(c.DatabaseURL)
 		if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
 			errs = append(errs, errors.New("NEXUS_DATABASE_URL: want a URL of the form postgres://user:password@host:5432/dbname"))
+		}
+	}
+	if c.DatabaseListenURL != "" {
+		u, err := url.Parse(c.DatabaseListenURL)
+		switch {
+		case c.DatabaseURL == "":
+			errs = append(errs, errors.New("NEXUS_DATABASE_LISTEN_URL: only with NEXUS_DATABASE_URL (PostgreSQL)"))
+		case err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql"):
+			errs = append(errs, errors.New("NEXUS_DATABASE_LISTEN_URL: want a URL of the form postgres://user:password@host:5432/dbname"))
 		}
 	}
 	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
@@ -403,6 +417,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Duration("request_timeout", c.RequestTimeout),
 		slog.Int("max_header_bytes", c.MaxHeaderBytes),
 		slog.Int("db_max_conns", c.DBMaxConns),
+		slog.Int("auth_cache_entries", c.AuthCacheEntries),
 		slog.Int("event_queue", c.EventQueue),
 		slog.Int("event_writers", c.EventWriters),
 		slog.Duration("event_linger", c.EventLinger),

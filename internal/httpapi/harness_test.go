@@ -82,6 +82,8 @@ type env struct {
 	cors    []string
 	// requestTimeout is the handler's request deadline; 0 for the default.
 	requestTimeout time.Duration
+	// listenURL is where the revocation feed's listener connects; "" for the database's URL.
+	listenURL string
 }
 
 type option func(*auth.Options)
@@ -135,12 +137,14 @@ func (e *env) start(opts ...option) {
 		Store: e.audit, Secret: testSecret, Issuer: testIssuer,
 		AccessTTL: 15 * time.Minute, RefreshIdleTTL: 30 * 24 * time.Hour, RefreshAbsoluteTTL: 90 * 24 * time.Hour,
 		RefreshGrace: 10 * time.Second, KeyPublishDelay: 10 * time.Minute, Now: e.clock.Now,
+		CacheEntries: 10_000,
 	}
 	for _, opt := range opts {
 		opt(&o)
 	}
 	svc, err := auth.NewService(o)
 	must(e.t, err)
+	follow(e.t, e.db, svc, e.listenURL)
 	dir, err := users.NewService(users.Options{Store: store.NewUsers(e.db), CheckPassword: auth.CheckNewPassword, HashPassword: auth.HashPassword,
 		RefreshIdleTTL: o.RefreshIdleTTL, Now: e.clock.Now})
 	must(e.t, err)
@@ -158,6 +162,17 @@ func (e *env) start(opts ...option) {
 		RequestTimeout: e.requestTimeout})
 	must(e.t, err)
 	e.svc, e.h, e.pipe = svc, h, pipe
+}
+
+// follow runs the revocation feed of svc, as cmd/nexus does, until the test ends.
+func follow(t testing.TB, db *store.DB, svc *auth.Service, listenURL string) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		db.FollowRevocations(ctx, svc, listenURL, 0, nil)
+	}()
+	t.Cleanup(func() { cancel(); <-done })
 }
 
 // instance returns a second server instance that shares the database and the clock, as a second node would.

@@ -336,7 +336,7 @@ func TestOutageUnderLoad(t *testing.T) {
 	f := newFaultEnv(t, openMigrated(t, store.Options{URL: pg.URL()}), 0)
 	type answer struct {
 		faultAnswer
-		phase int32
+		phase, endPhase int32 // when it was sent, when its answer came
 	}
 	var (
 		mu       sync.Mutex
@@ -364,6 +364,7 @@ func TestOutageUnderLoad(t *testing.T) {
 				a := answer{phase: phase.Load()}
 				a.faultAnswer = op.send(f, f.h)
 				a.op = op.name
+				a.endPhase = phase.Load()
 				mu.Lock()
 				answers = append(answers, a)
 				perPhase[a.phase][a.resp.status]++
@@ -419,7 +420,9 @@ func TestOutageUnderLoad(t *testing.T) {
 			continue
 		}
 		checkFaultAnswer(t, a.faultAnswer)
-		if a.op != "getJwks" && a.resp.status != http.StatusServiceUnavailable { // the keys are cached
+		// The keys are cached; and a request that was still running when the restart began (a password hashed
+		// for a new user, after an authentication from the cache) may reach the database once it is back.
+		if a.op != "getJwks" && a.endPhase == 1 && a.resp.status != http.StatusServiceUnavailable {
 			t.Errorf("%s sent while the database was down: %d %s", a.op, a.resp.status, a.resp.body)
 		}
 	}

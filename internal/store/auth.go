@@ -102,12 +102,15 @@ func fromTx(err error) error {
 
 // UpdateSession implements auth.Store. It takes the locks in the order every writer of users and sessions
 // does, user first: on PostgreSQL the session's user FOR SHARE (as StartSession), then the session FOR UPDATE;
-// on SQLite the transaction holds the database's write lock from its start.
+// on SQLite the transaction holds the database's write lock from its start. A session that fn revokes is
+// written to the revocation log in the same transaction, and this process's RevocationSinks are told once it
+// commits.
 func (a *Auth) UpdateSession(ctx context.Context, id string, fn func(*auth.Session, nexus.User) (bool, error)) error {
 	id, ok := canonicalUUID(id)
 	if !ok {
 		return nexus.ErrNotFound
 	}
+	var revoked []string
 	err := a.db.gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var users []userRow
 		if err := tx.Table("users").Select("users.*").
@@ -135,8 +138,18 @@ func (a *Auth) UpdateSession(ctx context.Context, id string, fn func(*auth.Sessi
 		}
 		s.ID = id
 		updated := toSessionRow(s)
-		return tx.Save(&updated).Error
+		if err := tx.Save(&updated).Error; err != nil {
+			return err
+		}
+		if r.RevokedAt == nil && s.Revoked() {
+			revoked = []string{id}
+			return logRevocations(tx, a.db.dialect, revoked, s.RevokedAt)
+		}
+		return nil
 	})
+	if err == nil {
+		a.db.revoked(revoked)
+	}
 	return fromTx(err)
 }
 

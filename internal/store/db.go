@@ -56,6 +56,8 @@ type DB struct {
 	gorm    *gorm.DB
 	sql     *sql.DB
 	dialect Dialect
+	url     string // PostgreSQL's, for connections of their own (the revocation listener)
+	sinks   sinks  // told of this process's revocations as they commit
 }
 
 // SQLiteFile is the name of the embedded database file inside the data directory.
@@ -106,7 +108,7 @@ func Open(ctx context.Context, o Options) (*DB, error) {
 	sqlDB.SetMaxOpenConns(conns)
 	sqlDB.SetMaxIdleConns(conns)
 	sqlDB.SetConnMaxIdleTime(5 * time.Minute)
-	db := &DB{gorm: g, sql: sqlDB, dialect: dialect}
+	db := &DB{gorm: g, sql: sqlDB, dialect: dialect, url: o.URL}
 	if err := db.ping(ctx, openTimeout); err != nil {
 		_ = sqlDB.Close()
 		return nil, fmt.Errorf("connect to %s database: %w", dialect, err)

@@ -101,7 +101,8 @@ func (d *Directory) SetUserStatus(ctx context.Context, userID string, status nex
 	if !ok {
 		return nexus.ErrNotFound
 	}
-	return translate(d.db.gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	var revoked []string
+	err := d.db.gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		t := now()
 		res := tx.Model(&userRow{}).Where("id = ?", id).Updates(map[string]any{"status": string(status), "updated_at": t})
 		if res.Error != nil {
@@ -111,10 +112,16 @@ func (d *Directory) SetUserStatus(ctx context.Context, userID string, status nex
 			return nexus.ErrNotFound
 		}
 		if status == nexus.UserInactive {
-			return revokeUserSessions(tx, id, "user_deactivated", t)
+			var err error
+			revoked, err = revokeUserSessions(tx, d.db.dialect, id, "user_deactivated", t)
+			return err
 		}
 		return nil
-	}))
+	})
+	if err == nil {
+		d.db.revoked(revoked)
+	}
+	return translate(err)
 }
 
 // Empty reports whether the database holds no organization yet (a first start).
@@ -127,6 +134,6 @@ func (d *Directory) Empty(ctx context.Context) (bool, error) {
 // Seed runs fn in one transaction with a Directory bound to it, so a multi-step seed lands whole or not at all.
 func (d *Directory) Seed(ctx context.Context, fn func(tx *Directory) error) error {
 	return translate(d.db.gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		return fn(&Directory{db: &DB{gorm: tx, sql: d.db.sql, dialect: d.db.dialect}})
+		return fn(&Directory{db: &DB{gorm: tx, sql: d.db.sql, dialect: d.db.dialect, url: d.db.url}})
 	}))
 }

@@ -188,3 +188,28 @@ func (db *DB) sqliteExplain(ctx context.Context, sql string, vars []any) (string
 	}
 	return strings.Join(lines, "\n"), rows.Err()
 }
+
+// Reopen opens the same database again through a pool of its own, as another process would (another node on
+// PostgreSQL; an admin command beside the server on SQLite).
+func (db *DB) Reopen(ctx context.Context) (*DB, error) {
+	if db.dialect == Postgres {
+		return Open(ctx, Options{URL: db.url})
+	}
+	var file string
+	if err := db.sql.QueryRowContext(ctx, "SELECT file FROM pragma_database_list WHERE name = 'main'").Scan(&file); err != nil {
+		return nil, err
+	}
+	return Open(ctx, Options{DataDir: strings.TrimSuffix(file, "/"+SQLiteFile)})
+}
+
+// RevocationLog returns the revocation log's numbers and session ids, in order.
+func (db *DB) RevocationLog(ctx context.Context) (seqs []int64, ids []string, err error) {
+	rows, err := db.sql.QueryContext(ctx, "SELECT seq, session_id FROM session_revocations ORDER BY seq")
+	if err != nil {
+		return nil, nil, err
+	}
+	return scanLog(rows)
+}
+
+// URL returns the PostgreSQL URL the database was opened with.
+func (db *DB) URL() string { return db.url }

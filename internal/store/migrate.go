@@ -234,6 +234,22 @@ END`,
 INSERT INTO user_counts (organization_id, role, status, count)
 SELECT organization_id, role, status, count(*) FROM users GROUP BY organization_id, role, status
 `},
+	// The revocation log: every transaction that revokes sessions takes the next numbers from the one-row
+	// counter, which it holds until it commits, so numbers are given out in commit order with no gaps, and
+	// appends one row per session. Nodes read it from the last number they applied (see revocations.go).
+	{version: 7, name: "session revocation log", sql: `
+CREATE TABLE revocation_counter (
+	id INTEGER PRIMARY KEY CHECK (id = 1),
+	seq BIGINT NOT NULL
+);
+INSERT INTO revocation_counter (id, seq) VALUES (1, 0);
+CREATE TABLE session_revocations (
+	seq BIGINT PRIMARY KEY,
+	session_id {{uuid}} NOT NULL,
+	revoked_at {{ts}} NOT NULL
+);
+CREATE INDEX session_revocations_revoked_at ON session_revocations (revoked_at);
+`},
 }
 
 func (db *DB) render(sql string) string {

@@ -238,6 +238,7 @@ func (u *Users) UpdateUser(ctx context.Context, orgID, userID string, c users.Ch
 		return nexus.User{}, nexus.ErrNotFound
 	}
 	var out nexus.User
+	var revoked []string
 	err := u.db.gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var o organizationRow
 		if err := tx.Clauses(clause.Locking{Strength: "NO KEY UPDATE"}).Where("id = ?", org).Take(&o).Error; err != nil {
@@ -289,13 +290,17 @@ func (u *Users) UpdateUser(ctx context.Context, orgID, userID string, c users.Ch
 			reason = "role_changed"
 		}
 		if reason != "" {
-			if err := revokeUserSessions(tx, id, reason, after.UpdatedAt); err != nil {
+			var err error
+			if revoked, err = revokeUserSessions(tx, u.db.dialect, id, reason, after.UpdatedAt); err != nil {
 				return err
 			}
 		}
 		out = after
 		return nil
 	})
+	if err == nil {
+		u.db.revoked(revoked)
+	}
 	if err != nil {
 		var ne *nexus.Error
 		if errors.As(err, &ne) {
@@ -332,8 +337,13 @@ func describeChange(before, after nexus.User) string {
 
 func activeAdmin(u nexus.User) bool { return u.Role == nexus.RoleAdmin && u.Status == nexus.UserActive }
 
-// revokeUserSessions revokes every session of the user that is not revoked yet.
-func revokeUserSessions(tx *gorm.DB, userID, reason string, at time.Time) error {
-	return tx.Model(&sessionRow{}).Where("user_id = ? AND revoked_at IS NULL", userID).
-		Updates(map[string]any{"revoked_at": at.UTC(), "revoked_reason": reason}).Error
+// revokeUserSessions revokes every session of the user that is not revoked yet, writes them to the revocation
+// log, and returns their ids.
+func revokeUserSessions(tx *gorm.DB, dialect Dialect, userID, reason string, at time.Time) ([]string, error) {
+	var ids []string
+	if err := tx.Raw("UPDATE refresh_sessions SET revoked_at = ?, revoked_reason = ? WHERE user_id = ? AND revoked_at IS NULL RETURNING id",
+		at.UTC(), reason, userID).Scan(&ids).Error; err != nil {
+		return nil, err
+	}
+	return ids, logRevocations(tx, dialect, ids, at)
 }
