@@ -130,6 +130,16 @@ func (c *caches) putToken(key tokenKey, e tokenEntry, now time.Time) {
 	c.tokens.Set(key, e)
 }
 
+// Remembered returns the principal of a token this node has verified before and that has not expired, without
+// checking its key or its session: what the rate limits may charge before Authenticate, which still decides.
+func (s *Service) Remembered(bearer string) (nexus.Principal, bool) {
+	if len(bearer) > maxTokenBytes {
+		return nexus.Principal{}, false
+	}
+	e, ok := s.cache.token(tokenKey(sha256.Sum256([]byte(bearer))), s.now())
+	return e.p, ok
+}
+
 // trusted reports whether live sessions may be believed from memory now.
 func (c *caches) trusted() bool {
 	return int64(time.Since(c.base)) < c.trustedUntil.Load()

@@ -54,6 +54,8 @@ type limitState struct {
 	mu     sync.Mutex
 	header http.Header
 	items  []limitItem
+	// principal is the user whose policy the first step took already (a token verified before), or "".
+	principal string
 }
 
 type limitItem struct {
@@ -201,8 +203,23 @@ func (s *Server) rateLimit(next echo.HandlerFunc) echo.HandlerFunc {
 		case "login", "refreshToken":
 			on = append(on, limitOn{policyAuthIP, ip})
 		}
+		// A token this node verified before names its user already: the user's policy is taken in the same
+		// round trip. (A token seen for the first time is verified only after the IP's policy let it through, so
+		// a flood of made-up tokens costs no signature check, and charges no user.)
+		var st *limitState
+		if op.secured {
+			if p, ok := s.auth.Remembered(bearerToken(req)); ok {
+				on = append(on, limitOn{policyPrincipal, p.UserID})
+				st = limitStateFrom(ctx)
+			}
+		}
 		if err := s.take(ctx, on...); err != nil {
 			return err
+		}
+		if st != nil {
+			st.mu.Lock()
+			st.principal = on[len(on)-1].key
+			st.mu.Unlock()
 		}
 		return next(c)
 	}
@@ -224,6 +241,14 @@ func ipKey(ip string) string {
 
 // limitPrincipal applies the per-user policy once the bearer token is verified.
 func (s *Server) limitPrincipal(ctx context.Context, p nexus.Principal) error {
+	if st := limitStateFrom(ctx); st != nil {
+		st.mu.Lock()
+		taken := st.principal == p.UserID
+		st.mu.Unlock()
+		if taken {
+			return nil
+		}
+	}
 	return s.take(ctx, limitOn{policyPrincipal, p.UserID})
 }
 

@@ -26,6 +26,8 @@ type AuthService interface {
 	Refresh(ctx context.Context, in auth.RefreshInput) (auth.Tokens, error)
 	Logout(ctx context.Context, p nexus.Principal, meta auth.Meta) error
 	Authenticate(ctx context.Context, bearer string) (nexus.Principal, error)
+	// Remembered returns the principal of a token verified before, unchecked: for the rate limits.
+	Remembered(bearer string) (nexus.Principal, bool)
 	PublicKeys(ctx context.Context) ([]auth.PublicKey, error)
 }
 

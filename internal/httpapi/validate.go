@@ -106,12 +106,20 @@ func (s *Server) validate(next echo.HandlerFunc) echo.HandlerFunc {
 
 // authenticate verifies the bearer token of the request.
 func (s *Server) authenticate(c echo.Context) (nexus.Principal, error) {
-	scheme, token, ok := strings.Cut(c.Request().Header.Get(echo.HeaderAuthorization), " ")
-	token = strings.TrimSpace(token)
-	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
+	token := bearerToken(c.Request())
+	if token == "" {
 		return nexus.Principal{}, nexus.ErrUnauthenticated
 	}
 	return s.auth.Authenticate(c.Request().Context(), token)
+}
+
+// bearerToken returns the request's bearer token, or "".
+func bearerToken(req *http.Request) string {
+	scheme, token, ok := strings.Cut(req.Header.Get(echo.HeaderAuthorization), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return ""
+	}
+	return strings.TrimSpace(token)
 }
 
 // repeatedParameters names every single-valued query parameter of the operation that the request gives more
