@@ -111,7 +111,9 @@ func adminSetup(t *testing.T, a *env) (adminToken, hash string) {
 func lagSummary(lags []time.Duration) string {
 	s := slices.Clone(lags)
 	slices.Sort(s)
-	p := func(q float64) time.Duration { return s[min(len(s)-1, int(q*float64(len(s))))].Round(100 * time.Microsecond) }
+	p := func(q float64) time.Duration {
+		return s[min(len(s)-1, int(q*float64(len(s))))].Round(100 * time.Microsecond)
+	}
 	return fmt.Sprintf("%d revocations: p50 %v, p99 %v, max %v", len(s), p(0.50), p(0.99), s[len(s)-1].Round(100*time.Microsecond))
 }
 
