@@ -112,6 +112,48 @@ func (rr *rowRunner) run(ctx context.Context, id, unit string, l load) (row, err
 	return row{id: id, name: l.name, conns: l.conns, unit: unit, res: res}, nil
 }
 
+// runAlternating measures loads that are compared with each other (a row and its reference): in rounds, each
+// load in turn for its duration/rounds (the first round after the load's warm-up, later ones after a short one),
+// so that a change in the machine's other load during the run falls on all of them alike. after, when set, runs
+// (untimed) after each load of each round. It returns one row per load, each with its rounds merged.
+func (rr *rowRunner) runAlternating(ctx context.Context, rounds int, ids, units []string, loads []load, after func(i int) error) ([]row, error) {
+	per := make([][]result, len(loads))
+	for round := range rounds {
+		for i, l := range loads {
+			l.duration = max(l.duration/time.Duration(rounds), time.Millisecond)
+			if round > 0 {
+				l.warmup = min(l.warmup, roundWarmup)
+			}
+			id := ids[i]
+			if rounds > 1 {
+				id = fmt.Sprintf("%s (round %d/%d)", ids[i], round+1, rounds)
+			}
+			res, err := rr.h.measure(ctx, id, l)
+			if err != nil {
+				return nil, err
+			}
+			per[i] = append(per[i], res)
+			if after != nil {
+				if err := after(i); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
+	out := make([]row, len(loads))
+	for i, l := range loads {
+		res := merge(per[i])
+		if res.peakRSS > rr.peak {
+			rr.peak, rr.peakRow = res.peakRSS, ids[i]+" "+l.name
+		}
+		out[i] = row{id: ids[i], name: l.name, conns: l.conns, unit: units[i], res: res}
+	}
+	return out, nil
+}
+
+// roundWarmup is the warm-up of every round of runAlternating but the first.
+const roundWarmup = 200 * time.Millisecond
+
 // add appends r to the table.
 func (rr *rowRunner) add(r row) { rr.rows = append(rr.rows, r) }
 
@@ -235,25 +277,21 @@ func postgresPhase(ctx context.Context, cfg config, bin, dbURL, hash string, dia
 		}
 	}
 
-	// 1–4: reads.
-	floor, err := rr.run(ctx, "1", "req/s", h.healthz())
+	// 1–4: reads; the floor and the rows compared with it alternate.
+	reads, err := rr.runAlternating(ctx, cfg.rounds, []string{"1", "2", "3"}, []string{"req/s", "req/s", "req/s"}, []load{
+		h.healthz(),
+		h.getUser(bigAdmin, ids),
+		h.listUsers(fmt.Sprintf("GET /v2/users?limit=50 (%s users)", thousands(int64(cfg.smallUsers))), smallAdmin, "/v2/users?limit=50"),
+	}, nil)
 	if err != nil {
 		return err
 	}
+	floor, get, listSmall := reads[0], reads[1], reads[2]
 	floor.name = "GET /healthz (unauthenticated floor)"
 	rr.add(floor)
-	get, err := rr.run(ctx, "2", "req/s", h.getUser(bigAdmin, ids))
-	if err != nil {
-		return err
-	}
 	ratio(&get, floor)
 	get.target, get.meets = fmt.Sprintf("≥ %.2f of 1", targetGetUser), func() bool { return get.ratio >= targetGetUser }
 	rr.add(get)
-	listSmall, err := rr.run(ctx, "3", "req/s", h.listUsers(fmt.Sprintf("GET /v2/users?limit=50 (%s users)", thousands(int64(cfg.smallUsers))),
-		smallAdmin, "/v2/users?limit=50"))
-	if err != nil {
-		return err
-	}
 	ratio(&listSmall, floor)
 	listSmall.target, listSmall.meets = fmt.Sprintf("≥ %.2f of 1", targetListSmall), func() bool { return listSmall.ratio >= targetListSmall }
 	rr.add(listSmall)
@@ -284,15 +322,14 @@ func postgresPhase(ctx context.Context, cfg config, bin, dbURL, hash string, dia
 	}
 	refresh.target = fmt.Sprintf("≥ %s/s, p99 < 50 ms", thousands(targetRefresh))
 	refresh.meets = func() bool { return refresh.res.rate() >= targetRefresh && refresh.res.p99 < 50*time.Millisecond }
-	hashes, err := rr.run(ctx, "8a", "hashes/s", h.hashRate())
+	// The raw hash rate while the server is idle, alternating with the logins.
+	auths, err := rr.runAlternating(ctx, cfg.rounds, []string{"8a", "8b"}, []string{"hashes/s", "logins/s"},
+		[]load{h.hashRate(), h.logins(big.active(), cfg.loginConns)}, nil)
 	if err != nil {
 		return err
 	}
+	hashes, logins := auths[0], auths[1]
 	hashes.name += " while the server is idle"
-	logins, err := rr.run(ctx, "8b", "logins/s", h.logins(big.active(), cfg.loginConns))
-	if err != nil {
-		return err
-	}
 	ratio(&logins, hashes)
 	logins.target, logins.meets = fmt.Sprintf("≥ %.2f of 8a", targetLogin), func() bool { return logins.ratio >= targetLogin }
 
@@ -310,26 +347,29 @@ func postgresPhase(ctx context.Context, cfg config, bin, dbURL, hash string, dia
 	if _, err := db.Exec(ctx, "CREATE TABLE "+copyTable+" (LIKE events INCLUDING ALL)"); err != nil {
 		return fmt.Errorf("create the scratch table: %w", err)
 	}
-	// Connection w of both sends user members[w]'s events.
-	cp, err := rr.run(ctx, "6a", "rows/s", h.rawCopy(dbURL, cfg.batchConns, cfg.batchEvents, big.id, members))
-	if err != nil {
-		return err
-	}
-	rr.add(cp)
+	// Connection w of both sends user members[w]'s events. The raw COPY and the batches alternate, and the
+	// processor empties the backlog after each round of batches, untimed, so that no COPY round pays for it.
 	batchTokens, err := h.tokens(ctx, "members", members, cfg.batchConns)
 	if err != nil {
 		return err
 	}
-	batch, err := rr.run(ctx, "6b", "events/s", h.trackBatch(batchTokens, cfg.batchEvents))
+	ingest, err := rr.runAlternating(ctx, cfg.rounds, []string{"6a", "6b"}, []string{"rows/s", "events/s"}, []load{
+		h.rawCopy(dbURL, cfg.batchConns, cfg.batchEvents, big.id, members),
+		h.trackBatch(batchTokens, cfg.batchEvents),
+	}, func(i int) error {
+		if i == 1 {
+			return settle(ctx, db, diag)
+		}
+		return nil
+	})
 	if err != nil {
 		return err
 	}
+	cp, batch := ingest[0], ingest[1]
+	rr.add(cp)
 	ratio(&batch, cp)
 	batch.target, batch.meets = fmt.Sprintf("≥ %.2f of 6a", targetBatch), func() bool { return batch.ratio >= targetBatch }
 	rr.add(batch)
-	if err := settle(ctx, db, diag); err != nil {
-		return err
-	}
 	rr.add(refresh)
 	rr.add(hashes)
 	rr.add(logins)

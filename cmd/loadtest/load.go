@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -144,6 +145,8 @@ type load struct {
 	newJob func(ctx context.Context, w int) (job, func(), error)
 	// rss, when set, reads the server's resident set size in bytes; the run samples it every rssEvery.
 	rss func() int64
+	// cpu, when set, reads the CPU time the server has used.
+	cpu func() time.Duration
 }
 
 // rssEvery is how often a load samples the server's resident set size.
@@ -151,12 +154,24 @@ const rssEvery = 50 * time.Millisecond
 
 // result is what a load measured.
 type result struct {
-	calls, units int64         // calls started in the measured window, and their units of work
-	failures     int64         // of those: non-2xx, errors, and 2xx that failed a check
-	elapsed      time.Duration // from the window's start until the last of those calls returned
-	p50, p99     time.Duration // over every call of the window, failures included (nearest rank)
-	peakRSS      int64         // the server's highest VmRSS sampled during the run, in bytes (0: not sampled)
-	failureNotes []string      // the first few distinct failures
+	calls, units int64           // calls started in the measured window, and their units of work
+	failures     int64           // of those: non-2xx, errors, and 2xx that failed a check
+	elapsed      time.Duration   // from the window's start until the last of those calls returned
+	p50, p99     time.Duration   // over every call of the window, failures included (nearest rank)
+	peakRSS      int64           // the server's highest VmRSS sampled during the run, in bytes (0: not sampled)
+	failureNotes []string        // the first few distinct failures
+	latencies    []time.Duration // of every call of the window, sorted
+	// CPU time used during the whole run (warm-up included) by the server and by this process (the load
+	// generator), and the run's wall time: cores = CPU time / wall.
+	serverCPU, genCPU, wall time.Duration
+}
+
+// cores returns the average number of cores the server and the generator used.
+func (r result) cores() (server, gen float64) {
+	if r.wall <= 0 {
+		return 0, 0
+	}
+	return r.serverCPU.Seconds() / r.wall.Seconds(), r.genCPU.Seconds() / r.wall.Seconds()
 }
 
 // rate is units of work per second.
@@ -244,6 +259,11 @@ func (l load) run(ctx context.Context, diag io.Writer) (result, error) {
 		}
 	}()
 
+	var server0 time.Duration
+	if l.cpu != nil {
+		server0 = l.cpu()
+	}
+	gen0 := selfCPU()
 	start := time.Now()
 	window := start.Add(l.warmup)
 	end := window.Add(l.duration)
@@ -273,12 +293,16 @@ func (l load) run(ctx context.Context, diag io.Writer) (result, error) {
 		})
 	}
 	wg.Wait()
+	r := result{wall: time.Since(start), genCPU: selfCPU() - gen0}
+	if l.cpu != nil {
+		r.serverCPU = l.cpu() - server0
+	}
 	close(stopSampling)
 	<-sampled
 	if err := ctx.Err(); err != nil {
 		return result{}, err
 	}
-	r := result{peakRSS: peak}
+	r.peakRSS = peak
 	var all []time.Duration
 	last := window
 	for _, w := range workers {
@@ -294,6 +318,7 @@ func (l load) run(ctx context.Context, diag io.Writer) (result, error) {
 	slices.Sort(all)
 	r.p50, r.p99 = percentile(all, 50), percentile(all, 99)
 	r.failureNotes = notes
+	r.latencies = all
 	return r, nil
 }
 
@@ -305,4 +330,38 @@ func percentile(sorted []time.Duration, p int) time.Duration {
 	}
 	rank := (len(sorted)*p + 99) / 100 // ceil(n·p/100)
 	return sorted[max(rank, 1)-1]
+}
+
+// merge combines the results of several runs of one load (its rounds) into one: rates add up over the summed
+// windows, and the percentiles are those of every call of every round.
+func merge(rs []result) result {
+	var m result
+	for _, r := range rs {
+		m.calls += r.calls
+		m.units += r.units
+		m.failures += r.failures
+		m.elapsed += r.elapsed
+		m.peakRSS = max(m.peakRSS, r.peakRSS)
+		m.serverCPU += r.serverCPU
+		m.genCPU += r.genCPU
+		m.wall += r.wall
+		m.latencies = append(m.latencies, r.latencies...)
+		for _, n := range r.failureNotes {
+			if len(m.failureNotes) < maxFailureNotes && !slices.Contains(m.failureNotes, n) {
+				m.failureNotes = append(m.failureNotes, n)
+			}
+		}
+	}
+	slices.Sort(m.latencies)
+	m.p50, m.p99 = percentile(m.latencies, 50), percentile(m.latencies, 99)
+	return m
+}
+
+// selfCPU returns the CPU time (user and system) this process has used.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -29,7 +29,9 @@
 //     at the end) of the server, on SQLite and on PostgreSQL. The SQLite server also runs a few rows for a
 //     short while, reported apart, so that its peak is one under load.
 //
-// Each connection sends the access token of a session of its own (the organization's admin for the user reads,
+// A row and the rows compared with it (1–3, 6a–6b, 8a–8b) alternate in rounds (-rounds, 5 by default), each
+// round a fifth of -duration, and each row's rounds are merged: a change in the machine's other load during the
+// run then falls on both sides of a ratio. Each connection sends the access token of a session of its own (the organization's admin for the user reads,
 // distinct members for ingest), as distinct clients would. Ingest runs last, and after each ingest row the
 // harness waits until the server's processor has emptied event_backlog, so that no row pays for the one before.
 //
@@ -84,6 +86,7 @@ type config struct {
 	smallUsers     int           // users of the small organization, its admin included
 	sqliteDuration time.Duration // the measured window of each SQLite row
 	pprofDir       string        // where CPU profiles go, if the server offers them
+	rounds         int           // rounds in which rows compared with each other alternate
 }
 
 // parseConfig reads the flags, each defaulting to LOADTEST_<FLAG> from getenv, then to the built-in default.
@@ -103,6 +106,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.IntVar(&c.users, "users", 100_000, "users of the big organization")
 	fs.IntVar(&c.smallUsers, "small-users", 200, "users of the small organization")
 	fs.DurationVar(&c.sqliteDuration, "sqlite-duration", 2*time.Second, "measured time per row on SQLite")
+	fs.IntVar(&c.rounds, "rounds", 5, "rounds in which a row and its reference alternate (1-3, 6a-6b, 8a-8b), -duration split among them")
 	fs.StringVar(&c.pprofDir, "pprof", "", "write the server's CPU profile of each row into this directory, if it serves /debug/pprof")
 	var bad []string
 	fs.VisitAll(func(f *flag.Flag) {
@@ -128,6 +132,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	switch {
 	case c.duration <= 0 || c.sweepDuration <= 0 || c.sqliteDuration <= 0 || c.warmup < 0:
 		return c, errors.New("durations must be positive (the warm-up may be 0)")
+	case c.rounds < 1:
+		return c, errors.New("-rounds: at least 1")
 	case c.conns < 1 || c.sweepConns < 1 || c.batchConns < 1 || c.loginConns < 1:
 		return c, errors.New("connection counts must be at least 1")
 	case c.batchEvents < 1 || c.batchEvents > 1000:

@@ -196,6 +196,9 @@ func (n *server) rss() int64 { return procStatus(n.cmd.Process.Pid, "VmRSS") }
 // hwm returns the server's peak resident set size in bytes (VmHWM), or 0 when it cannot be read.
 func (n *server) hwm() int64 { return procStatus(n.cmd.Process.Pid, "VmHWM") }
 
+// cpu returns the CPU time (user and system) the server has used, or 0 when it cannot be read.
+func (n *server) cpu() time.Duration { return procCPU(n.cmd.Process.Pid) }
+
 // stop sends SIGTERM and waits for the exit, and sends SIGKILL after 30 s (the server drains its event
 // pipeline first). It may be called more than once.
 func (n *server) stop() {
@@ -244,6 +247,33 @@ func procStatus(pid int, field string) int64 {
 		}
 	}
 	return 0
+}
+
+// clockTicks is USER_HZ, the unit of the times in /proc/<pid>/stat: 100 on every Linux platform Go supports.
+const clockTicks = 100
+
+// procCPU reads utime + stime of /proc/<pid>/stat, or 0.
+func procCPU(pid int) time.Duration {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	// pid (comm) state ppid …: comm may hold spaces and parentheses, so count from the last ')'. utime and
+	// stime are fields 14 and 15, the 12th and 13th after it.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	u, err1 := strconv.ParseInt(f[11], 10, 64)
+	st, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0
+	}
+	return time.Duration(u+st) * time.Second / clockTicks
 }
 
 // tail returns at most the last n bytes of b, trimmed.

@@ -154,20 +154,22 @@ func (rep *report) print(w io.Writer) {
 	fmt.Fprintf(w, "- PostgreSQL: %s\n", m.postgres)
 	fmt.Fprintf(w, "- Server: every rate limit off (%s=off), NEXUS_BEHIND_TLS_PROXY=true, all else default (access log on, read and dropped by the harness)\n",
 		strings.Join(rateLimitVars, ", "))
-	fmt.Fprintf(w, "- Load: this program on the same machine, keep-alive HTTP/1.1; %v warm-up, then %v measured per row; p50/p99 exact (nearest rank) over every request of the window; non-2xx counts errors and failed checks too\n",
-		c.warmup, c.duration)
+	fmt.Fprintf(w, "- Load: this program on the same machine, keep-alive HTTP/1.1; %v warm-up, then %v measured per row; rows compared in a ratio alternate in %d rounds; p50/p99 exact (nearest rank) over every request measured; non-2xx counts errors and failed checks too\n",
+		c.warmup, c.duration, c.rounds)
+	fmt.Fprintf(w, "- cores server/gen: CPU time of the server process and of this program over the row's wall time, warm-up included (this program is the load generator, and runs 8a's hashes and 6a's COPY itself; PostgreSQL's CPU is in neither)\n")
 	fmt.Fprintf(w, "- Data: organization \"big\" %s users, \"small\" %s users (about 1%% admins, 9%% managers, 20%% analysts, 70%% members; 10%% inactive), seeded in %v\n\n",
 		thousands(int64(c.users)), thousands(int64(c.smallUsers)), rep.seed.Round(100*time.Millisecond))
 
-	fmt.Fprintln(w, "| # | PostgreSQL | conns | rate | p50 | p99 | non-2xx | ratio | target | |")
-	fmt.Fprintln(w, "|---|---|--:|--:|--:|--:|--:|--:|---|---|")
+	fmt.Fprintln(w, "| # | PostgreSQL | conns | rate | p50 | p99 | non-2xx | ratio | target | | cores server/gen |")
+	fmt.Fprintln(w, "|---|---|--:|--:|--:|--:|--:|--:|---|---|--:|")
 	for _, r := range rep.rows {
 		ratio := ""
 		if r.ratioOf != "" {
 			ratio = fmt.Sprintf("%.2f of %s", r.ratio, r.ratioOf)
 		}
-		fmt.Fprintf(w, "| %s | %s | %d | %s | %s | %s | %s | %s | %s | %s |\n", r.id, r.name, r.conns,
-			rateText(r.res.rate(), r.unit), durText(r.res.p50), durText(r.res.p99), thousands(r.res.failures), ratio, r.target, r.met())
+		fmt.Fprintf(w, "| %s | %s | %d | %s | %s | %s | %s | %s | %s | %s | %s |\n", r.id, r.name, r.conns,
+			rateText(r.res.rate(), r.unit), durText(r.res.p50), durText(r.res.p99), thousands(r.res.failures), ratio, r.target, r.met(),
+			coresText(r.res))
 	}
 
 	if len(rep.sweep) > 0 {
@@ -215,14 +217,23 @@ func (rep *report) print(w io.Writer) {
 
 	if len(rep.sqlite) > 0 {
 		fmt.Fprintf(w, "\nSQLite (embedded database, one organization of one admin; %v measured per row; for the memory figures, no targets)\n\n", c.sqliteDuration)
-		fmt.Fprintln(w, "| # | SQLite | conns | rate | p50 | p99 | non-2xx |")
-		fmt.Fprintln(w, "|---|---|--:|--:|--:|--:|--:|")
+		fmt.Fprintln(w, "| # | SQLite | conns | rate | p50 | p99 | non-2xx | cores server/gen |")
+		fmt.Fprintln(w, "|---|---|--:|--:|--:|--:|--:|--:|")
 		for _, r := range rep.sqlite {
-			fmt.Fprintf(w, "| %s | %s | %d | %s | %s | %s | %s |\n", r.id, r.name, r.conns, rateText(r.res.rate(), r.unit),
-				durText(r.res.p50), durText(r.res.p99), thousands(r.res.failures))
+			fmt.Fprintf(w, "| %s | %s | %d | %s | %s | %s | %s | %s |\n", r.id, r.name, r.conns, rateText(r.res.rate(), r.unit),
+				durText(r.res.p50), durText(r.res.p99), thousands(r.res.failures), coresText(r.res))
 		}
 	}
 	fmt.Fprintf(w, "\nWhole run: %v.\n", rep.total.Round(time.Second))
+}
+
+// coresText formats the cores the server and the load generator used on average during a row ("" for 4c).
+func coresText(r result) string {
+	if r.wall <= 0 {
+		return ""
+	}
+	s, g := r.cores()
+	return fmt.Sprintf("%.2f / %.2f", s, g)
 }
 
 // rateText formats a rate with its unit.

@@ -118,7 +118,7 @@ func login(c *conn, email string) (access, refresh string, err error) {
 // httpLoad is a load whose worker w sends the requests next(w) makes, one after another, on a connection of its
 // own, and checks each 2xx response's body with check (nil: any 2xx is a success).
 func (h *harness) httpLoad(name string, conns int, next func(w int) func() request, check func(body []byte) string) load {
-	return load{name: name, conns: conns, perCall: 1, warmup: h.cfg.warmup, duration: h.cfg.duration, rss: h.srv.rss,
+	return load{name: name, conns: conns, perCall: 1, warmup: h.cfg.warmup, duration: h.cfg.duration, rss: h.srv.rss, cpu: h.srv.cpu,
 		newJob: func(_ context.Context, w int) (job, func(), error) {
 			c := newConn(h.srv.addr)
 			gen := next(w)
@@ -146,8 +146,9 @@ func (h *harness) measure(ctx context.Context, id string, l load) (result, error
 	if err != nil {
 		return r, err
 	}
-	fmt.Fprintf(h.diag, "loadtest: %s: %.0f/s, p50 %v, p99 %v, %d failed of %d\n", id, r.rate(),
-		r.p50.Round(time.Microsecond), r.p99.Round(time.Microsecond), r.failures, r.calls)
+	srvCores, genCores := r.cores()
+	fmt.Fprintf(h.diag, "loadtest: %s: %.0f/s, p50 %v, p99 %v, %d failed of %d; cores: server %.2f, generator %.2f\n", id, r.rate(),
+		r.p50.Round(time.Microsecond), r.p99.Round(time.Microsecond), r.failures, r.calls, srvCores, genCores)
 	return r, nil
 }
 
@@ -347,7 +348,7 @@ func (h *harness) rawCopy(dbURL string, conns, n int, org string, users []user) 
 	gen := newEventGen()
 	orgID := uuid.MustParse(org)
 	return load{name: fmt.Sprintf("raw pgx CopyFrom (%d rows)", n), conns: conns, perCall: n, warmup: h.cfg.warmup,
-		duration: h.cfg.duration, rss: h.srv.rss,
+		duration: h.cfg.duration, rss: h.srv.rss, cpu: h.srv.cpu,
 		newJob: func(ctx context.Context, w int) (job, func(), error) {
 			userID := uuid.MustParse(users[w%len(users)].id)
 			conn, err := pgx.Connect(ctx, dbURL)
@@ -374,7 +375,7 @@ func (h *harness) rawCopy(dbURL string, conns, n int, org string, users []user) 
 // latest refresh token in a loop. A chain whose refresh fails logs in again (inside the failed call's time).
 func (h *harness) refreshChains(users []user, conns int) load {
 	return load{name: "POST /v2/auth/refresh (session chains)", conns: conns, perCall: 1, warmup: h.cfg.warmup,
-		duration: h.cfg.duration, rss: h.srv.rss,
+		duration: h.cfg.duration, rss: h.srv.rss, cpu: h.srv.cpu,
 		newJob: func(_ context.Context, w int) (job, func(), error) {
 			c := newConn(h.srv.addr)
 			email := users[w%len(users)].email
@@ -420,7 +421,7 @@ func (h *harness) logins(users []user, conns int) load {
 // code and parameters) on GOMAXPROCS goroutines: the machine's raw argon2id rate.
 func (h *harness) hashRate() load {
 	return load{name: "raw argon2id (auth.VerifyPassword)", conns: runtime.GOMAXPROCS(0), perCall: 1, warmup: h.cfg.warmup,
-		duration: h.cfg.duration, rss: h.srv.rss,
+		duration: h.cfg.duration, rss: h.srv.rss, cpu: h.srv.cpu,
 		newJob: func(context.Context, int) (job, func(), error) {
 			return func() outcome {
 				if !auth.VerifyPassword(h.hash, password) {
