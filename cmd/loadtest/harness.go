@@ -341,7 +341,7 @@ func postgresPhase(ctx context.Context, cfg config, bin, dbURL, hash string, dia
 	single.target = fmt.Sprintf("≥ %s events/s", thousands(targetSingle))
 	single.meets = func() bool { return single.res.rate() >= targetSingle }
 	rr.add(single)
-	if err := settle(ctx, db, diag); err != nil {
+	if err := settle(ctx, db, diag, rep, "5:"); err != nil {
 		return err
 	}
 	if _, err := db.Exec(ctx, "CREATE TABLE "+copyTable+" (LIKE events INCLUDING ALL)"); err != nil {
@@ -358,7 +358,7 @@ func postgresPhase(ctx context.Context, cfg config, bin, dbURL, hash string, dia
 		h.trackBatch(batchTokens, cfg.batchEvents),
 	}, func(i int) error {
 		if i == 1 {
-			return settle(ctx, db, diag)
+			return settle(ctx, db, diag, rep, "6b:")
 		}
 		return nil
 	})
@@ -441,7 +441,8 @@ func sweepRow(sweep []sweepPoint, conns int) row {
 
 // settle waits until the server's processor has emptied event_backlog, so that the next row does not pay for
 // this one's events.
-func settle(ctx context.Context, db *pgx.Conn, diag io.Writer) error {
+// The time it took is added to the report's drains under the name after.
+func settle(ctx context.Context, db *pgx.Conn, diag io.Writer, rep *report, after string) error {
 	start := time.Now()
 	for {
 		var n int64
@@ -449,7 +450,9 @@ func settle(ctx context.Context, db *pgx.Conn, diag io.Writer) error {
 			return fmt.Errorf("read the event backlog: %w", err)
 		}
 		if n == 0 {
-			fmt.Fprintf(diag, "loadtest: the processor emptied the event backlog in %v\n", time.Since(start).Round(time.Millisecond))
+			d := time.Since(start)
+			fmt.Fprintf(diag, "loadtest: the processor emptied the event backlog in %v\n", d.Round(time.Millisecond))
+			rep.drains = append(rep.drains, fmt.Sprintf("%s %s", after, durText(d)))
 			return nil
 		}
 		if time.Since(start) > 5*time.Minute {

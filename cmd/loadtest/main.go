@@ -31,9 +31,13 @@
 //
 // A row and the rows compared with it (1–3, 6a–6b, 8a–8b) alternate in rounds (-rounds, 5 by default), each
 // round a fifth of -duration, and each row's rounds are merged: a change in the machine's other load during the
-// run then falls on both sides of a ratio. Each connection sends the access token of a session of its own (the organization's admin for the user reads,
-// distinct members for ingest), as distinct clients would. Ingest runs last, and after each ingest row the
-// harness waits until the server's processor has emptied event_backlog, so that no row pays for the one before.
+// run then falls on both sides of a ratio. Every row also reports the CPU the server process and this program
+// used (in cores, warm-up included), which shows how much of the shared machine each had.
+//
+// Each connection sends the access token of a session of its own (the organization's admin for the user reads,
+// distinct members for ingest), as distinct clients would. Ingest runs last, and after each ingest row (and each
+// round of batches) the harness waits, untimed, until the server's processor has emptied event_backlog, so that
+// no row pays for the one before; the report lists how long each wait took.
 //
 // Seeding: `nexus migrate`, `nexus client create`, `nexus org create` and `nexus user create` (the admins), then
 // one COPY of the members into users (one argon2id hash made by internal/auth.HashPassword, shared by all), then

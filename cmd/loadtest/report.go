@@ -24,6 +24,7 @@ type report struct {
 	sweep    []sweepPoint
 	sqlite   []row
 	startups []startup
+	drains   []string // how long the processor took to empty event_backlog after each ingest row or round
 	total    time.Duration
 }
 
@@ -170,6 +171,11 @@ func (rep *report) print(w io.Writer) {
 		fmt.Fprintf(w, "| %s | %s | %d | %s | %s | %s | %s | %s | %s | %s | %s |\n", r.id, r.name, r.conns,
 			rateText(r.res.rate(), r.unit), durText(r.res.p50), durText(r.res.p99), thousands(r.res.failures), ratio, r.target, r.met(),
 			coresText(r.res))
+	}
+
+	if len(rep.drains) > 0 {
+		fmt.Fprintf(w, "\nAfter each ingest row (and each round of 6b) the harness waited, untimed, until the processor had emptied event_backlog: %s.\n",
+			strings.Join(rep.drains, ", "))
 	}
 
 	if len(rep.sweep) > 0 {
