@@ -250,7 +250,7 @@ func rateText(v float64, unit string) string {
 	return strconv.FormatFloat(v, 'f', 1, 64) + " " + unit
 }
 
-// durText formats a latency with three significant digits, in ms.
+// durText formats a latency with three significant digits, in ms (in s from 10 s on).
 func durText(d time.Duration) string {
 	ms := float64(d) / float64(time.Millisecond)
 	switch {
@@ -258,8 +258,10 @@ func durText(d time.Duration) string {
 		return fmt.Sprintf("%.2f ms", ms)
 	case ms < 100:
 		return fmt.Sprintf("%.1f ms", ms)
+	case ms < 10_000:
+		return fmt.Sprintf("%.0f ms", ms)
 	}
-	return fmt.Sprintf("%.0f ms", ms)
+	return fmt.Sprintf("%.1f s", ms/1000)
 }
 
 // mib formats a size in MiB.
