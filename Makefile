@@ -11,7 +11,7 @@ TESTFLAGS ?=
 export GOTOOLCHAIN ?= $(shell awk '/^toolchain /{print $$2}' go.mod)
 
 .DEFAULT_GOAL := help
-.PHONY: help run build test test-race fuzz bench contract generate check-generate check-tidy fmt lint gosec vulncheck security ci
+.PHONY: help run build test test-race fuzz bench loadtest contract generate check-generate check-tidy fmt lint gosec vulncheck security ci
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -35,6 +35,10 @@ fuzz: ## run every fuzz target for FUZZTIME each (default 15s); the seed corpora
 bench: ## benchmarks: auth and users through the HTTP handler on both databases; event ingest over HTTP on PostgreSQL against its references (3 runs, medians and ratios)
 	$(GO) test -run '^$$' -bench . -skip '^BenchmarkIngest$$' -benchmem $(PKGS)
 	$(GO) test -run '^$$' -bench '^BenchmarkIngest$$' -count 3 -v ./internal/httpapi
+
+loadtest: build ## the load harness: bin/nexus on a throwaway PostgreSQL (fsync on) and on SQLite, one Markdown table of every figure of issue 13 (LOADTEST_DURATION=5s, LOADTEST_CONNS=64, …: bin/loadtest -h)
+	CGO_ENABLED=0 $(GO) build -trimpath -o bin/loadtest ./cmd/loadtest
+	./bin/loadtest -bin $(BIN)
 
 contract: ## the contract gate: lint, breaking changes, /docs in Chromium, Schemathesis, generated clients (CHECKS="lint docs" for some)
 	bash test/contract/run.sh $(CHECKS)

@@ -21,7 +21,7 @@ import (
 // operating system (synchronous_commit=on), which survives a server crash.
 // Only a crash of the whole machine could lose data, since the server still
 // runs without fsync.
-var dedicatedSettings = []string{"fsync=off", "synchronous_commit=on", "full_page_writes=off"}
+var dedicatedSettings = []string{"fsync=off", "synchronous_commit=on", "full_page_writes=off", "max_connections=200"}
 
 // dedicatedDatabase is the database that Dedicated.URL names.
 const dedicatedDatabase = "nexus_test"

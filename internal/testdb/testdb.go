@@ -22,7 +22,8 @@
 // with a loud message, except when the environment variable CI is "true": then
 // they fail, so that the PostgreSQL suite never silently skips in CI.
 //
-// This package is meant to be imported only by _test.go files.
+// This package is meant to be imported only by _test.go files, and by the load
+// harness (cmd/loadtest), which starts a server of its own through Start.
 package testdb
 
 import (
@@ -291,7 +292,7 @@ func (s *server) shutdown() error {
 
 // fastSettings are the settings of the shared throwaway server: durability
 // switched off, since its data is never worth keeping.
-var fastSettings = []string{"fsync=off", "synchronous_commit=off", "full_page_writes=off"}
+var fastSettings = []string{"fsync=off", "synchronous_commit=off", "full_page_writes=off", "max_connections=200"}
 
 // startServer initialises and starts a throwaway server in a new temporary
 // directory.
@@ -301,8 +302,7 @@ func startServer() (*server, error) {
 
 // startServerWith initialises and starts a throwaway server in a new
 // temporary directory named after prefix, with the given configuration
-// settings (name=value) on top of the fixed ones (socket only, 200
-// connections).
+// settings (name=value) on top of the fixed ones (a Unix socket only).
 func startServerWith(prefix string, settings []string) (_ *server, err error) {
 	bin, err := findBinaries()
 	if err != nil {
@@ -323,7 +323,6 @@ func startServerWith(prefix string, settings []string) (_ *server, err error) {
 		"-p", port,
 		"-c", "listen_addresses=''",
 		"-k", shellQuote(tempDir),
-		"-c", "max_connections=200",
 	}
 	for _, kv := range settings {
 		opts = append(opts, "-c", kv)
