@@ -63,8 +63,12 @@ func checkFields(in Input, received time.Time) (ts time.Time, tsKey string, prop
 		tsKey = ts.Format(time.RFC3339Nano)
 	}
 	if len(in.Properties) > 0 {
-		canon, errs := canonicalProperties(in.Properties)
-		fields = append(fields, errs...)
+		canon, ok := canonicalFast(in.Properties)
+		if !ok {
+			var errs []nexus.FieldError
+			canon, errs = canonicalProperties(in.Properties)
+			fields = append(fields, errs...)
+		}
 		props = canon
 	}
 	return ts, tsKey, props, fields
@@ -115,7 +119,8 @@ func newID() string {
 }
 
 // canonicalProperties checks a properties object and returns it as compact JSON with sorted members, numbers
-// as sent and no HTML escaping: the form that is stored and fingerprinted. Its text is valid UTF-8 without lone
+// as sent and no HTML escaping: the form that is stored and fingerprinted. It defines that form; canonicalFast
+// makes the same in one pass, and leaves to it every object with a problem. Its text is valid UTF-8 without lone
 // surrogates, which the HTTP layer refuses before: were any left, encoding/json would turn them into U+FFFD, so
 // that what is stored is still valid text on every database.
 func canonicalProperties(raw []byte) ([]byte, []nexus.FieldError) {
