@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/nexus-cloud/nexus-core/internal/nexus"
 )
 
 // canonicalSeeds are properties objects of every shape canonicalFast handles or hands over.
@@ -79,5 +82,25 @@ func TestCanonicalFastHandles(t *testing.T) {
 		if out, ok := canonicalFast([]byte(s)); ok {
 			t.Errorf("canonicalFast(%.80q) = %.80q, want it handed over", s, out)
 		}
+	}
+}
+
+// TestStoredFormsUnchanged pins the canonical properties and the fingerprint of one event to the values every
+// earlier version stored: a retry of an event stored before an upgrade must still be its duplicate, not a
+// conflict.
+func TestStoredFormsUnchanged(t *testing.T) {
+	at := time.Date(2026, 3, 9, 8, 0, 0, 0, time.UTC)
+	in := Input{EventID: testEvent, Name: "click", Category: "ui", Timestamp: &at,
+		Properties: []byte(`{"b":{"d":"x","c":[1,2]},"a":1}`), UserID: otherUser, Source: "web"}
+	ev, err := prepare(principal(nexus.RoleAdmin), in, testNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := string(ev.Properties), `{"a":1,"b":{"c":[1,2],"d":"x"}}`; got != want {
+		t.Errorf("properties = %s, want %s", got, want)
+	}
+	// sha256("click\0ui\02026-03-09T08:00:00Z\0<user>\0web\0<properties>")
+	if got, want := ev.Fingerprint, "8f21dc3891293153ad87894fa473daa1adc5718bd374954827534788afbe55d1"; got != want {
+		t.Errorf("fingerprint = %s, want %s", got, want)
 	}
 }
