@@ -190,3 +190,28 @@ func TestEventDecoderTakes(t *testing.T) {
 		}
 	}
 }
+
+// TestAcceptedTexts checks the memo of accepted texts: a text is found only once added, and the memo is
+// per member (a name accepted is not thereby an accepted category).
+func TestAcceptedTexts(t *testing.T) {
+	spec, single, _ := eventOps(t)
+	dec := eventDecoder(spec, single)
+	name := dec.members[dec.byName["event_name"]]
+	if name.accepted == nil || dec.members[dec.byName["event_id"]].accepted != nil {
+		t.Fatal("event_name has no memo, or event_id (a uuid) has one")
+	}
+	if name.accepted.has("signup") {
+		t.Fatal("an empty memo has a text")
+	}
+	vals := make([]flatValue, len(dec.members))
+	if !dec.decode([]byte(`{"event_name":"signup","event_category":"onboarding"}`), vals) {
+		t.Fatal("a valid event refused")
+	}
+	if !name.accepted.has("signup") || name.accepted.has("onboarding") {
+		t.Error("the memo of event_name does not have exactly the name accepted")
+	}
+	// A category the schema refuses stays refused, whatever the names accepted.
+	if dec.decode([]byte(`{"event_name":"signup","event_category":""}`), vals) {
+		t.Error("an empty category accepted")
+	}
+}

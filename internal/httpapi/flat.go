@@ -2,7 +2,9 @@ package httpapi
 
 import (
 	"bytes"
+	"hash/maphash"
 	"reflect"
+	"sync/atomic"
 	"unicode/utf8"
 
 	"github.com/getkin/kin-openapi/openapi3"
@@ -31,10 +33,32 @@ type flatSchema struct {
 type flatMember struct {
 	name     string
 	schema   *openapi3.Schema // a string member's
+	accepted *acceptedTexts   // a string member's without a format: texts its schema accepted lately
 	object   bool
 	minProps int
 	maxProps int
 }
+
+// acceptedTexts remembers texts that a string member's schema accepted, so that the names, categories and
+// sources that most events repeat are checked by kin-openapi once, not once an event (its pattern alone costs
+// more than the rest of an event's decoding). A text goes in the slot its hash picks, replacing what was there:
+// no lock, no growth, and nothing in it but texts the schema accepted, so a miss only costs the check. Not a
+// cache library: a lookup here must cost a small part of the check it saves, and needs no eviction policy.
+type acceptedTexts struct {
+	seed  maphash.Seed
+	slots [256]atomic.Pointer[string]
+}
+
+func (a *acceptedTexts) slot(s string) *atomic.Pointer[string] {
+	return &a.slots[maphash.String(a.seed, s)%uint64(len(a.slots))]
+}
+
+func (a *acceptedTexts) has(s string) bool {
+	p := a.slot(s).Load()
+	return p != nil && *p == s
+}
+
+func (a *acceptedTexts) add(s string) { a.slot(s).Store(&s) }
 
 // flatValue is a member of a flat object as sent: a string's text, decoded, or an object's JSON text.
 type flatValue struct {
@@ -85,7 +109,11 @@ func compileMember(name string, p *openapi3.Schema) (flatMember, bool) {
 		if p.Default != nil || p.ReadOnly || p.WriteOnly || p.Nullable {
 			return flatMember{}, false
 		}
-		return flatMember{name: name, schema: p}, true
+		m := flatMember{name: name, schema: p}
+		if p.Format == "" { // identifiers and times (formats) are seldom repeated
+			m.accepted = &acceptedTexts{seed: maphash.MakeSeed()}
+		}
+		return m, true
 	case p.Type.Is("object"):
 		rest := *p
 		rest.Type, rest.MinProps, rest.MaxProps = nil, 0, nil
@@ -147,7 +175,7 @@ func (f *flatSchema) decode(raw []byte, vals []flatValue) bool {
 				i = end
 			} else {
 				text, end, ok := jsonText(raw, i)
-				if !ok || m.schema.VisitJSON(text, f.opts...) != nil {
+				if !ok || !f.accepts(m, text) {
 					return false
 				}
 				vals[k] = flatValue{set: true, text: text}
@@ -171,6 +199,20 @@ func (f *flatSchema) decode(raw []byte, vals []flatValue) bool {
 		if !vals[k].set {
 			return false
 		}
+	}
+	return true
+}
+
+// accepts reports whether the member's schema accepts text.
+func (f *flatSchema) accepts(m *flatMember, text string) bool {
+	if m.accepted != nil && m.accepted.has(text) {
+		return true
+	}
+	if m.schema.VisitJSON(text, f.opts...) != nil {
+		return false
+	}
+	if m.accepted != nil {
+		m.accepted.add(text)
 	}
 	return true
 }
