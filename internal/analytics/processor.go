@@ -13,13 +13,15 @@ import (
 // and category, per-user totals, last event and per-day counts) through Store.ProcessEvents, which claims,
 // applies and marks a batch in one transaction: every event is counted exactly once, even with several
 // processors (on several servers) sharing a database. Writers Wake it after a commit; it also polls, for the
-// events other servers write.
+// events other servers write. A wake is answered at most once per Gather interval: under load, commits come
+// every millisecond or so, and a transaction per commit would cost the database more than the events do.
 type Processor struct {
 	store   Store
 	log     *slog.Logger
 	now     func() time.Time
 	batch   int
 	poll    time.Duration
+	gather  time.Duration
 	wake    chan struct{}
 	depth   atomic.Int64 // backlog at the last look
 	oldest  atomic.Int64 // unix microseconds of the oldest waiting event at the last look, 0 if none
@@ -34,9 +36,10 @@ type Processor struct {
 
 // ProcessorOptions tunes a Processor.
 type ProcessorOptions struct {
-	Batch int           // events per transaction
-	Poll  time.Duration // how often to look for events when not woken
-	Now   func() time.Time
+	Batch  int           // events per transaction
+	Poll   time.Duration // how often to look for events when not woken
+	Gather time.Duration // a wake waits until this long after the previous look began (0: 20 ms)
+	Now    func() time.Time
 }
 
 // NewProcessor returns a processor; Start starts it.
@@ -47,13 +50,16 @@ func NewProcessor(store Store, log *slog.Logger, o ProcessorOptions) *Processor 
 	if o.Poll <= 0 {
 		o.Poll = 500 * time.Millisecond
 	}
+	if o.Gather <= 0 {
+		o.Gather = 20 * time.Millisecond
+	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Processor{store: store, log: log, now: o.Now, batch: o.Batch, poll: o.Poll, wake: make(chan struct{}, 1)}
+	return &Processor{store: store, log: log, now: o.Now, batch: o.Batch, poll: o.Poll, gather: o.Gather, wake: make(chan struct{}, 1)}
 }
 
 // Wake makes the processor look for events now.
@@ -94,6 +100,7 @@ func (p *Processor) run(ctx context.Context) {
 	defer p.done.Done()
 	backoff := time.Duration(0)
 	for {
+		began := time.Now()
 		_, err := p.Drain(ctx)
 		switch {
 		case ctx.Err() != nil:
@@ -123,6 +130,14 @@ func (p *Processor) run(ctx context.Context) {
 			t.Stop()
 			return
 		case <-wake:
+			// The commits of the next moments gather for one look (a wake meanwhile is taken by it).
+			t.Reset(time.Until(began.Add(p.gather)))
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return
+			case <-t.C:
+			}
 		case <-t.C:
 		}
 		t.Stop()

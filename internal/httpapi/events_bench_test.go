@@ -52,7 +52,9 @@ const (
 // b.N counts the unit, so ns/op is per event (per request for noop) and B/op and allocs/op are those of the
 // whole process, server and load generator. Each sub-benchmark reports its rate; single and batch1000 also
 // their rate over the median rate of their reference's -count runs (of_noop, of_copy) and the events per
-// group commit. The writer and processor run as cmd/nexus runs them on PostgreSQL. Before each run the
+// group commit. go_cpu_us/op is the CPU time of this process (server and load generator) per unit, and
+// pg_cpu_us/op that of the PostgreSQL server (every backend, the processor's included; read from /proc, so
+// on Linux only): where the time of a unit goes. The writer and processor run as cmd/nexus runs them on PostgreSQL. Before each run the
 // benchmark waits, outside the timer, until the processor has emptied the backlog. The database is testdb's
 // throwaway server, which runs without fsync and synchronous_commit: a commit costs no disk flush, so the
 // figures measure CPU and round trips. Targets (issue 5): single >= 0.40 of noop and >= 5,000 events/s;
@@ -92,6 +94,7 @@ func BenchmarkIngest(b *testing.B) {
 			time.Sleep(10 * time.Millisecond)
 		}
 	}
+	meter := newCPUMeter(ctx, url)
 	rates := map[string]*runRates{}
 	// run runs a sub-benchmark; one with a reference also reports its rate over the reference's median rate.
 	run := func(name, unit, reference string, fn func(b *testing.B)) {
@@ -102,10 +105,16 @@ func BenchmarkIngest(b *testing.B) {
 			w0 := pipe.WriterStats()
 			b.ReportAllocs()
 			b.ResetTimer()
+			c0 := meter.sample()
 			fn(b)
+			c1 := meter.sample()
 			b.StopTimer()
 			rate := float64(b.N) / b.Elapsed().Seconds()
 			b.ReportMetric(rate, unit+"/s")
+			b.ReportMetric(float64((c1.self-c0.self).Microseconds())/float64(b.N), "go_cpu_us/op")
+			if c0.ok && c1.ok {
+				b.ReportMetric(float64((c1.pg-c0.pg).Microseconds())/float64(b.N), "pg_cpu_us/op")
+			}
 			if w := pipe.WriterStats(); w.Commits > w0.Commits {
 				b.ReportMetric(float64(w.Stored-w0.Stored)/float64(w.Commits-w0.Commits), "events/commit")
 			}

@@ -45,9 +45,7 @@ func splitItems(req *http.Request, op *operation, body []byte) (*batchBody, erro
 		return nil, nil
 	}
 	if len(b.items) > op.maxItems {
-		return nil, &transportError{status: http.StatusRequestEntityTooLarge, code: "payload_too_large",
-			detail: fmt.Sprintf("A batch must not have more than %d items.", op.maxItems),
-			fields: []nexus.FieldError{nexus.BodyField("/"+op.items, fmt.Sprintf("must have at most %d items", op.maxItems))}}
+		return nil, tooManyItems(op)
 	}
 	stub := make(map[string]json.RawMessage, len(b.envelope))
 	for k, v := range b.envelope {
@@ -63,6 +61,13 @@ func splitItems(req *http.Request, op *operation, body []byte) (*batchBody, erro
 	return &b, nil
 }
 
+// tooManyItems is the answer to a batch with more items than the operation takes.
+func tooManyItems(op *operation) error {
+	return &transportError{status: http.StatusRequestEntityTooLarge, code: "payload_too_large",
+		detail: fmt.Sprintf("A batch must not have more than %d items.", op.maxItems),
+		fields: []nexus.FieldError{nexus.BodyField("/"+op.items, fmt.Sprintf("must have at most %d items", op.maxItems))}}
+}
+
 // validateItems validates every item of a batch whose envelope passed validation, and gives the handler the
 // body with the items it refused replaced by null.
 func (s *Server) validateItems(c echo.Context, op *operation, b *batchBody) error {
@@ -72,34 +77,11 @@ func (s *Server) validateItems(c echo.Context, op *operation, b *batchBody) erro
 	}
 	items := b.items
 	failed := map[int][]nexus.FieldError{}
-	prefix := "/" + op.items + "/"
 	for i, raw := range items {
-		dec := json.NewDecoder(bytes.NewReader(raw))
-		dec.UseNumber()
-		var v any
-		if err := dec.Decode(&v); err != nil {
-			failed[i] = []nexus.FieldError{nexus.BodyField(prefix+strconv.Itoa(i), "must be a valid JSON value")}
+		if fields := s.itemFields(op, i, raw); len(fields) > 0 {
+			failed[i] = fields
 			items[i] = json.RawMessage("null")
-			continue
 		}
-		err := op.itemSchema.VisitJSON(v, openapi3.MultiErrors(), openapi3.WithStringFormatValidators(StringFormats()))
-		if err == nil {
-			continue
-		}
-		var fields []nexus.FieldError
-		for _, d := range schemaDetails(err) {
-			fields = append(fields, nexus.BodyField(prefix+strconv.Itoa(i)+d.pointer, d.detail))
-		}
-		if check := s.rawChecks[op.route.Operation.OperationID]; check != nil {
-			for _, f := range check(raw) {
-				fields = append(fields, nexus.BodyField(prefix+strconv.Itoa(i)+f.Name, f.Detail))
-			}
-		}
-		if len(fields) == 0 {
-			fields = []nexus.FieldError{nexus.BodyField(prefix+strconv.Itoa(i), "is invalid")}
-		}
-		failed[i] = dedupe(fields)
-		items[i] = json.RawMessage("null")
 	}
 	body := b.raw // every item valid: the body as sent
 	if len(failed) > 0 {
@@ -137,4 +119,33 @@ func (s *Server) validateItems(c echo.Context, op *operation, b *batchBody) erro
 	req.ContentLength = int64(len(body))
 	c.SetRequest(req)
 	return nil
+}
+
+// itemFields validates item i of a batch against the operation's item schema, and returns its failing fields
+// (pointers from the body's root), none if it is valid.
+func (s *Server) itemFields(op *operation, i int, raw json.RawMessage) []nexus.FieldError {
+	prefix := "/" + op.items + "/" + strconv.Itoa(i)
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return []nexus.FieldError{nexus.BodyField(prefix, "must be a valid JSON value")}
+	}
+	err := op.itemSchema.VisitJSON(v, openapi3.MultiErrors(), openapi3.WithStringFormatValidators(StringFormats()))
+	if err == nil {
+		return nil
+	}
+	var fields []nexus.FieldError
+	for _, d := range schemaDetails(err) {
+		fields = append(fields, nexus.BodyField(prefix+d.pointer, d.detail))
+	}
+	if check := s.rawChecks[op.route.Operation.OperationID]; check != nil {
+		for _, f := range check(raw) {
+			fields = append(fields, nexus.BodyField(prefix+f.Name, f.Detail))
+		}
+	}
+	if len(fields) == 0 {
+		fields = []nexus.FieldError{nexus.BodyField(prefix, "is invalid")}
+	}
+	return dedupe(fields)
 }

@@ -98,6 +98,9 @@ func New(o Options) (*Server, *echo.Echo, error) {
 	if s.ops, err = indexOperations(spec, BasePath); err != nil {
 		return nil, nil, err
 	}
+	for _, op := range s.ops {
+		op.events = eventDecoder(spec, op)
+	}
 	if o.Analytics != nil {
 		s.rawChecks = map[string]func([]byte) []nexus.FieldError{"trackEvent": o.Analytics.CheckRaw, "trackEventBatch": o.Analytics.CheckRaw}
 	}
@@ -110,6 +113,7 @@ func New(o Options) (*Server, *echo.Echo, error) {
 
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
+	e.Binder = &binder{}
 	e.HTTPErrorHandler = s.handleError
 	e.IPExtractor, e.SchemeExtractor = extractors(o.TrustedProxies)
 

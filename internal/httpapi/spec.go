@@ -83,7 +83,14 @@ type operation struct {
 	// validates the envelope with any items, and the validator checks each item against itemSchema.
 	items      string
 	itemSchema *openapi3.Schema
+	minItems   int
 	maxItems   int
+	// plainEnvelope: the batch body has no rule but its items array's (a required member, no other member, at
+	// least minItems items), which decodeEventBatch then checks itself.
+	plainEnvelope bool
+
+	// events decodes the operation's events in one pass (see eventDecoder); nil for other operations.
+	events *flatSchema
 }
 
 // defaultMaxBody is the body limit of operations that do not set x-nexus-max-body-bytes.
@@ -186,6 +193,8 @@ func (o *operation) readItems(op *openapi3.Operation) error {
 	}
 	arr := *body.Properties[name].Value
 	o.itemSchema, o.maxItems, o.items = arr.Items.Value, int(*arr.MaxItems), name // #nosec G115 -- a limit of the embedded openapi.yaml
+	o.minItems = int(arr.MinItems)                                                // #nosec G115 -- a limit of the embedded openapi.yaml
+	o.plainEnvelope = plainEnvelope(body, name)
 	// Any item, null too: each is judged alone. Over the limit is 413, decided before validation.
 	arr.Items = openapi3.NewSchemaRef("", &openapi3.Schema{Nullable: true})
 	arr.MaxItems = nil
@@ -203,6 +212,23 @@ func (o *operation) readItems(op *openapi3.Operation) error {
 	route.Operation = &copied
 	o.route = &route
 	return nil
+}
+
+// plainEnvelope reports whether body is an object of one member, the array name, which it may require, and with
+// no other rule; and whether that array has no rule but its items and their number.
+func plainEnvelope(body *openapi3.Schema, name string) bool {
+	if !body.Type.Is("object") || len(body.Properties) != 1 || body.AdditionalProperties.Has == nil || *body.AdditionalProperties.Has ||
+		len(body.Required) > 1 || len(body.Required) == 1 && body.Required[0] != name {
+		return false
+	}
+	rest := *body
+	rest.Type, rest.Properties, rest.Required, rest.AdditionalProperties = nil, nil, nil, openapi3.AdditionalProperties{}
+	arr := *body.Properties[name].Value
+	if !arr.Type.Is("array") {
+		return false
+	}
+	arr.Type, arr.Items, arr.MinItems, arr.MaxItems = nil, nil, 0, nil
+	return onlyAnnotations(rest) && onlyAnnotations(arr)
 }
 
 func permissionExtension(ext map[string]any) (nexus.Permission, error) {

@@ -62,6 +62,19 @@ func (s *Server) validate(next echo.HandlerFunc) echo.HandlerFunc {
 			if body, err = readBody(c.Request(), op.maxBody); err != nil {
 				return err
 			}
+			// Events, in one pass: an operation with them has no parameters, and nothing below but the
+			// validation of the body to do.
+			if op.events != nil && len(body) > 0 {
+				done := false
+				if op.items == "" {
+					done = s.decodeEvent(c, op, body)
+				} else if done, err = s.decodeEventBatch(c, op, body); err != nil {
+					return err
+				}
+				if done {
+					return next(c)
+				}
+			}
 			if op.items != "" {
 				if batch, err = splitItems(c.Request(), op, body); err != nil {
 					return err

@@ -1,15 +1,20 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/nexus-cloud/nexus-core/internal/analytics"
+	"github.com/nexus-cloud/nexus-core/internal/nexus"
 )
 
 // Events implements analytics.Store. Its hot paths (ingest and processing) use database/sql directly, with
@@ -73,10 +78,14 @@ type storedEvent struct {
 }
 
 // InsertEvents implements analytics.Store: one transaction that checks the users that must be checked,
-// inserts the first event of each (organization, event id) with ON CONFLICT DO NOTHING (so concurrent
-// transactions with the same event id store it once: the second waits for the first and inserts nothing),
-// queues what it inserted for processing, and reads back the stored event of every event id it did not insert.
+// inserts the first event of each (organization, event id) with ON CONFLICT (so concurrent transactions with the
+// same event id store it once: the second waits for the first and inserts nothing), queues what it inserted for
+// processing, and finds the stored event of every event id it did not insert. On PostgreSQL the transaction is
+// one statement (insertPostgres); on SQLite, an INSERT … ON CONFLICT DO NOTHING per chunk, then a read-back.
 func (s *Events) InsertEvents(ctx context.Context, events []analytics.Pending) ([]analytics.Outcome, error) {
+	if s.db.dialect == Postgres {
+		return s.insertPostgres(ctx, events)
+	}
 	out := make([]analytics.Outcome, len(events))
 	err := s.db.tx(ctx, func(tx *sql.Tx) error {
 		unknown, err := s.unknownUsers(ctx, tx, events)
@@ -106,14 +115,9 @@ func (s *Events) InsertEvents(ctx context.Context, events []analytics.Pending) (
 			return x.EventID < y.EventID
 		})
 		inserted := make(map[string]bool, len(candidates))
-		insert := s.insertChunk
-		size := insertChunk
-		if s.db.dialect == Postgres {
-			insert, size = s.insertArrays, len(candidates)
-		}
-		for start := 0; start < len(candidates); start += size {
-			chunk := candidates[start:min(start+size, len(candidates))]
-			ids, err := insert(ctx, tx, events, chunk)
+		for start := 0; start < len(candidates); start += insertChunk {
+			chunk := candidates[start:min(start+insertChunk, len(candidates))]
+			ids, err := s.insertChunk(ctx, tx, events, chunk)
 			if err != nil {
 				return err
 			}
@@ -164,7 +168,7 @@ func receipt(eventID string, st storedEvent, dup bool) analytics.Receipt {
 }
 
 // unknownUsers marks the events whose user must be checked and is not a user of the event's organization.
-func (s *Events) unknownUsers(ctx context.Context, tx *sql.Tx, events []analytics.Pending) (map[int]bool, error) {
+func (s *Events) unknownUsers(ctx context.Context, tx querier, events []analytics.Pending) (map[int]bool, error) {
 	want := map[string]map[string]bool{} // organization → users to check
 	for _, ev := range events {
 		if !ev.CheckUser {
@@ -212,6 +216,11 @@ func (s *Events) unknownUsers(ctx context.Context, tx *sql.Tx, events []analytic
 		}
 	}
 	return unknown, nil
+}
+
+// querier is a transaction or the pool.
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 }
 
 const eventColumns = "id, organization_id, event_id, user_id, event_name, event_category, source, properties, occurred_at, received_at, fingerprint"
@@ -272,50 +281,143 @@ func (s *Events) insertChunk(ctx context.Context, tx *sql.Tx, events []analytics
 	return ids, nil
 }
 
-// pgInsertEvents is insertChunk's work in one PostgreSQL statement: the events come as one array per column and
-// are inserted in array order; those inserted are queued for processing from the RETURNING rows, so nothing is
-// sent twice. Its text does not depend on the number of events, so it is prepared once per connection, and
-// its 11 parameters are encoded in binary whatever the size of the group.
-const pgInsertEvents = `WITH ins AS (
-	INSERT INTO events (` + eventColumns + `)
-	SELECT id::uuid, org::uuid, event_id::uuid, user_id::uuid, name, category, NULLIF(source, ''), props::json, occurred, received, fp
-	FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
+// pgInsertEvents is InsertEvents on PostgreSQL in one statement, and so in one transaction and one round trip
+// (no BEGIN or COMMIT: the statement commits when it completes). The events come as one array per column, in key
+// order, one per (organization, event id). An event whose key is stored already (or is being stored by a
+// concurrent transaction, which the insert waits for) takes the ON CONFLICT branch, a no-op update whose only
+// purpose is that RETURNING yields the stored row, committed concurrently or not, where DO NOTHING would yield
+// nothing and need a read-back in a statement of its own. The events inserted (those whose stored id is the id
+// sent) are queued for processing; the statement returns the others only: in the usual call, nothing. Its text
+// does not depend on the number of events, so it is prepared once per connection, and its parameters are
+// encoded in binary whatever the size of the group.
+const pgInsertEvents = `WITH sent AS (
+	SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[], $6::text[], $7::text[], $8::text[],
 		$9::timestamptz[], $10::timestamptz[], $11::text[]) AS t(id, org, event_id, user_id, name, category, source, props, occurred, received, fp)
-	ON CONFLICT (organization_id, event_id) DO NOTHING
-	RETURNING id, organization_id, user_id, event_name, event_category, occurred_at, received_at
+), ins AS (
+	INSERT INTO events (` + eventColumns + `)
+	SELECT id, org, event_id, user_id, name, category, NULLIF(source, ''), props::json, occurred, received, fp FROM sent
+	ON CONFLICT (organization_id, event_id) DO UPDATE SET id = events.id
+	RETURNING id, organization_id, event_id, user_id, event_name, event_category, occurred_at, received_at, fingerprint
 ), queued AS (
 	INSERT INTO event_backlog (id, organization_id, user_id, event_name, event_category, occurred_at, received_at)
-	SELECT * FROM ins
+	SELECT ins.id, ins.organization_id, ins.user_id, ins.event_name, ins.event_category, ins.occurred_at, ins.received_at
+	FROM ins JOIN sent ON sent.id = ins.id
 )
-SELECT id FROM ins`
+SELECT ins.organization_id, ins.event_id, ins.id, ins.fingerprint, ins.received_at, ins.occurred_at
+FROM ins WHERE NOT EXISTS (SELECT 1 FROM sent WHERE sent.id = ins.id)`
 
-// insertArrays is insertChunk on PostgreSQL, for any number of events.
-func (s *Events) insertArrays(ctx context.Context, tx *sql.Tx, events []analytics.Pending, idx []int) ([]string, error) {
-	n := len(idx)
-	ids, orgs, eventIDs, users := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-	names, categories, sources, props := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-	occurred, received, fingerprints := make([]time.Time, n), make([]time.Time, n), make([]string, n)
-	for k, i := range idx {
-		ev := &events[i]
-		ids[k], orgs[k], eventIDs[k], users[k] = ev.ID, ev.OrganizationID, ev.EventID, ev.UserID
-		names[k], categories[k], sources[k], props[k] = ev.Name, ev.Category, ev.Source, string(ev.Properties)
-		occurred[k], received[k], fingerprints[k] = ev.Timestamp.UTC(), ev.ReceivedAt.UTC(), ev.Fingerprint
+// pgKey is an event's (organization, event id) as PostgreSQL compares them: as UUIDs, whatever their spelling.
+type pgKey [32]byte
+
+// insertPostgres is InsertEvents on PostgreSQL: the users to check, when some event needs it (in a statement of
+// its own: in the insert's transaction the read would lock nothing either), then pgInsertEvents.
+func (s *Events) insertPostgres(ctx context.Context, events []analytics.Pending) ([]analytics.Outcome, error) {
+	unknown, err := s.unknownUsers(ctx, s.db.sql, events)
+	if err != nil {
+		return nil, translate(err)
 	}
-	rows, err := tx.QueryContext(ctx, pgInsertEvents, ids, orgs, eventIDs, users, names, categories, sources, props,
-		occurred, received, fingerprints)
+	// The first event of each key; the others of the call are judged against it.
+	keys := make([]pgKey, len(events))
+	first := make(map[pgKey]int, len(events))
+	candidates := make([]int, 0, len(events))
+	for i := range events {
+		if unknown[i] {
+			continue
+		}
+		org, err1 := uuid.Parse(events[i].OrganizationID)
+		eventID, err2 := uuid.Parse(events[i].EventID)
+		if err := errors.Join(err1, err2); err != nil {
+			return nil, nexus.Internal(fmt.Errorf("event %s: %w", events[i].EventID, err))
+		}
+		copy(keys[i][:16], org[:])
+		copy(keys[i][16:], eventID[:])
+		if _, ok := first[keys[i]]; !ok {
+			first[keys[i]] = i
+			candidates = append(candidates, i)
+		}
+	}
+	// In key order, so that transactions inserting overlapping event ids wait for each other instead of
+	// deadlocking.
+	sort.Slice(candidates, func(a, b int) bool { return bytes.Compare(keys[candidates[a]][:], keys[candidates[b]][:]) < 0 })
+	before, err := s.pgInsert(ctx, events, keys, candidates)
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	inserted := make([]string, 0, n)
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
+	out := make([]analytics.Outcome, len(events))
+	for i := range events {
+		ev := &events[i]
+		if unknown[i] {
+			out[i].Kind = analytics.UnknownUser
+			continue
 		}
-		inserted = append(inserted, strings.ToLower(id))
+		st, ok := before[keys[i]]
+		if !ok { // stored by this call: the first event of its key
+			f := &events[first[keys[i]]]
+			st = storedEvent{id: f.ID, fingerprint: f.Fingerprint, receivedAt: f.ReceivedAt, occurred: f.Timestamp}
+			if first[keys[i]] == i {
+				out[i] = analytics.Outcome{Kind: analytics.Stored, Receipt: receipt(ev.EventID, st, false)}
+				continue
+			}
+		}
+		if st.fingerprint == ev.Fingerprint {
+			out[i] = analytics.Outcome{Kind: analytics.Duplicate, Receipt: receipt(ev.EventID, st, true)}
+		} else {
+			out[i] = analytics.Outcome{Kind: analytics.Conflict}
+		}
 	}
-	return inserted, rows.Err()
+	return out, nil
+}
+
+// pgInsert runs pgInsertEvents for the candidates and returns the stored event of each key that was stored
+// before.
+func (s *Events) pgInsert(ctx context.Context, events []analytics.Pending, keys []pgKey, candidates []int) (map[pgKey]storedEvent, error) {
+	before := map[pgKey]storedEvent{}
+	n := len(candidates)
+	if n == 0 {
+		return before, nil
+	}
+	ids, orgs, eventIDs, users := make([][16]byte, n), make([][16]byte, n), make([][16]byte, n), make([][16]byte, n)
+	names, categories, sources, props := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	occurred, received, fingerprints := make([]time.Time, n), make([]time.Time, n), make([]string, n)
+	for k, i := range candidates {
+		ev := &events[i]
+		id, err1 := uuid.Parse(ev.ID)
+		user, err2 := uuid.Parse(ev.UserID)
+		if err := errors.Join(err1, err2); err != nil {
+			return nil, nexus.Internal(fmt.Errorf("event %s: %w", ev.EventID, err))
+		}
+		ids[k], users[k] = id, user
+		copy(orgs[k][:], keys[i][:16])
+		copy(eventIDs[k][:], keys[i][16:])
+		names[k], categories[k], sources[k], props[k] = ev.Name, ev.Category, ev.Source, string(ev.Properties)
+		occurred[k], received[k], fingerprints[k] = ev.Timestamp.UTC(), ev.ReceivedAt.UTC(), ev.Fingerprint
+	}
+	rows, err := s.db.sql.QueryContext(ctx, pgInsertEvents, ids, orgs, eventIDs, users, names, categories, sources, props,
+		occurred, received, fingerprints)
+	if err != nil {
+		return nil, translate(err)
+	}
+	for rows.Next() {
+		var org, eventID, id [16]byte
+		var st storedEvent
+		if err := rows.Scan(&org, &eventID, &id, &st.fingerprint, &st.receivedAt, &st.occurred); err != nil {
+			_ = rows.Close() // the scan error is the one to report
+			return nil, translate(err)
+		}
+		st.id = uuid.UUID(id).String()
+		var k pgKey
+		copy(k[:16], org[:])
+		copy(k[16:], eventID[:])
+		before[k] = st
+	}
+	// Close reads the statement to its end, and so to its commit.
+	if err := rows.Close(); err != nil {
+		return nil, translate(err)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, translate(err)
+	}
+	return before, nil
 }
 
 // storedEvents reads the stored event of each key into stored.
