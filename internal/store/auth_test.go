@@ -48,7 +48,7 @@ func mustSession(t *testing.T, db *store.DB, u nexus.User) auth.Session {
 
 // createSession stores s as the session StartSession's callback returns for s's user.
 func createSession(a *store.Auth, s auth.Session) error {
-	return a.StartSession(context.Background(), s.UserID, func(auth.Credentials) (auth.Session, error) { return s, nil })
+	return a.StartSession(context.Background(), s.UserID, func(auth.Credentials) (auth.Session, error) { return s, nil }, nil)
 }
 
 func checkUTC(t *testing.T, what string, times ...time.Time) {
@@ -114,7 +114,7 @@ func TestLookupByID(t *testing.T) {
 			{"StartSession", func(id string) error {
 				// The user was found if fn ran: it refuses, and nothing is stored.
 				errFound := errors.New("found")
-				err := a.StartSession(ctx, id, func(auth.Credentials) (auth.Session, error) { return auth.Session{}, errFound })
+				err := a.StartSession(ctx, id, func(auth.Credentials) (auth.Session, error) { return auth.Session{}, errFound }, nil)
 				if errors.Is(err, errFound) {
 					return nil
 				}
@@ -122,7 +122,7 @@ func TestLookupByID(t *testing.T) {
 			}, u.ID},
 			{"Session", func(id string) error { _, err := a.Session(ctx, id); return err }, s.ID},
 			{"UpdateSession", func(id string) error {
-				return a.UpdateSession(ctx, id, func(*auth.Session, nexus.User) (bool, error) { return false, nil })
+				return a.UpdateSession(ctx, id, func(*auth.Session, nexus.User) (bool, error) { return false, nil }, nil)
 			}, s.ID},
 		}
 		for _, l := range lookups {
@@ -223,7 +223,7 @@ func TestUpdateSession(t *testing.T) {
 					s.RevokedReason = "test"
 					changed = *s
 					return tt.save, tt.err
-				})
+				}, nil)
 				switch {
 				case tt.err == nil && err != nil:
 					t.Fatalf("UpdateSession: %v", err)
@@ -247,7 +247,7 @@ func TestUpdateSession(t *testing.T) {
 		}
 
 		called := false
-		err := a.UpdateSession(ctx, uuid.NewString(), func(*auth.Session, nexus.User) (bool, error) { called = true; return true, nil })
+		err := a.UpdateSession(ctx, uuid.NewString(), func(*auth.Session, nexus.User) (bool, error) { called = true; return true, nil }, nil)
 		if !errors.Is(err, nexus.ErrNotFound) || called {
 			t.Errorf("UpdateSession(unknown) = %v, fn called %v; want not found, not called", err, called)
 		}
@@ -270,7 +270,7 @@ func TestUpdateSessionConcurrent(t *testing.T) {
 				errs <- a.UpdateSession(ctx, s.ID, func(s *auth.Session, _ nexus.User) (bool, error) {
 					s.Generation++
 					return true, nil
-				})
+				}, nil)
 			})
 		}
 		close(start)
@@ -409,7 +409,7 @@ func TestSessionWritesSerializeWithUserChanges(t *testing.T) {
 				hold(c.User)
 				return auth.Session{ID: uuid.NewString(), UserID: u.ID, OrganizationID: u.OrganizationID, ClientID: "web",
 					Role: c.User.Role, Salt: []byte("salt"), CreatedAt: t0, LastUsedAt: t0, ExpiresAt: t0.Add(time.Hour)}, nil
-			})
+			}, nil)
 		}},
 		{"UpdateSession", func(a *store.Auth, u nexus.User, hold func(nexus.User)) error {
 			s := auth.Session{ID: uuid.NewString(), UserID: u.ID, OrganizationID: u.OrganizationID, ClientID: "web",
@@ -422,7 +422,7 @@ func TestSessionWritesSerializeWithUserChanges(t *testing.T) {
 				s.Generation++
 				s.Role = cur.Role
 				return true, nil
-			})
+			}, nil)
 		}},
 	}
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
