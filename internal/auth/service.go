@@ -28,8 +28,12 @@ type Options struct {
 	RefreshAbsoluteTTL time.Duration
 	RefreshGrace       time.Duration
 	KeyPublishDelay    time.Duration
-	Now                func() time.Time // defaults to time.Now
-	Logger             *slog.Logger
+	// ClientTTL is how long a client as read from the database is used without reading it again (0: 1 s;
+	// negative: read on every login and refresh). Clients are disabled (or moved to an organization) only in the
+	// database, so a disabled client stops working on every node within ClientTTL.
+	ClientTTL time.Duration
+	Now       func() time.Time // defaults to time.Now
+	Logger    *slog.Logger
 }
 
 // Service is the auth domain service.
@@ -47,6 +51,7 @@ type Service struct {
 	log         *slog.Logger
 	dummyHash   string
 	hashSlots   chan struct{} // one per core: password checks running at once
+	clients     clientCache
 }
 
 // NewService returns a Service. It computes a dummy password hash so that logins of unknown emails cost as much
@@ -79,6 +84,7 @@ func NewService(o Options) (*Service, error) {
 		accessTTL: o.AccessTTL, idleTTL: o.RefreshIdleTTL, absoluteTTL: o.RefreshAbsoluteTTL,
 		grace: o.RefreshGrace, publish: o.KeyPublishDelay, now: clock, log: log, dummyHash: dummyHash,
 		hashSlots: make(chan struct{}, max(runtime.GOMAXPROCS(0), 1)),
+		clients:   newClientCache(o.ClientTTL),
 	}
 	s.keys = &keyRing{store: o.Store, sec: sec, now: clock, publishDelay: o.KeyPublishDelay, accessTTL: o.AccessTTL}
 	return s, nil
@@ -269,15 +275,22 @@ func (s *Service) Login(ctx context.Context, in LoginInput) (Tokens, error) {
 	return s.issue(ctx, user, sess, now)
 }
 
-// client returns the enabled client registered as clientID, or nexus.ErrInvalidClient.
+// client returns the enabled client registered as clientID, or nexus.ErrInvalidClient. A client read from the
+// database is used for the cache's TTL (see Options.ClientTTL) by every login and refresh through it.
 func (s *Service) client(ctx context.Context, clientID string) (Client, error) {
-	c, err := s.store.ClientByClientID(ctx, clientID)
-	switch {
-	case errors.Is(err, nexus.ErrNotFound):
-		return Client{}, nexus.ErrInvalidClient
-	case err != nil:
-		return Client{}, fmt.Errorf("look up client: %w", err)
-	case c.Disabled:
+	c, ok := s.clients.get(clientID)
+	if !ok {
+		var err error
+		c, err = s.store.ClientByClientID(ctx, clientID)
+		switch {
+		case errors.Is(err, nexus.ErrNotFound):
+			return Client{}, nexus.ErrInvalidClient // not cached: unknown ids would fill the cache
+		case err != nil:
+			return Client{}, fmt.Errorf("look up client: %w", err)
+		}
+		s.clients.put(clientID, c)
+	}
+	if c.Disabled {
 		return Client{}, nexus.ErrInvalidClient
 	}
 	return c, nil

@@ -473,3 +473,79 @@ func TestSessionWritesSerializeWithUserChanges(t *testing.T) {
 		}
 	})
 }
+
+// TestSessionWritesRecordTheirAuditEntry proves that StartSession and UpdateSession append the audit entry they
+// are given, as the callback left it, in their transaction: with the session's change, without one (a refusal
+// that changes nothing still commits its entry), and not at all when the callback fails (nothing is written).
+func TestSessionWritesRecordTheirAuditEntry(t *testing.T) {
+	errFn := errors.New("callback failed")
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		a := store.NewAuth(db)
+		u := mustUser(t, db, mustOrg(t, db, "Acme").ID, "ada@example.com")
+		var want []auth.AuditEvent
+		entry := func(action string, at time.Duration) auth.AuditEvent {
+			return auth.AuditEvent{OccurredAt: t0.Add(at), Action: action, Result: "pending", UserID: u.ID,
+				OrganizationID: u.OrganizationID, ClientID: "web", SocketIP: "192.0.2.1", DeviceID: "device-1", UserAgent: "test"}
+		}
+
+		// StartSession: the entry commits with the session; a refusal writes neither.
+		ev := entry("login", 0)
+		s := auth.Session{ID: uuid.NewString(), UserID: u.ID, OrganizationID: u.OrganizationID, ClientID: "web",
+			Salt: randomBytes(t, 32), CreatedAt: t0, LastUsedAt: t0, ExpiresAt: t0.Add(time.Hour)}
+		if err := a.StartSession(ctx, u.ID, func(auth.Credentials) (auth.Session, error) {
+			ev.SessionID, ev.Result = s.ID, "success"
+			return s, nil
+		}, &ev); err != nil {
+			t.Fatalf("StartSession: %v", err)
+		}
+		want = append(want, ev)
+		refused := entry("login", time.Second)
+		if err := a.StartSession(ctx, u.ID, func(auth.Credentials) (auth.Session, error) {
+			refused.Result = "refused"
+			return auth.Session{}, errFn
+		}, &refused); !errors.Is(err, errFn) {
+			t.Fatalf("StartSession = %v, want the callback's error", err)
+		}
+
+		// UpdateSession: with a save, without one, and with a failing callback.
+		for i, tt := range []struct {
+			save   bool
+			err    error
+			result string
+		}{
+			{true, nil, "success"},
+			{false, nil, "client_mismatch"},
+			{true, errFn, "failed"},
+		} {
+			ev := entry("refresh", time.Duration(2+i)*time.Second)
+			ev.SessionID = s.ID
+			err := a.UpdateSession(ctx, s.ID, func(cur *auth.Session, _ nexus.User) (bool, error) {
+				cur.Generation++
+				cur.LastUsedAt = ev.OccurredAt
+				ev.Result = tt.result
+				return tt.save, tt.err
+			}, &ev)
+			if !errors.Is(err, tt.err) {
+				t.Fatalf("UpdateSession(%s) = %v, want %v", tt.result, err, tt.err)
+			}
+			if tt.err == nil {
+				want = append(want, ev)
+			}
+		}
+		got, err := a.AuthEvents(ctx)
+		if err != nil {
+			t.Fatalf("AuthEvents: %v", err)
+		}
+		if diff := cmp.Diff(want, got, equalTimes); diff != "" {
+			t.Errorf("audit log (-want +got):\n%s", diff)
+		}
+		stored, err := a.Session(ctx, s.ID)
+		if err != nil {
+			t.Fatalf("Session: %v", err)
+		}
+		if stored.Generation != 1 || !stored.LastUsedAt.Equal(t0.Add(2*time.Second)) {
+			t.Errorf("session generation %d, last used %v: want only the first update saved", stored.Generation, stored.LastUsedAt)
+		}
+	})
+}
