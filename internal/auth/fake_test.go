@@ -62,7 +62,7 @@ func (f *fakeStore) ClientByClientID(_ context.Context, clientID string) (Client
 	return c, nil
 }
 
-func (f *fakeStore) StartSession(_ context.Context, userID string, fn func(Credentials) (Session, error)) error {
+func (f *fakeStore) StartSession(_ context.Context, userID string, fn func(Credentials) (Session, error), audit *AuditEvent) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	c, ok := f.users[userID]
@@ -77,6 +77,9 @@ func (f *fakeStore) StartSession(_ context.Context, userID string, fn func(Crede
 		return nexus.ErrConflict
 	}
 	f.sessions[s.ID] = cloneSession(s)
+	if audit != nil {
+		f.events = append(f.events, *audit)
+	}
 	return nil
 }
 
@@ -94,7 +97,7 @@ func (f *fakeStore) Session(_ context.Context, id string) (Session, error) {
 	return cloneSession(s), nil
 }
 
-func (f *fakeStore) UpdateSession(_ context.Context, id string, fn func(*Session, nexus.User) (bool, error)) error {
+func (f *fakeStore) UpdateSession(_ context.Context, id string, fn func(*Session, nexus.User) (bool, error), audit *AuditEvent) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	s, ok := f.sessions[id]
@@ -109,6 +112,9 @@ func (f *fakeStore) UpdateSession(_ context.Context, id string, fn func(*Session
 	if save {
 		s.ID = id
 		f.sessions[id] = cloneSession(s)
+	}
+	if audit != nil {
+		f.events = append(f.events, *audit)
 	}
 	return nil
 }

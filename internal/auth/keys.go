@@ -45,6 +45,7 @@ type loadedKey struct {
 	SigningKey
 	private jwk.Key
 	public  jwk.Key
+	signer  *ecdsa.PrivateKey // the private key, for signAccessToken
 }
 
 // PublicKey is a published verification key.
@@ -88,7 +89,7 @@ func (r *keyRing) open(row SigningKey) (loadedKey, error) {
 	if err != nil {
 		return loadedKey{}, err
 	}
-	return loadedKey{SigningKey: row, private: priv, public: pub}, nil
+	return loadedKey{SigningKey: row, private: priv, public: pub, signer: ec}, nil
 }
 
 func jwkPair(ec *ecdsa.PrivateKey, kid string) (jwk.Key, jwk.Key, error) {

@@ -28,8 +28,12 @@ type Options struct {
 	RefreshAbsoluteTTL time.Duration
 	RefreshGrace       time.Duration
 	KeyPublishDelay    time.Duration
-	Now                func() time.Time // defaults to time.Now
-	Logger             *slog.Logger
+	// ClientTTL is how long a client as read from the database is used without reading it again (0: 1 s;
+	// negative: read on every login and refresh). Clients are disabled (or moved to an organization) only in the
+	// database, so a disabled client stops working on every node within ClientTTL.
+	ClientTTL time.Duration
+	Now       func() time.Time // defaults to time.Now
+	Logger    *slog.Logger
 	// CacheEntries bounds each of the two caches of Authenticate (verified tokens, sessions); 0 turns them off.
 	// Live sessions are believed from the cache only while a revocation feed (store.DB.FollowRevocations)
 	// keeps calling RevocationsCurrent.
@@ -51,6 +55,7 @@ type Service struct {
 	log         *slog.Logger
 	dummyHash   string
 	hashSlots   chan struct{} // one per core: password checks running at once
+	clients     clientCache
 	cache       *caches
 }
 
@@ -87,7 +92,8 @@ func NewService(o Options) (*Service, error) {
 		store: o.Store, sec: sec, issuer: o.Issuer,
 		accessTTL: o.AccessTTL, idleTTL: o.RefreshIdleTTL, absoluteTTL: o.RefreshAbsoluteTTL,
 		grace: o.RefreshGrace, publish: o.KeyPublishDelay, now: clock, log: log, dummyHash: dummyHash,
-		hashSlots: make(chan struct{}, max(runtime.GOMAXPROCS(0), 1)), cache: cache,
+		hashSlots: make(chan struct{}, max(runtime.GOMAXPROCS(0), 1)),
+		clients:   newClientCache(o.ClientTTL), cache: cache,
 	}
 	s.keys = &keyRing{store: o.Store, sec: sec, now: clock, publishDelay: o.KeyPublishDelay, accessTTL: o.AccessTTL}
 	return s, nil
@@ -264,8 +270,9 @@ func (s *Service) Login(ctx context.Context, in LoginInput) (Tokens, error) {
 			ID: uuid.NewString(), UserID: user.ID, OrganizationID: user.OrganizationID, ClientID: client.ClientID,
 			Role: user.Role, Salt: salt, CreatedAt: now, LastUsedAt: now, ExpiresAt: now.Add(s.absoluteTTL),
 		}
+		ev.SessionID, ev.Result = sess.ID, "success"
 		return sess, nil
-	})
+	}, &ev) // the success entry commits with the session
 	switch {
 	case errors.Is(err, nexus.ErrNotFound):
 		return fail(nexus.ErrInvalidCredentials) // the user is gone
@@ -274,26 +281,25 @@ func (s *Service) Login(ctx context.Context, in LoginInput) (Tokens, error) {
 	case err != nil:
 		return Tokens{}, fmt.Errorf("start session: %w", err)
 	}
-	ev.SessionID, ev.Result = sess.ID, "success"
-	tokens, err := s.issue(ctx, user, sess, now)
-	if err != nil {
-		return Tokens{}, err
-	}
-	if err := s.store.RecordAuthEvent(ctx, ev); err != nil {
-		return Tokens{}, fmt.Errorf("record login: %w", err)
-	}
-	return tokens, nil
+	return s.issue(ctx, user, sess, now)
 }
 
-// client returns the enabled client registered as clientID, or nexus.ErrInvalidClient.
+// client returns the enabled client registered as clientID, or nexus.ErrInvalidClient. A client read from the
+// database is used for the cache's TTL (see Options.ClientTTL) by every login and refresh through it.
 func (s *Service) client(ctx context.Context, clientID string) (Client, error) {
-	c, err := s.store.ClientByClientID(ctx, clientID)
-	switch {
-	case errors.Is(err, nexus.ErrNotFound):
-		return Client{}, nexus.ErrInvalidClient
-	case err != nil:
-		return Client{}, fmt.Errorf("look up client: %w", err)
-	case c.Disabled:
+	c, ok := s.clients.get(clientID)
+	if !ok {
+		var err error
+		c, err = s.store.ClientByClientID(ctx, clientID)
+		switch {
+		case errors.Is(err, nexus.ErrNotFound):
+			return Client{}, nexus.ErrInvalidClient // not cached: unknown ids would fill the cache
+		case err != nil:
+			return Client{}, fmt.Errorf("look up client: %w", err)
+		}
+		s.clients.put(clientID, c)
+	}
+	if c.Disabled {
 		return Client{}, nexus.ErrInvalidClient
 	}
 	return c, nil
@@ -355,71 +361,60 @@ func (s *Service) Refresh(ctx context.Context, in RefreshInput) (Tokens, error) 
 	var sess Session
 	var user nexus.User
 	// The user is read in the rotation's transaction, which holds the user's row as a login does: the successor
-	// carries the user's role as it is now, and a deactivated user's session ends here.
+	// carries the user's role as it is now, and a deactivated user's session ends here. Every decision, a refusal
+	// included, commits its audit entry in that transaction: fn never fails, so that one commit records it.
+	decide := func(result string, save bool) (bool, error) {
+		outcome, ev.Result = result, result
+		return save, nil
+	}
 	err := s.store.UpdateSession(ctx, tok.sessionID, func(cur *Session, u nexus.User) (bool, error) {
 		ev.UserID, ev.OrganizationID = cur.UserID, cur.OrganizationID
 		switch {
 		case !s.sec.validRefreshMAC(tok, *cur), cur.Revoked(), tok.generation > cur.Generation:
-			return false, nexus.ErrInvalidGrant
+			return decide(nexus.ErrInvalidGrant.Code, false)
 		case !now.Before(cur.ExpiresAt), !now.Before(cur.LastUsedAt.Add(s.idleTTL)):
-			return false, nexus.ErrInvalidGrant
+			return decide(nexus.ErrInvalidGrant.Code, false)
 		case tok.generation < cur.Generation-1 || (tok.generation == cur.Generation-1 && now.After(cur.RotatedAt.Add(s.grace))):
 			// An older token came back: someone holds a copy. Revoke the whole session, whichever client or device
 			// presents it; the revocation is committed even though this request fails.
 			cur.RevokedAt, cur.RevokedReason = now, outcomeReused
-			outcome = outcomeReused
-			return true, nil
+			return decide(outcomeReused, true)
 		case cur.ClientID != in.ClientID:
-			outcome = outcomeClientMismatch
-			return false, nexus.ErrInvalidGrant
+			return decide(outcomeClientMismatch, false)
 		case cur.DeviceID != "" && cur.DeviceID != in.DeviceID:
-			outcome = outcomeDeviceMismatch
-			return false, nexus.ErrInvalidGrant
+			return decide(outcomeDeviceMismatch, false)
 		case u.Status != nexus.UserActive:
 			// Deactivated, or gone: the session ends, committed although this request fails.
 			cur.RevokedAt, cur.RevokedReason = now, outcomeInactive
-			outcome = outcomeInactive
-			return true, nil
+			return decide(outcomeInactive, true)
 		}
 		user = u
 		save := cur.Role != u.Role
 		cur.Role = u.Role
 		if tok.generation == cur.Generation-1 {
 			// The immediately previous token within the grace period: the same successor.
-			outcome = outcomeGrace
 			sess = *cur
-			return save, nil
+			return decide(outcomeGrace, save)
 		}
 		cur.Generation++
 		cur.RotatedAt, cur.LastUsedAt = now, now
 		if cur.DeviceID == "" {
 			cur.DeviceID = in.DeviceID
 		}
-		outcome = outcomeRotated
 		sess = *cur
-		return true, nil
-	})
+		return decide(outcomeRotated, true)
+	}, &ev)
 	switch {
-	case errors.Is(err, nexus.ErrNotFound), errors.Is(err, nexus.ErrInvalidGrant):
-		if outcome == "" {
-			outcome = nexus.ErrInvalidGrant.Code
-		}
-		return record(outcome, nexus.ErrInvalidGrant)
+	case errors.Is(err, nexus.ErrNotFound):
+		return record(nexus.ErrInvalidGrant.Code, nexus.ErrInvalidGrant)
 	case err != nil:
 		return Tokens{}, fmt.Errorf("rotate refresh token: %w", err)
 	case outcome == outcomeReused:
-		return record(outcome, nexus.ErrRefreshTokenReused)
-	case outcome == outcomeInactive:
-		return record(outcome, nexus.ErrInvalidGrant)
+		return Tokens{}, nexus.ErrRefreshTokenReused
+	case outcome != outcomeRotated && outcome != outcomeGrace:
+		return Tokens{}, nexus.ErrInvalidGrant
 	}
-	tokens, err := s.issue(ctx, user, sess, now)
-	if err != nil {
-		return Tokens{}, err
-	}
-	if _, err := record(outcome, nil); err != nil {
-		return Tokens{}, err
-	}
-	return tokens, nil
+	return s.issue(ctx, user, sess, now)
 }
 
 func (s *Service) revoke(ctx context.Context, sessionID, reason string) error {
@@ -430,7 +425,7 @@ func (s *Service) revoke(ctx context.Context, sessionID, reason string) error {
 		}
 		cur.RevokedAt, cur.RevokedReason = now, reason
 		return true, nil
-	})
+	}, nil)
 	if err != nil && !errors.Is(err, nexus.ErrNotFound) {
 		return fmt.Errorf("revoke session: %w", err)
 	}

@@ -19,14 +19,17 @@ type Store interface {
 	// row against changes (of role, status or password, which revoke the user's sessions in a transaction of
 	// their own) until the session fn returns is stored: a session is never started from rights that a change
 	// committed meanwhile has taken away. An error from fn is returned as is and nothing is stored; a user that
-	// does not exist is nexus.ErrNotFound, fn not called.
-	StartSession(ctx context.Context, userID string, fn func(u Credentials) (Session, error)) error
+	// does not exist is nexus.ErrNotFound, fn not called. When audit is not nil and fn succeeds, the entry, as
+	// fn left it, is appended to the audit log in the same transaction.
+	StartSession(ctx context.Context, userID string, fn func(u Credentials) (Session, error), audit *AuditEvent) error
 	// Session returns the refresh session with the given id.
 	Session(ctx context.Context, id string) (Session, error)
 	// UpdateSession runs fn on the session with the given id and on its user, inside one transaction that holds
 	// the user's row as StartSession does and the session locked, and saves the session if fn returns save=true
-	// and a nil error. An error from fn is returned as is. The user is the zero User if it no longer exists.
-	UpdateSession(ctx context.Context, id string, fn func(s *Session, u nexus.User) (save bool, err error)) error
+	// and a nil error. An error from fn is returned as is, and nothing is written. When audit is not nil and fn
+	// returns a nil error, the entry, as fn left it, is appended to the audit log in the same transaction (so a
+	// refused refresh commits its entry, and a revocation its entry with it).
+	UpdateSession(ctx context.Context, id string, fn func(s *Session, u nexus.User) (save bool, err error), audit *AuditEvent) error
 
 	// SigningKeys returns every stored signing key, oldest first.
 	SigningKeys(ctx context.Context) ([]SigningKey, error)

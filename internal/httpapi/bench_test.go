@@ -11,9 +11,9 @@ import (
 
 // The benchmarks send requests through the handler without the response checks of the tests.
 
-// BenchmarkLogin measures a successful login through the real handler: validation, one argon2id verification
-// (19 MiB, t=2), a session insert in a transaction that reads the user again under its row lock, an audit insert
-// and an ES256 signature.
+// BenchmarkLogin measures a successful login through the real handler: validation, the user read, one argon2id
+// verification (19 MiB, t=2), a transaction that reads the user again under its row lock and inserts the session
+// and the audit entry (one commit), and an ES256 signature. The client comes from the client cache.
 func BenchmarkLogin(b *testing.B) {
 	for _, d := range storetest.Dialects {
 		b.Run(string(d), func(b *testing.B) {
@@ -29,8 +29,10 @@ func BenchmarkLogin(b *testing.B) {
 	}
 }
 
-// BenchmarkRefresh measures one rotation through the real handler: a read-modify-write of the session under its
-// lock and its user's (read in the same transaction), an audit insert and an ES256 signature.
+// BenchmarkRefresh measures one rotation through the real handler: one transaction that reads the session and
+// its user under their locks (one statement), and writes the changed columns and the audit entry (one statement on
+// PostgreSQL; one commit), and an ES256 signature. The client comes from the client cache. See
+// BenchmarkRefreshConcurrent for 64 chains at once.
 func BenchmarkRefresh(b *testing.B) {
 	for _, d := range storetest.Dialects {
 		b.Run(string(d), func(b *testing.B) {

@@ -1,8 +1,12 @@
 package store
 
 import (
+	"bytes"
 	"context"
+	"database/sql"
 	"errors"
+	"strings"
+	"time"
 
 	"github.com/google/uuid"
 	"gorm.io/gorm"
@@ -51,8 +55,9 @@ func (a *Auth) ClientByClientID(ctx context.Context, clientID string) (auth.Clie
 // StartSession implements auth.Store. On PostgreSQL the user's row is locked FOR SHARE: logins of one user do
 // not wait for each other, and a change to the user (an UPDATE, which takes the row FOR NO KEY UPDATE) waits for
 // the transaction, or the transaction for the change, whose revocation of the user's sessions then sees this
-// one. On SQLite the transaction holds the database's write lock from its start.
-func (a *Auth) StartSession(ctx context.Context, userID string, fn func(auth.Credentials) (auth.Session, error)) error {
+// one. On SQLite the transaction holds the database's write lock from its start. The audit entry, if any, is
+// written in the same transaction: one commit per login.
+func (a *Auth) StartSession(ctx context.Context, userID string, fn func(auth.Credentials) (auth.Session, error), audit *auth.AuditEvent) error {
 	id, ok := canonicalUUID(userID)
 	if !ok {
 		return nexus.ErrNotFound
@@ -67,7 +72,13 @@ func (a *Auth) StartSession(ctx context.Context, userID string, fn func(auth.Cre
 			return errFromFn{err}
 		}
 		r := toSessionRow(s)
-		return tx.Create(&r).Error
+		if err := tx.Create(&r).Error; err != nil {
+			return err
+		}
+		if audit == nil {
+			return nil
+		}
+		return insertAuthEvent(ctx, tx.Statement.ConnPool, a.db, *audit)
 	})
 	return fromTx(err)
 }
@@ -101,47 +112,41 @@ func fromTx(err error) error {
 }
 
 // UpdateSession implements auth.Store. It takes the locks in the order every writer of users and sessions
-// does, user first: on PostgreSQL the session's user FOR SHARE (as StartSession), then the session FOR UPDATE;
-// on SQLite the transaction holds the database's write lock from its start. A session that fn revokes is
-// written to the revocation log in the same transaction, and this process's RevocationSinks are told once it
-// commits.
-func (a *Auth) UpdateSession(ctx context.Context, id string, fn func(*auth.Session, nexus.User) (bool, error)) error {
+// does, user first: on PostgreSQL one statement locks the session's user FOR SHARE (as StartSession) and then
+// the session FOR UPDATE (its rows are locked in the order of the locking clauses); on SQLite the transaction
+// holds the database's write lock from its start. A save writes only the columns fn changed, and the audit
+// entry goes in the same transaction (on PostgreSQL in the same statement): one commit per refresh. The hot
+// path is plain SQL on the transaction's connection, without GORM's statement building. A session that fn
+// revokes is written to the revocation log in the same transaction, and this process's RevocationSinks are told
+// once it commits.
+func (a *Auth) UpdateSession(ctx context.Context, id string, fn func(*auth.Session, nexus.User) (bool, error), audit *auth.AuditEvent) error {
 	id, ok := canonicalUUID(id)
 	if !ok {
 		return nexus.ErrNotFound
 	}
 	var revoked []string
 	err := a.db.gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		var users []userRow
-		if err := tx.Table("users").Select("users.*").
-			Joins("JOIN refresh_sessions ON refresh_sessions.user_id = users.id").
-			Where("refresh_sessions.id = ?", id).
-			Clauses(clause.Locking{Strength: "SHARE", Table: clause.Table{Name: "users"}}).
-			Find(&users).Error; err != nil {
+		conn := tx.Statement.ConnPool
+		r, u, err := a.lockSession(ctx, conn, id)
+		if err != nil {
 			return err
 		}
-		var r sessionRow
-		if err := tx.Clauses(clause.Locking{Strength: "UPDATE"}).Where("id = ?", id).Take(&r).Error; err != nil {
-			return err
-		}
-		var user nexus.User
-		if len(users) == 1 {
-			user = toUser(users[0])
-		}
+		user := toUser(u)
 		s := toAuthSession(r)
 		save, err := fn(&s, user)
 		if err != nil {
 			return errFromFn{err}
 		}
-		if !save {
-			return nil
+		var cols []string
+		var args []any
+		if save {
+			s.ID = id
+			cols, args = sessionChanges(r, toSessionRow(s))
 		}
-		s.ID = id
-		updated := toSessionRow(s)
-		if err := tx.Save(&updated).Error; err != nil {
+		if err := a.writeSession(ctx, conn, id, cols, args, audit); err != nil {
 			return err
 		}
-		if r.RevokedAt == nil && s.Revoked() {
+		if save && r.RevokedAt == nil && s.Revoked() {
 			revoked = []string{id}
 			return logRevocations(tx, a.db.dialect, revoked, s.RevokedAt)
 		}
@@ -151,6 +156,106 @@ func (a *Auth) UpdateSession(ctx context.Context, id string, fn func(*auth.Sessi
 		a.db.revoked(revoked)
 	}
 	return fromTx(err)
+}
+
+// sessionColumns are the columns of refresh_sessions in the order scanSession reads them.
+const sessionColumns = "s.id, s.user_id, s.organization_id, s.client_id, s.role, s.device_id, s.salt, s.generation, " +
+	"s.rotated_at, s.created_at, s.last_used_at, s.expires_at, s.revoked_at, s.revoked_reason"
+
+// lockSession reads the session with the given id and its user, the user's row locked FOR SHARE before the
+// session's FOR UPDATE on PostgreSQL. (A session without its user cannot exist: deleting a user deletes its
+// sessions.) A missing session is gorm.ErrRecordNotFound, translated by fromTx.
+func (a *Auth) lockSession(ctx context.Context, conn gorm.ConnPool, id string) (sessionRow, userRow, error) {
+	q := "SELECT u.id, u.organization_id, u.email, u.name, u.role, u.status, u.created_at, u.updated_at, " + sessionColumns +
+		" FROM users u JOIN refresh_sessions s ON s.user_id = u.id WHERE s.id = ?"
+	if a.db.dialect == Postgres {
+		q += " FOR SHARE OF u FOR UPDATE OF s"
+	}
+	var (
+		r                            sessionRow
+		u                            userRow
+		uCreated, uUpdated           timeValue
+		rotated, created, used, exps timeValue
+		revoked                      timeValue
+		role, device, reason         sql.NullString
+	)
+	err := conn.QueryRowContext(ctx, a.db.rebind(q), id).Scan(
+		&u.ID, &u.OrganizationID, &u.Email, &u.Name, &u.Role, &u.Status, &uCreated, &uUpdated,
+		&r.ID, &r.UserID, &r.OrganizationID, &r.ClientID, &role, &device, &r.Salt, &r.Generation,
+		&rotated, &created, &used, &exps, &revoked, &reason)
+	if errors.Is(err, sql.ErrNoRows) {
+		return sessionRow{}, userRow{}, gorm.ErrRecordNotFound
+	}
+	if err != nil {
+		return sessionRow{}, userRow{}, err
+	}
+	u.CreatedAt, u.UpdatedAt = uCreated.t, uUpdated.t
+	r.Role, r.DeviceID, r.RevokedReason = nullString(role), nullString(device), nullString(reason)
+	r.RotatedAt, r.RevokedAt = optTime(rotated.t), optTime(revoked.t)
+	r.CreatedAt, r.LastUsedAt, r.ExpiresAt = created.t, used.t, exps.t
+	return r, u, nil
+}
+
+func nullString(s sql.NullString) *string {
+	if !s.Valid {
+		return nil
+	}
+	return &s.String
+}
+
+// sessionChanges returns the columns (with their new values) in which after differs from before.
+func sessionChanges(before, after sessionRow) ([]string, []any) {
+	var cols []string
+	var args []any
+	set := func(col string, changed bool, v any) {
+		if changed {
+			cols, args = append(cols, col), append(args, v)
+		}
+	}
+	set("user_id", before.UserID != after.UserID, after.UserID)
+	set("organization_id", before.OrganizationID != after.OrganizationID, after.OrganizationID)
+	set("client_id", before.ClientID != after.ClientID, after.ClientID)
+	set("role", !equalOptString(before.Role, after.Role), after.Role)
+	set("device_id", !equalOptString(before.DeviceID, after.DeviceID), after.DeviceID)
+	set("salt", !bytes.Equal(before.Salt, after.Salt), after.Salt)
+	set("generation", before.Generation != after.Generation, after.Generation)
+	set("rotated_at", !equalOptTime(before.RotatedAt, after.RotatedAt), after.RotatedAt)
+	set("created_at", !before.CreatedAt.Equal(after.CreatedAt), after.CreatedAt)
+	set("last_used_at", !before.LastUsedAt.Equal(after.LastUsedAt), after.LastUsedAt)
+	set("expires_at", !before.ExpiresAt.Equal(after.ExpiresAt), after.ExpiresAt)
+	set("revoked_at", !equalOptTime(before.RevokedAt, after.RevokedAt), after.RevokedAt)
+	set("revoked_reason", !equalOptString(before.RevokedReason, after.RevokedReason), after.RevokedReason)
+	return cols, args
+}
+
+func equalOptString(a, b *string) bool { return (a == nil) == (b == nil) && (a == nil || *a == *b) }
+
+func equalOptTime(a, b *time.Time) bool { return (a == nil) == (b == nil) && (a == nil || a.Equal(*b)) }
+
+// writeSession updates the given columns of the session and records the audit entry, whichever there is: on
+// PostgreSQL both in one statement, on SQLite (no round trips to save) one after the other.
+func (a *Auth) writeSession(ctx context.Context, conn gorm.ConnPool, id string, cols []string, args []any, audit *auth.AuditEvent) error {
+	var update string
+	if len(cols) > 0 {
+		update = "UPDATE refresh_sessions SET " + strings.Join(cols, " = ?, ") + " = ? WHERE id = ?"
+		args = append(args, id)
+	}
+	switch {
+	case update == "" && audit == nil:
+		return nil
+	case audit == nil:
+		_, err := conn.ExecContext(ctx, a.db.rebind(update), args...)
+		return err
+	case update != "" && a.db.dialect == Postgres:
+		ins, insArgs := authEventInsert(*audit)
+		_, err := conn.ExecContext(ctx, a.db.rebind("WITH updated AS ("+update+") "+ins), append(args, insArgs...)...)
+		return err
+	case update != "":
+		if _, err := conn.ExecContext(ctx, a.db.rebind(update), args...); err != nil {
+			return err
+		}
+	}
+	return insertAuthEvent(ctx, conn, a.db, *audit)
 }
 
 // SigningKeys implements auth.Store.
@@ -174,8 +279,26 @@ func (a *Auth) AddSigningKey(ctx context.Context, k auth.SigningKey) error {
 
 // RecordAuthEvent implements auth.Store.
 func (a *Auth) RecordAuthEvent(ctx context.Context, e auth.AuditEvent) error {
+	return translate(insertAuthEvent(ctx, a.db.sql, a.db, e))
+}
+
+// authEventColumns are the columns of auth_events that authEventInsert writes.
+const authEventColumns = "id, occurred_at, action, result, user_id, organization_id, client_id, email_hash, socket_ip, " +
+	"reported_ip, device_id, user_agent, session_id, actor_user_id, detail"
+
+// authEventInsert returns the statement (with ? placeholders) that appends e to the audit log, and its arguments.
+func authEventInsert(e auth.AuditEvent) (string, []any) {
 	r := toAuthEventRow(eventID(), e)
-	return translate(a.db.gorm.WithContext(ctx).Create(&r).Error)
+	return "INSERT INTO auth_events (" + authEventColumns + ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+		[]any{r.ID, r.OccurredAt, r.Action, r.Result, r.UserID, r.OrganizationID, r.ClientID, r.EmailHash, r.SocketIP,
+			r.ReportedIP, r.DeviceID, r.UserAgent, r.SessionID, r.ActorUserID, r.Detail}
+}
+
+// insertAuthEvent appends e to the audit log through conn (the pool, or a transaction's connection).
+func insertAuthEvent(ctx context.Context, conn gorm.ConnPool, db *DB, e auth.AuditEvent) error {
+	q, args := authEventInsert(e)
+	_, err := conn.ExecContext(ctx, db.rebind(q), args...)
+	return err
 }
 
 // AuthEvents returns the audit log, oldest first. Tests and later activity reports read it.

@@ -48,7 +48,7 @@ func mustSession(t *testing.T, db *store.DB, u nexus.User) auth.Session {
 
 // createSession stores s as the session StartSession's callback returns for s's user.
 func createSession(a *store.Auth, s auth.Session) error {
-	return a.StartSession(context.Background(), s.UserID, func(auth.Credentials) (auth.Session, error) { return s, nil })
+	return a.StartSession(context.Background(), s.UserID, func(auth.Credentials) (auth.Session, error) { return s, nil }, nil)
 }
 
 func checkUTC(t *testing.T, what string, times ...time.Time) {
@@ -114,7 +114,7 @@ func TestLookupByID(t *testing.T) {
 			{"StartSession", func(id string) error {
 				// The user was found if fn ran: it refuses, and nothing is stored.
 				errFound := errors.New("found")
-				err := a.StartSession(ctx, id, func(auth.Credentials) (auth.Session, error) { return auth.Session{}, errFound })
+				err := a.StartSession(ctx, id, func(auth.Credentials) (auth.Session, error) { return auth.Session{}, errFound }, nil)
 				if errors.Is(err, errFound) {
 					return nil
 				}
@@ -122,7 +122,7 @@ func TestLookupByID(t *testing.T) {
 			}, u.ID},
 			{"Session", func(id string) error { _, err := a.Session(ctx, id); return err }, s.ID},
 			{"UpdateSession", func(id string) error {
-				return a.UpdateSession(ctx, id, func(*auth.Session, nexus.User) (bool, error) { return false, nil })
+				return a.UpdateSession(ctx, id, func(*auth.Session, nexus.User) (bool, error) { return false, nil }, nil)
 			}, s.ID},
 		}
 		for _, l := range lookups {
@@ -223,7 +223,7 @@ func TestUpdateSession(t *testing.T) {
 					s.RevokedReason = "test"
 					changed = *s
 					return tt.save, tt.err
-				})
+				}, nil)
 				switch {
 				case tt.err == nil && err != nil:
 					t.Fatalf("UpdateSession: %v", err)
@@ -247,7 +247,7 @@ func TestUpdateSession(t *testing.T) {
 		}
 
 		called := false
-		err := a.UpdateSession(ctx, uuid.NewString(), func(*auth.Session, nexus.User) (bool, error) { called = true; return true, nil })
+		err := a.UpdateSession(ctx, uuid.NewString(), func(*auth.Session, nexus.User) (bool, error) { called = true; return true, nil }, nil)
 		if !errors.Is(err, nexus.ErrNotFound) || called {
 			t.Errorf("UpdateSession(unknown) = %v, fn called %v; want not found, not called", err, called)
 		}
@@ -270,7 +270,7 @@ func TestUpdateSessionConcurrent(t *testing.T) {
 				errs <- a.UpdateSession(ctx, s.ID, func(s *auth.Session, _ nexus.User) (bool, error) {
 					s.Generation++
 					return true, nil
-				})
+				}, nil)
 			})
 		}
 		close(start)
@@ -409,7 +409,7 @@ func TestSessionWritesSerializeWithUserChanges(t *testing.T) {
 				hold(c.User)
 				return auth.Session{ID: uuid.NewString(), UserID: u.ID, OrganizationID: u.OrganizationID, ClientID: "web",
 					Role: c.User.Role, Salt: []byte("salt"), CreatedAt: t0, LastUsedAt: t0, ExpiresAt: t0.Add(time.Hour)}, nil
-			})
+			}, nil)
 		}},
 		{"UpdateSession", func(a *store.Auth, u nexus.User, hold func(nexus.User)) error {
 			s := auth.Session{ID: uuid.NewString(), UserID: u.ID, OrganizationID: u.OrganizationID, ClientID: "web",
@@ -422,7 +422,7 @@ func TestSessionWritesSerializeWithUserChanges(t *testing.T) {
 				s.Generation++
 				s.Role = cur.Role
 				return true, nil
-			})
+			}, nil)
 		}},
 	}
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
@@ -470,6 +470,82 @@ func TestSessionWritesSerializeWithUserChanges(t *testing.T) {
 					}
 				})
 			}
+		}
+	})
+}
+
+// TestSessionWritesRecordTheirAuditEntry proves that StartSession and UpdateSession append the audit entry they
+// are given, as the callback left it, in their transaction: with the session's change, without one (a refusal
+// that changes nothing still commits its entry), and not at all when the callback fails (nothing is written).
+func TestSessionWritesRecordTheirAuditEntry(t *testing.T) {
+	errFn := errors.New("callback failed")
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		a := store.NewAuth(db)
+		u := mustUser(t, db, mustOrg(t, db, "Acme").ID, "ada@example.com")
+		var want []auth.AuditEvent
+		entry := func(action string, at time.Duration) auth.AuditEvent {
+			return auth.AuditEvent{OccurredAt: t0.Add(at), Action: action, Result: "pending", UserID: u.ID,
+				OrganizationID: u.OrganizationID, ClientID: "web", SocketIP: "192.0.2.1", DeviceID: "device-1", UserAgent: "test"}
+		}
+
+		// StartSession: the entry commits with the session; a refusal writes neither.
+		ev := entry("login", 0)
+		s := auth.Session{ID: uuid.NewString(), UserID: u.ID, OrganizationID: u.OrganizationID, ClientID: "web",
+			Salt: randomBytes(t, 32), CreatedAt: t0, LastUsedAt: t0, ExpiresAt: t0.Add(time.Hour)}
+		if err := a.StartSession(ctx, u.ID, func(auth.Credentials) (auth.Session, error) {
+			ev.SessionID, ev.Result = s.ID, "success"
+			return s, nil
+		}, &ev); err != nil {
+			t.Fatalf("StartSession: %v", err)
+		}
+		want = append(want, ev)
+		refused := entry("login", time.Second)
+		if err := a.StartSession(ctx, u.ID, func(auth.Credentials) (auth.Session, error) {
+			refused.Result = "refused"
+			return auth.Session{}, errFn
+		}, &refused); !errors.Is(err, errFn) {
+			t.Fatalf("StartSession = %v, want the callback's error", err)
+		}
+
+		// UpdateSession: with a save, without one, and with a failing callback.
+		for i, tt := range []struct {
+			save   bool
+			err    error
+			result string
+		}{
+			{true, nil, "success"},
+			{false, nil, "client_mismatch"},
+			{true, errFn, "failed"},
+		} {
+			ev := entry("refresh", time.Duration(2+i)*time.Second)
+			ev.SessionID = s.ID
+			err := a.UpdateSession(ctx, s.ID, func(cur *auth.Session, _ nexus.User) (bool, error) {
+				cur.Generation++
+				cur.LastUsedAt = ev.OccurredAt
+				ev.Result = tt.result
+				return tt.save, tt.err
+			}, &ev)
+			if !errors.Is(err, tt.err) {
+				t.Fatalf("UpdateSession(%s) = %v, want %v", tt.result, err, tt.err)
+			}
+			if tt.err == nil {
+				want = append(want, ev)
+			}
+		}
+		got, err := a.AuthEvents(ctx)
+		if err != nil {
+			t.Fatalf("AuthEvents: %v", err)
+		}
+		if diff := cmp.Diff(want, got, equalTimes); diff != "" {
+			t.Errorf("audit log (-want +got):\n%s", diff)
+		}
+		stored, err := a.Session(ctx, s.ID)
+		if err != nil {
+			t.Fatalf("Session: %v", err)
+		}
+		if stored.Generation != 1 || !stored.LastUsedAt.Equal(t0.Add(2*time.Second)) {
+			t.Errorf("session generation %d, last used %v: want only the first update saved", stored.Generation, stored.LastUsedAt)
 		}
 	})
 }

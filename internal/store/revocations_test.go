@@ -102,7 +102,7 @@ func revokeSession(t *testing.T, db *store.DB, id, reason string) {
 		}
 		s.RevokedAt, s.RevokedReason = t0, reason
 		return true, nil
-	})
+	}, nil)
 	if err != nil {
 		t.Fatalf("revoke %s: %v", id, err)
 	}
