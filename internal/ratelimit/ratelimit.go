@@ -447,13 +447,13 @@ func (l *Limiter) rateLimit(ctx context.Context, checks []Check, out []Result, p
 			g = p.memPeek
 		}
 		limited, r, err := g.RateLimitCtx(ctx, p.storeKey(&l.hasher, c.Key), quantity)
+		res := toResult(limited, r, peek)
 		if err != nil {
 			// The memory store never fails; the key lost casAttempts races.
-			out[i] = p.refused()
-		} else {
-			out[i] = toResult(limited, r, peek)
+			res = p.refused()
 		}
-		if !peek && !out[i].Allowed {
+		out[i] = res
+		if !peek && !res.Allowed {
 			return i + 1
 		}
 	}
