@@ -124,6 +124,9 @@ func (a *Auth) UpdateSession(ctx context.Context, id string, fn func(*auth.Sessi
 	if !ok {
 		return nexus.ErrNotFound
 	}
+	if a.db.dialect == Postgres {
+		return a.pgUpdateSession(ctx, id, fn, audit)
+	}
 	var revoked []string
 	err := a.db.gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		conn := tx.Statement.ConnPool
@@ -166,34 +169,7 @@ const sessionColumns = "s.id, s.user_id, s.organization_id, s.client_id, s.role,
 // session's FOR UPDATE on PostgreSQL. (A session without its user cannot exist: deleting a user deletes its
 // sessions.) A missing session is gorm.ErrRecordNotFound, translated by fromTx.
 func (a *Auth) lockSession(ctx context.Context, conn gorm.ConnPool, id string) (sessionRow, userRow, error) {
-	q := "SELECT u.id, u.organization_id, u.email, u.name, u.role, u.status, u.created_at, u.updated_at, " + sessionColumns +
-		" FROM users u JOIN refresh_sessions s ON s.user_id = u.id WHERE s.id = ?"
-	if a.db.dialect == Postgres {
-		q += " FOR SHARE OF u FOR UPDATE OF s"
-	}
-	var (
-		r                            sessionRow
-		u                            userRow
-		uCreated, uUpdated           timeValue
-		rotated, created, used, exps timeValue
-		revoked                      timeValue
-		role, device, reason         sql.NullString
-	)
-	err := conn.QueryRowContext(ctx, a.db.rebind(q), id).Scan(
-		&u.ID, &u.OrganizationID, &u.Email, &u.Name, &u.Role, &u.Status, &uCreated, &uUpdated,
-		&r.ID, &r.UserID, &r.OrganizationID, &r.ClientID, &role, &device, &r.Salt, &r.Generation,
-		&rotated, &created, &used, &exps, &revoked, &reason)
-	if errors.Is(err, sql.ErrNoRows) {
-		return sessionRow{}, userRow{}, gorm.ErrRecordNotFound
-	}
-	if err != nil {
-		return sessionRow{}, userRow{}, err
-	}
-	u.CreatedAt, u.UpdatedAt = uCreated.t, uUpdated.t
-	r.Role, r.DeviceID, r.RevokedReason = nullString(role), nullString(device), nullString(reason)
-	r.RotatedAt, r.RevokedAt = optTime(rotated.t), optTime(revoked.t)
-	r.CreatedAt, r.LastUsedAt, r.ExpiresAt = created.t, used.t, exps.t
-	return r, u, nil
+	return scanLockedSession(conn.QueryRowContext(ctx, a.db.rebind(lockSessionQuery(a.db.dialect)), id))
 }
 
 func nullString(s sql.NullString) *string {

@@ -1,0 +1,167 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
+	"gorm.io/gorm"
+
+	"github.com/nexus-cloud/nexus-core/internal/auth"
+	"github.com/nexus-cloud/nexus-core/internal/nexus"
+)
+
+// pgLogRevocation appends one session ($1, revoked at $2) to the revocation log and announces it, in one
+// statement: what logRevocations does for one session.
+const pgLogRevocation = `WITH n AS (UPDATE revocation_counter SET seq = seq + 1 WHERE id = 1 RETURNING seq),
+l AS (INSERT INTO session_revocations (seq, session_id, revoked_at) SELECT seq, $1, $2 FROM n RETURNING seq)
+SELECT pg_notify('` + revocationChannel + `', seq::text) FROM l`
+
+// pgUpdateSession is UpdateSession on PostgreSQL in two round trips: the transaction's BEGIN goes with the read
+// that locks the user and the session, and its writes (the session's changed columns with the audit entry, and a
+// revocation's log entry) go with its COMMIT, each pair as one pipelined pgx batch on a connection of the pool.
+// The locks, the statements and the transaction are those of the generic path.
+func (a *Auth) pgUpdateSession(ctx context.Context, id string, fn func(*auth.Session, nexus.User) (bool, error), audit *auth.AuditEvent) error {
+	c, err := a.db.sql.Conn(ctx)
+	if err != nil {
+		return translate(err)
+	}
+	defer func() { _ = c.Close() }()
+	var revoked bool
+	err = c.Raw(func(dc any) error {
+		sc, ok := dc.(*stdlib.Conn)
+		if !ok {
+			return fmt.Errorf("postgres connection of type %T", dc)
+		}
+		var err error
+		revoked, err = a.pgSessionTx(ctx, sc.Conn(), id, fn, audit)
+		return err
+	})
+	if err != nil {
+		return fromTx(err)
+	}
+	if revoked {
+		a.db.revoked([]string{id})
+	}
+	return nil
+}
+
+// pgSessionTx runs UpdateSession's transaction on conn and reports whether it revoked the session. Whatever
+// fails, the transaction is rolled back; a connection that cannot roll back is reported bad, so that the pool
+// drops it.
+func (a *Auth) pgSessionTx(ctx context.Context, conn *pgx.Conn, id string, fn func(*auth.Session, nexus.User) (bool, error), audit *auth.AuditEvent) (revoked bool, err error) {
+	open := false
+	defer func() {
+		if err != nil && open {
+			if _, rerr := conn.Exec(context.WithoutCancel(ctx), "ROLLBACK"); rerr != nil {
+				err = errors.Join(err, driver.ErrBadConn)
+			}
+		}
+	}()
+	b := &pgx.Batch{}
+	b.Queue("BEGIN")
+	b.Queue(lockSessionQuery(Postgres), id)
+	br := conn.SendBatch(ctx, b)
+	_, err = br.Exec()
+	open = err == nil
+	var r sessionRow
+	var u userRow
+	if err == nil {
+		r, u, err = scanLockedSession(br.QueryRow())
+	}
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return false, err
+	}
+	s := toAuthSession(r)
+	save, err := fn(&s, toUser(u))
+	if err != nil {
+		return false, errFromFn{err}
+	}
+	b = &pgx.Batch{}
+	if save {
+		s.ID = id
+		cols, args := sessionChanges(r, toSessionRow(s))
+		if len(cols) > 0 {
+			update := "UPDATE refresh_sessions SET " + strings.Join(cols, " = ?, ") + " = ? WHERE id = ?"
+			args = append(args, id)
+			if audit != nil {
+				ins, insArgs := authEventInsert(*audit)
+				update, args = "WITH updated AS ("+update+") "+ins, append(args, insArgs...)
+				audit = nil
+			}
+			b.Queue(a.db.rebind(update), args...)
+		}
+		revoked = r.RevokedAt == nil && s.Revoked()
+	}
+	if audit != nil {
+		ins, insArgs := authEventInsert(*audit)
+		b.Queue(a.db.rebind(ins), insArgs...)
+	}
+	if revoked {
+		b.Queue(pgLogRevocation, id, s.RevokedAt.UTC())
+	}
+	b.Queue("COMMIT")
+	br = conn.SendBatch(ctx, b)
+	for range b.Len() {
+		if _, err = br.Exec(); err != nil {
+			break
+		}
+	}
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return false, err
+	}
+	open = false
+	return revoked, nil
+}
+
+// lockSessionQuery is the statement of lockSession.
+func lockSessionQuery(d Dialect) string {
+	q := "SELECT u.id, u.organization_id, u.email, u.name, u.role, u.status, u.created_at, u.updated_at, " + sessionColumns +
+		" FROM users u JOIN refresh_sessions s ON s.user_id = u.id WHERE s.id = ?"
+	if d == Postgres {
+		q += " FOR SHARE OF u FOR UPDATE OF s"
+		return strings.Replace(q, "?", "$1", 1)
+	}
+	return q
+}
+
+// rowScanner is a row of database/sql or of pgx.
+type rowScanner interface{ Scan(dest ...any) error }
+
+// scanLockedSession scans a row of lockSessionQuery. A missing session is gorm.ErrRecordNotFound.
+func scanLockedSession(row rowScanner) (sessionRow, userRow, error) {
+	var (
+		r                            sessionRow
+		u                            userRow
+		uCreated, uUpdated           timeValue
+		rotated, created, used, exps timeValue
+		revoked                      timeValue
+		role, device, reason         sql.NullString
+	)
+	err := row.Scan(
+		&u.ID, &u.OrganizationID, &u.Email, &u.Name, &u.Role, &u.Status, &uCreated, &uUpdated,
+		&r.ID, &r.UserID, &r.OrganizationID, &r.ClientID, &role, &device, &r.Salt, &r.Generation,
+		&rotated, &created, &used, &exps, &revoked, &reason)
+	if errors.Is(err, sql.ErrNoRows) || errors.Is(err, pgx.ErrNoRows) {
+		return sessionRow{}, userRow{}, gorm.ErrRecordNotFound
+	}
+	if err != nil {
+		return sessionRow{}, userRow{}, err
+	}
+	u.CreatedAt, u.UpdatedAt = uCreated.t, uUpdated.t
+	r.Role, r.DeviceID, r.RevokedReason = nullString(role), nullString(device), nullString(reason)
+	r.RotatedAt, r.RevokedAt = optTime(rotated.t), optTime(revoked.t)
+	r.CreatedAt, r.LastUsedAt, r.ExpiresAt = created.t, used.t, exps.t
+	return r, u, nil
+}
