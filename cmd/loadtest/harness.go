@@ -5,8 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -74,8 +77,11 @@ func runHarness(ctx context.Context, cfg config, diag io.Writer) (_ *report, err
 		return nil, err
 	}
 
-	if err := sqlitePhase(ctx, cfg, bin, filepath.Join(tmp, "sqlite"), hash, diag, rep); err != nil {
-		return nil, fmt.Errorf("SQLite: %w", err)
+	// -only without an S row or 9 leaves the SQLite phase out.
+	if cfg.wants("9") || slices.ContainsFunc(slices.Collect(maps.Keys(cfg.only)), func(id string) bool { return strings.HasPrefix(id, "S") }) {
+		if err := sqlitePhase(ctx, cfg, bin, filepath.Join(tmp, "sqlite"), hash, diag, rep); err != nil {
+			return nil, fmt.Errorf("SQLite: %w", err)
+		}
 	}
 	if err := postgresPhase(ctx, cfg, bin, dbURL, hash, diag, rep); err != nil {
 		return nil, fmt.Errorf("PostgreSQL: %w", err)
@@ -200,6 +206,9 @@ func sqlitePhase(ctx context.Context, cfg config, bin, dataDir, hash string, dia
 		{"S5", "events/s", h.trackEvent(admins)},
 		{"S8", "logins/s", h.logins([]user{o.admin}, cfg.loginConns)},
 	} {
+		if !cfg.wants(s.id) {
+			continue
+		}
 		r, err := rr.run(ctx, s.id, s.unit, s.l)
 		if err != nil {
 			return err
@@ -271,6 +280,13 @@ func postgresPhase(ctx context.Context, cfg config, bin, dbURL, hash string, dia
 	for i, u := range big.users {
 		ids[i] = u.id
 	}
+	finish := func() error {
+		st.peakRSS, st.peakRow = srv.hwm(), rr.peakRow
+		srv.stop()
+		rep.rows = rr.rows
+		rep.startups = append(rep.startups, st)
+		return nil
+	}
 	ratio := func(r *row, of row) {
 		if rate := of.res.rate(); rate > 0 {
 			r.ratio, r.ratioOf = r.res.rate()/rate, of.id
@@ -278,24 +294,47 @@ func postgresPhase(ctx context.Context, cfg config, bin, dbURL, hash string, dia
 	}
 
 	// 1–4: reads; the floor and the rows compared with it alternate.
-	reads, err := rr.runAlternating(ctx, cfg.rounds, []string{"1", "2", "3"}, []string{"req/s", "req/s", "req/s"}, []load{
-		h.healthz(),
-		h.getUser(bigAdmin, ids),
-		h.listUsers(fmt.Sprintf("GET /v2/users?limit=50 (%s users)", thousands(int64(cfg.smallUsers))), smallAdmin, "/v2/users?limit=50"),
-	}, nil)
+	var readIDs []string
+	var readLoads []load
+	for i, l := range []func() load{
+		h.healthz,
+		func() load { return h.getUser(bigAdmin, ids) },
+		func() load {
+			return h.listUsers(fmt.Sprintf("GET /v2/users?limit=50 (%s users)", thousands(int64(cfg.smallUsers))), smallAdmin, "/v2/users?limit=50")
+		},
+	} {
+		if id := strconv.Itoa(i + 1); cfg.wants(id) {
+			readIDs, readLoads = append(readIDs, id), append(readLoads, l())
+		}
+	}
+	reads, err := rr.runAlternating(ctx, cfg.rounds, readIDs, slices.Repeat([]string{"req/s"}, len(readIDs)), readLoads, nil)
 	if err != nil {
 		return err
 	}
-	floor, get, listSmall := reads[0], reads[1], reads[2]
-	floor.name = "GET /healthz (unauthenticated floor)"
-	rr.add(floor)
-	ratio(&get, floor)
-	get.target, get.meets = fmt.Sprintf("≥ %.2f of 1", targetGetUser), func() bool { return get.ratio >= targetGetUser }
-	rr.add(get)
-	ratio(&listSmall, floor)
-	listSmall.target, listSmall.meets = fmt.Sprintf("≥ %.2f of 1", targetListSmall), func() bool { return listSmall.ratio >= targetListSmall }
-	rr.add(listSmall)
+	var floor *row
+	for i := range reads {
+		r := &reads[i]
+		switch r.id {
+		case "1":
+			r.name = "GET /healthz (unauthenticated floor)"
+			floor = r
+		case "2":
+			if floor != nil {
+				ratio(r, *floor)
+			}
+			r.target, r.meets = fmt.Sprintf("≥ %.2f of 1", targetGetUser), func() bool { return r.ratio >= targetGetUser }
+		case "3":
+			if floor != nil {
+				ratio(r, *floor)
+			}
+			r.target, r.meets = fmt.Sprintf("≥ %.2f of 1", targetListSmall), func() bool { return r.ratio >= targetListSmall }
+		}
+		rr.add(*r)
+	}
 	for _, p := range []struct{ id, query string }{{"4a", "limit=50"}, {"4b", "limit=50&offset=10000"}} {
+		if !cfg.wants(p.id) {
+			continue
+		}
 		r, err := rr.run(ctx, p.id, "req/s", h.listUsers(fmt.Sprintf("GET /v2/users?%s (%s users)", p.query, thousands(int64(cfg.users))),
 			bigAdmin, "/v2/users?"+p.query))
 		if err != nil {
@@ -304,45 +343,63 @@ func postgresPhase(ctx context.Context, cfg config, bin, dbURL, hash string, dia
 		r.target, r.meets = fmt.Sprintf("p99 < %d ms", targetListP99), func() bool { return r.res.p99 < targetListP99*time.Millisecond }
 		rr.add(r)
 	}
-	sweepTokens, err := h.tokens(ctx, "big admin", []user{big.admin}, cfg.sweepConns)
-	if err != nil {
-		return err
+	if cfg.wants("4c") {
+		sweepTokens, err := h.tokens(ctx, "big admin", []user{big.admin}, cfg.sweepConns)
+		if err != nil {
+			return err
+		}
+		sweep, err := listSweep(ctx, h, cfg, sweepTokens)
+		if err != nil {
+			return err
+		}
+		rep.sweep = sweep
+		rr.add(sweepRow(sweep, cfg.sweepConns))
 	}
-	sweep, err := listSweep(ctx, h, cfg, sweepTokens)
-	if err != nil {
-		return err
-	}
-	rep.sweep = sweep
-	rr.add(sweepRow(sweep, cfg.sweepConns))
+	// The rows below run in pairs or alone; -only picks them by group.
+	var late []row // added at the end, in the table's order
 
 	// 7–8: auth.
-	refresh, err := rr.run(ctx, "7", "refreshes/s", h.refreshChains(members, cfg.conns))
-	if err != nil {
-		return err
+	if cfg.wants("7") {
+		refresh, err := rr.run(ctx, "7", "refreshes/s", h.refreshChains(members, cfg.conns))
+		if err != nil {
+			return err
+		}
+		refresh.target = fmt.Sprintf("≥ %s/s, p99 < 50 ms", thousands(targetRefresh))
+		refresh.meets = func() bool { return refresh.res.rate() >= targetRefresh && refresh.res.p99 < 50*time.Millisecond }
+		late = append(late, refresh)
 	}
-	refresh.target = fmt.Sprintf("≥ %s/s, p99 < 50 ms", thousands(targetRefresh))
-	refresh.meets = func() bool { return refresh.res.rate() >= targetRefresh && refresh.res.p99 < 50*time.Millisecond }
-	// The raw hash rate while the server is idle, alternating with the logins.
-	auths, err := rr.runAlternating(ctx, cfg.rounds, []string{"8a", "8b"}, []string{"hashes/s", "logins/s"},
-		[]load{h.hashRate(), h.logins(big.active(), cfg.loginConns)}, nil)
-	if err != nil {
-		return err
+	if cfg.wants("8a") || cfg.wants("8b") {
+		// The raw hash rate while the server is idle, alternating with the logins.
+		auths, err := rr.runAlternating(ctx, cfg.rounds, []string{"8a", "8b"}, []string{"hashes/s", "logins/s"},
+			[]load{h.hashRate(), h.logins(big.active(), cfg.loginConns)}, nil)
+		if err != nil {
+			return err
+		}
+		hashes, logins := auths[0], auths[1]
+		hashes.name += " while the server is idle"
+		ratio(&logins, hashes)
+		logins.target, logins.meets = fmt.Sprintf("≥ %.2f of 8a", targetLogin), func() bool { return logins.ratio >= targetLogin }
+		late = append(late, hashes, logins)
 	}
-	hashes, logins := auths[0], auths[1]
-	hashes.name += " while the server is idle"
-	ratio(&logins, hashes)
-	logins.target, logins.meets = fmt.Sprintf("≥ %.2f of 8a", targetLogin), func() bool { return logins.ratio >= targetLogin }
 
 	// 5–6: ingest, each followed by the processor's catching up.
-	single, err := rr.run(ctx, "5", "events/s", h.trackEvent(memberTokens))
-	if err != nil {
-		return err
+	if cfg.wants("5") {
+		single, err := rr.run(ctx, "5", "events/s", h.trackEvent(memberTokens))
+		if err != nil {
+			return err
+		}
+		single.target = fmt.Sprintf("≥ %s events/s", thousands(targetSingle))
+		single.meets = func() bool { return single.res.rate() >= targetSingle }
+		rr.add(single)
+		if err := settle(ctx, db, diag, rep, "5:"); err != nil {
+			return err
+		}
 	}
-	single.target = fmt.Sprintf("≥ %s events/s", thousands(targetSingle))
-	single.meets = func() bool { return single.res.rate() >= targetSingle }
-	rr.add(single)
-	if err := settle(ctx, db, diag, rep, "5:"); err != nil {
-		return err
+	if !cfg.wants("6a") && !cfg.wants("6b") {
+		for _, r := range late {
+			rr.add(r)
+		}
+		return finish()
 	}
 	if _, err := db.Exec(ctx, "CREATE TABLE "+copyTable+" (LIKE events INCLUDING ALL)"); err != nil {
 		return fmt.Errorf("create the scratch table: %w", err)
@@ -370,15 +427,10 @@ func postgresPhase(ctx context.Context, cfg config, bin, dbURL, hash string, dia
 	ratio(&batch, cp)
 	batch.target, batch.meets = fmt.Sprintf("≥ %.2f of 6a", targetBatch), func() bool { return batch.ratio >= targetBatch }
 	rr.add(batch)
-	rr.add(refresh)
-	rr.add(hashes)
-	rr.add(logins)
-
-	st.peakRSS, st.peakRow = srv.hwm(), rr.peakRow
-	srv.stop()
-	rep.rows = rr.rows
-	rep.startups = append(rep.startups, st)
-	return nil
+	for _, r := range late {
+		rr.add(r)
+	}
+	return finish()
 }
 
 // sweepWarmup is the warm-up of each point of the listing sweep.

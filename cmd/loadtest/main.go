@@ -77,21 +77,25 @@ func main() {
 
 // config is the harness's settings.
 type config struct {
-	bin            string        // the server binary
-	duration       time.Duration // the measured window of each row
-	warmup         time.Duration // before each row's window; its requests are not counted
-	conns          int           // connections of most rows
-	sweepDuration  time.Duration // the measured window of each point of the listing sweep
-	sweepConns     int           // connections of the sweep
-	batchConns     int           // connections of batch ingest and of the raw COPY
-	batchEvents    int           // events per batch, rows per COPY
-	loginConns     int           // connections of the login row
-	users          int           // users of the big organization, its admin included
-	smallUsers     int           // users of the small organization, its admin included
-	sqliteDuration time.Duration // the measured window of each SQLite row
-	pprofDir       string        // where CPU profiles go, if the server offers them
-	rounds         int           // rounds in which rows compared with each other alternate
+	bin            string          // the server binary
+	duration       time.Duration   // the measured window of each row
+	warmup         time.Duration   // before each row's window; its requests are not counted
+	conns          int             // connections of most rows
+	sweepDuration  time.Duration   // the measured window of each point of the listing sweep
+	sweepConns     int             // connections of the sweep
+	batchConns     int             // connections of batch ingest and of the raw COPY
+	batchEvents    int             // events per batch, rows per COPY
+	loginConns     int             // connections of the login row
+	users          int             // users of the big organization, its admin included
+	smallUsers     int             // users of the small organization, its admin included
+	sqliteDuration time.Duration   // the measured window of each SQLite row
+	pprofDir       string          // where CPU profiles go, if the server offers them
+	rounds         int             // rounds in which rows compared with each other alternate
+	only           map[string]bool // the row ids to run (-only); empty: every row
 }
+
+// wants reports whether the row with this id is to run (-only).
+func (c config) wants(id string) bool { return len(c.only) == 0 || c.only[id] }
 
 // parseConfig reads the flags, each defaulting to LOADTEST_<FLAG> from getenv, then to the built-in default.
 func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
@@ -112,6 +116,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.DurationVar(&c.sqliteDuration, "sqlite-duration", 2*time.Second, "measured time per row on SQLite")
 	fs.IntVar(&c.rounds, "rounds", 5, "rounds in which a row and its reference alternate (1-3, 6a-6b, 8a-8b), -duration split among them")
 	fs.StringVar(&c.pprofDir, "pprof", "", "write the server's CPU profile of each row into this directory, if it serves /debug/pprof")
+	var only string
+	fs.StringVar(&only, "only", "", "run only these rows, comma-separated ids of the table (e.g. 1,3,4a,4b,4c; S1,S3 on SQLite; 9 is always reported); empty: every row")
 	var bad []string
 	fs.VisitAll(func(f *flag.Flag) {
 		name := "LOADTEST_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
@@ -129,6 +135,14 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	}
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	for id := range strings.SplitSeq(only, ",") {
+		if id = strings.TrimSpace(id); id != "" {
+			if c.only == nil {
+				c.only = map[string]bool{}
+			}
+			c.only[id] = true
+		}
 	}
 	if c.sweepConns == 0 {
 		c.sweepConns = c.conns

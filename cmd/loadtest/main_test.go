@@ -114,3 +114,23 @@ func buildServer(t *testing.T) string {
 	}
 	return bin
 }
+
+// TestOnly checks that -only (and LOADTEST_ONLY) picks rows by id, and that without it every row runs.
+func TestOnly(t *testing.T) {
+	cfg, err := parseConfig([]string{"-only", " 1, 3 ,4c,"}, func(string) string { return "" }, os.Stderr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for id, want := range map[string]bool{"1": true, "3": true, "4c": true, "2": false, "4a": false, "S1": false} {
+		if cfg.wants(id) != want {
+			t.Errorf("-only 1,3,4c: wants(%q) = %v", id, !want)
+		}
+	}
+	env := map[string]string{"LOADTEST_ONLY": "S3"}
+	if cfg, err = parseConfig(nil, func(k string) string { return env[k] }, os.Stderr); err != nil || !cfg.wants("S3") || cfg.wants("1") {
+		t.Errorf("LOADTEST_ONLY=S3: %v, wants S3 %v, 1 %v", err, cfg.wants("S3"), cfg.wants("1"))
+	}
+	if cfg, err = parseConfig(nil, func(string) string { return "" }, os.Stderr); err != nil || !cfg.wants("1") || !cfg.wants("8b") {
+		t.Errorf("no -only: every row must run (%v)", err)
+	}
+}

@@ -60,7 +60,7 @@ func (s *Server) ListUsers(ctx context.Context, req gen.ListUsersRequestObject) 
 	for i, u := range page.Users {
 		body.Data[i] = toGenUser(u)
 	}
-	return gen.ListUsers200JSONResponse{Body: body, Headers: gen.ListUsers200ResponseHeaders{CacheControl: &privateNoStore}}, nil
+	return userListResponse{Body: body, Headers: gen.ListUsers200ResponseHeaders{CacheControl: &privateNoStore}}, nil
 }
 
 // GetUser implements gen.StrictServerInterface.
