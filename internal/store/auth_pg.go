@@ -27,19 +27,10 @@ SELECT pg_notify('` + revocationChannel + `', seq::text) FROM l`
 // revocation's log entry) go with its COMMIT, each pair as one pipelined pgx batch on a connection of the pool.
 // The locks, the statements and the transaction are those of the generic path.
 func (a *Auth) pgUpdateSession(ctx context.Context, id string, fn func(*auth.Session, nexus.User) (bool, error), audit *auth.AuditEvent) error {
-	c, err := a.db.sql.Conn(ctx)
-	if err != nil {
-		return translate(err)
-	}
-	defer func() { _ = c.Close() }()
 	var revoked bool
-	err = c.Raw(func(dc any) error {
-		sc, ok := dc.(*stdlib.Conn)
-		if !ok {
-			return fmt.Errorf("postgres connection of type %T", dc)
-		}
+	err := a.db.withPgx(ctx, func(conn *pgx.Conn) error {
 		var err error
-		revoked, err = a.pgSessionTx(ctx, sc.Conn(), id, fn, audit)
+		revoked, err = a.pgSessionTx(ctx, conn, id, fn, audit)
 		return err
 	})
 	if err != nil {
@@ -164,4 +155,22 @@ func scanLockedSession(row rowScanner) (sessionRow, userRow, error) {
 	r.RotatedAt, r.RevokedAt = optTime(rotated.t), optTime(revoked.t)
 	r.CreatedAt, r.LastUsedAt, r.ExpiresAt = created.t, used.t, exps.t
 	return r, u, nil
+}
+
+// withPgx runs fn on a PostgreSQL connection of the pool as pgx's own connection, for what database/sql cannot
+// do (pipelining) or does slowly (scanning through driver.Value). An error of fn that wraps driver.ErrBadConn
+// makes the pool drop the connection.
+func (db *DB) withPgx(ctx context.Context, fn func(*pgx.Conn) error) error {
+	c, err := db.sql.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = c.Close() }()
+	return c.Raw(func(dc any) error {
+		sc, ok := dc.(*stdlib.Conn)
+		if !ok {
+			return fmt.Errorf("postgres connection of type %T", dc)
+		}
+		return fn(sc.Conn())
+	})
 }

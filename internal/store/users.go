@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 
@@ -34,6 +36,9 @@ func (u *Users) ListUsers(ctx context.Context, orgID string, q users.ListQuery) 
 		return []nexus.User{}, 0, nil
 	}
 	query, args := u.listUsersSQL(org, q)
+	if u.db.dialect == Postgres {
+		return u.pgListUsers(ctx, query, args, q.Limit)
+	}
 	rows, err := u.db.sql.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, 0, translate(err)
@@ -56,6 +61,41 @@ func (u *Users) ListUsers(ctx context.Context, orgID string, q users.ListQuery) 
 			Role: nexus.Role(role.String), Status: nexus.UserStatus(status.String), CreatedAt: created.t, UpdatedAt: updated.t})
 	}
 	if err := rows.Err(); err != nil {
+		return nil, 0, translate(err)
+	}
+	return out, int(total), nil
+}
+
+// pgListUsers runs ListUsers' statement on PostgreSQL, scanning with pgx's own types: through database/sql,
+// every column of 50 rows would be turned into a driver.Value first, a fifth of a listing's CPU.
+func (u *Users) pgListUsers(ctx context.Context, query string, args []any, limit int) ([]nexus.User, int, error) {
+	out := make([]nexus.User, 0, limit)
+	var total int64
+	err := u.db.withPgx(ctx, func(conn *pgx.Conn) error {
+		rows, err := conn.Query(ctx, query, args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		var (
+			id, org                   pgtype.UUID
+			email, name, role, status pgtype.Text
+			created, updated          pgtype.Timestamptz
+		)
+		for rows.Next() {
+			if err := rows.Scan(&total, &id, &org, &email, &name, &role, &status, &created, &updated); err != nil {
+				return err
+			}
+			if !id.Valid { // the page is empty: the one row carries only the total
+				continue
+			}
+			out = append(out, nexus.User{ID: uuid.UUID(id.Bytes).String(), OrganizationID: uuid.UUID(org.Bytes).String(),
+				Email: email.String, Name: name.String, Role: nexus.Role(role.String), Status: nexus.UserStatus(status.String),
+				CreatedAt: created.Time.UTC(), UpdatedAt: updated.Time.UTC()})
+		}
+		return rows.Err()
+	})
+	if err != nil {
 		return nil, 0, translate(err)
 	}
 	return out, int(total), nil
