@@ -74,8 +74,10 @@ func runHarness(ctx context.Context, cfg config, diag io.Writer) (_ *report, err
 		return nil, err
 	}
 
-	if err := sqlitePhase(ctx, cfg, bin, filepath.Join(tmp, "sqlite"), hash, diag, rep); err != nil {
-		return nil, fmt.Errorf("SQLite: %w", err)
+	if cfg.wants("S") {
+		if err := sqlitePhase(ctx, cfg, bin, filepath.Join(tmp, "sqlite"), hash, diag, rep); err != nil {
+			return nil, fmt.Errorf("SQLite: %w", err)
+		}
 	}
 	if err := postgresPhase(ctx, cfg, bin, dbURL, hash, diag, rep); err != nil {
 		return nil, fmt.Errorf("PostgreSQL: %w", err)
@@ -254,19 +256,7 @@ func postgresPhase(ctx context.Context, cfg config, bin, dbURL, hash string, dia
 		}
 	}
 	rr := &rowRunner{h: h}
-	bigAdmin, err := h.tokens(ctx, "big admin", []user{big.admin}, cfg.conns)
-	if err != nil {
-		return err
-	}
-	smallAdmin, err := h.tokens(ctx, "small admin", []user{small.admin}, cfg.conns)
-	if err != nil {
-		return err
-	}
 	members := big.active()[1:] // active users other than the admin, so one session each
-	memberTokens, err := h.tokens(ctx, "members", members, cfg.conns)
-	if err != nil {
-		return err
-	}
 	ids := make([]string, len(big.users))
 	for i, u := range big.users {
 		ids[i] = u.id
@@ -277,24 +267,100 @@ func postgresPhase(ctx context.Context, cfg config, bin, dbURL, hash string, dia
 		}
 	}
 
-	// 1–4: reads; the floor and the rows compared with it alternate.
-	reads, err := rr.runAlternating(ctx, cfg.rounds, []string{"1", "2", "3"}, []string{"req/s", "req/s", "req/s"}, []load{
-		h.healthz(),
-		h.getUser(bigAdmin, ids),
-		h.listUsers(fmt.Sprintf("GET /v2/users?limit=50 (%s users)", thousands(int64(cfg.smallUsers))), smallAdmin, "/v2/users?limit=50"),
-	}, nil)
+	if err := readRows(ctx, rr, h, cfg, rep, big, small, ids, ratio); err != nil {
+		return err
+	}
+	var refresh, hashes, logins row
+	if cfg.wants("7") {
+		if refresh, err = rr.run(ctx, "7", "refreshes/s", h.refreshChains(members, cfg.conns)); err != nil {
+			return err
+		}
+		refresh.target = fmt.Sprintf("≥ %s/s, p99 < 50 ms", thousands(targetRefresh))
+		refresh.meets = func() bool { return refresh.res.rate() >= targetRefresh && refresh.res.p99 < 50*time.Millisecond }
+	}
+	if cfg.wants("8a") {
+		// The raw hash rate while the server is idle, alternating with the logins.
+		auths, err := rr.runAlternating(ctx, cfg.rounds, []string{"8a", "8b"}, []string{"hashes/s", "logins/s"},
+			[]load{h.hashRate(), h.logins(big.active(), cfg.loginConns)}, nil)
+		if err != nil {
+			return err
+		}
+		hashes, logins = auths[0], auths[1]
+		hashes.name += " while the server is idle"
+		ratio(&logins, hashes)
+		logins.target, logins.meets = fmt.Sprintf("≥ %.2f of 8a", targetLogin), func() bool { return logins.ratio >= targetLogin }
+	}
+
+	// 5–6: ingest, each followed by the processor's catching up.
+	if cfg.wants("5") {
+		memberTokens, err := h.tokens(ctx, "members", members, cfg.conns)
+		if err != nil {
+			return err
+		}
+		single, err := rr.run(ctx, "5", "events/s", h.trackEvent(memberTokens))
+		if err != nil {
+			return err
+		}
+		single.target = fmt.Sprintf("≥ %s events/s", thousands(targetSingle))
+		single.meets = func() bool { return single.res.rate() >= targetSingle }
+		rr.add(single)
+		if err := settle(ctx, db, diag, rep, "5:"); err != nil {
+			return err
+		}
+	}
+	if cfg.wants("6a") {
+		if err := batchRows(ctx, rr, h, cfg, db, dbURL, big, members, diag, rep, ratio); err != nil {
+			return err
+		}
+	}
+	for _, r := range []row{refresh, hashes, logins} {
+		if r.id != "" {
+			rr.add(r)
+		}
+	}
+
+	st.peakRSS, st.peakRow = srv.hwm(), rr.peakRow
+	srv.stop()
+	rep.rows = rr.rows
+	rep.startups = append(rep.startups, st)
+	return nil
+}
+
+// readRows measures rows 1–4 (the groups cfg selects): reads; the floor and the rows compared with it alternate.
+func readRows(ctx context.Context, rr *rowRunner, h *harness, cfg config, rep *report, big, small *org, ids []string, ratio func(*row, row)) error {
+	if !cfg.wants("1") && !cfg.wants("4a") {
+		return nil
+	}
+	bigAdmin, err := h.tokens(ctx, "big admin", []user{big.admin}, cfg.conns)
 	if err != nil {
 		return err
 	}
-	floor, get, listSmall := reads[0], reads[1], reads[2]
-	floor.name = "GET /healthz (unauthenticated floor)"
-	rr.add(floor)
-	ratio(&get, floor)
-	get.target, get.meets = fmt.Sprintf("≥ %.2f of 1", targetGetUser), func() bool { return get.ratio >= targetGetUser }
-	rr.add(get)
-	ratio(&listSmall, floor)
-	listSmall.target, listSmall.meets = fmt.Sprintf("≥ %.2f of 1", targetListSmall), func() bool { return listSmall.ratio >= targetListSmall }
-	rr.add(listSmall)
+	if cfg.wants("1") {
+		smallAdmin, err := h.tokens(ctx, "small admin", []user{small.admin}, cfg.conns)
+		if err != nil {
+			return err
+		}
+		reads, err := rr.runAlternating(ctx, cfg.rounds, []string{"1", "2", "3"}, []string{"req/s", "req/s", "req/s"}, []load{
+			h.healthz(),
+			h.getUser(bigAdmin, ids),
+			h.listUsers(fmt.Sprintf("GET /v2/users?limit=50 (%s users)", thousands(int64(cfg.smallUsers))), smallAdmin, "/v2/users?limit=50"),
+		}, nil)
+		if err != nil {
+			return err
+		}
+		floor, get, listSmall := reads[0], reads[1], reads[2]
+		floor.name = "GET /healthz (unauthenticated floor)"
+		rr.add(floor)
+		ratio(&get, floor)
+		get.target, get.meets = fmt.Sprintf("≥ %.2f of 1", targetGetUser), func() bool { return get.ratio >= targetGetUser }
+		rr.add(get)
+		ratio(&listSmall, floor)
+		listSmall.target, listSmall.meets = fmt.Sprintf("≥ %.2f of 1", targetListSmall), func() bool { return listSmall.ratio >= targetListSmall }
+		rr.add(listSmall)
+	}
+	if !cfg.wants("4a") {
+		return nil
+	}
 	for _, p := range []struct{ id, query string }{{"4a", "limit=50"}, {"4b", "limit=50&offset=10000"}} {
 		r, err := rr.run(ctx, p.id, "req/s", h.listUsers(fmt.Sprintf("GET /v2/users?%s (%s users)", p.query, thousands(int64(cfg.users))),
 			bigAdmin, "/v2/users?"+p.query))
@@ -314,41 +380,17 @@ func postgresPhase(ctx context.Context, cfg config, bin, dbURL, hash string, dia
 	}
 	rep.sweep = sweep
 	rr.add(sweepRow(sweep, cfg.sweepConns))
+	return nil
+}
 
-	// 7–8: auth.
-	refresh, err := rr.run(ctx, "7", "refreshes/s", h.refreshChains(members, cfg.conns))
-	if err != nil {
-		return err
-	}
-	refresh.target = fmt.Sprintf("≥ %s/s, p99 < 50 ms", thousands(targetRefresh))
-	refresh.meets = func() bool { return refresh.res.rate() >= targetRefresh && refresh.res.p99 < 50*time.Millisecond }
-	// The raw hash rate while the server is idle, alternating with the logins.
-	auths, err := rr.runAlternating(ctx, cfg.rounds, []string{"8a", "8b"}, []string{"hashes/s", "logins/s"},
-		[]load{h.hashRate(), h.logins(big.active(), cfg.loginConns)}, nil)
-	if err != nil {
-		return err
-	}
-	hashes, logins := auths[0], auths[1]
-	hashes.name += " while the server is idle"
-	ratio(&logins, hashes)
-	logins.target, logins.meets = fmt.Sprintf("≥ %.2f of 8a", targetLogin), func() bool { return logins.ratio >= targetLogin }
-
-	// 5–6: ingest, each followed by the processor's catching up.
-	single, err := rr.run(ctx, "5", "events/s", h.trackEvent(memberTokens))
-	if err != nil {
-		return err
-	}
-	single.target = fmt.Sprintf("≥ %s events/s", thousands(targetSingle))
-	single.meets = func() bool { return single.res.rate() >= targetSingle }
-	rr.add(single)
-	if err := settle(ctx, db, diag, rep, "5:"); err != nil {
-		return err
-	}
+// batchRows measures rows 6a and 6b: the raw COPY and the batches alternate, and the processor empties the
+// backlog after each round of batches, untimed, so that no COPY round pays for it.
+func batchRows(ctx context.Context, rr *rowRunner, h *harness, cfg config, db *pgx.Conn, dbURL string, big *org, members []user,
+	diag io.Writer, rep *report, ratio func(*row, row)) error {
 	if _, err := db.Exec(ctx, "CREATE TABLE "+copyTable+" (LIKE events INCLUDING ALL)"); err != nil {
 		return fmt.Errorf("create the scratch table: %w", err)
 	}
-	// Connection w of both sends user members[w]'s events. The raw COPY and the batches alternate, and the
-	// processor empties the backlog after each round of batches, untimed, so that no COPY round pays for it.
+	// Connection w of both sends user members[w]'s events.
 	batchTokens, err := h.tokens(ctx, "members", members, cfg.batchConns)
 	if err != nil {
 		return err
@@ -370,14 +412,6 @@ func postgresPhase(ctx context.Context, cfg config, bin, dbURL, hash string, dia
 	ratio(&batch, cp)
 	batch.target, batch.meets = fmt.Sprintf("≥ %.2f of 6a", targetBatch), func() bool { return batch.ratio >= targetBatch }
 	rr.add(batch)
-	rr.add(refresh)
-	rr.add(hashes)
-	rr.add(logins)
-
-	st.peakRSS, st.peakRow = srv.hwm(), rr.peakRow
-	srv.stop()
-	rep.rows = rr.rows
-	rep.startups = append(rep.startups, st)
 	return nil
 }
 

@@ -45,6 +45,9 @@
 // outside --dev), everything else at its defaults, its access log read and dropped. The server does not expose
 // pprof today; -pprof writes its CPU profiles (one per row) only if it answers /debug/pprof/.
 //
+// -only (LOADTEST_ONLY) runs some rows only, for example -only 6a,6b; a row runs with the rows of its group
+// (1–3, 4a–4c, 6a–6b, 8a–8b; S: the SQLite phase), and the start-up figures of a skipped phase are missing.
+//
 // Everything it starts (servers, PostgreSQL) and every temporary directory is removed on exit, Ctrl-C included.
 package main
 
@@ -57,6 +60,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -91,6 +95,29 @@ type config struct {
 	sqliteDuration time.Duration // the measured window of each SQLite row
 	pprofDir       string        // where CPU profiles go, if the server offers them
 	rounds         int           // rounds in which rows compared with each other alternate
+	only           []string      // the row ids to run (their groups); nil: every row
+}
+
+// rowGroups are the rows -only can select; the rows of a group are measured together (they alternate, or
+// share their set-up), so selecting one runs its whole group. "S" is the SQLite phase (its rows and start-up).
+var rowGroups = [][]string{{"1", "2", "3"}, {"4a", "4b", "4c"}, {"5"}, {"6a", "6b"}, {"7"}, {"8a", "8b"}, {"S"}}
+
+// wants says whether the run includes the group of row id (every group without -only).
+func (c config) wants(id string) bool {
+	if len(c.only) == 0 {
+		return true
+	}
+	for _, g := range rowGroups {
+		if slices.Contains(g, id) {
+			for _, o := range c.only {
+				if slices.Contains(g, o) {
+					return true
+				}
+			}
+			return false
+		}
+	}
+	return false
 }
 
 // parseConfig reads the flags, each defaulting to LOADTEST_<FLAG> from getenv, then to the built-in default.
@@ -111,6 +138,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.IntVar(&c.smallUsers, "small-users", 200, "users of the small organization")
 	fs.DurationVar(&c.sqliteDuration, "sqlite-duration", 2*time.Second, "measured time per row on SQLite")
 	fs.IntVar(&c.rounds, "rounds", 5, "rounds in which a row and its reference alternate (1-3, 6a-6b, 8a-8b), -duration split among them")
+	only := fs.String("only", "", "run only these rows, comma-separated (1,2,3 4a,4b,4c 5 6a,6b 7 8a,8b S: each runs its group; S is SQLite), e.g. 6a,6b; with a small -users seeding is quicker too")
 	fs.StringVar(&c.pprofDir, "pprof", "", "write the server's CPU profile of each row into this directory, if it serves /debug/pprof")
 	var bad []string
 	fs.VisitAll(func(f *flag.Flag) {
@@ -129,6 +157,15 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	}
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if *only != "" {
+		for _, id := range strings.Split(*only, ",") {
+			id = strings.TrimSpace(id)
+			if !slices.ContainsFunc(rowGroups, func(g []string) bool { return slices.Contains(g, id) }) {
+				return c, fmt.Errorf("-only: no row %q (rows: 1,2,3,4a,4b,4c,5,6a,6b,7,8a,8b,S)", id)
+			}
+			c.only = append(c.only, id)
+		}
 	}
 	if c.sweepConns == 0 {
 		c.sweepConns = c.conns

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -113,4 +114,32 @@ func buildServer(t *testing.T) string {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	return bin
+}
+
+// TestOnly checks -only and LOADTEST_ONLY: a selected row brings its group, the others are skipped, and an
+// unknown row is refused.
+func TestOnly(t *testing.T) {
+	env := map[string]string{"LOADTEST_ONLY": "6b"}
+	cfg, err := parseConfig(nil, func(k string) string { return env[k] }, os.Stderr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for id, want := range map[string]bool{"6a": true, "6b": true, "1": false, "4a": false, "5": false, "7": false, "8a": false, "S": false} {
+		if cfg.wants(id) != want {
+			t.Errorf("LOADTEST_ONLY=6b: wants(%q) = %v", id, !want)
+		}
+	}
+	cfg, err = parseConfig([]string{"-only", "S, 2"}, func(string) string { return "" }, os.Stderr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cfg.wants("S") || !cfg.wants("1") || !cfg.wants("3") || cfg.wants("6a") {
+		t.Errorf("-only 'S, 2': %q", cfg.only)
+	}
+	if cfg, _ = parseConfig(nil, func(string) string { return "" }, os.Stderr); !cfg.wants("6a") || !cfg.wants("S") {
+		t.Error("without -only, not every row runs")
+	}
+	if _, err := parseConfig([]string{"-only", "6c"}, func(string) string { return "" }, io.Discard); err == nil {
+		t.Error("-only 6c: no error")
+	}
 }
