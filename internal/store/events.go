@@ -598,7 +598,8 @@ type userDay struct {
 
 // ProcessEvents implements analytics.Store: it deletes up to limit events from the backlog (on PostgreSQL
 // skipping those another transaction holds) and adds them to the rollups, in one transaction, so an event is
-// counted exactly when it leaves the backlog. Rollup rows are written in key order, so that concurrent
+// counted exactly when it leaves the backlog. It takes the oldest events first, in the order of their UUIDv7 ids,
+// which the primary key keeps (migration 8 dropped the index on received_at). Rollup rows are written in key order, so that concurrent
 // processors cannot deadlock.
 func (s *Events) ProcessEvents(ctx context.Context, limit int) (int, error) {
 	n := 0
@@ -607,7 +608,7 @@ func (s *Events) ProcessEvents(ctx context.Context, limit int) (int, error) {
 		if s.db.dialect == Postgres {
 			lock = " FOR UPDATE SKIP LOCKED"
 		}
-		rows, err := tx.QueryContext(ctx, s.db.rebind("DELETE FROM event_backlog WHERE id IN (SELECT id FROM event_backlog ORDER BY received_at LIMIT ?"+lock+
+		rows, err := tx.QueryContext(ctx, s.db.rebind("DELETE FROM event_backlog WHERE id IN (SELECT id FROM event_backlog ORDER BY id LIMIT ?"+lock+
 			") RETURNING organization_id, user_id, event_name, event_category, occurred_at"), limit)
 		if err != nil {
 			return err
