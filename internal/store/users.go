@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"strconv"
 	"strings"
 	"time"
 
@@ -115,12 +116,15 @@ func (u *Users) listUsersSQL(org string, q users.ListQuery) (string, []any) {
 		filter += " AND role = ?"
 		args = append(args, string(q.Role))
 	}
-	all := make([]any, 0, 2*len(args)+2)
-	all = append(append(append(all, args...), args...), q.Limit, q.Offset)
+	all := make([]any, 0, 2*len(args))
+	all = append(append(all, args...), args...)
+	// LIMIT and OFFSET are written into the statement (they are integers): as parameters, PostgreSQL's generic plan
+	// cannot know the page is small and scans the whole organization, so every execution is planned anew.
 	return u.db.rebind("SELECT c.total, p.id, p.organization_id, p.email, p.name, p.role, p.status, p.created_at, p.updated_at" +
 		" FROM (SELECT COALESCE(SUM(count), 0) AS total FROM user_counts WHERE " + filter + ") c" +
 		" LEFT JOIN (SELECT " + listColumnsOf("u") + " FROM (SELECT id FROM users WHERE " + filter +
-		" ORDER BY created_at, id LIMIT ? OFFSET ?) k JOIN users u ON u.id = k.id) p ON 1 = 1 ORDER BY p.created_at, p.id"), all
+		" ORDER BY created_at, id LIMIT " + strconv.Itoa(q.Limit) + " OFFSET " + strconv.Itoa(q.Offset) +
+		") k JOIN users u ON u.id = k.id) p ON 1 = 1 ORDER BY p.created_at, p.id"), all
 }
 
 // listColumns are the columns of a listed user.
