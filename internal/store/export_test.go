@@ -107,7 +107,7 @@ type QueryPlan struct {
 // ExplainListUsers explains the statement ListUsers sends for q.
 func (u *Users) ExplainListUsers(ctx context.Context, orgID string, q users.ListQuery) (QueryPlan, error) {
 	org, _ := canonicalUUID(orgID)
-	query, args := u.listUsersSQL(org, q)
+	query, args := u.listUsersSQL(org, q, nil)
 	p := QueryPlan{SQL: u.db.gorm.Dialector.Explain(query, args...)}
 	var err error
 	if u.db.dialect == Postgres {
@@ -213,3 +213,9 @@ func (db *DB) RevocationLog(ctx context.Context) (seqs []int64, ids []string, er
 
 // URL returns the PostgreSQL URL the database was opened with.
 func (db *DB) URL() string { return db.url }
+
+// PageStarts returns how many page starts the store remembers.
+func (u *Users) PageStarts() int {
+	u.pages.CleanUp()
+	return u.pages.EstimatedSize()
+}

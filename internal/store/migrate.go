@@ -171,7 +171,8 @@ UPDATE refresh_sessions SET role = (SELECT role FROM users WHERE users.id = refr
 	// Listing users reads its total from counters, one per organization, role and status, instead of counting
 	// the matching users (which costs milliseconds of CPU at 100,000 users). Triggers keep the counters in the
 	// transaction of every statement that adds, changes or removes users, whichever code (or server version)
-	// sends it. The counters start from the users already stored: on PostgreSQL, CREATE TRIGGER locks users
+	// sends it. Each counter also counts the changes of its membership (changes): the version of a listing's
+	// pages (see pageCache). The counters start from the users already stored: on PostgreSQL, CREATE TRIGGER locks users
 	// against writes (SHARE ROW EXCLUSIVE) until the migration commits, so no user is missed or counted twice.
 	{version: 6, name: "user counts", sql: `
 CREATE TABLE user_counts (
@@ -179,6 +180,7 @@ CREATE TABLE user_counts (
 	role TEXT NOT NULL,
 	status TEXT NOT NULL,
 	count BIGINT NOT NULL,
+	changes BIGINT NOT NULL,
 	PRIMARY KEY (organization_id, role, status)
 )`, dialect: map[Dialect][]string{
 		// Statement-level triggers see every row a statement changed at once (transition tables): one upsert
@@ -187,22 +189,29 @@ CREATE TABLE user_counts (
 CREATE FUNCTION user_counts_add() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
 	IF TG_OP = 'INSERT' THEN
-		INSERT INTO user_counts (organization_id, role, status, count)
-		SELECT organization_id, role, status, count(*) FROM new_users
+		INSERT INTO user_counts (organization_id, role, status, count, changes)
+		SELECT organization_id, role, status, count(*), count(*) FROM new_users
 		GROUP BY organization_id, role, status ORDER BY organization_id, role, status
-		ON CONFLICT (organization_id, role, status) DO UPDATE SET count = user_counts.count + EXCLUDED.count;
+		ON CONFLICT (organization_id, role, status) DO UPDATE
+		SET count = user_counts.count + EXCLUDED.count, changes = user_counts.changes + EXCLUDED.changes;
 	ELSIF TG_OP = 'DELETE' THEN
-		INSERT INTO user_counts (organization_id, role, status, count)
-		SELECT organization_id, role, status, -count(*) FROM old_users
+		INSERT INTO user_counts (organization_id, role, status, count, changes)
+		SELECT organization_id, role, status, -count(*), count(*) FROM old_users
 		GROUP BY organization_id, role, status ORDER BY organization_id, role, status
-		ON CONFLICT (organization_id, role, status) DO UPDATE SET count = user_counts.count + EXCLUDED.count;
+		ON CONFLICT (organization_id, role, status) DO UPDATE
+		SET count = user_counts.count + EXCLUDED.count, changes = user_counts.changes + EXCLUDED.changes;
 	ELSE
-		INSERT INTO user_counts (organization_id, role, status, count)
-		SELECT organization_id, role, status, sum(n) FROM (
-			SELECT organization_id, role, status, 1 AS n FROM new_users
-			UNION ALL SELECT organization_id, role, status, -1 FROM old_users) d
-		GROUP BY organization_id, role, status HAVING sum(n) <> 0 ORDER BY organization_id, role, status
-		ON CONFLICT (organization_id, role, status) DO UPDATE SET count = user_counts.count + EXCLUDED.count;
+		-- Rows that moved between counters (organization, role or status changed): both counters' changes move
+		-- on, whatever the net count, so that a listing's version sees every change of its membership.
+		INSERT INTO user_counts (organization_id, role, status, count, changes)
+		SELECT organization_id, role, status, sum(n), count(*) FROM (
+			SELECT n.organization_id, n.role, n.status, 1 AS n FROM new_users n JOIN old_users o ON o.id = n.id
+			WHERE (n.organization_id, n.role, n.status) IS DISTINCT FROM (o.organization_id, o.role, o.status)
+			UNION ALL SELECT o.organization_id, o.role, o.status, -1 FROM old_users o JOIN new_users n ON n.id = o.id
+			WHERE (n.organization_id, n.role, n.status) IS DISTINCT FROM (o.organization_id, o.role, o.status)) d
+		GROUP BY organization_id, role, status ORDER BY organization_id, role, status
+		ON CONFLICT (organization_id, role, status) DO UPDATE
+		SET count = user_counts.count + EXCLUDED.count, changes = user_counts.changes + EXCLUDED.changes;
 	END IF;
 	RETURN NULL;
 END $$`,
@@ -215,24 +224,24 @@ END $$`,
 		},
 		SQLite: {`
 CREATE TRIGGER users_count_insert AFTER INSERT ON users BEGIN
-	INSERT INTO user_counts (organization_id, role, status, count) VALUES (NEW.organization_id, NEW.role, NEW.status, 1)
-	ON CONFLICT (organization_id, role, status) DO UPDATE SET count = count + 1;
+	INSERT INTO user_counts (organization_id, role, status, count, changes) VALUES (NEW.organization_id, NEW.role, NEW.status, 1, 1)
+	ON CONFLICT (organization_id, role, status) DO UPDATE SET count = count + 1, changes = changes + 1;
 END`, `
 CREATE TRIGGER users_count_update AFTER UPDATE OF organization_id, role, status ON users
 WHEN OLD.organization_id IS NOT NEW.organization_id OR OLD.role IS NOT NEW.role OR OLD.status IS NOT NEW.status BEGIN
-	UPDATE user_counts SET count = count - 1
+	UPDATE user_counts SET count = count - 1, changes = changes + 1
 	WHERE organization_id = OLD.organization_id AND role = OLD.role AND status = OLD.status;
-	INSERT INTO user_counts (organization_id, role, status, count) VALUES (NEW.organization_id, NEW.role, NEW.status, 1)
-	ON CONFLICT (organization_id, role, status) DO UPDATE SET count = count + 1;
+	INSERT INTO user_counts (organization_id, role, status, count, changes) VALUES (NEW.organization_id, NEW.role, NEW.status, 1, 1)
+	ON CONFLICT (organization_id, role, status) DO UPDATE SET count = count + 1, changes = changes + 1;
 END`, `
 CREATE TRIGGER users_count_delete AFTER DELETE ON users BEGIN
-	UPDATE user_counts SET count = count - 1
+	UPDATE user_counts SET count = count - 1, changes = changes + 1
 	WHERE organization_id = OLD.organization_id AND role = OLD.role AND status = OLD.status;
 END`,
 		},
 	}, post: `
-INSERT INTO user_counts (organization_id, role, status, count)
-SELECT organization_id, role, status, count(*) FROM users GROUP BY organization_id, role, status
+INSERT INTO user_counts (organization_id, role, status, count, changes)
+SELECT organization_id, role, status, count(*), 0 FROM users GROUP BY organization_id, role, status
 `},
 	// The revocation log: every transaction that revokes sessions takes the next numbers from the one-row
 	// counter, which it holds until it commits, so numbers are given out in commit order with no gaps, and
