@@ -219,7 +219,7 @@ func (u *Users) listUsersSQL(org string, q users.ListQuery, start *pageStart) (s
 		lateral, past = "LATERAL ", " AND c.total > "+strconv.Itoa(q.Offset)
 	}
 	return u.db.rebind("SELECT c.total, c.version, p.id, p.organization_id, p.email, p.name, p.role, p.status, p.created_at, p.updated_at" +
-		" FROM (SELECT COALESCE(SUM(count), 0) AS total, COALESCE(SUM(changes), 0) AS version FROM user_counts WHERE " + filter + ") c" +
+		" FROM (SELECT CAST(COALESCE(SUM(count), 0) AS BIGINT) AS total, CAST(COALESCE(SUM(changes), 0) AS BIGINT) AS version FROM user_counts WHERE " + filter + ") c" +
 		" LEFT JOIN " + lateral + "(SELECT " + listColumnsOf("u") + " FROM (SELECT id FROM users WHERE " + filter + from + past +
 		" ORDER BY created_at, id LIMIT " + strconv.Itoa(q.Limit+1) + skip +
 		") k JOIN users u ON u.id = k.id) p ON 1 = 1 ORDER BY p.created_at, p.id"), all
