@@ -600,16 +600,25 @@ type userDay struct {
 // skipping those another transaction holds) and adds them to the rollups, in one transaction, so an event is
 // counted exactly when it leaves the backlog. It takes the oldest events first, in the order of their UUIDv7 ids,
 // which the primary key keeps (migration 8 dropped the index on received_at). Rollup rows are written in key order, so that concurrent
+
+// processBatchSQL is the statement that takes a batch of up to ? events off the backlog. On PostgreSQL the
+// batch's ids are taken once (an InitPlan; FOR UPDATE SKIP LOCKED, so that instances split the work) and deleted
+// through the primary key. Written as id IN (subquery), the planner may join the subquery to the whole backlog,
+// and with statistics from when the backlog was empty it chose a plan that took minutes of CPU for one batch
+// while 100,000 events waited (seen in make loadtest).
+func processBatchSQL(d Dialect) string {
+	q := "DELETE FROM event_backlog WHERE id IN (SELECT id FROM event_backlog ORDER BY id LIMIT ?)"
+	if d == Postgres {
+		q = "DELETE FROM event_backlog WHERE id = ANY (ARRAY(SELECT id FROM event_backlog ORDER BY id LIMIT ? FOR UPDATE SKIP LOCKED))"
+	}
+	return q + " RETURNING organization_id, user_id, event_name, event_category, occurred_at"
+}
+
 // processors cannot deadlock.
 func (s *Events) ProcessEvents(ctx context.Context, limit int) (int, error) {
 	n := 0
 	err := s.db.tx(ctx, func(tx *sql.Tx) error {
-		lock := ""
-		if s.db.dialect == Postgres {
-			lock = " FOR UPDATE SKIP LOCKED"
-		}
-		rows, err := tx.QueryContext(ctx, s.db.rebind("DELETE FROM event_backlog WHERE id IN (SELECT id FROM event_backlog ORDER BY id LIMIT ?"+lock+
-			") RETURNING organization_id, user_id, event_name, event_category, occurred_at"), limit)
+		rows, err := tx.QueryContext(ctx, s.db.rebind(processBatchSQL(s.db.dialect)), limit)
 		if err != nil {
 			return err
 		}

@@ -219,3 +219,41 @@ func (u *Users) PageStarts() int {
 	u.pages.CleanUp()
 	return u.pages.EstimatedSize()
 }
+
+// ExplainProcessBatch returns PostgreSQL's generic plan (EXPLAIN, not run) of the processor's batch statement.
+func (db *DB) ExplainProcessBatch(ctx context.Context, limit int) (string, error) {
+	var lines []string
+	err := db.withPgx(ctx, func(c *pgx.Conn) error {
+		mode := pgx.QueryExecModeSimpleProtocol
+		defer func() {
+			_, _ = c.Exec(context.Background(), "RESET plan_cache_mode", mode)
+			_, _ = c.Exec(context.Background(), "DEALLOCATE store_test_batch", mode)
+		}()
+		for _, s := range []string{"SET plan_cache_mode = force_generic_plan",
+			"PREPARE store_test_batch AS " + db.rebind(processBatchSQL(Postgres))} {
+			if _, err := c.Exec(ctx, s, mode); err != nil {
+				return fmt.Errorf("%s: %w", s, err)
+			}
+		}
+		rows, err := c.Query(ctx, fmt.Sprintf("EXPLAIN EXECUTE store_test_batch(%d)", limit), mode)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var line string
+			if err := rows.Scan(&line); err != nil {
+				return err
+			}
+			lines = append(lines, line)
+		}
+		return rows.Err()
+	})
+	return strings.Join(lines, "\n"), err
+}
+
+// Exec runs a statement on the database, for tests that set up what the stores never write.
+func (db *DB) Exec(ctx context.Context, q string) error {
+	_, err := db.sql.ExecContext(ctx, q)
+	return err
+}
