@@ -162,21 +162,20 @@ func (r pgReader) since(ctx context.Context, from, to int64) ([]int64, []string,
 		return nil, nil, err
 	}
 	defer rows.Close()
-	var seqs []int64
-	var ids []string
-	for rows.Next() {
-		var seq int64
-		var id string
-		if err := rows.Scan(&seq, &id); err != nil {
-			return nil, nil, err
-		}
-		seqs, ids = append(seqs, seq), append(ids, id)
-	}
-	return seqs, ids, rows.Err()
+	return readLog(rows)
 }
 
 func scanLog(rows *sql.Rows) ([]int64, []string, error) {
 	defer func() { _ = rows.Close() }()
+	return readLog(rows)
+}
+
+// readLog reads the rows of a log query, of database/sql or of pgx.
+func readLog(rows interface {
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
+}) ([]int64, []string, error) {
 	var seqs []int64
 	var ids []string
 	for rows.Next() {
