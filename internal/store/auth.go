@@ -208,30 +208,38 @@ func equalOptString(a, b *string) bool { return (a == nil) == (b == nil) && (a =
 
 func equalOptTime(a, b *time.Time) bool { return (a == nil) == (b == nil) && (a == nil || a.Equal(*b)) }
 
-// writeSession updates the given columns of the session and records the audit entry, whichever there is: on
-// PostgreSQL both in one statement, on SQLite (no round trips to save) one after the other.
-func (a *Auth) writeSession(ctx context.Context, conn gorm.ConnPool, id string, cols []string, args []any, audit *auth.AuditEvent) error {
-	var update string
+// statement is one SQL statement, with ? placeholders, and its arguments.
+type statement struct {
+	sql  string
+	args []any
+}
+
+// sessionWrites returns the statements that update the given columns of the session and record the audit
+// entry, whichever there is: on PostgreSQL both in one statement.
+func sessionWrites(d Dialect, id string, cols []string, args []any, audit *auth.AuditEvent) []statement {
+	var out []statement
 	if len(cols) > 0 {
-		update = "UPDATE refresh_sessions SET " + strings.Join(cols, " = ?, ") + " = ? WHERE id = ?"
-		args = append(args, id)
+		out = append(out, statement{"UPDATE refresh_sessions SET " + strings.Join(cols, " = ?, ") + " = ? WHERE id = ?", append(args, id)})
 	}
-	switch {
-	case update == "" && audit == nil:
-		return nil
-	case audit == nil:
-		_, err := conn.ExecContext(ctx, a.db.rebind(update), args...)
-		return err
-	case update != "" && a.db.dialect == Postgres:
+	if audit != nil {
 		ins, insArgs := authEventInsert(*audit)
-		_, err := conn.ExecContext(ctx, a.db.rebind("WITH updated AS ("+update+") "+ins), append(args, insArgs...)...)
-		return err
-	case update != "":
-		if _, err := conn.ExecContext(ctx, a.db.rebind(update), args...); err != nil {
+		if len(out) == 1 && d == Postgres {
+			out[0] = statement{"WITH updated AS (" + out[0].sql + ") " + ins, append(out[0].args, insArgs...)}
+		} else {
+			out = append(out, statement{ins, insArgs})
+		}
+	}
+	return out
+}
+
+// writeSession runs sessionWrites on conn, one statement after the other.
+func (a *Auth) writeSession(ctx context.Context, conn gorm.ConnPool, id string, cols []string, args []any, audit *auth.AuditEvent) error {
+	for _, st := range sessionWrites(a.db.dialect, id, cols, args, audit) {
+		if _, err := conn.ExecContext(ctx, a.db.rebind(st.sql), st.args...); err != nil {
 			return err
 		}
 	}
-	return insertAuthEvent(ctx, conn, a.db, *audit)
+	return nil
 }
 
 // SigningKeys implements auth.Store.

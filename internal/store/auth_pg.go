@@ -77,24 +77,15 @@ func (a *Auth) pgSessionTx(ctx context.Context, conn *pgx.Conn, id string, fn fu
 		return false, errFromFn{err}
 	}
 	b = &pgx.Batch{}
+	var cols []string
+	var args []any
 	if save {
 		s.ID = id
-		cols, args := sessionChanges(r, toSessionRow(s))
-		if len(cols) > 0 {
-			update := "UPDATE refresh_sessions SET " + strings.Join(cols, " = ?, ") + " = ? WHERE id = ?"
-			args = append(args, id)
-			if audit != nil {
-				ins, insArgs := authEventInsert(*audit)
-				update, args = "WITH updated AS ("+update+") "+ins, append(args, insArgs...)
-				audit = nil
-			}
-			b.Queue(a.db.rebind(update), args...)
-		}
+		cols, args = sessionChanges(r, toSessionRow(s))
 		revoked = r.RevokedAt == nil && s.Revoked()
 	}
-	if audit != nil {
-		ins, insArgs := authEventInsert(*audit)
-		b.Queue(a.db.rebind(ins), insArgs...)
+	for _, st := range sessionWrites(Postgres, id, cols, args, audit) {
+		b.Queue(a.db.rebind(st.sql), st.args...)
 	}
 	if revoked {
 		b.Queue(pgLogRevocation, id, s.RevokedAt.UTC())
