@@ -14,7 +14,7 @@ import (
 
 	"github.com/nexus-cloud/nexus-core/internal/auth"
 	"github.com/nexus-cloud/nexus-core/internal/config"
-	"github.com/nexus-cloud/nexus-core/internal/httpapi"
+	"github.com/nexus-cloud/nexus-core/internal/httpapi/contract"
 	"github.com/nexus-cloud/nexus-core/internal/nexus"
 	"github.com/nexus-cloud/nexus-core/internal/store"
 )
@@ -167,7 +167,7 @@ func createUser(ctx context.Context, args []string, getenv func(string) string, 
 		return err
 	}
 	*email = strings.TrimSpace(*email)
-	if err := httpapi.StringFormats()["email"].Validate(*email); err != nil {
+	if err := contract.StringFormats()["email"].Validate(*email); err != nil {
 		return usageError{"--email: required, a valid email address"}
 	}
 	if !nexus.Role(*role).Valid() {

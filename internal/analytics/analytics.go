@@ -161,14 +161,14 @@ var Earliest = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // Errors of analytics.
 var (
-	ErrUnknownUser = &nexus.Error{Kind: nexus.KindUnprocessable, Code: "unknown_user",
+	ErrUnknownUser = &nexus.Error{Kind: nexus.KindUnprocessable, Code: nexus.CodeUnknownUser,
 		Message: "The user_id names no user of your organization.",
 		Fields:  []nexus.FieldError{nexus.BodyField("/user_id", "is not a user of your organization")}}
-	ErrEventConflict = &nexus.Error{Kind: nexus.KindConflict, Code: "conflict",
+	ErrEventConflict = &nexus.Error{Kind: nexus.KindConflict, Code: nexus.CodeConflict,
 		Message: "An event with this event_id and different content is already stored.",
 		Fields:  []nexus.FieldError{nexus.BodyField("/event_id", "is already used by a different event")}}
 	// ErrOverloaded is returned when the write queue is full: nothing was stored.
-	ErrOverloaded = &nexus.Error{Kind: nexus.KindUnavailable, Code: "unavailable",
+	ErrOverloaded = &nexus.Error{Kind: nexus.KindUnavailable, Code: nexus.CodeUnavailable,
 		Message: "The server cannot store events right now. Retry after the number of seconds in Retry-After."}
 )
 

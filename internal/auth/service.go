@@ -208,7 +208,7 @@ func (s *Service) Login(ctx context.Context, in LoginInput) (Tokens, error) {
 	fail := func(err error) (Tokens, error) {
 		var ne *nexus.Error
 		if errors.As(err, &ne) && ne.Kind != nexus.KindUnavailable && ne.Kind != nexus.KindInternal {
-			ev.Result = ne.Code
+			ev.Result = string(ne.Code)
 			if aerr := s.store.RecordAuthEvent(ctx, ev); aerr != nil {
 				return Tokens{}, fmt.Errorf("record failed login: %w", aerr)
 			}
@@ -325,10 +325,10 @@ func (s *Service) issue(ctx context.Context, user nexus.User, sess Session, now 
 const (
 	outcomeRotated        = "success"
 	outcomeGrace          = "success_grace"
-	outcomeReused         = "refresh_token_reused"
+	outcomeReused         = string(nexus.CodeRefreshTokenReused)
 	outcomeClientMismatch = "client_mismatch"
 	outcomeDeviceMismatch = "device_mismatch"
-	outcomeInactive       = "account_inactive"
+	outcomeInactive       = string(nexus.CodeAccountInactive)
 )
 
 // Refresh exchanges a refresh token for new tokens, rotating the refresh token. Re-presenting the immediately
@@ -347,13 +347,13 @@ func (s *Service) Refresh(ctx context.Context, in RefreshInput) (Tokens, error) 
 	}
 	if _, err := s.client(ctx, in.ClientID); err != nil {
 		if errors.Is(err, nexus.ErrInvalidClient) {
-			return record(nexus.ErrInvalidClient.Code, err)
+			return record(string(nexus.ErrInvalidClient.Code), err)
 		}
 		return Tokens{}, err
 	}
 	tok, ok := parseRefreshToken(in.RefreshToken)
 	if !ok {
-		return record(nexus.ErrInvalidGrant.Code, nexus.ErrInvalidGrant)
+		return record(string(nexus.ErrInvalidGrant.Code), nexus.ErrInvalidGrant)
 	}
 	ev.SessionID = tok.sessionID
 
@@ -371,9 +371,9 @@ func (s *Service) Refresh(ctx context.Context, in RefreshInput) (Tokens, error) 
 		ev.UserID, ev.OrganizationID = cur.UserID, cur.OrganizationID
 		switch {
 		case !s.sec.validRefreshMAC(tok, *cur), cur.Revoked(), tok.generation > cur.Generation:
-			return decide(nexus.ErrInvalidGrant.Code, false)
+			return decide(string(nexus.ErrInvalidGrant.Code), false)
 		case !now.Before(cur.ExpiresAt), !now.Before(cur.LastUsedAt.Add(s.idleTTL)):
-			return decide(nexus.ErrInvalidGrant.Code, false)
+			return decide(string(nexus.ErrInvalidGrant.Code), false)
 		case tok.generation < cur.Generation-1 || (tok.generation == cur.Generation-1 && now.After(cur.RotatedAt.Add(s.grace))):
 			// An older token came back: someone holds a copy. Revoke the whole session, whichever client or device
 			// presents it; the revocation is committed even though this request fails.
@@ -406,7 +406,7 @@ func (s *Service) Refresh(ctx context.Context, in RefreshInput) (Tokens, error) 
 	}, &ev)
 	switch {
 	case errors.Is(err, nexus.ErrNotFound):
-		return record(nexus.ErrInvalidGrant.Code, nexus.ErrInvalidGrant)
+		return record(string(nexus.ErrInvalidGrant.Code), nexus.ErrInvalidGrant)
 	case err != nil:
 		return Tokens{}, fmt.Errorf("rotate refresh token: %w", err)
 	case outcome == outcomeReused:

@@ -6,6 +6,7 @@ import (
 
 	"github.com/nexus-cloud/nexus-core/gen"
 	"github.com/nexus-cloud/nexus-core/internal/auth"
+	"github.com/nexus-cloud/nexus-core/internal/httpapi/contract"
 	"github.com/nexus-cloud/nexus-core/internal/nexus"
 )
 
@@ -15,7 +16,9 @@ var noStore = "no-store"
 func (s *Server) Login(ctx context.Context, req gen.LoginRequestObject) (gen.LoginResponseObject, error) {
 	b := req.Body
 	email := nexus.NormalizeEmail(string(b.Email))
-	if err := s.limitLogin(ctx, b.ClientId, email); err != nil {
+	// The login's per-client and per-account request limits.
+	if err := s.contract.Take(ctx, contract.LimitOn{Policy: contract.PolicyClient, Key: b.ClientId},
+		contract.LimitOn{Policy: contract.PolicyLoginAccount, Key: email}); err != nil {
 		return nil, err
 	}
 	in := auth.LoginInput{Email: string(b.Email), Password: b.Password, ClientID: b.ClientId, Meta: metaFrom(ctx),
@@ -27,14 +30,14 @@ func (s *Server) Login(ctx context.Context, req gen.LoginRequestObject) (gen.Log
 	if err != nil {
 		return nil, err
 	}
-	s.loginSucceeded(ctx, email)
+	s.contract.GiveBack(ctx, contract.PolicyLoginFailures, email) // a success clears the account's failures
 	return gen.Login200JSONResponse{TokenIssuedJSONResponse: toTokenIssued(tokens)}, nil
 }
 
 // RefreshToken implements gen.StrictServerInterface.
 func (s *Server) RefreshToken(ctx context.Context, req gen.RefreshTokenRequestObject) (gen.RefreshTokenResponseObject, error) {
 	b := req.Body
-	if err := s.take(ctx, limitOn{policyClient, b.ClientId}); err != nil {
+	if err := s.contract.Take(ctx, contract.LimitOn{Policy: contract.PolicyClient, Key: b.ClientId}); err != nil {
 		return nil, err
 	}
 	in := auth.RefreshInput{RefreshToken: b.RefreshToken, ClientID: b.ClientId, Meta: metaFrom(ctx)}
@@ -72,6 +75,15 @@ func (s *Server) GetJwks(ctx context.Context, _ gen.GetJwksRequestObject) (gen.G
 	}
 	cache := fmt.Sprintf("public, max-age=%d", int(s.jwksMaxAge.Seconds()))
 	return gen.GetJwks200JSONResponse{Body: set, Headers: gen.GetJwks200ResponseHeaders{CacheControl: &cache}}, nil
+}
+
+// limitPasswordCheck takes one attempt from the account's failure budget right before its password is checked
+// (auth.LoginInput.BeforePasswordCheck), so that parallel guesses cannot outrun the count, while a login that
+// fails before that (the database unreachable, an unknown client) costs the account nothing. A successful login
+// gives the budget back in full. During a block a correct password gets the same 429 as a wrong one, and unknown
+// emails are counted exactly like known ones: the answers reveal nothing about the account.
+func (s *Server) limitPasswordCheck(ctx context.Context, email string) error {
+	return s.contract.Take(ctx, contract.LimitOn{Policy: contract.PolicyLoginFailures, Key: email})
 }
 
 func toTokenIssued(t auth.Tokens) gen.TokenIssuedJSONResponse {

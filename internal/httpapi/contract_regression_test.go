@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/nexus-cloud/nexus-core/internal/store"
+	"github.com/nexus-cloud/nexus-core/internal/httpapi/contract"
 	"github.com/nexus-cloud/nexus-core/internal/store/storetest"
 )
 
@@ -41,7 +42,7 @@ func TestContractEmailWithBacktickIsAnEmail(t *testing.T) {
 // answers: the documented methods, HEAD where GET is one of them, and OPTIONS.
 func TestContractOptionsAndAllow(t *testing.T) {
 	e := newEnv(t, storetest.Open(t, store.SQLite))
-	spec, err := LoadSpec()
+	spec, err := contract.LoadSpec()
 	must(t, err)
 	for path, item := range spec.Paths.Map() {
 		want := []string{"OPTIONS"}
@@ -116,7 +117,7 @@ func TestContractDatesGoCanParseAndNullBatchItems(t *testing.T) {
 // without leading zeros, IPv6 in every compression, with an embedded IPv4, without a zone), over generated
 // addresses in all their spellings and random mutations of them.
 func TestContractIPAddressPatternIsAnIPAddress(t *testing.T) {
-	spec, err := LoadSpec()
+	spec, err := contract.LoadSpec()
 	must(t, err)
 	pattern := regexp.MustCompile(spec.Components.Schemas["LoginRequest"].Value.Properties["ip_address"].Value.Pattern)
 	rnd := rand.New(rand.NewPCG(12, 2026))

@@ -12,6 +12,7 @@ import (
 
 	"github.com/nexus-cloud/nexus-core/gen"
 	"github.com/nexus-cloud/nexus-core/internal/analytics"
+	"github.com/nexus-cloud/nexus-core/internal/httpapi/contract"
 	"github.com/nexus-cloud/nexus-core/internal/nexus"
 )
 
@@ -50,7 +51,7 @@ func (s *Server) TrackEventBatch(ctx context.Context, req gen.TrackEventBatchReq
 	if err != nil {
 		return nil, err
 	}
-	invalid := itemErrors(ctx)
+	invalid := contract.ItemErrors(ctx)
 	events := req.Body.Events
 	ins := make([]analytics.Input, 0, len(events))
 	at := make([]int, 0, len(events))
@@ -103,7 +104,7 @@ func rejected(i int, err error, prefix string) gen.EventResult {
 		ne = nexus.Internal(err)
 	}
 	e := gen.EventError{Code: gen.EventErrorCode(ne.Code), Detail: ne.Message}
-	if ne.Code == "validation_failed" {
+	if ne.Code == nexus.CodeValidationFailed {
 		e.Detail = "The event has 1 invalid field."
 		if len(ne.Fields) != 1 {
 			e.Detail = fmt.Sprintf("The event has %d invalid fields.", len(ne.Fields))

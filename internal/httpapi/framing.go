@@ -281,9 +281,9 @@ func (s *Server) framing(next echo.HandlerFunc) echo.HandlerFunc {
 		st, ok := c.Request().Context().Value(framingKey{}).(*framingState)
 		if ok && st.next() {
 			c.Response().Header().Set(echo.HeaderConnection, "close")
-			return &transportError{status: http.StatusBadRequest, code: "validation_failed",
-				detail: "The request has both Transfer-Encoding and Content-Length; its connection is closed (RFC 9112 section 6.1).",
-				fields: []nexus.FieldError{{In: nexus.InHeader, Name: "Content-Length", Detail: "must not be sent with Transfer-Encoding"}}}
+			return &nexus.Error{Kind: nexus.KindInvalid, Code: nexus.CodeValidationFailed,
+				Message: "The request has both Transfer-Encoding and Content-Length; its connection is closed (RFC 9112 section 6.1).",
+				Fields:  []nexus.FieldError{{In: nexus.InHeader, Name: "Content-Length", Detail: "must not be sent with Transfer-Encoding"}}}
 		}
 		return next(c)
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/getkin/kin-openapi/openapi3filter"
 
 	"github.com/nexus-cloud/nexus-core/internal/analytics"
+	"github.com/nexus-cloud/nexus-core/internal/httpapi/contract"
 	"github.com/nexus-cloud/nexus-core/internal/auth"
 	"github.com/nexus-cloud/nexus-core/internal/nexus"
 	"github.com/nexus-cloud/nexus-core/internal/store"
@@ -308,7 +309,7 @@ func withoutRequestID(t testing.TB, r resp) string {
 var (
 	strictOnce sync.Once
 	strictSpec *openapi3.T
-	strictOps  map[string]*operation
+	strictOps  map[string]*contract.Operation
 	strictErr  error
 )
 
@@ -318,7 +319,7 @@ func loadStrictSpec() {
 	if strictErr != nil {
 		return
 	}
-	strictSpec.SetStringFormatValidators(StringFormats())
+	strictSpec.SetStringFormatValidators(contract.StringFormats())
 	if strictErr = strictSpec.Validate(loader.Context); strictErr != nil {
 		return
 	}
@@ -353,7 +354,7 @@ func loadStrictSpec() {
 			}
 		}
 	}
-	strictOps, strictErr = indexOperations(strictSpec, BasePath)
+	strictOps, strictErr = contract.Index(strictSpec, BasePath)
 }
 
 var echoParam = regexp.MustCompile(`:[^/]+`)
@@ -401,7 +402,7 @@ func checkResponse(t testing.TB, req *http.Request, r resp) {
 			return
 		}
 	}
-	var op *operation
+	var op *contract.Operation
 	params := map[string]string{}
 	for key, o := range strictOps {
 		m, path, _ := strings.Cut(key, " ")
@@ -425,7 +426,7 @@ func checkResponse(t testing.TB, req *http.Request, r resp) {
 		}
 		return
 	}
-	if declared := op.route.Operation.Responses.Status(r.status); declared != nil && declared.Value != nil {
+	if declared := op.Route.Operation.Responses.Status(r.status); declared != nil && declared.Value != nil {
 		for name := range r.header {
 			if genericHeaders[name] || strings.HasPrefix(name, "Access-Control-") {
 				continue
@@ -445,12 +446,12 @@ func checkResponse(t testing.TB, req *http.Request, r resp) {
 		get.Method = http.MethodGet
 	}
 	in := &openapi3filter.ResponseValidationInput{
-		RequestValidationInput: &openapi3filter.RequestValidationInput{Request: get, PathParams: params, Route: op.route,
+		RequestValidationInput: &openapi3filter.RequestValidationInput{Request: get, PathParams: params, Route: op.Route,
 			Options: &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc}},
 		Status: r.status,
 		Header: r.header,
 		Options: &openapi3filter.Options{IncludeResponseStatus: true, MultiError: true, ExcludeResponseBody: req.Method == http.MethodHead,
-			SchemaValidationOptions: []openapi3.SchemaValidationOption{openapi3.WithStringFormatValidators(StringFormats())}},
+			SchemaValidationOptions: []openapi3.SchemaValidationOption{openapi3.WithStringFormatValidators(contract.StringFormats())}},
 	}
 	in.SetBodyBytes(r.body)
 	if err := openapi3filter.ValidateResponse(context.Background(), in); err != nil {

@@ -5,6 +5,8 @@ import (
 	"net/http"
 
 	"github.com/labstack/echo/v4"
+
+	"github.com/nexus-cloud/nexus-core/internal/nexus"
 )
 
 // DefaultMaxHeaderBytes is the request line and header size that Options.MaxHeaderBytes 0 stands for.
@@ -28,8 +30,8 @@ func headerLimit(limit int) echo.MiddlewareFunc {
 	if limit <= 0 {
 		limit = DefaultMaxHeaderBytes
 	}
-	tooLarge := &transportError{status: http.StatusRequestHeaderFieldsTooLarge, code: "request_headers_too_large",
-		detail: fmt.Sprintf("The request line and header fields must not exceed %d bytes.", limit)}
+	tooLarge := &nexus.Error{Kind: nexus.KindInvalid, Code: nexus.CodeRequestHeadersTooLarge,
+		Message: fmt.Sprintf("The request line and header fields must not exceed %d bytes.", limit)}
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			if headerSize(c.Request(), limit) > limit {

@@ -9,6 +9,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/nexus-cloud/nexus-core/internal/analytics"
+	"github.com/nexus-cloud/nexus-core/internal/httpapi/contract"
 )
 
 // PipelineStats reports the state of the event pipeline: the writer's queue and counters, and what the
@@ -41,10 +42,10 @@ type rateLimitReadiness struct {
 }
 
 func (s *Server) rateLimitReadiness() *rateLimitReadiness {
-	if s.limiter == nil {
+	if s.contract.Limiter() == nil {
 		return nil
 	}
-	st := s.limiter.Status()
+	st := s.contract.Limiter().Status()
 	r := &rateLimitReadiness{Backend: st.Backend, Degraded: st.Degraded, Error: st.Error}
 	if st.Degraded && !st.Since.IsZero() {
 		r.Since = st.Since.UTC().Format(time.RFC3339Nano)
@@ -114,13 +115,13 @@ func (s *Server) metrics(c echo.Context) error {
 		}
 		metric("nexus_events_processor_failing", "gauge", "1 while the processor's last attempt failed.", failing)
 	}
-	if s.limiter != nil {
+	if s.contract.Limiter() != nil {
 		b.WriteString("# HELP nexus_rate_limited_total Requests answered 429 by this instance, by rate-limit policy.\n# TYPE nexus_rate_limited_total counter\n")
-		for _, name := range policies {
-			fmt.Fprintf(&b, "nexus_rate_limited_total{policy=%q} %d\n", name, s.refused[name].Load())
+		for _, name := range contract.Policies {
+			fmt.Fprintf(&b, "nexus_rate_limited_total{policy=%q} %d\n", name, s.contract.Refused(name))
 		}
 		degraded := 0
-		if s.limiter.Status().Degraded {
+		if s.contract.Limiter().Status().Degraded {
 			degraded = 1
 		}
 		metric("nexus_rate_limits_degraded", "gauge", "1 while Redis is configured but failing, and limits are local to this instance.", degraded)

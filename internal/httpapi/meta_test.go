@@ -51,9 +51,9 @@ func TestDocsPage(t *testing.T) {
 	page := string(r.body)
 	for key, op := range strictOps {
 		method, _, _ := strings.Cut(key, " ")
-		id := op.route.Operation.OperationID
-		if !strings.Contains(page, `data-operation-id="`+id+`"`) || !strings.Contains(page, op.route.Path) {
-			t.Errorf("the page lacks %s %s (%s)", method, op.route.Path, id)
+		id := op.Route.Operation.OperationID
+		if !strings.Contains(page, `data-operation-id="`+id+`"`) || !strings.Contains(page, op.Route.Path) {
+			t.Errorf("the page lacks %s %s (%s)", method, op.Route.Path, id)
 		}
 	}
 	// Nothing is loaded from elsewhere: no scripts, no images, and only same-origin stylesheets.

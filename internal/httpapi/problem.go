@@ -19,45 +19,25 @@ const (
 	retryAfterSeconds  = 5
 )
 
-// transportError is an error of the HTTP exchange itself (route, method, media type, size) rather than of the
-// domain.
-type transportError struct {
-	status int
-	code   string
-	detail string
-	fields []nexus.FieldError
-
-	retryAfter int // seconds, sent as Retry-After when positive
+// statusOf is the status code of an error: the codes of the HTTP exchange itself have their own, every other
+// code its kind's.
+func statusOf(e *nexus.Error) int {
+	switch e.Code {
+	case nexus.CodeNotAcceptable:
+		return http.StatusNotAcceptable
+	case nexus.CodeMethodNotAllowed:
+		return http.StatusMethodNotAllowed
+	case nexus.CodePayloadTooLarge:
+		return http.StatusRequestEntityTooLarge
+	case nexus.CodeUnsupportedMediaType:
+		return http.StatusUnsupportedMediaType
+	case nexus.CodeRequestHeadersTooLarge:
+		return http.StatusRequestHeaderFieldsTooLarge
+	}
+	return kindStatus(e.Kind)
 }
 
-func (e *transportError) Error() string { return e.code + ": " + e.detail }
-
-// #nosec G101 -- problem codes and their titles (invalid_credentials, refresh_token_reused), no credentials
-var titles = map[string]string{
-	"validation_failed":       "Validation failed",
-	"invalid_credentials":     "Invalid credentials",
-	"invalid_client":          "Invalid client",
-	"invalid_grant":           "Invalid grant",
-	"refresh_token_reused":    "Refresh token reused",
-	"unauthenticated":         "Unauthenticated",
-	"account_inactive":        "Account inactive",
-	"insufficient_permission": "Insufficient permission",
-	"last_admin":              "Last admin",
-	"not_found":               "Not found",
-	"not_acceptable":          "Not acceptable",
-	"method_not_allowed":      "Method not allowed",
-	"conflict":                "Conflict",
-	"unknown_user":            "Unknown user",
-	"payload_too_large":       "Payload too large",
-	"unsupported_media_type":  "Unsupported media type",
-	"unavailable":             "Service unavailable",
-	"rate_limited":            "Too many requests",
-	"internal":                "Internal server error",
-
-	"request_headers_too_large": "Request header fields too large",
-}
-
-func statusOf(k nexus.Kind) int {
+func kindStatus(k nexus.Kind) int {
 	switch k {
 	case nexus.KindInvalid:
 		return http.StatusBadRequest
@@ -82,16 +62,22 @@ func statusOf(k nexus.Kind) int {
 
 // handleError is the one place where errors become responses: problem+json with a stable code, the request id,
 // and for validation failures every failing field. 5xx bodies are generic; their causes are logged here, once.
+// Every error it is given is a *nexus.Error, but for Echo's own (the router's 404 and 405), which asNexus
+// translates, and unclassified failures, which are internal.
 func (s *Server) handleError(err error, c echo.Context) {
 	if c.Response().Committed {
 		s.log.ErrorContext(c.Request().Context(), "error after response was committed",
 			slog.String("request_id", RequestIDFrom(c.Request().Context())), slog.Any("error", err))
 		return
 	}
-	status, code, detail, fields := classify(err)
+	ne := asNexus(err)
+	status := statusOf(ne)
 	h := c.Response().Header()
+	for k, v := range ne.Header {
+		h[k] = v
+	}
 	switch {
-	case status == http.StatusUnauthorized && code == nexus.ErrUnauthenticated.Code:
+	case ne.Code == nexus.CodeUnauthenticated:
 		if c.Request().Header.Get(echo.HeaderAuthorization) == "" {
 			h.Set("WWW-Authenticate", `Bearer realm="nexus"`)
 		} else {
@@ -100,21 +86,22 @@ func (s *Server) handleError(err error, c echo.Context) {
 	case status == http.StatusServiceUnavailable:
 		h.Set("Retry-After", strconv.Itoa(retryAfterSeconds))
 	}
-	var te *transportError
-	if errors.As(err, &te) && te.retryAfter > 0 {
-		h.Set("Retry-After", strconv.Itoa(te.retryAfter))
+	if n := ne.RetryAfterSeconds(); n > 0 {
+		h.Set("Retry-After", strconv.Itoa(n))
 	}
+	detail, fields := ne.Message, ne.Fields
 	if status >= 500 {
 		s.log.ErrorContext(c.Request().Context(), "request failed",
 			slog.String("request_id", RequestIDFrom(c.Request().Context())),
 			slog.Int("status", status), slog.Any("error", err))
+		detail, fields = genericDetail(status), nil
 	}
-	title, ok := titles[code]
-	if !ok {
+	title := ne.Code.Title()
+	if title == "" {
 		title = http.StatusText(status)
 	}
 	p := gen.Problem{
-		Type: problemTypeBase + code, Title: title, Status: status, Detail: detail, Code: code,
+		Type: problemTypeBase + string(ne.Code), Title: title, Status: status, Detail: detail, Code: string(ne.Code),
 		RequestId: RequestIDFrom(c.Request().Context()),
 	}
 	if len(fields) > 0 {
@@ -127,38 +114,34 @@ func (s *Server) handleError(err error, c echo.Context) {
 	}
 }
 
-// classify maps an error to status, code, a detail safe to show, and failing fields.
-func classify(err error) (int, string, string, []nexus.FieldError) {
-	var te *transportError
+// asNexus returns the *nexus.Error in err's chain; Echo's errors (the router's 404 and 405, and what the
+// generated handlers' binding returns) translated; anything else, internal.
+func asNexus(err error) *nexus.Error {
 	var ne *nexus.Error
+	if errors.As(err, &ne) {
+		return ne
+	}
 	var he *echo.HTTPError
-	switch {
-	case errors.As(err, &te):
-		return te.status, te.code, te.detail, te.fields
-	case errors.As(err, &ne):
-		status := statusOf(ne.Kind)
-		if status >= 500 {
-			return status, ne.Code, genericDetail(status), nil
-		}
-		return status, ne.Code, ne.Message, ne.Fields
-	case errors.As(err, &he):
+	if errors.As(err, &he) {
 		switch he.Code {
 		case http.StatusNotFound:
-			return he.Code, "not_found", "No resource matches the request path.", nil
+			return &nexus.Error{Kind: nexus.KindNotFound, Code: nexus.CodeNotFound, Message: "No resource matches the request path."}
 		case http.StatusMethodNotAllowed:
-			return he.Code, "method_not_allowed", "The resource does not support this method; see the Allow header.", nil
+			return &nexus.Error{Kind: nexus.KindInvalid, Code: nexus.CodeMethodNotAllowed,
+				Message: "The resource does not support this method; see the Allow header."}
 		case http.StatusRequestEntityTooLarge:
-			return he.Code, "payload_too_large", "The request body is too large.", nil
+			return &nexus.Error{Kind: nexus.KindInvalid, Code: nexus.CodePayloadTooLarge, Message: "The request body is too large."}
 		case http.StatusUnsupportedMediaType:
-			return he.Code, "unsupported_media_type", "The request body must be application/json.", nil
+			return &nexus.Error{Kind: nexus.KindInvalid, Code: nexus.CodeUnsupportedMediaType,
+				Message: "The request body must be application/json."}
 		case http.StatusBadRequest:
-			return he.Code, "validation_failed", "The request body is not valid JSON.",
-				[]nexus.FieldError{nexus.BodyField("", "must be a valid JSON document")}
+			return &nexus.Error{Kind: nexus.KindInvalid, Code: nexus.CodeValidationFailed, Message: "The request body is not valid JSON.",
+				Fields: []nexus.FieldError{nexus.BodyField("", "must be a valid JSON document")}}
 		case http.StatusServiceUnavailable:
-			return he.Code, "unavailable", genericDetail(he.Code), nil
+			return nexus.Unavailable(err)
 		}
 	}
-	return http.StatusInternalServerError, "internal", genericDetail(http.StatusInternalServerError), nil
+	return nexus.Internal(err)
 }
 
 func genericDetail(status int) string {

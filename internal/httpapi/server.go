@@ -1,6 +1,6 @@
-// Package httpapi is the HTTP face of the service: Echo setup, middleware, authentication, request validation
-// against the embedded OpenAPI document, the strict handlers that implement the generated interface, the
-// converters between generated and domain types, and the one function that turns errors into problem+json.
+// Package httpapi is the HTTP face of the service: the strict handlers that implement the generated interface,
+// the converters between generated and domain types, the server's wiring (Echo, the transport middleware, the
+// contract's pipeline from package contract) and the one function that turns errors into problem+json.
 package httpapi
 
 import (
@@ -12,11 +12,11 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/labstack/echo/v4"
 
 	"github.com/nexus-cloud/nexus-core/gen"
 	"github.com/nexus-cloud/nexus-core/internal/auth"
+	"github.com/nexus-cloud/nexus-core/internal/httpapi/contract"
 	"github.com/nexus-cloud/nexus-core/internal/nexus"
 )
 
@@ -44,8 +44,8 @@ type Options struct {
 	TrustedProxies []netip.Prefix // peers whose X-Forwarded-For and X-Forwarded-Proto are believed
 	HTTPS          bool           // clients reach the server over HTTPS: send HSTS
 	JWKSMaxAge     time.Duration
-	Limiter        RateLimiter // nil: no rate limits
-	Limits         Limits
+	Limiter        contract.RateLimiter // nil: no rate limits
+	Limits         contract.Limits
 	CORSOrigins    []string      // origins allowed to call the API from a browser; empty: CORS off; "*": any
 	CORSMaxAge     time.Duration // how long a browser may cache a preflight answer
 	MaxHeaderBytes int           // request line and headers; beyond it 431 (0: DefaultMaxHeaderBytes); see HeaderHardLimit
@@ -62,15 +62,10 @@ type Server struct {
 	log        *slog.Logger
 	https      bool
 	jwksMaxAge time.Duration
-	spec       *openapi3.T
-	ops        map[string]*operation                          // by method and Echo route path
-	rawChecks  map[string]func(raw []byte) []nexus.FieldError // by operationId: body rules beyond the schema
+	contract   *contract.Contract
 	specJSON   gen.OpenAPIDocument
 	docsHTML   []byte
 	draining   atomic.Bool
-	limiter    RateLimiter
-	limits     Limits
-	refused    map[string]*atomic.Int64 // 429 answers by policy, for /metrics
 
 	requestTimeout time.Duration // every request's deadline (see requestDeadline)
 }
@@ -79,7 +74,7 @@ var _ gen.StrictServerInterface = (*Server)(nil)
 
 // New builds the server and its Echo handler, the one used by production and tests alike.
 func New(o Options) (*Server, *echo.Echo, error) {
-	spec, err := LoadSpec()
+	spec, err := contract.LoadSpec()
 	if err != nil {
 		return nil, nil, err
 	}
@@ -87,22 +82,14 @@ func New(o Options) (*Server, *echo.Echo, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{auth: o.Auth, users: o.Users, analytics: o.Analytics, pipeline: o.Pipeline, ready: o.Ready, log: log, https: o.HTTPS, jwksMaxAge: o.JWKSMaxAge, spec: spec,
-		limiter: o.Limiter, limits: o.Limits, refused: map[string]*atomic.Int64{}}
-	for _, name := range policies {
-		s.refused[name] = new(atomic.Int64)
-	}
+	s := &Server{auth: o.Auth, users: o.Users, analytics: o.Analytics, pipeline: o.Pipeline, ready: o.Ready, log: log, https: o.HTTPS, jwksMaxAge: o.JWKSMaxAge}
 	if s.requestTimeout = o.RequestTimeout; s.requestTimeout <= 0 {
 		s.requestTimeout = defaultRequestTimeout
 	}
-	if s.ops, err = indexOperations(spec, BasePath); err != nil {
+	s.contract, err = contract.New(spec, contract.Config{Auth: o.Auth, Limiter: o.Limiter, Limits: o.Limits, Base: BasePath,
+		Rules: map[string]contract.Rule{"event": eventRule(o.Analytics)}})
+	if err != nil {
 		return nil, nil, err
-	}
-	for _, op := range s.ops {
-		op.events = eventDecoder(spec, op)
-	}
-	if o.Analytics != nil {
-		s.rawChecks = map[string]func([]byte) []nexus.FieldError{"trackEvent": o.Analytics.CheckRaw, "trackEventBatch": o.Analytics.CheckRaw}
 	}
 	if s.specJSON, err = specDocument(spec); err != nil {
 		return nil, nil, err
@@ -113,7 +100,7 @@ func New(o Options) (*Server, *echo.Echo, error) {
 
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
-	e.Binder = &binder{}
+	e.Binder = &contract.Binder{}
 	e.HTTPErrorHandler = s.handleError
 	e.IPExtractor, e.SchemeExtractor = extractors(o.TrustedProxies)
 
@@ -126,7 +113,7 @@ func New(o Options) (*Server, *echo.Echo, error) {
 	if len(o.CORSOrigins) > 0 {
 		e.Use(cors(o.CORSOrigins, o.CORSMaxAge))
 	}
-	e.Use(allowedMethods, s.requestMeta, s.rateLimit, s.negotiate, errorHeaders, s.validate)
+	e.Use(allowedMethods, s.requestMeta, s.contract.Middleware)
 	routes := headRoutes{e}
 	routes.GET("/healthz", s.healthz)
 	routes.GET("/readyz", s.readyz)

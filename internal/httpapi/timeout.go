@@ -32,10 +32,7 @@ func (s *Server) requestDeadline(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// unclassified reports whether err would otherwise be answered 500: it carries no kind, or the internal one,
-// and is no error of the HTTP exchange.
+// unclassified reports whether err would otherwise be answered 500: it is internal (asNexus).
 func unclassified(err error) bool {
-	var te *transportError
-	var he *echo.HTTPError
-	return !errors.As(err, &te) && !errors.As(err, &he) && nexus.KindOf(err) == nexus.KindInternal
+	return asNexus(err).Kind == nexus.KindInternal
 }

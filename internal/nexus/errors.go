@@ -6,6 +6,8 @@ package nexus
 import (
 	"errors"
 	"fmt"
+	"net/http"
+	"time"
 )
 
 // Kind classifies an error by what the caller can do about it. The set is closed; the HTTP layer maps each kind
@@ -71,15 +73,19 @@ func BodyField(pointer, detail string) FieldError {
 	return FieldError{In: InBody, Name: pointer, Detail: detail}
 }
 
-// Error is the error type that crosses package boundaries. Code is a stable snake_case identifier that clients
-// may branch on; Message is a human-readable sentence safe to show to the caller; Err, if set, is the cause and
-// is never shown to the caller.
+// Error is the one error type: every error the HTTP layer answers with is one. Code is a stable identifier that
+// clients may branch on (codes.go); Message is a human-readable sentence safe to show to the caller; RetryAfter,
+// when positive, tells the caller when to try again (Retry-After); Header holds response header fields the
+// error asks for beyond that (Allow, Accept-Encoding, Connection); Err, if set, is the cause and is never shown
+// to the caller.
 type Error struct {
-	Kind    Kind
-	Code    string
-	Message string
-	Fields  []FieldError
-	Err     error
+	Kind       Kind
+	Code       Code
+	Message    string
+	Fields     []FieldError
+	RetryAfter time.Duration
+	Header     http.Header
+	Err        error
 }
 
 // Error implements error.
@@ -87,7 +93,7 @@ func (e *Error) Error() string {
 	if e.Err != nil {
 		return fmt.Sprintf("%s: %s: %v", e.Code, e.Message, e.Err)
 	}
-	return e.Code + ": " + e.Message
+	return string(e.Code) + ": " + e.Message
 }
 
 // Unwrap returns the cause.
@@ -102,29 +108,29 @@ func (e *Error) Is(target error) bool {
 
 // Sentinel errors that callers branch on with errors.Is.
 var (
-	ErrInvalidCredentials = &Error{Kind: KindUnauthenticated, Code: "invalid_credentials",
+	ErrInvalidCredentials = &Error{Kind: KindUnauthenticated, Code: CodeInvalidCredentials,
 		Message: "The email or password is incorrect."}
-	ErrInvalidClient = &Error{Kind: KindUnauthenticated, Code: "invalid_client",
+	ErrInvalidClient = &Error{Kind: KindUnauthenticated, Code: CodeInvalidClient,
 		Message: "The client_id is unknown, disabled, or not allowed for this account."}
-	ErrInvalidGrant = &Error{Kind: KindUnauthenticated, Code: "invalid_grant",
+	ErrInvalidGrant = &Error{Kind: KindUnauthenticated, Code: CodeInvalidGrant,
 		Message: "The refresh token is invalid, expired, revoked, or bound to another client or device."}
-	ErrRefreshTokenReused = &Error{Kind: KindUnauthenticated, Code: "refresh_token_reused",
+	ErrRefreshTokenReused = &Error{Kind: KindUnauthenticated, Code: CodeRefreshTokenReused,
 		Message: "The refresh token was already used; the session has been revoked. Log in again."}
-	ErrUnauthenticated = &Error{Kind: KindUnauthenticated, Code: "unauthenticated",
+	ErrUnauthenticated = &Error{Kind: KindUnauthenticated, Code: CodeUnauthenticated,
 		Message: "A valid bearer access token is required."}
-	ErrAccountInactive = &Error{Kind: KindPermissionDenied, Code: "account_inactive",
+	ErrAccountInactive = &Error{Kind: KindPermissionDenied, Code: CodeAccountInactive,
 		Message: "This account is deactivated. Contact your organization's administrator."}
-	ErrNotFound = &Error{Kind: KindNotFound, Code: "not_found",
+	ErrNotFound = &Error{Kind: KindNotFound, Code: CodeNotFound,
 		Message: "The resource does not exist."}
-	ErrConflict = &Error{Kind: KindConflict, Code: "conflict",
+	ErrConflict = &Error{Kind: KindConflict, Code: CodeConflict,
 		Message: "The request conflicts with the current state of the resource."}
-	ErrUnavailable = &Error{Kind: KindUnavailable, Code: "unavailable",
+	ErrUnavailable = &Error{Kind: KindUnavailable, Code: CodeUnavailable,
 		Message: "The service is temporarily unavailable. Retry after the number of seconds in Retry-After."}
 )
 
 // Invalid returns a validation error listing every failing field.
 func Invalid(fields ...FieldError) *Error {
-	return &Error{Kind: KindInvalid, Code: "validation_failed", Message: invalidMessage(len(fields)), Fields: fields}
+	return &Error{Kind: KindInvalid, Code: CodeValidationFailed, Message: invalidMessage(len(fields)), Fields: fields}
 }
 
 func invalidMessage(n int) string {
@@ -136,7 +142,7 @@ func invalidMessage(n int) string {
 
 // Internal wraps an unexpected failure. The cause is logged, never shown to the caller.
 func Internal(err error) *Error {
-	return &Error{Kind: KindInternal, Code: "internal", Message: "An unexpected error occurred.", Err: err}
+	return &Error{Kind: KindInternal, Code: CodeInternal, Message: "An unexpected error occurred.", Err: err}
 }
 
 // Unavailable wraps a failure of a dependency that may succeed when retried.
@@ -153,4 +159,20 @@ func KindOf(err error) Kind {
 		return e.Kind
 	}
 	return KindInternal
+}
+
+// RateLimited is the error of a request over a rate limit, which may be retried after retryAfter (at least a
+// second).
+func RateLimited(retryAfter time.Duration) *Error {
+	return &Error{Kind: KindTooManyRequests, Code: CodeRateLimited, RetryAfter: max(retryAfter, time.Second),
+		Message: "Too many requests. Retry after the number of seconds in Retry-After."}
+}
+
+// RetryAfterSeconds is RetryAfter in whole seconds, rounded up (a client that waits that long may retry), for
+// the Retry-After header; 0 when the error says nothing of retrying.
+func (e *Error) RetryAfterSeconds() int {
+	if e.RetryAfter <= 0 {
+		return 0
+	}
+	return int((e.RetryAfter + time.Second - 1) / time.Second)
 }

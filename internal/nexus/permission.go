@@ -92,7 +92,7 @@ func KnownPermission(p Permission) bool {
 }
 
 // ErrInsufficientPermission is returned when the caller's role does not grant what a request needs.
-var ErrInsufficientPermission = &Error{Kind: KindPermissionDenied, Code: "insufficient_permission",
+var ErrInsufficientPermission = &Error{Kind: KindPermissionDenied, Code: CodeInsufficientPermission,
 	Message: "Your role does not grant the permission this request needs."}
 
 // Authorize decides whether p may exercise perm on the record of the user subjectUserID ("" when the request

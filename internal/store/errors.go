@@ -48,10 +48,10 @@ func translate(err error) error {
 		switch {
 		case pg.Code == "22021" || pg.Code == "22P05":
 			// text PostgreSQL cannot store (NUL, or characters outside the encoding): the input's fault
-			return &nexus.Error{Kind: nexus.KindInvalid, Code: "validation_failed", Message: "The request has 1 invalid field.",
+			return &nexus.Error{Kind: nexus.KindInvalid, Code: nexus.CodeValidationFailed, Message: "The request has 1 invalid field.",
 				Fields: []nexus.FieldError{nexus.BodyField("", "contains characters that cannot be stored")}, Err: err}
 		case pg.Code == "23505":
-			return &nexus.Error{Kind: nexus.KindConflict, Code: "conflict", Message: nexus.ErrConflict.Message, Err: err}
+			return &nexus.Error{Kind: nexus.KindConflict, Code: nexus.CodeConflict, Message: nexus.ErrConflict.Message, Err: err}
 		case strings.HasPrefix(pg.Code, "08"), strings.HasPrefix(pg.Code, "53"), strings.HasPrefix(pg.Code, "57"),
 			pg.Code == "40001", pg.Code == "40P01":
 			// connection exceptions, insufficient resources, operator intervention (shutdown, cancel),
@@ -64,7 +64,7 @@ func translate(err error) error {
 	if errors.As(err, &lite) {
 		switch code := lite.Code(); {
 		case code == sqliteConstraintUniq || code == sqliteConstraintPKey:
-			return &nexus.Error{Kind: nexus.KindConflict, Code: "conflict", Message: nexus.ErrConflict.Message, Err: err}
+			return &nexus.Error{Kind: nexus.KindConflict, Code: nexus.CodeConflict, Message: nexus.ErrConflict.Message, Err: err}
 		case code&0xff == sqliteBusy, code&0xff == sqliteLocked, code&0xff == sqliteCantOpen, code&0xff == sqliteIOErr,
 			code&0xff == sqliteFull, code&0xff == sqliteReadOnlyPrimary, code&0xff == sqliteInterrupt:
 			// SQLITE_INTERRUPT: the statement's context ended (a deadline, or the client went away)

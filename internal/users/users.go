@@ -121,9 +121,9 @@ const (
 
 // Sentinel errors of user management.
 var (
-	ErrEmailTaken = &nexus.Error{Kind: nexus.KindConflict, Code: "conflict", Message: "The email address is already in use.",
+	ErrEmailTaken = &nexus.Error{Kind: nexus.KindConflict, Code: nexus.CodeConflict, Message: "The email address is already in use.",
 		Fields: []nexus.FieldError{nexus.BodyField("/email", "is already in use")}}
-	ErrLastAdmin = &nexus.Error{Kind: nexus.KindConflict, Code: "last_admin",
+	ErrLastAdmin = &nexus.Error{Kind: nexus.KindConflict, Code: nexus.CodeLastAdmin,
 		Message: "This user is the organization's last active admin and cannot be demoted or deactivated."}
 )
 

@@ -1,83 +1,42 @@
-package httpapi
+package contract
 
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 
 	"github.com/getkin/kin-openapi/openapi3"
-	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers"
-	"github.com/google/uuid"
 
-	"github.com/nexus-cloud/nexus-core/gen"
 	"github.com/nexus-cloud/nexus-core/internal/nexus"
 )
 
-// LoadSpec returns the OpenAPI document embedded in the binary, validated. It loads the byte-exact copy of
-// openapi.yaml: oapi-codegen's own embedded spec has its operationIds rewritten (login → Login).
-func LoadSpec() (*openapi3.T, error) {
-	spec, err := openapi3.NewLoader().LoadFromData(gen.OpenAPIYAML)
-	if err != nil {
-		return nil, fmt.Errorf("load embedded OpenAPI document: %w", err)
-	}
-	spec.SetStringFormatValidators(StringFormats())
-	if err := spec.Validate(openapi3.NewLoader().Context, openapi3.EnableExamplesValidation()); err != nil {
-		return nil, fmt.Errorf("embedded OpenAPI document is invalid: %w", err)
-	}
-	return spec, nil
-}
+// Operation is one operation of the contract, compiled for the pipeline from the document and its x-nexus-*
+// extensions:
+//   - x-nexus-permission (operation): what the caller's role must grant; on a boolean query flag, what asking
+//     for it needs besides;
+//   - x-nexus-own-parameter (operation): the path parameter naming the user the request is about, for
+//     permissions limited to the caller's own record;
+//   - x-nexus-max-body-bytes (operation): the largest body accepted (default 64 KiB);
+//   - x-nexus-rate-limits (operation): the per-IP policies besides "ip" that its requests take (auth_ip);
+//   - x-nexus-items (operation): the array member of a batch body whose items are judged one by one;
+//   - x-nexus-rules (schema): the name of the Rule (Config.Rules) of objects of the schema, bodies or items.
+type Operation struct {
+	Route    *routers.Route // the operation, with a batch's envelope schema for its body (x-nexus-items)
+	Secured  bool           // needs a bearer token
+	MaxBody  int64          // largest accepted request body
+	JSONBody bool           // takes a JSON request body
+	Produces []string       // media types of the successful responses' bodies
 
-// emailPattern accepts what a mail system would: a dot-atom local part of RFC 5322 atext (which includes "`") and
-// a domain of LDH labels with at least one dot.
-var emailPattern = regexp.MustCompile("^" + atext + `+(\.` + atext + `+)*@[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$`)
+	Permission      nexus.Permission            // x-nexus-permission
+	OwnParam        string                      // x-nexus-own-parameter
+	FlagPermissions map[string]nexus.Permission // query flags with their own x-nexus-permission, by name
+	IPPolicies      []string                    // x-nexus-rate-limits
 
-const atext = "[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]"
-
-// StringFormats are the string formats the contract uses, validated for real (kin-openapi checks only date and
-// date-time by default).
-func StringFormats() map[string]openapi3.StringFormatValidator {
-	return map[string]openapi3.StringFormatValidator{
-		"email": openapi3.NewCallbackValidator(func(s string) error {
-			at := strings.LastIndexByte(s, '@')
-			if len(s) > 254 || at < 1 || at > 64 || !emailPattern.MatchString(s) {
-				return fmt.Errorf("not an email address")
-			}
-			return nil
-		}),
-		"uuid": openapi3.NewCallbackValidator(func(s string) error {
-			if _, err := uuid.Parse(s); err != nil || len(s) != 36 {
-				return fmt.Errorf("not a UUID")
-			}
-			return nil
-		}),
-		"password": openapi3.NewCallbackValidator(func(string) error { return nil }),
-		// RFC 3339 strictly, by the parser the services use too. kin-openapi's own checks accept what Go's parser
-		// refuses (a leap second, February 30th), which the handler's binder would then report as a malformed
-		// body; Go's parser accepts what RFC 3339 refuses (a comma before the fraction, an offset of +24:00).
-		"date-time": openapi3.NewCallbackValidator(func(s string) error {
-			_, err := nexus.ParseTime(s)
-			return err
-		}),
-		"date": openapi3.NewCallbackValidator(func(s string) error {
-			_, err := nexus.ParseDate(s)
-			return err
-		}),
-	}
-}
-
-// operation is one operation of the contract, ready for the validator.
-type operation struct {
-	route    *routers.Route
-	secured  bool     // needs a bearer token
-	maxBody  int64    // largest accepted request body
-	jsonBody bool     // takes a JSON request body
-	produces []string // media types of the successful responses' bodies
-
-	permission nexus.Permission            // x-nexus-permission: what the caller's role must grant
-	ownParam   string                      // x-nexus-own-parameter: the path parameter naming the subject user
-	paramPerms map[string]nexus.Permission // query flags with their own x-nexus-permission, by name
+	ruleName string // x-nexus-rules of the body's schema, or of the items' with x-nexus-items
+	rule     *Rule
 
 	// x-nexus-items names the array member of a batch body whose items are judged one by one: the route
 	// validates the envelope with any items, and the validator checks each item against itemSchema.
@@ -89,16 +48,20 @@ type operation struct {
 	// least minItems items), which decodeEventBatch then checks itself.
 	plainEnvelope bool
 
-	// events decodes the operation's events in one pass (see eventDecoder); nil for other operations.
-	events *flatSchema
+	// flat decodes the operation's bodies (or items) in one pass, with the rule's Bind; nil when it cannot.
+	flat *flatSchema
 }
+
+// ID returns the operationId.
+func (o *Operation) ID() string { return o.Route.Operation.OperationID }
 
 // defaultMaxBody is the body limit of operations that do not set x-nexus-max-body-bytes.
 const defaultMaxBody = 64 << 10
 
-// indexOperations maps "METHOD /base/echo/:path" to each operation of spec.
-func indexOperations(spec *openapi3.T, base string) (map[string]*operation, error) {
-	ops := map[string]*operation{}
+// Index compiles the operations of spec, by "METHOD /base/echo/:path". The rules that x-nexus-rules names are
+// resolved by New.
+func Index(spec *openapi3.T, base string) (map[string]*Operation, error) {
+	ops := map[string]*Operation{}
 	for path, item := range spec.Paths.Map() {
 		echoPath := base + pathParam.ReplaceAllString(path, ":$1")
 		for method, op := range item.Operations() {
@@ -106,13 +69,16 @@ func indexOperations(spec *openapi3.T, base string) (map[string]*operation, erro
 			if op.Security != nil {
 				security = *op.Security
 			}
-			o := &operation{
-				route:   &routers.Route{Spec: spec, Path: path, PathItem: item, Method: method, Operation: op},
-				secured: len(security) > 0,
-				maxBody: defaultMaxBody,
+			o := &Operation{
+				Route:   &routers.Route{Spec: spec, Path: path, PathItem: item, Method: method, Operation: op},
+				Secured: len(security) > 0,
+				MaxBody: defaultMaxBody,
 			}
 			if v, ok := op.Extensions["x-nexus-max-body-bytes"].(float64); ok && v > 0 {
-				o.maxBody = int64(v)
+				o.MaxBody = int64(v)
+			}
+			if err := o.readRateLimits(op); err != nil {
+				return nil, fmt.Errorf("%s %s: %w", method, path, err)
 			}
 			if err := o.readPermissions(op); err != nil {
 				return nil, fmt.Errorf("%s %s: %w", method, path, err)
@@ -123,14 +89,15 @@ func indexOperations(spec *openapi3.T, base string) (map[string]*operation, erro
 			for code, r := range op.Responses.Map() {
 				if strings.HasPrefix(code, "2") && r.Value != nil {
 					for mt := range r.Value.Content {
-						o.produces = append(o.produces, mt)
+						o.Produces = append(o.Produces, mt)
 					}
 				}
 			}
-			sort.Strings(o.produces)
+			sort.Strings(o.Produces)
 			if op.RequestBody != nil && op.RequestBody.Value != nil {
-				o.jsonBody = op.RequestBody.Value.Content.Get("application/json") != nil
+				o.JSONBody = op.RequestBody.Value.Content.Get("application/json") != nil
 			}
+			o.readRules(op)
 			ops[method+" "+echoPath] = o
 		}
 	}
@@ -142,18 +109,18 @@ func indexOperations(spec *openapi3.T, base string) (map[string]*operation, erro
 
 // readPermissions reads the operation's x-nexus-permission, x-nexus-own-parameter and the x-nexus-permission
 // of its query flags. (TestContractConventions checks that every secured operation declares one.)
-func (o *operation) readPermissions(op *openapi3.Operation) error {
+func (o *Operation) readPermissions(op *openapi3.Operation) error {
 	perm, err := permissionExtension(op.Extensions)
 	if err != nil {
 		return err
 	}
-	o.permission = perm
+	o.Permission = perm
 	if v, ok := op.Extensions["x-nexus-own-parameter"]; ok {
 		name, _ := v.(string)
-		if p := o.route.PathItem.Parameters.GetByInAndName(openapi3.ParameterInPath, name); p == nil && op.Parameters.GetByInAndName(openapi3.ParameterInPath, name) == nil {
+		if p := o.Route.PathItem.Parameters.GetByInAndName(openapi3.ParameterInPath, name); p == nil && op.Parameters.GetByInAndName(openapi3.ParameterInPath, name) == nil {
 			return fmt.Errorf("x-nexus-own-parameter %q is not a path parameter", name)
 		}
-		o.ownParam = name
+		o.OwnParam = name
 	}
 	for _, p := range op.Parameters {
 		perm, err := permissionExtension(p.Value.Extensions)
@@ -166,28 +133,23 @@ func (o *operation) readPermissions(op *openapi3.Operation) error {
 		if p.Value.In != openapi3.ParameterInQuery || p.Value.Schema == nil || !p.Value.Schema.Value.Type.Is("boolean") {
 			return fmt.Errorf("parameter %s: x-nexus-permission is only for boolean query flags", p.Value.Name)
 		}
-		if o.paramPerms == nil {
-			o.paramPerms = map[string]nexus.Permission{}
+		if o.FlagPermissions == nil {
+			o.FlagPermissions = map[string]nexus.Permission{}
 		}
-		o.paramPerms[p.Value.Name] = perm
+		o.FlagPermissions[p.Value.Name] = perm
 	}
 	return nil
 }
 
 // readItems reads x-nexus-items: the operation's route then validates a copy of the body schema whose array
 // accepts any items, and each item is validated on its own against the array's item schema.
-func (o *operation) readItems(op *openapi3.Operation) error {
+func (o *Operation) readItems(op *openapi3.Operation) error {
 	v, ok := op.Extensions["x-nexus-items"]
 	if !ok {
 		return nil
 	}
 	name, _ := v.(string)
-	var body *openapi3.Schema
-	if op.RequestBody != nil && op.RequestBody.Value != nil {
-		if mt := op.RequestBody.Value.Content.Get("application/json"); mt != nil && mt.Schema != nil {
-			body = mt.Schema.Value
-		}
-	}
+	body := bodySchema(op)
 	if body == nil || body.Properties[name] == nil || body.Properties[name].Value.Items == nil || body.Properties[name].Value.MaxItems == nil {
 		return fmt.Errorf("x-nexus-items %q is not a bounded array member of the JSON request body", name)
 	}
@@ -208,9 +170,53 @@ func (o *operation) readItems(op *openapi3.Operation) error {
 	rb.Content = openapi3.NewContentWithJSONSchema(&envelope)
 	copied := *op
 	copied.RequestBody = &openapi3.RequestBodyRef{Value: &rb}
-	route := *o.route
+	route := *o.Route
 	route.Operation = &copied
-	o.route = &route
+	o.Route = &route
+	return nil
+}
+
+// readRateLimits reads x-nexus-rate-limits: the per-IP policies, besides "ip", that the operation's requests take.
+func (o *Operation) readRateLimits(op *openapi3.Operation) error {
+	v, ok := op.Extensions["x-nexus-rate-limits"]
+	if !ok {
+		return nil
+	}
+	list, _ := v.([]any)
+	for _, item := range list {
+		name, _ := item.(string)
+		if name != PolicyAuthIP {
+			return fmt.Errorf("x-nexus-rate-limits: %v is not a per-IP policy (only %q is)", item, PolicyAuthIP)
+		}
+		if !slices.Contains(o.IPPolicies, name) {
+			o.IPPolicies = append(o.IPPolicies, name)
+		}
+	}
+	if len(list) == 0 {
+		return fmt.Errorf("x-nexus-rate-limits must be a non-empty list of policy names")
+	}
+	return nil
+}
+
+// readRules reads the x-nexus-rules of the schema of the operation's JSON body, or of its items with x-nexus-items.
+func (o *Operation) readRules(op *openapi3.Operation) {
+	schema := o.itemSchema
+	if o.items == "" {
+		schema = bodySchema(op)
+	}
+	if schema != nil {
+		o.ruleName, _ = schema.Extensions["x-nexus-rules"].(string)
+	}
+}
+
+// bodySchema returns the schema of the operation's JSON request body, or nil.
+func bodySchema(op *openapi3.Operation) *openapi3.Schema {
+	if op.RequestBody == nil || op.RequestBody.Value == nil {
+		return nil
+	}
+	if mt := op.RequestBody.Value.Content.Get("application/json"); mt != nil && mt.Schema != nil {
+		return mt.Schema.Value
+	}
 	return nil
 }
 
@@ -244,16 +250,3 @@ func permissionExtension(ext map[string]any) (nexus.Permission, error) {
 }
 
 var pathParam = regexp.MustCompile(`\{([^}]+)\}`)
-
-// validationOptions are the kin-openapi options of every request validation.
-func validationOptions() *openapi3filter.Options {
-	o := &openapi3filter.Options{
-		MultiError:         true,
-		AuthenticationFunc: openapi3filter.NoopAuthenticationFunc, // authentication runs before validation
-		KeepValidatedValue: true,
-		SchemaValidationOptions: []openapi3.SchemaValidationOption{
-			openapi3.WithStringFormatValidators(StringFormats()),
-		},
-	}
-	return o
-}

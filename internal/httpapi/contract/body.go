@@ -1,4 +1,4 @@
-package httpapi
+package contract
 
 import (
 	"bytes"
@@ -15,13 +15,23 @@ import (
 	"github.com/nexus-cloud/nexus-core/internal/nexus"
 )
 
-// readBody reads the whole body, decompressing a gzip body on the way, up to limit bytes of JSON (checked while
+// readBody reads the body of an operation that takes JSON (readJSON).
+func (k *Contract) readBody(x *exchange) error {
+	if !x.op.JSONBody {
+		return nil
+	}
+	var err error
+	x.body, err = readJSON(x.c.Request(), x.op.MaxBody)
+	return err
+}
+
+// readJSON reads the whole body, decompressing a gzip body on the way, up to limit bytes of JSON (checked while
 // reading, not only from Content-Length, and after decompression, so that neither a chunked body nor a gzip
 // bomb can make it read more than limit+1 bytes), checks its media type and its JSON (checkJSON), then puts it
 // back, as identity, for validation and binding.
-func readBody(req *http.Request, limit int64) ([]byte, error) {
-	tooLarge := &transportError{status: http.StatusRequestEntityTooLarge, code: "payload_too_large",
-		detail: fmt.Sprintf("The request body must not exceed %d bytes.", limit)}
+func readJSON(req *http.Request, limit int64) ([]byte, error) {
+	tooLarge := &nexus.Error{Kind: nexus.KindInvalid, Code: nexus.CodePayloadTooLarge,
+		Message: fmt.Sprintf("The request body must not exceed %d bytes.", limit)}
 	gz, err := gzipped(req.Header)
 	if err != nil {
 		return nil, err
@@ -47,11 +57,11 @@ func readBody(req *http.Request, limit int64) ([]byte, error) {
 	case int64(len(body)) > limit || src.n > wire:
 		return nil, tooLarge
 	case src.err != nil:
-		return nil, &transportError{status: http.StatusBadRequest, code: "validation_failed",
-			detail: "The request body could not be read.", fields: []nexus.FieldError{nexus.BodyField("", "could not be read")}}
+		return nil, &nexus.Error{Kind: nexus.KindInvalid, Code: nexus.CodeValidationFailed,
+			Message: "The request body could not be read.", Fields: []nexus.FieldError{nexus.BodyField("", "could not be read")}}
 	case err != nil: // the body was read, so gzip refused it
-		return nil, &transportError{status: http.StatusBadRequest, code: "validation_failed",
-			detail: "The request body is not valid gzip data.", fields: []nexus.FieldError{nexus.BodyField("", "must be valid gzip data")}}
+		return nil, &nexus.Error{Kind: nexus.KindInvalid, Code: nexus.CodeValidationFailed,
+			Message: "The request body is not valid gzip data.", Fields: []nexus.FieldError{nexus.BodyField("", "must be valid gzip data")}}
 	}
 	if err := checkContentType(req.Header, len(body) > 0); err != nil {
 		return nil, err
@@ -83,21 +93,21 @@ func checkContentType(h http.Header, body bool) error {
 	case len(values) == 0 && !body:
 		return nil
 	case len(values) > 1:
-		return &transportError{status: http.StatusBadRequest, code: "validation_failed",
-			detail: "The request has more than one Content-Type.",
-			fields: []nexus.FieldError{{In: nexus.InHeader, Name: "Content-Type", Detail: "must be given once"}}}
+		return &nexus.Error{Kind: nexus.KindInvalid, Code: nexus.CodeValidationFailed,
+			Message: "The request has more than one Content-Type.",
+			Fields:  []nexus.FieldError{{In: nexus.InHeader, Name: "Content-Type", Detail: "must be given once"}}}
 	}
 	ct := h.Get(echo.HeaderContentType)
 	mt, params, err := mime.ParseMediaType(ct)
 	if err != nil || mt != echo.MIMEApplicationJSON {
-		return &transportError{status: http.StatusUnsupportedMediaType, code: "unsupported_media_type",
-			detail: "The request body must be application/json.",
-			fields: []nexus.FieldError{{In: nexus.InHeader, Name: "Content-Type", Detail: "must be application/json"}}}
+		return &nexus.Error{Kind: nexus.KindInvalid, Code: nexus.CodeUnsupportedMediaType,
+			Message: "The request body must be application/json.",
+			Fields:  []nexus.FieldError{{In: nexus.InHeader, Name: "Content-Type", Detail: "must be application/json"}}}
 	}
 	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
-		return &transportError{status: http.StatusUnsupportedMediaType, code: "unsupported_media_type",
-			detail: "The request body must be application/json in UTF-8.",
-			fields: []nexus.FieldError{{In: nexus.InHeader, Name: "Content-Type", Detail: "must have no charset other than utf-8"}}}
+		return &nexus.Error{Kind: nexus.KindInvalid, Code: nexus.CodeUnsupportedMediaType,
+			Message: "The request body must be application/json in UTF-8.",
+			Fields:  []nexus.FieldError{{In: nexus.InHeader, Name: "Content-Type", Detail: "must have no charset other than utf-8"}}}
 	}
 	return nil
 }
@@ -152,11 +162,10 @@ func gzipped(h http.Header) (bool, error) {
 	case len(codings) == 1 && codings[0] == "identity":
 		return false, nil
 	}
-	return false, &headedError{
-		error: &transportError{status: http.StatusUnsupportedMediaType, code: "unsupported_media_type",
-			detail: "The request body must be sent as is or with the gzip content coding.",
-			fields: []nexus.FieldError{{In: nexus.InHeader, Name: echo.HeaderContentEncoding, Detail: "must be gzip or identity"}}},
-		header: http.Header{echo.HeaderAcceptEncoding: {"gzip"}},
+	return false, &nexus.Error{Kind: nexus.KindInvalid, Code: nexus.CodeUnsupportedMediaType,
+		Message: "The request body must be sent as is or with the gzip content coding.",
+		Fields:  []nexus.FieldError{{In: nexus.InHeader, Name: echo.HeaderContentEncoding, Detail: "must be gzip or identity"}},
+		Header:  http.Header{echo.HeaderAcceptEncoding: {"gzip"}},
 	}
 }
 
@@ -174,27 +183,4 @@ func (c *readCounter) Read(p []byte) (int, error) {
 		c.err = err
 	}
 	return n, err
-}
-
-// headedError is an error whose response carries headers of its own.
-type headedError struct {
-	error
-	header http.Header
-}
-
-func (e *headedError) Unwrap() error { return e.error }
-
-// errorHeaders sets the headers that an error of the handlers after it asks for, before the error handler
-// writes the response.
-func errorHeaders(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		err := next(c)
-		var he *headedError
-		if errors.As(err, &he) {
-			for k, v := range he.header {
-				c.Response().Header()[k] = v
-			}
-		}
-		return err
-	}
 }

@@ -1,8 +1,7 @@
-package httpapi
+package contract
 
 import (
 	"mime"
-	"net/http"
 	"strconv"
 	"strings"
 
@@ -14,22 +13,19 @@ import (
 // negotiate answers 406 when the request's Accept header rules out every media type the operation's successful
 // responses have. Problem bodies are always application/problem+json, whatever Accept says (RFC 9110 allows an
 // error response in another type than asked for).
-func (s *Server) negotiate(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		accept := c.Request().Header.Get(echo.HeaderAccept)
-		op, ok := s.ops[c.Request().Method+" "+c.Path()]
-		if !ok || accept == "" || len(op.produces) == 0 {
-			return next(c)
-		}
-		for _, mt := range op.produces {
-			if acceptable(accept, mt) {
-				return next(c)
-			}
-		}
-		return &transportError{status: http.StatusNotAcceptable, code: "not_acceptable",
-			detail: "The response can only be " + strings.Join(op.produces, " or ") + ".",
-			fields: []nexus.FieldError{{In: nexus.InHeader, Name: "Accept", Detail: "must accept " + strings.Join(op.produces, " or ")}}}
+func (k *Contract) negotiate(x *exchange) error {
+	accept := x.c.Request().Header.Get(echo.HeaderAccept)
+	if accept == "" || len(x.op.Produces) == 0 {
+		return nil
 	}
+	for _, mt := range x.op.Produces {
+		if acceptable(accept, mt) {
+			return nil
+		}
+	}
+	return &nexus.Error{Kind: nexus.KindInvalid, Code: nexus.CodeNotAcceptable,
+		Message: "The response can only be " + strings.Join(x.op.Produces, " or ") + ".",
+		Fields:  []nexus.FieldError{{In: nexus.InHeader, Name: "Accept", Detail: "must accept " + strings.Join(x.op.Produces, " or ")}}}
 }
 
 // acceptable reports whether the Accept header value admits the media type mt with a non-zero quality.

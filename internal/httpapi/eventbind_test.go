@@ -11,43 +11,27 @@ import (
 	"github.com/oapi-codegen/runtime"
 
 	"github.com/nexus-cloud/nexus-core/gen"
+	"github.com/nexus-cloud/nexus-core/internal/httpapi/contract"
 )
 
-// eventOps returns the operations of the contract that take events: trackEvent and trackEventBatch.
-func eventOps(t testing.TB) (*openapi3.T, *operation, *operation) {
+// eventOps returns the contract's operations that take events, trackEvent and trackEventBatch, compiled with
+// the server's event rule.
+func eventOps(t testing.TB) (*openapi3.T, *contract.Operation, *contract.Operation) {
 	t.Helper()
-	spec, err := LoadSpec()
+	spec, err := contract.LoadSpec()
 	if err != nil {
 		t.Fatal(err)
 	}
-	ops, err := indexOperations(spec, BasePath)
+	k, err := contract.New(spec, contract.Config{Base: BasePath, Rules: map[string]contract.Rule{"event": eventRule(nil)}})
 	if err != nil {
 		t.Fatal(err)
 	}
+	ops := k.Operations()
 	single, batch := ops["POST "+BasePath+"/analytics/events"], ops["POST "+BasePath+"/analytics/events/batch"]
-	if single == nil || batch == nil {
-		t.Fatal("the contract has no trackEvent or trackEventBatch")
+	if single == nil || batch == nil || !single.OnePass() || !batch.OnePass() {
+		t.Fatal("the contract has no trackEvent or trackEventBatch decoded in one pass")
 	}
 	return spec, single, batch
-}
-
-// TestEventDecoderServes checks that the one-pass decoder serves both event operations: a change of the contract
-// that it does not understand turns it off silently (every request still validated, by kin-openapi), so this
-// test says so.
-func TestEventDecoderServes(t *testing.T) {
-	spec, single, batch := eventOps(t)
-	for _, op := range []*operation{single, batch} {
-		if eventDecoder(spec, op) == nil {
-			t.Errorf("%s: no one-pass event decoder", op.route.Operation.OperationID)
-		}
-	}
-	// And no other operation gets one.
-	ops, _ := indexOperations(spec, BasePath)
-	for key, op := range ops {
-		if op != nil && eventDecoder(spec, op) != nil && op.route.Operation.OperationID != "trackEvent" && op.route.Operation.OperationID != "trackEventBatch" {
-			t.Errorf("%s has a one-pass event decoder", key)
-		}
-	}
 }
 
 // eventSeeds are event bodies of every shape: valid ones the decoder takes, and ones it must hand over.
@@ -88,33 +72,29 @@ var eventSeeds = []string{
 
 func FuzzEventDecoder(f *testing.F) {
 	spec, single, _ := eventOps(f)
-	dec := eventDecoder(spec, single)
 	schema := spec.Components.Schemas["EventRequest"].Value
-	opts := []openapi3.SchemaValidationOption{openapi3.VisitAsRequest(), openapi3.MultiErrors(), openapi3.WithStringFormatValidators(StringFormats())}
+	opts := []openapi3.SchemaValidationOption{openapi3.VisitAsRequest(), openapi3.MultiErrors(), openapi3.WithStringFormatValidators(contract.StringFormats())}
 	for _, s := range eventSeeds {
 		f.Add([]byte(s))
 	}
 	f.Add([]byte(`{"event_name":"a","event_category":"b","properties":` + object(255) + `}`))
 	f.Add([]byte(`{"event_name":"a","event_category":"b","properties":` + object(256) + `}`))
 	f.Fuzz(func(t *testing.T, raw []byte) {
-		if fault, _ := checkJSON(raw); fault != jsonOK {
+		if !contract.WellFormed(raw) {
 			return // refused before
 		}
-		vals := make([]flatValue, len(dec.members))
-		if !dec.decode(raw, vals) {
+		v, ok := single.Decode(raw)
+		if !ok {
 			return // kin-openapi decides
 		}
-		got, ok := toEventRequest(dec, vals)
-		if !ok {
-			return
-		}
+		got := *v.(*gen.EventRequest)
 		d := json.NewDecoder(bytes.NewReader(raw))
 		d.UseNumber()
-		var v any
-		if err := d.Decode(&v); err != nil {
+		var tree any
+		if err := d.Decode(&tree); err != nil {
 			t.Fatalf("decode %q: %v", raw, err)
 		}
-		if err := schema.VisitJSON(v, opts...); err != nil {
+		if err := schema.VisitJSON(tree, opts...); err != nil {
 			t.Fatalf("decoded %q, which kin-openapi refuses: %v", raw, err)
 		}
 		// As a batch's item was bound: encoding/json over the item's text.
@@ -127,7 +107,7 @@ func FuzzEventDecoder(f *testing.F) {
 		}
 		// As a single event was bound: from the value kin-openapi validated (properties re-encoded).
 		var bound gen.EventRequest
-		if err := runtime.BindJSONValue(v, &bound); err != nil {
+		if err := runtime.BindJSONValue(tree, &bound); err != nil {
 			t.Fatalf("bind %q: %v", raw, err)
 		}
 		if (bound.Properties == nil) != (got.Properties == nil) {
@@ -165,14 +145,9 @@ func object(n int) string {
 // TestEventDecoderTakes checks that the one pass takes the usual events, rather than handing them all to
 // kin-openapi (which FuzzEventDecoder alone would not notice), and hands over those kin-openapi refuses.
 func TestEventDecoderTakes(t *testing.T) {
-	spec, single, _ := eventOps(t)
-	dec := eventDecoder(spec, single)
+	_, single, _ := eventOps(t)
 	decodes := func(s string) bool {
-		vals := make([]flatValue, len(dec.members))
-		if !dec.decode([]byte(s), vals) {
-			return false
-		}
-		_, ok := toEventRequest(dec, vals)
+		_, ok := single.Decode([]byte(s))
 		return ok
 	}
 	for _, s := range []string{eventSeeds[0], eventSeeds[1], eventSeeds[2], eventSeeds[3], eventSeeds[4], eventSeeds[5], eventSeeds[6],
@@ -191,27 +166,3 @@ func TestEventDecoderTakes(t *testing.T) {
 	}
 }
 
-// TestAcceptedTexts checks the memo of accepted texts: a text is found only once added, and the memo is
-// per member (a name accepted is not thereby an accepted category).
-func TestAcceptedTexts(t *testing.T) {
-	spec, single, _ := eventOps(t)
-	dec := eventDecoder(spec, single)
-	name := dec.members[dec.byName["event_name"]]
-	if name.accepted == nil || dec.members[dec.byName["event_id"]].accepted != nil {
-		t.Fatal("event_name has no memo, or event_id (a uuid) has one")
-	}
-	if name.accepted.has("signup") {
-		t.Fatal("an empty memo has a text")
-	}
-	vals := make([]flatValue, len(dec.members))
-	if !dec.decode([]byte(`{"event_name":"signup","event_category":"onboarding"}`), vals) {
-		t.Fatal("a valid event refused")
-	}
-	if !name.accepted.has("signup") || name.accepted.has("onboarding") {
-		t.Error("the memo of event_name does not have exactly the name accepted")
-	}
-	// A category the schema refuses stays refused, whatever the names accepted.
-	if dec.decode([]byte(`{"event_name":"signup","event_category":""}`), vals) {
-		t.Error("an empty category accepted")
-	}
-}

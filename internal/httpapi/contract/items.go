@@ -1,8 +1,7 @@
-package httpapi
+package contract
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -11,22 +10,14 @@ import (
 	"strings"
 
 	"github.com/getkin/kin-openapi/openapi3"
-	"github.com/labstack/echo/v4"
 
 	"github.com/nexus-cloud/nexus-core/internal/nexus"
 )
 
 // Batch bodies (x-nexus-items): the envelope is validated like any body, each item on its own. An item that
 // fails is replaced by null in the body the handler binds, and its failing fields (pointers from the body's
-// root) are handed to the handler through the request context, so one bad item never refuses the others.
-
-const itemErrorsKey ctxKey = 100
-
-// itemErrors returns the failing fields of the batch items the validator refused, by index.
-func itemErrors(ctx context.Context) map[int][]nexus.FieldError {
-	m, _ := ctx.Value(itemErrorsKey).(map[int][]nexus.FieldError)
-	return m
-}
+// root) are handed to the handler through the request context (ItemErrors), so one bad item never refuses the
+// others.
 
 // batchBody is a batch body taken apart: its envelope's members and the raw items of its array.
 type batchBody struct {
@@ -39,7 +30,7 @@ type batchBody struct {
 // validated), and puts in its place, for the envelope's validation, the same body with every item null: the
 // items are validated one by one afterwards, so decoding and re-encoding them whole would only cost time. A body
 // that cannot be taken apart is left as it is, for validation to describe.
-func splitItems(req *http.Request, op *operation, body []byte) (*batchBody, error) {
+func splitItems(req *http.Request, op *Operation, body []byte) (*batchBody, error) {
 	b := batchBody{raw: body}
 	if json.Unmarshal(body, &b.envelope) != nil || json.Unmarshal(b.envelope[op.items], &b.items) != nil || b.items == nil {
 		return nil, nil
@@ -62,23 +53,23 @@ func splitItems(req *http.Request, op *operation, body []byte) (*batchBody, erro
 }
 
 // tooManyItems is the answer to a batch with more items than the operation takes.
-func tooManyItems(op *operation) error {
-	return &transportError{status: http.StatusRequestEntityTooLarge, code: "payload_too_large",
-		detail: fmt.Sprintf("A batch must not have more than %d items.", op.maxItems),
-		fields: []nexus.FieldError{nexus.BodyField("/"+op.items, fmt.Sprintf("must have at most %d items", op.maxItems))}}
+func tooManyItems(op *Operation) error {
+	return &nexus.Error{Kind: nexus.KindInvalid, Code: nexus.CodePayloadTooLarge,
+		Message: fmt.Sprintf("A batch must not have more than %d items.", op.maxItems),
+		Fields:  []nexus.FieldError{nexus.BodyField("/"+op.items, fmt.Sprintf("must have at most %d items", op.maxItems))}}
 }
 
 // validateItems validates every item of a batch whose envelope passed validation, and gives the handler the
 // body with the items it refused replaced by null.
-func (s *Server) validateItems(c echo.Context, op *operation, b *batchBody) error {
-	req := c.Request()
+func validateItems(x *exchange, b *batchBody) error {
+	op, req := x.op, x.c.Request()
 	if b == nil {
 		return nexus.Invalid(nexus.BodyField("/"+op.items, "must be an array"))
 	}
 	items := b.items
 	failed := map[int][]nexus.FieldError{}
 	for i, raw := range items {
-		if fields := s.itemFields(op, i, raw); len(fields) > 0 {
+		if fields := itemFields(op, i, raw); len(fields) > 0 {
 			failed[i] = fields
 			items[i] = json.RawMessage("null")
 		}
@@ -113,17 +104,16 @@ func (s *Server) validateItems(c echo.Context, op *operation, b *batchBody) erro
 		body = buf.Bytes()
 	}
 	if len(failed) > 0 {
-		req = req.WithContext(context.WithValue(req.Context(), itemErrorsKey, failed))
+		x.items = failed
 	}
 	req.Body = io.NopCloser(bytes.NewReader(body))
 	req.ContentLength = int64(len(body))
-	c.SetRequest(req)
 	return nil
 }
 
 // itemFields validates item i of a batch against the operation's item schema, and returns its failing fields
 // (pointers from the body's root), none if it is valid.
-func (s *Server) itemFields(op *operation, i int, raw json.RawMessage) []nexus.FieldError {
+func itemFields(op *Operation, i int, raw []byte) []nexus.FieldError {
 	prefix := "/" + op.items + "/" + strconv.Itoa(i)
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
@@ -139,8 +129,8 @@ func (s *Server) itemFields(op *operation, i int, raw json.RawMessage) []nexus.F
 	for _, d := range schemaDetails(err) {
 		fields = append(fields, nexus.BodyField(prefix+d.pointer, d.detail))
 	}
-	if check := s.rawChecks[op.route.Operation.OperationID]; check != nil {
-		for _, f := range check(raw) {
+	if op.rule != nil && op.rule.Check != nil {
+		for _, f := range op.rule.Check(raw) {
 			fields = append(fields, nexus.BodyField(prefix+f.Name, f.Detail))
 		}
 	}
