@@ -134,7 +134,7 @@ func TestRevocationFeed(t *testing.T) {
 		}
 		revokeSession(t, db, s1.ID, "logout") // already revoked: nothing new
 		role := nexus.RoleAnalyst
-		if _, err := store.NewUsers(db).UpdateUser(ctx, org.ID, bob.ID, users.Change{Role: &role}, t0); err != nil {
+		if _, err := updateUser(ctx, store.NewUsers(db), org.ID, bob.ID, users.Change{Role: &role}, t0); err != nil {
 			t.Fatal(err)
 		}
 		if !here.has(s2.ID, s3.ID) {
