@@ -99,9 +99,8 @@ func (d *Directory) CreateUser(ctx context.Context, u nexus.User, passwordHash s
 	return createUser(d.db.gorm.WithContext(ctx), u, passwordHash)
 }
 
-// SetUserStatus changes a user's status; deactivating revokes the user's live sessions in the same
-// transaction, as the API's updateUser does. (The last-admin rule is the API's: an operator may deactivate
-// anyone.)
+// SetUserStatus changes a user's status, a fixture for tests: deactivating revokes the user's live sessions in
+// the same transaction, with the reason users.Service gives, but no rule is checked and nothing is audited.
 func (d *Directory) SetUserStatus(ctx context.Context, userID string, status nexus.UserStatus) error {
 	id, ok := canonicalUUID(userID)
 	if !ok {
@@ -119,7 +118,7 @@ func (d *Directory) SetUserStatus(ctx context.Context, userID string, status nex
 		}
 		if status == nexus.UserInactive {
 			var err error
-			revoked, err = revokeUserSessions(tx, d.db.dialect, id, "user_deactivated", t)
+			revoked, err = revokeUserSessions(tx, d.db.dialect, id, users.RevokedDeactivated, t)
 			return err
 		}
 		return nil

@@ -141,7 +141,7 @@ func TestRevocationFeed(t *testing.T) {
 			t.Fatal("a role change's revocations were not told before UpdateUser returned")
 		}
 		// An operator deactivates cyd from another process (nexus user … on the same database).
-		if err := store.NewDirectory(other).SetUserStatus(ctx, cyd.ID, nexus.UserInactive); err != nil {
+		if _, err := updateUser(ctx, store.NewUsers(other), org.ID, cyd.ID, users.Change{Status: ptr(nexus.UserInactive)}, t0); err != nil {
 			t.Fatal(err)
 		}
 		all := []string{s1.ID, s2.ID, s3.ID, s4.ID}

@@ -108,10 +108,10 @@ func TestListUsersTotals(t *testing.T) {
 			}
 			checkTotals(t, db, acme.ID, "after UpdateUser("+c.what+")")
 		}
-		if err := dir.SetUserStatus(ctx, created[3].ID, nexus.UserActive); err != nil {
-			t.Fatalf("SetUserStatus: %v", err)
+		if _, err := updateUser(ctx, s, acme.ID, created[3].ID, users.Change{Status: ptr(nexus.UserActive)}, t0); err != nil {
+			t.Fatalf("UpdateUser(reactivate): %v", err)
 		}
-		checkTotals(t, db, acme.ID, "after SetUserStatus")
+		checkTotals(t, db, acme.ID, "after UpdateUser(reactivate)")
 		if err := db.DeleteUser(ctx, bulk[0].ID); err != nil {
 			t.Fatalf("DeleteUser: %v", err)
 		}
