@@ -2,7 +2,9 @@
 // effective permissions and recent activity of a user, and user management (creation, role and status changes
 // that revoke sessions, and the rule that an organization always keeps an active admin). Every method takes the
 // authenticated Principal and works inside its organization only; which principal may call which method is
-// decided before, by nexus.Authorize.
+// decided before, by nexus.Authorize. The installation's own commands (cmd/nexus) call it as
+// nexus.SystemPrincipal, and they alone create organizations. The rules of a change (the last active admin, which
+// change revokes sessions and why) are decided here; the store only locks, counts and writes what was decided.
 package users
 
 import (
