@@ -14,9 +14,9 @@ import (
 
 	"github.com/nexus-cloud/nexus-core/internal/auth"
 	"github.com/nexus-cloud/nexus-core/internal/config"
-	"github.com/nexus-cloud/nexus-core/internal/httpapi/contract"
 	"github.com/nexus-cloud/nexus-core/internal/nexus"
 	"github.com/nexus-cloud/nexus-core/internal/store"
+	"github.com/nexus-cloud/nexus-core/internal/users"
 )
 
 func setupConfigOnly(getenv func(string) string, dev bool) (config.Config, error) {
@@ -96,15 +96,19 @@ func createOrg(ctx context.Context, args []string, getenv func(string) string, s
 		return err
 	}
 	*name = strings.TrimSpace(*name)
-	if *name == "" || len(*name) > 200 {
-		return usageError{"--name: required, at most 200 bytes"}
+	if *name == "" || len(*name) > users.MaxOrganizationName {
+		return usageError{fmt.Sprintf("--name: required, at most %d bytes", users.MaxOrganizationName)}
 	}
 	e, err := setup(ctx, getenv, false, stderr)
 	if err != nil {
 		return err
 	}
 	defer e.db.Close()
-	org, err := store.NewDirectory(e.db).CreateOrganization(ctx, *name)
+	svc, err := e.usersService()
+	if err != nil {
+		return err
+	}
+	org, err := svc.CreateOrganization(ctx, nexus.SystemPrincipal(""), *name)
 	if err != nil {
 		return err
 	}
@@ -167,7 +171,7 @@ func createUser(ctx context.Context, args []string, getenv func(string) string, 
 		return err
 	}
 	*email = strings.TrimSpace(*email)
-	if err := contract.StringFormats()["email"].Validate(*email); err != nil {
+	if !users.ValidEmail(*email) {
 		return usageError{"--email: required, a valid email address"}
 	}
 	if !nexus.Role(*role).Valid() {
@@ -196,21 +200,20 @@ func createUser(ctx context.Context, args []string, getenv func(string) string, 
 		return err
 	}
 	defer e.db.Close()
-	dir := store.NewDirectory(e.db)
-	ok, err := dir.OrganizationExists(ctx, *org)
+	ok, err := store.NewDirectory(e.db).OrganizationExists(ctx, *org)
 	if err != nil {
 		return err
 	}
 	if !ok {
 		return fmt.Errorf("--org: no organization %q", *org)
 	}
-	hash, err := auth.HashPassword(password)
+	svc, err := e.usersService()
 	if err != nil {
 		return err
 	}
-	u, err := dir.CreateUser(ctx, nexus.User{OrganizationID: *org, Email: *email, Name: *name,
-		Role: nexus.Role(*role), Status: nexus.UserActive}, hash)
-	if errors.Is(err, nexus.ErrConflict) {
+	u, err := svc.Create(ctx, nexus.SystemPrincipal(*org), users.NewUser{Email: *email, Name: *name,
+		Role: nexus.Role(*role), Status: nexus.UserActive, Password: password})
+	if errors.Is(err, users.ErrEmailTaken) {
 		return fmt.Errorf("--email: %s is already in use", *email)
 	}
 	if err != nil {

@@ -25,6 +25,7 @@ import (
 	"github.com/nexus-cloud/nexus-core/internal/nexus"
 	"github.com/nexus-cloud/nexus-core/internal/ratelimit"
 	"github.com/nexus-cloud/nexus-core/internal/store"
+	"github.com/nexus-cloud/nexus-core/internal/users"
 )
 
 func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -232,24 +233,25 @@ const (
 )
 
 // seedDemo creates a demo organization, admin and client on the first start of an empty database, and prints
-// the credentials once.
+// the credentials once. The organization and the admin are created through users.Service as the system
+// principal (validated and audited), in the one transaction of the seed.
 func seedDemo(ctx context.Context, dir *store.Directory, stdout io.Writer) error {
 	empty, err := dir.Empty(ctx)
 	if err != nil || !empty {
 		return err
 	}
 	password := randomPassword(20)
-	hash, err := auth.HashPassword(password)
-	if err != nil {
-		return err
-	}
 	err = dir.Seed(ctx, func(tx *store.Directory) error {
-		org, err := tx.CreateOrganization(ctx, "Demo Organization")
+		svc, err := users.NewService(users.Options{Store: tx.Users(), CheckPassword: auth.CheckNewPassword, HashPassword: auth.HashPassword})
 		if err != nil {
 			return err
 		}
-		if _, err := tx.CreateUser(ctx, nexus.User{OrganizationID: org.ID, Email: demoEmail, Name: "Demo Admin",
-			Role: nexus.RoleAdmin, Status: nexus.UserActive}, hash); err != nil {
+		org, err := svc.CreateOrganization(ctx, nexus.SystemPrincipal(""), "Demo Organization")
+		if err != nil {
+			return err
+		}
+		if _, err := svc.Create(ctx, nexus.SystemPrincipal(org.ID), users.NewUser{Email: demoEmail, Name: "Demo Admin",
+			Role: nexus.RoleAdmin, Status: nexus.UserActive, Password: password}); err != nil {
 			return err
 		}
 		_, err = tx.CreateClient(ctx, store.NewClient{ClientID: demoClientID, Name: "Development client"})

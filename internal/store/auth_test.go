@@ -442,7 +442,7 @@ func TestSessionWritesSerializeWithUserChanges(t *testing.T) {
 					}
 					changed := make(chan error, 1)
 					go func() {
-						_, err := us.UpdateUser(context.Background(), org.ID, u.ID, ch.change, t0.Add(time.Minute))
+						_, err := updateUser(context.Background(), us, org.ID, u.ID, ch.change, t0.Add(time.Minute))
 						changed <- err
 					}()
 					select {

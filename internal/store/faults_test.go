@@ -14,6 +14,7 @@ import (
 	"github.com/nexus-cloud/nexus-core/internal/nexus"
 	"github.com/nexus-cloud/nexus-core/internal/store"
 	"github.com/nexus-cloud/nexus-core/internal/testdb"
+	"github.com/nexus-cloud/nexus-core/internal/users"
 )
 
 // Bounds of the fault tests: each call gets a deadline of faultDeadline and must return by then plus
@@ -139,8 +140,9 @@ func TestStallWriteLock(t *testing.T) {
 					_, err := dir.CreateOrganization(ctx, "Other")
 					return err
 				}},
-				{"SetUserStatus (a transaction)", func(ctx context.Context) error {
-					return dir.SetUserStatus(ctx, u.ID, nexus.UserInactive)
+				{"UpdateUser (a transaction)", func(ctx context.Context) error {
+					_, err := updateUser(ctx, store.NewUsers(db), org.ID, u.ID, users.Change{Status: ptr(nexus.UserInactive)}, t0)
+					return err
 				}},
 			} {
 				if err := within(t, w.name, w.fn); nexus.KindOf(err) != nexus.KindUnavailable {
@@ -166,8 +168,9 @@ func TestStallWriteLock(t *testing.T) {
 			}
 
 			release()
-			if err := within(t, "SetUserStatus after the lock", func(ctx context.Context) error {
-				return dir.SetUserStatus(ctx, u.ID, nexus.UserInactive)
+			if err := within(t, "UpdateUser after the lock", func(ctx context.Context) error {
+				_, err := updateUser(ctx, store.NewUsers(db), org.ID, u.ID, users.Change{Status: ptr(nexus.UserInactive)}, t0)
+				return err
 			}); err != nil {
 				t.Errorf("a write after the lock is gone: %v", err)
 			}

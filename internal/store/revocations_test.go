@@ -134,14 +134,14 @@ func TestRevocationFeed(t *testing.T) {
 		}
 		revokeSession(t, db, s1.ID, "logout") // already revoked: nothing new
 		role := nexus.RoleAnalyst
-		if _, err := store.NewUsers(db).UpdateUser(ctx, org.ID, bob.ID, users.Change{Role: &role}, t0); err != nil {
+		if _, err := updateUser(ctx, store.NewUsers(db), org.ID, bob.ID, users.Change{Role: &role}, t0); err != nil {
 			t.Fatal(err)
 		}
 		if !here.has(s2.ID, s3.ID) {
 			t.Fatal("a role change's revocations were not told before UpdateUser returned")
 		}
 		// An operator deactivates cyd from another process (nexus user … on the same database).
-		if err := store.NewDirectory(other).SetUserStatus(ctx, cyd.ID, nexus.UserInactive); err != nil {
+		if _, err := updateUser(ctx, store.NewUsers(other), org.ID, cyd.ID, users.Change{Status: ptr(nexus.UserInactive)}, t0); err != nil {
 			t.Fatal(err)
 		}
 		all := []string{s1.ID, s2.ID, s3.ID, s4.ID}

@@ -103,15 +103,15 @@ func TestListUsersTotals(t *testing.T) {
 			{7, "inactive member to active analyst", users.Change{Role: ptr(nexus.RoleAnalyst), Status: ptr(nexus.UserActive)}},
 			{5, "rename", users.Change{Name: ptr("Renamed")}},
 		} {
-			if _, err := s.UpdateUser(ctx, acme.ID, created[c.i].ID, c.Change, t0); err != nil {
+			if _, err := updateUser(ctx, s, acme.ID, created[c.i].ID, c.Change, t0); err != nil {
 				t.Fatalf("UpdateUser(%s): %v", c.what, err)
 			}
 			checkTotals(t, db, acme.ID, "after UpdateUser("+c.what+")")
 		}
-		if err := dir.SetUserStatus(ctx, created[3].ID, nexus.UserActive); err != nil {
-			t.Fatalf("SetUserStatus: %v", err)
+		if _, err := updateUser(ctx, s, acme.ID, created[3].ID, users.Change{Status: ptr(nexus.UserActive)}, t0); err != nil {
+			t.Fatalf("UpdateUser(reactivate): %v", err)
 		}
-		checkTotals(t, db, acme.ID, "after SetUserStatus")
+		checkTotals(t, db, acme.ID, "after UpdateUser(reactivate)")
 		if err := db.DeleteUser(ctx, bulk[0].ID); err != nil {
 			t.Fatalf("DeleteUser: %v", err)
 		}
@@ -179,7 +179,7 @@ func TestListUsersTotalsConcurrent(t *testing.T) {
 					}
 					// Never to admin, and the first user, never changed, stays the organization's active admin.
 					c := users.Change{Role: ptr(nexus.Roles()[1+r.IntN(3)]), Status: ptr(statuses[r.IntN(2)])}
-					if _, err := s.UpdateUser(ctx, org.ID, id, c, t0); err != nil {
+					if _, err := updateUser(ctx, s, org.ID, id, c, t0); err != nil {
 						t.Errorf("UpdateUser: %v", err)
 						return
 					}
@@ -248,7 +248,7 @@ func TestMigrateUserCounts(t *testing.T) {
 			}
 			checkTotals(t, db, acme.ID, "after the migration")
 			checkTotals(t, db, globex.ID, "after the migration")
-			if _, err := store.NewUsers(db).UpdateUser(ctx, acme.ID, us[1].ID, users.Change{Status: ptr(nexus.UserInactive)}, t0); err != nil {
+			if _, err := updateUser(ctx, store.NewUsers(db), acme.ID, us[1].ID, users.Change{Status: ptr(nexus.UserInactive)}, t0); err != nil {
 				t.Fatalf("UpdateUser: %v", err)
 			}
 			mustUser(t, db, acme.ID, "new@example.com")

@@ -369,11 +369,11 @@ func createUser(db *gorm.DB, user nexus.User, passwordHash string) (nexus.User, 
 }
 
 // UpdateUser implements users.Store. The transaction first locks the organization's row, so that concurrent
-// changes to one organization's users take turns and the last-admin rule cannot be raced; then it revokes the
-// user's live sessions if the role changed or the user was deactivated. On PostgreSQL the lock is FOR NO KEY
-// UPDATE, which does not block the foreign-key checks of inserts that reference the organization (logins,
-// new users); on SQLite the transaction holds the database's write lock from its start.
-func (u *Users) UpdateUser(ctx context.Context, orgID, userID string, c users.Change, at time.Time) (nexus.User, error) {
+// changes to one organization's users take turns and what fn decides from (the user and the count of active
+// admins) cannot be raced; on PostgreSQL the lock is FOR NO KEY UPDATE, which does not block the foreign-key
+// checks of inserts that reference the organization (logins, new users); on SQLite the transaction holds the
+// database's write lock from its start. One statement then reads the user and counts the active admins.
+func (u *Users) UpdateUser(ctx context.Context, orgID, userID string, fn func(users.Locked) (users.Write, bool, error)) (nexus.User, error) {
 	org, ok1 := canonicalUUID(orgID)
 	id, ok2 := canonicalUUID(userID)
 	if !ok1 || !ok2 {
@@ -386,71 +386,75 @@ func (u *Users) UpdateUser(ctx context.Context, orgID, userID string, c users.Ch
 		if err := tx.Clauses(clause.Locking{Strength: "NO KEY UPDATE"}).Where("id = ?", org).Take(&o).Error; err != nil {
 			return err
 		}
-		var r userRow
-		if err := tx.Where("id = ? AND organization_id = ?", id, org).Take(&r).Error; err != nil {
+		cur, err := lockedUser(tx, org, id)
+		if err != nil {
 			return err
 		}
-		before := toUser(r)
-		after := before
-		if c.Name != nil {
-			after.Name = *c.Name
+		w, save, err := fn(cur)
+		if err != nil {
+			return errFromFn{err}
 		}
-		if c.Role != nil {
-			after.Role = *c.Role
-		}
-		if c.Status != nil {
-			after.Status = *c.Status
-		}
-		if after == before {
-			out = before
+		if !save {
+			out = cur.User
 			return nil
 		}
-		if activeAdmin(before) && !activeAdmin(after) {
-			var others int64
-			if err := tx.Model(&userRow{}).Where("organization_id = ? AND role = ? AND status = ? AND id <> ?",
-				org, string(nexus.RoleAdmin), string(nexus.UserActive), id).Count(&others).Error; err != nil {
-				return err
-			}
-			if others == 0 {
-				return users.ErrLastAdmin
-			}
-		}
-		after.UpdatedAt = at.UTC().Truncate(time.Microsecond)
+		after := w.User
+		after.ID, after.OrganizationID, after.Email, after.CreatedAt = cur.User.ID, cur.User.OrganizationID, cur.User.Email, cur.User.CreatedAt
+		after.UpdatedAt = after.UpdatedAt.UTC().Truncate(time.Microsecond)
 		if err := tx.Model(&userRow{}).Where("id = ?", id).Updates(map[string]any{
 			"name": after.Name, "role": string(after.Role), "status": string(after.Status), "updated_at": after.UpdatedAt,
 		}).Error; err != nil {
 			return err
 		}
-		if err := recordUserChange(tx, "user_update", after, c.By, after.UpdatedAt, describeChange(before, after)); err != nil {
+		if err := recordUserChange(tx, "user_update", after, w.By, after.UpdatedAt, w.Detail); err != nil {
 			return err
 		}
-		reason := ""
-		switch {
-		case after.Status == nexus.UserInactive && before.Status != nexus.UserInactive:
-			reason = "user_deactivated"
-		case after.Role != before.Role:
-			reason = "role_changed"
-		}
-		if reason != "" {
-			var err error
-			if revoked, err = revokeUserSessions(tx, u.db.dialect, id, reason, after.UpdatedAt); err != nil {
+		if w.Revoke != "" {
+			if revoked, err = revokeUserSessions(tx, u.db.dialect, id, w.Revoke, after.UpdatedAt); err != nil {
 				return err
 			}
 		}
 		out = after
 		return nil
 	})
-	if err == nil {
-		u.db.revoked(revoked)
-	}
 	if err != nil {
-		var ne *nexus.Error
-		if errors.As(err, &ne) {
-			return nexus.User{}, err
-		}
-		return nexus.User{}, translate(err)
+		return nexus.User{}, fromTx(err)
 	}
+	u.db.revoked(revoked)
 	return out, nil
+}
+
+// lockedUser reads a user of the organization and counts the organization's active admins, in one statement.
+func lockedUser(tx *gorm.DB, org, id string) (users.Locked, error) {
+	var (
+		l                users.Locked
+		role, status     string
+		created, updated timeValue
+	)
+	err := tx.Raw("SELECT "+listColumnsOf("u")+", (SELECT COUNT(*) FROM users a WHERE a.organization_id = u.organization_id"+
+		" AND a.status = ? AND a.role = ?) FROM users u WHERE u.id = ? AND u.organization_id = ?",
+		string(nexus.UserActive), string(nexus.RoleAdmin), id, org).Row().
+		Scan(&l.User.ID, &l.User.OrganizationID, &l.User.Email, &l.User.Name, &role, &status, &created, &updated, &l.ActiveAdmins)
+	if errors.Is(err, sql.ErrNoRows) {
+		return l, nexus.ErrNotFound
+	}
+	l.User.Role, l.User.Status, l.User.CreatedAt, l.User.UpdatedAt = nexus.Role(role), nexus.UserStatus(status), created.t, updated.t
+	return l, err
+}
+
+// CreateOrganization implements users.Store.
+func (u *Users) CreateOrganization(ctx context.Context, name string, by users.Actor) (users.Organization, error) {
+	var o users.Organization
+	err := u.db.gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var err error
+		if o, err = createOrganization(tx, name); err != nil {
+			return err
+		}
+		r := toAuthEventRow(eventID(), auth.AuditEvent{OccurredAt: o.CreatedAt, Action: "organization_create", Result: "success",
+			OrganizationID: o.ID, ClientID: by.ClientID, SessionID: by.SessionID, ActorUserID: by.UserID})
+		return tx.Create(&r).Error
+	})
+	return o, translate(err)
 }
 
 // recordUserChange appends a user-management entry to the audit log, in the transaction of the change.
@@ -460,24 +464,6 @@ func recordUserChange(tx *gorm.DB, action string, subject nexus.User, by users.A
 		ActorUserID: by.UserID, Detail: detail})
 	return tx.Create(&r).Error
 }
-
-// describeChange says which fields changed: role and status with their old and new values, the name only as
-// changed.
-func describeChange(before, after nexus.User) string {
-	var parts []string
-	if before.Role != after.Role {
-		parts = append(parts, "role="+string(before.Role)+">"+string(after.Role))
-	}
-	if before.Status != after.Status {
-		parts = append(parts, "status="+string(before.Status)+">"+string(after.Status))
-	}
-	if before.Name != after.Name {
-		parts = append(parts, "name")
-	}
-	return strings.Join(parts, " ")
-}
-
-func activeAdmin(u nexus.User) bool { return u.Role == nexus.RoleAdmin && u.Status == nexus.UserActive }
 
 // revokeUserSessions revokes every session of the user that is not revoked yet, writes them to the revocation
 // log, and returns their ids.

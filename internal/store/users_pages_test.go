@@ -72,7 +72,7 @@ func TestListUsersPageStarts(t *testing.T) {
 		}
 	}
 	analyst := nexus.RoleAnalyst
-	if _, err := store.NewUsers(db).UpdateUser(ctx, org.ID, early.ID, users.Change{Role: &analyst}, base); err != nil {
+	if _, err := updateUser(ctx, store.NewUsers(db), org.ID, early.ID, users.Change{Role: &analyst}, base); err != nil {
 		t.Fatal(err)
 	}
 	check("after a change before the page", member)
@@ -93,7 +93,7 @@ func TestListUsersPageStarts(t *testing.T) {
 					if rng.IntN(2) == 0 {
 						status = nexus.UserInactive
 					}
-					if _, err := store.NewUsers(db).UpdateUser(ctx, org.ID, u.ID, users.Change{Role: &role, Status: &status}, base); err != nil &&
+					if _, err := updateUser(ctx, store.NewUsers(db), org.ID, u.ID, users.Change{Role: &role, Status: &status}, base); err != nil &&
 						!errors.Is(err, users.ErrLastAdmin) {
 						t.Fatal(err)
 					}

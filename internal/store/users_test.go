@@ -318,7 +318,7 @@ func TestUpdateUser(t *testing.T) {
 				gone := sessionOf(t, db, before, t0.Add(-2*time.Hour), t0.Add(24*time.Hour), t0.Add(-90*time.Minute), "logout")
 				keepers := sessionOf(t, db, keeper, t0, t0.Add(24*time.Hour), time.Time{}, "")
 
-				got, err := s.UpdateUser(ctx, org.ID, before.ID, tt.change, at)
+				got, err := updateUser(ctx, s, org.ID, before.ID, tt.change, at)
 				if err != nil {
 					t.Fatalf("UpdateUser(%+v): %v", tt.change, err)
 				}
@@ -406,7 +406,7 @@ func TestUpdateUserLastAdmin(t *testing.T) {
 				}
 				sess := sessionOf(t, db, target, t0, t0.Add(24*time.Hour), time.Time{}, "")
 
-				_, err := s.UpdateUser(ctx, org.ID, target.ID, tt.change, t0.Add(time.Hour))
+				_, err := updateUser(ctx, s, org.ID, target.ID, tt.change, t0.Add(time.Hour))
 				if !tt.refused {
 					if err != nil {
 						t.Fatalf("UpdateUser(%+v) = %v, want success", tt.change, err)
@@ -443,7 +443,7 @@ func TestUpdateUserNotFound(t *testing.T) {
 		}
 		change := users.Change{Name: ptr("Mallory"), Role: ptr(nexus.RoleAdmin), Status: ptr(nexus.UserInactive)}
 		for _, id := range ids {
-			if got, err := s.UpdateUser(ctx, id[0], id[1], change, t0); !errors.Is(err, nexus.ErrNotFound) {
+			if got, err := updateUser(ctx, s, id[0], id[1], change, t0); !errors.Is(err, nexus.ErrNotFound) {
 				t.Errorf("UpdateUser(%q, %q) = %+v, %v; want not found", id[0], id[1], got, err)
 			}
 		}
@@ -490,7 +490,7 @@ func TestUpdateUserLastAdminRace(t *testing.T) {
 			for i := range admins {
 				wg.Go(func() {
 					<-start
-					_, errs[i] = s.UpdateUser(ctx, org.ID, admins[i].ID, changes[i], t0)
+					_, errs[i] = updateUser(ctx, s, org.ID, admins[i].ID, changes[i], t0)
 				})
 			}
 			close(start)
@@ -600,6 +600,126 @@ func TestLoginActivity(t *testing.T) {
 			if _, err := s.LoginActivity(ctx, acme.ID, bad, since, now, idle); !errors.Is(err, nexus.ErrNotFound) {
 				t.Errorf("LoginActivity(user %q) = %v, want not found", bad, err)
 			}
+		}
+	})
+}
+
+// TestUpdateUserMechanics drives UpdateUser's callback directly: what it is given (the user, and the active
+// admins of the user's organization only), that its error and a no-save write nothing, and that a save writes
+// the user, the audit entry and the revocations with the reason the callback chose.
+func TestUpdateUserMechanics(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		s, a := store.NewUsers(db), store.NewAuth(db)
+		org, other := mustOrg(t, db, "Acme"), mustOrg(t, db, "Globex")
+		create := func(orgID string, role nexus.Role, status nexus.UserStatus) nexus.User {
+			t.Helper()
+			u, err := s.CreateUser(ctx, nexus.User{OrganizationID: orgID, Email: uuid.NewString() + "@example.com",
+				Name: "Ada Lovelace", Role: role, Status: status}, "h", users.Actor{})
+			if err != nil {
+				t.Fatalf("CreateUser: %v", err)
+			}
+			return u
+		}
+		boss := create(org.ID, nexus.RoleAdmin, nexus.UserActive)
+		create(org.ID, nexus.RoleAdmin, nexus.UserActive)
+		create(org.ID, nexus.RoleAdmin, nexus.UserInactive)
+		create(other.ID, nexus.RoleAdmin, nexus.UserActive)
+		target := create(org.ID, nexus.RoleMember, nexus.UserActive)
+		sess := sessionOf(t, db, target, t0, t0.Add(24*time.Hour), time.Time{}, "")
+		entries := func() int {
+			t.Helper()
+			ev, err := a.AuthEvents(ctx)
+			if err != nil {
+				t.Fatalf("AuthEvents: %v", err)
+			}
+			return len(ev)
+		}
+		audited := entries()
+
+		refusal := errors.New("refused by the callback")
+		var seen users.Locked
+		_, err := s.UpdateUser(ctx, org.ID, target.ID, func(cur users.Locked) (users.Write, bool, error) {
+			seen = cur
+			w := users.Write{User: cur.User, Revoke: "x"}
+			w.User.Name = "Mallory"
+			return w, true, refusal
+		})
+		if err != refusal {
+			t.Errorf("UpdateUser = %v, want the callback's error as is", err)
+		}
+		if diff := cmp.Diff(users.Locked{User: target, ActiveAdmins: 2}, seen, equalTimes); diff != "" {
+			t.Errorf("the callback was given (-want +got):\n%s", diff)
+		}
+		got, err := s.UpdateUser(ctx, org.ID, target.ID, func(cur users.Locked) (users.Write, bool, error) {
+			return users.Write{User: nexus.User{Name: "Mallory"}, Revoke: "x"}, false, nil
+		})
+		if err != nil || got != target {
+			t.Errorf("UpdateUser without save = %+v, %v; want the user as it was", got, err)
+		}
+		if stored, err := s.User(ctx, org.ID, target.ID); err != nil || !cmp.Equal(stored, target, equalTimes) {
+			t.Errorf("stored user %+v, %v; want it unchanged %+v", stored, err, target)
+		}
+		checkSessions(t, db, sess)
+		if n := entries(); n != audited {
+			t.Errorf("%d audit entries written without a save", n-audited)
+		}
+
+		at := t0.Add(time.Hour + 1234*time.Nanosecond)
+		by := users.Actor{UserID: boss.ID, ClientID: "web"}
+		got, err = s.UpdateUser(ctx, org.ID, target.ID, func(cur users.Locked) (users.Write, bool, error) {
+			w := users.Write{User: cur.User, By: by, Detail: "what changed", Revoke: "test_reason"}
+			w.User.Role, w.User.Name, w.User.UpdatedAt = nexus.RoleAnalyst, "Grace Hopper", at
+			w.User.Email, w.User.CreatedAt = "ignored@example.com", at // not written: the stored ones are returned
+			return w, true, nil
+		})
+		if err != nil {
+			t.Fatalf("UpdateUser: %v", err)
+		}
+		want := target
+		want.Role, want.Name, want.UpdatedAt = nexus.RoleAnalyst, "Grace Hopper", at.Truncate(time.Microsecond)
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("UpdateUser returned (-want +got):\n%s", diff)
+		}
+		if stored, err := s.User(ctx, org.ID, target.ID); err != nil || !cmp.Equal(stored, want, equalTimes) {
+			t.Errorf("stored user %+v, %v; want %+v", stored, err, want)
+		}
+		checkSessions(t, db, revoked(sess, want.UpdatedAt, "test_reason"))
+		ev, err := a.AuthEvents(ctx)
+		if err != nil {
+			t.Fatalf("AuthEvents: %v", err)
+		}
+		last := ev[len(ev)-1]
+		wantEntry := auth.AuditEvent{OccurredAt: want.UpdatedAt, Action: "user_update", Result: "success", UserID: target.ID,
+			OrganizationID: org.ID, ClientID: "web", ActorUserID: boss.ID, Detail: "what changed"}
+		if len(ev) != audited+1 || !cmp.Equal(wantEntry, last, equalTimes) {
+			t.Errorf("audit: %d new entries, the last %+v; want one, %+v", len(ev)-audited, last, wantEntry)
+		}
+	})
+}
+
+// TestCreateOrganization checks that an organization is stored with its audit entry.
+func TestCreateOrganization(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		o, err := store.NewUsers(db).CreateOrganization(ctx, "Acme", users.Actor{ClientID: "cli"})
+		if err != nil {
+			t.Fatalf("CreateOrganization: %v", err)
+		}
+		if _, err := uuid.Parse(o.ID); err != nil || o.Name != "Acme" || o.CreatedAt.IsZero() {
+			t.Errorf("CreateOrganization = %+v", o)
+		}
+		if ok, err := store.NewDirectory(db).OrganizationExists(ctx, o.ID); err != nil || !ok {
+			t.Errorf("OrganizationExists = %v, %v", ok, err)
+		}
+		ev, err := store.NewAuth(db).AuthEvents(ctx)
+		if err != nil {
+			t.Fatalf("AuthEvents: %v", err)
+		}
+		want := []auth.AuditEvent{{OccurredAt: o.CreatedAt, Action: "organization_create", Result: "success",
+			OrganizationID: o.ID, ClientID: "cli"}}
+		if diff := cmp.Diff(want, ev, equalTimes); diff != "" {
+			t.Errorf("audit (-want +got):\n%s", diff)
 		}
 	})
 }

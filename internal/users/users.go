@@ -2,13 +2,16 @@
 // effective permissions and recent activity of a user, and user management (creation, role and status changes
 // that revoke sessions, and the rule that an organization always keeps an active admin). Every method takes the
 // authenticated Principal and works inside its organization only; which principal may call which method is
-// decided before, by nexus.Authorize.
+// decided before, by nexus.Authorize. The installation's own commands (cmd/nexus) call it as
+// nexus.SystemPrincipal, and they alone create organizations. The rules of a change (the last active admin, which
+// change revokes sessions and why) are decided here; the store only locks, counts and writes what was decided.
 package users
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/nexus-cloud/nexus-core/internal/nexus"
@@ -28,11 +31,17 @@ type Store interface {
 	// CreateUser stores a new user with the given password hash and records who created it in the audit log,
 	// in one transaction; an email in use anywhere is a conflict whose error matches ErrEmailTaken.
 	CreateUser(ctx context.Context, u nexus.User, passwordHash string, by Actor) (nexus.User, error)
-	// UpdateUser applies the change to a user of the organization in one transaction: it refuses with
-	// ErrLastAdmin a change that would leave the organization without an active admin, and revokes every live
-	// session of the user when their role changes or they are deactivated. A change that changes something is
-	// recorded in the audit log with its actor (c.By) and what changed.
-	UpdateUser(ctx context.Context, orgID, userID string, c Change, now time.Time) (nexus.User, error)
+	// UpdateUser runs fn on a user of the organization inside one transaction that first locks the
+	// organization, so that changes to one organization's users take turns: what fn is given (the user and the
+	// organization's active admins) stays true until its write commits. When fn returns save=true and a nil
+	// error, the store writes w.User's name, role, status and update time, appends a user_update entry by w.By
+	// with w.Detail to the audit log, and, when w.Revoke is set, revokes every live session of the user with that
+	// reason, all in the same transaction. An error from fn is returned as is and nothing is written; a user not
+	// in the organization is nexus.ErrNotFound, fn not called. It returns the user as stored.
+	UpdateUser(ctx context.Context, orgID, userID string, fn func(cur Locked) (w Write, save bool, err error)) (nexus.User, error)
+	// CreateOrganization stores a new organization and records who created it in the audit log, in one
+	// transaction.
+	CreateOrganization(ctx context.Context, name string, by Actor) (Organization, error)
 }
 
 // ListQuery selects a page of users.
@@ -43,13 +52,45 @@ type ListQuery struct {
 	Role   nexus.Role       // empty: any
 }
 
-// Change lists the fields of a user to change; nil fields stay as they are. By is who asks.
+// Change lists the fields of a user to change; nil fields stay as they are. By is who asks: Update fills it in
+// from the principal.
 type Change struct {
 	Name   *string
 	Role   *nexus.Role
 	Status *nexus.UserStatus
 	By     Actor
 }
+
+// Locked is a user as a change's transaction holds it, with what the rules of a change need to know.
+type Locked struct {
+	User nexus.User
+	// ActiveAdmins is how many active admins the user's organization has, the user included if they are one.
+	ActiveAdmins int
+}
+
+// Write is what a change to a user stores.
+type Write struct {
+	User   nexus.User // the user as changed, UpdatedAt the time of the change
+	By     Actor
+	Detail string // what changed, for the audit log
+	Revoke string // the reason every live session of the user is revoked with; empty: they are kept
+}
+
+// The reasons a change to a user revokes their sessions with.
+const (
+	RevokedRoleChanged = "role_changed"
+	RevokedDeactivated = "user_deactivated"
+)
+
+// Organization is a tenant.
+type Organization struct {
+	ID        string
+	Name      string
+	CreatedAt time.Time
+}
+
+// MaxOrganizationName is the longest organization name, in bytes.
+const MaxOrganizationName = 200
 
 // Actor is who made a change, for the audit log.
 type Actor struct {
@@ -232,6 +273,9 @@ func (s *Service) Create(ctx context.Context, p nexus.Principal, n NewUser) (nex
 			bad = append(bad, perr.Fields...)
 		}
 	}
+	if !ValidEmail(n.Email) {
+		bad = append(bad, nexus.BodyField("/email", "must be a valid email address"))
+	}
 	if !n.Role.Valid() {
 		bad = append(bad, nexus.BodyField("/role", "must be one of: admin, manager, analyst, member"))
 	}
@@ -271,9 +315,76 @@ func (s *Service) Update(ctx context.Context, p nexus.Principal, userID string, 
 		return nexus.User{}, nexus.Invalid(bad...)
 	}
 	c.By = actorOf(p)
-	u, err := s.store.UpdateUser(ctx, p.OrganizationID, userID, c, s.now().UTC())
+	now := s.now().UTC()
+	u, err := s.store.UpdateUser(ctx, p.OrganizationID, userID, func(cur Locked) (Write, bool, error) {
+		return decide(cur, c, now)
+	})
 	if err != nil {
 		return nexus.User{}, fmt.Errorf("update user: %w", err)
 	}
 	return u, nil
+}
+
+// decide applies the change to the locked user: nothing to store when nothing changes; ErrLastAdmin when the
+// organization's last active admin would be demoted or deactivated; otherwise the changed user, what changed,
+// and the reason to revoke their sessions with when they are deactivated or their role changes.
+func decide(cur Locked, c Change, now time.Time) (Write, bool, error) {
+	before, after := cur.User, cur.User
+	if c.Name != nil {
+		after.Name = *c.Name
+	}
+	if c.Role != nil {
+		after.Role = *c.Role
+	}
+	if c.Status != nil {
+		after.Status = *c.Status
+	}
+	if after == before {
+		return Write{}, false, nil
+	}
+	if activeAdmin(before) && !activeAdmin(after) && cur.ActiveAdmins <= 1 {
+		return Write{}, false, ErrLastAdmin
+	}
+	after.UpdatedAt = now
+	w := Write{User: after, By: c.By, Detail: describeChange(before, after)}
+	switch {
+	case after.Status == nexus.UserInactive && before.Status != nexus.UserInactive:
+		w.Revoke = RevokedDeactivated
+	case after.Role != before.Role:
+		w.Revoke = RevokedRoleChanged
+	}
+	return w, true, nil
+}
+
+func activeAdmin(u nexus.User) bool { return u.Role == nexus.RoleAdmin && u.Status == nexus.UserActive }
+
+// describeChange says which fields changed, for the audit log: role and status with their old and new values,
+// the name only as changed.
+func describeChange(before, after nexus.User) string {
+	var parts []string
+	if before.Role != after.Role {
+		parts = append(parts, "role="+string(before.Role)+">"+string(after.Role))
+	}
+	if before.Status != after.Status {
+		parts = append(parts, "status="+string(before.Status)+">"+string(after.Status))
+	}
+	if before.Name != after.Name {
+		parts = append(parts, "name")
+	}
+	return strings.Join(parts, " ")
+}
+
+// CreateOrganization adds an organization; only the installation's own commands do, as nexus.SystemPrincipal.
+// The name is trimmed.
+// Errors: invalid (empty or longer than MaxOrganizationName), unavailable, internal.
+func (s *Service) CreateOrganization(ctx context.Context, p nexus.Principal, name string) (Organization, error) {
+	name = strings.TrimSpace(name)
+	if name == "" || len(name) > MaxOrganizationName {
+		return Organization{}, nexus.Invalid(nexus.BodyField("/name", fmt.Sprintf("must be 1 to %d bytes", MaxOrganizationName)))
+	}
+	o, err := s.store.CreateOrganization(ctx, name, actorOf(p))
+	if err != nil {
+		return Organization{}, fmt.Errorf("create organization: %w", err)
+	}
+	return o, nil
 }

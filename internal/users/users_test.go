@@ -46,11 +46,20 @@ type createCall struct {
 	Hash string
 }
 
-// updateCall records the arguments of one Store.UpdateUser call.
+// updateCall records one Store.UpdateUser call: what the callback was given and what it returned (Locked and
+// Write empty, Save false, when the user was not found).
 type updateCall struct {
 	OrgID, UserID string
-	Change        users.Change
-	Now           time.Time
+	Locked        users.Locked
+	Write         users.Write
+	Save          bool
+	Err           error
+}
+
+// orgCall records the arguments of one Store.CreateOrganization call.
+type orgCall struct {
+	Name string
+	By   users.Actor
 }
 
 // fakeStore is an in-memory users.Store that records every call. Like the real stores it hides users of other
@@ -69,12 +78,14 @@ type fakeStore struct {
 	activity []loginActivityCall
 	creates  []createCall
 	updates  []updateCall
+	orgs     []orgCall
+	revoked  map[string]string // the reason each user's sessions were revoked with, by user id
 }
 
 var _ users.Store = (*fakeStore)(nil)
 
 func newFakeStore(seed ...nexus.User) *fakeStore {
-	f := &fakeStore{activities: map[string]users.Activity{}, err: map[string]error{}}
+	f := &fakeStore{activities: map[string]users.Activity{}, err: map[string]error{}, revoked: map[string]string{}}
 	for i, u := range seed {
 		if u.CreatedAt.IsZero() {
 			u.CreatedAt = testNow.Add(-time.Duration(len(seed)-i) * time.Hour)
@@ -156,40 +167,46 @@ func (f *fakeStore) CreateUser(_ context.Context, u nexus.User, hash string, _ u
 	return u, nil
 }
 
-func (f *fakeStore) UpdateUser(_ context.Context, orgID, userID string, c users.Change, now time.Time) (nexus.User, error) {
-	f.updates = append(f.updates, updateCall{orgID, userID, c, now})
+func (f *fakeStore) UpdateUser(_ context.Context, orgID, userID string, fn func(users.Locked) (users.Write, bool, error)) (nexus.User, error) {
 	if err := f.err["UpdateUser"]; err != nil {
+		f.updates = append(f.updates, updateCall{OrgID: orgID, UserID: userID})
 		return nexus.User{}, err
 	}
 	i, ok := f.find(orgID, userID)
 	if !ok {
+		f.updates = append(f.updates, updateCall{OrgID: orgID, UserID: userID})
 		return nexus.User{}, nexus.ErrNotFound
 	}
-	u := f.users[i]
-	if c.Name != nil {
-		u.Name = *c.Name
-	}
-	if c.Role != nil {
-		u.Role = *c.Role
-	}
-	if c.Status != nil {
-		u.Status = *c.Status
-	}
-	if old := f.users[i]; old.Role == nexus.RoleAdmin && old.Status == nexus.UserActive &&
-		(u.Role != nexus.RoleAdmin || u.Status != nexus.UserActive) {
-		admins := 0
-		for _, o := range f.users {
-			if o.OrganizationID == orgID && o.Role == nexus.RoleAdmin && o.Status == nexus.UserActive {
-				admins++
-			}
-		}
-		if admins == 1 {
-			return nexus.User{}, users.ErrLastAdmin
+	cur := users.Locked{User: f.users[i]}
+	for _, o := range f.users {
+		if o.OrganizationID == orgID && o.Role == nexus.RoleAdmin && o.Status == nexus.UserActive {
+			cur.ActiveAdmins++
 		}
 	}
-	u.UpdatedAt = now
+	w, save, err := fn(cur)
+	f.updates = append(f.updates, updateCall{orgID, userID, cur, w, save, err})
+	if err != nil {
+		return nexus.User{}, err
+	}
+	if !save {
+		return cur.User, nil
+	}
+	u := cur.User
+	u.Name, u.Role, u.Status, u.UpdatedAt = w.User.Name, w.User.Role, w.User.Status, w.User.UpdatedAt
 	f.users[i] = u
+	if w.Revoke != "" {
+		f.revoked[userID] = w.Revoke
+	}
 	return u, nil
+}
+
+func (f *fakeStore) CreateOrganization(_ context.Context, name string, by users.Actor) (users.Organization, error) {
+	f.orgs = append(f.orgs, orgCall{name, by})
+	if err := f.err["CreateOrganization"]; err != nil {
+		return users.Organization{}, err
+	}
+	f.nextID++
+	return users.Organization{ID: "org-new-" + string(rune('0'+f.nextID)), Name: name, CreatedAt: testNow}, nil
 }
 
 // fakeHash is the injected HashPassword: deterministic, and never contains the password.
@@ -616,6 +633,10 @@ func TestCreate(t *testing.T) {
 		{name: "policy failure that is not a refusal", p: admin, n: with(func(n *users.NewUser) {}),
 			checkErr: nexus.Unavailable(errors.New("breach list down")), wantErr: nexus.ErrUnavailable},
 
+		{name: "not an email address", p: admin,
+			n: with(func(n *users.NewUser) { n.Email = "grace" }), wantFields: []string{"body:/email"}},
+		{name: "email without a dot in the domain", p: admin,
+			n: with(func(n *users.NewUser) { n.Email = "grace@localhost" }), wantFields: []string{"body:/email"}},
 		{name: "unknown role", p: admin,
 			n: with(func(n *users.NewUser) { n.Role = "owner" }), wantFields: []string{"body:/role"}},
 		{name: "empty role", p: admin,
@@ -625,9 +646,9 @@ func TestCreate(t *testing.T) {
 		{name: "unknown status", p: admin,
 			n: with(func(n *users.NewUser) { n.Status = "suspended" }), wantFields: []string{"body:/status"}},
 		{name: "every field at once", p: admin,
-			n:          users.NewUser{Email: "x@a.example", Name: "X", Role: "Admin", Status: "ACTIVE", Password: "short"},
+			n:          users.NewUser{Email: "x@", Name: "X", Role: "Admin", Status: "ACTIVE", Password: "short"},
 			checkErr:   tooShort,
-			wantFields: []string{"body:/password", "body:/role", "body:/status"}},
+			wantFields: []string{"body:/password", "body:/email", "body:/role", "body:/status"}},
 
 		{name: "email in use in the same organization", p: admin,
 			n: with(func(n *users.NewUser) { n.Email = "ada@a.example" }), wantConfl: users.ErrEmailTaken},
@@ -797,10 +818,8 @@ func TestUpdate(t *testing.T) {
 				return
 			}
 
-			want := tt.c
-			want.By = users.Actor{UserID: tt.p.UserID, SessionID: tt.p.SessionID, ClientID: tt.p.ClientID}
-			if diff := cmp.Diff([]updateCall{{tt.p.OrganizationID, tt.userID, want, testNow}}, st.updates); diff != "" {
-				t.Errorf("store UpdateUser calls (-want +got):\n%s", diff)
+			if len(st.updates) != 1 || st.updates[0].OrgID != tt.p.OrganizationID || st.updates[0].UserID != tt.userID {
+				t.Errorf("store UpdateUser calls %+v, want one for %s/%s", st.updates, tt.p.OrganizationID, tt.userID)
 			}
 			if tt.wantErr != nil {
 				if !errors.Is(err, tt.wantErr) {
@@ -824,6 +843,163 @@ func TestUpdate(t *testing.T) {
 			tt.wantUser.UpdatedAt = testNow
 			if diff := cmp.Diff(tt.wantUser, u); diff != "" {
 				t.Errorf("updated user (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestUpdateRules covers what Update decides inside the store's transaction, from the user and the count of
+// the organization's active admins: whether to write, the last-admin rule, the audit detail and the reason the
+// user's sessions are revoked with.
+func TestUpdateRules(t *testing.T) {
+	const (
+		admin, manager, analyst, member = nexus.RoleAdmin, nexus.RoleManager, nexus.RoleAnalyst, nexus.RoleMember
+		active, inactive                = nexus.UserActive, nexus.UserInactive
+	)
+	type rs struct {
+		role   nexus.Role
+		status nexus.UserStatus
+	}
+	tests := []struct {
+		name       string
+		target     rs
+		others     []rs // the organization's other users
+		c          users.Change
+		wantErr    error
+		wantSave   bool
+		wantAfter  rs
+		wantDetail string
+		wantRevoke string
+	}{
+		{name: "rename", target: rs{member, active}, c: users.Change{Name: ptr("Grace")},
+			wantSave: true, wantAfter: rs{member, active}, wantDetail: "name"},
+		{name: "no-op", target: rs{member, active}, c: users.Change{Name: ptr("Ada"), Role: ptr(member), Status: ptr(active)},
+			wantAfter: rs{member, active}},
+		{name: "no-op on the only admin", target: rs{admin, active}, c: users.Change{Role: ptr(admin), Status: ptr(active)},
+			wantAfter: rs{admin, active}},
+		{name: "role", target: rs{member, active}, others: []rs{{admin, active}}, c: users.Change{Role: ptr(analyst)},
+			wantSave: true, wantAfter: rs{analyst, active}, wantDetail: "role=member>analyst", wantRevoke: "role_changed"},
+		{name: "promotion", target: rs{analyst, active}, c: users.Change{Role: ptr(admin)},
+			wantSave: true, wantAfter: rs{admin, active}, wantDetail: "role=analyst>admin", wantRevoke: "role_changed"},
+		{name: "role and name", target: rs{member, active}, c: users.Change{Name: ptr("Grace"), Role: ptr(manager)},
+			wantSave: true, wantAfter: rs{manager, active}, wantDetail: "role=member>manager name", wantRevoke: "role_changed"},
+		{name: "role of an inactive user", target: rs{member, inactive}, c: users.Change{Role: ptr(manager)},
+			wantSave: true, wantAfter: rs{manager, inactive}, wantDetail: "role=member>manager", wantRevoke: "role_changed"},
+		{name: "deactivation", target: rs{member, active}, c: users.Change{Status: ptr(inactive)},
+			wantSave: true, wantAfter: rs{member, inactive}, wantDetail: "status=active>inactive", wantRevoke: "user_deactivated"},
+		{name: "deactivation and role", target: rs{manager, active}, c: users.Change{Role: ptr(member), Status: ptr(inactive)},
+			wantSave: true, wantAfter: rs{member, inactive}, wantDetail: "role=manager>member status=active>inactive", wantRevoke: "user_deactivated"},
+		{name: "reactivation", target: rs{member, inactive}, c: users.Change{Status: ptr(active)},
+			wantSave: true, wantAfter: rs{member, active}, wantDetail: "status=inactive>active"},
+		{name: "reactivation and role", target: rs{member, inactive}, c: users.Change{Role: ptr(analyst), Status: ptr(active)},
+			wantSave: true, wantAfter: rs{analyst, active}, wantDetail: "role=member>analyst status=inactive>active", wantRevoke: "role_changed"},
+
+		{name: "only admin demoted", target: rs{admin, active}, others: []rs{{manager, active}}, c: users.Change{Role: ptr(manager)},
+			wantErr: users.ErrLastAdmin},
+		{name: "only admin deactivated", target: rs{admin, active}, c: users.Change{Status: ptr(inactive)},
+			wantErr: users.ErrLastAdmin},
+		{name: "only active admin demoted, the other inactive", target: rs{admin, active}, others: []rs{{admin, inactive}},
+			c: users.Change{Role: ptr(member)}, wantErr: users.ErrLastAdmin},
+		{name: "only admin renamed", target: rs{admin, active}, c: users.Change{Name: ptr("Grace")},
+			wantSave: true, wantAfter: rs{admin, active}, wantDetail: "name"},
+		{name: "one of two admins demoted", target: rs{admin, active}, others: []rs{{admin, active}}, c: users.Change{Role: ptr(member)},
+			wantSave: true, wantAfter: rs{member, active}, wantDetail: "role=admin>member", wantRevoke: "role_changed"},
+		{name: "one of two admins deactivated", target: rs{admin, active}, others: []rs{{admin, active}}, c: users.Change{Status: ptr(inactive)},
+			wantSave: true, wantAfter: rs{admin, inactive}, wantDetail: "status=active>inactive", wantRevoke: "user_deactivated"},
+		{name: "inactive admin demoted without an active admin", target: rs{admin, inactive}, others: []rs{{member, active}},
+			c: users.Change{Role: ptr(member)}, wantSave: true, wantAfter: rs{member, inactive}, wantDetail: "role=admin>member", wantRevoke: "role_changed"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			seed := []nexus.User{{ID: "t", OrganizationID: orgA, Email: "ada@a.example", Name: "Ada", Role: tt.target.role, Status: tt.target.status},
+				// another organization's active admin never counts
+				{ID: "x", OrganizationID: orgB, Email: "bob@b.example", Name: "Bob", Role: admin, Status: active}}
+			for i, o := range tt.others {
+				seed = append(seed, nexus.User{ID: fmt.Sprintf("o%d", i), OrganizationID: orgA, Email: fmt.Sprintf("o%d@a.example", i),
+					Name: "Other", Role: o.role, Status: o.status})
+			}
+			st := newFakeStore(seed...)
+			before := st.users[0]
+			p := principal(orgA, "boss", admin)
+			u, err := newTestService(t, st, nil, nil).Update(context.Background(), p, "t", tt.c)
+			if len(st.updates) != 1 {
+				t.Fatalf("%d store UpdateUser calls, want 1", len(st.updates))
+			}
+			call := st.updates[0]
+			if tt.wantErr != nil {
+				if !errors.Is(err, tt.wantErr) || nexus.KindOf(err) != nexus.KindConflict {
+					t.Errorf("Update = %v, want %v (conflict)", err, tt.wantErr)
+				}
+				if call.Save || st.users[0] != before || st.revoked["t"] != "" {
+					t.Errorf("a refused change was written: save %v, user %+v, revoked %q", call.Save, st.users[0], st.revoked["t"])
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Update: %v", err)
+			}
+			if call.Save != tt.wantSave {
+				t.Fatalf("save = %v, want %v", call.Save, tt.wantSave)
+			}
+			want := before
+			want.Role, want.Status = tt.wantAfter.role, tt.wantAfter.status
+			if tt.c.Name != nil {
+				want.Name = *tt.c.Name
+			}
+			if !tt.wantSave {
+				if u != before {
+					t.Errorf("Update = %+v, want the user unchanged %+v", u, before)
+				}
+				return
+			}
+			want.UpdatedAt = testNow
+			wantWrite := users.Write{User: want, By: users.Actor{UserID: "boss", SessionID: "s-1", ClientID: "web"},
+				Detail: tt.wantDetail, Revoke: tt.wantRevoke}
+			if diff := cmp.Diff(wantWrite, call.Write); diff != "" {
+				t.Errorf("write (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(want, u); diff != "" {
+				t.Errorf("Update returned (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestCreateOrganization(t *testing.T) {
+	sys := nexus.SystemPrincipal("")
+	tests := []struct {
+		name     string
+		in       string
+		wantName string // empty: invalid
+	}{
+		{"name", "Acme", "Acme"},
+		{"trimmed", "  Acme Corp\t", "Acme Corp"},
+		{"200 bytes", strings.Repeat("é", 100), strings.Repeat("é", 100)},
+		{"empty", "", ""},
+		{"blank", " \t ", ""},
+		{"201 bytes", strings.Repeat("é", 100) + "x", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st := newFakeStore()
+			o, err := newTestService(t, st, nil, nil).CreateOrganization(context.Background(), sys, tt.in)
+			if tt.wantName == "" {
+				if diff := cmp.Diff([]string{"body:/name"}, fieldNames(t, err)); diff != "" {
+					t.Errorf("fields (-want +got):\n%s", diff)
+				}
+				if len(st.orgs) != 0 {
+					t.Errorf("store called on invalid input: %+v", st.orgs)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("CreateOrganization: %v", err)
+			}
+			if diff := cmp.Diff([]orgCall{{tt.wantName, users.Actor{}}}, st.orgs); diff != "" {
+				t.Errorf("store calls (-want +got):\n%s", diff)
+			}
+			if o.Name != tt.wantName || o.ID == "" {
+				t.Errorf("CreateOrganization = %+v", o)
 			}
 		})
 	}

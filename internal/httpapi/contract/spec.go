@@ -2,8 +2,6 @@ package contract
 
 import (
 	"fmt"
-	"regexp"
-	"strings"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
@@ -11,6 +9,7 @@ import (
 
 	"github.com/nexus-cloud/nexus-core/gen"
 	"github.com/nexus-cloud/nexus-core/internal/nexus"
+	"github.com/nexus-cloud/nexus-core/internal/users"
 )
 
 // LoadSpec returns the OpenAPI document embedded in the binary, validated. It loads the byte-exact copy of
@@ -27,19 +26,12 @@ func LoadSpec() (*openapi3.T, error) {
 	return spec, nil
 }
 
-// emailPattern accepts what a mail system would: a dot-atom local part of RFC 5322 atext (which includes "`") and
-// a domain of LDH labels with at least one dot.
-var emailPattern = regexp.MustCompile("^" + atext + `+(\.` + atext + `+)*@[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$`)
-
-const atext = "[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]"
-
 // StringFormats are the string formats the contract uses, validated for real (kin-openapi checks only date and
 // date-time by default).
 func StringFormats() map[string]openapi3.StringFormatValidator {
 	return map[string]openapi3.StringFormatValidator{
 		"email": openapi3.NewCallbackValidator(func(s string) error {
-			at := strings.LastIndexByte(s, '@')
-			if len(s) > 254 || at < 1 || at > 64 || !emailPattern.MatchString(s) {
+			if !users.ValidEmail(s) {
 				return fmt.Errorf("not an email address")
 			}
 			return nil
