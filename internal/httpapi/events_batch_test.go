@@ -18,7 +18,7 @@ import (
 	"github.com/nexus-cloud/nexus-core/internal/nexus"
 )
 
-// The tests of POST /v2/analytics/events/batch, and of paging through many events.
+// The tests of POST /v2/analytics/events/batch.
 
 // postBatch sends a batch with the access token.
 func postBatch(e *env, token string, body any) resp {
@@ -404,73 +404,6 @@ func TestTrackEventBatchEnvelope(t *testing.T) {
 		expectProblem(t, r, http.StatusUnsupportedMediaType, "unsupported_media_type")
 		if n := countEvents(t, e, admin); n != 0 {
 			t.Errorf("%d events stored by refused batches", n)
-		}
-	})
-}
-
-// TestListEventsPaging pages through 250 events, many with the same timestamp, at several page sizes: every
-// event exactly once, newest first; events stored while paging do not shift the pages.
-func TestListEventsPaging(t *testing.T) {
-	forEachDB(t, func(t *testing.T, e *env) {
-		admin, _ := e.tokens(webClient)
-		base := time.Date(2026, 11, 25, 8, 0, 0, 0, time.UTC)
-		var events []any
-		var seeded []seededEvent
-		for i := range 250 {
-			ev := seededEvent{eventID: uuid.NewString(), name: []string{"a", "b"}[i%2], category: "paging", ts: base.Add(-time.Duration(i/3) * time.Second)}
-			seeded = append(seeded, ev)
-			events = append(events, map[string]any{"event_id": ev.eventID, "event_name": ev.name, "event_category": ev.category,
-				"timestamp": ev.ts.Format(time.RFC3339Nano)})
-		}
-		r := postBatch(e, admin, map[string]any{"events": events})
-		if r.status != http.StatusAccepted || r.obj(t)["accepted"] != float64(250) {
-			t.Fatalf("seed: %d %.300s", r.status, r.body)
-		}
-		for i, res := range r.obj(t)["results"].([]any) {
-			seeded[i].id = res.(map[string]any)["id"].(string)
-		}
-		newestFirst(seeded)
-		want := seededIDs(seeded)
-		for _, size := range []int{0, 1, 2, 7, 50, 83, 249, 250, 251, 500} {
-			if got := idsOf(listAllEvents(t, e, admin, "", size)); !slices.Equal(got, want) {
-				t.Errorf("pages of %d: %d events, want the %d in order\n got %v\nwant %v", size, len(got), len(want), got, want)
-			}
-		}
-		var onlyB []string
-		for _, ev := range seeded {
-			if ev.name == "b" {
-				onlyB = append(onlyB, ev.id)
-			}
-		}
-		if got := idsOf(listAllEvents(t, e, admin, "event_name=b", 9)); !slices.Equal(got, onlyB) {
-			t.Errorf("filtered pages of 9: %v, want %v", got, onlyB)
-		}
-
-		// Newer events stored between pages do not shift the pages that follow.
-		var got []string
-		cursor := ""
-		for page := 0; page < 100; page++ {
-			q := "limit=25"
-			if cursor != "" {
-				q += "&cursor=" + cursor
-			}
-			r := e.do("GET", eventsPath+"?"+q, nil, bearer(admin)...)
-			if r.status != http.StatusOK {
-				t.Fatalf("page %d: %d %s", page, r.status, r.body)
-			}
-			b := r.obj(t)
-			for _, d := range b["data"].([]any) {
-				got = append(got, d.(map[string]any)["id"].(string))
-			}
-			mustAccept(t, postEvent(e, admin, newEvent("while_paging")), false)
-			next, _ := b["next_cursor"].(string)
-			if next == "" {
-				break
-			}
-			cursor = next
-		}
-		if !slices.Equal(got, want) {
-			t.Errorf("paging while events arrive: %d events, want the %d in order", len(got), len(want))
 		}
 	})
 }

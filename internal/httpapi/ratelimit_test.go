@@ -598,6 +598,12 @@ func TestCORS(t *testing.T) {
 
 // TestLoginBruteForceOutage: logins answered 503 because the database is unreachable cost the account nothing
 // of its failure budget — a client retrying through an outage does not lock its user out afterwards.
+//
+// The outage is the pool held by the test: a login waits for a connection until its request deadline, short here
+// so that the six take 300 ms each, and is answered 503 whatever that deadline is. The logins after the outage go
+// to a second instance sharing the database and the limiter (where the failure budget is kept) with the default
+// deadline: under the outage's 300 ms, a login's three queries and its password check (tens of milliseconds on an
+// idle machine, several hundred on a loaded one) raced the deadline and were now and then answered 503 too.
 func TestLoginBruteForceOutage(t *testing.T) {
 	const conns = 2
 	for _, d := range []store.Dialect{store.SQLite, store.Postgres} {
@@ -605,7 +611,11 @@ func TestLoginBruteForceOutage(t *testing.T) {
 			base := newEnv(t, openPool(t, d, conns))
 			base.requestTimeout = 300 * time.Millisecond
 			e := withLimits(t, base, Limits{LoginFailures: q(3, time.Hour)}, "")
-			try := func(password string) resp {
+			after := *e
+			after.requestTimeout = 0
+			after.start()
+			must(t, after.svc.EnsureSigningKey(t.Context()))
+			try := func(e *env, password string) resp {
 				return e.from("198.51.100.80:9100", "POST", "/v2/auth/login", map[string]any{"email": adminEmail, "password": password, "client_id": webClient})
 			}
 			var release []func()
@@ -615,7 +625,7 @@ func TestLoginBruteForceOutage(t *testing.T) {
 				release = append(release, r)
 			}
 			for range 6 {
-				r := try("wrong password here")
+				r := try(e, "wrong password here")
 				expectProblem(t, r, http.StatusServiceUnavailable, "unavailable")
 				if r.header.Get("Retry-After") == "" {
 					t.Fatal("503 without Retry-After")
@@ -625,9 +635,9 @@ func TestLoginBruteForceOutage(t *testing.T) {
 				r()
 			}
 			for range 3 {
-				expectProblem(t, try("wrong password here"), http.StatusUnauthorized, "invalid_credentials")
+				expectProblem(t, try(&after, "wrong password here"), http.StatusUnauthorized, "invalid_credentials")
 			}
-			retryAfter(t, try(adminPassword))
+			retryAfter(t, try(&after, adminPassword))
 		})
 	}
 }

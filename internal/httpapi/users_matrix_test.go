@@ -10,53 +10,36 @@ import (
 
 	"github.com/nexus-cloud/nexus-core/internal/auth"
 	"github.com/nexus-cloud/nexus-core/internal/nexus"
+	"github.com/nexus-cloud/nexus-core/internal/nexus/nexustest"
 )
 
 // grantScope is one cell of the contract's permission table: "–", "own record" or "yes".
-type grantScope int
+type grantScope = nexus.Scope
 
 const (
-	grantNone grantScope = iota // –
-	grantOwn                    // own record
-	grantOrg                    // yes: any user of the caller's organization
+	grantNone = nexus.ScopeNone         // –
+	grantOwn  = nexus.ScopeOwn          // own record
+	grantOrg  = nexus.ScopeOrganization // yes: any user of the caller's organization
 )
 
-// contractGrants is the "Roles and permissions" table of openapi.yaml's info.description, copied cell by cell in
-// the order of its rows. It is deliberately written out here rather than read from nexus.Grant, nexus.Authorize
-// or nexus.RolePermissions, so that the tests below fail when the code drifts from the contract.
-var contractGrants = []struct {
-	perm                            string
-	admin, manager, analyst, member grantScope
-}{
-	{"users:list", grantOrg, grantOrg, grantNone, grantNone},
-	{"users:read", grantOrg, grantOrg, grantOwn, grantOwn},
-	{"users:read_permissions", grantOrg, grantOrg, grantOwn, grantOwn},
-	{"users:read_activity", grantOrg, grantOrg, grantOwn, grantOwn},
-	{"users:write", grantOrg, grantNone, grantNone, grantNone},
-	{"events:write", grantOrg, grantOrg, grantOrg, grantOrg},
-	{"events:write_any_user", grantOrg, grantNone, grantOrg, grantNone},
-	{"analytics:read", grantOrg, grantOrg, grantOrg, grantNone},
-}
+// contractGrants is the "Roles and permissions" table of openapi.yaml's info.description, cell by cell in the
+// order of its rows, as nexustest states it for this package's tests and nexus's alike. It is deliberately
+// written out there rather than read from nexus.Grant, nexus.Authorize or nexus.RolePermissions, so that the
+// tests below fail when the code drifts from the contract.
+var contractGrants = nexustest.ContractGrants
 
 // contractRoles are the roles of the table, in the order of its columns.
-var contractRoles = []nexus.Role{"admin", "manager", "analyst", "member"}
+var contractRoles = nexustest.ContractRoles
 
 // contractScope returns the table's cell for a role and a permission.
 func contractScope(t testing.TB, role nexus.Role, perm string) grantScope {
 	t.Helper()
 	for _, row := range contractGrants {
-		if row.perm != perm {
+		if string(row.Perm) != perm {
 			continue
 		}
-		switch role {
-		case "admin":
-			return row.admin
-		case "manager":
-			return row.manager
-		case "analyst":
-			return row.analyst
-		case "member":
-			return row.member
+		if s, ok := row.Scope(role); ok {
+			return s
 		}
 	}
 	t.Fatalf("the contract's table has no cell for %s / %s", role, perm)
@@ -69,11 +52,11 @@ func contractPermissions(t testing.TB, role nexus.Role) []string {
 	t.Helper()
 	out := []string{}
 	for _, row := range contractGrants {
-		switch contractScope(t, role, row.perm) {
+		switch contractScope(t, role, string(row.Perm)) {
 		case grantOrg:
-			out = append(out, row.perm)
+			out = append(out, string(row.Perm))
 		case grantOwn:
-			out = append(out, row.perm+":own")
+			out = append(out, string(row.Perm)+":own")
 		}
 	}
 	return out
@@ -195,10 +178,10 @@ func TestUsersContractTable(t *testing.T) {
 	}
 	var fromTable []string
 	for _, row := range contractGrants {
-		fromTable = append(fromTable, row.perm)
+		fromTable = append(fromTable, string(row.Perm))
 		for _, r := range contractRoles {
-			if contractScope(t, r, row.perm) == grantOwn {
-				fromTable = append(fromTable, row.perm+":own")
+			if contractScope(t, r, string(row.Perm)) == grantOwn {
+				fromTable = append(fromTable, string(row.Perm)+":own")
 				break
 			}
 		}

@@ -8,6 +8,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/nexus-cloud/nexus-core/internal/nexus"
+	"github.com/nexus-cloud/nexus-core/internal/nexus/nexustest"
 )
 
 // Shorthands for the cells of the matrix as openapi.yaml writes them: "yes", "own record" and "–".
@@ -17,49 +18,28 @@ const (
 	no  = nexus.ScopeNone
 )
 
-// contractMatrix is the "Roles and permissions" table of openapi.yaml's info.description, copied cell by cell
-// with the permission names spelled out, in the order of its rows. It is deliberately not derived from the
-// code's table.
-var contractMatrix = []struct {
-	perm                            nexus.Permission
-	admin, manager, analyst, member nexus.Scope
-}{
-	{"users:list", yes, yes, no, no},
-	{"users:read", yes, yes, own, own},
-	{"users:read_permissions", yes, yes, own, own},
-	{"users:read_activity", yes, yes, own, own},
-	{"users:write", yes, no, no, no},
-	{"events:write", yes, yes, yes, yes},
-	{"events:write_any_user", yes, no, yes, no},
-	{"analytics:read", yes, yes, yes, no},
-}
+// contractMatrix is the "Roles and permissions" table of openapi.yaml's info.description, cell by cell, as
+// nexustest states it for this package's tests and httpapi's alike; deliberately not derived from the code's table.
+var contractMatrix = nexustest.ContractGrants
 
-// contractScope returns the contract's cell for role r and permission p.
+// contractScope returns the contract's cell for role r in row i of contractMatrix.
 func contractScope(t *testing.T, r nexus.Role, i int) nexus.Scope {
 	t.Helper()
-	row := contractMatrix[i]
-	switch r {
-	case "admin":
-		return row.admin
-	case "manager":
-		return row.manager
-	case "analyst":
-		return row.analyst
-	case "member":
-		return row.member
+	s, ok := contractMatrix[i].Scope(r)
+	if !ok {
+		t.Fatalf("no column for role %q", r)
 	}
-	t.Fatalf("no column for role %q", r)
-	return no
+	return s
 }
 
-var contractRoles = []nexus.Role{"admin", "manager", "analyst", "member"}
+var contractRoles = nexustest.ContractRoles
 
 func TestGrantMatchesContract(t *testing.T) {
 	for i, row := range contractMatrix {
 		for _, r := range contractRoles {
 			want := contractScope(t, r, i)
-			if got := r.Grant(row.perm); got != want {
-				t.Errorf("Role(%q).Grant(%q) = %v, want %v", r, row.perm, got, want)
+			if got := r.Grant(row.Perm); got != want {
+				t.Errorf("Role(%q).Grant(%q) = %v, want %v", r, row.Perm, got, want)
 			}
 		}
 	}
@@ -72,7 +52,7 @@ func TestPermissionConstants(t *testing.T) {
 	}
 	var want []nexus.Permission
 	for _, row := range contractMatrix {
-		want = append(want, row.perm)
+		want = append(want, row.Perm)
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("permission constants (-contract +code):\n%s", diff)
@@ -90,8 +70,8 @@ func TestGrantUnknown(t *testing.T) {
 	perms := []nexus.Permission{"", "users", "users:read:own", "users:delete", "USERS:LIST", "*"}
 	for _, r := range roles {
 		for _, row := range contractMatrix {
-			if got := r.Grant(row.perm); got != no {
-				t.Errorf("unknown Role(%q).Grant(%q) = %v, want ScopeNone", r, row.perm, got)
+			if got := r.Grant(row.Perm); got != no {
+				t.Errorf("unknown Role(%q).Grant(%q) = %v, want ScopeNone", r, row.Perm, got)
 			}
 		}
 	}
@@ -219,8 +199,8 @@ func TestAuthorize(t *testing.T) {
 					allowed = s.ownSelf
 				}
 				p := nexus.Principal{UserID: self, OrganizationID: "org-1", Role: r}
-				err := nexus.Authorize(p, row.perm, s.id)
-				checkAuthorize(t, r, row.perm, s.name, err, allowed)
+				err := nexus.Authorize(p, row.Perm, s.id)
+				checkAuthorize(t, r, row.Perm, s.name, err, allowed)
 			}
 		}
 	}
@@ -240,7 +220,7 @@ func TestAuthorize(t *testing.T) {
 		p := nexus.Principal{UserID: self, OrganizationID: "org-1", Role: r}
 		for _, row := range contractMatrix {
 			for _, subj := range []string{"", self, other} {
-				checkAuthorize(t, r, row.perm, "subject "+subj, nexus.Authorize(p, row.perm, subj), false)
+				checkAuthorize(t, r, row.Perm, "subject "+subj, nexus.Authorize(p, row.Perm, subj), false)
 			}
 		}
 	}
