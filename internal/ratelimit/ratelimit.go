@@ -97,29 +97,6 @@ type Result struct {
 	RetryAfter time.Duration
 }
 
-// RetryAfterSeconds is RetryAfter in whole seconds, rounded up (a client
-// that waits that long will be allowed), for the Retry-After header: at least
-// 1 when refused, 0 when allowed.
-func (r Result) RetryAfterSeconds() int {
-	if r.Allowed {
-		return 0
-	}
-	return max(ceilSeconds(r.RetryAfter), 1)
-}
-
-// ResetSeconds is Reset in whole seconds, rounded up, for the t parameter of
-// the RateLimit header.
-func (r Result) ResetSeconds() int {
-	return ceilSeconds(r.Reset)
-}
-
-func ceilSeconds(d time.Duration) int {
-	if d <= 0 {
-		return 0
-	}
-	return int((d + time.Second - 1) / time.Second)
-}
-
 // Options configure a Limiter. Only Secret is required.
 type Options struct {
 	// RedisURL (redis:// or rediss://) shares the state across instances;
