@@ -285,6 +285,19 @@ func insertAuthEvent(ctx context.Context, conn gorm.ConnPool, db *DB, e auth.Aud
 	return err
 }
 
+// AuthEvents returns the audit log, oldest first. Tests and later activity reports read it.
+func (a *Auth) AuthEvents(ctx context.Context) ([]auth.AuditEvent, error) {
+	var rows []authEventRow
+	if err := a.db.gorm.WithContext(ctx).Order("occurred_at, id").Find(&rows).Error; err != nil {
+		return nil, translate(err)
+	}
+	out := make([]auth.AuditEvent, len(rows))
+	for i, r := range rows {
+		out[i] = toAuditEvent(r)
+	}
+	return out, nil
+}
+
 // UserSessions returns every refresh session of a user, oldest first, revoked ones included. Tests and
 // operators' tools read it.
 func (a *Auth) UserSessions(ctx context.Context, userID string) ([]auth.Session, error) {

@@ -10,7 +10,6 @@ import (
 	"github.com/jackc/pgx/v5/stdlib"
 	"gorm.io/gorm"
 
-	"github.com/nexus-cloud/nexus-core/internal/auth"
 	"github.com/nexus-cloud/nexus-core/internal/nexus"
 	"github.com/nexus-cloud/nexus-core/internal/users"
 )
@@ -257,17 +256,4 @@ func (db *DB) ExplainProcessBatch(ctx context.Context, limit int) (string, error
 func (db *DB) Exec(ctx context.Context, q string) error {
 	_, err := db.sql.ExecContext(ctx, q)
 	return err
-}
-
-// AuthEvents returns the audit log, oldest first. Only tests read it.
-func (a *Auth) AuthEvents(ctx context.Context) ([]auth.AuditEvent, error) {
-	var rows []authEventRow
-	if err := a.db.gorm.WithContext(ctx).Order("occurred_at, id").Find(&rows).Error; err != nil {
-		return nil, translate(err)
-	}
-	out := make([]auth.AuditEvent, len(rows))
-	for i, r := range rows {
-		out[i] = toAuditEvent(r)
-	}
-	return out, nil
 }
