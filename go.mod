@@ -19,6 +19,7 @@ require (
 	github.com/redis/go-redis/v9 v9.17.3
 	github.com/securego/gosec/v2 v2.30.0
 	github.com/throttled/throttled/v2 v2.15.0
+	github.com/yuin/goldmark v1.8.7
 	go.yaml.in/yaml/v3 v3.0.5
 	golang.org/x/crypto v0.58.0
 	golang.org/x/vuln v1.9.0

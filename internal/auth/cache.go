@@ -29,8 +29,6 @@ import (
 // is bounded too: tokens whose claims exceed maxCachedClaimBytes are not cached, so each cache holds at most
 // CacheEntries × (CacheEntryOverhead + maxCachedClaimBytes) bytes.
 const (
-	// DefaultCacheEntries is the default bound on each cache.
-	DefaultCacheEntries = 50_000
 	// CacheEntryOverhead is the measured memory of one entry of either cache, map and eviction bookkeeping
 	// included, apart from its strings' bytes (TestCacheEntryMemory measures it).
 	CacheEntryOverhead = 300

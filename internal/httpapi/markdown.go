@@ -1,110 +1,140 @@
 package httpapi
 
 import (
-	"html"
+	"bytes"
 	"html/template"
-	"regexp"
 	"strings"
+
+	"github.com/yuin/goldmark"
+	"github.com/yuin/goldmark/ast"
+	"github.com/yuin/goldmark/extension"
+	"github.com/yuin/goldmark/parser"
+	"github.com/yuin/goldmark/renderer"
+	"github.com/yuin/goldmark/text"
+	"github.com/yuin/goldmark/util"
 )
 
-// markdown renders the small Markdown subset the contract's descriptions use: paragraphs, "## " headings,
-// "- " lists (with indented continuation lines), pipe tables, `code`, **bold** and [links](https://…). All text
-// is escaped first; only http(s) links are made.
-func markdown(src string) template.HTML {
-	var b strings.Builder
-	lines := strings.Split(strings.ReplaceAll(src, "\r\n", "\n"), "\n")
-	var para []string
-	flush := func() {
-		if len(para) > 0 {
-			b.WriteString("<p>" + inline(strings.Join(para, " ")) + "</p>\n")
-			para = nil
-		}
-	}
-	for i := 0; i < len(lines); i++ {
-		line := lines[i]
-		trimmed := strings.TrimSpace(line)
-		switch {
-		case trimmed == "":
-			flush()
-		case strings.HasPrefix(trimmed, "#"):
-			flush()
-			level := len(trimmed) - len(strings.TrimLeft(trimmed, "#"))
-			level = min(max(level+2, 3), 6) // page headings own h1 and h2
-			b.WriteString("<h" + string(rune('0'+level)) + ">" + inline(strings.TrimSpace(trimmed[level-2:])) + "</h" + string(rune('0'+level)) + ">\n")
-		case strings.HasPrefix(trimmed, "- "):
-			flush()
-			b.WriteString("<ul>\n")
-			for i < len(lines) && strings.HasPrefix(strings.TrimSpace(lines[i]), "- ") {
-				item := strings.TrimPrefix(strings.TrimSpace(lines[i]), "- ")
-				for i+1 < len(lines) && strings.HasPrefix(lines[i+1], "  ") && !strings.HasPrefix(strings.TrimSpace(lines[i+1]), "- ") {
-					i++
-					item += " " + strings.TrimSpace(lines[i])
-				}
-				b.WriteString("<li>" + inline(item) + "</li>\n")
-				i++
-			}
-			i--
-			b.WriteString("</ul>\n")
-		case strings.HasPrefix(trimmed, "|"):
-			flush()
-			b.WriteString("<table>\n")
-			header := true
-			for i < len(lines) && strings.HasPrefix(strings.TrimSpace(lines[i]), "|") {
-				cells := strings.Split(strings.Trim(strings.TrimSpace(lines[i]), "|"), "|")
-				if isRule(cells) {
-					i++
-					continue
-				}
-				tag := "td"
-				if header {
-					tag = "th"
-				}
-				b.WriteString("<tr>")
-				for _, c := range cells {
-					b.WriteString("<" + tag + ">" + inline(strings.TrimSpace(c)) + "</" + tag + ">")
-				}
-				b.WriteString("</tr>\n")
-				header = false
-				i++
-			}
-			i--
-			b.WriteString("</table>\n")
-		default:
-			para = append(para, trimmed)
-		}
-	}
-	flush()
-	return template.HTML(b.String()) // #nosec G203 -- every piece of text went through inline, which escapes
-}
-
-func isRule(cells []string) bool {
-	for _, c := range cells {
-		if strings.Trim(strings.TrimSpace(c), "-:") != "" {
-			return false
-		}
-	}
-	return true
-}
-
+// The contract's descriptions are CommonMark with GFM tables (the rate-limit and permission tables), rendered by
+// goldmark. Raw HTML is never passed through: html.WithUnsafe stays off, and escapeRawHTML shows it as text
+// instead of goldmark's "raw HTML omitted" comment, so a `<token>` written outside backticks stays visible.
+// docsRewrite moves headings two levels down (the page owns h1 and h2), keeps only http(s) links and turns
+// images into their text, as the page loads nothing from elsewhere.
 var (
-	mdCode = regexp.MustCompile("`([^`]+)`")
-	mdBold = regexp.MustCompile(`\*\*([^*]+)\*\*`)
-	mdLink = regexp.MustCompile(`\[([^\]]+)\]\((https?://[^\s)]+)\)`)
+	docsMarkdown = goldmark.New(
+		goldmark.WithExtensions(extension.Table),
+		goldmark.WithParserOptions(parser.WithASTTransformers(util.Prioritized(docsRewrite{}, 100))),
+		goldmark.WithRendererOptions(renderer.WithNodeRenderers(util.Prioritized(escapeRawHTML{}, 100))),
+	)
+	// docsInline reads a short description (a summary, a parameter's or a property's) as paragraphs only: no
+	// headings, lists or tables inside a table cell.
+	docsInline = goldmark.New(
+		goldmark.WithParser(parser.NewParser(
+			parser.WithBlockParsers(util.Prioritized(parser.NewParagraphParser(), 1000)),
+			parser.WithInlineParsers(parser.DefaultInlineParsers()...),
+			parser.WithParagraphTransformers(parser.DefaultParagraphTransformers()...),
+			parser.WithASTTransformers(util.Prioritized(docsRewrite{}, 100)),
+		)),
+		goldmark.WithRendererOptions(renderer.WithNodeRenderers(util.Prioritized(escapeRawHTML{}, 100))),
+	)
 )
 
-// inline escapes text, then turns code spans, bold and http(s) links into HTML. Code spans are replaced by
-// placeholders first, so nothing inside them is formatted.
-func inline(text string) string {
-	s := html.EscapeString(text)
-	var codes []string
-	s = mdCode.ReplaceAllStringFunc(s, func(m string) string {
-		codes = append(codes, "<code>"+m[1:len(m)-1]+"</code>")
-		return "\x00" + string(rune('0'+len(codes)-1)) + "\x00" // #nosec G115 -- code spans of one spec paragraph: a handful
-	})
-	s = mdBold.ReplaceAllString(s, "<strong>$1</strong>")
-	s = mdLink.ReplaceAllString(s, `<a href="$2">$1</a>`)
-	for i, c := range codes {
-		s = strings.Replace(s, "\x00"+string(rune('0'+i))+"\x00", c, 1)
+// markdown renders a description of the contract as HTML for the docs page.
+func markdown(src string) template.HTML {
+	var b bytes.Buffer
+	if err := docsMarkdown.Convert([]byte(src), &b); err != nil {
+		return template.HTML(template.HTMLEscapeString(src)) // #nosec G203 -- escaped; goldmark fails only on a failing writer
+	}
+	return template.HTML(b.String()) // #nosec G203 -- goldmark escapes text and raw HTML (escapeRawHTML); links are http(s) only
+}
+
+// inline renders a short description as HTML without the paragraph around it, for a table cell or a list item.
+func inline(src string) string {
+	var b bytes.Buffer
+	if err := docsInline.Convert([]byte(src), &b); err != nil {
+		return template.HTMLEscapeString(src)
+	}
+	s := strings.TrimSuffix(b.String(), "\n")
+	if inner, ok := strings.CutPrefix(s, "<p>"); ok && strings.Count(s, "<p>") == 1 {
+		s, _ = strings.CutSuffix(inner, "</p>")
 	}
 	return s
+}
+
+// docsRewrite is the AST transformer of the docs page's Markdown: headings two levels down (h3 to h6), links
+// other than http(s) and all images reduced to their text.
+type docsRewrite struct{}
+
+func (docsRewrite) Transform(doc *ast.Document, reader text.Reader, _ parser.Context) {
+	source := reader.Source()
+	var unwrap []ast.Node
+	_ = ast.Walk(doc, func(n ast.Node, entering bool) (ast.WalkStatus, error) {
+		if !entering {
+			return ast.WalkContinue, nil
+		}
+		switch n := n.(type) {
+		case *ast.Heading:
+			n.Level = min(max(n.Level+2, 3), 6)
+		case *ast.Link:
+			if !webURL(n.Destination) {
+				unwrap = append(unwrap, n)
+			}
+		case *ast.AutoLink:
+			if !webURL(n.URL(source)) {
+				unwrap = append(unwrap, n)
+			}
+		case *ast.Image:
+			unwrap = append(unwrap, n)
+		}
+		return ast.WalkContinue, nil
+	})
+	for _, n := range unwrap {
+		parent := n.Parent()
+		if auto, ok := n.(*ast.AutoLink); ok {
+			parent.ReplaceChild(parent, n, ast.NewString(auto.Label(source)))
+			continue
+		}
+		for c := n.FirstChild(); c != nil; {
+			next := c.NextSibling()
+			parent.InsertBefore(parent, n, c)
+			c = next
+		}
+		parent.RemoveChild(parent, n)
+	}
+}
+
+func webURL(u []byte) bool {
+	s := strings.ToLower(string(u))
+	return strings.HasPrefix(s, "https://") || strings.HasPrefix(s, "http://")
+}
+
+// escapeRawHTML renders raw HTML, inline or as a block, as escaped text.
+type escapeRawHTML struct{}
+
+func (escapeRawHTML) RegisterFuncs(r renderer.NodeRendererFuncRegisterer) {
+	r.Register(ast.KindRawHTML, func(w util.BufWriter, source []byte, n ast.Node, entering bool) (ast.WalkStatus, error) {
+		if entering {
+			segs := n.(*ast.RawHTML).Segments
+			for i := range segs.Len() {
+				seg := segs.At(i)
+				_, _ = w.Write(util.EscapeHTML(seg.Value(source)))
+			}
+		}
+		return ast.WalkSkipChildren, nil
+	})
+	r.Register(ast.KindHTMLBlock, func(w util.BufWriter, source []byte, n ast.Node, entering bool) (ast.WalkStatus, error) {
+		if entering {
+			block := n.(*ast.HTMLBlock)
+			_, _ = w.WriteString("<p>")
+			lines := block.Lines()
+			for i := range lines.Len() {
+				line := lines.At(i)
+				_, _ = w.Write(util.EscapeHTML(line.Value(source)))
+			}
+			if block.HasClosure() {
+				_, _ = w.Write(util.EscapeHTML(block.ClosureLine.Value(source)))
+			}
+			_, _ = w.WriteString("</p>\n")
+		}
+		return ast.WalkSkipChildren, nil
+	})
 }

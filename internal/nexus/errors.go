@@ -170,9 +170,13 @@ func RateLimited(retryAfter time.Duration) *Error {
 
 // RetryAfterSeconds is RetryAfter in whole seconds, rounded up (a client that waits that long may retry), for
 // the Retry-After header; 0 when the error says nothing of retrying.
-func (e *Error) RetryAfterSeconds() int {
-	if e.RetryAfter <= 0 {
+func (e *Error) RetryAfterSeconds() int { return WholeSeconds(e.RetryAfter) }
+
+// WholeSeconds is d in whole seconds, rounded up, never below 0: the unit of the HTTP header fields that count
+// time (Retry-After, RateLimit, RateLimit-Policy).
+func WholeSeconds(d time.Duration) int {
+	if d <= 0 {
 		return 0
 	}
-	return int((e.RetryAfter + time.Second - 1) / time.Second)
+	return int((d + time.Second - 1) / time.Second)
 }

@@ -4,17 +4,21 @@ import (
 	"encoding/json"
 	"io"
 	"os/exec"
+	"sort"
 	"strings"
 	"testing"
 )
 
-// TestImportDirection keeps the layers importing one way: httpapi → domain ← store, the domain packages free of
-// the generated code, Echo and GORM, and this package free of everything but the standard library.
+// TestImportDirection keeps the layers importing one way: cmd → httpapi → domain ← store, the domain packages
+// free of the generated code, Echo and GORM, ratelimit and config leaves that know nothing of the rest, this
+// package free of everything but the standard library, and the test helpers out of every binary but the load
+// test. Every package of the module is governed by a rule (a rule covers the packages under its path too, so
+// internal/httpapi/contract obeys httpapi's); a new package needs one here.
 func TestImportDirection(t *testing.T) {
 	if _, err := exec.LookPath("go"); err != nil {
 		t.Skip("no go command")
 	}
-	out, err := exec.Command("go", "list", "-deps", "-json=ImportPath,Deps,Standard", "../...").Output()
+	out, err := exec.Command("go", "list", "-deps", "-json=ImportPath,Deps,Standard", "../../...").Output()
 	if err != nil {
 		t.Fatalf("go list: %v", err)
 	}
@@ -36,37 +40,102 @@ func TestImportDirection(t *testing.T) {
 			deps[strings.TrimPrefix(p.ImportPath, mod)] = p.Deps
 		}
 	}
+
+	// What each package may not depend on, directly or through another package (prefixes), ...
+	storage := []string{"gorm.io/", "github.com/jackc/", "github.com/glebarez/"}
+	http := []string{"github.com/labstack/", "github.com/getkin/", "github.com/oapi-codegen/"}
 	forbidden := map[string][]string{
-		"internal/nexus":     {mod, "github.com/", "gorm.io/", "golang.org/x/"},
-		"internal/config":    {mod, "github.com/", "gorm.io/"},
-		"internal/auth":      {mod + "gen", mod + "internal/store", mod + "internal/httpapi", mod + "internal/config", "github.com/labstack/echo", "gorm.io/"},
-		"internal/users":     {mod + "gen", mod + "internal/store", mod + "internal/httpapi", mod + "internal/config", mod + "internal/auth", "github.com/", "gorm.io/"},
-		"internal/analytics": {mod + "gen", mod + "internal/store", mod + "internal/httpapi", mod + "internal/config", mod + "internal/auth", mod + "internal/users", "github.com/labstack/echo", "gorm.io/", "github.com/getkin/"},
-		"internal/store":     {mod + "gen", mod + "internal/httpapi", "github.com/labstack/echo", "github.com/getkin/"},
-		"internal/httpapi":   {mod + "internal/store", "gorm.io/"},
+		// the vocabulary every layer shares: the standard library only
+		"internal/nexus": {mod, "github.com/", "gorm.io/", "golang.org/x/"},
+		// reads the environment: nothing of this module, no third-party code but its parsing library
+		"internal/config": {mod, "github.com/", "gorm.io/"},
+		// a limiter over throttled and Redis: nothing of this module, no HTTP, no database, no tokens
+		"internal/ratelimit": cat([]string{mod, "github.com/lestrrat-go/"}, storage, http),
+		// the domain: the vocabulary, never the transport, the storage or the configuration
+		"internal/auth":      {mod + "gen", mod + "internal/store", mod + "internal/httpapi", mod + "internal/config", mod + "internal/ratelimit", "github.com/labstack/echo", "gorm.io/"},
+		"internal/users":     {mod + "gen", mod + "internal/store", mod + "internal/httpapi", mod + "internal/config", mod + "internal/ratelimit", mod + "internal/auth", "github.com/", "gorm.io/"},
+		"internal/analytics": {mod + "gen", mod + "internal/store", mod + "internal/httpapi", mod + "internal/config", mod + "internal/ratelimit", mod + "internal/auth", mod + "internal/users", "github.com/labstack/echo", "gorm.io/", "github.com/getkin/"},
+		// storage implements the domain's interfaces and knows no HTTP
+		"internal/store": cat([]string{mod + "gen", mod + "internal/httpapi", mod + "internal/config", mod + "internal/ratelimit"}, http),
+		// HTTP reaches the database only through the domain
+		"internal/httpapi": cat([]string{mod + "internal/store", mod + "internal/config"}, storage),
+		// generated from openapi.yaml; the test helpers stand alone
+		"gen":                {mod},
+		"internal/testdb":    {mod},
+		"internal/testredis": {mod},
+		// the binaries wire everything together (the test-helper rule below still applies)
+		"cmd": nil,
 	}
-	allowed := map[string][]string{"internal/auth": {mod + "internal/nexus"}, "internal/users": {mod + "internal/nexus"},
+	// ... and the exceptions to those prefixes (exact packages).
+	allowed := map[string][]string{
+		"internal/config":    {"github.com/caarlos0/env/v11"},
+		"internal/auth":      {mod + "internal/nexus"},
+		"internal/users":     {mod + "internal/nexus"},
 		"internal/analytics": {mod + "internal/nexus"},
 		"internal/store":     {mod + "internal/nexus", mod + "internal/auth", mod + "internal/users", mod + "internal/analytics"},
-		"internal/httpapi":   {mod + "internal/nexus", mod + "internal/auth", mod + "internal/users", mod + "internal/analytics", mod + "gen"}}
-	for pkg, bad := range forbidden {
-		list, ok := deps[pkg]
+	}
+	// The test helpers are for tests: no binary carries them but the load test, which starts its own PostgreSQL.
+	testHelpers := []string{mod + "internal/testdb", mod + "internal/testredis", mod + "internal/store/storetest"}
+	mayUseHelpers := map[string]bool{"cmd/loadtest": true, "internal/store/storetest": true}
+
+	var pkgs []string
+	for pkg := range deps {
+		pkgs = append(pkgs, pkg)
+	}
+	sort.Strings(pkgs)
+	for _, rule := range []string{"internal/nexus", "internal/config", "internal/ratelimit", "internal/httpapi", "internal/store", "cmd/nexus"} {
+		if _, ok := deps[rule]; !ok {
+			t.Errorf("package %s not found", rule)
+		}
+	}
+	for _, pkg := range pkgs {
+		rule, ok := ruleFor(pkg, forbidden)
 		if !ok {
-			t.Errorf("package %s not found", pkg)
+			t.Errorf("package %s has no rule in TestImportDirection", pkg)
 			continue
 		}
+		isHelper := false
+		for _, h := range testHelpers {
+			isHelper = isHelper || mod+pkg == h
+		}
 	next:
-		for _, d := range list {
-			for _, a := range allowed[pkg] {
+		for _, d := range deps[pkg] {
+			if !isHelper && !mayUseHelpers[pkg] {
+				for _, h := range testHelpers {
+					if d == h {
+						t.Errorf("%s imports the test helper %s", pkg, d)
+					}
+				}
+			}
+			for _, a := range allowed[rule] {
 				if d == a {
 					continue next
 				}
 			}
-			for _, b := range bad {
+			for _, b := range forbidden[rule] {
 				if strings.HasPrefix(d, b) {
 					t.Errorf("%s imports %s", pkg, d)
 				}
 			}
 		}
 	}
+}
+
+// ruleFor returns the longest rule path that is pkg or a parent of it.
+func ruleFor(pkg string, rules map[string][]string) (string, bool) {
+	best, found := "", false
+	for r := range rules {
+		if (pkg == r || strings.HasPrefix(pkg, r+"/")) && len(r) >= len(best) {
+			best, found = r, true
+		}
+	}
+	return best, found
+}
+
+func cat(lists ...[]string) []string {
+	var out []string
+	for _, l := range lists {
+		out = append(out, l...)
+	}
+	return out
 }

@@ -631,27 +631,6 @@ func TestMemoryBackendStatus(t *testing.T) {
 	}
 }
 
-func TestResultSeconds(t *testing.T) {
-	for _, c := range []struct {
-		r            Result
-		retry, reset int
-	}{
-		{Result{Allowed: true, Reset: 0}, 0, 0},
-		{Result{Allowed: true, Reset: time.Millisecond}, 0, 1},
-		{Result{Allowed: true, Reset: time.Second}, 0, 1},
-		{Result{Allowed: true, Reset: time.Second + 1}, 0, 2},
-		{Result{RetryAfter: time.Nanosecond, Reset: 90 * time.Second}, 1, 90},
-		{Result{RetryAfter: 1500 * time.Millisecond, Reset: 15 * time.Minute}, 2, 900},
-	} {
-		if got := c.r.RetryAfterSeconds(); got != c.retry {
-			t.Errorf("%+v.RetryAfterSeconds() = %d, want %d", c.r, got, c.retry)
-		}
-		if got := c.r.ResetSeconds(); got != c.reset {
-			t.Errorf("%+v.ResetSeconds() = %d, want %d", c.r, got, c.reset)
-		}
-	}
-}
-
 func TestRedisPassword(t *testing.T) {
 	const password = "hunter2-secret"
 	srv := testredis.Start(t, "--requirepass", password)

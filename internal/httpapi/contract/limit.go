@@ -89,8 +89,8 @@ func (st *limitState) record(items ...limitItem) {
 			policy.WriteString(", ")
 			state.WriteString(", ")
 		}
-		policy.WriteString(strconv.Quote(it.name) + ";q=" + strconv.Itoa(it.quota.Limit) + ";w=" + strconv.Itoa(it.quota.WindowSeconds()))
-		state.WriteString(strconv.Quote(it.name) + ";r=" + strconv.Itoa(max(it.res.Remaining, 0)) + ";t=" + strconv.Itoa(it.res.ResetSeconds()))
+		policy.WriteString(strconv.Quote(it.name) + ";q=" + strconv.Itoa(it.quota.Limit) + ";w=" + strconv.Itoa(nexus.WholeSeconds(it.quota.Window)))
+		state.WriteString(strconv.Quote(it.name) + ";r=" + strconv.Itoa(max(it.res.Remaining, 0)) + ";t=" + strconv.Itoa(nexus.WholeSeconds(it.res.Reset)))
 	}
 	st.header.Set("RateLimit-Policy", policy.String())
 	st.header.Set("RateLimit", state.String())

@@ -1,0 +1,100 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"strings"
+
+	"github.com/nexus-cloud/nexus-core/internal/analytics"
+)
+
+// ListEvents implements analytics.Store. The index (organization_id, occurred_at, id), or its user variant,
+// serves the order and the cursor.
+func (s *Events) ListEvents(ctx context.Context, orgID string, q analytics.ListQuery) ([]analytics.Event, error) {
+	org, ok := canonicalUUID(orgID)
+	if !ok {
+		return []analytics.Event{}, nil
+	}
+	where := []string{"organization_id = ?"}
+	args := []any{org}
+	add := func(cond string, v any) { where = append(where, cond); args = append(args, v) }
+	if q.UserID != "" {
+		id, ok := canonicalUUID(q.UserID)
+		if !ok {
+			return []analytics.Event{}, nil
+		}
+		add("user_id = ?", id)
+	}
+	if q.Name != "" {
+		add("event_name = ?", q.Name)
+	}
+	if q.Category != "" {
+		add("event_category = ?", q.Category)
+	}
+	if q.Source != "" {
+		add("source = ?", q.Source)
+	}
+	if q.From != nil {
+		add("occurred_at >= ?", q.From.UTC())
+	}
+	if q.To != nil {
+		add("occurred_at < ?", q.To.UTC())
+	}
+	if q.After != nil {
+		where = append(where, "(occurred_at, id) < (?, ?)")
+		args = append(args, q.After.Timestamp.UTC(), q.After.ID)
+	}
+	args = append(args, q.Limit+1)
+	rows, err := s.db.sql.QueryContext(ctx, s.db.rebind("SELECT id, event_id, organization_id, user_id, event_name, event_category, source, properties, occurred_at, received_at FROM events WHERE "+
+		strings.Join(where, " AND ")+" ORDER BY occurred_at DESC, id DESC LIMIT ?"), args...)
+	if err != nil {
+		return nil, translate(err)
+	}
+	defer rows.Close()
+	out := []analytics.Event{}
+	for rows.Next() {
+		var ev analytics.Event
+		var source sql.NullString
+		var props string
+		var occurred, received timeValue
+		if err := rows.Scan(&ev.ID, &ev.EventID, &ev.OrganizationID, &ev.UserID, &ev.Name, &ev.Category, &source, &props, &occurred, &received); err != nil {
+			return nil, translate(err)
+		}
+		ev.Source, ev.Properties, ev.Timestamp, ev.ReceivedAt = source.String, []byte(props), occurred.t, received.t
+		out = append(out, ev)
+	}
+	return out, translate(rows.Err())
+}
+
+// DailyCounts implements analytics.Store from the rollups.
+func (s *Events) DailyCounts(ctx context.Context, orgID string, q analytics.SummaryQuery) ([]analytics.Count, error) {
+	org, ok := canonicalUUID(orgID)
+	if !ok {
+		return []analytics.Count{}, nil
+	}
+	where := "organization_id = ? AND day >= ? AND day <= ?"
+	args := []any{org, q.From, q.To}
+	if q.Name != "" {
+		where += " AND event_name = ?"
+		args = append(args, q.Name)
+	}
+	if q.Category != "" {
+		where += " AND event_category = ?"
+		args = append(args, q.Category)
+	}
+	rows, err := s.db.sql.QueryContext(ctx, s.db.rebind("SELECT day, event_name, event_category, count FROM event_daily_counts WHERE "+
+		where+" ORDER BY day, event_name, event_category"), args...)
+	if err != nil {
+		return nil, translate(err)
+	}
+	defer rows.Close()
+	out := []analytics.Count{}
+	for rows.Next() {
+		var c analytics.Count
+		if err := rows.Scan(&c.Day, &c.Name, &c.Category, &c.Count); err != nil {
+			return nil, translate(err)
+		}
+		out = append(out, c)
+	}
+	return out, translate(rows.Err())
+}
