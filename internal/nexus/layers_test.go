@@ -45,7 +45,7 @@ func TestImportDirection(t *testing.T) {
 		"internal/store":     {mod + "gen", mod + "internal/httpapi", "github.com/labstack/echo", "github.com/getkin/"},
 		"internal/httpapi":   {mod + "internal/store", "gorm.io/"},
 	}
-	allowed := map[string][]string{"internal/auth": {mod + "internal/nexus"}, "internal/users": {mod + "internal/nexus"},
+	allowed := map[string][]string{"internal/config": {"github.com/caarlos0/env/v11"}, "internal/auth": {mod + "internal/nexus"}, "internal/users": {mod + "internal/nexus"},
 		"internal/analytics": {mod + "internal/nexus"},
 		"internal/store":     {mod + "internal/nexus", mod + "internal/auth", mod + "internal/users", mod + "internal/analytics"},
 		"internal/httpapi":   {mod + "internal/nexus", mod + "internal/auth", mod + "internal/users", mod + "internal/analytics", mod + "gen"}}
