@@ -13,11 +13,9 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/nexus-cloud/nexus-core/internal/analytics"
 	"github.com/nexus-cloud/nexus-core/internal/auth"
 	"github.com/nexus-cloud/nexus-core/internal/config"
 	"github.com/nexus-cloud/nexus-core/internal/store"
-	"github.com/nexus-cloud/nexus-core/internal/users"
 )
 
 // env is what every command sets up: configuration, logger, migrated database.
@@ -27,11 +25,7 @@ type env struct {
 	db  *store.DB
 }
 
-func setup(ctx context.Context, getenv func(string) string, dev bool, stderr io.Writer) (*env, error) {
-	cfg, err := config.Load(getenv, dev)
-	if err != nil {
-		return nil, fmt.Errorf("configuration:\n%w", err)
-	}
+func setup(ctx context.Context, cfg config.Config, stderr io.Writer) (*env, error) {
 	var h slog.Handler
 	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
 	if cfg.LogFormat == "text" {
@@ -102,36 +96,5 @@ func (e *env) authService(secret []byte) (*auth.Service, error) {
 		KeyPublishDelay:    e.cfg.KeyPublishDelay,
 		Logger:             e.log,
 		CacheEntries:       e.cfg.AuthCacheEntries,
-	})
-}
-
-// analytics starts the event pipeline (group-commit writer and background processor) and returns the service
-// over it; the caller closes the pipeline after the HTTP server has drained.
-func (e *env) analytics() (*analytics.Service, *analytics.Pipeline, error) {
-	writers := e.cfg.EventWriters
-	if writers == 0 {
-		writers = 1
-		if e.db.Dialect() == store.Postgres {
-			writers = 4
-		}
-	}
-	events := store.NewEvents(e.db)
-	p := analytics.NewPipeline(events, e.log,
-		analytics.WriterOptions{Workers: writers, Linger: e.cfg.EventLinger, QueueEvents: e.cfg.EventQueue},
-		analytics.ProcessorOptions{})
-	svc, err := analytics.NewService(analytics.Options{Store: events, Writer: p.Writer})
-	if err != nil {
-		p.Close()
-		return nil, nil, err
-	}
-	return svc, p, nil
-}
-
-func (e *env) usersService() (*users.Service, error) {
-	return users.NewService(users.Options{
-		Store:          store.NewUsers(e.db),
-		CheckPassword:  auth.CheckNewPassword,
-		HashPassword:   auth.HashPassword,
-		RefreshIdleTTL: e.cfg.RefreshIdleTTL,
 	})
 }
