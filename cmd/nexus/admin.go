@@ -19,14 +19,6 @@ import (
 	"github.com/nexus-cloud/nexus-core/internal/users"
 )
 
-func setupConfigOnly(getenv func(string) string, dev bool) (config.Config, error) {
-	cfg, err := config.Load(getenv, dev)
-	if err != nil {
-		return cfg, fmt.Errorf("configuration:\n%w", err)
-	}
-	return cfg, nil
-}
-
 // printResult prints v as one JSON object with --json, or the text line otherwise.
 func printResult(stdout io.Writer, asJSON bool, v any, text string) error {
 	if asJSON {
@@ -47,11 +39,11 @@ func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) error {
 	return nil
 }
 
-func migrate(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+func migrate(ctx context.Context, args []string, cfg config.Config, stdout, stderr io.Writer) error {
 	if err := parseFlags(flag.NewFlagSet("migrate", flag.ContinueOnError), args, stderr); err != nil {
 		return err
 	}
-	e, err := setup(ctx, getenv, false, stderr)
+	e, err := setup(ctx, cfg, stderr)
 	if err != nil {
 		return err
 	}
@@ -60,13 +52,13 @@ func migrate(ctx context.Context, args []string, getenv func(string) string, std
 	return err
 }
 
-func rotateKeys(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+func rotateKeys(ctx context.Context, args []string, cfg config.Config, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("keys rotate", flag.ContinueOnError)
 	asJSON := fs.Bool("json", false, "print the result as one JSON object")
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
 	}
-	e, err := setup(ctx, getenv, false, stderr)
+	e, err := setup(ctx, cfg, stderr)
 	if err != nil {
 		return err
 	}
@@ -88,7 +80,7 @@ func rotateKeys(ctx context.Context, args []string, getenv func(string) string, 
 		fmt.Sprintf("added signing key %s: published now, signs from %s", k.ID, k.ActiveFrom.Format(time.RFC3339)))
 }
 
-func createOrg(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+func createOrg(ctx context.Context, args []string, cfg config.Config, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("org create", flag.ContinueOnError)
 	name := fs.String("name", "", "organization name (required)")
 	asJSON := fs.Bool("json", false, "print the result as one JSON object")
@@ -99,7 +91,7 @@ func createOrg(ctx context.Context, args []string, getenv func(string) string, s
 	if *name == "" || len(*name) > users.MaxOrganizationName {
 		return usageError{fmt.Sprintf("--name: required, at most %d bytes", users.MaxOrganizationName)}
 	}
-	e, err := setup(ctx, getenv, false, stderr)
+	e, err := setup(ctx, cfg, stderr)
 	if err != nil {
 		return err
 	}
@@ -118,7 +110,7 @@ func createOrg(ctx context.Context, args []string, getenv func(string) string, s
 
 var clientIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$`)
 
-func createClient(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+func createClient(ctx context.Context, args []string, cfg config.Config, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("client create", flag.ContinueOnError)
 	clientID := fs.String("client-id", "", "the client_id applications will send (required)")
 	name := fs.String("name", "", "a human-readable name (required)")
@@ -133,7 +125,7 @@ func createClient(ctx context.Context, args []string, getenv func(string) string
 	if strings.TrimSpace(*name) == "" {
 		return usageError{"--name: required"}
 	}
-	e, err := setup(ctx, getenv, false, stderr)
+	e, err := setup(ctx, cfg, stderr)
 	if err != nil {
 		return err
 	}
@@ -159,7 +151,7 @@ func createClient(ctx context.Context, args []string, getenv func(string) string
 		fmt.Sprintf("created client %s (client_id %s)", id, *clientID))
 }
 
-func createUser(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
+func createUser(ctx context.Context, args []string, cfg config.Config, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("user create", flag.ContinueOnError)
 	org := fs.String("org", "", "organization id (required)")
 	email := fs.String("email", "", "email address, unique across the installation (required)")
@@ -195,7 +187,7 @@ func createUser(ctx context.Context, args []string, getenv func(string) string, 
 	if *name == "" {
 		*name = (*email)[:strings.IndexByte(*email, '@')]
 	}
-	e, err := setup(ctx, getenv, false, stderr)
+	e, err := setup(ctx, cfg, stderr)
 	if err != nil {
 		return err
 	}

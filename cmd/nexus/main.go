@@ -13,25 +13,61 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
+
+	"github.com/nexus-cloud/nexus-core/internal/config"
+	"github.com/nexus-cloud/nexus-core/internal/nexus"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr)
 	stop()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "nexus:", err)
-		var u usageError
-		if errors.As(err, &u) {
-			os.Exit(2)
-		}
-		os.Exit(1)
+	os.Exit(report(os.Stderr, err))
+}
+
+// report prints err for the operator and returns the exit status: 0 without an error, 2 for a mistake in the
+// command line, 1 otherwise.
+func report(stderr io.Writer, err error) int {
+	if err == nil {
+		return 0
 	}
+	fmt.Fprintln(stderr, "nexus:", plain(err))
+	if errors.As(err, new(usageError)) {
+		return 2
+	}
+	return 1
+}
+
+// plain renders err in plain words. A *nexus.Error in the chain is written for an API client, who must not see
+// the cause: there, an internal error with a cause (a database that cannot be reached, a file that cannot be
+// read) becomes its cause, since "An unexpected error occurred." tells an operator nothing, and any other kind
+// becomes its message and field details. Only an internal error without a cause is left saying "internal".
+func plain(err error) string {
+	msg := err.Error()
+	var ne *nexus.Error
+	if !errors.As(err, &ne) {
+		return msg
+	}
+	var words string
+	switch {
+	case ne.Kind == nexus.KindInternal && ne.Err != nil:
+		words = plain(ne.Err)
+	case ne.Kind == nexus.KindInternal:
+		return msg
+	default:
+		words = ne.Message
+		for _, f := range ne.Fields {
+			words += " " + f.Name + ": " + f.Detail
+		}
+	}
+	return strings.Replace(msg, ne.Error(), words, 1)
 }
 
 // usageError is a mistake in the command line.
@@ -48,7 +84,8 @@ const usage = `usage:
   nexus user create --org ORG_ID --email EMAIL --role admin|manager|analyst|member [--name NAME] --password-stdin [--json]
 `
 
-// run is the whole program: main only wires it to the process.
+// run is the whole program: main only wires it to the process. It reads the configuration once, after the
+// command line names a command, and hands it down.
 func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
@@ -59,25 +96,50 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	if len(rest) > 0 {
 		sub = rest[0]
 	}
+	var command func(cfg config.Config) error
+	dev := false
 	switch {
 	case cmd == "serve":
-		return serve(ctx, rest, getenv, stdout, stderr)
+		fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+		fs.SetOutput(stderr)
+		devFlag := fs.Bool("dev", false, "development mode: loopback-only plain HTTP, embedded database, demo data")
+		addr := fs.String("addr", "", "listen address (overrides NEXUS_HTTP_ADDR)")
+		if err := fs.Parse(rest); err != nil {
+			return usageError{err.Error()}
+		}
+		if *addr != "" {
+			env := getenv
+			getenv = func(k string) string {
+				if k == "NEXUS_HTTP_ADDR" {
+					return *addr
+				}
+				return env(k)
+			}
+		}
+		dev = *devFlag
+		command = func(cfg config.Config) error { return serve(ctx, cfg, stdout, stderr) }
 	case cmd == "migrate":
-		return migrate(ctx, rest, getenv, stdout, stderr)
+		command = func(cfg config.Config) error { return migrate(ctx, rest, cfg, stdout, stderr) }
 	case cmd == "keys" && sub == "rotate":
-		return rotateKeys(ctx, rest[1:], getenv, stdout, stderr)
+		command = func(cfg config.Config) error { return rotateKeys(ctx, rest[1:], cfg, stdout, stderr) }
 	case cmd == "org" && sub == "create":
-		return createOrg(ctx, rest[1:], getenv, stdout, stderr)
+		command = func(cfg config.Config) error { return createOrg(ctx, rest[1:], cfg, stdout, stderr) }
 	case cmd == "client" && sub == "create":
-		return createClient(ctx, rest[1:], getenv, stdout, stderr)
+		command = func(cfg config.Config) error { return createClient(ctx, rest[1:], cfg, stdout, stderr) }
 	case cmd == "user" && sub == "create":
-		return createUser(ctx, rest[1:], getenv, stdin, stdout, stderr)
+		command = func(cfg config.Config) error { return createUser(ctx, rest[1:], cfg, stdin, stdout, stderr) }
 	case cmd == "help" || cmd == "-h" || cmd == "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
+	default:
+		fmt.Fprint(stderr, usage)
+		return usageError{fmt.Sprintf("unknown command %q", joinArgs(args, 2))}
 	}
-	fmt.Fprint(stderr, usage)
-	return usageError{fmt.Sprintf("unknown command %q", joinArgs(args, 2))}
+	cfg, err := config.Load(getenv, dev)
+	if err != nil {
+		return fmt.Errorf("configuration:\n%w", err)
+	}
+	return command(cfg)
 }
 
 func joinArgs(args []string, n int) string {

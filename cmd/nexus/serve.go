@@ -2,12 +2,9 @@ package main
 
 import (
 	"context"
-	"crypto/hmac"
 	"crypto/rand"
-	"crypto/sha256"
 	"crypto/tls"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -15,47 +12,31 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"sync/atomic"
 	"syscall"
 	"time"
 
+	"github.com/nexus-cloud/nexus-core/internal/app"
 	"github.com/nexus-cloud/nexus-core/internal/auth"
 	"github.com/nexus-cloud/nexus-core/internal/config"
 	"github.com/nexus-cloud/nexus-core/internal/httpapi"
 	"github.com/nexus-cloud/nexus-core/internal/nexus"
-	"github.com/nexus-cloud/nexus-core/internal/ratelimit"
 	"github.com/nexus-cloud/nexus-core/internal/store"
 	"github.com/nexus-cloud/nexus-core/internal/users"
 )
 
-func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	dev := fs.Bool("dev", false, "development mode: loopback-only plain HTTP, embedded database, demo data")
-	addr := fs.String("addr", "", "listen address (overrides NEXUS_HTTP_ADDR)")
-	if err := fs.Parse(args); err != nil {
-		return usageError{err.Error()}
-	}
-	overrides := func(k string) string {
-		if k == "NEXUS_HTTP_ADDR" && *addr != "" {
-			return *addr
-		}
-		return getenv(k)
-	}
+func serve(ctx context.Context, cfg config.Config, stdout, stderr io.Writer) error {
 	// Validate before touching the database, so a misconfigured server changes nothing.
-	if e, err := setupConfigOnly(overrides, *dev); err != nil {
-		return err
-	} else if err := e.ValidateServe(); err != nil {
+	if err := cfg.ValidateServe(); err != nil {
 		return fmt.Errorf("configuration:\n%w", err)
 	}
-	e, err := setup(ctx, overrides, *dev, stderr)
+	e, err := setup(ctx, cfg, stderr)
 	if err != nil {
 		return err
 	}
 	defer e.db.Close()
 	e.log.Info("configuration", slog.Any("config", e.cfg))
 	// During the shutdown a second signal exits at once, also while the event pipeline drains: disarm, deferred
-	// before pipeline.Close, runs after it.
+	// before the node's Close, runs after it.
 	disarm := func() {}
 	defer func() { disarm() }()
 
@@ -63,62 +44,28 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return err
 	}
-	svc, err := e.authService(secret)
+	node, err := app.New(ctx, e.cfg, app.Deps{DB: e.db, Secret: secret, Logger: e.log})
 	if err != nil {
 		return err
 	}
-	if err := svc.EnsureSigningKey(ctx); err != nil {
+	// Closed after the HTTP server has drained: every event a request is waiting for is written first.
+	defer node.Close()
+	if err := node.Auth.EnsureSigningKey(ctx); err != nil {
 		return fmt.Errorf("signing keys: %w", err)
 	}
-	// Revocations by every node reach the session cache; until the feed is current, sessions are read from the
-	// database.
-	feedCtx, stopFeed := context.WithCancel(context.WithoutCancel(ctx))
-	feedDone := make(chan struct{})
-	go func() {
-		defer close(feedDone)
-		e.db.FollowRevocations(feedCtx, svc, e.cfg.DatabaseListenURL, 0, e.log)
-	}()
-	defer func() { stopFeed(); <-feedDone }()
 	if e.cfg.Dev {
 		if err := seedDemo(ctx, store.NewDirectory(e.db), stdout); err != nil {
 			return fmt.Errorf("seed demo data: %w", err)
 		}
 	}
-
-	directory, err := e.usersService()
-	if err != nil {
-		return err
-	}
-	events, pipeline, err := e.analytics()
-	if err != nil {
-		return err
-	}
-	// Closed after the HTTP server has drained: every event a request is waiting for is written first.
-	defer pipeline.Close()
-	ratelimit.SetRedisLogger(e.log)
-	limiter, err := ratelimit.New(ratelimit.Options{RedisURL: e.cfg.RedisURL, Secret: derivedKey(secret, "nexus rate-limit keys"), Logger: e.log})
-	if err != nil {
-		return fmt.Errorf("rate limiter: %w", err)
-	}
-	defer limiter.Close()
-	api, handler, err := httpapi.New(httpapi.Options{
-		Auth: svc, Users: directory, Analytics: events, Pipeline: pipeline, Ready: e.db.Ping, Logger: e.log, TrustedProxies: e.cfg.TrustedProxies,
-		HTTPS: e.cfg.HTTPS(), JWKSMaxAge: e.cfg.JWKSMaxAge,
-		Limiter: limiter, Limits: limits(e.cfg), CORSOrigins: e.cfg.CORSOrigins, CORSMaxAge: e.cfg.CORSMaxAge,
-		MaxHeaderBytes: e.cfg.MaxHeaderBytes, RequestTimeout: e.cfg.RequestTimeout,
-	})
-	if err != nil {
-		return err
-	}
-	// Until the listener closes, a response during the drain ends its connection, so that clients reconnect and
-	// a load balancer sends them to another instance.
-	var draining atomic.Bool
 	srv := &http.Server{
+		// Until the listener closes, a response during the drain ends its connection, so that clients reconnect
+		// and a load balancer sends them to another instance.
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if draining.Load() {
+			if node.API.Draining() {
 				w.Header().Set("Connection", "close")
 			}
-			handler.ServeHTTP(w, r)
+			node.Handler.ServeHTTP(w, r)
 		}),
 		ReadHeaderTimeout: e.cfg.ReadHeaderTimeout,
 		ReadTimeout:       e.cfg.ReadTimeout,
@@ -165,8 +112,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	// load balancers notice, then closes, and in-flight requests get up to NEXUS_SHUTDOWN_TIMEOUT; the event
 	// pipeline drains last (deferred above). A second signal exits at once.
 	disarm = exitOnSecondSignal(e.log, os.Exit)
-	api.SetDraining()
-	draining.Store(true)
+	node.API.SetDraining()
 	e.log.Info("shutting down: /readyz fails; serving on until the delay is over, then draining in-flight requests",
 		slog.Duration("shutdown_delay", e.cfg.ShutdownDelay), slog.Duration("shutdown_timeout", e.cfg.ShutdownTimeout))
 	if e.cfg.ShutdownDelay > 0 {
@@ -210,20 +156,6 @@ func exitOnSecondSignal(log *slog.Logger, exit func(int)) (disarm func()) {
 		signal.Stop(sigs)
 		close(done)
 	}
-}
-
-// derivedKey derives a key for one purpose from the master secret, so that no two uses share a key.
-func derivedKey(secret []byte, purpose string) []byte {
-	m := hmac.New(sha256.New, secret)
-	m.Write([]byte(purpose))
-	return m.Sum(nil)
-}
-
-// limits turns the configured rates into the HTTP layer's quotas.
-func limits(c config.Config) httpapi.Limits {
-	q := func(r config.Rate) ratelimit.Quota { return ratelimit.Quota{Limit: r.Limit, Window: r.Window} }
-	return httpapi.Limits{IP: q(c.RateLimitIP), AuthIP: q(c.RateLimitAuthIP), Client: q(c.RateLimitClient),
-		LoginAccount: q(c.RateLimitLoginAccount), LoginFailures: q(c.LoginFailures), Principal: q(c.RateLimitPrincipal)}
 }
 
 // Demo data of `serve --dev`.

@@ -13,7 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/nexus-cloud/nexus-core/internal/analytics"
+	"github.com/nexus-cloud/nexus-core/internal/app"
 	"github.com/nexus-cloud/nexus-core/internal/auth"
 	"github.com/nexus-cloud/nexus-core/internal/config"
 	"github.com/nexus-cloud/nexus-core/internal/store"
@@ -27,11 +27,7 @@ type env struct {
 	db  *store.DB
 }
 
-func setup(ctx context.Context, getenv func(string) string, dev bool, stderr io.Writer) (*env, error) {
-	cfg, err := config.Load(getenv, dev)
-	if err != nil {
-		return nil, fmt.Errorf("configuration:\n%w", err)
-	}
+func setup(ctx context.Context, cfg config.Config, stderr io.Writer) (*env, error) {
 	var h slog.Handler
 	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
 	if cfg.LogFormat == "text" {
@@ -91,47 +87,10 @@ func secretKey(cfg config.Config, create bool) ([]byte, error) {
 }
 
 func (e *env) authService(secret []byte) (*auth.Service, error) {
-	return auth.NewService(auth.Options{
-		Store:              store.NewAuth(e.db),
-		Secret:             secret,
-		Issuer:             e.cfg.Issuer,
-		AccessTTL:          e.cfg.AccessTokenTTL,
-		RefreshIdleTTL:     e.cfg.RefreshIdleTTL,
-		RefreshAbsoluteTTL: e.cfg.RefreshAbsoluteTTL,
-		RefreshGrace:       e.cfg.RefreshGrace,
-		KeyPublishDelay:    e.cfg.KeyPublishDelay,
-		Logger:             e.log,
-		CacheEntries:       e.cfg.AuthCacheEntries,
-	})
+	return auth.NewService(app.AuthOptions(e.cfg, e.db, secret, e.log))
 }
 
-// analytics starts the event pipeline (group-commit writer and background processor) and returns the service
-// over it; the caller closes the pipeline after the HTTP server has drained.
-func (e *env) analytics() (*analytics.Service, *analytics.Pipeline, error) {
-	writers := e.cfg.EventWriters
-	if writers == 0 {
-		writers = 1
-		if e.db.Dialect() == store.Postgres {
-			writers = 4
-		}
-	}
-	events := store.NewEvents(e.db)
-	p := analytics.NewPipeline(events, e.log,
-		analytics.WriterOptions{Workers: writers, Linger: e.cfg.EventLinger, QueueEvents: e.cfg.EventQueue},
-		analytics.ProcessorOptions{})
-	svc, err := analytics.NewService(analytics.Options{Store: events, Writer: p.Writer})
-	if err != nil {
-		p.Close()
-		return nil, nil, err
-	}
-	return svc, p, nil
-}
-
+// usersService is the domain service the admin commands create organizations and users through.
 func (e *env) usersService() (*users.Service, error) {
-	return users.NewService(users.Options{
-		Store:          store.NewUsers(e.db),
-		CheckPassword:  auth.CheckNewPassword,
-		HashPassword:   auth.HashPassword,
-		RefreshIdleTTL: e.cfg.RefreshIdleTTL,
-	})
+	return app.UsersService(e.cfg.RefreshIdleTTL, e.db, nil)
 }

@@ -1,5 +1,10 @@
 // Package config turns NEXUS_* environment variables into a typed, validated Config. It is the only package that
 // reads the environment.
+//
+// Each variable is declared once, in a field's env tag with its default in envDefault
+// (github.com/caarlos0/env/v11 reads them); the parsers below give the project's types (durations, rates,
+// CIDR prefixes, origins, the secret key) their syntax, and Validate checks ranges and the rules that tie
+// variables together.
 package config
 
 import (
@@ -10,226 +15,231 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/caarlos0/env/v11"
 )
 
 // Config is the effective configuration of every nexus command.
 type Config struct {
-	Dev bool // serve --dev: loopback-only plain HTTP, embedded database, generated secrets, demo data
+	Dev bool `env:"-"` // serve --dev: loopback-only plain HTTP, embedded database, generated secrets, demo data
 
-	HTTPAddr       string         // NEXUS_HTTP_ADDR
-	DataDir        string         // NEXUS_DATA_DIR
-	DatabaseURL    string         // NEXUS_DATABASE_URL; empty selects the embedded SQLite database
-	SecretKey      []byte         // NEXUS_SECRET_KEY, 32 bytes, base64; encrypts signing keys, keys refresh tokens
-	Issuer         string         // NEXUS_ISSUER
-	TLSCertFile    string         // NEXUS_TLS_CERT_FILE
-	TLSKeyFile     string         // NEXUS_TLS_KEY_FILE
-	BehindTLSProxy bool           // NEXUS_BEHIND_TLS_PROXY
-	TrustedProxies []netip.Prefix // NEXUS_TRUSTED_PROXIES
+	HTTPAddr       string         `env:"NEXUS_HTTP_ADDR" envDefault:"127.0.0.1:8080"`
+	DataDir        string         `env:"NEXUS_DATA_DIR" envDefault:"data"`
+	DatabaseURL    string         `env:"NEXUS_DATABASE_URL"` // empty selects the embedded SQLite database
+	SecretKey      []byte         `env:"NEXUS_SECRET_KEY"`   // 32 bytes, base64; encrypts signing keys, keys refresh tokens
+	Issuer         string         `env:"NEXUS_ISSUER" envDefault:"https://api.nexus-cloud.com"`
+	TLSCertFile    string         `env:"NEXUS_TLS_CERT_FILE"`
+	TLSKeyFile     string         `env:"NEXUS_TLS_KEY_FILE"`
+	BehindTLSProxy bool           `env:"NEXUS_BEHIND_TLS_PROXY"`
+	TrustedProxies []netip.Prefix `env:"NEXUS_TRUSTED_PROXIES"` // comma-separated CIDR prefixes
 
-	AccessTokenTTL     time.Duration // NEXUS_ACCESS_TOKEN_TTL
-	RefreshIdleTTL     time.Duration // NEXUS_REFRESH_IDLE_TTL
-	RefreshAbsoluteTTL time.Duration // NEXUS_REFRESH_ABSOLUTE_TTL
-	RefreshGrace       time.Duration // NEXUS_REFRESH_GRACE
-	KeyPublishDelay    time.Duration // NEXUS_KEY_PUBLISH_DELAY: how long a new signing key is published before it signs
-	JWKSMaxAge         time.Duration // NEXUS_JWKS_MAX_AGE
+	AccessTokenTTL     time.Duration `env:"NEXUS_ACCESS_TOKEN_TTL" envDefault:"15m"`
+	RefreshIdleTTL     time.Duration `env:"NEXUS_REFRESH_IDLE_TTL" envDefault:"720h"`
+	RefreshAbsoluteTTL time.Duration `env:"NEXUS_REFRESH_ABSOLUTE_TTL" envDefault:"2160h"`
+	RefreshGrace       time.Duration `env:"NEXUS_REFRESH_GRACE" envDefault:"10s"`
+	KeyPublishDelay    time.Duration `env:"NEXUS_KEY_PUBLISH_DELAY" envDefault:"10m"` // how long a new signing key is published before it signs (dev: 0)
+	JWKSMaxAge         time.Duration `env:"NEXUS_JWKS_MAX_AGE" envDefault:"5m"`
 
-	EventQueue   int           // NEXUS_EVENT_QUEUE: events waiting for the writer at most; past that, 503
-	EventWriters int           // NEXUS_EVENT_WRITERS: group-commit transactions in flight; 0: 4 on PostgreSQL, 1 on SQLite
-	EventLinger  time.Duration // NEXUS_EVENT_LINGER: how long a writer waits for more events to share a transaction
+	EventQueue   int           `env:"NEXUS_EVENT_QUEUE" envDefault:"50000"` // events waiting for the writer at most; past that, 503
+	EventWriters int           `env:"NEXUS_EVENT_WRITERS"`                  // group-commit transactions in flight; 0: 4 on PostgreSQL, 1 on SQLite
+	EventLinger  time.Duration `env:"NEXUS_EVENT_LINGER" envDefault:"1ms"`  // how long a writer waits for more events to share a transaction
 
-	// Edge protection: rate limits (each "N/window", or "off"), brute-force defence, Redis, CORS.
-	RateLimitIP           Rate          // NEXUS_RATE_LIMIT_IP: requests to the API per client IP
-	RateLimitAuthIP       Rate          // NEXUS_RATE_LIMIT_AUTH_IP: login and refresh requests per client IP
-	RateLimitLoginAccount Rate          // NEXUS_RATE_LIMIT_LOGIN_ACCOUNT: login attempts per account (normalized email)
-	RateLimitClient       Rate          // NEXUS_RATE_LIMIT_CLIENT: login and refresh requests per client_id
-	RateLimitPrincipal    Rate          // NEXUS_RATE_LIMIT_PRINCIPAL: authenticated requests per user
-	LoginFailures         Rate          // NEXUS_LOGIN_FAILURES: failed logins per account before the account is slowed
-	RedisURL              string        // NEXUS_REDIS_URL: share the limits' state across instances; empty: in-process
-	CORSOrigins           []string      // NEXUS_CORS_ORIGINS: origins allowed to call the API from a browser; empty: CORS off
-	CORSMaxAge            time.Duration // NEXUS_CORS_MAX_AGE: how long a browser may cache a preflight answer
+	// Edge protection: rate limits (each "N/window", or "off"; see Rate for what a quota allows), brute-force
+	// defence, Redis, CORS.
+	RateLimitIP           Rate          `env:"NEXUS_RATE_LIMIT_IP" envDefault:"1200/1m"`          // requests to the API per client IP
+	RateLimitAuthIP       Rate          `env:"NEXUS_RATE_LIMIT_AUTH_IP" envDefault:"60/1m"`       // login and refresh requests per client IP
+	RateLimitLoginAccount Rate          `env:"NEXUS_RATE_LIMIT_LOGIN_ACCOUNT" envDefault:"20/1m"` // login attempts per account (normalized email)
+	RateLimitClient       Rate          `env:"NEXUS_RATE_LIMIT_CLIENT" envDefault:"6000/1m"`      // login and refresh requests per client_id
+	RateLimitPrincipal    Rate          `env:"NEXUS_RATE_LIMIT_PRINCIPAL" envDefault:"6000/1m"`   // authenticated requests per user
+	LoginFailures         Rate          `env:"NEXUS_LOGIN_FAILURES" envDefault:"10/15m"`          // logins per account since its last success; past it, the account is slowed
+	RedisURL              string        `env:"NEXUS_REDIS_URL"`                                   // share the limits' state across instances; empty: in-process
+	CORSOrigins           []string      `env:"NEXUS_CORS_ORIGINS"`                                // origins allowed to call the API from a browser; empty: CORS off
+	CORSMaxAge            time.Duration `env:"NEXUS_CORS_MAX_AGE" envDefault:"10m"`               // how long a browser may cache a preflight answer
 
 	// Faults and abuse: timeouts and sizes.
-	ReadHeaderTimeout time.Duration // NEXUS_READ_HEADER_TIMEOUT: the request line and headers must arrive within this
-	ReadTimeout       time.Duration // NEXUS_READ_TIMEOUT: the whole request, body included
-	WriteTimeout      time.Duration // NEXUS_WRITE_TIMEOUT: from the end of the request headers to the end of the response
-	IdleTimeout       time.Duration // NEXUS_IDLE_TIMEOUT: an idle keep-alive connection is closed after this
-	RequestTimeout    time.Duration // NEXUS_REQUEST_TIMEOUT: a handler's deadline, database work included; past it, 503
-	MaxHeaderBytes    int           // NEXUS_MAX_HEADER_BYTES: request line and headers; past it, 431
-	DBMaxConns        int           // NEXUS_DB_MAX_CONNS: open database connections at most; 0: 25 on PostgreSQL, 8 on SQLite
-	DatabaseListenURL string        // NEXUS_DATABASE_LISTEN_URL: PostgreSQL URL for the revocation listener; empty: NEXUS_DATABASE_URL
-	AuthCacheEntries  int           // NEXUS_AUTH_CACHE_ENTRIES: verified tokens, and sessions, kept in memory at most (each); 0: no cache
+	ReadHeaderTimeout time.Duration `env:"NEXUS_READ_HEADER_TIMEOUT" envDefault:"5s"`   // the request line and headers must arrive within this
+	ReadTimeout       time.Duration `env:"NEXUS_READ_TIMEOUT" envDefault:"30s"`         // the whole request, body included
+	WriteTimeout      time.Duration `env:"NEXUS_WRITE_TIMEOUT" envDefault:"30s"`        // from the end of the request headers to the end of the response
+	IdleTimeout       time.Duration `env:"NEXUS_IDLE_TIMEOUT" envDefault:"120s"`        // an idle keep-alive connection is closed after this
+	RequestTimeout    time.Duration `env:"NEXUS_REQUEST_TIMEOUT" envDefault:"10s"`      // a handler's deadline, database work included; past it, 503
+	MaxHeaderBytes    int           `env:"NEXUS_MAX_HEADER_BYTES" envDefault:"32768"`   // request line and headers; past it, 431
+	DBMaxConns        int           `env:"NEXUS_DB_MAX_CONNS"`                          // open database connections at most; 0: 25 on PostgreSQL, 8 on SQLite
+	DatabaseListenURL string        `env:"NEXUS_DATABASE_LISTEN_URL"`                   // PostgreSQL URL for the revocation listener; empty: NEXUS_DATABASE_URL
+	AuthCacheEntries  int           `env:"NEXUS_AUTH_CACHE_ENTRIES" envDefault:"50000"` // verified tokens, and sessions, kept in memory at most (each); 0: no cache
 
-	ShutdownDelay   time.Duration // NEXUS_SHUTDOWN_DELAY: after SIGTERM, /readyz fails this long before the listener closes
-	ShutdownTimeout time.Duration // NEXUS_SHUTDOWN_TIMEOUT
-	LogLevel        slog.Level    // NEXUS_LOG_LEVEL
-	LogFormat       string        // NEXUS_LOG_FORMAT: json or text
+	ShutdownDelay   time.Duration `env:"NEXUS_SHUTDOWN_DELAY"` // after SIGTERM, /readyz fails this long before the listener closes
+	ShutdownTimeout time.Duration `env:"NEXUS_SHUTDOWN_TIMEOUT" envDefault:"20s"`
+	LogLevel        slog.Level    `env:"NEXUS_LOG_LEVEL" envDefault:"info"`
+	LogFormat       string        `env:"NEXUS_LOG_FORMAT" envDefault:"json"` // json or text (dev: text)
 }
 
-// Defaults.
-const (
-	DefaultHTTPAddr    = "127.0.0.1:8080"
-	DefaultDataDir     = "data"
-	DefaultIssuer      = "https://api.nexus-cloud.com"
-	MaxRefreshGrace    = 60 * time.Second
-	secretKeyBytes     = 32
-	defaultAccessTTL   = 15 * time.Minute
-	defaultIdleTTL     = 30 * 24 * time.Hour
-	defaultAbsoluteTTL = 90 * 24 * time.Hour
-)
+// devDefaults are the defaults of `serve --dev` that differ from the others; a variable that is set wins.
+var devDefaults = map[string]string{"NEXUS_LOG_FORMAT": "text", "NEXUS_KEY_PUBLISH_DELAY": "0s"}
 
-// Load reads the configuration from getenv. dev selects the development defaults of `serve --dev`.
-// Every error names the variable at fault.
+// MaxRefreshGrace is the longest NEXUS_REFRESH_GRACE.
+const MaxRefreshGrace = 60 * time.Second
+
+const secretKeyBytes = 32
+
+// Load reads the configuration from getenv: values are trimmed, and a blank value is as good as unset. dev
+// selects the development defaults of `serve --dev`. The error names every variable at fault, one per line.
 func Load(getenv func(string) string, dev bool) (Config, error) {
-	c := Config{
-		Dev:                dev,
-		HTTPAddr:           DefaultHTTPAddr,
-		DataDir:            DefaultDataDir,
-		Issuer:             DefaultIssuer,
-		AccessTokenTTL:     defaultAccessTTL,
-		RefreshIdleTTL:     defaultIdleTTL,
-		RefreshAbsoluteTTL: defaultAbsoluteTTL,
-		RefreshGrace:       10 * time.Second,
-		KeyPublishDelay:    10 * time.Minute,
-		JWKSMaxAge:         5 * time.Minute,
-		ShutdownTimeout:    20 * time.Second,
-
-		RateLimitIP:           Rate{Limit: 1200, Window: time.Minute},
-		RateLimitAuthIP:       Rate{Limit: 60, Window: time.Minute},
-		RateLimitLoginAccount: Rate{Limit: 20, Window: time.Minute},
-		RateLimitClient:       Rate{Limit: 6000, Window: time.Minute},
-		RateLimitPrincipal:    Rate{Limit: 6000, Window: time.Minute},
-		LoginFailures:         Rate{Limit: 10, Window: 15 * time.Minute},
-		CORSMaxAge:            10 * time.Minute,
-
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		RequestTimeout:    10 * time.Second,
-		MaxHeaderBytes:    32 << 10,
-		EventQueue:        50_000,
-		AuthCacheEntries:  50_000,
-		EventLinger:       time.Millisecond,
-		LogLevel:          slog.LevelInfo,
-		LogFormat:         "json",
+	c := Config{Dev: dev}
+	opts := env.Options{Environment: map[string]string{}, FuncMap: parsers}
+	fields, err := env.GetFieldParamsWithOptions(&c, opts)
+	if err != nil {
+		return c, err // a mistake in the tags above
 	}
-	if dev {
-		c.LogFormat = "text"
-		c.KeyPublishDelay = 0
+	for _, f := range fields {
+		if v := strings.TrimSpace(getenv(f.Key)); v != "" {
+			opts.Environment[f.Key] = v
+		} else if d, ok := devDefaults[f.Key]; ok && dev {
+			opts.Environment[f.Key] = d
+		}
 	}
 	var errs []error
-	str := func(name string, dst *string) {
-		if v := strings.TrimSpace(getenv(name)); v != "" {
-			*dst = v
+	if err := env.ParseWithOptions(&c, opts); err != nil {
+		var failed []string
+		errs, failed = plainErrors(err, opts.Environment)
+		// The variables at fault take their defaults, so that Validate judges only the others.
+		for _, name := range failed {
+			delete(opts.Environment, name)
+		}
+		c = Config{Dev: dev}
+		if err := env.ParseWithOptions(&c, opts); err != nil {
+			return c, errors.Join(append(errs, err)...)
 		}
 	}
-	dur := func(name string, dst *time.Duration) {
-		v := strings.TrimSpace(getenv(name))
-		if v == "" {
-			return
-		}
-		d, err := time.ParseDuration(v)
-		if err != nil || d < 0 {
-			errs = append(errs, fmt.Errorf("%s: want a non-negative duration such as 15m or 720h, got %q", name, v))
-			return
-		}
-		*dst = d
+	if err := c.Validate(); err != nil {
+		errs = append(errs, err)
 	}
-	boolean := func(name string, dst *bool) {
-		v := strings.TrimSpace(getenv(name))
-		if v == "" {
-			return
-		}
+	return c, errors.Join(errs...)
+}
+
+// parsers give the project's types their syntax. Each error says what is wanted in plain words; plainErrors
+// puts the variable's name in front. A value that may be secret is never repeated.
+var parsers = map[reflect.Type]env.ParserFunc{
+	reflect.TypeFor[bool](): func(v string) (any, error) {
 		b, err := strconv.ParseBool(v)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: want true or false, got %q", name, v))
-			return
+			return nil, fmt.Errorf("want true or false, got %q", v)
 		}
-		*dst = b
-	}
-
-	str("NEXUS_HTTP_ADDR", &c.HTTPAddr)
-	str("NEXUS_DATA_DIR", &c.DataDir)
-	str("NEXUS_DATABASE_URL", &c.DatabaseURL)
-	str("NEXUS_ISSUER", &c.Issuer)
-	str("NEXUS_TLS_CERT_FILE", &c.TLSCertFile)
-	str("NEXUS_TLS_KEY_FILE", &c.TLSKeyFile)
-	str("NEXUS_LOG_FORMAT", &c.LogFormat)
-	boolean("NEXUS_BEHIND_TLS_PROXY", &c.BehindTLSProxy)
-	dur("NEXUS_ACCESS_TOKEN_TTL", &c.AccessTokenTTL)
-	dur("NEXUS_REFRESH_IDLE_TTL", &c.RefreshIdleTTL)
-	dur("NEXUS_REFRESH_ABSOLUTE_TTL", &c.RefreshAbsoluteTTL)
-	dur("NEXUS_REFRESH_GRACE", &c.RefreshGrace)
-	dur("NEXUS_KEY_PUBLISH_DELAY", &c.KeyPublishDelay)
-	dur("NEXUS_JWKS_MAX_AGE", &c.JWKSMaxAge)
-	dur("NEXUS_SHUTDOWN_TIMEOUT", &c.ShutdownTimeout)
-	dur("NEXUS_EVENT_LINGER", &c.EventLinger)
-	integer := func(name string, dst *int, lo, hi int) {
-		v := strings.TrimSpace(getenv(name))
-		if v == "" {
-			return
-		}
+		return b, nil
+	},
+	reflect.TypeFor[int](): func(v string) (any, error) {
 		n, err := strconv.Atoi(v)
-		if err != nil || n < lo || n > hi {
-			errs = append(errs, fmt.Errorf("%s: want an integer from %d to %d, got %q", name, lo, hi, v))
-			return
-		}
-		*dst = n
-	}
-	integer("NEXUS_EVENT_QUEUE", &c.EventQueue, 1000, 10_000_000)
-	integer("NEXUS_EVENT_WRITERS", &c.EventWriters, 0, 64)
-	integer("NEXUS_MAX_HEADER_BYTES", &c.MaxHeaderBytes, 4<<10, 1<<20)
-	integer("NEXUS_DB_MAX_CONNS", &c.DBMaxConns, 0, 1000)
-	integer("NEXUS_AUTH_CACHE_ENTRIES", &c.AuthCacheEntries, 0, 10_000_000)
-	str("NEXUS_DATABASE_LISTEN_URL", &c.DatabaseListenURL)
-	dur("NEXUS_READ_HEADER_TIMEOUT", &c.ReadHeaderTimeout)
-	dur("NEXUS_READ_TIMEOUT", &c.ReadTimeout)
-	dur("NEXUS_WRITE_TIMEOUT", &c.WriteTimeout)
-	dur("NEXUS_IDLE_TIMEOUT", &c.IdleTimeout)
-	dur("NEXUS_REQUEST_TIMEOUT", &c.RequestTimeout)
-	dur("NEXUS_SHUTDOWN_DELAY", &c.ShutdownDelay)
-	dur("NEXUS_CORS_MAX_AGE", &c.CORSMaxAge)
-	rate := func(name string, dst *Rate) {
-		v := strings.TrimSpace(getenv(name))
-		if v == "" {
-			return
-		}
-		r, err := ParseRate(v)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", name, err))
-			return
+			return nil, fmt.Errorf("want an integer, got %q", v)
 		}
-		*dst = r
-	}
-	rate("NEXUS_RATE_LIMIT_IP", &c.RateLimitIP)
-	rate("NEXUS_RATE_LIMIT_AUTH_IP", &c.RateLimitAuthIP)
-	rate("NEXUS_RATE_LIMIT_LOGIN_ACCOUNT", &c.RateLimitLoginAccount)
-	rate("NEXUS_RATE_LIMIT_CLIENT", &c.RateLimitClient)
-	rate("NEXUS_RATE_LIMIT_PRINCIPAL", &c.RateLimitPrincipal)
-	rate("NEXUS_LOGIN_FAILURES", &c.LoginFailures)
-	str("NEXUS_REDIS_URL", &c.RedisURL)
-	if c.RedisURL != "" {
-		u, err := url.Parse(c.RedisURL)
-		if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
-			errs = append(errs, errors.New("NEXUS_REDIS_URL: want a URL of the form redis://[:password@]host:6379/0 (rediss:// for TLS)"))
+		return n, nil
+	},
+	reflect.TypeFor[time.Duration](): func(v string) (any, error) {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			return nil, fmt.Errorf("want a non-negative duration such as 15m or 720h, got %q", v)
 		}
-	}
-	if v := strings.TrimSpace(getenv("NEXUS_CORS_ORIGINS")); v != "" {
+		return d, nil
+	},
+	reflect.TypeFor[Rate](): func(v string) (any, error) { return ParseRate(v) },
+	reflect.TypeFor[[]byte](): func(v string) (any, error) { // the secret key
+		key, err := base64.StdEncoding.DecodeString(v)
+		if err != nil || len(key) != secretKeyBytes {
+			return nil, fmt.Errorf("want %d random bytes in standard base64 (openssl rand -base64 32)", secretKeyBytes)
+		}
+		return key, nil
+	},
+	reflect.TypeFor[[]netip.Prefix](): func(v string) (any, error) {
+		var out []netip.Prefix
+		var bad []error
+		for _, s := range strings.Split(v, ",") {
+			p, err := netip.ParsePrefix(strings.TrimSpace(s))
+			if err != nil {
+				bad = append(bad, fmt.Errorf("%q is not a CIDR prefix such as 10.0.0.0/8", strings.TrimSpace(s)))
+				continue
+			}
+			out = append(out, p.Masked())
+		}
+		return out, errors.Join(bad...)
+	},
+	reflect.TypeFor[[]string](): func(v string) (any, error) { // CORS origins, normalized
+		var out []string
+		var bad []error
 		for _, o := range strings.Split(v, ",") {
 			o = strings.TrimSpace(o)
 			if o == "*" {
-				c.CORSOrigins = append(c.CORSOrigins, o)
+				out = append(out, o)
 				continue
 			}
 			u, err := url.Parse(o)
 			if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil {
-				errs = append(errs, fmt.Errorf("NEXUS_CORS_ORIGINS: %q is not an origin such as https://app.example.com (or *)", o))
+				bad = append(bad, fmt.Errorf("%q is not an origin such as https://app.example.com (or *)", o))
 				continue
 			}
-			c.CORSOrigins = append(c.CORSOrigins, u.Scheme+"://"+strings.ToLower(u.Host))
+			out = append(out, u.Scheme+"://"+strings.ToLower(u.Host))
+		}
+		return out, errors.Join(bad...)
+	},
+}
+
+// textWants says what a type that parses itself (encoding.TextUnmarshaler, which the library prefers to the
+// parsers above) wants, in place of the type's own error.
+var textWants = map[reflect.Type]string{
+	reflect.TypeFor[slog.Level](): "want debug, info, warn or error",
+}
+
+// plainErrors turns the library's errors into "VARIABLE: what is wanted" (one per bad item of a list) and
+// returns the variables at fault.
+func plainErrors(err error, environ map[string]string) (errs []error, failed []string) {
+	var agg env.AggregateError
+	if !errors.As(err, &agg) {
+		return []error{err}, nil
+	}
+	for _, e := range agg.Errors {
+		var pe env.ParseError
+		if !errors.As(e, &pe) {
+			errs = append(errs, e)
+			continue
+		}
+		f, _ := reflect.TypeFor[Config]().FieldByName(pe.Name)
+		name, _, _ := strings.Cut(f.Tag.Get("env"), ",")
+		failed = append(failed, name)
+		if want, ok := textWants[pe.Type]; ok {
+			errs = append(errs, fmt.Errorf("%s: %s, got %q", name, want, environ[name]))
+			continue
+		}
+		var multi interface{ Unwrap() []error }
+		if errors.As(pe.Err, &multi) {
+			for _, item := range multi.Unwrap() {
+				errs = append(errs, fmt.Errorf("%s: %w", name, item))
+			}
+			continue
+		}
+		errs = append(errs, fmt.Errorf("%s: %w", name, pe.Err))
+	}
+	return errs, failed
+}
+
+// Validate checks what one variable's syntax cannot: ranges, URL schemes, and the rules that tie variables
+// together. Load calls it; every error names the variable at fault.
+func (c Config) Validate() error {
+	var errs []error
+	for _, r := range []struct {
+		name   string
+		v      int
+		lo, hi int
+	}{
+		{"NEXUS_EVENT_QUEUE", c.EventQueue, 1000, 10_000_000},
+		{"NEXUS_EVENT_WRITERS", c.EventWriters, 0, 64},
+		{"NEXUS_MAX_HEADER_BYTES", c.MaxHeaderBytes, 4 << 10, 1 << 20},
+		{"NEXUS_DB_MAX_CONNS", c.DBMaxConns, 0, 1000},
+		{"NEXUS_AUTH_CACHE_ENTRIES", c.AuthCacheEntries, 0, 10_000_000},
+	} {
+		if r.v < r.lo || r.v > r.hi {
+			errs = append(errs, fmt.Errorf("%s: want an integer from %d to %d, got %d", r.name, r.lo, r.hi, r.v))
 		}
 	}
 	for _, t := range []struct {
@@ -251,31 +261,12 @@ func Load(getenv func(string) string, dev bool) (Config, error) {
 	if c.RequestTimeout >= c.WriteTimeout {
 		errs = append(errs, fmt.Errorf("NEXUS_REQUEST_TIMEOUT: want less than NEXUS_WRITE_TIMEOUT (%s), so that a timed-out request still gets its answer", c.WriteTimeout))
 	}
-
-	if v := strings.TrimSpace(getenv("NEXUS_SECRET_KEY")); v != "" {
-		key, err := base64.StdEncoding.DecodeString(v)
-		if err != nil || len(key) != secretKeyBytes {
-			errs = append(errs, fmt.Errorf("NEXUS_SECRET_KEY: want %d random bytes in standard base64 (openssl rand -base64 32)", secretKeyBytes))
-		} else {
-			c.SecretKey = key
+	if c.RedisURL != "" {
+		u, err := url.Parse(c.RedisURL)
+		if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
+			errs = append(errs, errors.New("NEXUS_REDIS_URL: want a URL of the form redis://[:password@]host:6379/0 (rediss:// for TLS)"))
 		}
 	}
-	if v := strings.TrimSpace(getenv("NEXUS_LOG_LEVEL")); v != "" {
-		if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {
-			errs = append(errs, fmt.Errorf("NEXUS_LOG_LEVEL: want debug, info, warn or error, got %q", v))
-		}
-	}
-	if v := strings.TrimSpace(getenv("NEXUS_TRUSTED_PROXIES")); v != "" {
-		for _, s := range strings.Split(v, ",") {
-			p, err := netip.ParsePrefix(strings.TrimSpace(s))
-			if err != nil {
-				errs = append(errs, fmt.Errorf("NEXUS_TRUSTED_PROXIES: %q is not a CIDR prefix such as 10.0.0.0/8", strings.TrimSpace(s)))
-				continue
-			}
-			c.TrustedProxies = append(c.TrustedProxies, p.Masked())
-		}
-	}
-
 	if c.LogFormat != "json" && c.LogFormat != "text" {
 		errs = append(errs, fmt.Errorf("NEXUS_LOG_FORMAT: want json or text, got %q", c.LogFormat))
 	}
@@ -318,7 +309,7 @@ func Load(getenv func(string) string, dev bool) (Config, error) {
 	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
 		errs = append(errs, errors.New("NEXUS_TLS_CERT_FILE and NEXUS_TLS_KEY_FILE: set both or neither"))
 	}
-	return c, errors.Join(errs...)
+	return errors.Join(errs...)
 }
 
 // ValidateServe checks what `serve` needs beyond what every command needs: outside dev mode, a secret key and
@@ -441,7 +432,11 @@ func MaskURL(raw string) string {
 	return u.String()
 }
 
-// Rate is a rate limit: at most Limit requests in any Window, all of which may come at once. The zero Rate is off.
+// Rate is a rate-limit quota, "N/window", which internal/ratelimit enforces with GCRA (see its Quota): Limit
+// requests may come at once, and the budget comes back evenly at Limit per Window, one request every
+// Window/Limit. A client that keeps sending is held to Limit requests per Window; one that was idle for a Window
+// may send Limit at once, so one interval of a Window may see up to 2×Limit−1 requests (a full burst, then the
+// refill). The zero Rate is off.
 type Rate struct {
 	Limit  int
 	Window time.Duration

@@ -417,3 +417,31 @@ func TestRateString(t *testing.T) {
 		t.Error("off is not Off")
 	}
 }
+
+// TestLoadErrorsArePlain checks that errors read "VARIABLE: what is wanted", one per line, in the project's words
+// rather than the parsing library's, and that a value that failed to parse is not judged again at its zero value.
+func TestLoadErrorsArePlain(t *testing.T) {
+	_, err := config.Load(env(map[string]string{
+		"NEXUS_BEHIND_TLS_PROXY": "yes",
+		"NEXUS_EVENT_QUEUE":      "many",
+		"NEXUS_DB_MAX_CONNS":     "-1",
+		"NEXUS_LOG_LEVEL":        "verbose",
+		"NEXUS_TRUSTED_PROXIES":  "x, 10.0.0.0/8, y",
+		"NEXUS_READ_TIMEOUT":     "soon",
+	}), false)
+	if err == nil {
+		t.Fatal("Load succeeded")
+	}
+	want := []string{
+		`NEXUS_BEHIND_TLS_PROXY: want true or false, got "yes"`,
+		`NEXUS_TRUSTED_PROXIES: "x" is not a CIDR prefix such as 10.0.0.0/8`,
+		`NEXUS_TRUSTED_PROXIES: "y" is not a CIDR prefix such as 10.0.0.0/8`,
+		`NEXUS_EVENT_QUEUE: want an integer, got "many"`,
+		`NEXUS_READ_TIMEOUT: want a non-negative duration such as 15m or 720h, got "soon"`,
+		`NEXUS_LOG_LEVEL: want debug, info, warn or error, got "verbose"`,
+		`NEXUS_DB_MAX_CONNS: want an integer from 0 to 1000, got -1`,
+	}
+	if diff := cmp.Diff(want, strings.Split(err.Error(), "\n")); diff != "" {
+		t.Errorf("Load error (-want +got):\n%s", diff)
+	}
+}

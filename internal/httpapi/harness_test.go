@@ -8,10 +8,10 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
-	"os"
 	"regexp"
 	"strings"
 	"sync"
@@ -24,14 +24,12 @@ import (
 	"github.com/nexus-cloud/nexus-core/internal/analytics"
 	"github.com/nexus-cloud/nexus-core/internal/httpapi/contract"
 	"github.com/nexus-cloud/nexus-core/internal/auth"
+	"github.com/nexus-cloud/nexus-core/internal/config"
 	"github.com/nexus-cloud/nexus-core/internal/nexus"
+	"github.com/nexus-cloud/nexus-core/internal/ratelimit"
 	"github.com/nexus-cloud/nexus-core/internal/store"
 	"github.com/nexus-cloud/nexus-core/internal/store/storetest"
-	"github.com/nexus-cloud/nexus-core/internal/testdb"
-	"github.com/nexus-cloud/nexus-core/internal/users"
 )
-
-func TestMain(m *testing.M) { os.Exit(testdb.Main(m)) }
 
 // clock is a settable clock shared by every instance of one test.
 type clock struct {
@@ -132,49 +130,61 @@ func (e *env) user(org, email string, role nexus.Role, hash string) nexus.User {
 	return u
 }
 
-// start builds the auth service and the handler, as cmd/nexus does.
+// start builds the node's services and handler with internal/app's New, the constructor cmd/nexus uses, from
+// the configuration below (cmd/nexus's defaults, but for the test's settings) and the shared clock.
 func (e *env) start(opts ...option) {
-	o := auth.Options{
-		Store: e.audit, Secret: testSecret, Issuer: testIssuer,
-		AccessTTL: 15 * time.Minute, RefreshIdleTTL: 30 * 24 * time.Hour, RefreshAbsoluteTTL: 90 * 24 * time.Hour,
-		RefreshGrace: 10 * time.Second, KeyPublishDelay: 10 * time.Minute, Now: e.clock.Now,
-		CacheEntries: 10_000,
+	rate := func(q ratelimit.Quota) config.Rate { return config.Rate{Limit: q.Limit, Window: q.Window} }
+	cfg := config.Config{
+		Issuer: testIssuer, AccessTokenTTL: 15 * time.Minute, RefreshIdleTTL: 30 * 24 * time.Hour,
+		RefreshAbsoluteTTL: 90 * 24 * time.Hour, RefreshGrace: 10 * time.Second, KeyPublishDelay: 10 * time.Minute,
+		AuthCacheEntries: 10_000, DatabaseListenURL: e.listenURL,
+		EventWriters: 2, EventLinger: time.Millisecond, EventQueue: e.queue,
+		JWKSMaxAge: 5 * time.Minute, TrustedProxies: e.trusted, CORSOrigins: e.cors, CORSMaxAge: 10 * time.Minute,
+		RequestTimeout: e.requestTimeout,
+		RateLimitIP:    rate(e.limits.IP), RateLimitAuthIP: rate(e.limits.AuthIP), RateLimitClient: rate(e.limits.Client),
+		RateLimitLoginAccount: rate(e.limits.LoginAccount), LoginFailures: rate(e.limits.LoginFailures),
+		RateLimitPrincipal: rate(e.limits.Principal),
 	}
-	for _, opt := range opts {
-		opt(&o)
-	}
-	svc, err := auth.NewService(o)
+	n, err := NewNode(context.Background(), cfg, NodeDeps{
+		DB: e.db, Secret: testSecret, Now: e.clock.Now, Limiter: e.limiter, NoRateLimits: e.limiter == nil,
+		WrapEvents: e.wrapEvents, CommitTimeout: testCommitTimeout, ProcessorPoll: 50 * time.Millisecond,
+		AdjustAuth: func(o *auth.Options) {
+			for _, opt := range opts {
+				opt(o)
+			}
+		},
+	})
 	must(e.t, err)
-	follow(e.t, e.db, svc, e.listenURL)
-	dir, err := users.NewService(users.Options{Store: store.NewUsers(e.db), CheckPassword: auth.CheckNewPassword, HashPassword: auth.HashPassword,
-		RefreshIdleTTL: o.RefreshIdleTTL, Now: e.clock.Now})
-	must(e.t, err)
-	var events analytics.Store = store.NewEvents(e.db)
-	if e.wrapEvents != nil {
-		events = e.wrapEvents(events)
-	}
-	pipe := analytics.NewPipeline(events, nil, analytics.WriterOptions{Workers: 2, Linger: time.Millisecond, QueueEvents: e.queue, CommitTimeout: testCommitTimeout},
-		analytics.ProcessorOptions{Poll: 50 * time.Millisecond, Now: e.clock.Now})
-	e.t.Cleanup(pipe.Close)
-	an, err := analytics.NewService(analytics.Options{Store: events, Writer: pipe.Writer, Now: e.clock.Now})
-	must(e.t, err)
-	_, h, err := New(Options{Auth: svc, Users: dir, Analytics: an, Pipeline: pipe, Ready: e.db.Ping, JWKSMaxAge: 5 * time.Minute,
-		Limiter: e.limiter, Limits: e.limits, TrustedProxies: e.trusted, CORSOrigins: e.cors, CORSMaxAge: 10 * time.Minute,
-		RequestTimeout: e.requestTimeout})
-	must(e.t, err)
-	e.svc, e.h, e.pipe = svc, h, pipe
+	e.t.Cleanup(n.Close)
+	e.svc, e.h, e.pipe = n.Auth, n.Handler, n.Pipeline
 }
 
-// follow runs the revocation feed of svc, as cmd/nexus does, until the test ends.
-func follow(t testing.TB, db *store.DB, svc *auth.Service, listenURL string) {
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		db.FollowRevocations(ctx, svc, listenURL, 0, nil)
-	}()
-	t.Cleanup(func() { cancel(); <-done })
+// NodeDeps is app.Deps field for field: app_test.go converts one into the other, so the compiler keeps the two
+// alike.
+type NodeDeps struct {
+	DB            *store.DB
+	Secret        []byte
+	Logger        *slog.Logger
+	Now           func() time.Time
+	Limiter       RateLimiter
+	NoRateLimits  bool
+	WrapEvents    func(analytics.Store) analytics.Store
+	CommitTimeout time.Duration
+	ProcessorPoll time.Duration
+	AdjustAuth    func(*auth.Options)
 }
+
+// Node is what the tests use of a node that app.New built.
+type Node struct {
+	Auth     *auth.Service
+	Pipeline *analytics.Pipeline
+	Handler  http.Handler
+	Close    func()
+}
+
+// NewNode is app.New for this package's tests, which cannot import internal/app (it imports this package, and
+// Go forbids the cycle): app_test.go, in package httpapi_test, sets it in TestMain.
+var NewNode func(ctx context.Context, cfg config.Config, deps NodeDeps) (Node, error)
 
 // instance returns a second server instance that shares the database and the clock, as a second node would.
 func (e *env) instance(opts ...option) *env {

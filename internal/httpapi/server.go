@@ -131,6 +131,9 @@ const BasePath = "/v2"
 // SetDraining makes /readyz fail, so that load balancers stop sending new requests before shutdown.
 func (s *Server) SetDraining() { s.draining.Store(true) }
 
+// Draining reports whether SetDraining was called: the server is shutting down.
+func (s *Server) Draining() bool { return s.draining.Load() }
+
 // extractors returns Echo's client IP and scheme extractors: the socket peer and the connection itself, unless
 // the peer is one of the trusted proxies, whose forwarding headers are then believed. Echo's defaults would
 // believe any private or loopback peer.

@@ -1,0 +1,178 @@
+// Package app wires one Nexus node from its configuration: the store-backed domain services, the event
+// pipeline, the revocation feed, the rate limiter and the HTTP handler. cmd/nexus serves what New builds, and
+// the HTTP tests build their nodes with it too, so that the two cannot drift apart.
+package app
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/nexus-cloud/nexus-core/internal/analytics"
+	"github.com/nexus-cloud/nexus-core/internal/auth"
+	"github.com/nexus-cloud/nexus-core/internal/config"
+	"github.com/nexus-cloud/nexus-core/internal/httpapi"
+	"github.com/nexus-cloud/nexus-core/internal/ratelimit"
+	"github.com/nexus-cloud/nexus-core/internal/store"
+	"github.com/nexus-cloud/nexus-core/internal/users"
+)
+
+// Deps are what a node needs beyond its configuration. DB and Secret are required; the rest is for tests,
+// and their zero values are what cmd/nexus runs with.
+type Deps struct {
+	DB     *store.DB
+	Secret []byte       // the master secret (NEXUS_SECRET_KEY or the development key); keys are derived from it
+	Logger *slog.Logger // nil: the packages' own defaults (tests)
+	Now    func() time.Time
+
+	// Limiter replaces the limiter New builds from the configuration (in this process, or in Redis at
+	// NEXUS_REDIS_URL); New does not close it. NoRateLimits runs the node without any limiter.
+	Limiter      httpapi.RateLimiter
+	NoRateLimits bool
+
+	WrapEvents    func(analytics.Store) analytics.Store // wraps the events store the pipeline and the service use
+	CommitTimeout time.Duration                         // an event transaction's deadline; 0: the writer's default
+	ProcessorPoll time.Duration                         // how often the processor looks for work; 0: its default
+	AdjustAuth    func(*auth.Options)                   // changes the auth service's options last
+}
+
+// App is a wired node. Close it after its HTTP server has drained.
+type App struct {
+	Auth      *auth.Service
+	Users     *users.Service
+	Analytics *analytics.Service
+	Pipeline  *analytics.Pipeline
+	API       *httpapi.Server
+	Handler   http.Handler
+
+	closers []func() // in reverse order of Close
+}
+
+// New builds a node and starts its background work: the event pipeline and the revocation feed, which keeps
+// the auth service's session cache current with every node's revocations (reading sessions from the database
+// until it is). It does not create signing keys: the caller runs Auth.EnsureSigningKey.
+func New(ctx context.Context, cfg config.Config, deps Deps) (a *App, err error) {
+	if deps.DB == nil || deps.Secret == nil {
+		return nil, errors.New("app: Deps.DB and Deps.Secret are required")
+	}
+	a = &App{}
+	defer func() {
+		if err != nil {
+			a.Close()
+			a = nil
+		}
+	}()
+	db := deps.DB
+
+	o := AuthOptions(cfg, db, deps.Secret, deps.Logger)
+	o.Now = deps.Now
+	if deps.AdjustAuth != nil {
+		deps.AdjustAuth(&o)
+	}
+	if a.Auth, err = auth.NewService(o); err != nil {
+		return a, err
+	}
+	feedCtx, stopFeed := context.WithCancel(context.WithoutCancel(ctx))
+	feedDone := make(chan struct{})
+	go func() {
+		defer close(feedDone)
+		db.FollowRevocations(feedCtx, a.Auth, cfg.DatabaseListenURL, 0, deps.Logger)
+	}()
+	a.closers = append(a.closers, func() { stopFeed(); <-feedDone })
+
+	if a.Users, err = UsersService(o.RefreshIdleTTL, db, deps.Now); err != nil {
+		return a, err
+	}
+
+	writers := cfg.EventWriters
+	if writers == 0 {
+		writers = 1
+		if db.Dialect() == store.Postgres {
+			writers = 4
+		}
+	}
+	var events analytics.Store = store.NewEvents(db)
+	if deps.WrapEvents != nil {
+		events = deps.WrapEvents(events)
+	}
+	a.Pipeline = analytics.NewPipeline(events, deps.Logger,
+		analytics.WriterOptions{Workers: writers, Linger: cfg.EventLinger, QueueEvents: cfg.EventQueue, CommitTimeout: deps.CommitTimeout},
+		analytics.ProcessorOptions{Poll: deps.ProcessorPoll, Now: deps.Now})
+	a.closers = append(a.closers, a.Pipeline.Close)
+	if a.Analytics, err = analytics.NewService(analytics.Options{Store: events, Writer: a.Pipeline.Writer, Now: deps.Now}); err != nil {
+		return a, err
+	}
+
+	limiter := deps.Limiter
+	if limiter == nil && !deps.NoRateLimits {
+		if deps.Logger != nil {
+			ratelimit.SetRedisLogger(deps.Logger)
+		}
+		l, err := ratelimit.New(ratelimit.Options{RedisURL: cfg.RedisURL, Secret: DerivedKey(deps.Secret, "nexus rate-limit keys"), Logger: deps.Logger})
+		if err != nil {
+			return a, fmt.Errorf("rate limiter: %w", err)
+		}
+		a.closers = append(a.closers, func() { _ = l.Close() })
+		limiter = l
+	}
+
+	a.API, a.Handler, err = httpapi.New(httpapi.Options{
+		Auth: a.Auth, Users: a.Users, Analytics: a.Analytics, Pipeline: a.Pipeline, Ready: db.Ping, Logger: deps.Logger,
+		TrustedProxies: cfg.TrustedProxies, HTTPS: cfg.HTTPS(), JWKSMaxAge: cfg.JWKSMaxAge,
+		Limiter: limiter, Limits: Limits(cfg), CORSOrigins: cfg.CORSOrigins, CORSMaxAge: cfg.CORSMaxAge,
+		MaxHeaderBytes: cfg.MaxHeaderBytes, RequestTimeout: cfg.RequestTimeout,
+	})
+	return a, err
+}
+
+// Close stops the node's background work: the limiter it built, then the event pipeline (every event a
+// request waits for is written first), then the revocation feed.
+func (a *App) Close() {
+	for i := len(a.closers) - 1; i >= 0; i-- {
+		a.closers[i]()
+	}
+	a.closers = nil
+}
+
+// Limits turns the configured rates into the HTTP layer's quotas.
+func Limits(c config.Config) httpapi.Limits {
+	q := func(r config.Rate) ratelimit.Quota { return ratelimit.Quota{Limit: r.Limit, Window: r.Window} }
+	return httpapi.Limits{IP: q(c.RateLimitIP), AuthIP: q(c.RateLimitAuthIP), Client: q(c.RateLimitClient),
+		LoginAccount: q(c.RateLimitLoginAccount), LoginFailures: q(c.LoginFailures), Principal: q(c.RateLimitPrincipal)}
+}
+
+// DerivedKey derives a key for one purpose from the master secret, so that no two uses share a key.
+func DerivedKey(secret []byte, purpose string) []byte {
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte(purpose))
+	return m.Sum(nil)
+}
+
+// AuthOptions are the auth service's options over db, from the configuration: what New builds the service with,
+// and what the command line's key rotation does.
+func AuthOptions(cfg config.Config, db *store.DB, secret []byte, log *slog.Logger) auth.Options {
+	return auth.Options{
+		Store:              store.NewAuth(db),
+		Secret:             secret,
+		Issuer:             cfg.Issuer,
+		AccessTTL:          cfg.AccessTokenTTL,
+		RefreshIdleTTL:     cfg.RefreshIdleTTL,
+		RefreshAbsoluteTTL: cfg.RefreshAbsoluteTTL,
+		RefreshGrace:       cfg.RefreshGrace,
+		KeyPublishDelay:    cfg.KeyPublishDelay,
+		Logger:             log,
+		CacheEntries:       cfg.AuthCacheEntries,
+	}
+}
+
+// UsersService builds the users service over db: what New builds, and what the command line's admin commands
+// (organizations, users) go through. now is nil for the wall clock.
+func UsersService(refreshIdleTTL time.Duration, db *store.DB, now func() time.Time) (*users.Service, error) {
+	return users.NewService(users.Options{Store: store.NewUsers(db), CheckPassword: auth.CheckNewPassword,
+		HashPassword: auth.HashPassword, RefreshIdleTTL: refreshIdleTTL, Now: now})
+}
