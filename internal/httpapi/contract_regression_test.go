@@ -10,8 +10,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/nexus-cloud/nexus-core/internal/store"
 	"github.com/nexus-cloud/nexus-core/internal/httpapi/contract"
+	"github.com/nexus-cloud/nexus-core/internal/store"
 	"github.com/nexus-cloud/nexus-core/internal/store/storetest"
 )
 

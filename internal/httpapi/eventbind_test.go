@@ -165,4 +165,3 @@ func TestEventDecoderTakes(t *testing.T) {
 		}
 	}
 }
-

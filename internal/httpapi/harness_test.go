@@ -22,9 +22,9 @@ import (
 	"github.com/getkin/kin-openapi/openapi3filter"
 
 	"github.com/nexus-cloud/nexus-core/internal/analytics"
-	"github.com/nexus-cloud/nexus-core/internal/httpapi/contract"
 	"github.com/nexus-cloud/nexus-core/internal/auth"
 	"github.com/nexus-cloud/nexus-core/internal/config"
+	"github.com/nexus-cloud/nexus-core/internal/httpapi/contract"
 	"github.com/nexus-cloud/nexus-core/internal/nexus"
 	"github.com/nexus-cloud/nexus-core/internal/ratelimit"
 	"github.com/nexus-cloud/nexus-core/internal/store"

@@ -93,4 +93,3 @@ func TestContractConventions(t *testing.T) {
 		}
 	}
 }
-
