@@ -8,15 +8,10 @@
 package config
 
 import (
-	"encoding/base64"
 	"errors"
-	"fmt"
 	"log/slog"
-	"net"
 	"net/netip"
 	"net/url"
-	"reflect"
-	"strconv"
 	"strings"
 	"time"
 
@@ -83,8 +78,6 @@ var devDefaults = map[string]string{"NEXUS_LOG_FORMAT": "text", "NEXUS_KEY_PUBLI
 // MaxRefreshGrace is the longest NEXUS_REFRESH_GRACE.
 const MaxRefreshGrace = 60 * time.Second
 
-const secretKeyBytes = 32
-
 // Load reads the configuration from getenv: values are trimmed, and a blank value is as good as unset. dev
 // selects the development defaults of `serve --dev`. The error names every variable at fault, one per line.
 func Load(getenv func(string) string, dev bool) (Config, error) {
@@ -120,242 +113,11 @@ func Load(getenv func(string) string, dev bool) (Config, error) {
 	return c, errors.Join(errs...)
 }
 
-// parsers give the project's types their syntax. Each error says what is wanted in plain words; plainErrors
-// puts the variable's name in front. A value that may be secret is never repeated.
-var parsers = map[reflect.Type]env.ParserFunc{
-	reflect.TypeFor[bool](): func(v string) (any, error) {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			return nil, fmt.Errorf("want true or false, got %q", v)
-		}
-		return b, nil
-	},
-	reflect.TypeFor[int](): func(v string) (any, error) {
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			return nil, fmt.Errorf("want an integer, got %q", v)
-		}
-		return n, nil
-	},
-	reflect.TypeFor[time.Duration](): func(v string) (any, error) {
-		d, err := time.ParseDuration(v)
-		if err != nil || d < 0 {
-			return nil, fmt.Errorf("want a non-negative duration such as 15m or 720h, got %q", v)
-		}
-		return d, nil
-	},
-	reflect.TypeFor[Rate](): func(v string) (any, error) { return ParseRate(v) },
-	reflect.TypeFor[[]byte](): func(v string) (any, error) { // the secret key
-		key, err := base64.StdEncoding.DecodeString(v)
-		if err != nil || len(key) != secretKeyBytes {
-			return nil, fmt.Errorf("want %d random bytes in standard base64 (openssl rand -base64 32)", secretKeyBytes)
-		}
-		return key, nil
-	},
-	reflect.TypeFor[[]netip.Prefix](): func(v string) (any, error) {
-		var out []netip.Prefix
-		var bad []error
-		for _, s := range strings.Split(v, ",") {
-			p, err := netip.ParsePrefix(strings.TrimSpace(s))
-			if err != nil {
-				bad = append(bad, fmt.Errorf("%q is not a CIDR prefix such as 10.0.0.0/8", strings.TrimSpace(s)))
-				continue
-			}
-			out = append(out, p.Masked())
-		}
-		return out, errors.Join(bad...)
-	},
-	reflect.TypeFor[[]string](): func(v string) (any, error) { // CORS origins, normalized
-		var out []string
-		var bad []error
-		for _, o := range strings.Split(v, ",") {
-			o = strings.TrimSpace(o)
-			if o == "*" {
-				out = append(out, o)
-				continue
-			}
-			u, err := url.Parse(o)
-			if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil {
-				bad = append(bad, fmt.Errorf("%q is not an origin such as https://app.example.com (or *)", o))
-				continue
-			}
-			out = append(out, u.Scheme+"://"+strings.ToLower(u.Host))
-		}
-		return out, errors.Join(bad...)
-	},
-}
-
-// textWants says what a type that parses itself (encoding.TextUnmarshaler, which the library prefers to the
-// parsers above) wants, in place of the type's own error.
-var textWants = map[reflect.Type]string{
-	reflect.TypeFor[slog.Level](): "want debug, info, warn or error",
-}
-
-// plainErrors turns the library's errors into "VARIABLE: what is wanted" (one per bad item of a list) and
-// returns the variables at fault.
-func plainErrors(err error, environ map[string]string) (errs []error, failed []string) {
-	var agg env.AggregateError
-	if !errors.As(err, &agg) {
-		return []error{err}, nil
-	}
-	for _, e := range agg.Errors {
-		var pe env.ParseError
-		if !errors.As(e, &pe) {
-			errs = append(errs, e)
-			continue
-		}
-		f, _ := reflect.TypeFor[Config]().FieldByName(pe.Name)
-		name, _, _ := strings.Cut(f.Tag.Get("env"), ",")
-		failed = append(failed, name)
-		if want, ok := textWants[pe.Type]; ok {
-			errs = append(errs, fmt.Errorf("%s: %s, got %q", name, want, environ[name]))
-			continue
-		}
-		var multi interface{ Unwrap() []error }
-		if errors.As(pe.Err, &multi) {
-			for _, item := range multi.Unwrap() {
-				errs = append(errs, fmt.Errorf("%s: %w", name, item))
-			}
-			continue
-		}
-		errs = append(errs, fmt.Errorf("%s: %w", name, pe.Err))
-	}
-	return errs, failed
-}
-
-// Validate checks what one variable's syntax cannot: ranges, URL schemes, and the rules that tie variables
-// together. Load calls it; every error names the variable at fault.
-func (c Config) Validate() error {
-	var errs []error
-	for _, r := range []struct {
-		name   string
-		v      int
-		lo, hi int
-	}{
-		{"NEXUS_EVENT_QUEUE", c.EventQueue, 1000, 10_000_000},
-		{"NEXUS_EVENT_WRITERS", c.EventWriters, 0, 64},
-		{"NEXUS_MAX_HEADER_BYTES", c.MaxHeaderBytes, 4 << 10, 1 << 20},
-		{"NEXUS_DB_MAX_CONNS", c.DBMaxConns, 0, 1000},
-		{"NEXUS_AUTH_CACHE_ENTRIES", c.AuthCacheEntries, 0, 10_000_000},
-	} {
-		if r.v < r.lo || r.v > r.hi {
-			errs = append(errs, fmt.Errorf("%s: want an integer from %d to %d, got %d", r.name, r.lo, r.hi, r.v))
-		}
-	}
-	for _, t := range []struct {
-		name   string
-		v      time.Duration
-		lo, hi time.Duration
-	}{
-		{"NEXUS_READ_HEADER_TIMEOUT", c.ReadHeaderTimeout, 100 * time.Millisecond, time.Minute},
-		{"NEXUS_READ_TIMEOUT", c.ReadTimeout, 100 * time.Millisecond, 10 * time.Minute},
-		{"NEXUS_WRITE_TIMEOUT", c.WriteTimeout, 100 * time.Millisecond, 10 * time.Minute},
-		{"NEXUS_IDLE_TIMEOUT", c.IdleTimeout, time.Second, time.Hour},
-		{"NEXUS_REQUEST_TIMEOUT", c.RequestTimeout, 100 * time.Millisecond, 10 * time.Minute},
-		{"NEXUS_SHUTDOWN_DELAY", c.ShutdownDelay, 0, 5 * time.Minute},
-	} {
-		if t.v < t.lo || t.v > t.hi {
-			errs = append(errs, fmt.Errorf("%s: want from %s to %s, got %s", t.name, t.lo, t.hi, t.v))
-		}
-	}
-	if c.RequestTimeout >= c.WriteTimeout {
-		errs = append(errs, fmt.Errorf("NEXUS_REQUEST_TIMEOUT: want less than NEXUS_WRITE_TIMEOUT (%s), so that a timed-out request still gets its answer", c.WriteTimeout))
-	}
-	if c.RedisURL != "" {
-		u, err := url.Parse(c.RedisURL)
-		if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
-			errs = append(errs, errors.New("NEXUS_REDIS_URL: want a URL of the form redis://[:password@]host:6379/0 (rediss:// for TLS)"))
-		}
-	}
-	if c.LogFormat != "json" && c.LogFormat != "text" {
-		errs = append(errs, fmt.Errorf("NEXUS_LOG_FORMAT: want json or text, got %q", c.LogFormat))
-	}
-	if c.DatabaseURL != "" {
-		u, err := url.Parse(c.DatabaseURL)
-		if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
-			errs = append(errs, errors.New("NEXUS_DATABASE_URL: want a URL of the form postgres://user:password@host:5432/dbname"))
-		}
-	}
-	if c.DatabaseListenURL != "" {
-		u, err := url.Parse(c.DatabaseListenURL)
-		switch {
-		case c.DatabaseURL == "":
-			errs = append(errs, errors.New("NEXUS_DATABASE_LISTEN_URL: only with NEXUS_DATABASE_URL (PostgreSQL)"))
-		case err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql"):
-			errs = append(errs, errors.New("NEXUS_DATABASE_LISTEN_URL: want a URL of the form postgres://user:password@host:5432/dbname"))
-		}
-	}
-	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
-		errs = append(errs, fmt.Errorf("NEXUS_HTTP_ADDR: want host:port such as 127.0.0.1:8080, got %q", c.HTTPAddr))
-	}
-	if u, err := url.Parse(c.Issuer); err != nil || u.Scheme == "" || u.Host == "" {
-		errs = append(errs, fmt.Errorf("NEXUS_ISSUER: want an absolute URL, got %q", c.Issuer))
-	}
-	if c.AccessTokenTTL < time.Minute || c.AccessTokenTTL > 24*time.Hour {
-		errs = append(errs, errors.New("NEXUS_ACCESS_TOKEN_TTL: want between 1m and 24h"))
-	}
-	if c.RefreshIdleTTL < time.Minute {
-		errs = append(errs, errors.New("NEXUS_REFRESH_IDLE_TTL: want at least 1m"))
-	}
-	if c.RefreshAbsoluteTTL < c.RefreshIdleTTL {
-		errs = append(errs, errors.New("NEXUS_REFRESH_ABSOLUTE_TTL: want at least NEXUS_REFRESH_IDLE_TTL"))
-	}
-	if c.RefreshGrace > MaxRefreshGrace {
-		errs = append(errs, fmt.Errorf("NEXUS_REFRESH_GRACE: want at most %s", MaxRefreshGrace))
-	}
-	if c.EventLinger > 100*time.Millisecond {
-		errs = append(errs, errors.New("NEXUS_EVENT_LINGER: want at most 100ms"))
-	}
-	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
-		errs = append(errs, errors.New("NEXUS_TLS_CERT_FILE and NEXUS_TLS_KEY_FILE: set both or neither"))
-	}
-	return errors.Join(errs...)
-}
-
-// ValidateServe checks what `serve` needs beyond what every command needs: outside dev mode, a secret key and
-// a TLS decision, so that plain HTTP is never served on a non-loopback address by accident; in dev mode, a
-// loopback listen address.
-func (c Config) ValidateServe() error {
-	var errs []error
-	loopback := isLoopbackAddr(c.HTTPAddr)
-	if c.Dev {
-		if !loopback {
-			errs = append(errs, fmt.Errorf("NEXUS_HTTP_ADDR: serve --dev listens on loopback only (such as 127.0.0.1:8080), got %q", c.HTTPAddr))
-		}
-		if c.TLSCertFile != "" {
-			errs = append(errs, errors.New("NEXUS_TLS_CERT_FILE: serve --dev serves plain HTTP; unset it or drop --dev"))
-		}
-		return errors.Join(errs...)
-	}
-	if c.SecretKey == nil {
-		errs = append(errs, errors.New("NEXUS_SECRET_KEY: required outside --dev (generate one with: openssl rand -base64 32)"))
-	}
-	if c.TLSCertFile == "" && !c.BehindTLSProxy {
-		errs = append(errs, errors.New("NEXUS_TLS_CERT_FILE/NEXUS_TLS_KEY_FILE: required outside --dev, unless NEXUS_BEHIND_TLS_PROXY=true says a TLS-terminating proxy is in front"))
-	}
-	if c.TLSCertFile != "" && c.BehindTLSProxy {
-		errs = append(errs, errors.New("NEXUS_BEHIND_TLS_PROXY: set it only when the server does not serve TLS itself"))
-	}
-	return errors.Join(errs...)
-}
-
 // TLS reports whether the server terminates TLS itself.
 func (c Config) TLS() bool { return c.TLSCertFile != "" }
 
 // HTTPS reports whether clients reach the server over HTTPS (directly or through the trusted proxy).
 func (c Config) HTTPS() bool { return c.TLS() || c.BehindTLSProxy }
-
-func isLoopbackAddr(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false
-	}
-	if host == "localhost" {
-		return true
-	}
-	ip, err := netip.ParseAddr(host)
-	return err == nil && ip.IsLoopback()
-}
 
 // LogValue logs the effective configuration with secrets masked.
 func (c Config) LogValue() slog.Value {
@@ -430,54 +192,4 @@ func MaskURL(raw string) string {
 		u.RawQuery = q.Encode()
 	}
 	return u.String()
-}
-
-// Rate is a rate-limit quota, "N/window", which internal/ratelimit enforces with GCRA (see its Quota): Limit
-// requests may come at once, and the budget comes back evenly at Limit per Window, one request every
-// Window/Limit. A client that keeps sending is held to Limit requests per Window; one that was idle for a Window
-// may send Limit at once, so one interval of a Window may see up to 2×Limit−1 requests (a full burst, then the
-// refill). The zero Rate is off.
-type Rate struct {
-	Limit  int
-	Window time.Duration
-}
-
-// Off reports whether the limit is disabled.
-func (r Rate) Off() bool { return r.Limit == 0 }
-
-// String returns the rate in the syntax ParseRate reads.
-func (r Rate) String() string {
-	if r.Off() {
-		return "off"
-	}
-	return strconv.Itoa(r.Limit) + "/" + shortDuration(r.Window)
-}
-
-// ParseRate reads "N/window" (such as 100/1m, 10/15m or 5000/1h), or "off".
-func ParseRate(v string) (Rate, error) {
-	if strings.EqualFold(v, "off") {
-		return Rate{}, nil
-	}
-	n, w, ok := strings.Cut(v, "/")
-	limit, err := strconv.Atoi(strings.TrimSpace(n))
-	var window time.Duration
-	if ok {
-		window, err = time.ParseDuration(strings.TrimSpace(w))
-	}
-	if !ok || err != nil || limit < 1 || limit > 1_000_000 || window < time.Second || window > 24*time.Hour {
-		return Rate{}, fmt.Errorf("want N/window such as 100/1m (N from 1 to 1000000, window from 1s to 24h) or off, got %q", v)
-	}
-	return Rate{Limit: limit, Window: window}, nil
-}
-
-// shortDuration prints 1m rather than 1m0s.
-func shortDuration(d time.Duration) string {
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = strings.TrimSuffix(s, "0s")
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = strings.TrimSuffix(s, "0m")
-	}
-	return s
 }
