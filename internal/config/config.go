@@ -2,7 +2,7 @@
 // reads the environment.
 //
 // Each variable is declared once, in a field's env tag with its default in envDefault
-// (github.com/caarlos0/env/v11 reads them); the parsers below give the project's types (durations, rates,
+// (github.com/caarlos0/env/v11 reads them); the parsers of parse.go give the project's types (durations, rates,
 // CIDR prefixes, origins, the secret key) their syntax, and Validate checks ranges and the rules that tie
 // variables together.
 package config
