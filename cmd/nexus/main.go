@@ -48,7 +48,8 @@ func report(stderr io.Writer, err error) int {
 // plain renders err in plain words. A *nexus.Error in the chain is written for an API client, who must not see
 // the cause: there, an internal error with a cause (a database that cannot be reached, a file that cannot be
 // read) becomes its cause, since "An unexpected error occurred." tells an operator nothing, and any other kind
-// becomes its message and field details. Only an internal error without a cause is left saying "internal".
+// becomes its message and field details. Only an internal error without a cause is left as it is: its code,
+// internal, and its message.
 func plain(err error) string {
 	msg := err.Error()
 	var ne *nexus.Error

@@ -27,27 +27,28 @@ const (
 	KindUnprocessable                // the request is well-formed but names something that cannot be used
 )
 
-// String returns the kind's name.
+// String returns the kind's Go name (KindNotFound), for messages and logs; clients see codes (codes.go), never
+// kinds.
 func (k Kind) String() string {
 	switch k {
 	case KindInvalid:
-		return "invalid"
+		return "KindInvalid"
 	case KindUnauthenticated:
-		return "unauthenticated"
+		return "KindUnauthenticated"
 	case KindPermissionDenied:
-		return "permission_denied"
+		return "KindPermissionDenied"
 	case KindNotFound:
-		return "not_found"
+		return "KindNotFound"
 	case KindConflict:
-		return "conflict"
+		return "KindConflict"
 	case KindTooManyRequests:
-		return "too_many_requests"
+		return "KindTooManyRequests"
 	case KindUnavailable:
-		return "unavailable"
+		return "KindUnavailable"
 	case KindUnprocessable:
-		return "unprocessable"
+		return "KindUnprocessable"
 	default:
-		return "internal"
+		return "KindInternal"
 	}
 }
 
