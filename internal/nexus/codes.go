@@ -8,7 +8,7 @@ type Code string
 // (media type, size, method) are KindInvalid, and the HTTP layer picks their status from the code.
 const (
 	CodeValidationFailed       Code = "validation_failed"
-	CodeInvalidCredentials     Code = "invalid_credentials"
+	CodeInvalidCredentials     Code = "invalid_credentials" // #nosec G101 -- a problem code, no credential
 	CodeInvalidClient          Code = "invalid_client"
 	CodeInvalidGrant           Code = "invalid_grant"
 	CodeRefreshTokenReused     Code = "refresh_token_reused" // #nosec G101 -- a problem code, no credential
@@ -31,6 +31,7 @@ const (
 	CodeRequestHeadersTooLarge Code = "request_headers_too_large"
 )
 
+// #nosec G101 -- problem codes and their titles (invalid_credentials, refresh_token_reused), no credentials
 var titles = map[Code]string{
 	CodeValidationFailed:       "Validation failed",
 	CodeInvalidCredentials:     "Invalid credentials",

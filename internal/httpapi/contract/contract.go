@@ -119,7 +119,6 @@ type exchange struct {
 	subject string            // the user the request is about (x-nexus-own-parameter), or ""
 	p       nexus.Principal
 	body    []byte
-	done    bool // the body was decoded for the handler in one pass: validated already
 
 	limits limitState                 // the rate-limit policies applied, for the RateLimit headers
 	items  map[int][]nexus.FieldError // failing fields of the batch items the validator refused, by index
