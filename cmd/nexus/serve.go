@@ -73,7 +73,7 @@ func serve(ctx context.Context, cfg config.Config, stdout, stderr io.Writer) err
 		IdleTimeout:       e.cfg.IdleTimeout,
 		// The middleware answers 431 problem+json past NEXUS_MAX_HEADER_BYTES; Go's own cap, well above it, only
 		// stops grossly oversized headers (with a plain 431) before they are read into memory.
-		MaxHeaderBytes: 2*e.cfg.MaxHeaderBytes + 4096,
+		MaxHeaderBytes: httpapi.HeaderHardLimit(e.cfg.MaxHeaderBytes),
 		ErrorLog:       slog.NewLogLogger(e.log.Handler(), slog.LevelWarn),
 	}
 	ln, err := net.Listen("tcp", e.cfg.HTTPAddr)
