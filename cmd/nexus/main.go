@@ -46,10 +46,10 @@ func report(stderr io.Writer, err error) int {
 }
 
 // plain renders err in plain words. A *nexus.Error in the chain is written for an API client, who must not see
-// the cause: there, an internal error with a cause (a database that cannot be reached, a file that cannot be
-// read) becomes its cause, since "An unexpected error occurred." tells an operator nothing, and any other kind
-// becomes its message and field details. Only an internal error without a cause is left as it is: its code,
-// internal, and its message.
+// the cause: there, an internal or unavailable error with a cause (a database that cannot be reached, a file that
+// cannot be read) becomes its cause, since "An unexpected error occurred." or "Retry after the number of seconds
+// in Retry-After" tells an operator nothing, and any other kind becomes its message and field details. Only an
+// internal error without a cause is left as it is: its code, internal, and its message.
 func plain(err error) string {
 	msg := err.Error()
 	var ne *nexus.Error
@@ -58,7 +58,7 @@ func plain(err error) string {
 	}
 	var words string
 	switch {
-	case ne.Kind == nexus.KindInternal && ne.Err != nil:
+	case (ne.Kind == nexus.KindInternal || ne.Kind == nexus.KindUnavailable) && ne.Err != nil:
 		words = plain(ne.Err)
 	case ne.Kind == nexus.KindInternal:
 		return msg

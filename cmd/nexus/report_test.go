@@ -41,8 +41,10 @@ func TestReportPlainWords(t *testing.T) {
 		status int
 	}{
 		{fmt.Errorf("open data: %w", nexus.Internal(errors.New("disk full"))), "nexus: open data: disk full\n", 1},
+		{fmt.Errorf("open postgres database: %w", nexus.Unavailable(errors.New("dial tcp 127.0.0.1:1: connect: connection refused"))),
+			"nexus: open postgres database: dial tcp 127.0.0.1:1: connect: connection refused\n", 1},
 		{fmt.Errorf("create user: %w", nexus.ErrConflict), "nexus: create user: " + nexus.ErrConflict.Message + "\n", 1},
-		{&nexus.Error{Kind: nexus.KindInternal, Code: "internal", Message: "An unexpected error occurred."},
+		{&nexus.Error{Kind: nexus.KindInternal, Code: nexus.CodeInternal, Message: "An unexpected error occurred."},
 			"nexus: internal: An unexpected error occurred.\n", 1},
 		{usageError{"no command"}, "nexus: no command (run `nexus help`)\n", 2},
 	} {
