@@ -33,10 +33,12 @@ type Rule struct {
 	// so that one answer names every failing field; a valid object is checked by the service that takes it.
 	Check func(raw []byte) []nexus.FieldError
 	// Bind, if set, makes the handler's value of a flat object that the one pass decoded (see flat.go) from its
-	// members, in the schema's order; false when a member does not convert, and the usual validation decides.
+	// members (every member of the schema, set or not, in no particular order): a pointer to the type the
+	// handler binds, as Binder hands it over. False when a member does not convert, and the usual validation
+	// decides.
 	Bind func(members []Member) (any, bool)
-	// Batch makes the handler's value of a batch body from its items' values, nil for the items refused. Needed
-	// with Bind on a batch's item schema.
+	// Batch makes the handler's value of a batch body (a pointer, as Bind's) from its items' values, nil for the
+	// items refused. Needed with Bind on a batch's item schema.
 	Batch func(items []any) any
 }
 
@@ -103,7 +105,7 @@ var pipeline = []struct {
 	{"limit", (*Contract).limitClient},            // the client IP's quotas, and a remembered token's user's: 429
 	{"negotiate", (*Contract).negotiate},          // Accept rules out every media type of the answer: 406
 	{"authenticate", (*Contract).authenticate},    // the bearer token, for a secured operation: 401
-	{"limit principal", (*Contract).limitUser},    // the user's quota, unless taken in the first step: 429
+	{"limit user", (*Contract).limitUser},         // the user's quota, unless taken in the first step: 429
 	{"authorize", (*Contract).authorize},          // x-nexus-permission and x-nexus-own-parameter: 403
 	{"read body", (*Contract).readBody},           // size, coding, media type, well-formed JSON: 413, 415, 400
 	{"validate", (*Contract).validate},            // parameters and body against the schema, items one by one: 400
