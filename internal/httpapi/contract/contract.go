@@ -33,9 +33,9 @@ type Rule struct {
 	// so that one answer names every failing field; a valid object is checked by the service that takes it.
 	Check func(raw []byte) []nexus.FieldError
 	// Bind, if set, makes the handler's value of a flat object that the one pass decoded (see flat.go) from its
-	// members (every member of the schema, set or not, in no particular order): a pointer to the type the
-	// handler binds, as Binder hands it over. False when a member does not convert, and the usual validation
-	// decides.
+	// members (every member of the schema, set or not, in no particular order; the slice is reused for the next
+	// object, so Bind keeps none of it but the strings and bytes it holds): a pointer to the type the handler
+	// binds, as Binder hands it over. False when a member does not convert, and the usual validation decides.
 	Bind func(members []Member) (any, bool)
 	// Batch makes the handler's value of a batch body (a pointer, as Bind's) from its items' values, nil for the
 	// items refused. Needed with Bind on a batch's item schema.

@@ -43,15 +43,6 @@ func flatDecoder(spec *openapi3.T, op *Operation) *flatSchema {
 	return compileFlat(spec, schema)
 }
 
-// bind makes the handler's value of a flat object's values; false when the rule's Bind refuses them.
-func (op *Operation) bind(vals []flatValue) (any, bool) {
-	members := make([]Member, len(vals))
-	for i, v := range vals {
-		members[i] = Member{Name: op.flat.members[i].name, Set: v.set, Text: v.text, Raw: v.raw}
-	}
-	return op.rule.Bind(members)
-}
-
 // OnePass reports whether the operation's bodies (or items) are decoded in one pass.
 func (op *Operation) OnePass() bool { return op.flat != nil }
 
@@ -62,11 +53,11 @@ func (op *Operation) Decode(raw []byte) (any, bool) {
 	if op.flat == nil {
 		return nil, false
 	}
-	vals := make([]flatValue, len(op.flat.members))
+	vals := op.flat.newMembers()
 	if !op.flat.decode(raw, vals) {
 		return nil, false
 	}
-	return op.bind(vals)
+	return op.rule.Bind(vals)
 }
 
 // decodeBody decodes a body for the handler in one pass; false when kin-openapi's validation must decide.
@@ -94,10 +85,10 @@ func (k *Contract) decodeBatch(x *exchange) (bool, error) {
 	}
 	values := make([]any, len(items))
 	var failed map[int][]nexus.FieldError
-	vals := make([]flatValue, len(op.flat.members))
+	vals := op.flat.newMembers() // one buffer for every item: Bind keeps nothing of it
 	for i, raw := range items {
 		if op.flat.decode(raw, vals) {
-			if v, ok := op.bind(vals); ok {
+			if v, ok := op.rule.Bind(vals); ok {
 				values[i] = v
 				continue
 			}

@@ -70,7 +70,7 @@ func TestAcceptedTexts(t *testing.T) {
 	if name.accepted.has("signup") {
 		t.Fatal("an empty memo has a text")
 	}
-	vals := make([]flatValue, len(dec.members))
+	vals := dec.newMembers()
 	if !dec.decode([]byte(`{"event_name":"signup","event_category":"onboarding"}`), vals) {
 		t.Fatal("a valid event refused")
 	}

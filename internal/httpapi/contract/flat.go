@@ -60,11 +60,13 @@ func (a *acceptedTexts) has(s string) bool {
 
 func (a *acceptedTexts) add(s string) { a.slot(s).Store(&s) }
 
-// flatValue is a member of a flat object as sent: a string's text, decoded, or an object's JSON text.
-type flatValue struct {
-	set  bool
-	text string
-	raw  []byte
+// newMembers returns a buffer for decode: one Member per member of the schema, named.
+func (f *flatSchema) newMembers() []Member {
+	vals := make([]Member, len(f.members))
+	for k := range vals {
+		vals[k].Name = f.members[k].name
+	}
+	return vals
 }
 
 // compileFlat compiles s, or returns nil if s is not a flat schema: an object of OpenAPI 3.0 with
@@ -140,10 +142,12 @@ func onlyAnnotations(s openapi3.Schema) bool {
 	return reflect.ValueOf(s).IsZero()
 }
 
-// decode checks raw, an object that checkJSON accepted, against the schema, and fills vals (one per member of
-// the schema). False: the schema's validation must decide.
-func (f *flatSchema) decode(raw []byte, vals []flatValue) bool {
-	clear(vals)
+// decode checks raw, an object that checkJSON accepted, against the schema, and fills vals (from newMembers,
+// reused from one object to the next). False: the schema's validation must decide.
+func (f *flatSchema) decode(raw []byte, vals []Member) bool {
+	for k := range vals {
+		vals[k] = Member{Name: vals[k].Name}
+	}
 	i := skipSpace(raw, 0)
 	if i >= len(raw) || raw[i] != '{' {
 		return false
@@ -171,14 +175,14 @@ func (f *flatSchema) decode(raw []byte, vals []flatValue) bool {
 				if !ok || members < m.minProps || m.maxProps >= 0 && members > m.maxProps {
 					return false
 				}
-				vals[k] = flatValue{set: true, raw: raw[i:end]}
+				vals[k].Set, vals[k].Raw = true, raw[i:end]
 				i = end
 			} else {
 				text, end, ok := jsonText(raw, i)
 				if !ok || !f.accepts(m, text) {
 					return false
 				}
-				vals[k] = flatValue{set: true, text: text}
+				vals[k].Set, vals[k].Text = true, text
 				i = end
 			}
 			if i = skipSpace(raw, i); i < len(raw) && raw[i] == ',' {
@@ -196,7 +200,7 @@ func (f *flatSchema) decode(raw []byte, vals []flatValue) bool {
 		return false
 	}
 	for _, k := range f.required {
-		if !vals[k].set {
+		if !vals[k].Set {
 			return false
 		}
 	}
