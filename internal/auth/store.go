@@ -31,6 +31,20 @@ type Store interface {
 	// refused refresh commits its entry, and a revocation its entry with it).
 	UpdateSession(ctx context.Context, id string, fn func(s *Session, u nexus.User) (save bool, err error), audit *AuditEvent) error
 
+	// StartServiceSession stores sess, the session of one access token of a service client (the client
+	// credentials grant), in one transaction that holds the client's row (as clients' UpdateServiceClient does:
+	// a disable, a scope change or a secret's revocation revokes the client's live tokens in a transaction of its
+	// own) and re-reads the client and the secret the token is issued with: fn is called with them as they are
+	// now, and an error from it is returned as is, nothing stored. A client or secret that no longer exists is
+	// nexus.ErrInvalidClient. When audit is not nil and fn succeeds, the entry is appended in the same
+	// transaction. Expired sessions of the client are deleted on the way, so that they do not pile up.
+	StartServiceSession(ctx context.Context, sess ServiceSession, fn func(c ServiceClientState) error, audit *AuditEvent) error
+	// ServiceSession returns the service session with the given id.
+	ServiceSession(ctx context.Context, id string) (ServiceSession, error)
+	// RevokeServiceSession revokes the service session with the given id at the given time, through the
+	// revocation log; revoking a revoked session changes nothing. nexus.ErrNotFound when there is none.
+	RevokeServiceSession(ctx context.Context, id, reason string, at time.Time) error
+
 	// SigningKeys returns every stored signing key, oldest first.
 	SigningKeys(ctx context.Context) ([]SigningKey, error)
 	// AddSigningKey stores a new signing key.
@@ -53,6 +67,29 @@ type Client struct {
 	Name           string
 	OrganizationID string // empty: any organization's users may log in through it
 	Disabled       bool
+}
+
+// ServiceSession is what one access token of a service client (client credentials grant) is checked against
+// while it lives: it has no refresh token, and expires with its access token.
+type ServiceSession struct {
+	ID             string
+	ClientRef      string // the client's row id
+	ClientID       string // its client_id
+	SecretID       string // the secret the token was issued with
+	OrganizationID string
+	Scopes         nexus.PermissionSet // the token's scopes
+	CreatedAt      time.Time
+	ExpiresAt      time.Time
+	RevokedAt      time.Time // zero while not revoked
+	RevokedReason  string
+}
+
+// ServiceClientState is a service client and one of its secrets as StartServiceSession reads them.
+type ServiceClientState struct {
+	Disabled        bool
+	Scopes          nexus.PermissionSet
+	SecretRevoked   bool
+	SecretExpiresAt time.Time // zero: never
 }
 
 // Session is a refresh session: the chain of refresh tokens that one login started. The refresh token of

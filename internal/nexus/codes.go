@@ -23,6 +23,11 @@ const (
 	CodeUnavailable            Code = "unavailable"
 	CodeInternal               Code = "internal"
 
+	// Codes of the OAuth 2.0 endpoints (RFC 6749 §5.2), besides invalid_client and invalid_grant.
+	CodeInvalidScope         Code = "invalid_scope"
+	CodeUnsupportedGrantType Code = "unsupported_grant_type"
+	CodeUnauthorizedClient   Code = "unauthorized_client"
+
 	// Codes of the HTTP exchange itself.
 	CodeNotAcceptable          Code = "not_acceptable"
 	CodeMethodNotAllowed       Code = "method_not_allowed"
@@ -48,6 +53,9 @@ var titles = map[Code]string{
 	CodeRateLimited:            "Too many requests",
 	CodeUnavailable:            "Service unavailable",
 	CodeInternal:               "Internal server error",
+	CodeInvalidScope:           "Invalid scope",
+	CodeUnsupportedGrantType:   "Unsupported grant type",
+	CodeUnauthorizedClient:     "Unauthorized client",
 	CodeNotAcceptable:          "Not acceptable",
 	CodeMethodNotAllowed:       "Method not allowed",
 	CodePayloadTooLarge:        "Payload too large",

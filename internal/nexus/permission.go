@@ -16,6 +16,9 @@ const (
 	PermEventsWrite          Permission = "events:write"
 	PermEventsWriteAnyUser   Permission = "events:write_any_user"
 	PermAnalyticsRead        Permission = "analytics:read"
+	PermClientsRead          Permission = "clients:read"
+	PermClientsWrite         Permission = "clients:write"
+	PermTokensIntrospect     Permission = "tokens:introspect"
 )
 
 // Own returns the form of p that is limited to the caller's own record: "users:read" → "users:read:own".
@@ -45,6 +48,11 @@ var grants = []struct {
 	{PermEventsWrite, map[Role]Scope{RoleAdmin: ScopeOrganization, RoleManager: ScopeOrganization, RoleAnalyst: ScopeOrganization, RoleMember: ScopeOrganization}},
 	{PermEventsWriteAnyUser, map[Role]Scope{RoleAdmin: ScopeOrganization, RoleAnalyst: ScopeOrganization}},
 	{PermAnalyticsRead, map[Role]Scope{RoleAdmin: ScopeOrganization, RoleManager: ScopeOrganization, RoleAnalyst: ScopeOrganization}},
+	// Service clients: admins manage them and may grant them any scope, tokens:introspect included (which only a
+	// client's own credentials exercise, at the introspection endpoint).
+	{PermClientsRead, map[Role]Scope{RoleAdmin: ScopeOrganization}},
+	{PermClientsWrite, map[Role]Scope{RoleAdmin: ScopeOrganization}},
+	{PermTokensIntrospect, map[Role]Scope{RoleAdmin: ScopeOrganization}},
 }
 
 // Permissions lists every permission, in the order of the matrix.
@@ -96,9 +104,19 @@ var ErrInsufficientPermission = &Error{Kind: KindPermissionDenied, Code: CodeIns
 	Message: "Your role does not grant the permission this request needs."}
 
 // Authorize decides whether p may exercise perm on the record of the user subjectUserID ("" when the request
-// is not about one user). It is the only place where roles turn into decisions.
+// is not about one user). It is the only place where roles and scopes turn into decisions: a user's role grants
+// a permission for the organization or for the user's own record; a service client's scopes grant it for the
+// organization or not at all (a service principal has no record of its own).
 // Errors: insufficient_permission.
 func Authorize(p Principal, perm Permission, subjectUserID string) error {
+	if p.Service {
+		if p.Scopes.Has(perm) {
+			return nil
+		}
+		e := *ErrInsufficientPermission
+		e.Message = "This request needs the " + string(perm) + " scope, which the client's token does not carry."
+		return &e
+	}
 	switch p.Role.Grant(perm) {
 	case ScopeOrganization:
 		return nil
