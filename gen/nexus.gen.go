@@ -9,7 +9,9 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"path"
@@ -142,45 +144,90 @@ func (e JSONWebKeyUse) Valid() bool {
 	}
 }
 
+// Defines values for OAuthErrorError.
+const (
+	InvalidClient          OAuthErrorError = "invalid_client"
+	InvalidGrant           OAuthErrorError = "invalid_grant"
+	InvalidRequest         OAuthErrorError = "invalid_request"
+	InvalidScope           OAuthErrorError = "invalid_scope"
+	ServerError            OAuthErrorError = "server_error"
+	TemporarilyUnavailable OAuthErrorError = "temporarily_unavailable"
+	UnauthorizedClient     OAuthErrorError = "unauthorized_client"
+	UnsupportedGrantType   OAuthErrorError = "unsupported_grant_type"
+)
+
+// Valid indicates whether the value is a known member of the OAuthErrorError enum.
+func (e OAuthErrorError) Valid() bool {
+	switch e {
+	case InvalidClient:
+		return true
+	case InvalidGrant:
+		return true
+	case InvalidRequest:
+		return true
+	case InvalidScope:
+		return true
+	case ServerError:
+		return true
+	case TemporarilyUnavailable:
+		return true
+	case UnauthorizedClient:
+		return true
+	case UnsupportedGrantType:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for Permission.
 const (
-	AnalyticsRead           Permission = "analytics:read"
-	EventsWrite             Permission = "events:write"
-	EventsWriteAnyUser      Permission = "events:write_any_user"
-	UsersList               Permission = "users:list"
-	UsersRead               Permission = "users:read"
-	UsersReadActivity       Permission = "users:read_activity"
-	UsersReadActivityOwn    Permission = "users:read_activity:own"
-	UsersReadOwn            Permission = "users:read:own"
-	UsersReadPermissions    Permission = "users:read_permissions"
-	UsersReadPermissionsOwn Permission = "users:read_permissions:own"
-	UsersWrite              Permission = "users:write"
+	PermissionAnalyticsRead           Permission = "analytics:read"
+	PermissionClientsRead             Permission = "clients:read"
+	PermissionClientsWrite            Permission = "clients:write"
+	PermissionEventsWrite             Permission = "events:write"
+	PermissionEventsWriteAnyUser      Permission = "events:write_any_user"
+	PermissionTokensIntrospect        Permission = "tokens:introspect"
+	PermissionUsersList               Permission = "users:list"
+	PermissionUsersRead               Permission = "users:read"
+	PermissionUsersReadActivity       Permission = "users:read_activity"
+	PermissionUsersReadActivityOwn    Permission = "users:read_activity:own"
+	PermissionUsersReadOwn            Permission = "users:read:own"
+	PermissionUsersReadPermissions    Permission = "users:read_permissions"
+	PermissionUsersReadPermissionsOwn Permission = "users:read_permissions:own"
+	PermissionUsersWrite              Permission = "users:write"
 )
 
 // Valid indicates whether the value is a known member of the Permission enum.
 func (e Permission) Valid() bool {
 	switch e {
-	case AnalyticsRead:
+	case PermissionAnalyticsRead:
 		return true
-	case EventsWrite:
+	case PermissionClientsRead:
 		return true
-	case EventsWriteAnyUser:
+	case PermissionClientsWrite:
 		return true
-	case UsersList:
+	case PermissionEventsWrite:
 		return true
-	case UsersRead:
+	case PermissionEventsWriteAnyUser:
 		return true
-	case UsersReadActivity:
+	case PermissionTokensIntrospect:
 		return true
-	case UsersReadActivityOwn:
+	case PermissionUsersList:
 		return true
-	case UsersReadOwn:
+	case PermissionUsersRead:
 		return true
-	case UsersReadPermissions:
+	case PermissionUsersReadActivity:
 		return true
-	case UsersReadPermissionsOwn:
+	case PermissionUsersReadActivityOwn:
 		return true
-	case UsersWrite:
+	case PermissionUsersReadOwn:
+		return true
+	case PermissionUsersReadPermissions:
+		return true
+	case PermissionUsersReadPermissionsOwn:
+		return true
+	case PermissionUsersWrite:
 		return true
 	default:
 		return false
@@ -211,6 +258,69 @@ func (e Role) Valid() bool {
 	}
 }
 
+// Defines values for Scope.
+const (
+	ScopeAnalyticsRead        Scope = "analytics:read"
+	ScopeClientsRead          Scope = "clients:read"
+	ScopeClientsWrite         Scope = "clients:write"
+	ScopeEventsWrite          Scope = "events:write"
+	ScopeEventsWriteAnyUser   Scope = "events:write_any_user"
+	ScopeTokensIntrospect     Scope = "tokens:introspect"
+	ScopeUsersList            Scope = "users:list"
+	ScopeUsersRead            Scope = "users:read"
+	ScopeUsersReadActivity    Scope = "users:read_activity"
+	ScopeUsersReadPermissions Scope = "users:read_permissions"
+	ScopeUsersWrite           Scope = "users:write"
+)
+
+// Valid indicates whether the value is a known member of the Scope enum.
+func (e Scope) Valid() bool {
+	switch e {
+	case ScopeAnalyticsRead:
+		return true
+	case ScopeClientsRead:
+		return true
+	case ScopeClientsWrite:
+		return true
+	case ScopeEventsWrite:
+		return true
+	case ScopeEventsWriteAnyUser:
+		return true
+	case ScopeTokensIntrospect:
+		return true
+	case ScopeUsersList:
+		return true
+	case ScopeUsersRead:
+		return true
+	case ScopeUsersReadActivity:
+		return true
+	case ScopeUsersReadPermissions:
+		return true
+	case ScopeUsersWrite:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ServiceClientStatus.
+const (
+	ServiceClientStatusActive   ServiceClientStatus = "active"
+	ServiceClientStatusDisabled ServiceClientStatus = "disabled"
+)
+
+// Valid indicates whether the value is a known member of the ServiceClientStatus enum.
+func (e ServiceClientStatus) Valid() bool {
+	switch e {
+	case ServiceClientStatusActive:
+		return true
+	case ServiceClientStatusDisabled:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for TokenResponseTokenType.
 const (
 	Bearer TokenResponseTokenType = "Bearer"
@@ -226,22 +336,46 @@ func (e TokenResponseTokenType) Valid() bool {
 	}
 }
 
+// Defines values for UpdateClientRequestStatus.
+const (
+	UpdateClientRequestStatusActive   UpdateClientRequestStatus = "active"
+	UpdateClientRequestStatusDisabled UpdateClientRequestStatus = "disabled"
+)
+
+// Valid indicates whether the value is a known member of the UpdateClientRequestStatus enum.
+func (e UpdateClientRequestStatus) Valid() bool {
+	switch e {
+	case UpdateClientRequestStatusActive:
+		return true
+	case UpdateClientRequestStatusDisabled:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for UserStatus.
 const (
-	Active   UserStatus = "active"
-	Inactive UserStatus = "inactive"
+	UserStatusActive   UserStatus = "active"
+	UserStatusInactive UserStatus = "inactive"
 )
 
 // Valid indicates whether the value is a known member of the UserStatus enum.
 func (e UserStatus) Valid() bool {
 	switch e {
-	case Active:
+	case UserStatusActive:
 		return true
-	case Inactive:
+	case UserStatusInactive:
 		return true
 	default:
 		return false
 	}
+}
+
+// AddClientSecretRequest defines model for AddClientSecretRequest.
+type AddClientSecretRequest struct {
+	// ExpiresAt When the secret stops working by itself (in the future); never if absent.
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
 }
 
 // AnalyticsSummary defines model for AnalyticsSummary.
@@ -261,10 +395,77 @@ type AnalyticsSummary struct {
 	Total int `json:"total"`
 }
 
+// AuthorizationServerMetadata RFC 8414 §2 authorization server metadata.
+type AuthorizationServerMetadata struct {
+	GrantTypesSupported                       []string  `json:"grant_types_supported"`
+	IntrospectionEndpoint                     *string   `json:"introspection_endpoint,omitempty"`
+	IntrospectionEndpointAuthMethodsSupported *[]string `json:"introspection_endpoint_auth_methods_supported,omitempty"`
+	Issuer                                    string    `json:"issuer"`
+	JwksUri                                   string    `json:"jwks_uri"`
+
+	// ResponseTypesSupported Empty, as this server has no authorization endpoint.
+	ResponseTypesSupported                 []string  `json:"response_types_supported"`
+	RevocationEndpoint                     *string   `json:"revocation_endpoint,omitempty"`
+	RevocationEndpointAuthMethodsSupported *[]string `json:"revocation_endpoint_auth_methods_supported,omitempty"`
+	ScopesSupported                        []Scope   `json:"scopes_supported"`
+	ServiceDocumentation                   *string   `json:"service_documentation,omitempty"`
+	TokenEndpoint                          string    `json:"token_endpoint"`
+	TokenEndpointAuthMethodsSupported      []string  `json:"token_endpoint_auth_methods_supported"`
+}
+
 // ClientId Identifier of the consuming application, as registered with `nexus client create`.
 //
 // Example: nexus-web
 type ClientId = string
+
+// ClientName A name for people. Leading and trailing white space is removed.
+//
+// Example: CRM sync
+type ClientName = string
+
+// ClientSecret defines model for ClientSecret.
+type ClientSecret struct {
+	CreatedAt time.Time `json:"created_at"`
+
+	// ExpiresAt When the secret stops working by itself; absent if never.
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+
+	// Hint The secret's last four characters, to tell secrets apart.
+	//
+	// Example: hMNc
+	Hint string `json:"hint"`
+
+	// Id The secret's id, to revoke it.
+	Id openapi_types.UUID `json:"id"`
+
+	// LastUsedAt When a token was last issued with the secret (as far as the last day's tokens tell); absent if not since.
+	LastUsedAt *time.Time `json:"last_used_at,omitempty"`
+}
+
+// ClientSecretCreated defines model for ClientSecretCreated.
+type ClientSecretCreated struct {
+	// ClientSecret A client secret (`nxs_` and 256 random bits, base64url). Shown once; store it securely.
+	//
+	// Example: nxs_7z_4cpUwweSyjggMzP2KGpittdBtKG4w5AGxpWThMNc
+	ClientSecret SecretValue  `json:"client_secret"`
+	Secret       ClientSecret `json:"secret"`
+}
+
+// CreateClientRequest defines model for CreateClientRequest.
+type CreateClientRequest struct {
+	// Name A name for people. Leading and trailing white space is removed.
+	//
+	// Example: CRM sync
+	Name ClientName `json:"name"`
+
+	// Scopes Scopes, each once, in any order (answers list them in the order of the table).
+	//
+	// Example: ["users:read","events:write"]
+	Scopes ScopeList `json:"scopes"`
+
+	// SecretExpiresAt When the first secret stops working by itself (in the future); never if absent.
+	SecretExpiresAt *time.Time `json:"secret_expires_at,omitempty"`
+}
 
 // CreateUserRequest A new user. `status` defaults to `active`.
 type CreateUserRequest struct {
@@ -650,6 +851,119 @@ type LoginRequest struct {
 	Password string `json:"password"`
 }
 
+// OAuthError An RFC 6749 §5.2 error response that is also an RFC 9457 problem (the members of both).
+type OAuthError struct {
+	// Code A stable, machine-readable error code (see the table in the API description).
+	//
+	// Example: validation_failed
+	Code string `json:"code"`
+
+	// Detail A human-readable explanation of this occurrence.
+	//
+	// Example: The request has 1 invalid field.
+	Detail string `json:"detail"`
+
+	// Error The RFC 6749 error code.
+	Error OAuthErrorError `json:"error"`
+
+	// ErrorDescription The same text as `detail`, in the characters RFC 6749 allows.
+	ErrorDescription string `json:"error_description"`
+
+	// Errors For `validation_failed`, every failing field.
+	Errors *[]FieldError `json:"errors,omitempty"`
+
+	// RequestId The request's id, as in the `X-Request-Id` header.
+	//
+	// Example: 01JDQ4V3Y8K2M7R9T5W1X6Z0AB
+	RequestId string `json:"request_id"`
+
+	// Status The HTTP status code.
+	//
+	// Example: 400
+	Status int `json:"status"`
+
+	// Title A short, human-readable summary of the problem type.
+	//
+	// Example: Validation failed
+	Title string `json:"title"`
+
+	// Type A URI that identifies the problem type.
+	//
+	// Example: https://api.nexus-cloud.com/problems/validation_failed
+	Type string `json:"type"`
+}
+
+// OAuthErrorError The RFC 6749 error code.
+type OAuthErrorError string
+
+// OAuthTokenOperationRequest A token to revoke or introspect (RFC 7009 §2.1, RFC 7662 §2.1), with the client's credentials unless sent by HTTP Basic; other parameters are ignored.
+type OAuthTokenOperationRequest struct {
+	// ClientId The client, when it does not authenticate by HTTP Basic.
+	ClientId *string `json:"client_id,omitempty"`
+
+	// ClientSecret The client's secret with `client_secret_post`.
+	ClientSecret *string `json:"client_secret,omitempty"`
+
+	// Token An access token or a refresh token.
+	Token string `json:"token"`
+
+	// TokenTypeHint `access_token` or `refresh_token`: where to look first. Other values are ignored.
+	//
+	// Example: refresh_token
+	TokenTypeHint *string `json:"token_type_hint,omitempty"`
+}
+
+// OAuthTokenRequest The token request's parameters (RFC 6749 §4.4.2, §6); others are ignored.
+type OAuthTokenRequest struct {
+	// ClientId The client, when it does not authenticate by HTTP Basic (`client_secret_post`, or a login client).
+	//
+	// Example: nxc_7s6oa6n7r4ajauuow2vtoetvre
+	ClientId *string `json:"client_id,omitempty"`
+
+	// ClientSecret The client's secret with `client_secret_post`.
+	ClientSecret *string `json:"client_secret,omitempty"`
+
+	// GrantType `client_credentials` or `refresh_token`; any other is `unsupported_grant_type`.
+	//
+	// Example: client_credentials
+	GrantType string `json:"grant_type"`
+
+	// RefreshToken The refresh token (`refresh_token` grant).
+	RefreshToken *string `json:"refresh_token,omitempty"`
+
+	// Scope Scope names separated by single spaces (client credentials only).
+	//
+	// Example: users:read events:write
+	Scope *string `json:"scope,omitempty"`
+}
+
+// OAuthTokenResponse An RFC 6749 §5.1 access token response.
+type OAuthTokenResponse struct {
+	// AccessToken An ES256-signed JWT (`typ` header `at+jwt`).
+	AccessToken string `json:"access_token"`
+
+	// ExpiresIn Seconds until the access token expires.
+	//
+	// Example: 900
+	ExpiresIn int `json:"expires_in"`
+
+	// RefreshExpiresIn Seconds until the refresh token expires if unused (refresh_token grant only).
+	RefreshExpiresIn *int `json:"refresh_expires_in,omitempty"`
+
+	// RefreshToken The new refresh token (refresh_token grant only).
+	RefreshToken *string `json:"refresh_token,omitempty"`
+
+	// Scope The token's scopes, separated by spaces (client credentials).
+	//
+	// Example: users:read events:write
+	Scope *string `json:"scope,omitempty"`
+
+	// TokenType Always `Bearer` (RFC 6750).
+	//
+	// Example: Bearer
+	TokenType string `json:"token_type"`
+}
+
 // OpenAPIDocument An OpenAPI 3.0 document.
 type OpenAPIDocument struct {
 	Info map[string]interface{} `json:"info"`
@@ -749,6 +1063,102 @@ type RefreshRequest struct {
 // Example: analyst
 type Role string
 
+// Scope A scope a service client may be granted, the name of a permission of the table in the introduction.
+//
+// Example: users:read
+type Scope string
+
+// ScopeList Scopes, each once, in any order (answers list them in the order of the table).
+//
+// Example: ["users:read","events:write"]
+type ScopeList = []Scope
+
+// SecretValue A client secret (`nxs_` and 256 random bits, base64url). Shown once; store it securely.
+//
+// Example: nxs_7z_4cpUwweSyjggMzP2KGpittdBtKG4w5AGxpWThMNc
+type SecretValue = string
+
+// ServiceClient defines model for ServiceClient.
+type ServiceClient struct {
+	// ClientId A service client's `client_id`, generated by the server (`nxc_` and 130 random bits). Never a UUID, so never a user's id.
+	//
+	// Example: nxc_7s6oa6n7r4ajauuow2vtoetvre
+	ClientId  ServiceClientIdentifier `json:"client_id"`
+	CreatedAt time.Time               `json:"created_at"`
+
+	// Name Example: CRM sync
+	Name           string             `json:"name"`
+	OrganizationId openapi_types.UUID `json:"organization_id"`
+
+	// Scopes Scopes, each once, in any order (answers list them in the order of the table).
+	//
+	// Example: ["users:read","events:write"]
+	Scopes ScopeList `json:"scopes"`
+
+	// Secrets The secrets that are not revoked (expired ones included), oldest first.
+	Secrets []ClientSecret `json:"secrets"`
+
+	// Status A disabled client obtains no tokens, and the tokens it held were revoked.
+	Status    ServiceClientStatus `json:"status"`
+	UpdatedAt time.Time           `json:"updated_at"`
+}
+
+// ServiceClientStatus A disabled client obtains no tokens, and the tokens it held were revoked.
+type ServiceClientStatus string
+
+// ServiceClientCreated defines model for ServiceClientCreated.
+type ServiceClientCreated struct {
+	Client ServiceClient `json:"client"`
+
+	// ClientSecret A client secret (`nxs_` and 256 random bits, base64url). Shown once; store it securely.
+	//
+	// Example: nxs_7z_4cpUwweSyjggMzP2KGpittdBtKG4w5AGxpWThMNc
+	ClientSecret SecretValue        `json:"client_secret"`
+	SecretId     openapi_types.UUID `json:"secret_id"`
+}
+
+// ServiceClientIdentifier A service client's `client_id`, generated by the server (`nxc_` and 130 random bits). Never a UUID, so never a user's id.
+//
+// Example: nxc_7s6oa6n7r4ajauuow2vtoetvre
+type ServiceClientIdentifier = string
+
+// ServiceClientList defines model for ServiceClientList.
+type ServiceClientList struct {
+	Data []ServiceClient `json:"data"`
+}
+
+// TokenIntrospection An RFC 7662 §2.2 introspection response. Only `active` is present when it is false.
+type TokenIntrospection struct {
+	Active   bool                `json:"active"`
+	Aud      *string             `json:"aud,omitempty"`
+	ClientId *string             `json:"client_id,omitempty"`
+	Exp      *int                `json:"exp,omitempty"`
+	Iat      *int                `json:"iat,omitempty"`
+	Iss      *string             `json:"iss,omitempty"`
+	Jti      *string             `json:"jti,omitempty"`
+	Nbf      *int                `json:"nbf,omitempty"`
+	OrgId    *openapi_types.UUID `json:"org_id,omitempty"`
+
+	// Role The user's role within the organization.
+	//
+	// Example: analyst
+	Role *Role `json:"role,omitempty"`
+
+	// Scope A service token's scopes, separated by spaces.
+	Scope *string `json:"scope,omitempty"`
+
+	// Sid The session (login or token) the token belongs to.
+	Sid *string `json:"sid,omitempty"`
+
+	// Sub The user's id, or for a service token the client's `client_id`.
+	Sub *string `json:"sub,omitempty"`
+
+	// TokenType `Bearer` for an access token, `refresh_token` for a refresh token.
+	//
+	// Example: Bearer
+	TokenType *string `json:"token_type,omitempty"`
+}
+
 // TokenResponse defines model for TokenResponse.
 type TokenResponse struct {
 	// AccessToken An ES256-signed JWT (`typ` header `at+jwt`). Send it as `Authorization: Bearer <access_token>`.
@@ -774,6 +1184,23 @@ type TokenResponse struct {
 
 // TokenResponseTokenType defines model for TokenResponse.TokenType.
 type TokenResponseTokenType string
+
+// UpdateClientRequest defines model for UpdateClientRequest.
+type UpdateClientRequest struct {
+	// Name A name for people. Leading and trailing white space is removed.
+	//
+	// Example: CRM sync
+	Name *ClientName `json:"name,omitempty"`
+
+	// Scopes Scopes, each once, in any order (answers list them in the order of the table).
+	//
+	// Example: ["users:read","events:write"]
+	Scopes *ScopeList                 `json:"scopes,omitempty"`
+	Status *UpdateClientRequestStatus `json:"status,omitempty"`
+}
+
+// UpdateClientRequestStatus defines model for UpdateClientRequest.Status.
+type UpdateClientRequestStatus string
 
 // UpdateUserRequest The members to change; at least one.
 type UpdateUserRequest struct {
@@ -897,11 +1324,22 @@ type Limit = int
 // Offset defines model for Offset.
 type Offset = int
 
+// SecretId defines model for SecretId.
+type SecretId = openapi_types.UUID
+
+// ServiceClientId A service client's `client_id`, generated by the server (`nxc_` and 130 random bits). Never a UUID, so never a user's id.
+//
+// Example: nxc_7s6oa6n7r4ajauuow2vtoetvre
+type ServiceClientId = ServiceClientIdentifier
+
 // UserId defines model for UserId.
 type UserId = openapi_types.UUID
 
 // AccountInactive An RFC 9457 problem details object.
 type AccountInactive = Problem
+
+// ClientConflict An RFC 9457 problem details object.
+type ClientConflict = Problem
 
 // EmailConflict An RFC 9457 problem details object.
 type EmailConflict = Problem
@@ -926,6 +1364,33 @@ type NotAcceptable = Problem
 
 // NotFound An RFC 9457 problem details object.
 type NotFound = Problem
+
+// OAuthInternalError An RFC 6749 §5.2 error response that is also an RFC 9457 problem (the members of both).
+type OAuthInternalError = OAuthError
+
+// OAuthInvalidClient An RFC 6749 §5.2 error response that is also an RFC 9457 problem (the members of both).
+type OAuthInvalidClient = OAuthError
+
+// OAuthInvalidRequest An RFC 6749 §5.2 error response that is also an RFC 9457 problem (the members of both).
+type OAuthInvalidRequest = OAuthError
+
+// OAuthNotAcceptable An RFC 6749 §5.2 error response that is also an RFC 9457 problem (the members of both).
+type OAuthNotAcceptable = OAuthError
+
+// OAuthPayloadTooLarge An RFC 6749 §5.2 error response that is also an RFC 9457 problem (the members of both).
+type OAuthPayloadTooLarge = OAuthError
+
+// OAuthTooManyRequests An RFC 6749 §5.2 error response that is also an RFC 9457 problem (the members of both).
+type OAuthTooManyRequests = OAuthError
+
+// OAuthUnauthorizedClient An RFC 6749 §5.2 error response that is also an RFC 9457 problem (the members of both).
+type OAuthUnauthorizedClient = OAuthError
+
+// OAuthUnavailable An RFC 6749 §5.2 error response that is also an RFC 9457 problem (the members of both).
+type OAuthUnavailable = OAuthError
+
+// OAuthUnsupportedMediaType An RFC 6749 §5.2 error response that is also an RFC 9457 problem (the members of both).
+type OAuthUnsupportedMediaType = OAuthError
 
 // PayloadTooLarge An RFC 9457 problem details object.
 type PayloadTooLarge = Problem
@@ -1031,11 +1496,29 @@ type TrackEventJSONRequestBody = EventRequest
 // TrackEventBatchJSONRequestBody defines body for TrackEventBatch for application/json ContentType.
 type TrackEventBatchJSONRequestBody = EventBatch
 
+// IntrospectTokenFormdataRequestBody defines body for IntrospectToken for application/x-www-form-urlencoded ContentType.
+type IntrospectTokenFormdataRequestBody = OAuthTokenOperationRequest
+
 // LoginJSONRequestBody defines body for Login for application/json ContentType.
 type LoginJSONRequestBody = LoginRequest
 
 // RefreshTokenJSONRequestBody defines body for RefreshToken for application/json ContentType.
 type RefreshTokenJSONRequestBody = RefreshRequest
+
+// RevokeTokenFormdataRequestBody defines body for RevokeToken for application/x-www-form-urlencoded ContentType.
+type RevokeTokenFormdataRequestBody = OAuthTokenOperationRequest
+
+// IssueTokenFormdataRequestBody defines body for IssueToken for application/x-www-form-urlencoded ContentType.
+type IssueTokenFormdataRequestBody = OAuthTokenRequest
+
+// CreateClientJSONRequestBody defines body for CreateClient for application/json ContentType.
+type CreateClientJSONRequestBody = CreateClientRequest
+
+// UpdateClientJSONRequestBody defines body for UpdateClient for application/json ContentType.
+type UpdateClientJSONRequestBody = UpdateClientRequest
+
+// AddClientSecretJSONRequestBody defines body for AddClientSecret for application/json ContentType.
+type AddClientSecretJSONRequestBody = AddClientSecretRequest
 
 // CreateUserJSONRequestBody defines body for CreateUser for application/json ContentType.
 type CreateUserJSONRequestBody = CreateUserRequest
@@ -1144,6 +1627,9 @@ type ServerInterface interface {
 	// GetJwks Get the access-token verification keys
 	// (GET /.well-known/jwks.json)
 	GetJwks(ctx echo.Context) error
+	// GetAuthorizationServerMetadata Get the OAuth 2.0 authorization server metadata (RFC 8414)
+	// (GET /.well-known/oauth-authorization-server)
+	GetAuthorizationServerMetadata(ctx echo.Context) error
 	// ListEvents List events
 	// (GET /analytics/events)
 	ListEvents(ctx echo.Context, params ListEventsParams) error
@@ -1156,6 +1642,9 @@ type ServerInterface interface {
 	// GetAnalyticsSummary Count events per day, name and category
 	// (GET /analytics/summary)
 	GetAnalyticsSummary(ctx echo.Context, params GetAnalyticsSummaryParams) error
+	// IntrospectToken Introspect a token (RFC 7662)
+	// (POST /auth/introspect)
+	IntrospectToken(ctx echo.Context) error
 	// Login Generate an access token
 	// (POST /auth/login)
 	Login(ctx echo.Context) error
@@ -1165,6 +1654,30 @@ type ServerInterface interface {
 	// RefreshToken Refresh an access token
 	// (POST /auth/refresh)
 	RefreshToken(ctx echo.Context) error
+	// RevokeToken Revoke a token (RFC 7009)
+	// (POST /auth/revoke)
+	RevokeToken(ctx echo.Context) error
+	// IssueToken Issue tokens (OAuth 2.0 token endpoint)
+	// (POST /auth/token)
+	IssueToken(ctx echo.Context) error
+	// ListClients List the organization's service clients
+	// (GET /clients)
+	ListClients(ctx echo.Context) error
+	// CreateClient Create a service client
+	// (POST /clients)
+	CreateClient(ctx echo.Context) error
+	// GetClient Get a service client
+	// (GET /clients/{clientId})
+	GetClient(ctx echo.Context, clientId ServiceClientId) error
+	// UpdateClient Update a service client
+	// (PATCH /clients/{clientId})
+	UpdateClient(ctx echo.Context, clientId ServiceClientId) error
+	// AddClientSecret Add a secret to a service client
+	// (POST /clients/{clientId}/secrets)
+	AddClientSecret(ctx echo.Context, clientId ServiceClientId) error
+	// RevokeClientSecret Revoke a service client's secret
+	// (DELETE /clients/{clientId}/secrets/{secretId})
+	RevokeClientSecret(ctx echo.Context, clientId ServiceClientId, secretId SecretId) error
 	// GetOpenApiJson Get this contract as JSON
 	// (GET /openapi.json)
 	GetOpenApiJson(ctx echo.Context) error
@@ -1193,6 +1706,15 @@ func (w *ServerInterfaceWrapper) GetJwks(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.GetJwks(ctx)
+	return err
+}
+
+// GetAuthorizationServerMetadata converts echo context to params.
+func (w *ServerInterfaceWrapper) GetAuthorizationServerMetadata(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetAuthorizationServerMetadata(ctx)
 	return err
 }
 
@@ -1320,6 +1842,15 @@ func (w *ServerInterfaceWrapper) GetAnalyticsSummary(ctx echo.Context) error {
 	return err
 }
 
+// IntrospectToken converts echo context to params.
+func (w *ServerInterfaceWrapper) IntrospectToken(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.IntrospectToken(ctx)
+	return err
+}
+
 // Login converts echo context to params.
 func (w *ServerInterfaceWrapper) Login(ctx echo.Context) error {
 	var err error
@@ -1344,6 +1875,114 @@ func (w *ServerInterfaceWrapper) RefreshToken(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.RefreshToken(ctx)
+	return err
+}
+
+// RevokeToken converts echo context to params.
+func (w *ServerInterfaceWrapper) RevokeToken(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.RevokeToken(ctx)
+	return err
+}
+
+// IssueToken converts echo context to params.
+func (w *ServerInterfaceWrapper) IssueToken(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.IssueToken(ctx)
+	return err
+}
+
+// ListClients converts echo context to params.
+func (w *ServerInterfaceWrapper) ListClients(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListClients(ctx)
+	return err
+}
+
+// CreateClient converts echo context to params.
+func (w *ServerInterfaceWrapper) CreateClient(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.CreateClient(ctx)
+	return err
+}
+
+// GetClient converts echo context to params.
+func (w *ServerInterfaceWrapper) GetClient(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "clientId" -------------
+	var clientId ServiceClientId
+
+	err = runtime.BindStyledParameterWithOptions("simple", "clientId", ctx.Param("clientId"), &clientId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter clientId: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetClient(ctx, clientId)
+	return err
+}
+
+// UpdateClient converts echo context to params.
+func (w *ServerInterfaceWrapper) UpdateClient(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "clientId" -------------
+	var clientId ServiceClientId
+
+	err = runtime.BindStyledParameterWithOptions("simple", "clientId", ctx.Param("clientId"), &clientId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter clientId: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.UpdateClient(ctx, clientId)
+	return err
+}
+
+// AddClientSecret converts echo context to params.
+func (w *ServerInterfaceWrapper) AddClientSecret(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "clientId" -------------
+	var clientId ServiceClientId
+
+	err = runtime.BindStyledParameterWithOptions("simple", "clientId", ctx.Param("clientId"), &clientId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter clientId: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.AddClientSecret(ctx, clientId)
+	return err
+}
+
+// RevokeClientSecret converts echo context to params.
+func (w *ServerInterfaceWrapper) RevokeClientSecret(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "clientId" -------------
+	var clientId ServiceClientId
+
+	err = runtime.BindStyledParameterWithOptions("simple", "clientId", ctx.Param("clientId"), &clientId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter clientId: %s", err))
+	}
+
+	// ------------- Path parameter "secretId" -------------
+	var secretId SecretId
+
+	err = runtime.BindStyledParameterWithOptions("simple", "secretId", ctx.Param("secretId"), &secretId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter secretId: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.RevokeClientSecret(ctx, clientId, secretId)
 	return err
 }
 
@@ -1502,6 +2141,16 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.POST(options.BaseURL+"/auth/login", wrapper.Login, options.OperationMiddlewares["login"]...)
 	router.POST(options.BaseURL+"/auth/refresh", wrapper.RefreshToken, options.OperationMiddlewares["refreshToken"]...)
 	router.POST(options.BaseURL+"/auth/logout", wrapper.Logout, options.OperationMiddlewares["logout"]...)
+	router.POST(options.BaseURL+"/auth/token", wrapper.IssueToken, options.OperationMiddlewares["issueToken"]...)
+	router.POST(options.BaseURL+"/auth/revoke", wrapper.RevokeToken, options.OperationMiddlewares["revokeToken"]...)
+	router.POST(options.BaseURL+"/auth/introspect", wrapper.IntrospectToken, options.OperationMiddlewares["introspectToken"]...)
+	router.GET(options.BaseURL+"/.well-known/oauth-authorization-server", wrapper.GetAuthorizationServerMetadata, options.OperationMiddlewares["getAuthorizationServerMetadata"]...)
+	router.GET(options.BaseURL+"/clients", wrapper.ListClients, options.OperationMiddlewares["listClients"]...)
+	router.POST(options.BaseURL+"/clients", wrapper.CreateClient, options.OperationMiddlewares["createClient"]...)
+	router.GET(options.BaseURL+"/clients/:clientId", wrapper.GetClient, options.OperationMiddlewares["getClient"]...)
+	router.PATCH(options.BaseURL+"/clients/:clientId", wrapper.UpdateClient, options.OperationMiddlewares["updateClient"]...)
+	router.POST(options.BaseURL+"/clients/:clientId/secrets", wrapper.AddClientSecret, options.OperationMiddlewares["addClientSecret"]...)
+	router.DELETE(options.BaseURL+"/clients/:clientId/secrets/:secretId", wrapper.RevokeClientSecret, options.OperationMiddlewares["revokeClientSecret"]...)
 	router.GET(options.BaseURL+"/users", wrapper.ListUsers, options.OperationMiddlewares["listUsers"]...)
 	router.POST(options.BaseURL+"/users", wrapper.CreateUser, options.OperationMiddlewares["createUser"]...)
 	router.GET(options.BaseURL+"/users/:userId", wrapper.GetUser, options.OperationMiddlewares["getUser"]...)
@@ -1525,6 +2174,18 @@ type AccountInactiveApplicationProblemPlusJSONResponse struct {
 	Body Problem
 
 	Headers AccountInactiveResponseHeaders
+}
+
+type ClientConflictResponseHeaders struct {
+	CacheControl    *string
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestId      *string
+}
+type ClientConflictApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers ClientConflictResponseHeaders
 }
 
 type EmailConflictResponseHeaders struct {
@@ -1621,6 +2282,117 @@ type NotFoundApplicationProblemPlusJSONResponse struct {
 	Body Problem
 
 	Headers NotFoundResponseHeaders
+}
+
+type OAuthInternalErrorResponseHeaders struct {
+	CacheControl    *string
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestId      *string
+}
+type OAuthInternalErrorJSONResponse struct {
+	Body OAuthError
+
+	Headers OAuthInternalErrorResponseHeaders
+}
+
+type OAuthInvalidClientResponseHeaders struct {
+	CacheControl    *string
+	RateLimit       *string
+	RateLimitPolicy *string
+	WWWAuthenticate *string
+	XRequestId      *string
+}
+type OAuthInvalidClientJSONResponse struct {
+	Body OAuthError
+
+	Headers OAuthInvalidClientResponseHeaders
+}
+
+type OAuthInvalidRequestResponseHeaders struct {
+	CacheControl    *string
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestId      *string
+}
+type OAuthInvalidRequestJSONResponse struct {
+	Body OAuthError
+
+	Headers OAuthInvalidRequestResponseHeaders
+}
+
+type OAuthNotAcceptableResponseHeaders struct {
+	CacheControl    *string
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestId      *string
+}
+type OAuthNotAcceptableJSONResponse struct {
+	Body OAuthError
+
+	Headers OAuthNotAcceptableResponseHeaders
+}
+
+type OAuthPayloadTooLargeResponseHeaders struct {
+	CacheControl    *string
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestId      *string
+}
+type OAuthPayloadTooLargeJSONResponse struct {
+	Body OAuthError
+
+	Headers OAuthPayloadTooLargeResponseHeaders
+}
+
+type OAuthTooManyRequestsResponseHeaders struct {
+	CacheControl    *string
+	RateLimit       *string
+	RateLimitPolicy *string
+	RetryAfter      *int
+	XRequestId      *string
+}
+type OAuthTooManyRequestsJSONResponse struct {
+	Body OAuthError
+
+	Headers OAuthTooManyRequestsResponseHeaders
+}
+
+type OAuthUnauthorizedClientResponseHeaders struct {
+	CacheControl    *string
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestId      *string
+}
+type OAuthUnauthorizedClientJSONResponse struct {
+	Body OAuthError
+
+	Headers OAuthUnauthorizedClientResponseHeaders
+}
+
+type OAuthUnavailableResponseHeaders struct {
+	CacheControl    *string
+	RateLimit       *string
+	RateLimitPolicy *string
+	RetryAfter      *int
+	XRequestId      *string
+}
+type OAuthUnavailableJSONResponse struct {
+	Body OAuthError
+
+	Headers OAuthUnavailableResponseHeaders
+}
+
+type OAuthUnsupportedMediaTypeResponseHeaders struct {
+	CacheControl    *string
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestId      *string
+}
+type OAuthUnsupportedMediaTypeJSONResponse struct {
+	Body OAuthError
+
+	Headers OAuthUnsupportedMediaTypeResponseHeaders
 }
 
 type PayloadTooLargeResponseHeaders struct {
@@ -1930,6 +2702,217 @@ type GetJwks503ApplicationProblemPlusJSONResponse struct {
 }
 
 func (response GetJwks503ApplicationProblemPlusJSONResponse) VisitGetJwksResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetAuthorizationServerMetadataRequestObject struct {
+}
+
+type GetAuthorizationServerMetadataResponseObject interface {
+	VisitGetAuthorizationServerMetadataResponse(w http.ResponseWriter) error
+}
+
+type GetAuthorizationServerMetadata200ResponseHeaders struct {
+	CacheControl    *string
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestId      *string
+}
+
+type GetAuthorizationServerMetadata200JSONResponse struct {
+	Body    AuthorizationServerMetadata
+	Headers GetAuthorizationServerMetadata200ResponseHeaders
+}
+
+func (response GetAuthorizationServerMetadata200JSONResponse) VisitGetAuthorizationServerMetadataResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetAuthorizationServerMetadata400ApplicationProblemPlusJSONResponse struct {
+	ValidationFailedApplicationProblemPlusJSONResponse
+}
+
+func (response GetAuthorizationServerMetadata400ApplicationProblemPlusJSONResponse) VisitGetAuthorizationServerMetadataResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetAuthorizationServerMetadata406ApplicationProblemPlusJSONResponse struct {
+	NotAcceptableApplicationProblemPlusJSONResponse
+}
+
+func (response GetAuthorizationServerMetadata406ApplicationProblemPlusJSONResponse) VisitGetAuthorizationServerMetadataResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(406)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetAuthorizationServerMetadata429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response GetAuthorizationServerMetadata429ApplicationProblemPlusJSONResponse) VisitGetAuthorizationServerMetadataResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetAuthorizationServerMetadata431ApplicationProblemPlusJSONResponse struct {
+	RequestHeadersTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response GetAuthorizationServerMetadata431ApplicationProblemPlusJSONResponse) VisitGetAuthorizationServerMetadataResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(431)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetAuthorizationServerMetadata500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response GetAuthorizationServerMetadata500ApplicationProblemPlusJSONResponse) VisitGetAuthorizationServerMetadataResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetAuthorizationServerMetadata503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response GetAuthorizationServerMetadata503ApplicationProblemPlusJSONResponse) VisitGetAuthorizationServerMetadataResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
@@ -3214,6 +4197,325 @@ func (response GetAnalyticsSummary503ApplicationProblemPlusJSONResponse) VisitGe
 	return err
 }
 
+type IntrospectTokenRequestObject struct {
+	Body *IntrospectTokenFormdataRequestBody
+}
+
+type IntrospectTokenResponseObject interface {
+	VisitIntrospectTokenResponse(w http.ResponseWriter) error
+}
+
+type IntrospectToken200ResponseHeaders struct {
+	CacheControl    *string
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestId      *string
+}
+
+type IntrospectToken200JSONResponse struct {
+	Body    TokenIntrospection
+	Headers IntrospectToken200ResponseHeaders
+}
+
+func (response IntrospectToken200JSONResponse) VisitIntrospectTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type IntrospectToken400JSONResponse struct {
+	OAuthInvalidRequestJSONResponse
+}
+
+func (response IntrospectToken400JSONResponse) VisitIntrospectTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type IntrospectToken401JSONResponse struct{ OAuthInvalidClientJSONResponse }
+
+func (response IntrospectToken401JSONResponse) VisitIntrospectTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type IntrospectToken403JSONResponse struct {
+	OAuthUnauthorizedClientJSONResponse
+}
+
+func (response IntrospectToken403JSONResponse) VisitIntrospectTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type IntrospectToken406JSONResponse struct{ OAuthNotAcceptableJSONResponse }
+
+func (response IntrospectToken406JSONResponse) VisitIntrospectTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(406)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type IntrospectToken413JSONResponse struct {
+	OAuthPayloadTooLargeJSONResponse
+}
+
+func (response IntrospectToken413JSONResponse) VisitIntrospectTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type IntrospectToken415JSONResponse struct {
+	OAuthUnsupportedMediaTypeJSONResponse
+}
+
+func (response IntrospectToken415JSONResponse) VisitIntrospectTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type IntrospectToken429JSONResponse struct {
+	OAuthTooManyRequestsJSONResponse
+}
+
+func (response IntrospectToken429JSONResponse) VisitIntrospectTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type IntrospectToken431ApplicationProblemPlusJSONResponse struct {
+	RequestHeadersTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response IntrospectToken431ApplicationProblemPlusJSONResponse) VisitIntrospectTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(431)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type IntrospectToken500JSONResponse struct{ OAuthInternalErrorJSONResponse }
+
+func (response IntrospectToken500JSONResponse) VisitIntrospectTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type IntrospectToken503JSONResponse struct{ OAuthUnavailableJSONResponse }
+
+func (response IntrospectToken503JSONResponse) VisitIntrospectTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type LoginRequestObject struct {
 	Body *LoginJSONRequestBody
 }
@@ -4000,6 +5302,2525 @@ type RefreshToken503ApplicationProblemPlusJSONResponse struct {
 }
 
 func (response RefreshToken503ApplicationProblemPlusJSONResponse) VisitRefreshTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeTokenRequestObject struct {
+	Body *RevokeTokenFormdataRequestBody
+}
+
+type RevokeTokenResponseObject interface {
+	VisitRevokeTokenResponse(w http.ResponseWriter) error
+}
+
+type RevokeToken200ResponseHeaders struct {
+	CacheControl    *string
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestId      *string
+}
+
+type RevokeToken200Response struct {
+	Headers RevokeToken200ResponseHeaders
+}
+
+func (response RevokeToken200Response) VisitRevokeTokenResponse(w http.ResponseWriter) error {
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(200)
+	return nil
+}
+
+type RevokeToken400JSONResponse struct {
+	OAuthInvalidRequestJSONResponse
+}
+
+func (response RevokeToken400JSONResponse) VisitRevokeTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeToken401JSONResponse struct{ OAuthInvalidClientJSONResponse }
+
+func (response RevokeToken401JSONResponse) VisitRevokeTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeToken406JSONResponse struct{ OAuthNotAcceptableJSONResponse }
+
+func (response RevokeToken406JSONResponse) VisitRevokeTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(406)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeToken413JSONResponse struct {
+	OAuthPayloadTooLargeJSONResponse
+}
+
+func (response RevokeToken413JSONResponse) VisitRevokeTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeToken415JSONResponse struct {
+	OAuthUnsupportedMediaTypeJSONResponse
+}
+
+func (response RevokeToken415JSONResponse) VisitRevokeTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeToken429JSONResponse struct {
+	OAuthTooManyRequestsJSONResponse
+}
+
+func (response RevokeToken429JSONResponse) VisitRevokeTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeToken431ApplicationProblemPlusJSONResponse struct {
+	RequestHeadersTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response RevokeToken431ApplicationProblemPlusJSONResponse) VisitRevokeTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(431)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeToken500JSONResponse struct{ OAuthInternalErrorJSONResponse }
+
+func (response RevokeToken500JSONResponse) VisitRevokeTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeToken503JSONResponse struct{ OAuthUnavailableJSONResponse }
+
+func (response RevokeToken503JSONResponse) VisitRevokeTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type IssueTokenRequestObject struct {
+	Body *IssueTokenFormdataRequestBody
+}
+
+type IssueTokenResponseObject interface {
+	VisitIssueTokenResponse(w http.ResponseWriter) error
+}
+
+type IssueToken200ResponseHeaders struct {
+	CacheControl    *string
+	Pragma          *string
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestId      *string
+}
+
+type IssueToken200JSONResponse struct {
+	Body    OAuthTokenResponse
+	Headers IssueToken200ResponseHeaders
+}
+
+func (response IssueToken200JSONResponse) VisitIssueTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.Pragma != nil {
+		w.Header().Set("Pragma", fmt.Sprint(*response.Headers.Pragma))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type IssueToken400JSONResponse struct {
+	OAuthInvalidRequestJSONResponse
+}
+
+func (response IssueToken400JSONResponse) VisitIssueTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type IssueToken401JSONResponse struct{ OAuthInvalidClientJSONResponse }
+
+func (response IssueToken401JSONResponse) VisitIssueTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type IssueToken406JSONResponse struct{ OAuthNotAcceptableJSONResponse }
+
+func (response IssueToken406JSONResponse) VisitIssueTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(406)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type IssueToken413JSONResponse struct {
+	OAuthPayloadTooLargeJSONResponse
+}
+
+func (response IssueToken413JSONResponse) VisitIssueTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type IssueToken415JSONResponse struct {
+	OAuthUnsupportedMediaTypeJSONResponse
+}
+
+func (response IssueToken415JSONResponse) VisitIssueTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type IssueToken429JSONResponse struct {
+	OAuthTooManyRequestsJSONResponse
+}
+
+func (response IssueToken429JSONResponse) VisitIssueTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type IssueToken431ApplicationProblemPlusJSONResponse struct {
+	RequestHeadersTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response IssueToken431ApplicationProblemPlusJSONResponse) VisitIssueTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(431)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type IssueToken500JSONResponse struct{ OAuthInternalErrorJSONResponse }
+
+func (response IssueToken500JSONResponse) VisitIssueTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type IssueToken503JSONResponse struct{ OAuthUnavailableJSONResponse }
+
+func (response IssueToken503JSONResponse) VisitIssueTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListClientsRequestObject struct {
+}
+
+type ListClientsResponseObject interface {
+	VisitListClientsResponse(w http.ResponseWriter) error
+}
+
+type ListClients200ResponseHeaders struct {
+	CacheControl    *string
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestId      *string
+}
+
+type ListClients200JSONResponse struct {
+	Body    ServiceClientList
+	Headers ListClients200ResponseHeaders
+}
+
+func (response ListClients200JSONResponse) VisitListClientsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListClients400ApplicationProblemPlusJSONResponse struct {
+	ValidationFailedApplicationProblemPlusJSONResponse
+}
+
+func (response ListClients400ApplicationProblemPlusJSONResponse) VisitListClientsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListClients401ApplicationProblemPlusJSONResponse struct {
+	UnauthenticatedApplicationProblemPlusJSONResponse
+}
+
+func (response ListClients401ApplicationProblemPlusJSONResponse) VisitListClientsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListClients403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ListClients403ApplicationProblemPlusJSONResponse) VisitListClientsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListClients406ApplicationProblemPlusJSONResponse struct {
+	NotAcceptableApplicationProblemPlusJSONResponse
+}
+
+func (response ListClients406ApplicationProblemPlusJSONResponse) VisitListClientsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(406)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListClients429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ListClients429ApplicationProblemPlusJSONResponse) VisitListClientsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListClients431ApplicationProblemPlusJSONResponse struct {
+	RequestHeadersTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response ListClients431ApplicationProblemPlusJSONResponse) VisitListClientsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(431)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListClients500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response ListClients500ApplicationProblemPlusJSONResponse) VisitListClientsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListClients503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response ListClients503ApplicationProblemPlusJSONResponse) VisitListClientsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateClientRequestObject struct {
+	Body *CreateClientJSONRequestBody
+}
+
+type CreateClientResponseObject interface {
+	VisitCreateClientResponse(w http.ResponseWriter) error
+}
+
+type CreateClient201ResponseHeaders struct {
+	CacheControl    *string
+	Location        *string
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestId      *string
+}
+
+type CreateClient201JSONResponse struct {
+	Body    ServiceClientCreated
+	Headers CreateClient201ResponseHeaders
+}
+
+func (response CreateClient201JSONResponse) VisitCreateClientResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.Location != nil {
+		w.Header().Set("Location", fmt.Sprint(*response.Headers.Location))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(201)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateClient400ApplicationProblemPlusJSONResponse struct {
+	ValidationFailedApplicationProblemPlusJSONResponse
+}
+
+func (response CreateClient400ApplicationProblemPlusJSONResponse) VisitCreateClientResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateClient401ApplicationProblemPlusJSONResponse struct {
+	UnauthenticatedApplicationProblemPlusJSONResponse
+}
+
+func (response CreateClient401ApplicationProblemPlusJSONResponse) VisitCreateClientResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateClient403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response CreateClient403ApplicationProblemPlusJSONResponse) VisitCreateClientResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateClient406ApplicationProblemPlusJSONResponse struct {
+	NotAcceptableApplicationProblemPlusJSONResponse
+}
+
+func (response CreateClient406ApplicationProblemPlusJSONResponse) VisitCreateClientResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(406)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateClient409ApplicationProblemPlusJSONResponse struct {
+	ClientConflictApplicationProblemPlusJSONResponse
+}
+
+func (response CreateClient409ApplicationProblemPlusJSONResponse) VisitCreateClientResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateClient413ApplicationProblemPlusJSONResponse struct {
+	PayloadTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response CreateClient413ApplicationProblemPlusJSONResponse) VisitCreateClientResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateClient415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response CreateClient415ApplicationProblemPlusJSONResponse) VisitCreateClientResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.AcceptEncoding != nil {
+		w.Header().Set("Accept-Encoding", fmt.Sprint(*response.Headers.AcceptEncoding))
+	}
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateClient429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response CreateClient429ApplicationProblemPlusJSONResponse) VisitCreateClientResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateClient431ApplicationProblemPlusJSONResponse struct {
+	RequestHeadersTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response CreateClient431ApplicationProblemPlusJSONResponse) VisitCreateClientResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(431)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateClient500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response CreateClient500ApplicationProblemPlusJSONResponse) VisitCreateClientResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateClient503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response CreateClient503ApplicationProblemPlusJSONResponse) VisitCreateClientResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetClientRequestObject struct {
+	ClientId ServiceClientId `json:"clientId"`
+}
+
+type GetClientResponseObject interface {
+	VisitGetClientResponse(w http.ResponseWriter) error
+}
+
+type GetClient200ResponseHeaders struct {
+	CacheControl    *string
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestId      *string
+}
+
+type GetClient200JSONResponse struct {
+	Body    ServiceClient
+	Headers GetClient200ResponseHeaders
+}
+
+func (response GetClient200JSONResponse) VisitGetClientResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetClient400ApplicationProblemPlusJSONResponse struct {
+	ValidationFailedApplicationProblemPlusJSONResponse
+}
+
+func (response GetClient400ApplicationProblemPlusJSONResponse) VisitGetClientResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetClient401ApplicationProblemPlusJSONResponse struct {
+	UnauthenticatedApplicationProblemPlusJSONResponse
+}
+
+func (response GetClient401ApplicationProblemPlusJSONResponse) VisitGetClientResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetClient403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response GetClient403ApplicationProblemPlusJSONResponse) VisitGetClientResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetClient404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response GetClient404ApplicationProblemPlusJSONResponse) VisitGetClientResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetClient406ApplicationProblemPlusJSONResponse struct {
+	NotAcceptableApplicationProblemPlusJSONResponse
+}
+
+func (response GetClient406ApplicationProblemPlusJSONResponse) VisitGetClientResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(406)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetClient429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response GetClient429ApplicationProblemPlusJSONResponse) VisitGetClientResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetClient431ApplicationProblemPlusJSONResponse struct {
+	RequestHeadersTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response GetClient431ApplicationProblemPlusJSONResponse) VisitGetClientResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(431)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetClient500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response GetClient500ApplicationProblemPlusJSONResponse) VisitGetClientResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetClient503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response GetClient503ApplicationProblemPlusJSONResponse) VisitGetClientResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateClientRequestObject struct {
+	ClientId ServiceClientId `json:"clientId"`
+	Body     *UpdateClientJSONRequestBody
+}
+
+type UpdateClientResponseObject interface {
+	VisitUpdateClientResponse(w http.ResponseWriter) error
+}
+
+type UpdateClient200ResponseHeaders struct {
+	CacheControl    *string
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestId      *string
+}
+
+type UpdateClient200JSONResponse struct {
+	Body    ServiceClient
+	Headers UpdateClient200ResponseHeaders
+}
+
+func (response UpdateClient200JSONResponse) VisitUpdateClientResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateClient400ApplicationProblemPlusJSONResponse struct {
+	ValidationFailedApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateClient400ApplicationProblemPlusJSONResponse) VisitUpdateClientResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateClient401ApplicationProblemPlusJSONResponse struct {
+	UnauthenticatedApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateClient401ApplicationProblemPlusJSONResponse) VisitUpdateClientResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateClient403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateClient403ApplicationProblemPlusJSONResponse) VisitUpdateClientResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateClient404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateClient404ApplicationProblemPlusJSONResponse) VisitUpdateClientResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateClient406ApplicationProblemPlusJSONResponse struct {
+	NotAcceptableApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateClient406ApplicationProblemPlusJSONResponse) VisitUpdateClientResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(406)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateClient413ApplicationProblemPlusJSONResponse struct {
+	PayloadTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateClient413ApplicationProblemPlusJSONResponse) VisitUpdateClientResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateClient415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateClient415ApplicationProblemPlusJSONResponse) VisitUpdateClientResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.AcceptEncoding != nil {
+		w.Header().Set("Accept-Encoding", fmt.Sprint(*response.Headers.AcceptEncoding))
+	}
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateClient429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateClient429ApplicationProblemPlusJSONResponse) VisitUpdateClientResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateClient431ApplicationProblemPlusJSONResponse struct {
+	RequestHeadersTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateClient431ApplicationProblemPlusJSONResponse) VisitUpdateClientResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(431)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateClient500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateClient500ApplicationProblemPlusJSONResponse) VisitUpdateClientResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateClient503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateClient503ApplicationProblemPlusJSONResponse) VisitUpdateClientResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AddClientSecretRequestObject struct {
+	ClientId ServiceClientId `json:"clientId"`
+	Body     *AddClientSecretJSONRequestBody
+}
+
+type AddClientSecretResponseObject interface {
+	VisitAddClientSecretResponse(w http.ResponseWriter) error
+}
+
+type AddClientSecret201ResponseHeaders struct {
+	CacheControl    *string
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestId      *string
+}
+
+type AddClientSecret201JSONResponse struct {
+	Body    ClientSecretCreated
+	Headers AddClientSecret201ResponseHeaders
+}
+
+func (response AddClientSecret201JSONResponse) VisitAddClientSecretResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(201)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AddClientSecret400ApplicationProblemPlusJSONResponse struct {
+	ValidationFailedApplicationProblemPlusJSONResponse
+}
+
+func (response AddClientSecret400ApplicationProblemPlusJSONResponse) VisitAddClientSecretResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AddClientSecret401ApplicationProblemPlusJSONResponse struct {
+	UnauthenticatedApplicationProblemPlusJSONResponse
+}
+
+func (response AddClientSecret401ApplicationProblemPlusJSONResponse) VisitAddClientSecretResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AddClientSecret403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response AddClientSecret403ApplicationProblemPlusJSONResponse) VisitAddClientSecretResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AddClientSecret404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response AddClientSecret404ApplicationProblemPlusJSONResponse) VisitAddClientSecretResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AddClientSecret406ApplicationProblemPlusJSONResponse struct {
+	NotAcceptableApplicationProblemPlusJSONResponse
+}
+
+func (response AddClientSecret406ApplicationProblemPlusJSONResponse) VisitAddClientSecretResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(406)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AddClientSecret409ApplicationProblemPlusJSONResponse struct {
+	ClientConflictApplicationProblemPlusJSONResponse
+}
+
+func (response AddClientSecret409ApplicationProblemPlusJSONResponse) VisitAddClientSecretResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AddClientSecret413ApplicationProblemPlusJSONResponse struct {
+	PayloadTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response AddClientSecret413ApplicationProblemPlusJSONResponse) VisitAddClientSecretResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AddClientSecret415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response AddClientSecret415ApplicationProblemPlusJSONResponse) VisitAddClientSecretResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.AcceptEncoding != nil {
+		w.Header().Set("Accept-Encoding", fmt.Sprint(*response.Headers.AcceptEncoding))
+	}
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AddClientSecret429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response AddClientSecret429ApplicationProblemPlusJSONResponse) VisitAddClientSecretResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AddClientSecret431ApplicationProblemPlusJSONResponse struct {
+	RequestHeadersTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response AddClientSecret431ApplicationProblemPlusJSONResponse) VisitAddClientSecretResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(431)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AddClientSecret500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response AddClientSecret500ApplicationProblemPlusJSONResponse) VisitAddClientSecretResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AddClientSecret503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response AddClientSecret503ApplicationProblemPlusJSONResponse) VisitAddClientSecretResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeClientSecretRequestObject struct {
+	ClientId ServiceClientId `json:"clientId"`
+	SecretId SecretId        `json:"secretId"`
+}
+
+type RevokeClientSecretResponseObject interface {
+	VisitRevokeClientSecretResponse(w http.ResponseWriter) error
+}
+
+type RevokeClientSecret204ResponseHeaders struct {
+	CacheControl    *string
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestId      *string
+}
+
+type RevokeClientSecret204Response struct {
+	Headers RevokeClientSecret204ResponseHeaders
+}
+
+func (response RevokeClientSecret204Response) VisitRevokeClientSecretResponse(w http.ResponseWriter) error {
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(204)
+	return nil
+}
+
+type RevokeClientSecret400ApplicationProblemPlusJSONResponse struct {
+	ValidationFailedApplicationProblemPlusJSONResponse
+}
+
+func (response RevokeClientSecret400ApplicationProblemPlusJSONResponse) VisitRevokeClientSecretResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeClientSecret401ApplicationProblemPlusJSONResponse struct {
+	UnauthenticatedApplicationProblemPlusJSONResponse
+}
+
+func (response RevokeClientSecret401ApplicationProblemPlusJSONResponse) VisitRevokeClientSecretResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeClientSecret403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response RevokeClientSecret403ApplicationProblemPlusJSONResponse) VisitRevokeClientSecretResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeClientSecret404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response RevokeClientSecret404ApplicationProblemPlusJSONResponse) VisitRevokeClientSecretResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeClientSecret429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response RevokeClientSecret429ApplicationProblemPlusJSONResponse) VisitRevokeClientSecretResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeClientSecret431ApplicationProblemPlusJSONResponse struct {
+	RequestHeadersTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response RevokeClientSecret431ApplicationProblemPlusJSONResponse) VisitRevokeClientSecretResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(431)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeClientSecret500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response RevokeClientSecret500ApplicationProblemPlusJSONResponse) VisitRevokeClientSecretResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeClientSecret503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response RevokeClientSecret503ApplicationProblemPlusJSONResponse) VisitRevokeClientSecretResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
@@ -5531,6 +9352,9 @@ type StrictServerInterface interface {
 	// GetJwks Get the access-token verification keys
 	// (GET /.well-known/jwks.json)
 	GetJwks(ctx context.Context, request GetJwksRequestObject) (GetJwksResponseObject, error)
+	// GetAuthorizationServerMetadata Get the OAuth 2.0 authorization server metadata (RFC 8414)
+	// (GET /.well-known/oauth-authorization-server)
+	GetAuthorizationServerMetadata(ctx context.Context, request GetAuthorizationServerMetadataRequestObject) (GetAuthorizationServerMetadataResponseObject, error)
 	// ListEvents List events
 	// (GET /analytics/events)
 	ListEvents(ctx context.Context, request ListEventsRequestObject) (ListEventsResponseObject, error)
@@ -5543,6 +9367,9 @@ type StrictServerInterface interface {
 	// GetAnalyticsSummary Count events per day, name and category
 	// (GET /analytics/summary)
 	GetAnalyticsSummary(ctx context.Context, request GetAnalyticsSummaryRequestObject) (GetAnalyticsSummaryResponseObject, error)
+	// IntrospectToken Introspect a token (RFC 7662)
+	// (POST /auth/introspect)
+	IntrospectToken(ctx context.Context, request IntrospectTokenRequestObject) (IntrospectTokenResponseObject, error)
 	// Login Generate an access token
 	// (POST /auth/login)
 	Login(ctx context.Context, request LoginRequestObject) (LoginResponseObject, error)
@@ -5552,6 +9379,30 @@ type StrictServerInterface interface {
 	// RefreshToken Refresh an access token
 	// (POST /auth/refresh)
 	RefreshToken(ctx context.Context, request RefreshTokenRequestObject) (RefreshTokenResponseObject, error)
+	// RevokeToken Revoke a token (RFC 7009)
+	// (POST /auth/revoke)
+	RevokeToken(ctx context.Context, request RevokeTokenRequestObject) (RevokeTokenResponseObject, error)
+	// IssueToken Issue tokens (OAuth 2.0 token endpoint)
+	// (POST /auth/token)
+	IssueToken(ctx context.Context, request IssueTokenRequestObject) (IssueTokenResponseObject, error)
+	// ListClients List the organization's service clients
+	// (GET /clients)
+	ListClients(ctx context.Context, request ListClientsRequestObject) (ListClientsResponseObject, error)
+	// CreateClient Create a service client
+	// (POST /clients)
+	CreateClient(ctx context.Context, request CreateClientRequestObject) (CreateClientResponseObject, error)
+	// GetClient Get a service client
+	// (GET /clients/{clientId})
+	GetClient(ctx context.Context, request GetClientRequestObject) (GetClientResponseObject, error)
+	// UpdateClient Update a service client
+	// (PATCH /clients/{clientId})
+	UpdateClient(ctx context.Context, request UpdateClientRequestObject) (UpdateClientResponseObject, error)
+	// AddClientSecret Add a secret to a service client
+	// (POST /clients/{clientId}/secrets)
+	AddClientSecret(ctx context.Context, request AddClientSecretRequestObject) (AddClientSecretResponseObject, error)
+	// RevokeClientSecret Revoke a service client's secret
+	// (DELETE /clients/{clientId}/secrets/{secretId})
+	RevokeClientSecret(ctx context.Context, request RevokeClientSecretRequestObject) (RevokeClientSecretResponseObject, error)
 	// GetOpenApiJson Get this contract as JSON
 	// (GET /openapi.json)
 	GetOpenApiJson(ctx context.Context, request GetOpenApiJsonRequestObject) (GetOpenApiJsonResponseObject, error)
@@ -5598,6 +9449,29 @@ func (sh *strictHandler) GetJwks(ctx echo.Context) error {
 		return err
 	} else if validResponse, ok := response.(GetJwksResponseObject); ok {
 		return validResponse.VisitGetJwksResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetAuthorizationServerMetadata operation middleware
+func (sh *strictHandler) GetAuthorizationServerMetadata(ctx echo.Context) error {
+	var request GetAuthorizationServerMetadataRequestObject
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetAuthorizationServerMetadata(ctx.Request().Context(), request.(GetAuthorizationServerMetadataRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetAuthorizationServerMetadata")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetAuthorizationServerMetadataResponseObject); ok {
+		return validResponse.VisitGetAuthorizationServerMetadataResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -5746,6 +9620,39 @@ func (sh *strictHandler) GetAnalyticsSummary(ctx echo.Context, params GetAnalyti
 	return nil
 }
 
+// IntrospectToken operation middleware
+func (sh *strictHandler) IntrospectToken(ctx echo.Context) error {
+	var request IntrospectTokenRequestObject
+
+	if form, err := ctx.FormParams(); err == nil {
+		var body IntrospectTokenFormdataRequestBody
+		if err := runtime.BindForm(&body, form, nil, nil); err != nil {
+			return err
+		}
+		request.Body = &body
+	} else {
+		return err
+	}
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.IntrospectToken(ctx.Request().Context(), request.(IntrospectTokenRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "IntrospectToken")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(IntrospectTokenResponseObject); ok {
+		return validResponse.VisitIntrospectTokenResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // Login operation middleware
 func (sh *strictHandler) Login(ctx echo.Context) error {
 	var request LoginRequestObject
@@ -5855,6 +9762,291 @@ func (sh *strictHandler) RefreshToken(ctx echo.Context) error {
 		return err
 	} else if validResponse, ok := response.(RefreshTokenResponseObject); ok {
 		return validResponse.VisitRefreshTokenResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// RevokeToken operation middleware
+func (sh *strictHandler) RevokeToken(ctx echo.Context) error {
+	var request RevokeTokenRequestObject
+
+	if form, err := ctx.FormParams(); err == nil {
+		var body RevokeTokenFormdataRequestBody
+		if err := runtime.BindForm(&body, form, nil, nil); err != nil {
+			return err
+		}
+		request.Body = &body
+	} else {
+		return err
+	}
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.RevokeToken(ctx.Request().Context(), request.(RevokeTokenRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "RevokeToken")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(RevokeTokenResponseObject); ok {
+		return validResponse.VisitRevokeTokenResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// IssueToken operation middleware
+func (sh *strictHandler) IssueToken(ctx echo.Context) error {
+	var request IssueTokenRequestObject
+
+	if form, err := ctx.FormParams(); err == nil {
+		var body IssueTokenFormdataRequestBody
+		if err := runtime.BindForm(&body, form, nil, nil); err != nil {
+			return err
+		}
+		request.Body = &body
+	} else {
+		return err
+	}
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.IssueToken(ctx.Request().Context(), request.(IssueTokenRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "IssueToken")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(IssueTokenResponseObject); ok {
+		return validResponse.VisitIssueTokenResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ListClients operation middleware
+func (sh *strictHandler) ListClients(ctx echo.Context) error {
+	var request ListClientsRequestObject
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListClients(ctx.Request().Context(), request.(ListClientsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListClients")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListClientsResponseObject); ok {
+		return validResponse.VisitListClientsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// CreateClient operation middleware
+func (sh *strictHandler) CreateClient(ctx echo.Context) error {
+	var request CreateClientRequestObject
+
+	var body CreateClientJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.CreateClient(ctx.Request().Context(), request.(CreateClientRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "CreateClient")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(CreateClientResponseObject); ok {
+		return validResponse.VisitCreateClientResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetClient operation middleware
+func (sh *strictHandler) GetClient(ctx echo.Context, clientId ServiceClientId) error {
+	var request GetClientRequestObject
+
+	request.ClientId = clientId
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetClient(ctx.Request().Context(), request.(GetClientRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetClient")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetClientResponseObject); ok {
+		return validResponse.VisitGetClientResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// UpdateClient operation middleware
+func (sh *strictHandler) UpdateClient(ctx echo.Context, clientId ServiceClientId) error {
+	var request UpdateClientRequestObject
+
+	request.ClientId = clientId
+
+	var body UpdateClientJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.UpdateClient(ctx.Request().Context(), request.(UpdateClientRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "UpdateClient")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(UpdateClientResponseObject); ok {
+		return validResponse.VisitUpdateClientResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// AddClientSecret operation middleware
+func (sh *strictHandler) AddClientSecret(ctx echo.Context, clientId ServiceClientId) error {
+	var request AddClientSecretRequestObject
+
+	request.ClientId = clientId
+
+	var body AddClientSecretJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		if !errors.Is(err, io.EOF) {
+			return err
+		}
+	} else {
+		request.Body = &body
+	}
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.AddClientSecret(ctx.Request().Context(), request.(AddClientSecretRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "AddClientSecret")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(AddClientSecretResponseObject); ok {
+		return validResponse.VisitAddClientSecretResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// RevokeClientSecret operation middleware
+func (sh *strictHandler) RevokeClientSecret(ctx echo.Context, clientId ServiceClientId, secretId SecretId) error {
+	var request RevokeClientSecretRequestObject
+
+	request.ClientId = clientId
+	request.SecretId = secretId
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.RevokeClientSecret(ctx.Request().Context(), request.(RevokeClientSecretRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "RevokeClientSecret")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(RevokeClientSecretResponseObject); ok {
+		return validResponse.VisitRevokeClientSecretResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -6034,302 +10226,439 @@ func (sh *strictHandler) UpdateUser(ctx echo.Context, userId UserId) error {
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L37ctvGkj/+KlM8qYp0DkiRlChLVKX2p9hyosSyHVuO44RaYUQMSVjggMGAomhbVfsO+xC/v/cV9lH2",
-	"Sb7V3TODwYU3WTm7yfFW7YlMAHPt6enrpz/W+vF4EkshU1XrfqyJWz6eRAL/PpY8mqdhX72ejsc8mZ/P",
-	"4id8jo9ueDQV8EfAU17r/gbNTGVa67ZaB00PfhW1bq3dbO/XW616e6/m1cSNkOlln6diGCfzWrcm+U04",
-	"5GkYS/tU8jF8N+FDcXkTipkIande1nazU266U9V0LK9ingShHBabVuFQTieXMOlIpND+hVcbJPG4ONw0",
-	"LvaSximPat1W+6Bzd+fVTqDZb3naH52FtyLIrQrv98UEWu+2vFownUQhDE7hPxPxXvTNs0SoaQQr/9tH",
-	"Pc4wqHVrzdbhLu/02/VHQUvUH13t8vphf29Qb4uDYJ+3rjqDR82aV8u/e8D3mvVHg3arfrUf7Nb3Wv1D",
-	"0XzE20HrAN6VgbitdZvQZ1+ENyK45GluiufNw25rr9vcbewdtA9bu7/WvJpKeTpVtW42I6+WhmOhUj6e",
-	"LPi61f4Vd22z+bQ2mM9hNp/WivnsdjsHjVYT/i83H7spyydEn+v5JEmcwO7240DUurDbYYD0ezngYYRr",
-	"E4iUh1GtWzsfCYYLwEZcsRYLJb7OBqGIgkbNo9Zo4+1HoWKJ+H0aJtjWJA5lKpJat7aDLamd9o5Dy3cX",
-	"d3YV2s7MLH3dXVgyfWJn2/1YU3Saa93aMUtEmsxZPGBc6uHyKBE8mDOVxjSM7KhnjaTJVHh/MMH+U8jU",
-	"LNCzUKUv+VBU87Z1+Msmy7CcI222TJMknogkDYllTyIugYEmMayK4MBaOncbLmY8Tfowspm4qvPJZM21",
-	"9GpTJZJsHfb4Yat+0O/s1h91rlr1Ay726nzQ6V91xGHQ7reQ8464uhzHiSUpKW7Ty/40UXDSamfn/fbz",
-	"J8fts/fHzbMPJ/OzJ8ezs6cHs7Pz6w/vzn9+fxY2996d/zR7dh6Mz96fpO/e/3p9Nm82z96edX49P959",
-	"d/7D9dn5MNvm10TU3Y+VVD3gkfrLkPXrcChDOfxRFC7sa/zht481Hg1r3drJ63Znv+bV+slNrVt7Wad/",
-	"XYdBrvn67qDVb3J4kgL9nzym7SbyrXm121q3NjjYffHD7pP27dPWt8ODm+nVYfpMtIbfn334+dG+ODif",
-	"qsPpy+9vXv188qbm1aCZ28unJx9eTQ/Hu/vfP3t+mU7Ffufw2fPJL2/3J4/nr9Pw+t37H0/fnnZ4U3Oz",
-	"8/haSHWq1LTixlXqMoXntW5NzH8YXX3XD1+EPzx98+G09Tw8VafjdPLr49P90/ens7P379Kz85P07P2b",
-	"9Kz97vbdh29Hp+EsDL6PZqfv4/DdLz8lXAbNU9lsiPkPH4K3p+GL8BQp7/l3J52z1829dx/efHh23m+9",
-	"e3+SvvjuafT8cWv06/uf3797/3P04u1P83cfTsLBT41+O5JX46fN4JcfoppXE7eTMBHqMpS17mETr+NB",
-	"ItTo0n3Q7hy2m+5DMy95m1we//r8x+t3t+f9X97evv6x8yxpzX8azo6Pj49/7O+evG//0rx6daDe3Z7s",
-	"DQ5mp6333x/89HszeHH4+Pfm5PGHg99vmvxbFGeuhbxM5xNR69a+FTwRiT7DeMclgqdFKm22gM52m126",
-	"TMWYri0e8P9Py42Nfjx2D8RKJuDVNBs8Djh7Ft+IiPdFzavFyZDL8ANdr0ubawXN/iOxOzjk7TacrzgS",
-	"OKZxKPNHKA1voOXpJCjPrN08h+PT6dLxufNqb5RIHtMi5AitcmHanfMWrEphYYYJ74slSzOot68eifqj",
-	"/l6rfhi0eL0jdgcH/fbVPm81s6X5Dpph38eTiUgeYmlArFfpBovjzs6szfIb81+afC480GBCib3DshRv",
-	"uSgchynKrvFgoESKYrlWL/balvzeUFd/MfIbc8mHItlgcTvnrZYhG7M2b8N0dCr70TQQKi/UwhMW0qPL",
-	"iUjGoVJhLBXjMrC/Y49hOnflW/ub+VtcKkHf1rq7Wi7AziKu0svd5mXA9V2qFdS9StXX1WD3qhRYIBhs",
-	"kiSPhYIBSVmaTnZb7TuvRorHZRQPQ6ku8+Nq61bxYbnVg26r3d1DgnFeC0mu2G00G63WbuMRPK1qvPXo",
-	"zvvznnKHLGrd3/DSU90oRKZI/wAlKPcPl5TyDxxaIhLpzpIQFUtuDCjU3MVnnIHS/TQSPBAJ2WlQOjyR",
-	"/Rg1EuDDQvWTcEL8B3VR0CuFSlk/lqmQKaN3FUtHgimR3IiEkZCp2Narp4/Zo/3Dve0jpuDd2UhI5j+m",
-	"L+umH5/NOOirg6kSpNHS7gLj+RBOYG79kRhzGI+Q0zEsND648Gpa6lBpAgOG6Tzm/ZGALpI4eh6jnL5o",
-	"ImoSSyXYeKpSJuOUXQmtrLKrOeNyzvrQFttCAUd5rD/icijo/JPWzXgimBQwaXw32M6PX8Z1bLFyDvbh",
-	"ynm8TMIbnq6aR6jYIE5wI/o8ikTCYhnNcbTVU1QjDn/hyFV+4BPq0WNLZ1B+a/VUpldR2C/P5Pt4xqJY",
-	"DlnqTmnM5zBkWtvCCLEhj435bZ0PxTe7zWZujOVhPIv79iItL+ObV8/AfKG7R82VvYdl07wp3/vOTXsH",
-	"T+7OmldgNrBBnIzxSE6TsJ6IgUiERCZUHvErnopndMVXDRmOvIBBC94fsYSnoo4CAZvEUdifs3TEU8Yn",
-	"kygUAUtjlo5CZc/v1unJ+VM2StMJn4TMt135ZFnyWJDwQdqTai5TfrvdxZWhhr9WDNiox/zE1wuGbSqm",
-	"0jCKGI+ieCYCJuOZh+Tnp77mD/1YBopNZRpGLEwV+30ap5yFqicHU/hyyEPZYK+FYD2cPcMJqV6NhRKb",
-	"CIGKgmkflqHRk7lN6dXCSa92lHzTah08Okq/aXmsBzQq++GER/ikc3i4D09yOzIO5TMhh+kIJakl2/AS",
-	"p7/gGBaWPxTqfhtQp17y+8DMNvQkbnZxI373s+XUaz6jn2ahDOIZLJ9e/QWr9vs3rXazeTT7Zr9ZXLbf",
-	"v9lv6kebrRvYBI8HqUjKS/Zak0IasxkPgTEN4kSQGTGUw9xp6xQ6DcfTsdtlKFMBlyD0+fbt2+NpOhIy",
-	"tWbK8l7x7I0wlgwbFzCUqRJ0a+0/6jS3PTYDERDIDtk93V+c4X2Al9YkEXCxFbkDKcEsETwaf9OrSXE7",
-	"Vb2aR61806tpGy4p473aCr71yyuimNOgejZhQIwro60jJATBQn3lJmISJ2koh4yzSRJfRWKcH3Cz9cOT",
-	"n/Z+3n138GP77NGrw/PO29Yv+782j7/Nbzi/tRvePvBWEMAdaC8JH4tUixdLWFnEkyEcCjkdX8HFNWBh",
-	"KsZIHolIp4nMjbfd9GohfPr7VCTzTKojdcgdcSAGfBql9MmY32rSAYvICkJ6oRWqqotqDMKBHaC6DicN",
-	"dpyycaxS1mp6cFiY5EkSz5B4QB4kUhqEESwGTQvO8WCapCOR5Ga3YHJaw6ucXWFyuek1K6cHqs8igoKL",
-	"7WvFwqBIJGtJ2Dj2CU9H2dCn1JlXs04Jrb9W3YrTMKhVEpORCoyoCprQqdTiLnpTUK6EP5Hn0une0QT/",
-	"j/eKrn7XMcmplcvQaSbTkMk7U3on55wJFdMvgPwVCHwH5QUGEg/vp2weTxPmahhfK4ZmgVClCU/jpKFX",
-	"RihrLV52HLWgv9fc9WppmOLeHJsxZIPUKwgXjOru7PBJ2EBGVO9H8TQA1cksjdopzREXPNudrxIxqHVr",
-	"f9vJfLw79FTtvKRG6JMyMU24UrM4CZBf9uMkEf3UY1fTFI/GgrWr5dQSlB/rWoBcNBz9/k6V/F8UpZZ9",
-	"n73oflXPrv61PtavA/eua/ZdPw1Wfe5welzNE1B5H8dyEIX99J4k3nc+L5K2fVb0N0K/jAdBIpSCvTG+",
-	"vFACc1jidcy/WPA9Qqtoo7gPsR9mxP44G/YmRG5n+3DEvWKh2FYoUZF0T//2F+rW1A02jn8ydR8b77SW",
-	"7ELFjJcOpeYgHKBCltk3nE0lzXkN6p8qUrC50x52U+GMh0PwlzoTvpmWX147o8W554G2orRUDfY8Tkcg",
-	"s8LFkS39l5Pj1Z7GyVUYBELe89SEUk0HA9BRZeqYI6sO0aJXi0KQ0WqlEAEZAzNbKMu+89hsFPZHJBOB",
-	"DZMFsVBomhomXKYPIAqdOiNmuRFvcjAWzfvhzgnZ6L5WtAwR71/TumWdEX+KJyLBLfVYDCY9QdqRYr7x",
-	"QfzdZ4OID5VHq//llNCSnwKflTw6ycKt7nFSqI3qo6Gf5e+XqRS3Ewyc0laDuN+fJsC92E+olTsWM7h2",
-	"Chp6eM8z0Gk23TNAQzMWeRzIxidAT+9hSD6/Mu64GgyOw1UczK0pPUlCoZgZgTL2DD9bFv8LldMqP+Mq",
-	"PUYn8/0oHL1x3DRQpHHnaZHjA3+HG754n3+tGHzFSJMkTRdlqz6X2gURiHEMVBAnRa3vM6WgZ9ixHu4m",
-	"xO7M8wE5PPqL2CyeRgGLBL8R1cJPPE0hbNJdsC/UrakbXMavbKDzPXk4WVv7Uai/LHPy3BsFbZh+BVYN",
-	"VC+vZTyTHgtCxa8iEeCtDHRtvB7kg8vsQvcl65bLznF8zI5vMz6em9wdBvvqnxIRCJmGPFJLl8V5rdJS",
-	"ECeZmScEvq3tPA859dwY7jV/p4UHPONZq8w4X3Gh2UygP4NI98t5pgV8HqcUZABn557nWcbpJc81UiTc",
-	"whsFmrXe5T6X5CK/EsztHDpdpOWjJ53aLn1j95gMsmKS3luz389OwPM4ZbnJbEL8hZV4QC2fJugzmjFL",
-	"ppFQDG4yEOHmINCSb4yuubwmA6kMX06EPRFP46kMPuMwDMz3VeeAHpaPAEU4WO1b3Ibq3vx6L0+tpstN",
-	"CZW+exgafR4zNe2Psplqy5PVul0prMFe6dcUKNdxOhJ5j41iURxfM3HL+2k0Z1F4LZCkvxAxrf1LPo9i",
-	"HpzH8TNw5N6TlifUymUax5eRaadI0+WXSrSNQyOF0gY+idu+EAHb73R299nVPKWAp3sQe8sxNelpszSO",
-	"mRnLJkRfnsvDMejcMoSKxgcCCi9xYx2v94WYaS1fUarEF63jD9I60NC7bEHohdKxxl3RwTeoZeDbHqN8",
-	"l8BjibiJr/XaXMFdwtKYcUnsXEvlaHK4CfviARfIjPc+60PfUniDk6FzmQhwIlWtUuV7SxdrxjM/DLx9",
-	"pIPxyMgMaaVXQkizfA32LB7CdUnBeJ+/TK9yg7ED3mS1Kuf8kLzSHWFBjcPY5C9aXJ5D4j+/p8efeesb",
-	"6tKdLb/9F7+8QAqIQinQ+khfUFClKskFu+1H+wefJRfs5iieOs/3eV8pYfGcH15aKCwXDHookH/yRBRk",
-	"iHK8/26b/Rh+C55vHZn2R8Q6fA7hYtZnlvS5gFqrqJRyABb1Z97cyaWVrr87+NkrbZeo3CNsl4XY8Bc2",
-	"hEsbhfJacxBk3+eU2lqMaHwVY5h8WuLzGN1PK+qxQZ7rU+S2utaSVZh2mRIQVZ27iXwGgB8od/WkNSvB",
-	"8YGmfCvC+cUA3QbbOoazdv21sk6tb+Ng7mc2qWGo3QWzEfiHQYz3mIp70r+tE6vQ39Wv8EN4n5wxYwEx",
-	"tMqjtADOEgi3HwuQkxK68xvbGANuNQBY+vwqerWqXvDMmEnVurWv9MMGPPzbTvaonG/8lVke/W7++Z0+",
-	"nfEZl3O9y+q+9wlPxSVGAi+Qn9zn7q0RxxTYqyelwCoAoBZ8kAoijiw62WQyhJJeqmOY+z2vjrbjwSqN",
-	"YtPLwp3dA3luWWIzMUDwpitTBF0mnQidIJaiwd7yMGW+syS+XSod4Y/rKG7T7Cg4uSc9qUbxjMhY3I74",
-	"VKUiMOksGCfkJ980/QZ7GieMM0wo9OhkYayRivFTLtVMQLh+GIlimKlCfaknaVcTMcHsHgb5j9NEKAhQ",
-	"Edr+gwJC6sawhjaElbIo/ipc2NmwlV9nSR2feRm/kU4exr317Gm5leKJL77ixmswUuGuKGODwB8yHdPE",
-	"qz+AFvSmNIhNjnVxCg8n+emZ2ylj7JEcQmJdBEH5ItOw4UgYJfEvRPxv376tF3OGljVRTDH6/GNww8Po",
-	"Mxxi03wLFeRvHxe0JBDgwz6mjqZiPIkTnoTRnDlf/LMuwY4bwvdaDys/8g3Pi/3yoW7BQEyEDITsz8kk",
-	"56yRG6pKUR/BEUuchau8EhtfbpDPPTpoFn1joGbuc3SwhUuDVlM+O87zwuHRKFWYgglONPwBzkUp4WdJ",
-	"yDjacBd/mQ8Y1z3e16vcbrvXEU6M6YltdracNXmYw+XrmfnlxVzitPsSIL74YKjpBCJKRXAmgpCfzyea",
-	"qu9xQmxTl2NoSyM9VZ2VyjdXuucWRF/cxzfXcQncjobhaJgezWakXjmlP85LB+zAL66Gjx4NDPkuY2fo",
-	"j2IpKkxyhfNAMRt1F+BjGVUV4EDuvH/dA/Wzheh8Sgid9ztMZaTPinO0Eg7UEA14btp5QFC1NG4JTppW",
-	"eHKZa5V5et46eKKZyee+kU5O1Hq2yMxOfJPTWl64hz+oNmBmzNM+YQMAHSS8D5YMWnlzi1EkFAwFbikL",
-	"2PrlgrKbUokODb/lwUgJDa5o2H0MJh3FJiJhAZ97OrEPll6HmxPKKjDPQGjIG3wRdDcNnIF/mjcbDFCp",
-	"bUg2tkcQP5EYpBDcBtuHef+rqEnnNk4lLrYmYp4kHFeOYKI/Orn1OcRomwsfaFjhfC48QUpXft1Z7+uU",
-	"R+XlPI4iM2U0lmXZegkoNDksAICuXgkxkCX7/0YzxoGb/j3a1QwwKL4CJyveMshUqtAJTjHWdhA6omEs",
-	"1XQM58vhwR5Dp+0wVCluPFkOkW8YAz+h+vgFuCbkLDNxVfNWYF1MeJqKBIb0778d13/l9Q/N+uFF9mfj",
-	"slu/+PtXVctPWJCgs+gzgRdIEIQwch69dChf48gWFVEpZigeN5hPfNQ3/jZElvApkQDnlj9HGkJtBelq",
-	"9q/BG5a/DNN4Du8h2AdZSReglMgQoqStLdVjPGWR4ACZ0QalGVioSAhdixswDa/Z3iO3LBDjm/On9QO2",
-	"5e81mz5F6c1CJY560re75RPxKqfF7QYjuF6NhwVdsONkGMt2GMAlOipC4nCConKHPBklXAn3eNnp5mml",
-	"2d7LE0u7ggYIvW350r6Cd+6yq3L1RrymN4tnj3Zd76fu29mtqhP4hM+JeZVYcd/8nPGCveVYKgao8L4M",
-	"qzAb/RKNo2rsJ4bIS/lnOZmnwc7gBkf8MyXqoVRCqhAOTjTPc4Uy4KAdsVlahwDanfz+71ZsP94OFUM0",
-	"WdI6AdrPlp5yqWEKk3TOaLKUOZg6+PABk+CFKZ/7Auy4uxU5BPLSSDMI648FJJg10KxXYLrk4cvd9iuQ",
-	"zEvfLhzTctTslWPKr9zKO95h10V09GqCr4Lnzp2AehqOK+9tA6deJJvngJy2hBayUWQ47HIaaXsxAfGU",
-	"OnPQwVfNo9Vefw4W2f3j5sBCK7auwCfwFUu+OVor1flwp5vfxGzEdv1zJFLJgKDxY1u4o+oypE1Cb+J4",
-	"HKapCNgW4ItlgXoem8pAW9wVH7uwCtvlAx64ZRkK3SVTkVFH1orbmeE7cPUany4IGXnDmt0wLZboiV/F",
-	"cSS4LHKL8qQDYYYJGt61mKOYpnRUJldsKKRIyliLD8VtFo2LTCYIeGWkSpcPsy394yBMFBpaKFqEM7vq",
-	"2wsG/JmsqMBN8iN/a7aUhs/My6Xx58f2IIzISiQGCNSWFbjIXZxOsYGl/GXRzNxdGPHJREg4KGgIs9+T",
-	"ccx31spnIQAkWB64vXoF1mdhK7iMXhovVxYmz1CymS9kHlgMaEO14M0EZP8WgM9pNa7BTiAACLjMSPSv",
-	"Uf5FK2I8kwDIK5gPdovrrEt/geiAf62v9xq95g4Fo1P6rmVQ6cy/i2pxYWV1x8vX6BVWPSpLqXwh97Xw",
-	"fdQ+ZWlmkLi5IC2XbA4PD5YrvPnyTGt1W+C+luGHicOn83r3qjEkTtLCGiPQoMtEDaZnsGFt3K2uPlXs",
-	"9YUUjB6inSaUE2NY8UCho3+jfWYz04re+LsVRORwIGd3nGXKhr6Q0B47YnNRXocApD6P2DCJpxO4NeOB",
-	"Xt8ua/3Pf/xnq33gqrbxgAGuKuZislTcFnhzThRf3/7w773ebbNZ7/VuW097vdtHT+HPw6cXf3eetJv2",
-	"yXGz15u29g/gP1AbpE7/Pcb/tA/oP4f0n6f4nw78Z7fZhC+enjx9erG4y0qLh2MMW0efbHb+WIXS+2x9",
-	"6D4aS7Uau1wqXaLkwqsW2KZ4f86zKlxQkYtdoa3aQVnvMr9kLPfZFt4J2oatwW+1rR/BWGIXuqYnwWe1",
-	"7TF/AVSSz7ZM7o0GFM2Q18C86rsY95dcztGh7EOLrofZ93oSLniDVOazrbSEMqY5aDWSGAoIMGuWzsIs",
-	"E5QWBSQ5+35P0pi2ySBUpNRAuDJPlZtmMVpWIZDAzCYvMFU1WSJB45RxyW9lkbhSK8ZHtOa9/hQaInpb",
-	"xXNxnewwFxIvlH1ZbOlf/yaosq9nZVLKZ4OCO+GpuQnRk5PjxDmd2NFvckXFik2/5EqBFuPTC74NKYev",
-	"GFSiPGKgdrOY6A9BcuDnXNcPVqpspY5fZki85ixdfrYLt/G5ZoVlY5v1xqx3FbItGZMrLY6cFz3t3Y7m",
-	"EM6bCqYmvF8U6Su471/t+nyZl28r9QLa5oKTbKrSeMzGIuWww13G2Q+vXzw3JsR4YG3tOnlna7ft2Vyo",
-	"bYagveMJ76f0XWaF527Nj55EFqxYmOqL480/YDnQpIB/HuLZ6PWmPhOqzydCbXtMCgzwNkPosEjciEix",
-	"QIgJ8Xk9zjBVIhpgoQB8hbUMOrv5tt3pmMwHGCT5XulrTxs22PM3zzLSYlswGgDL9reZxmm9FoDVymjt",
-	"e3ILMygK7obtBjtNFdGs8arTkpibbSonHONl4efWPlPTJImHPBVm5jQgUMUomFL1JLY0CFO4vuIpHAq8",
-	"jXsA7An7H8ZS9WrbGVba16jH6ah87fMIU2NR6TIpeKL31KPcFRnL+vHrx6enPYmD50qPO+HpyKR1FTcJ",
-	"L08rTUB2is6Yg83Z30OSiQeuJumDg6a1628XvCqFmpJY+SIRCbrdZioScCLztSbH/NYl73anU+RCkKYy",
-	"jOv6R4wcesVnZ0IpPhT27NzPzwaqC866q60/mMSnbUE37cZeo8ls+Q6PTaIpHYh4Qh2U7V2uVseeUnvp",
-	"SPSkNuHEM6nYlh8Gvpc3aHgl3LBtdEubmjkV0kpZxF3trjYvr7TkkQ/1a1UxRZuHrm1nnL15c/oEKNNY",
-	"99QR/nSzB5R18wi8c0IG6MHVZNaTdLKlK+WtASSrWZBjwWyw73SvWru35jKwiPZkTMbXAqX+Qf6NlRtg",
-	"Hamf44LIvAQrP3xNr65pjcub4bqwPVApY3d395BZgxnb8s99qj/yq8+mkwnCOSpxxKq4madrEkFiUE/i",
-	"bdqkul+mCJ0xSZPAhhwqloKNIE6WjwTPLLbGiNuP4v51yUdMjNOcNABdpePFcNBoHl9AC9XmwuZCe6Er",
-	"WkBMwMe9uzr90c7+ODd/dEt/bPV6Dfz7H9v/tvXrp9/+Ub/Y+q3ZusDfPrV/a9Z3L7bh7Q79tP3VCj9L",
-	"dX0HZ0vBs3gVT9Mjt3RUbknYsaPIZem/+lUEne3JBfqclxWguhJU4SleEtRbcRIf3DW0TOm+qLpidCbk",
-	"FKP46AvncjEmyOK54Y7ROo2Rbos6eQP4PJmifG0nUwh/Ojd2ONoUXH3F9NVgmWLhmqBzl1nGK6y5xmKw",
-	"kjdYXe+P9QD/UV5cXc58oe8NvD3wig1xIhEB0nGJjP1iSZZVBtA/0vG72N9SdDQQLd3TDfNH+UhwL+w0",
-	"FqqSrxf4t9FHN1epGKMsmoV5OTysH4+Fwmzs+xheM7/4X0htdEw2lWb5fFwqO9HYZhpg3NeGP+AxtoqT",
-	"5jAU1EmGN5FWeKOthaqCJYaKzRK4BmxtLT2A54j9LPqjWOexY1w0ajP53VoVylxaCQPKWEVYGC5qHLx6",
-	"RZIcfEe+cxOAf55LJsj6smu1fndY54kwVMHgahrI92tKW5U7NMHYZe8EKuwv6bkua3bYbG2bC9j0T1pz",
-	"Vvwwy0jID2HHRDutMCQtNvzBgN6Kqx9FpTOFKjqyk8cMq8ejOkElRDutRx7Tfx1UhD9gBfqMO1Ip+ouK",
-	"xcLi9NmLL+uLXrxeJDvBoMJA40M42cJUiU9fJ+BGuwalJaOgcg/p3B3KyePKcWBp/OwtFQ4rX6u46q64",
-	"Evt70yRit6wfx+DR4KmoHMp82dfz5V8XNv8aq9fCMsOgoGlaSw/3iOaznDJeiwqz8LWYr2+rztpaaavG",
-	"dqvGo3Gn17Mb5MfqAGQsH6cNc77zNozMDSeXht1VizgyMD6X05e2PNHW6UtSuk9f3ux7GfI4+wBBEmQ5",
-	"EtLoySCeF8KqIRe4HydBpn7zaRCmPRnFQ4bOJUqVOtI4/uhzwVAZOWdK9KdJmM5ZIPqhqhD187WinYt4",
-	"r5O7ebe22h1Uf1AZ2tOKUQv/Q3//1qofXvwbaUe9XmP74+7dRt989enft7bgz+P6U14fXHxseXt33e2P",
-	"j+6KP36qeq3lPbrrLniyf9ct/r7gzc7dVulV+L296IO9BR/sLvpgd8EHC4fUXvBB5+5T6f3qN/fvPnW3",
-	"qh89uvvU3f5Uue77i9eou3AxSp10N1yG9l13w3XYveuuuxAwnG63qvmm17nb/uNpvMJskGm6+rTVy9lj",
-	"krlMxApdK6P/NTfKgFQkm0Q8lCSMs+ON4v1ZOdy/J514f8N/0mQqES6jyGo0hgsbxYlCR3AKEphK+SS6",
-	"V4j/SoODFpyc9rJbour6eTER8vjl6ZO4Px0LueQGqnL5HEumv2e7jSYLdCNlsSmUg3hV06WhxRMh+STM",
-	"64vAuXerxeF0pDbso7B4pkOPxmvarFq2l3wIckplje+3I5EQaDM6XVlEFWYciK0oVBWLtNqXTIVgBzEg",
-	"sWYdrOVQjhZXxPUjqsaty0eX6t8uj5CJF1SvxZbpYXXTKy0dC7LHCmVxs+xIU/IWPGxRlOtrr71RDplR",
-	"gWwhXJNIZreokiZy5c1KOod9yjgV4kJAVmUj4hjZDDShwJlymmgwvxvPpK+rlIOXQ+tWmt+Bhy5BmQkn",
-	"rqX4rDKaji9X3UTwIPcPaDf3gxNOohY+KH+FuWBhOq/+Nfc+Gm6NRbT6n9asW/Nq3KRt0uBzJqfcDEtM",
-	"waTaVoUNgJZ3uNd5ZOpUM7qDlHblNhaG5ZRTaWDjAMaoPwqlqMMgcSupKBd8Ri7WVZtciDWoitFx7UK8",
-	"/uHiN0oCvFxgmVlkHzlmo+mYS2eot+Ayxc4sgqCuJib7eQ5TSgzfLAgoPxBAV6sIEPMWZTR/dghRPnX8",
-	"4+L8a4zSx7wBvVm+m4XsV5psliaiLzG2lgfx/fn5S0YvIAHluVnTrcLdOTx0mBs+q+CllPheQbyjOEm9",
-	"Ijkoyo82lhpzQqDd/IyXJNJnE6Ufyn2/eXVK5o3QJNuqFd3dMznfNeMn4UrTgoHvwDVzI+3pNHkm8Myh",
-	"pKr7wKK7/9N0e8Ibr6Rsw6aytc4Sm7EFDVbOtjLzNYZw6EAQSkmxsKawa7Z4XsquQplFGNAlp68narUo",
-	"Fj8aHPbb4M+5SuKZEkmdB3wjmziYvFtglH50cvGPr6pTWnKwoB9XgnFrgFUgP3ETxlPFfER99HXWR4ZZ",
-	"6tvCPoWk7tvk8vjX5z9ev7s97//y9vb1j51nSWv+03B2fHx8/GN/9+R9+5fm1asD9e72ZG9wMDttvf/+",
-	"4Kffm8GLw8e/NyePPxz8ftPk3+ZXotNqb6YD5Ge+SgF4FUdiqSaFsgqYcCoCIVxZwxTDG3PJh9m9jRcz",
-	"GX4LziL7tLR3eZDiypwLpRbt7LFkaJatQ6yeCNgPb8/Zlp/OJ7aCkM/Tf7yfpb4OCNHBTD5A7cWJnlmX",
-	"fUtwhRC4tdt3u8RfKOm9NHLCL1SXYcXAXmsQu6lMw8iAhWYgkPrTfC5Ic6X8bXZ7s57zpK+/1dlMGucH",
-	"bWpbYRAJdIZdqTiaGnBWXVwXdd9QEXPISy/tzmG7uf7oF+9lPOG/TwsDhrg46DdBwGXMNjK1oPCtIwrQ",
-	"gcmgMVAnWpcvJmjMokwZQqaNX2QkT9bJj69MD7Ekm+s4RzNe6fBWbK8eRtVhfjMJPgvx4TwDdQYGTgCD",
-	"Rxl+gs7zHYfSbapVvLw2xXP4w0EKygulqh1ZxnpEDqJJEg9CRF3MVYt1KvFVeIiMGrTGCI/Nu+gwEjy1",
-	"bv313PXWlr8RhMBaoRGfHwqTwXpkLR8HnD2Lb0TE+5UTcu+WtZO3W0Gz/0jsDg55u73OsFz1dtnFJwYD",
-	"QYVSnS8a7CVVmzOR4kI66O0E/2KqZTuffZMmU+GvrcE4poQqDeYPPS5ebToJNiTFqlzV4l56C+BBrHjt",
-	"nIDcGC4WnN9j56QtOMeJ6MNWgSRQD3XdW/AMGeB8nZeRGGcTRqfBk/Em+2yazTa5giWISy0Zq6r7mZ6A",
-	"eVAVL2eIhFZpGEVgFqdLGa5nW4JIYm0RhE3OX8G7qwxsWcbtKtrQQAMZtyLF6hIFZHWJNY13m5cBn1fp",
-	"+PguQahbbRo+YbtNgMnC36hYvwuB7uXw1LUuvLxiTiZ9rJo6jhhHtDzlHcMQcaxRPBySO1JN8TIfTKNo",
-	"rhNtwgE5Ahbnfx90W+3u3uJgzpUwGc6Iw8kCc2vmrfUXeVat61THT/OUNsaZSCyFXll6s7HEebp62OtQ",
-	"yGu7okuoJJ8n/Ggzg25uu4uLWT3KpUTulQ61tyyPvHyGFgcMVrEjpEOP8QwwTfvOr3j/GlKCZQDCCixi",
-	"nLAtra3pz2exgYGuCGhZvjEnNCANfMe23pw/3mbxjQ7qdXfHY3EUCMwsSVR6hL89CL6dBYiquAhx8Nh4",
-	"5Sk+xzGmMConVtWYPdxUUZUn/8+CcVh5JFaj4jkjzHP01mZ+DOO2yK+Tl9/0RfT6AGmTpAqV922S854t",
-	"FYSyNxekETptLZrJgsxBFoRqEvG5Th1ckBRo0gKKiYF5Gvku4X3Bvo8hDaGA0qWV4D9rcKcjGi70S9qb",
-	"csznwMFZmLcMIatEt6r+sxA1rB+XhUoTyvMayIEIkKpIgK0m+9dTcw5/eHte89awB+UML2gc6jJjFGLx",
-	"VcpDeBMtgguNgB4BCnFISFhmOsrZjNjPIgkH4Ltk8WCANdBsdCqEiOk+hyL9YXatfLKb4mFAfy62m8eq",
-	"JRhZ42AHCub9NFPCa88Ri/JxnJC7KRV8XKvEnS28GJItvi9kmvCIIYvRVVwjPs+sx/TZST+mwOkuc8qH",
-	"wMs4vWzNe1IHMcK5QvsNxcE6Ei9mAma6Q13144kIDIGBcXEMC08gJqBE1CGGMDCbqg8xntyetL5Dk4Ii",
-	"h0Lp/I+e/NvfmJsnJOsUyYrGpNlIJOIIPTGv6fRDKEkSB9O+/r7OTrTVyZZ5JwNB3lXUYMdGYIXzoYTO",
-	"yASX7VZ1CLl/XP+V8foH1qwfsga7ZF1W97ePepJBhBslnYlICaocMwF1GkUCrrOT6hbgioWBM1LySIYq",
-	"j/zt4kj7bOs34xm92DL+ltls1kgG/boIwjROGnEy3EkGffh/eG972+AhkI8BhqkkvxaXfa6gOlkcIOnn",
-	"fUXTRCiMhKjy9cFaZ/gQmByru8iFGocyjaG3dGTqlplM+EXRzzv50Gd4X3vyYJXcaitBVrdYsZRfi80t",
-	"xOx4RZEbGLtW5LK6OFRTSgSQDtzyta5ZLB1jevez3SWy4DLP3UB9THABKSlKGc8MPi5VOjgvpjqCNZhi",
-	"nDjMTLLMUaL9X11b+nxhTXOaEkxoD7bTLW6efYvKSBA7ReJhaq+yKPFQkAxZhq23IVxdzCrw3dh5gPGY",
-	"xfQhhHeZdG4ZMx9OHQao0FaYf38zTQf1A4QVmev5wJnZa3V87Q5DKjSxauT8xv699VOzocMtv1fr9abB",
-	"QbPZq8HIbI6NiZUHQlYeSxNNxCD1ANFmWYq7bZPLHg8wzR3JrZD2jWPFzcslfpOG8N//1WociN3mwXa3",
-	"zF5wzczh0ykAhoSQ8VBfhFNHSCdhqvOFlTmbFPZk67D9hHkI8Fn+NKpCmnss+2h8g0uoHgjgI8TNzkGa",
-	"xy0tJ4YSNMa7d+/e1c/O6k+enH//fffsrPv6NeC36YxpAOdlA2C4GI+DhXM48xu+xun2f7Uk8d//hd/7",
-	"bAtSQRVrNv/nP/6zvWuoaFESKgxHU2s2FDqsx6VaDAZZQGe5b+13PFs8ftvyNF0WL3ULqqsU+9kq4at1",
-	"YfAtdhZ+u+0VUbaxXZJetlR4q/fOTcYHQjA1WGOp6aC1y0pl5JHHwTSgO7jdriiPRi9OsYhElw0/hBP/",
-	"yJkPrjceaKEypzGoAolQcK1D6w32Ak+h0O0gYcHiOryy1TG8slB8QndaWHt89SrGLUy4VAOROLUucEvN",
-	"6E0AaIE3N/3smPVjKUXfMMx+FCuo/MecYlb0pbldW602++//f7/RWuuObbXaf1PUfH2/0dredq50/7uT",
-	"c9+hCCxNSJ0p5n9/cvzEACxZgE9tSyvXKtbgFbTi/ouX56cvnr/2WSy14EHH1cQHmWoEWW/t5p7dA4hR",
-	"1AhKJi4U66OkozhQnh4ZQyFLzyFUBHmJchvL+t8+Yhkfpga0oTAdZVUSTCeaZ3X0m5cyTi916fr82IBy",
-	"sQn4ESeYcVkVcTUyeBQIhKzEcGxgZmzif5duNNwNXaLa9UWSVOi588fpAlvrFi4pr0RuHvOf8NQ80dTl",
-	"062BBOZnYKsaakDoKAyXHDMKNAMC3KufeTKHln+pu6Oov0D+qEAZVjIcDAASi2Uje63VMV3JARp4pcE1",
-	"9E/wZd0AbsDz12kS9tM6HjEwJ9o2fLaFhiSUr7c9Y5LH/o5RgDHVKup/9w2B2gkTvcMGwV4qpuNIWJyE",
-	"aD/cevzi1evthj4jRDqa1rldCOjLBrEo4DoRJ/B2kkXMeyg5zYzC8MqWKFU9qdu3pw/kcftcBDStPD1o",
-	"xYXTO0yhoUyHDNtMd5VyGahuvmLplp/4tlorWdJkPPOYn2a1TzMX/+/TOOXonQfLFpbY30ZWj8KgrnSK",
-	"89TRufrk+cWCHQCz8rvTMVxy/sx2ue2Ze0XNZcpvjdh9enL+lAFz45OQ2TbNLgQJH4CAlzHk+MZZlTyr",
-	"bR8yt9qsEUck04avfNG7o1K1WD2zGQ9R29RWb8DdV0zIeDoc5SG0zJDSGFMRiHvg/n8yC/fJIOF8MhUR",
-	"2Kee/FSv1+3/w9t+OPHZJ0sB1CwK0HCtaq3w9CX7xFpeu9nEtR2HcpoKRt+DNn1JjWjTOCrOpC/Dze8o",
-	"KcTdLIgACEREp132m27nwt+u7n6/om96vrBrWDKUtp3q05/YPuLCltrSxnfy5jhNargC/YBtoY/QKyHl",
-	"b7NPrL2wWaNOLm5XhSBKwk2NRmvtwoFlp0ZbHd2u0g1DFFw/nPAI2sxVRM0OAig7Ulu+qicO9E3nUMtG",
-	"6L/jKV4BR8yIP5RTDrZ8tFJEczoMMNxZKIN4xra+e/zqWOse2baFOuYuY/cQuyBEcgSc/WmczHgSiAD+",
-	"wuv1SkShuDHlKaweZ5jp1woSWagQchLfhgY+Spc//hosXa6LyaqGNv2OyK3B8CDC2lbvRpYQqDci7+vT",
-	"JcV66IniaQo3sD5Ch03L6XBkRvLYax+iEngl0pkQ0iB2mRrKWToQ1VomXG2qS4isQYMmUoY3oJWH1+Io",
-	"Gx8wb5Gau3UqU3tfuQWf0SMIqymJ3bpURdcw3hlIgXpaDfZCL75CEqGIGz1ZpBzID7gRZIKDWwE0ZTXi",
-	"dF3A/iXIv16JIFT2ioojQQvkhCCYywrJFeK2df79ABBurqZhlIKLHOxpBs85u9b01ajDc22bQMCIycJC",
-	"6ZSLLyBzBnTjWHc5XOcRByOxNYNVfQpiX4YRg35xzJ3h/WvFIBd0CDvi7zV32SJcUA8GHgagRFBJcKvd",
-	"Zp61FNQY3L4oRjvMdGI4fTbPTwyjG9knbYCE867jF9kno6oX+X/uHsjyFIChzIWy//s///Gf5n+dNxPB",
-	"A22AcOtT5pG58g1lKSCFfxSadVZI+fdtw8Q83KcBTPDwqxbAWQY3GQRkxZmks8tsBc/i/J3/LbWQoQQV",
-	"unX+xo/yuSZ+ZRf67Z7s1V7YGfZqQEOY0wMsXrmrhak73qI9wKekcS5InAFtXmSHFxgFvKMBAJxVzpRa",
-	"fdiwyjxPxY3F+4ZD1KiMUQIRL50mwCn40hgoOLnGhpeOhCJzq+U+JzbtRcGSwh/sk1E64bRwCUewUlyq",
-	"wAr+xPaaTfYpBxlRqo3nqqNbNDeS9MhU5zkWX7RWJRwreSHQkhbIC5BhGYenl0SeI2rDy5WYx9oEQC7L",
-	"bY13b+rzaSmQEmQunchBmliLfWK5uweInFBL7JW1FYgovIKOBTohghBtfNNQjcDavl3sw0pt+eYRfljB",
-	"F4ErshHsohEqYE21vJsB7JkrLt8PknrWTT5oSXdqbd1eFq8UJ+wKAxZSsFOQaqZ7jxOdL6C7ygXDXiYC",
-	"5IysRy4tVJ8JBM4PAsT/CUVxAVRAZog0OQqhMsMy/Clf/D7ra71a9XnLu2YotHiXxvdJbe6yTyXZxGNX",
-	"+k5yZIpA4Gc4O7P+C0CwTbs5yDPnzizc3ZnkB//aImNH8ZLe1vc7dQ22lAHsHXW2xz4BQ1bT/sia8XE1",
-	"4mkqjtbwCiRCC5A3oQrBIE3dVFluoL+OnhxabdBDoHDJgGi1hStU2u6jj6E2Q2XDJ9kSTgG1ua/b1EZD",
-	"myNAh14Hr6DupimJp+XFA2mKusiww6HxwwLbMk+1qoZTsEb9LV6oG2apO8Ti2V4BpnIpErlhChjpgbJL",
-	"fkRazpzF0yhgkeA3ogxyaaV0HTgpjBBEClLJFAwdtHYLU0YTNwG5qvyqfa20rm+OXlUBZGrUbPzy2sXW",
-	"CbSqiLEIkRh9NAszxHynrCgUZ/RoHFx4GEO7TRzHYLrdp4644Wo5Uwa0DbvCHcMRjJLWTDNMrYERy8yU",
-	"WuLTpFokYoLhs9a3CgcwTeb6cc5CYnUoPSCdx0akrwpbutsqbClGLWTGYzNUA+tsuFQqEknqcwfvbw63",
-	"gridYLSmtVjCNXmkQw3pIGZZddlm8BseRubQdiyXg3MDvn9Yr6lELye8ZBwmugpAEqZgDRNTYZS0vIWI",
-	"zkKw5nrVvFoU9oVOTNJBFpANkYQi5VhMYZpEK3IVU5GMlZOXWYjSqHm1G5FQJnkN8X9zeAgWBMFiHuw0",
-	"ZiKK6kizO+9n16phakIPF+XmowfzrbhiP4o5ey3SzEegkx8wHAVNZTcUs5IDoQLrOSJU6WQJNTLWba1q",
-	"gYYGETcKjff4ERKNSsHgiW/ORmGk/dCYRagDdHIBzyhrNBhWJIZ3jJ0OgDnqHEgUVc9ceWPtlxkI7Ywk",
-	"ZZxCuPVI6NByK6gQihaF21gOBXVha99RKA7Vb0EDLq54u9lcUpm7qiK3QZaqCncz7+28DocgHP8I765f",
-	"UTqPabWgrrTeVkU94PY+VI3ol9j0n7bk+l6zuegTu+c7pbrs+OH+6g+fx7pEH7Am/Kp9uPqr8zg+43Ku",
-	"R4q8Ym+3tfo7/YH2Rp3H8TNg5PB5Z51Znmq2bbPnO83d1V+9yRh0Lmyv1v3twqspU2wbzpKT91ino4jc",
-	"xQH2hqOW8iFUla9hmN8FNLljFfOdLG2hkrk9Q7nQye5YdiV7gN1tw5bZ1tU8X/CNogHA2KBNigZkBK2G",
-	"VLKCZSGoXRTmme8UtPCNmRixYNyqHWnMhnpB4P2il1b3BJDIulqM4xJpN9soy4BBKbMoN9gW1MO4TYVE",
-	"EV9rpwQh39gG/fwVRdCqkqWjivfBUlIIeM3BmzT1/vMwn1FW78uK4sBlMdAbXsHwK5P9081DI6/H5hzo",
-	"8jtv2QhCqU0Cptz60jE4ZZA2GEeGYb98LMZbXgrmXjfNrmrgTqlQO+KVyNTLRql9AaFipLMtWjFbmXSD",
-	"lTLg78tHQCZeN06fAmNA+tUubHB3hONF0fl7GZb7gsHr0vAVS/Z/DVb9Hkulxa5Vq9RZuUpp/GddI8r3",
-	"SIbAzynuLauSB9yWzJu5hek0qxfBIEBl66C9vPRJBr6yKsW9PMrS5ZDDnIBbossyUNQsLhhcRZAK3zUx",
-	"kuCzQeuTVubD1A2UIUxjE8D3R1V+qlo7mlpu8dbPhziu/6ohjeoX/7gfciDT1zIeBQhlp30XIO1dfLYY",
-	"Dxu0Uoy3dcdewtvrC/L2uyoh/oURIixRP5j8nqCF8c8pwIM+Lq9xAeBkvdT7U2YNtjoaoHHJoCRpbTdK",
-	"AlC0SAD6aKi8W/vKEFQDzFN/23GON+zi5+kXrbWEb9dmTd+tIbQ/jZOrMAiE/KLJLNFkrO7yTGcqyDSn",
-	"oBghunbhsCYHCLAIXoc46qpCbSHAY/LKF5NWlhoVMXpXzWV/lMQSrxBKBA3lED1ypCuA102xtLoifBrn",
-	"zGldjQITTBNCtgsxRkxwAlf0s1PhG81DR1iFumEbbgyZTHaNXtNi+tazpp2MNi1f561qa1sDcnMIgi7N",
-	"gm4w9oFCQ8x4WQrRhTqYewsr5OrJbXsMomG1vtSPoQHOBmLGxmEUhbojT3shwMpqNhmX7u9/ByugSTtQ",
-	"fCAaf/87GsscO7wpPDWPp7bylEe5Da8paBTMxWOqFHYKbmuYfo4DWf0ODVUmHB1krXiaejD+TnPX1466",
-	"hKtRd/OSVVDQrqA/OnUREjPvr6n2C7mje1nNj16tyxDewCvV7rdVUXW1eoWxdT3JC/R2LSDe5dxwXWf4",
-	"1T4MLbwcWreJ32BvM59E9n1POjGwZguyYGLGtWUXFAoccbbDmRlfy3cqXzSowTKFOReRAMEp2cdxVtYu",
-	"f1DRNU8NLKxbhLDDu24JqayQEeYx8TVcC1v+Xrtt45h0w1mLONliIf8+lyBH4uY5WyUh3gxjz8qWc2Na",
-	"X2B530azr43KQqqlqMScOZ3swG4JtSrrw7lNaciw9r6Ng/mGAhtK55RwnXFzVKeMUwO9uBRhXPNqKDhX",
-	"FbarSX4TDrGjfD3lLgqFlzehmAmSSKhMaL5LW6nUUHuxot3SvnPForNKSeuWR8qNtqKIaT7Je9PyiaYS",
-	"nFPexin3s7iw2d2GkrEt95/PBQe+dFcS7Nsb0olbyX+1cP8aOV6uGP96Hz6xr284+WMzvgX2fcsz9SUA",
-	"Hn1wby2o/R8qh4NuP5Qm8TzGhfnTaxKO4L8MqSMzdZrLkxi2DKzt0csZsdAr7RqYXfMzXY52Hwu23U2U",
-	"kxL7+Mrk3pGOUjJ85vhD5cv4zCMbWlnpyY47Hc00mVfBHLlalyPyILJJQeyhuz5/0XuaZZvLvFKcCTFM",
-	"+Z4izJGNekDpQWci5ISG0j6kC++p/ErW/uLKYHMNZZBM51qew69aa4zuJcWauDrgXquzzmrYmJIzEYQc",
-	"S2mh3tpe52MUpQyGyb+Srku6qA132UjfdWXcWqXnbgezhFHOWKoJTycgi7cwrYK+ZFuU0QoKDiiANqEY",
-	"w9Ut43w/DYaUxqXjy7s6iEtXcdPv6UriOknL10UxfRsbLyTwmQnCDEwMihGyc8vDsOCgBzlcwEl8I0JA",
-	"rK9lO5C4hWzf0XdK1/IRaV0adCOnj21r6BFTvNNqbYngikolgTLZk05IrkVFg4koVE0hqmIQ3mJYnq6C",
-	"nAVE4o5oSd0OE5PiMJ0UNV/QIM6zRNZQabbLwWcUYz1v49uFNXBBn6ylAXHddSiGiseELJvhHqFmb4be",
-	"cJN10eMh5I2I4onIKvshEh6Xtvo6hIcLY5kAtCH8SUfEGVv4ESbPg9LIZZ68cnn1SGom89n3nBQC54qm",
-	"lAGeHtGczJ0Ci30l9N72JGXpoTbk3jz21tnIb1tQQ40DD1bSrZ0rBVyMizROqxlShE92JCzhGIjD6mDT",
-	"7eUKG+agf5bWls4QzyavEJHn+Z+tG62nynjrKYzrDqy1TMUs6Ws8HdW6tZ1JEvbJN3axqWpFO/aHKFbj",
-	"8HZdrQpHcYbv32f8ukJyhYJ0UsH/M9ZrWb9Oxi3UUwbrxhcF6a8uvv7vCKL/ckJlWapbJV5qqMGafds8",
-	"gBBQUKzqCGgC5dL2DjqP9u8hmNpRLogpe0y53kWjuoWPzCFkeoDEhb+7qv62p3+rsBAYRM2eRNhMH5Rs",
-	"jA/z09inVC4F8fdbBihmd38fulNH0JXJPy/B6tJSp3HA5yZ1mObRj8HnAL1Afkg0najFYKJjHsqUh1J1",
-	"rT5QEYdmXD5F5NGe1D6Whw5N+67sV1oVo5aVMYGdMiNGTNMGe6IXEVccknYVax8S7ix7HqfaOoFP0aVg",
-	"N6JDa22jnktFBC1SEH5LAD5my1BozEouDMMbIasDd5qtewU1rR82s3xZkIj0jwsCi+4RTrRx4NO/WmTh",
-	"54erpLP4CV8j8Lx4mM71d+uLYaXjuMBOTTzoS+hK7UtsyF9FtEHxoCAKeOWL/rPiRlBgmaajHcwEW2w9",
-	"c0EilXEdX81NaqEMbL6pzaVx4eFteTDEE83lCXMZ6FA6xXhPYuW4ehTeVGDqeljjsgrc1SsGfxRKrYAg",
-	"8KYAxiGDQkq00jisBGVXpzH3ebQg0dr4o7f4hCcEv9OTbp7ZtkUwgi3D6NmqxN1Q6fkbBBXjsihm8jbK",
-	"QClJVT1zVihnjlPNADc1Fouua57BMlaG6iNVfI7FxdKVE/OEUM64YIyzmbhyScV1VzvV6mpEyzNxZSt+",
-	"VFWlcQvLF2oKZPWdl5dP3sDEkSuyv5aRo7kO87oW8lSpqWGsfyQn1zMg49zafPyYaPhUk/AX7fhPkyhF",
-	"QUxFNN9SalR2eThwX/BY433VLnIXRzxNl/ldAMSAVEGDkJCFpxOKQm40XdRlcuwdjWoTNouTa4TZId91",
-	"hoLXk24DpvkcHoNjf9ZuHlIhM2RFHb5k8JDwziADXx6oKwdJj5F0VVgo1cwUVqrEFPaqgwHKcBJfrIX/",
-	"W9Ltv1JEMlH1gnRJOPH6aC4+8ie3lDuiMEYyVw01TnTcQ+7AUjgl/Jx/fUufTAOXFqccsIvxaAKGd11z",
-	"EON2DMeI8YCINjb3Jd+kU3J0iNU1JiIJ44BttZpMOXav7Qy2iGVCnB5JnBTFTxUjFlAUicjFMixgIoJT",
-	"EpvQgNMvs+Fjik2EGCG58YaKpVTBTLtCB2l3OebMVjXADaH7rii669tav35WfZfliu9yU9P3CKvgJM50",
-	"MbbUhCDDulFEbtamBkummWXc3/qeSR53kR/jxP2+xMpLuEFG1I0RlrwfSzUdi6CKG79yqm58loTrHAfX",
-	"LE2rq4Vcgiaiiawj4TollxdVNS7UOH24MsEbCMCFWtR/ShHYzsEVgr8Is//nhVlzwh5IltUwKKsRTl5M",
-	"hIT0P4sM7oS+QwQOYl7qcw+uCKJLoQpovRihqFKMUQSgjSyFoSdt01yxd8dnzzw0SODliX9gjxgc7el0",
-	"Zn/npm2nMOfjCIIxpqkKA5GHsdMpJMifMQRbYDEEBBGAZoK4r6rDML4TKU59Ev6gYvlZwCXwpykt9DBQ",
-	"NeuzLL19T/QSLzInF3f5C6bJF0yTpdxtJT5JrrQBnXmHV52JlGtOhGida+CQ4HsrYEjc6okIQ4LVcFGW",
-	"C8dCA5GEwXaDvcHWsPhFgEUiU8p/EpLsh2Q8TMQ4vhGBlneHiHWFYlg8GGDFGwMczKkGEwmXWhkYCy4J",
-	"nIkaU9fhRGFBFEIZs3Zl/AoxOEWgIxcJHkW3DnHcmGaVQaQ0sCihTxBnyOeohobxTZcWDEXTcWzYbDoS",
-	"Jkk+hvjwRBAWKtkKIKaTpwIZARSJp5Q/J14TowWdlYdeQKJX4QehHbW6vi94sPV0uu7VcS3EBCFSccBV",
-	"wLxfKz2DiS5QZoCv0qny9CJbQ7Cbu0iJ3YmFgU5jA8VKq6Sm46xYjAiHI9P9mC4lvB3CVIlogAlbKMvS",
-	"nDFSFQdEc6LqF3iZ9KQlCklraRwDRI1AgJoETDtCUloklfcQYiLggrTNtJoQ3uHp1adgAN6TTs6lE2dp",
-	"O9o+cpcZCT4Rpho9VUgIHeBtGr3OqvBgeZPU68k0HlJRQp1mpW8ns09A7F8rU+R+FE5sAGS27EASRNVw",
-	"bMiKFN9gRqHOc4VVQsgyg6GeoZmNhO1yFEcQ+PCSjh8QaBLAVmKSJNrHzEIjcdKEKB8CV64nMRQt2wl8",
-	"Qy+qGTOtOQQpGNwDdCAQdCBFm1IBnxiTK6mMQRZq4eBSL0IAQoZTDq6oYrrZKzvmIlz54gucQG2B350O",
-	"Uub4p1O0EJ7G1BJfT8Rwy56v2T+aDBf0bgqar6eRxZF4EA//WoAUpqDrhngU5rNVcBS4Sl9c+l9c+n8t",
-	"uIep5nxG9iNOuMhjn7HSxSgPj9FCaOWnUC5J6c6K3ITgyM68y+zEhQnW6ARTGf4+FYz3kxirrFrDI7pJ",
-	"okjLmcXCKtGcSibmsYZBJNI3bikHv+r+oGSElTF+peuFlgOW9bMMe7oUQ96wdypvQu1B04/d/GrtmEbL",
-	"csE1rbl5oaSz45XmuniQsy+TUcIVMH+8A7p2RBuY6LK12MhK19pwrVCvWCMeHwbyWL+72YWxSFOfKm14",
-	"0UP4A5xkz+L+0rLi5nP73p89T3koUDyrcubyLMyGvQd7v7Ps+VNoGilmEcOnp0FFtm9Io5hOAnN6y4xO",
-	"azDrjcBpabNBfMmoxbvg/0BG7b9QtB9Ssb7CN5QOnOwD/GHnI9H33UIz0isdcWcrjS2zI4FWb14y2YDu",
-	"c+2/zWw3ppAKZI+CxJOrqZrHo4VSlyyrAFEpB2C4/hFbq1bNVrFAzrbO4y0VipJCBKondTKvU8NCw/tk",
-	"unSY1RbD6WWvsnBlrSgNAgWw5ZGQKYv1owU29gpuVUo5OA4C5rsldjw39LGyuI6LOLSgZlMuAj9NpqJa",
-	"Ha0o8VONaDngkRI2FP8qjiPBkW0tIeTioCr0d5y8rRPVzfJTqJaBKZ1rgx9PXxqR1nMLDlIdIPNLKLN2",
-	"dJ6LR9JuhvjJaVG1M1yVQk5NMjlaIj10joP5yuTwmGycXCfgaancGDtBIpMN9sV8+cCbYpt9ANsCHKZT",
-	"Gq5aS2J8637wcGLjF9PCn8i0sLeWqPMUbpEvtoh1BA5wS62WNuKZrNvLSLOE06C2kmHAADcz7b6hloG/",
-	"TAyUR5X0b8wcGhbJI19InGgj7pGxwlMpY7i0Vcrn2skzZzwRkICm619h6JUWbjTkcQgog1kkp46rUhi8",
-	"RVJSmNhbwMSidvXvS8NWpZFXcjVPepK8TZtHqDKbY5erpIRSWl5AI0y+nrwSLBDjOKX6Ym4VsC20xziF",
-	"nbbvLfVRBaqe/Eyp777Wnzeu1nd/60+2OHkDkCUdR1a3BiDtKYDb2MTG3yGsAqx5vp0zfm1aYNwUAHXb",
-	"0jYf82QDm0+2AptHZm2wQqRer2fzeaPffUCbT1Zj6Utc9Jd7/B42jmdcpcfA677YN/4J4gZxgM+zb+SD",
-	"bD7WrgRPRIJxft3fLkByoCuySml+ibl9+I91aqndtCt0TzDwRhDGK6J4gqEj+kre8sfAzpOp9LdzzXd3",
-	"dlrtR40mJKJ1D5oHTWz4wk6/3MMQHPUUIW2ECbw7KfERrBOUcZPpnytKqmUqIi5Udab+OsFEmUykvFzh",
-	"XhQEtH7oOWIOXV0mfE4Pgva7PIonFhY8EONJnDqAzSD00RA0gEQW5+KAS4QyjWFYddC2DQCFrlZepxtD",
-	"j9FdEpsxW7UuucBJrtxAEvyPYqGG14QwTR2TuTAkE9NXBQ9gmjaaI4u6dEaF0WB3F3f/bwA=",
+	"7L37chu30iD+Kih+pyrkOUOapKgbXan9Kb5FiWU7lhzHDr0iyAHJkYYYZgCKom1V7TvsQ3x/7yucR/me",
+	"5FfdDcxghsObLOd2tPXticzBtdFo9L0/lfrReBJJIbUqtT+VxDUfT0KBfx9JHs510Fen0/GYx/OzWfSY",
+	"z/HTFQ+nAv7wueal9q8wzFTqUrvROKh78KsotUvNenOv2mhUm62SVxJXQurzPtdiGMXzUrsk+VUw5DqI",
+	"ZPJV8jH0m/ChOL8KxEz4pRsvHbu+uzj0btHQkexFPPYDOcwPrYKhnE7OYdOh0DD+B680iKNxfrk6ys+i",
+	"I83DUrvRPNi9ufFKR1M9iuLgI+7gVMRXIj4RmhNAHAgNYy71uZ5PhDpX08kkimHa9q+lfhjgsmPhC6kD",
+	"HqqSV4rFIBZqdK6jSyFLH7xSIHUcqYnowzTnQvqTKABglEZaT1T7wQM+CWpSXE9VtR9GU7/Wj8YPrpoP",
+	"+FSPHqSdS8tGOoeG52OhR5FfvEAl+rHQ5z2ugn7Jy/06iZTGZSo1FfHqZZW80sXsUp1P42D9+mszEYbV",
+	"SxnN5APoVbtQiCixUJNIKlEA0Q/w9Srq89uACnpeilLhEHcBI68kIykAVKofLeDCVIlYtcMAG9I/YsH9",
+	"zD/OJyIeB0oFkVTZD7yvg6tAz5NfZ3GghUX94n+eczk/h9Ylr8TtRbeT0voX/mnHQeRUbQe7YFsivgr6",
+	"4tyP+tOxkJpu9mrg+1Ff2fG2PTDstND5Lo8Kbvkj/HyKXx/FguNYzu3OdC+1S/JanR//FjSHxz+/Hb84",
+	"vf7hF3k+v754+vzwZeN18GxwtXPhB6e9t5Pr5tOZPi55Jdv1U6lP459z7ZKe+lmj1a7vthvN93CE15Mg",
+	"Fipps1+t71V36mf1ehv/D9qMCIhm/MAvtUv1xuFOq99sVuu80avu+01RPRzs8Gqrt9vf8/fFweCwXrqB",
+	"DT8BHPmO6/7oJLjObZb3+2KCEGh4JX86CQOguQr/GYsL0bffYqGmITwov34y5DdZBd/tN6v7fkNU93s7",
+	"vHrYbw2qTXHg7/FGb3ewX3dXjG0PeKte3R80G9Xenr9TbTX6h6K+z5t+4wDaSl9cl9p1mLMvgqsF8O2e",
+	"1Q/bAMGdWuugedjYAQgpzfVUldrpjrySDsZCaT6eLOkN8L/xtt1PY4v9HKb7aazZz05796DWqMP/y+wn",
+	"OZTVG6LuZj9xHMWIfpEvSm047cAn+jfgQYiw8YXmQVhql85GgiEA2Igr1mCBxOZsEIjQr5U8Go0OPukU",
+	"KBaL36ZBjGPhNcWn4gHRowfNB84TffPhJoFC09lZgl83HxI0fZzstv2ppIhJKbVLRywWOp6zaMC4NMvl",
+	"IdCyOVM6omWkHEw6iI6nwvvKCPu7oKkF0PNA6Vd8KIpZtk3Ypm3AsJrR2g5MkziaiFgHxIlOQi5LbfgR",
+	"CSYH0rJ7syUwo2nch5XNRK/KJ5MNYUlPagqHFj9sVA/6uzvV/d1eo3rARavKB7v93q449Jv9BjKUI67O",
+	"x1GcoJQU1/q8P40V3LTSyVm/+eLxUfPk4qh+8vHJ/OTx0ezk6cHs5Ozy47uzny9Ognrr3dlPs+dn/vjk",
+	"4ol+d/H+8mRer5+8Pdl9f3a08+7sh8uTs2F6zKeE1O1PhVg94KH626D1S2C7j4GASB4+saQrfY6JhgWm",
+	"gUu6jiSbSnE9QSrCkE6xqN+fxrHwa+ynaaQF0yOBpEoogBSbjYRksQAWIpBDFuiEwgGCI8t/Tv80P5/7",
+	"QvXjYGJYn7uaMv2OB/LD459aP++8O/ixebL/+vBs923jl7339aPvHNDu1usAUx2KUrtkwcVoycwuGTjo",
+	"NczWJI56oRirBwlEnUNA0k8MUvEhYINzYpHco6A+DFg1IXVA3Daj18YF8cIIRUBeN9j2wGvVGy7w6IVL",
+	"1rAd1DIbyMPuNS1tFfBQWMi/wDQcm3HFZKQZSpjCR1TC9syRAorgaQctAudtxr8NiOuLILbLug2EqW8C",
+	"4BeRPkLiwnuhKIKvjPQ5T1tkABwoBo8PIRKXaiZixfiECGoQyQcgirJIhvMi4BpgLAXvdqPfBrR7KWhf",
+	"RJpltrkNbHMwSoD7is/DiPtnUfScx8NC8E6oybmOovMQG+VQ2OyL9SJ/zsZTpRHTxHVfCJ8dNA6brDfX",
+	"Qt0GwFsNfgv4NnZS+BpQMB1FzO5zGxAvwimB8lkUnXA5NzRCFUE55lqch8E40DkuPYrYmMu5BYSqsdfI",
+	"EfOBFjHeYzkd90QMLLIS/Uj6igWSGlWPoJELeC3GkyjmcRDOz6eSX/EgNNhUeAB3M/ktDqZ5mB7Mwiq2",
+	"PJgMaJMzeSO50fqJlQ+fmg4GQR++O0qbBSJj0VQK4SsEzIJihWiix2ajoD9ieiltdo9r6ixy9dP5NVZx",
+	"G4K1474FKexYBnbbvQrFJ+AeZILGBSeYxfIM4TJqLhYo5twL5vT4XS/bV1zRbbhO5yRPzbKym9jmFN2e",
+	"zsklSr0T4Qf8bD5ZcoRJu/MxNESF8fpnqCcyj/F1dTabVQdRPK5O41BIGN2/q1dp07lu80jtpifhgIwh",
+	"KJgBxXaHUQhPOBdz0kUEEX+idcvr/vm+2ov4ntyPW/yCT6fRrHmlI6GvYlhNofqz3jyrH6SqTaNcePT6",
+	"hKm57Je8UhQPuTRWmNVSesOv9/fFzuCQN5slq4ZfrXzfSH/+wepwSe21yTbyWty9aqNZ3WkUaXFHJy/6",
+	"GS1ur1Gv7g2aorrPW43qgb/TrzZ7h6I1aPD9/i4YqkKuNCytWJNcb9d3SPO3ib751rrkDxk5XwdXAMDp",
+	"xF8z4wI+LVe63yPY8m3cFnm2OLbMjDdeoSVk/+N5qz95M5uJ0/nFcHjy8VXzx2eTQGv/O/3js9Zs9+jZ",
+	"9eTtmVkmdT3fYrV5ZAF95xLz9D2i3FOi7SjRBwe9zoAlPqLOWYsY/URqXj7dDL22wUVxPSm1G/t7+83m",
+	"7h5oTQKu7Q+tffxBqfV2dx0AvAYHvMlb/ep+w29VW/3d3ephvyGqO3x/sNtr+oeiUQfU7g2yM0TxcHuE",
+	"LrUdDGY5/FXT3iabJ9uuYVO+EzwWcSl/KsdKTQvslEoZH4p2Scx/GPWe9YOXwQ9P33w8brwIjtXxWE/e",
+	"PzreO744np1cvNMnZ0/0ycUbfdJ8d/3u43ej42AW+N+Hs+OLKHj3y08xl379WNZrYv7DR//tMYw1Fc9e",
+	"DF681dcn4/qOeBxevPj+XevdxYvpi/FP1+8vvpMn4+EOv/gpGPxU6zdD2Rs/rfu//BA6ty6QpfZhvb4J",
+	"xJaCIhjKQA5/FDnHnEv84ddPJR4OS+3Sk9Pm7h6StitQW1TpX5eB76L/bnVn0OjXOXzRc+j1iOgQ2XNK",
+	"Xum61C4NDnZe/rDzuHn9tPHd8OBq2jvUz0Vj+P3Jx5/398TB2VQdTl99f/X65ydvSl4Jhrk+f/rk4+vp",
+	"4Xhn7/vnL871VOztHj5/Mfnl7d7k0fxUB5fvLn48fnu8y+vm2tHJSr78xqFVI2mq/igsOEarzYtnT3ZP",
+	"Tuutdx/ffHx+1m+8u3iiXz57Gr541Bi9v/j54t3Fz+HLtz/N3318sgk2WCcg90Nz97BZdz/afcnr+Pzo",
+	"/YsfL99dn/V/eXt9+uPu87gx/2k4Ozo6Ovqxv/PkovlLvff6QL27ftIaHMyOGxffH/z0W91/efjot/rk",
+	"0ceD367q/LslOEbv0FL3hHoDbDQ7yXMyJtmK+/z/M65khgJtbkBL3tYjn7Pn0ZUIeV98yfsaRygGcX8c",
+	"yNJt2dIbr/RGibiQHS18vXbPGs4bagEzjHlfrADNoNrs7Yvqfr/VqB76DV7dFTuDg36zt8cb9RQ0z2AY",
+	"9n00mYj4LkADDkBKbwEcd3cWNqutzf/R6PPBA6fGQBqnqE8LFmJUNaLfRzQYKKHRpcV4HLaaCfq9oan+",
+	"Zug35pIPRbwFcHfPGg2LNhY2bwMwrPXDqS9U1iEEvrCAPrledIxLP/ndcaLLPjbwm/1bnCtBfUvtHcuG",
+	"w1fkdHfq5z43z67xWW0VesO6Tq2tIp9WQBgckqz2S43qxBobPNlpNG+8Elk+z8NoGEh1nl1X04yKHxdH",
+	"PWg3mu0WIozTLCCb/E6tXms0dmr78LVo8Mb+jffXveUOWtypQ2aOjcu5Wn74gjuw8D6NBPdFTK7baLZ7",
+	"AipE8OYBOrxUH9mPpBZSM2pLJgDjKUDWP8XKr58+Yvt7h63KQ6ZQ8T8SknUfUc+qnaeLBoFYDEDkQyUp",
+	"nS4Qno/BBCWDkRijf7SQ0zEAGj98SHSRSsewYHS95P2RgCniKHwRoY/Lso2QS3Bq6usJ4+jFenMGVqA+",
+	"jMXKZNnwWH/E5VDQ/SePNcZjwaSATWNbv5Jdv4yqOGLhHpKPa/fxKg6uuF63j0CxQUSK+j4PQxGjORhX",
+	"W7xFNeLwF65cZRc+oRk9tnIHi63Wb2XaC4P+4k6+j2YsjOSQaXdLYz6HJRNscyvEgTw25tdVPhTf7tTr",
+	"mTUuLuO5cdAuBuOb18/BsGGmR68vdgFgM7QpOzv4E+PNfbDhE5guDDT1eCWncVCNxUDEQvYdvbqz4lcx",
+	"H475iwgBuLjsp1HMvj87e/WgUaubU/QYVwyu3d5+65D9+793aw3G1aXCrQEaJ7BVC5iKIyzDVPpYeLyv",
+	"uRbPiREpAiwQJgHzC94fsZhrUUW2hU2iMOjPmR5xTQYNARZxpl3zYvn4ydlTBloKPglYN5mqS76jHvNj",
+	"PtAdqeZS8+tKG8+PBv5GMSD2HuvGXddfSjGlgzBkPAyjmfCZjGYeXpKu7hoqRratqdRByAKt2G/TSHMW",
+	"qI4cTKHnkAeyxk6FYB3cPcMNqU4J7GEwBBpB/SnGTNQ6MgPpTimYdEoP428bjYP9h/rbhsc6cJNkP5jw",
+	"EL/sHh7uwZfMYYwD+VzIoR4hv7fiGF7h9pcQixz4A6FudwBVmiV7DsweQ0fiYecP4rduCk4D8xn9NAuk",
+	"H80AfAb6S6D227eNZr3+cPbtXj0Ptt++3aubT9vBDeyXaL5cBNmpQQUdsRkPgHwOoliQo3Agh5krtJub",
+	"NBhPx+6UgdRiaNQvb9++PUo9z5YQ9pxvGg4uYClTJeht3dvfrVc8NgNGFdCOfAXxleXmusPTOokFPL95",
+	"GkaiOosFD8ffdkqo/uuUPBrl205io8SBOqU11DW3pe8wUKJwX/1C1zu7vZFgaLFlNjZDMc0vkw0bqtbM",
+	"PbQ4XX4ra1b8i3GSOfaL1xn49CCkt+Ehoq5ggc57XHJmTJ7ZZa22uqbYwq8TFG0eeGtQ9gakwpiPhTZs",
+	"2wrii95BSjuW+0CLMSJ0LPQ0lpn1NkEvDF1/m4p4nnLLJGa6K/bFgE9DTV3G/NogO2ia1qD+SyOoFjEA",
+	"6HqTLFBdBpMaO9JsHCnNGnUPrjeTPI6jGeIJ8NmE/IMgBGDQtoDyDKaxHok4s7slmzOSc+HucpvLbK9e",
+	"uD2K+VmGUmRn+UYBbpWJb9TJz5U87mxkLMEtTbgepTtSdg1eKYmgMAqDIjZkGviF3EfGRrZ8R9jIXOpv",
+	"FOsmdopujsNYp7Yv2Enfzr1qJ/+IxaDULv3XgzQm9QF9VQ9yewB6MwhEnEj/y7YFvB0eU8GZrBcyC3Yy",
+	"pcm+5ERu0jBGK62BMsDVdxuhDP50XUQMbfoXBkPmwnU5jXIeFKnNjVfMQpu8T5ppACKIL7ANsswMmH7e",
+	"12weTWPmCtnfKIaasUDpmOsovgMfsCO7hnSR23iqLOwRAb4Zlr2iQajLIjJNuFKzKPbxMe5HcSz62mO9",
+	"qcbLvwR2pYxkjhJA1chQy5Zj2j8oEoHzfPqq/mlDt1c15Ss36myaw0NbNS9t9dhf1915lG/SSMpHkRyE",
+	"QV/fEsf7Tvc8biffir3lbQQYBK7pWWRItWWaQfqPNKMoYP+h+YNFUrBBECt9W7R2XFIfpevbBp2Tbd0d",
+	"Grv3NwOXRr2eeweUx6wmYnsw3qO+iakFhecfgPmoaGXc92OhFJAle3iBhHdxRbxmtmEuahNGRQ313+ZC",
+	"rAEUKwcS1YjuxancY7cTMf47Y/eRjes1EnOgmI1vRG2EHwxQHZdqt51DJb3pBtg/VaRe5c54OE1BGDNc",
+	"gr/VnejabXUXYWe1Y5mHBI9iAVQ19iLSI5CsgWdKQX9/czxQ+/YC3xfylrdmWZjDncakpJYwJx7DxoKg",
+	"OBBHoWB+JJxYkL9AJMhd3ROy0HyjCAwh718S3NLJmM4E/SFHBYwl6nAU61oL9D+7bBDyofII+ve3hEC+",
+	"EO19q5tCY/zeweJ/rsjtu0D5LGTcddUYXAeMbrGG1DgOhGJ2BcpqXbspWLr3WE5Qfs6VPkIXo9thOPpi",
+	"cDtAHsedr3mKD/QdY8dy7/k3ikEvRkoUUvIgb9Xn0higfTGOAAuiOK/w+EIu6DlObJa7DbI7+7xDCo/e",
+	"AmwWTUOfhYJfiWLmJ5pqxmUGYPfYbbAbHIZeJymibknDM8kUtso4keqBgFQD1ktMLecxP1AQYOjjqwx4",
+	"ba3J5IGRqkT/hLkkkp+cFIKrwOI0K9QURHGq4QyAbhsV511uPbOGW+3fGeEO73g6ak7hNRNoJybUvb/P",
+	"BMCF/Bq3uM+59BJbJulwfIv6nPJl5ONpYdJlUj76UdHYC32SMyZbhJjoW0v2Xy0Vx51J+bTBLqMds3ga",
+	"CsXgJQMWbg4MLfkc0DOXlWRACXx/I5Ib8TSaSv8LLsPA9i+6B/Rx8QqQf1sifYvr4PbGilYWW+2U2yIq",
+	"9bsbHH0RMTXtj9KdGs1TInW7XBjkOaBm6CYX6ZHIGisVC6Pokolr3tfhnIXBpUCUvkdign1xdrUl6FyE",
+	"xpmkaEsmt+0fFMy2Oc5gZ9tpCyn1XgZde/y5vG5bHP8ii74JArjz3RUCrMoK17bcv2HxPDaLIzn0GMXb",
+	"oTxrLJjGvJmKCUkXGUGzMQ/B2UNkGFsymc6i/OwmKzHjmkWyL2rsSOZWgvI1p+WYqdGmGkg/UKBWmgZq",
+	"BOv4O2Hs27dvq3kfylVDFPon3iHmO1n5boH6JpJ3C8y3890V6ruxHYFyULTczSWr6RqP0y5xyF3w7gXd",
+	"JbF+cFngX+gXXPHI+xykYp6iLSr7MZ0MK3fdFDFp1vsudDV5A5enjnIWh027FbhE3E6Q9oNAAuiHZtlu",
+	"Qa4rmA8EWWJbIcbDZilOLriXXG+86WjmM2G1xtk2XQ0uoHtv7HUvyqbS36p7Eqe3bP1NyU54lxdlufzT",
+	"ze/knk1wcaAgCeTXxoL8lF+DYKL5gjJFGpW4FXZBHw4wZOUD9mPw3T1FcLGhIFnlFtiwLOfdRliRn/rO",
+	"RAgMsTFnHiiDFMA9SsehwY+kqLG3PNCs6+TP6ybRL38jLHH2t7Z3GopzF+hVnHdzCwwr4BM2w66Cme+S",
+	"7BQwNeTMZEJmWDnNwgkiROqW0V3I0tklJuueMOUwxyUnvxdRepNLXXk3BMkXEyF9IftzMmE5CT5dJyuy",
+	"V6ITc5r18546fUXqVJyS9GvzQ4Xz3iV1QmYoIDmtuzZTaRfdZN+cPa0ekAiGzk2LOQJgQBGgbrYL0f9d",
+	"JqOYdQNUn+j5PZttcGtzDnuVYWExw/idp2vf293d2ftTp1S/K2tZBgyBovWBtZgvmMZM6ox7ZCZYvib1",
+	"yr0LyFdyAUE11SqAUIOFa+0qvdDlY4mmDGHTA8Me0xHjkmxrhn1F/y8IGrpDANn13gY+1JfCLJ1keeek",
+	"6iuCUmG7lcCa8dQpHlo/NPG/5PEL0VE9IaQFX409j4Zgu6SME18OpteZxSQL3gZahXu+S1rprjDnU4Np",
+	"gu5darIUEv/5PX3+wlffYpeZbPXrv7zxEi4gDKRAUxX1IAuBWuALdpr7ewdfxBfsZDCeJs/OeVsuYfme",
+	"755byIELFj0USD95LHI8xGLqrZ0mqBshDMkkM/gaAv6XIG4uC+82Ijb0VGuFnUyG181PB7u9Nk5ihWeE",
+	"4zIsXXxPhgi0YSAvDQVB8n1GWWbzmRVeR5gLSi/QeUy0RRD12CBL9SlEWF0azirQbaYEpA7KvERdBuW4",
+	"ke/qyMTHD64Pqr3SpBT5nC41Vj6Cu3YJuSvMb99F/rybOggOA+O7PRtFIcm3HlNRR3avq0QqTL9qDztC",
+	"e1K3jQWkXVEe5b7iLJ5KHYwF8Ekxvfm1CiY6SiQAAH0Wil6paJZ8GYN/2O3Ax/96kH5aTP37Dwse0zb7",
+	"/cbczk018yvfE7cc0u9fierPVQzqTsJo7sS6YNNYIRzFtU6vgpNgrSPVKJoRGovrEZ8qLXybs43s//G3",
+	"9W6NPUWLO+b29OhmYeCnirArlaqDuL9Q5NNdKJSXOpJONRYTwWEO8CCYxkJBtKAwznjIIGg3l0aQpNKg",
+	"VGH3CskveIzJXmF9Y24rZ08XRykokZVp4gbPMRLhepSWjPKwpzKmzZtzB1LQm4VFbFlfKtP77jg/s/Nk",
+	"yxgICh5miTNOkbPZvVNX2vzLr8EGZp81V+BPViHuT1aP7W5ewXuT1p/vBUG16Btb9eE2VwdHOLeFIxbv",
+	"jvM9d3lMsXXMMwqGJ/wB7sVC4rEV+TtQh7u8ZzZ7h5nxtiE+zab7HOHGmNnYdnfLgcndXK6u2Vl3EZgr",
+	"Iijus3UsvxhbmXlX35DCYopfr4ylDYX7U1eS/FpWugXzNXpzrjNRRxqTdCyq5HL3gRxIq26u/VVYlcvM",
+	"f+P9516on0FKwBN5inEZt7xMV8kw54NknPw9Wmy05AqB5aZp7WBGy7wyiBRumhF4MmnECpOmedmHyopC",
+	"2bapyue2YadOCpEUyCzZ+Da3dRFwd39Rk+jFMde2wDSgOO+DJsMJThCqKDbh/oEyuj4DdqRKvnFXpDTG",
+	"TkwL9/0AzoCHr2JQVupAKFNOzStNnJ8+ZYpD5jXAb0dCOimPgVeYKDaL4ks4lx5kf1YiHKBPEDQbTPU0",
+	"FpWHJjdMMGC8pwTZ1JN8uT7XoqqDcXERBfNL1APDIQDryBZTObWlfj7ldkDVp/JrfwR6K8UmImY+n3sm",
+	"lRzgl0lwosUwiufwQvjClNjAhiCgmhT4+KdtWWOP+VwlSUBwPCopEoqBhnAC2Cbmw153ZUw2vanUpXTL",
+	"PI45ogeoxh36l60qlAPkIgy9ko6W9N7drLfm4SI4j8LQbhk1gml+uBiktkzi5UbzYHdt6u00s/KvtGNc",
+	"uJ3fo1P9UIQQxlcX6dUpvtonQvNiLIA09AetRov9+7+bjLs97YM/Nn1hB1m8SsOb1HnCzcCH5IwXgZc7",
+	"yoxj77l1+M3XFSk6huKe57CFcxNjeOtFgeUm3mQRF7NLdQ7fNmhrzRRFAMueyZPxRM+x9Anqn805jDBW",
+	"LHdGdt+Zm7Uw9ZhfH9PH+uJuQe/W5xkobradhW53AnyqA7yk98rc6NCxcETS+Zz7UX86tkkcNtki+YRs",
+	"A5RsjzuAR44OGMxcWJqDid6Sa7kCATddd8HhFNGf5Rn204z1ifwdSTXFcEuH0UXUj8UwUBofHjLPIHNm",
+	"rahUxSifkh9aVGeiV/LW1KCYcK1FDEv6378eVd/z6sd69fBD+mftvF398M9/FB0x7e4FpsFfeAPo+QS7",
+	"7kREUNGNPRfcx+2B6TY2DNtsFGjB1ISTgjQW4+gqX87Eqant7sXUbCjcS6dzurDi1Nxq2lWzjLtJYtYL",
+	"ubxMt3dq6pfnOQm3sN2njTgW7y74p4eGTQKGCTmnTfklWzB7ZfEKTPA2AP1Yf8SB3UYTt46YFmGYpPbm",
+	"Ex7r7BGZWuDO8bQyh9MqerbWl9LAuU3q9SDLGhaXUsiXGC+EsltBB3dM/glptR1zBGWu2IDH9PoIaupz",
+	"qHqkyVMEoFLJnEikmQpkX2SWupqLzRA13xY2z1ROXE5aCDudIrQ5JM3W4F/zamCrn1FQvvFKm3XKXJL8",
+	"dswQXm4dhdvBLdBotxNOpKFD61eLFOsmrbO/wWMKpWxToJxvdJGxTsDvKA65kEdgJDtcDnDQ6m8K7gUC",
+	"L2aoQK6xLmkautYjDS4I61Lew+4is2zqfa6Re4yCZKNzhW3YU7V+BEtKP8lABzxMvA08xjULBVztRtOh",
+	"epR5w1Yo8urNFjkuMhvSwsrdVr3epaRCs0CJhx3ZTehflyQf5YxYqbFTSpZNxRthCnYUDyPZDHxgaUf5",
+	"ymic6ia6S56MYq6EixPJdnOPYzNLgBvNIsY1CteC9jW0uUmVSesP4pRa5lGSTt2zqIlzO6dVhKOP+Zwk",
+	"30XCZn9OBcnW6gJVtqrubaXd3G5MI1pH0dqfWCRfSESU0QrW2AnouLBYpxLVQCohVQAXJ5xnn9jF6rjJ",
+	"ii1oHQRo7mbPf6fg+FG1UMS6maTuJl97NwU9pX6HLUz0nNFmKdEx0DBsz0bcZxL8lBbvPXw/tzqS7FFE",
+	"shfx2Cc+bWGlSUb9TB+o2cR3+83qvt8Q1f3eDq8e9luDalMc+Hu80dsd7Nc3YRlodEtn0vFVMJTTyTmg",
+	"eSi0KOy7dE0HvFWv7g+ajWpvz9+pthr9Q1Hf502/cbDJmrKQW6sgcsg1ImpfBFcJC1SE8GnJ6NZB87Cx",
+	"835jNpISqi2izQsooLkCF9JVzESvyicToAXT0HhUUMmshclgEUrz8WT9PhrNzfdgbbztT9uXAFtfXm2B",
+	"o0vQN4NrXv5CuNvNHmK64gT+GRQpJEAwOFmXxJLHkA4J/e3G40Bj2h0oM5mGsnhsKn1by46P3SoQlcUL",
+	"7k9JcC0qexlPRYod6SjuZJbuwNNrvR6BycianpMDM2yJ2XgvikLBZZ5aLG7aF3aZoDW6FKReUiZuiSs2",
+	"FFLEi4WB74raBCvq7ZnSdFYl4NJhVo4GDlsZSUH+1JwlUK8sWfAXkqIcNVkqtsLymW28sP7s2u6EECUc",
+	"ia1mzC22f8g8nPbXdfRl2c7cUxjxyURIuChoKk76k/m468CqC0x8kNLAynoIbE7C1lAZAxrPuZF5gpLu",
+	"fCnx+A44ky3FgjcT4P0bUNHT2ABq7Am4yAOVGYk+JtmSaGePZhKqx0Pqipj3L9Mpu0tYB7WxAhTHSvKo",
+	"uVrfhi31af+9Rs1oJl4No9dCTcMCLpUvpb5JTVQan5JKp/XbM2EMLtocHh6stpY4R642nDZHfROCH8QO",
+	"nc4abdatIXbCejdYQSwGFDIJ2GBnBivv1tPCORTs+6UUjD6ikS+QE2uV80Cgo3+jcW87u5w5+HW6aocC",
+	"OafjgCld+lJEe+SwzXl+HVz0+zxkwziaTuDVjAYGvm3W+J//838bzQNXtI0GDMprY/I0psV1jjZnWPHN",
+	"lcf/u9O5rternc5142mnc73/FP48fPrhn86XZj35clTvdKaNvQP4T7OOn+G/R/if5gH955D+8xT/swv/",
+	"2anXocfTJ0+fflg+ZaG62rGkbiJP1ne/rkDpfbE8dBuJpViMXc2VrhByoWmSFzj/fs5RVLxCzmrAOOuh",
+	"NwfF+uKFb7PugjtJl5XxTTBeHiYjpfGGwdoxkVtppyPBq6vise6Syk5dVrbR6ab0b1ooDtP6mYsyiwMt",
+	"zrmco8slJI3suj6YXa+DWUlsYbUuK+uFomiGghYXPkMGAXbN9CxIE1cTUICTS9p3JK2pQgqhPKb6wuV5",
+	"ihyZlhf3yrna2t1kGaaiIRdQ0NpOXPQ7cwQ/xRpZr6la0SjWi2rDd/0pDGRS1KyhuQinZJlLkRcVu0vd",
+	"RDZ/CYqsrSOuzsdRLAp5S8RI+GpfQvR1ylDijEzsyDcQ2XXen8aq6Nq94kqBFNOlBt0k6BJ6sQkfiocM",
+	"xG4WydSqAT9npi6dnPWbLx4fNU8ujuonH5/MTx4fzU6eHsxOzi4/vjv7+eIkqLfenf00e37mj08unuh3",
+	"F+8vT+b1+snbk933Z0c7785+uDw5G66X8RcJEi85oMvudukxLjFCSseVZ7OnkJVlRM5mUZgxgpH/Zzh3",
+	"LZY5lr6A+v7dns9XWf62UC6gY855WE2VjsaJA02bcfbD6csXVoUYDRJduwlvL+80vSRbQIVhee3xhPc1",
+	"9Uu18Fw54mdHIglWLNDm4XjzLwAHqhTwz0O8G53OtMuE6vOJUBWPSYEhkHYJuywUVyJUzBdiQnTerNMY",
+	"bSASGZuwRsXMY/s2d3dtbDAskrwTqbdnFBvsxZvnKWqxMqymXq/XuxVmyspeCigtywj2HVnGGOOcuaFS",
+	"Y8daEc5av1MCiX3ZpnLCMaIMfm7sMTWN42jItbA7pwWBKEbhRqojcaRBoOH5iqZwKfA17kAdUjj/IJKq",
+	"U6qkpd2+QTnOxK0am0egrUalzaTgsTlTj6K7ZSSrR6ePjo87EhfPlVl3zPXIJj7IHxI+ngk3AfHbJqcE",
+	"HM5eC1EmGriSZBcMNI2dbiVnVflUmoQcq/jHEYVQizgWcaldkmKmQgE3suSVlOAaIqZIeHTRu7m7m6dC",
+	"4FkwjKrmR/Stf81nJ0IpPhTJ3bmdnQ1EF9x122h/MM2F0QVdNWutWp3hJoTsC49NwqnNU0sTLOq7XKmO",
+	"PaXx9Eh0pFHhRDOpIOG13/WyCg1vocxZBX0aDTdXxK0ssrjrfR1t47WaPLIqf6MKtphkajK6M87evDl+",
+	"DJhptXvqIf501QLMutoH65yQxj+FenUk3Wzpcnkb1L01JMjRYNbYMzOrke4TdRloRDsyIuVrDlO/kn1j",
+	"7QEkhtQvMUGkVoK1HU+p6YbauKwarg3HA46bOzs7hyxRmLFy96yL1K37vsumkwlWn1TiISuiZp5x/YHQ",
+	"+Y7E17TeqNYbZ/V6G//vvVVJE8OGFCqSgo3AU4aPBE81tlaJ2w+j/uWCjZgIp71pUCOWrhfDRaN6fAku",
+	"FKsL60v1hS5rAQ5dn1o3Vfqjmf5xZv9oL/xR7nRq+Pe/Kv+r/P7zr/+qfij/Wm98wN8+N3+tV3c+VKD1",
+	"Lv1U+ccaO8vi9YWPzpGCZbEXTfVDJxotCxJ25AhyaYIc0xRT4XbkEnmO3jrzUKJZXUdO73zYW8FNvHPT",
+	"0Cqh+0PRE2NyhUwxzoV6OI+LVUHm7w13lNY6QrzNy+Q1oPOkiuoaPZnCaq1zq4ejQ0HoK2aehoQo5p4J",
+	"unepZrxAm7uqHFCGNiSy3te1AH8tK24gfXG9wvYG1h5okvjHE4sACWsIjbMK0Pp6BejXNPwut7fkDQ2E",
+	"S7c0w3wtGwmeRbKNpaLk6RL7Ntro5kqLMfKiqY+uQ8P60VgozFd0G8Vrahf/G4mNjsqmUC2fjdxiT0wp",
+	"NlMPvWsUf0BjJjzmYwH/IApDYU+keBO6wBqdaKgKSGKgTFWlxOnTLOAF+t+J/igymZ4wcpCpBRPmumC/",
+	"Rf9bU0OyCLHQWdoaeA1E4kyCu5xLtAlRPcuE26ZzJbDafLrfpiiqQslXULjaAbLzopxXOKENV1y0TqDA",
+	"/oq+szIwa3uH9UbFPsB2fpKa7arcmN3sEh5Yb6c1iqTlij9Y0FvR+1EUGlMm014Y9NmTR+xVtbm7h+IE",
+	"rnp/t7HvMfPXQYH7Aw+HLnV8ctrc3St9WFioV+rHV27DV9VlDS+X8U6wqMA3GdScfDqKjjaQ1ox2CUJL",
+	"ikGLM+h5Zs2PCtcxVRmdswqGhc0KnroeV2KvNY1Dds36UQQWDa5F4VLmq3rPV/fOHT7sisAMi4KhCZYe",
+	"nhHtZzVmnBb5/F+K+ea66nSstbpqHLdoPaZM9m3coZ0Ucpv4REPMqLelZ24wObfkrpjFkb61uRy/spSR",
+	"lY9fkdB9/Opqz0sLpbOP4CRBmiMhrZwM7HkuJgay5fSj2E/Fbz71A92RYTRkaFyiiBzrS402F6pTNmdK",
+	"9KdxoOfMF/1AFbD6zfpOrV5rNHZq+7mAht3My1suN3dR/EFhqGUEowb+B//n86+N6uGH/0XSUadTq3za",
+	"udmqzz8+/+9yGf48qj7l1cGHTw2vddOufNq/yf/4uahZw9u/aS/5snfTzv++pOXuTXmhKfzeXNahtaTD",
+	"zrIOO0s6LF1Sc0mH3ZvPC+2LW+7dfG6Xiz/t33xuVz4Xwn1vOYzaS4GxMEl7SzA0b9pbwmHnpr0pIGA5",
+	"7XbR8HVv96by9XG8QG2wLkwLWC7JXCKSMF1rvf8NNUpTDUo2CXkgiRlnR1v5+7NFd/+OdPz9Lf3R8VRi",
+	"Qrk8qTFZDtkoihUagjVwYErzSXgrF/+1CgfDODnjpa9E0fPjVARB9iZ8OcCEFxulePA+LZP6F88FmcL9",
+	"1iGV5GX9yCdzpOE38tVQvMW0/vm09kUFnrxScUVKpztV6/SWFvvxshWNPywzaZ9n9lgoSgKfZg0gXULx",
+	"rpeUs06FxgQ2WIUAc4+4AiDKdyjlNeB/duDP3e/gfx7Dn/tPCuWyPGbgborWvogWHwpqKydr/Pd/79aa",
+	"5hSTXL3aCFyYOtToaw9bu/vMJBUhE5u1mkUD1ov0qFIrpcXkLoV8afPoOuxQnnWnsL40ZDCKWRobb5j4",
+	"eh1W2aw1DCu/t9ekf1tLnnYtC04VXzaVIfAv6Cncm7Pvz85eMSw2+9BUFk9kJkr1EAyl9VlewZotM2t4",
+	"pPsMnGwobnbK7Apqa3UGizJIPjRwhX2FGpng40zH80mkdLe2AbVqHhQsQhdnkz6S2SSh6OacySud23Cr",
+	"fri3dsfYES/8eXEobJcmtWmnyZ/XzUTdhjOJBWAY1o1HV+wae4mnj3qChZNPqX1mqOzy91rrLih1Wkqj",
+	"TWrzJRcDztLWhbD6RQdXy87tbdVatabH/v3fe5WHVt37O+MyKxehGBmAKRmxGTXnfSGv++f7ai/ie3I/",
+	"bvELPp1Gs+aVjoS+ikUW4H+ZC+I8UovoaiZyaFQR0j5EuYcoVKDYsqrMWWAuDr2IsWvgl8X3Qvjlayxn",
+	"F04lXyq5q75bGMmYVNnOToKxuyZRlBITnphgIftuaLx4FCunqRQSag++PjkMA+5RtWPBfeYamdavL3eZ",
+	"nUNdd6PpBS2kkJk3t5ElmEke+EUdlUPiCodFrVUVXJmEz354e8bKXT2fJPWQu1z/62JmCmAvTXAQFIx9",
+	"ahLZTqUOQpswPF2y6Zr1dq/X1/ngWpTZbuYs4pm+EK8xlagtKGcwkRAxxYjNVrQC7yGoKYf7KyfcFN0T",
+	"Qg8kCZooL4f2S/F9Y1Rf8awW4FM4gzxY3e8w/3XXPjW79dx09D3L2dJv63nXDEZnlpPBx8KbNhHy6NXx",
+	"Y5MNZzuXtiPJTH+2U6szm1Jn8coFchCtG3phadFESD4JsvYw0EztFKv79UhtOUcOjHZCj9ZrxywC2ys+",
+	"BD1soWjzlhgkcL0Bp1IWBiRDp0U2wkAVAGm9rywqXdkgAikonWAjh9nQZu4rqPeO37qkX8yxbM211Cca",
+	"DNQy5qBLH4uHXmvJXZJaLQmfIWik+REHQWj840FOzMzVam6VYM2aeMze0ixryREV4kTqZV5kU0m+AiMP",
+	"WIAUTiURP4xsogZR4E45Q9RYtx3NZJe8DNG/0NiOjD4HPBBj1Am7WgOiYYBuJc8haJl/wLiZHxx3ebX0",
+	"w2IvzHUR6Hnxr5n2lpDm6Gqh20rJK3Gb09Aunmj3wj/tOAtloLNW+AxQFuiIVd4s4zcyUjvpLJTxbq0t",
+	"jVRYzC4AZw21D/qjQIoqbARPP1X+kNfpOrzIPSJFYQuupoRXP374lZJanS8xVi8zGR+x0XTMpbPUa/Ai",
+	"xcmSskNRvz+N0Q0zu658Ntnt4iKyC4GSLAUxM96yNKhfHFWRzTf7aXnSVpOviSfUvuumLu0WWrFXZq9d",
+	"4X+yuAgUH6lBqj1MCCCykfyaKODu4aFDD/FbAfmlbLkFyDuKYu3l0UFRvlFrvLY3BMbN7nhF9t183rvF",
+	"ud+8Pja6NJs8Tq2Z7pYZfb012f3yygnjhIAwc4OP6TZ5NhbHwaSiJyQpCfu7mTupSGkhZlsylcI6TdSH",
+	"I5gKp6ycevSgV7vxjaco/YTJh1MDhzrkhjTrBTJ1uqZ30bxoNGreUrA/OOw3wcWtF0czJeIq9/lWbkKo",
+	"Hzb64H/9o3QX4rqpygboJ66CaKpYF7UzGR3EGUnyrjzqamzi86P3L368fHd91v/l7fXpj7vP48b8p+Hs",
+	"6Ojo6Mf+zpOL5i/13usD9e76SWtwMDtuXHx/8NNvdf/l4aPf6pNHHw9+u6rz7woE8G3MInnF3GqbyOso",
+	"FCuNS8jegCaowDfcZU+4Pw5IDyj5MH3q8WEmXXjOfy75unB2p8Xi4BEJgYwnJWgM6o75nPUMDyZ8cuu3",
+	"LkHcZdYMxmceYeQs/Gk/v59N2K3l3NUCA/VnYJNM32J428jBAo2TLQsYYUiGCerB8HJWprJpCsUggOc4",
+	"jSHwRZyBeJa/+TW7qAxcPnhbJoZ1EiLkMyCAlSz4bSrMd5CpYMtOcsACRDOIZRMnduW1Oic3PXChirn0",
+	"ozHrBVp5LPHpgZCLEbDuAKaHFDYBxBFdNBbSX8GI+x/PW/3Jm9lMnM4vhsOTj6+aPz6bBFr73+kfn7Vm",
+	"u0fPridvz0wyyiKFq0MTYcA0zel59cOn1s5NIWk0lZIeJUXGb/n0ZMZJE8CSR9j22UQXw7+dRKkLrV0y",
+	"ZNa61n351gkS1arMnsq4rcUCLQGm2BkrJwXQJKoM+uHUF37FY1HoC6WNsWVTnjabl9JF+GZBWuQlnOVR",
+	"UgreInjU0zyQmH2aKIiXVCKlf2PGFxH6NrFFUsgt9ZnWwRWcpx262OFu4m+JD/nwZ6dMqAkxyGNAcr4O",
+	"y+bgYWYR6cEWvYkZxF6TjHSrS1Joh9k6h+lm6F4IwJI7xiZ5TJfd8aLHOfMog89/WsvWS7NQ5SLGgLb2",
+	"DW1t7NRd2lqx3ssU7QaVbI0LCrfMSeDf3mi2k823vFPPkdP+OUjXzer+h0/NvQ0o6R2E3i8gSybRzxqv",
+	"y6VVA6iAtZtUf6lCJHEfaLJMFv6U42UvIWjcJkMFC9wkFuhDYG2iAWQZDouNNdDJyY3u6DT51C9Mmp55",
+	"jYoMNM7vjsAbcL3kgypOzn6hg8LfZW9QPFAUDzd9d7bKS7qU9zXXawODSLGNZXmiNmKOy2SMjkxdz0r6",
+	"CpgQMzBtFQ897a0UIUCREsUmvVtmH1nvFIdg1LY1zSQ2mQFFVrvGOG+xBHexC8ZqC06ZfvycGauyiUUH",
+	"0X7p1XTNol/LuonRwCaSvZspI9JmtC0GUfs7fXdK/EV0/56mUaJUwLGRiTTwQ/Sw4j0VhVNbuxpcPYL+",
+	"iJJYK2LasnJMc/ewWd989cvPMprw36a5BUNSBJg3xnr0mGqONKOm1RIxY83NsbybQfIlERLxJsmRb2u+",
+	"9BbUFAXHa5ZRdHHeIC+3XX71cSDdXxt/TMb1gqjD9Rz0zVIQ3D7j+ZnjpKgjU4L2YZo/3OS5vQuoufnM",
+	"v3qS7kVAqWKG1XpPU4DUJI4GAdblxctutZuOT8EShibQ801WeGTb3lI8TmJZtkqhvVFo8JeHghdJ70c+",
+	"Z8+jKxHyvthQgl+/rIZf7++LncEhbzY3WZaroFvFoojBQOA9dNSFqsZeGd7WZEoSknF1acJvyDvOCPau",
+	"JvBbHU/p1dyI6XdMzUXmqq96Xe5AMke4L8rixenx1wrmH5bc3yPnpi25x7How1EBM1QNJLN3M1FomLxk",
+	"sQ22wuwM8GW8zTnbYdNDLpJxzg1TrYpYFPoC7iMqz5/0uWRKB2EI+mziSxydEiX2MHqlLBeys84BI804",
+	"uw43TKLtlFqRFe0cxQN1jgVpdurnPp8XGXSxLfm1JqZT6MJ26lBsBn9Dlgq/pGUrDJcYTeEIyfBpEr0Z",
+	"VRXlWaRI/CwDtm7ruGJc0eqUz4BHtNYwGg4pHE9NkZ8ZTMNwbhLNuZWKimP7D9qNZru1PJnJ2jTxzoqD",
+	"yRJ3nDRasbsssjAJHTT5g7img3E2EklhIEstayuCB9cvexMMOU0gugJLsnly97dz+Mkcdx6YxatcieTe",
+	"wqX2VuVRXrxDyxNmFJEjxEOP8bTapNGY9Xj/ElLiSh+YFQBiFLOyMc2Z7rOIKZKBCgK6Vx/ME1qQqRrK",
+	"ym/OHlVYdGWS2rink9VhP8Tf7qQ4aFIgpeAhxMXj4IW3+AzXqGFVTq4Wa39yU6WqLPp/URrztVdifUlR",
+	"Z4VZit7Yzs/NurVl4eRlD30Zvt6B7pKkwcVzm2S8K1cyQmnLJWk0nbGW7WRZ+T4/UJOQz03qzCVJMW1a",
+	"rHxizCyOPIt5X7Dvo8lExFmVcrNe/0snN3FYw6V+q8lLCVZ3CFEPZKE9KJCp3svNmmM+LzKVNpT9FNCB",
+	"ELCHCgpQV6X/emrv4Q9vz0reBiqxjO4J9WNtZvVixgAmfHL/WOrx4VGYHIeEXKu0Zxm1GftZxMEAfFtZ",
+	"NBiEgRRpRB6kSDBzDoX+YXapuuQkg5cBdeNWA+lUM08V4mQYwgCjgvrP2MSNSUJPVXpdMBwjqS6rFsKT",
+	"ejBm13PjMZq1nVqjQgkbHR0tXJeOTAsMGi8BIJTVaRwK2Y98YFovIoQw8dHtrjWZV02DGjvKxEEBqH2F",
+	"eTydydLshVSsKeUco9htl+Shjvw5C6TSgvt5yCLUFgAbAbyaG1m2MiiVOA4RZJu1OiuIv6EQCK5ZF6sz",
+	"3h6tWBhcisQCRllTSQ+Fby5y1aksWuTy0pGuzwsr25fbeCXD+Smj92QjfiWYjNhYcImemKg4N/uDy2x+",
+	"o0yyFSKhgAYdGdkIV0plh8vAhcKFCAOlFRuJWNiZAnPkSbR8sglzMwYQLpwaXh+lwIUfU1VcznWmXXqd",
+	"hn0kwmDSyPo61vI+NqZf3uXpG5VDB1VbcMdpm2qEOBvp1fKd7EKC2FweHCbjBAOiovSdlZotUPpcybG2",
+	"LoAMqTHBuNCdiOkoqtSWOhuZeSyAkI/kck7DRoMFCNQK3Y3apdTCaH0HuHasiGdEfzmLBSXTTJNL4tnh",
+	"Ch2nq3bpuXEpysMfG9WyXlnmtNatu8hDy3TFT98QGFLlQTkv91dqyz3AciMVqZTSAZ0fnTGXI5DZtVXm",
+	"v4nDUrv04Kr5AMjWA/wto/4kanZzc+MlETv9SGre16nWtvQCrhp7FMXkjK4FH5MjaZ61zjUM6Dr3hdQx",
+	"DxnypOayh3yewp+6PelHlGmunX+TkKanj3RHWsyRPtk8KHGYoyJRXuZQq4g7vuVIJB+KMRwgVX2Jo1BU",
+	"4bXxzQSW6/Po7crdLRbIoVAmYWZH/td/MTexqqxS6i80wGDg9EP00z4ldjGQbJIQ1Rq0fmIsNSZtgNUo",
+	"Zx3J4fVz3BiVMCmso5lk5eKce92j6nvGqx9ZvXrIauyctVm1W3nYkQzwn7L0ilCZAtSTkPdJhuTmxlVT",
+	"X4zAd1ZK8QqBYl1Hh2D9qv8FaaC7rPyrjZv4ULbe2LPZrBYP+lXhBzqKa1E8fBAP+vD/oV2lYgtIkAcy",
+	"LFNJfinO+1wBPxH5yCtlPcmnsTA+hQWRAADrtKAGkkMzRSY3WyB1BLNZdsCzGqWl6eIeZHPFQXvj5w9Q",
+	"OkpxV/gsed4U0/xSbG9VZUcMCYAcQuxICM8ucEuJ21gMa7feZNiTqlWqGZZO77bqja5hqt6+fVt1V2dn",
+	"76anS2iRM4yjvjFGAKYm/tTun88ii57g7i+wIJMUhsPOJEu5IeMd307oPeIuxW27Y9gtwYZacJwmYyKy",
+	"OWlf1F75kdGAQswdbO11mlYvMAxQBnkJaW3OmzaLpGBdN9kg1D2ZRdQR8uHYrBkyYl24dRjxRkdh//3t",
+	"VA+qB1iHxY1DbzV2u8ZZHrHQJveh0Bic39s8lz1MWO52Sp3O1D+o1zslWFmSlNQmFwREVl5afR7EZEDa",
+	"NK3zTtMm/48GTAqlEd1yefJxrXh4mUz5xAr8+/81agdip35QaS+SF4SZvXwmZ6JFISQ8NBdxjVQaJtAm",
+	"wbqyd5PiKG15MPYT3ETslr2NKlcXIJJ9fFr7cJa+IFkCkOIsGBtcWMykTbVE3r179656clJ9/Pjs++/b",
+	"Jyft09Oul6SYh2rGbAAEF8WmgUaPs26NEsZLzMFtUOLf/w/7d1kZcmcrVq//z//5v80di0XLsnbDcgy2",
+	"pkuhy3qUSRWJN95kcTJlAcp7u97uzp6pJJHQNKpYgC9HwncrjfOUFwrStWHxDXYSfFfxEi2jFZxgXJJL",
+	"yiq4NmfnVi8ARGAhj4dwk6XBg8YOm/B5GHH/XEfROX5GGgfbgOmMk76yxYrSe/gE5MBADtts+DGYdB86",
+	"+0F444UWKg0pAd1RLBQ86zC6zVgizDiIWABch1Y2di2tpBKi+UlzsMemkLaHdc9iLtVAxEkPc6R29TZj",
+	"Vo4217vpNetHUho/ugBTqSvh4xoRtUgcgZ72dW00wAlvr9bY6I1tNJr/pWj46l6tUak4T3r32ZOzroMR",
+	"JmURuex3v39y9LjrpAnCHE7G+AJrN15EpkaDqfZBEO++fHV2/PLFaZdF0jAedF1t9CAyWryv09ma9VZy",
+	"BhD0bEpO2UBz4bOx0KPIV55ZmclOQ3sIFNUIRb6NpfNX3HwgNICxLOlRmp7FTmJo1q5peS4jfY55qISf",
+	"XRtgLg4BP+IGUyqrQq5GtoAHKiOUGI5tXZ6kUkKbXjQ8je8Rksr13yGu0HP3j9uNZF+0c4+Ut4BuHus+",
+	"5tp+MdjVpVcDEaybVqc1nrbCxGi56JhioF0QFAr7mcdzGPmXqruK6kukj6rNZKRkMBhADTGWruzU6O+q",
+	"r6Iw6OMAr001EvMT9KzaCiXw/VTHQV9X8YqB/SkZo8vKaHlA/rqSOKXjfEfIwODS4iis/rNrETTZMOE7",
+	"HBCcpWImyoxFcYAGp/Kjl69PKzVzRwh1DK7zBBAwVxLipoDqhJzc+YkXse2Qc5pZgeE1t55jqiPN+Mnt",
+	"A348+S582lYWH4zgwqkNU2hZMTkIktIASnPpqzbrwmzPoWG3I8vduGvplyLTi4xmHuvqLlMLbnG/TSPN",
+	"0aMNTCF8yANZQVKPzOAEj4v2acL9zc1Lp7THzMrd35yJ4ZHrzpIpK0kKODWXml9btvv4ydlTBsSNTwKW",
+	"jGlPwY/5ABi8lCBHVw5UsqS2eYhQPTdQteyIZMZSAmio43n1CHC9+9BeTzR7+ilNmfEApU1jJgXdimJC",
+	"RtPhKFtzzC5JR/CeGeqB5//ZAu6zLR30mfliwKehZp878nO1Wk3+P7TuBpMu+5xgAA2LDHQkE7v38Sv2",
+	"mTW8Zr2OsB0HcqoFo/4gTZ/TIMaWioIzycvw8jtCClG3pOoCMESEp232qxnnQ7dSPP1ewdz0fenUADLk",
+	"th3V7Ge2h4V0F8Yy1loy/ztDmvoO5gMro1OJh0xUNZBKSBWAgqXCPrPm0mGtOLl8XBXIvsCXGq2cxuYP",
+	"YKdBG7tmXGUGhhjZfjDhIYzJM2JhchFA2JHGVFK8ccBvuoeGN0KHD65NAJllfygJPxh/UUsRzukywHJn",
+	"gfSjGSs/e/T6yMge6bEFJiI3Jffg7CZE/BAo+9MonnEwPMNf+Lz2RBiIK6Rw4TyV4ywx/UYxHU+xsNgk",
+	"jq4DW2/LJDH7BnTYrk9CIhom+YoJ3WoMLyLAtvg00gzK5iCyziFUd0F1JPbRGl5gc4UO6wmlw5VZzqPV",
+	"PEQhsCf0TAhpS5wxm7A0yZ8axUxGmgqRY2FJIg2myiSlxFeMg2j6MF0fi4US2r6tU6nTICq7aENo8TGQ",
+	"RG5drKJnGN8MxECzrRp7aYCvEEWMJpA2i5gDCUeuBKnglOayLxRTI2MHgPOLkX69Fn6gkicqCgUByFFB",
+	"2scK0XXElS1YMIimMetNg1CDT1UMXU0B7PRZM0+jytkeAIFJKx3IjizS67OytRak/lXwnIccrIqJGqyo",
+	"K7B9aVEddKTCZDy8f6lYoDtyCCfSbdV32LJCqh4sPPBBiMBSSal0m7piaBBj8PggQSLoGSeW0qf7/Mww",
+	"9pl9NgpIuO8mupl9tqJ6nv5n3oFU7Q0EZS5U8r//83/+r/1fp2UsuG8UEMu03ZXcQGlOmdw/csM6EFLd",
+	"245hleW3GQA14N0iADhgcC0ZwCvOJN1dGgQem/z+nf9dGCEtq5Sb1vkbO2VNS93CKdLWrjlp3YYyBqR1",
+	"jResLys7dORpzvZkaiAeJRmFTSEY1SkRN0t18Ew8PaCWyhoxuDLGThuERJTemhddQ2KbcWpFw5GRLx0r",
+	"Ya1ICZRVNx5Jc7OA+BkDamJ7BKFvgObn8cNCkIRCK7ZgbnIz6Lohr2PBZVrkLpBpjCG2wlvfKb1McLZT",
+	"AqpgQcSVi/+4fW/ZrcKvOGd3SW4l0M+IlBzD7mNjiwxi996kagpDPtFuy7W4SkreA1msFbopA9OupzHQ",
+	"fr7SDRqgYbWyhAso59r35EmS5kgBdsIf7LNVI3xOLMeFDHBBuezPrFWvs8+ZqimJHG8ThLkKBmNRI96d",
+	"lK+eo8NH/WNM1lKsNWZErFzVvPTNpkYi+8YZVVpPzCOj1CGvpQql/LLWCHNBk3TebipT2FiDfWYZbgLI",
+	"FhXuSZiQsi/CoAcTCzQr+QFqbaeBGmEWhfwcCR+eHR4rcJto70wkrmvBB5gaCSatMWmZluw8iOrpNFm/",
+	"ZTNpYr3wUpflKGY99FnUEbOVy83sUWzyw5ipMiFB57EAzjGdkcukWqUNh8ouAgQ6E4wK1TJSqmIjHANl",
+	"l2VfHJlh3tO5VhtmklEythQa0gDv3Lo/0Zg77PMCt+mxnuEyHC7RF9gNd2fhv6QOvB03U/XP4YJy3FjK",
+	"y8O/yqS+yrNdFcOx0dSgHRvA2dFkLfaZyQi43lFKVQEa0VSLhxvYeWJhHoqrQAVgYqBpinRxMN+u2Rzq",
+	"4dDmoxBkgLRGZxkoo8kz19AoFtPlk7QAt4DG3DNjGjVwEilJl974r6I0bjCJ60XgAX9snu2kfD4Mfpgj",
+	"W/arEb5xC4mZpsxltsZWgt2BBHLs5Sq1rizGb4kCOnvim5ldkZEcZtE09Fko+JVYrPOayF0mdkJYtpZE",
+	"3gXlPkzQ2MltGY0WVMtYZaH2jTLaG3v10rTNY+EHnNI246D24K0FBA58hVkPaQz6DuUtCkYKDRAZu6jo",
+	"ZzKKoeIjXHpkUM1qkH4lTGCr2SSKY8saJnxlouPNcN6FVTctVcsop2BsOBXuqAJhlQQzQzBtYnAkmama",
+	"gug0CYuxmGAETWIthwuo47n5nNF5JVKxWZDJW0aor3JHutPIHSk6LqbmALtUW9ncUiktYkkKkV18vzm8",
+	"CuJ6ggEbiQ4ansmHJtqALmKaRS09jKRABQ1nkQzuTY+T5XEq0W4NjawJDM+KIQcN5vypsGJ3VudHd8Hf",
+	"EF7gQR30hQnPNm4zEBAZB0LzGPMLoSvOqtx0WsRj5eThy/ndlLzSlYgp2WgJS2BnUuYmeXKTtLgPajMR",
+	"hlXE2QcXs0tVgxsBX4bL0reiTfqt6LEfxZydCp1afUz8I3qkovLzitxW3ccNtDYMi7SZeEk1svYKIzyD",
+	"zA1Otwo5c+yESKM0qLCx5WwUhG5eGeOjm4l5Ql6jxh7x/gjGTMQDqE1T5YCiqEzA79YEYCxtA2HMy6Re",
+	"oSgusxK6tDxhVKiQHPkVJhTqGNzInpE3LgYkk0oeId6s160Hlc2snKNHTvxiprhakce7bffgNBgCc/wj",
+	"tEUfaGQqNy/Fdio0uXgtHrg5VkUz4PGCm5m5xDBFBojL5jTtH2Bj0/YVDo3Z46zmfl33tKHby9gQNu5s",
+	"mt94JdeHal33X0zTY59g1arXl3VJzvxB6o9EIW0l7Li3vuOLSB8lTAf2ah6u73UWRSdczs1KkVa0dhrr",
+	"+5kOxr54FkXPgZBD991NdnlsyHaSLXW3vrO+15uUQGc890vtXz94JeNQS3fJyf5QpauI1MWpbQ9XTfOh",
+	"guAB9PT/AENmKBz6Mla5619VpQdlKcl7m9jMTAYQYNnNpGiWz2S3Sb3hrRC4sErGY+PMAgI2tJl3LAtj",
+	"7PYHrUZrE4s9tKtUasYTnJTvSOMCpTBiiVhQl/4+JD97Z52xNRUGkJ/uxZNf3pyeH5+evnnyOhkv8a81",
+	"pODN6+fGSICGftcmjk19xnVHdjcEPXnDsNBC1UKA/fu/d5gv4uDKlA7GZrTVJQQ34zl3iqOfCM1N0M8X",
+	"0uGxHWkdLV61is1p8+pRboqTMND3e/J8T57/CPKcxq1k7rnl2S16srK94hWHZL90aHaiHn+QRpsXUufn",
+	"KMs7QfmrxCiPSTFLok1ZuTd3IzytTx6o/I1hz9YOQNtdfxorLAJtIwfbqIBhXbDln9PXrjXWYokHrljX",
+	"/q4jNjRQgvZ5XykzE2iqUWMrteOY0Kw3kRSDWSe169ZY+QjUqVpIVMsYjeIVsv21CuhUX1Pgo1qwNxSR",
+	"TwAlRe6WnDLZCusa5quTh3ML71R9IvkYwxsDaIJO0DZpQ5viRc7xH5uSP1wKpXq58VatIJBGjcu1GEbx",
+	"fPUabKvt1vHI9lqzFuuzthCDu2l2lKKFG4VBZsVrUzauWqV5S+G1Rj3bMojR1+0gdUp91qyADK3O5TPu",
+	"qVGcOJIFisHnJUHVrbN6vY3/937J4mGTxSBzw67doFqou/qpdVOlP5rpH2f2j/bCH+VOp4Z//6vyv8rv",
+	"P//6r+qH8q/1hinoCoVedz5U2lj21dQu3vawCkFlROV1UNpdCyUd/VVhRGH68VAobbzPDcMLQNORMUll",
+	"ALNbLwaCLeySwsH4WlGXtEDCuuRsi6tceBwyeeHhlWineZ+d6Bxw2IAkbm0bqQCeE2gxMArYQLvuqlhi",
+	"MXGjz2LDyVm/+eLxUfPk4qh+8vHJ/OTx0ezk6cHs5Ozy47uzny9Ognrr3dlPs+dn/vjk4ol+d/H+8mRe",
+	"r5+8Pdl9f3a08+7sh8uTs+ESBKKtZYC3eRi7m2T6X7creMzMs4xXAQLK6NyBj4OCrF/I8sMBrWX3ke7B",
+	"6/kKWm/O4Cf9itj5l5aJSJD6zpj6GK1Cf02uHnSo8hIBADfrlTmfokpy15oAWMZIuDynVaktMEDhMgbo",
+	"k8XydukfFqFqYFL4rwfO9YZT/DKho7ERR+7aGanfBpz80yjuBb4v5L14s5F4k80Y8esHoOw2rP/XfGD4",
+	"h5uMNPTcBBsSIiUaKdun9MGha05xsPyokPEkKqqk8BpdNsixLh93utKKhAE4ai77oziS+P5Q8p9ADtEF",
+	"gwQN8l9JzSDoITEeBxo9eKKM/aRtkp/605hKVwXo5i04FVzrpleqa8UW4yQdmIGTiKHuUOgERqcEzG6i",
+	"RTNeJUk0tclVZMwrNQivpRpTOvWbRfdF8u6062U65lKZeKwypECamM1VMCk4N8JWP1Lo8jMQMzYOwjAw",
+	"E3lJ2vAwsoeMoPvnP8HsYyMHFR+I2j//idYRx/BapvTjbB5NkyzmHoUnnlLcB9gHx0IpPhTH4HkG28+Q",
+	"r0Q4RMuEjSgDRi2aag/Wv1vf6RrPjJirUTtn/LWmYWMELijFwgLVkTnhMxFWSXJObJkmdwfrdkpJSGGn",
+	"1GaY0i7JgoMGMylmcOI0r2dwEd3jO5Ln8O1SgMtqol90ll9stDacz2FiJ+/W2NvUCJ32t0lGUB1hjyCN",
+	"B2LcmPICOHxYcXrCqd3WMIdJGBldthpLpe2MUyH4l6adI5P6hsvcRZ1REWoYoCOXORWWwQ/VDDILlCAM",
+	"QWYIQ5H5BrbkcrfVbCauyGbgdETc7NtcxE+fSxlpOjznqCS4jKP7+KKp1NpSl5haK2jnSxyrEWspsCBj",
+	"PyXDXxSnwVBFqouzJCoxLab1XeTPt1XwAmtPSbZSao6ymLVio9sOBQmBqdUWfcmpFtolya+CIU5U8lzl",
+	"Rxs5yvOrQMwEsTNgVZtOslMeSWuBNtgu7OUyNoSVc0eyF/HYJwbaYr7RQPDdfrO6D/Wy9ns7vHrYbw2q",
+	"TXHg7/FGb3ewX8+vllZ3Dq9nKDQVDswk9pqEHJ6kSRxR4mUMyAIAiJkKhdaYd0gJrlWpvQvbJfVAuzQT",
+	"vSqfTLA6mpFslyZNq78nDnkLttomMr7J5v8yNXtyUkFzSzwhVyDhbyYZnCLFw2QYlkRu1vFx0nzLzR/Z",
+	"9S0xEyQ00zwC4MI14yr/NpBVCAWrlIJW7koMeREhYP7yYogjNazKzpjqSe3jSQRb+oni0stowNANydVO",
+	"u7prehyTc8wphreRbBbIxz9s+DwJOAta0wx9KGxs1LyogFuUmNLrTldTx/Oi1LauyOawPJjNMsf20Fuf",
+	"feg9Q7LtY17IzgQYaXRLFuZh4uaG3IMJJswwDQvnoJe+U1lIlv7mkmR9A0mS9O6Gn8NejQ1W94qcC10B",
+	"stXY3QQaiRPhifADDmHKJPQ2N+mMrJTNW3kvKCeCcrYWX1ZMJjE2cY3cSlTOjFtoMXyAOUKQRVkpRE8n",
+	"TEesgUGVNi0a5bNggUQR215MClZLaO7F1B9SELeJLmsbbwtK02LbdaSVeJDIxEKB6NBNIuOEBBI1wXCS",
+	"iU1669kUi0j+AumLa48pPgci1LXcB8SFJBQLwrbxxXBEpYUX/SEJbMapIyPKVUymSsqK7Qh8seAKImhe",
+	"CyVAbnfCN5Ik2lSYDqTaPpdsEFyjC7eQSSQFOc/jiRgmP1kmhsRjMgkUmkH4OEvTWATKUGyumIoiyYyk",
+	"aGHg5ghOlBRY89m47aloTLVY0jS5qBRI8n+7qTrQ0iLklQgxt6Ay8RSYOJ1LU87bw+AwYZUakJwWfzLe",
+	"01YH/xBT54C8yWUWvTJZdRDVbN6TrmcNO6DZT193Chjk+iHtyT5HAOyeMGfbkRSjj4KU+2glD9ZW9uKc",
+	"BGsNhwBJE3mR5ApcGgFXToRK8gZNr0SCODYjfnFgQmW1rIcZaL5I4NMzzGaXlaXI4v17i1WbSUHeZrLm",
+	"pgtrrJJOF0Q9DhS+9GASB32yyX3YViqjE/sqMtk4uN5UIMNVnGD726z/NZLwItnqSQH9T0lvQvpNKg6u",
+	"2Qh0pZLUqoL3R/ey1d+d8/1jeNh7fnRzfnSRIVzHmZqk9qWktf0AkQYgzlUxExpU3mwd7O7v3YKnTVa5",
+	"xA3uESWJKUhxKxZrMXiQwhN/dxUMFc/8VqCXsLUbOhILNHRBtEeXtq6OuhQxrIIrwco2w9zO3h5Mpx7C",
+	"VDZxzUIBFwK1jnw+tzlHaB/9CCwdMAuLozCcTtTyshVjHkgsPdxORIkC1zlraMrXuOjIxIR0t950zxat",
+	"Wevc6s4SphxOyq4Yq2fU2GMDRIQ4ZPtQrHlIFU7Yi0jb4CP4CmeXHsQuwToJrkEbQt3V+NsUg9iXMv/Z",
+	"I3MqscpIs2FwlS9vaXmVeuNWflibe/qsBgsikflxiS/ULTygtvbV+k9zhvxyDxs9ix7zDeKb8pfpzPTb",
+	"wp8+fx2XaMeJBt1725Tu3Vnu3Vksb5HjI7xFLuGLXF2Q24Hs824dgGWqO8r/n427Kv9qi45vEjcF7SqU",
+	"pTCX1EWZsuQcGAM31w0bRWGizypKEkOpaSDDCleXRveh2pQ4aiptPIRI0mxUHpIF3MF/hcYN7ZTLtmFa",
+	"RXqxTx1TAwesFViX9Sar+RGhEkZlM0+KZHN8zJ1kFIMoHjpJKbyOtDkpUKFoM14I6Qu/DdHk6GiSBsF5",
+	"aKBOc02YmmNpypA0RYcdmOpUVLyOjNBXwaqUMm4KiYsEV5ewG1syhZL5mLQCbtYMzHkBeNKjJPWw+n7I",
+	"g7GClJZ4PN2iyuFQ0zsKk2/kaYTJYO002eQgZmgDmCLe7zhbqmJjFdV1dTabVXNVb4qMz1R53nEYyKMx",
+	"648EZO7IZWl3/Qboh3ZJzH8Y9Z71g5fBD0/ffDxuvAiO1fFYT94/Ot47vji6fnl2Un93Fo6Pg1ngfx/O",
+	"ji+i4N0vP8Vc+vVjWa+J+Q8f/bfH0H8qnr0YvHj2U63fDLMlm89HAWw3W9N5C+0RxgYhMF9aSG9l4d+W",
+	"K0lKTq1jS3BNx7Y17IdQa328NrXD/kem98bgMLM6BLCImXk7ytCSQFGFI5tNBknGvcZpCzYHsfCYshgl",
+	"6Lchp+P2papaGzM72PWN84S4/fc27H87VRR2va0+yqz7C5RS5tr/ITyYObDbMGL2wJZzYwWl15Apy3Je",
+	"6Q1P0k+ULZtTEDmZ8lqYHKWaiLLI6a3QSx00DpvpVyehLwxuMvqWPqRMGqaUWc6fHWVZGrIU9eY2R5H0",
+	"k8RVSVIOhx4zyqgzCOgVzyQc49I38R0KObRRFOtqGFwV1OcDFqS47o+XdyrOlW0HVutNLk+r9I0t0K5c",
+	"mRI9VOWgSmvu83BJxjbr51jmEx5TZuaOdBPWVJLk1nwsKKSrKANYoMz+bXJd6wqTTwlWW8yhm9SHNTPx",
+	"qR9gGV/mVO3Fraa1WEyaXsNEpmxlYfwoYsWXmOMSvHJ86bEsJAKMcTYTPRdVXHYmQRN0PgQ8noleUj28",
+	"qMJ9Cp6F+sQWiqV2yQJ2FMUKTdgabDxK8wne642fbITO9jzLOvEU+AClplZ0/pqyutkBWW43fryOCIdd",
+	"FunedPKXCOkn5/gCESKbY2XLhyOa6lVOOSAg2pwjJHimMZOUjjGzmjaKYhnyjhbXCZtFMYqNxicyLZDQ",
+	"ke4AdvhMYkfHOcH4AJGRIC26kWSApVTZ+GaQ9Tebwz1T3hYF56KkqsXEFCC1QBRaxU6mi3kp7xn7P0p/",
+	"+fcnGZnXmdC0IO8S3nhzNZdf+SfXFNBMCZZdPQupY8CfNnNhKUwHfs42L5ubaTPpR5pDWSu8mlDerWoo",
+	"iNXhBWNMFompcZOA7OyQhgBA6yFW6p6IOIh8Vm7UmXIsm5U0/zFLmTizkijOjopxZmAHDEMRumUucuUy",
+	"wGMNhzC1yF6ly8e47xCTjWbWGyimY8rlSH5yA91enby2XJwplwo/pfbIZBrQKCTVJynjLvoa9gJbEshO",
+	"oiNTaA8bPcSK+rGzXYxZsqFtADeK9ErHNHW0aGcp9U8cE4kfd4uCRLHbf4GULyQgtqxuhBXr+pFU07Hw",
+	"i6jxa6eC9xdxuM51cB0PCLqGyaUcx7SRTTjcZMuldml/cNhvgruXKVRU5T4lvnIOGbpfx+dH71/8ePnu",
+	"+qz/y9vr0x93n8eN+U/D2dHR0dGP/Z0nF81f6r3XB+rd9ZPW4GB23Lj4/uCn3+r+y8NHv9Unjz4e/HZV",
+	"599twwCbXf6lWeBkDy4TfM/M/umZWXvD7pKXJRK6zkrlJAs0Jqp6/XAjE1W9fljJVuJZYioypY4TWxGE",
+	"GWeq4BuDRabefhhJEzxqEpraJ0Sj3zgm2fPb9HbmH+bYcOmBVtmXxWQ1BFob6ILcgzlm+yENnoR2Ow3d",
+	"KZJny1GQzMDZA9JrkUTRxbz+FTPg6iL7zuuHUKiRa09yTJpfClu+YCnDn/gRGcmAzinjtF5Py4dRaT8q",
+	"XzkbCWPrQo+aVD0PYDep7/GV8tIc9TYBfpISP4rNCRWkwi/bIvgdiaXbplJH0/5I+JU2VUy9EjxM61M4",
+	"FWqwOgXr5qw2EHTsmm2oYmmWb+ii37uteopYQNopBiPUqLADeemvsHAWPLuw8a9gQyt8ho+yt8ZFwQz+",
+	"b/Im3/lDW2RMy77qv7c1bVEIzd8vxNMZt8pEbjyjHVKANUwBgvfS6h9shro3I/19zUhERnMmJGAv/kAT",
+	"kiGQS5mnTDLRPH+DjNTefusQMgTXNvL4gdZJbeOdWrNSQc8XjM7rX5q5DOUPg17M40AoetVt7Yju2mcG",
+	"AqWw6GlSMsiUY0S/2Y5ERWSZpxUXkprX9Tqzwql55rqmVu0kLVqO9DKBQlLJCJgGfFqDocQ4L+Lauijl",
+	"4oPxrXmmMiap8q///u9WrbU18Fq1VgXrdhs2C2XnIgbV8IE5xhO1N+QAhH7oUJeXIe6ysm1In8978Gu3",
+	"jWWpYJYctE2+1osokImE36YZKKNe1TTE2EZbkxwOMz/RJCJ44zsFM8GMNWZ9hsrEIisBZ6HJLAk5k4Dx",
+	"nfC+UBXwUVLWt2jaUyJNxGR5UBxLpUHjgbaKD8Juq1UBtQ/1HRumMqP86psovHRsALEIB0mZQ8eHirTj",
+	"XTXtdamytp89C1sL2K4xY2sNHE2PAQQOEMXD1BgrsnWJv0ENmFu4UZEnkvApfF9pU/EKgAGO64saLCN6",
+	"AEjd+guBNuyvquWxO8uKtllO/CmTfbed2buDDsimOGiY4dpxP8YaWGFiubISdDdUJpYcyUBBaavC2ZhZ",
+	"EFhiR5VEYgsrk506klgF29U0egwVcswXmm6fZ8tcgcItkEPKWoWKNiJhCe3C6NB0jRGZKIgPh3OlCF6H",
+	"kO7WmqbCpDJFyMyB49/nDn3uFk8IwgoEsKrAx7hXysf4DVrKe6EYJ6OXu9qUIsciJvAH1XiDvyjDI/wF",
+	"dxf+61jJvaQ8GlWDjiTUCFys50OV5ckggx2SsFws+7RQ8QxCIhqmfn1Hdt++fVt1nRjahBkwKVaAhTDb",
+	"6+tu6kiAmuQq7Ap/UsFHkZr8u636XtezAb7dVmMX9atHaQkRSz6RNpJekygTPhyp1EtDeuhygEiGf6Qu",
+	"BTlY2SKKqUtBka8iXLevIGLRnh6lL05e2Mq51yYUVM8iIIApmWBlAwxzZzN58U0poYorlKWkodQuLT59",
+	"GOwQTWxmZXJBZgvRV5vJiEl9bONEQh8qm8iImWVmZbk/h8Y2FRO/qq9lIaZs7DtpVb+32hWtuzAQxNQW",
+	"wtG/gnT6KubDMV/XmVq9iHCQe6H2Xqi9F2oT30i4mdbjo7xMVvyDRFzawvKqFU8SnbLzAq6uXAH23rRy",
+	"BZeZz5hNxoZ8Nup1iOXl/VFHJjIYPaGmLBuWz4x0agWW1iPFaSfGSoRXYEF3EltmClEvKyLxyOz+i1+G",
+	"SG7sR09zmmTamz4FRX0LQwJzMdXZg7sPFbwPFfyPCRV0CUBh3mu99ro4JNlSimVhgpnZVuTDHgaK6vTk",
+	"aWogVyTCNdlVbRpgf0FRBYQTCS5mCYiFzUmMf7Nyc3ePxVz60Zj1Aq3QBmbjry2o0Q7WNolzA8yY+9BN",
+	"rHspxATWfSnmwgcyPgLPbRJ8usxWOYikUM5GMBZRrSh4v5gnOCXiHZlQccruVETGH8WCa0MYv8jhRc1l",
+	"Py9CQRoHcvzhmkEDqpejkmzXykCnqgJfpEk4EonKxLA/en2C3a1AhyiFI7VDIOaeI9/ZREdm07l/Jkmr",
+	"StukNHKBtJWE1NhWQsKJ/O3ewkem0y2fw7R7cZA83S+sgkstH7KsVhUdsNQompkbYTOT3rEg9dzY7dd1",
+	"T9r91fPNDoVhsIoIIfddzfAFkA9zPItJYdOBFqpd4M/HfkH2Vvr0INVp3NynKn1gbswfn6v0nk3JsSmF",
+	"iZ6ItC0wC7fgS5xcTeanB5/s5blZKv0dbSP51ZhZDLRaDJO3qY1Bu93qpqYGKCrRkWZRxhOXCkmJ6wCS",
+	"mW4h0z1zCMWd6Pq2e8hu+4Ktfrruhba/kNDW2ohyPwXH6Xsp7ytLeVDr9Q5IZyLSZTOiFW0obZK94IDC",
+	"H2AEk+g5zwxZz9bsWj0Wi0nI+9a7FCUHtAGbjCVgsiN7ZNv+BPG5GMdRFZKaQPk9Y880fpZYawZraZON",
+	"2K+xx9gbvSyTyaMYPEzpN5yb8Rnk07HuhgVes4E2Ah8U1SYfkk39UiGNyUImFlPMJeppsK7jHGCLFzNr",
+	"cAOxsyNvIXcWPSvLhcw3E/9uhEyzwaycScAXCehdAZKOt9S2PYnFljyOo1l2lDOOnlPpSWWGyUmd5rps",
+	"/l65EPgdbGx/hneXgcRoLsi90+f9E3wfFvNXEZuIWH11semBMUFRyvEvZg6KM5T4vnLcEMlxz3phJS56",
+	"fjSTOhiLNuO+byq3z5JOvpiEEUTWGD9EesCxWRT65JpU7oZcadAs+ucccsSNopkifzZ0FIWv5h0WvnXQ",
+	"rUBNAifpXGrZA9eYIkOek7ItWwXP7EyPgth/aFcYSRPWWamxrvGpg9V5tDD0VfWYSAM6YUITRCTCQY0S",
+	"0Zmfl6m8t+MEjnz/kWP1/SJmAHcEuVoX/I1wwQg33FyyI/dJT+FBuWP3q/W96k7dqaO9xfOe25bzwn+5",
+	"Tpj7/gYaYXf67RXCxb0LH3cDXaw54vt/mDb4/v3/a7//99rWvx3bcOSnHv8Yrvg78Q8PPtEfRhPri1Bo",
+	"sTzljF0iBkkqHU1UPoWM6/GejWq1D7iNfHUTLFhJvSPXierwZF5FNGMuVSqqDSIprCJXqFSV6xnf5ha8",
+	"rNs8urTzhXd3s3Qz9vG/zzbz9yfl94RuI0KXhNktxJ8re7tuSei+WEvqbdCFaGXp5gOQ1WgiJJ8ENct5",
+	"FtqxMEhvIuTRq2PmR/3pWEjt+rYAM9ibBqEJTgDqeUWon+g5bek1ExyE1T1/OH35Ii3+3ZHJ0Fyxd0cn",
+	"z/PxDzgjJj9GUsg16z64aiZbmPNxCLXIphq9SSjoOJI65n1tiq9jlEQsBiIWQJihCBYN40d9VVyF7JnQ",
+	"uPVJ8IPCRIS3V9CVMN/wACuRYUBMqV16ATjBHkWxgBgaEFBEbHADC5IATpgNltolSF24g1Z8PYL5t3CG",
+	"p+N7bEC8jLvPn/KdGc8waOI/kdr/zQ1UKxML6uwltHfeoY8nQnPjSo2a9aUkCFwOVZLLVW3lQ92bk28M",
+	"Jv0IxsLocQLgxN7gaJivAqRZtLzAwEJShlRymI7FOLoSvsnoNQTOjcJQo8FAgcyrR3E0HYKTYUi+kVwz",
+	"G0E4FlzORkEozGDqMpgozK1B4cFJ5lzsNQYjl/BN4c7QxAPj6FABGYL7urgEssPoSPMQZW50CPCMO6Ot",
+	"r7QAMAwRG0eWzOoRUUGKvUU4YJCUDblTmmuBhIAdw6D2EEy5UpZ3T8cc/3OMizPFhqI4UbOZ7bQX3CI7",
+	"ktOC7SpzfqW0g4mgLIq4RTLseNbCYP0/dcyl4n27Fnp7qA3TEcxjqhbAENNxqnETwXCks/G4+DrYmFsw",
+	"hkG2LtozFmrFBdGeQJFnHpOOTJBCEiytFY2wERDQoIAdR0iNcZVlaOULMRHwQCbDNOpQoswz0Kc0Lrwj",
+	"x0EYBiZdZVpmNJmokvE+NYpLG5g5Gwn0Uk0DG2n1ph65B+CNtdeROhpSFhvjQmteJ3tOgOzfKGsfHQWT",
+	"pP5nCnZACcJquDaUJzO6EoqZNEJwDbivWGC4B41rowsDc9gpUUNaY6/o+gGCxj4cZRTbwhEW0IictCGq",
+	"JI6Qg4w8XKcAohYGqHbNBHOMV+5PY0XxpFII39b1lSaSPxoMhA3BT2Wx1Cd1acwEEpzStoyefQjXNnyJ",
+	"GygtqR1FFyktXkW3aFnpKPq6ccko2NkpdbnZcH5Mirpkdvi28dyvo1DcSZUqQIq1ylbYKZzlK2i8hRHY",
+	"dCtivl5Kg7LRgKB077Z0H2vynyJtp2SzMNJkakimZRqJhC4TqZ3BlgaSkI0jYbw2CB6BtzqAoOU08T57",
+	"QmUOKLW8UMYpKPhtKhjvx5FSHZl6z6A2MAwNg9rnSlQDqYRUgQ6uBISORFIkmeACCSsDXso81YplDX6F",
+	"D49RAa4rcLkkCATA+kUGOaz1ReB2S1tcBSa5uPnsGuFMzn5MhZHL2m+egWfwiX0fTSa4OidhP2dhJIeZ",
+	"c5mMYq7g1cDHo52saOtYD4DFnyLSAxayvT0Pj3KJiD9VRmPjxAvch2p8cagGgnx5oAZCfW2YhrmC2SAN",
+	"6FoYohHQKqborlE8/yMj+my2Amek7RZxHxmCb8G9qfLPxlOsDguZEqZvw1c4Fkn84cEnuhnLg0BemzJG",
+	"kTR3cHUQyFHSqLBYIqUOStVF1kTYkWgjJE2WLYqdpFCnlOuteguanqMmo5iDwNCQh0YYTmpaxIaKBTED",
+	"vw6qL8TKTp92NJPdSo09AWenLtYJ98X5P7tsEPIhCtCqIzFr2Uw6acNIpnbE90An2iLcXjbDGJbYDKSa",
+	"DgZBH31O0u9dz2Yf7UgVhBhtYz4tUesX0LlfC/zHWDedBBJXOfWkKHdwcCWcdSrXISoF0Lk7SKZwtY6n",
+	"olgCtmB0umYEYlOUoNTGAn9JBeteFIWCI8Fbgcj5RRWoDHDzWM0n0PNuOy3rTqmRbOB0UlHq+JVlhj1q",
+	"QoG+A6T09pdApuOY8vAe8clyOu4ZzCegmnzQaqGOlylRW0blp4cVB0BjZkvf2yL2mUkqtWJsP082SGiy",
+	"xbnYnnd8KMmwd6DOgMt0TMtVG/Gab90Od8dw3msz7j3A7tUfK1mV5SFY69iUaCaryStmaMmxX1pLabb3",
+	"N3hDI68IxnqUpM00tBpopkd2myg2CuckooolAVVKYz1tINtzxmNRY49tqWnykyKuKCarQiCHHZnW1Upi",
+	"qtKcqkGcPB/Wrattfl9ZRExaRsd1/AIDFVrGtq8Xxs7sO2QrWfvjwNjJspwdBWthNJYvxhHME8WZgtvk",
+	"842O5jhKt3JrdpE8yjryC9nF2yqc3riC5heEgyXAyUWEJb+nt2cxJCwp/QyXdRJHAPPsOCf80o6ANizJ",
+	"h9mxjJrJftk6IGxrNdO27z9J9Jupmd6YtneoZroPAbtnAL5IrfKcK30EtO5epfKnVqkkIWNfoFLZYik0",
+	"Oz61RVL7K6zYjP/wStMYLAw29z04CtJK+mE09cHW8OCqWSD8gm46hCTcIowm6C5jnvZydwzPQjyV3Upm",
+	"+PaDB43mfq0O5YXbB/WDOg78IQHG4gxDcE6wdZCIKcE3OEkTzqjqUSoAX4q5iQi7EnEwyPqno83YyKgI",
+	"tsVdnW3oQJXyVspzlRvEUBgB1XPYJXoCrcugWQSd/uIqHk9jwD6PBb4YTyIN0EWZngXAPNISJnEEW0t9",
+	"eyCb2DA2Xjg6gmVVQdyPozCcTmhp8Bu9PGaNLkjAGKSDftGK0rSiGEiXFOBnaq60GCtWtiH1afZizx6a",
+	"5xT/8liQ1HLHf46F5j7XnMpQsJVVKNK1vlxxfquT7rHymIOrjXCXWrEnauL+Kf8aRk84k1pn5aJpM760",
+	"XLm+RfgfxQKTNA88d42b7lIvXazZLriPcfvWwSd1xHXWhA6CNx9u/v8BAA==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

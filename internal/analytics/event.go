@@ -27,6 +27,10 @@ func prepare(p nexus.Principal, in Input, received time.Time) (Pending, error) {
 
 	userID := strings.ToLower(in.UserID)
 	check := false
+	if p.Service && userID == "" {
+		// A service client is no user: its events say whom they are about.
+		return Pending{}, nexus.Invalid(nexus.BodyField("/user_id", "is required in events sent with a service client's token"))
+	}
 	if userID == "" || userID == strings.ToLower(p.UserID) {
 		userID = strings.ToLower(p.UserID)
 	} else {

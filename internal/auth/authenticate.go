@@ -16,7 +16,7 @@ func (s *Service) Authenticate(ctx context.Context, bearer string) (nexus.Princi
 	if err != nil {
 		return nexus.Principal{}, err
 	}
-	sess, err := s.sessionState(ctx, p.SessionID)
+	sess, err := s.sessionState(ctx, p.SessionID, p.Service)
 	switch {
 	case errors.Is(err, nexus.ErrNotFound):
 		return nexus.Principal{}, nexus.ErrUnauthenticated
@@ -25,7 +25,7 @@ func (s *Service) Authenticate(ctx context.Context, bearer string) (nexus.Princi
 	case sess.revoked, !s.now().Before(sess.expiresAt):
 		return nexus.Principal{}, nexus.ErrUnauthenticated
 	case sess.userID != p.UserID, sess.organizationID != p.OrganizationID, sess.clientID != p.ClientID,
-		sess.role != "" && sess.role != p.Role:
+		sess.role != "" && sess.role != p.Role, sess.scopes != p.Scopes:
 		// The claims the session records must be the session's: a token is never believed over its session. (A
 		// session without a role was started by a server older than the session roles, during a rolling upgrade;
 		// its next refresh records the role.)

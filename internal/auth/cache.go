@@ -54,8 +54,14 @@ type tokenEntry struct {
 type sessionState struct {
 	userID, organizationID, clientID string
 	role                             nexus.Role
+	scopes                           nexus.PermissionSet // a service session's
 	expiresAt                        time.Time
 	revoked                          bool
+}
+
+func stateOfService(s ServiceSession) sessionState {
+	return sessionState{organizationID: s.OrganizationID, clientID: s.ClientID, scopes: s.Scopes,
+		expiresAt: s.ExpiresAt, revoked: !s.RevokedAt.IsZero()}
 }
 
 func stateOf(s Session) sessionState {
@@ -204,18 +210,28 @@ func (s *Service) ForgetSessions() {
 	}
 }
 
-// sessionState returns what Authenticate needs of a session: from memory when that may be believed, otherwise
-// from the database (and then remembered).
-func (s *Service) sessionState(ctx context.Context, id string) (sessionState, error) {
+// sessionState returns what Authenticate needs of a session (a service session when service is set): from
+// memory when that may be believed, otherwise from the database (and then remembered). Session ids are UUIDs,
+// unique across both kinds.
+func (s *Service) sessionState(ctx context.Context, id string, service bool) (sessionState, error) {
 	if st, ok := s.cache.session(id); ok {
 		return st, nil
 	}
 	gen := s.cache.gen.Load()
-	sess, err := s.store.Session(ctx, id)
-	if err != nil {
-		return sessionState{}, err
+	var st sessionState
+	if service {
+		sess, err := s.store.ServiceSession(ctx, id)
+		if err != nil {
+			return sessionState{}, err
+		}
+		st = stateOfService(sess)
+	} else {
+		sess, err := s.store.Session(ctx, id)
+		if err != nil {
+			return sessionState{}, err
+		}
+		st = stateOf(sess)
 	}
-	st := stateOf(sess)
 	if claimBytesOfSession(st) <= maxCachedClaimBytes {
 		s.cache.putSession(id, st, gen)
 	}

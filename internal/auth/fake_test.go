@@ -21,9 +21,10 @@ import (
 // row locks of the real stores.
 type fakeStore struct {
 	mu       sync.Mutex
-	users    map[string]Credentials // by user id
-	clients  map[string]Client      // by client_id
-	sessions map[string]Session     // by session id
+	users    map[string]Credentials    // by user id
+	clients  map[string]Client         // by client_id
+	sessions map[string]Session        // by session id
+	services map[string]ServiceSession // by session id
 	keys     []SigningKey
 	events   []AuditEvent
 	// afterSessionRead, when set, runs after Session has read a session and before it returns it.
@@ -33,7 +34,7 @@ type fakeStore struct {
 var _ Store = (*fakeStore)(nil)
 
 func newFakeStore() *fakeStore {
-	return &fakeStore{users: map[string]Credentials{}, clients: map[string]Client{}, sessions: map[string]Session{}}
+	return &fakeStore{users: map[string]Credentials{}, clients: map[string]Client{}, sessions: map[string]Session{}, services: map[string]ServiceSession{}}
 }
 
 func cloneSession(s Session) Session {
@@ -115,6 +116,45 @@ func (f *fakeStore) UpdateSession(_ context.Context, id string, fn func(*Session
 	}
 	if audit != nil {
 		f.events = append(f.events, *audit)
+	}
+	return nil
+}
+
+// StartServiceSession stores sess for an always-enabled client that holds every scope (the clients' own rules
+// are tested on the real stores).
+func (f *fakeStore) StartServiceSession(_ context.Context, sess ServiceSession, fn func(ServiceClientState) error, audit *AuditEvent) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := fn(ServiceClientState{Scopes: nexus.AllPermissions()}); err != nil {
+		return err
+	}
+	f.services[sess.ID] = sess
+	if audit != nil {
+		f.events = append(f.events, *audit)
+	}
+	return nil
+}
+
+func (f *fakeStore) ServiceSession(_ context.Context, id string) (ServiceSession, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	s, ok := f.services[id]
+	if !ok {
+		return ServiceSession{}, nexus.ErrNotFound
+	}
+	return s, nil
+}
+
+func (f *fakeStore) RevokeServiceSession(_ context.Context, id, reason string, at time.Time) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	s, ok := f.services[id]
+	if !ok {
+		return nexus.ErrNotFound
+	}
+	if s.RevokedAt.IsZero() {
+		s.RevokedAt, s.RevokedReason = at, reason
+		f.services[id] = s
 	}
 	return nil
 }

@@ -119,10 +119,15 @@ func (s *Service) revoke(ctx context.Context, sessionID, reason string) error {
 	return nil
 }
 
-// Logout revokes the session of the principal's access token.
+// Logout revokes the session of the principal's access token (a service token: the token).
 // Errors: unavailable, internal.
 func (s *Service) Logout(ctx context.Context, p nexus.Principal, meta Meta) error {
-	if err := s.revoke(ctx, p.SessionID, "logout"); err != nil {
+	if p.Service {
+		// A service token's session is the token alone.
+		if err := s.store.RevokeServiceSession(ctx, p.SessionID, "logout", s.now()); err != nil && !errors.Is(err, nexus.ErrNotFound) {
+			return fmt.Errorf("revoke service session: %w", err)
+		}
+	} else if err := s.revoke(ctx, p.SessionID, "logout"); err != nil {
 		return err
 	}
 	ev := AuditEvent{OccurredAt: s.now(), Action: "logout", Result: "success", UserID: p.UserID,

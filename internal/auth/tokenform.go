@@ -99,7 +99,7 @@ func checkPayload(data []byte) bool {
 		switch name {
 		case "exp", "iat", "nbf":
 			return v.kind == kindNumber
-		case "iss", "sub", "jti", "client_id", "sid", "org_id", "role":
+		case "iss", "sub", "jti", "client_id", "sid", "org_id", "role", "scope":
 			return v.kind == kindString
 		case "aud":
 			return v.kind == kindString || v.kind == kindArray && v.strings

@@ -35,12 +35,14 @@ type accessClaims struct {
 	JwtID          string   `json:"jti"`
 	NotBefore      int64    `json:"nbf"`
 	OrganizationID string   `json:"org_id"`
-	Role           string   `json:"role"`
+	Role           string   `json:"role,omitempty"`  // a user's token
+	Scope          string   `json:"scope,omitempty"` // a service client's token
 	SessionID      string   `json:"sid"`
 	Subject        string   `json:"sub"`
 }
 
-// signAccessToken issues an access token for the principal p, valid from now for the access TTL: the compact
+// signAccessToken issues an access token for the principal p (a user, or a service client: then its sub is the
+// client_id and it carries scope instead of role), valid from now for the access TTL: the compact
 // JWS of exactly the header (alg, kid, typ) and claims that parseAccessToken and verifyAccessToken accept,
 // signed with ES256. It is written here rather than by jwx, which spends as long building and serializing the
 // token as the signature takes (every login and refresh signs one).
@@ -53,11 +55,15 @@ func (s *Service) signAccessToken(ctx context.Context, p nexus.Principal, now ti
 	if err != nil {
 		return "", nexus.Internal(err)
 	}
-	payload, err := json.Marshal(accessClaims{
+	claims := accessClaims{
 		Audience: []string{p.ClientID}, ClientID: p.ClientID, Expiration: now.Add(s.accessTTL).Unix(), IssuedAt: now.Unix(),
 		Issuer: s.issuer, JwtID: uuid.NewString(), NotBefore: now.Unix(), OrganizationID: p.OrganizationID,
 		Role: string(p.Role), SessionID: p.SessionID, Subject: p.UserID,
-	})
+	}
+	if p.Service {
+		claims.Role, claims.Scope, claims.Subject = "", p.Scopes.String(), p.ClientID
+	}
+	payload, err := json.Marshal(claims)
 	if err != nil {
 		return "", nexus.Internal(err)
 	}
@@ -122,19 +128,44 @@ func (s *Service) verifyAccessToken(ctx context.Context, raw string) (nexus.Prin
 	if err != nil {
 		return nexus.Principal{}, nexus.ErrUnauthenticated
 	}
-	p := nexus.Principal{UserID: tok.Subject(), TokenID: tok.JwtID()}
-	p.ClientID, _ = claim(tok, "client_id")
-	p.SessionID, _ = claim(tok, "sid")
-	p.OrganizationID, _ = claim(tok, "org_id")
-	role, _ := claim(tok, "role")
-	p.Role = nexus.Role(role)
-	aud := tok.Audience()
-	if p.UserID == "" || p.ClientID == "" || p.SessionID == "" || p.OrganizationID == "" || !p.Role.Valid() ||
-		len(aud) != 1 || aud[0] != p.ClientID {
+	p, ok := principalOf(tok)
+	if !ok {
 		return nexus.Principal{}, nexus.ErrUnauthenticated
 	}
 	s.cache.putToken(key, tokenEntry{p: p, kid: hdr.kid, exp: tok.Expiration()}, now)
 	return p, nil
+}
+
+// principalOf returns the principal a verified token names: a user's token carries role (and no scope), a
+// service client's scope (and no role), with the client_id as its sub.
+func principalOf(tok jwt.Token) (nexus.Principal, bool) {
+	p := nexus.Principal{UserID: tok.Subject(), TokenID: tok.JwtID()}
+	p.ClientID, _ = claim(tok, "client_id")
+	p.SessionID, _ = claim(tok, "sid")
+	p.OrganizationID, _ = claim(tok, "org_id")
+	role, hasRole := claim(tok, "role")
+	scope, hasScope := claim(tok, "scope")
+	switch {
+	case hasRole && !hasScope:
+		p.Role = nexus.Role(role)
+		if !p.Role.Valid() || p.UserID == "" {
+			return nexus.Principal{}, false
+		}
+	case hasScope && !hasRole:
+		var unknown []string
+		p.Scopes, unknown = nexus.ParsePermissionSet(scope)
+		if len(unknown) > 0 || p.UserID != p.ClientID || p.Scopes.String() != scope {
+			return nexus.Principal{}, false // one spelling of the scopes, the one we sign
+		}
+		p.Service, p.UserID = true, ""
+	default:
+		return nexus.Principal{}, false
+	}
+	aud := tok.Audience()
+	if p.ClientID == "" || p.SessionID == "" || p.OrganizationID == "" || len(aud) != 1 || aud[0] != p.ClientID {
+		return nexus.Principal{}, false
+	}
+	return p, true
 }
 
 func claim(tok jwt.Token, name string) (string, bool) {

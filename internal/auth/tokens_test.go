@@ -100,7 +100,8 @@ func TestVerifyAccessTokenCanonical(t *testing.T) {
 	}{
 		{name: "as issued", raw: issued, valid: true},
 		{name: "control: signed here", raw: signRaw(t, v.key, header, claims(exp)), valid: true},
-		{name: "control: an unknown claim", raw: signRaw(t, v.key, header, claims(exp, `"scope":"x"`)), valid: true},
+		{name: "control: an unknown claim", raw: signRaw(t, v.key, header, claims(exp, `"ext":"x"`)), valid: true},
+		{name: "a role and a scope", raw: signRaw(t, v.key, header, claims(exp, `"scope":"users:read"`))},
 		{name: "padded signature", raw: replaceSegment(issued, 2, padded(t, parts[2]))},
 		{name: "control: a signature with '-' or '_'", raw: withDash, valid: true},
 		{name: "signature in the standard alphabet", raw: replaceSegment(withDash, 2, stdAlphabet(t, strings.Split(withDash, ".")[2]))},

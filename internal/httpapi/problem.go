@@ -10,6 +10,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/nexus-cloud/nexus-core/gen"
+	"github.com/nexus-cloud/nexus-core/internal/httpapi/contract"
 	"github.com/nexus-cloud/nexus-core/internal/nexus"
 )
 
@@ -72,11 +73,18 @@ func (s *Server) handleError(err error, c echo.Context) {
 	}
 	ne := asNexus(err)
 	status := statusOf(ne)
+	op := contract.OperationFrom(c.Request().Context())
+	oauth := op != nil && op.OAuthErrors
+	if oauth {
+		status = oauthStatus(ne, status)
+	}
 	h := c.Response().Header()
 	for k, v := range ne.Header {
 		h[k] = v
 	}
 	switch {
+	case oauth && ne.Code == nexus.CodeInvalidClient:
+		h.Set("WWW-Authenticate", `Basic realm="nexus"`)
 	case ne.Code == nexus.CodeUnauthenticated:
 		if c.Request().Header.Get(echo.HeaderAuthorization) == "" {
 			h.Set("WWW-Authenticate", `Bearer realm="nexus"`)
@@ -107,9 +115,14 @@ func (s *Server) handleError(err error, c echo.Context) {
 	if len(fields) > 0 {
 		p.Errors = toFieldErrors(fields)
 	}
+	var body any = p
 	h.Set(echo.HeaderContentType, problemContentType)
+	if oauth {
+		body = toOAuthError(p, ne.Code)
+		h.Set(echo.HeaderContentType, echo.MIMEApplicationJSON)
+	}
 	c.Response().WriteHeader(status)
-	if err := json.NewEncoder(c.Response()).Encode(p); err != nil {
+	if err := json.NewEncoder(c.Response()).Encode(body); err != nil {
 		s.log.ErrorContext(c.Request().Context(), "write problem", slog.Any("error", err))
 	}
 }

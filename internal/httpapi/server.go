@@ -29,6 +29,10 @@ type AuthService interface {
 	// Remembered returns the principal of a token verified before, unchecked: for the rate limits.
 	Remembered(bearer string) (nexus.Principal, bool)
 	PublicKeys(ctx context.Context) ([]auth.PublicKey, error)
+	ClientToken(ctx context.Context, in auth.ClientTokenInput) (auth.ServiceToken, error)
+	RevokeToken(ctx context.Context, clientID, token string, meta auth.Meta) error
+	Introspect(ctx context.Context, orgID, token string) (auth.Introspection, error)
+	Issuer() string
 }
 
 var _ AuthService = (*auth.Service)(nil)
@@ -37,6 +41,7 @@ var _ AuthService = (*auth.Service)(nil)
 type Options struct {
 	Auth           AuthService
 	Users          UsersService
+	Clients        ClientsService
 	Analytics      AnalyticsService
 	Pipeline       PipelineStats                   // the event pipeline's state, for /readyz and /metrics; may be nil
 	Ready          func(ctx context.Context) error // nil error when the database answers
@@ -56,6 +61,7 @@ type Options struct {
 type Server struct {
 	auth       AuthService
 	users      UsersService
+	clients    ClientsService
 	analytics  AnalyticsService
 	pipeline   PipelineStats
 	ready      func(ctx context.Context) error
@@ -82,7 +88,7 @@ func New(o Options) (*Server, *echo.Echo, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{auth: o.Auth, users: o.Users, analytics: o.Analytics, pipeline: o.Pipeline, ready: o.Ready, log: log, https: o.HTTPS, jwksMaxAge: o.JWKSMaxAge}
+	s := &Server{auth: o.Auth, users: o.Users, clients: o.Clients, analytics: o.Analytics, pipeline: o.Pipeline, ready: o.Ready, log: log, https: o.HTTPS, jwksMaxAge: o.JWKSMaxAge}
 	if s.requestTimeout = o.RequestTimeout; s.requestTimeout <= 0 {
 		s.requestTimeout = defaultRequestTimeout
 	}
@@ -121,6 +127,7 @@ func New(o Options) (*Server, *echo.Echo, error) {
 	routes.GET("/docs", s.docs)
 	routes.GET("/docs/style.css", s.docsStyle)
 	routes.GET(BasePath+"/openapi.yaml", s.openAPIYAML)
+	routes.GET("/.well-known/oauth-authorization-server", s.rootMetadata)
 	gen.RegisterHandlersWithBaseURL(routes, gen.NewStrictHandler(s, nil), BasePath)
 	return s, e, nil
 }

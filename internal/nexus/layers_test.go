@@ -53,6 +53,7 @@ func TestImportDirection(t *testing.T) {
 		"internal/ratelimit": cat([]string{mod, "github.com/lestrrat-go/"}, storage, http),
 		// the domain: the vocabulary, never the transport, the storage or the configuration
 		"internal/auth":      {mod + "gen", mod + "internal/store", mod + "internal/httpapi", mod + "internal/config", mod + "internal/ratelimit", "github.com/labstack/echo", "gorm.io/"},
+		"internal/clients":   {mod + "gen", mod + "internal/store", mod + "internal/httpapi", mod + "internal/config", mod + "internal/ratelimit", mod + "internal/auth", mod + "internal/users", mod + "internal/analytics", "github.com/labstack/echo", "gorm.io/", "github.com/getkin/"},
 		"internal/users":     {mod + "gen", mod + "internal/store", mod + "internal/httpapi", mod + "internal/config", mod + "internal/ratelimit", mod + "internal/auth", "github.com/", "gorm.io/"},
 		"internal/analytics": {mod + "gen", mod + "internal/store", mod + "internal/httpapi", mod + "internal/config", mod + "internal/ratelimit", mod + "internal/auth", mod + "internal/users", "github.com/labstack/echo", "gorm.io/", "github.com/getkin/"},
 		// storage implements the domain's interfaces and knows no HTTP
@@ -75,9 +76,10 @@ func TestImportDirection(t *testing.T) {
 		"internal/config":          {"github.com/caarlos0/env/v11"},
 		"internal/auth":            {mod + "internal/nexus"},
 		"internal/users":           {mod + "internal/nexus"},
+		"internal/clients":         {mod + "internal/nexus"},
 		"internal/nexus/nexustest": {mod + "internal/nexus"},
 		"internal/analytics":       {mod + "internal/nexus"},
-		"internal/store":           {mod + "internal/nexus", mod + "internal/auth", mod + "internal/users", mod + "internal/analytics"},
+		"internal/store":           {mod + "internal/nexus", mod + "internal/auth", mod + "internal/users", mod + "internal/analytics", mod + "internal/clients"},
 	}
 	// The test helpers are for tests: no binary carries them but the load test, which starts its own PostgreSQL.
 	testHelpers := []string{mod + "internal/testdb", mod + "internal/testredis", mod + "internal/store/storetest"}

@@ -49,6 +49,7 @@ func TestPermissionConstants(t *testing.T) {
 	got := []nexus.Permission{
 		nexus.PermUsersList, nexus.PermUsersRead, nexus.PermUsersReadPermissions, nexus.PermUsersReadActivity,
 		nexus.PermUsersWrite, nexus.PermEventsWrite, nexus.PermEventsWriteAnyUser, nexus.PermAnalyticsRead,
+		nexus.PermClientsRead, nexus.PermClientsWrite, nexus.PermTokensIntrospect,
 	}
 	var want []nexus.Permission
 	for _, row := range contractMatrix {
@@ -91,7 +92,7 @@ func TestRolePermissions(t *testing.T) {
 	}{
 		{"admin", []nexus.Permission{
 			"users:list", "users:read", "users:read_permissions", "users:read_activity", "users:write",
-			"events:write", "events:write_any_user", "analytics:read",
+			"events:write", "events:write_any_user", "analytics:read", "clients:read", "clients:write", "tokens:introspect",
 		}},
 		{"manager", []nexus.Permission{
 			"users:list", "users:read", "users:read_permissions", "users:read_activity",
@@ -138,6 +139,9 @@ func TestKnownPermission(t *testing.T) {
 		{"events:write", true},
 		{"events:write_any_user", true},
 		{"analytics:read", true},
+		{"clients:read", true},
+		{"clients:write", true},
+		{"tokens:introspect", true},
 
 		{"users:read:own", false},
 		{"users:read_permissions:own", false},

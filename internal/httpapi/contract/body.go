@@ -15,53 +15,24 @@ import (
 	"github.com/nexus-cloud/nexus-core/internal/nexus"
 )
 
-// readBody reads the body of an operation that takes JSON (readJSON).
+// readBody reads the body of an operation that takes JSON (readJSON) or a form (readForm).
 func (k *Contract) readBody(x *exchange) error {
-	if !x.op.JSONBody {
-		return nil
-	}
 	var err error
-	x.body, err = readJSON(x.c.Request(), x.op.MaxBody)
+	switch {
+	case x.op.JSONBody:
+		x.body, err = readJSON(x.c.Request(), x.op.MaxBody)
+	case x.op.FormBody:
+		x.body, err = readForm(x.c.Request(), x.op.MaxBody)
+	}
 	return err
 }
 
-// readJSON reads the whole body, decompressing a gzip body on the way, up to limit bytes of JSON (checked while
-// reading, not only from Content-Length, and after decompression, so that neither a chunked body nor a gzip
-// bomb can make it read more than limit+1 bytes), checks its media type and its JSON (checkJSON), then puts it
+// readJSON reads the whole body (readLimited), checks its media type and its JSON (checkJSON), then puts it
 // back, as identity, for validation and binding.
 func readJSON(req *http.Request, limit int64) ([]byte, error) {
-	tooLarge := &nexus.Error{Kind: nexus.KindInvalid, Code: nexus.CodePayloadTooLarge,
-		Message: fmt.Sprintf("The request body must not exceed %d bytes.", limit)}
-	gz, err := gzipped(req.Header)
+	body, gz, err := readLimited(req, limit)
 	if err != nil {
 		return nil, err
-	}
-	wire := limit // bytes that may be read from the connection
-	if gz {
-		wire = gzipWireLimit(limit)
-	}
-	if req.ContentLength > wire {
-		return nil, tooLarge
-	}
-	src := &readCounter{r: io.LimitReader(req.Body, wire+1)}
-	var body []byte
-	if gz {
-		var zr *gzip.Reader
-		if zr, err = gzip.NewReader(src); err == nil {
-			body, err = io.ReadAll(io.LimitReader(zr, limit+1))
-		}
-	} else {
-		body, err = io.ReadAll(src)
-	}
-	switch {
-	case int64(len(body)) > limit || src.n > wire:
-		return nil, tooLarge
-	case src.err != nil:
-		return nil, &nexus.Error{Kind: nexus.KindInvalid, Code: nexus.CodeValidationFailed,
-			Message: "The request body could not be read.", Fields: []nexus.FieldError{nexus.BodyField("", "could not be read")}}
-	case err != nil: // the body was read, so gzip refused it
-		return nil, &nexus.Error{Kind: nexus.KindInvalid, Code: nexus.CodeValidationFailed,
-			Message: "The request body is not valid gzip data.", Fields: []nexus.FieldError{nexus.BodyField("", "must be valid gzip data")}}
 	}
 	if err := checkContentType(req.Header, len(body) > 0); err != nil {
 		return nil, err
@@ -76,12 +47,57 @@ func readJSON(req *http.Request, limit int64) ([]byte, error) {
 			return nil, nexus.Invalid(nexus.BodyField(pointer, jsonFaultDetail(fault)))
 		}
 	}
+	putBack(req, body, gz)
+	return body, nil
+}
+
+// putBack makes body the request's body again, as identity, for validation and binding.
+func putBack(req *http.Request, body []byte, gz bool) {
 	if gz {
 		req.Header.Del(echo.HeaderContentEncoding)
 	}
 	req.Body = io.NopCloser(bytes.NewReader(body))
 	req.ContentLength = int64(len(body))
-	return body, nil
+}
+
+// readLimited reads the whole body, decompressing a gzip body on the way, up to limit bytes (checked while
+// reading, not only from Content-Length, and after decompression, so that neither a chunked body nor a gzip
+// bomb can make it read more than limit+1 bytes), and reports whether it was gzip.
+func readLimited(req *http.Request, limit int64) ([]byte, bool, error) {
+	tooLarge := &nexus.Error{Kind: nexus.KindInvalid, Code: nexus.CodePayloadTooLarge,
+		Message: fmt.Sprintf("The request body must not exceed %d bytes.", limit)}
+	gz, err := gzipped(req.Header)
+	if err != nil {
+		return nil, false, err
+	}
+	wire := limit // bytes that may be read from the connection
+	if gz {
+		wire = gzipWireLimit(limit)
+	}
+	if req.ContentLength > wire {
+		return nil, false, tooLarge
+	}
+	src := &readCounter{r: io.LimitReader(req.Body, wire+1)}
+	var body []byte
+	if gz {
+		var zr *gzip.Reader
+		if zr, err = gzip.NewReader(src); err == nil {
+			body, err = io.ReadAll(io.LimitReader(zr, limit+1))
+		}
+	} else {
+		body, err = io.ReadAll(src)
+	}
+	switch {
+	case int64(len(body)) > limit || src.n > wire:
+		return nil, false, tooLarge
+	case src.err != nil:
+		return nil, false, &nexus.Error{Kind: nexus.KindInvalid, Code: nexus.CodeValidationFailed,
+			Message: "The request body could not be read.", Fields: []nexus.FieldError{nexus.BodyField("", "could not be read")}}
+	case err != nil: // the body was read, so gzip refused it
+		return nil, false, &nexus.Error{Kind: nexus.KindInvalid, Code: nexus.CodeValidationFailed,
+			Message: "The request body is not valid gzip data.", Fields: []nexus.FieldError{nexus.BodyField("", "must be valid gzip data")}}
+	}
+	return body, gz, nil
 }
 
 // checkContentType checks the Content-Type of a request with a JSON body (or any Content-Type at all):

@@ -187,7 +187,7 @@ func (k *Contract) limitClient(x *exchange) error {
 	remembered := false
 	if x.op.Secured {
 		if p, ok := k.auth.Remembered(bearerToken(req)); ok {
-			on = append(on, LimitOn{PolicyPrincipal, p.UserID})
+			on = append(on, LimitOn{PolicyPrincipal, p.Subject()})
 			remembered = true
 		}
 	}
@@ -222,12 +222,12 @@ func (k *Contract) limitUser(x *exchange) error {
 		return nil
 	}
 	x.limits.mu.Lock()
-	taken := x.limits.principal == x.p.UserID
+	taken := x.limits.principal == x.p.Subject()
 	x.limits.mu.Unlock()
 	if taken {
 		return nil
 	}
-	return k.Take(x.c.Request().Context(), LimitOn{PolicyPrincipal, x.p.UserID})
+	return k.Take(x.c.Request().Context(), LimitOn{PolicyPrincipal, x.p.Subject()})
 }
 
 // Refused returns the number of requests the named policy refused (429), for /metrics.

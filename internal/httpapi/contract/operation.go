@@ -22,13 +22,17 @@ import (
 //   - x-nexus-max-body-bytes (operation): the largest body accepted (default 64 KiB);
 //   - x-nexus-rate-limits (operation): the per-IP policies besides "ip" that its requests take (auth_ip);
 //   - x-nexus-items (operation): the array member of a batch body whose items are judged one by one;
+//   - x-nexus-error-format (operation): "oauth" for the OAuth 2.0 endpoints, whose errors carry the RFC 6749
+//     §5.2 members beside the problem's (the HTTP layer's mapper reads OAuthErrors);
 //   - x-nexus-rules (schema): the name of the Rule (Config.Rules) of objects of the schema, bodies or items.
 type Operation struct {
-	Route    *routers.Route // the operation, with a batch's envelope schema for its body (x-nexus-items)
-	Secured  bool           // needs a bearer token
-	MaxBody  int64          // largest accepted request body
-	JSONBody bool           // takes a JSON request body
-	Produces []string       // media types of the successful responses' bodies
+	Route       *routers.Route // the operation, with a batch's envelope schema for its body (x-nexus-items)
+	Secured     bool           // needs a bearer token (a security requirement names a bearer or OAuth 2.0 scheme)
+	MaxBody     int64          // largest accepted request body
+	JSONBody    bool           // takes a JSON request body
+	FormBody    bool           // takes an application/x-www-form-urlencoded request body
+	OAuthErrors bool           // x-nexus-error-format: oauth
+	Produces    []string       // media types of the successful responses' bodies
 
 	Permission      nexus.Permission            // x-nexus-permission
 	OwnParam        string                      // x-nexus-own-parameter
@@ -71,8 +75,15 @@ func Index(spec *openapi3.T, base string) (map[string]*Operation, error) {
 			}
 			o := &Operation{
 				Route:   &routers.Route{Spec: spec, Path: path, PathItem: item, Method: method, Operation: op},
-				Secured: len(security) > 0,
+				Secured: bearerSecured(spec, security),
 				MaxBody: defaultMaxBody,
+			}
+			switch v, ok := op.Extensions["x-nexus-error-format"]; {
+			case !ok:
+			case v == "oauth":
+				o.OAuthErrors = true
+			default:
+				return nil, fmt.Errorf("%s %s: x-nexus-error-format %v is not \"oauth\"", method, path, v)
 			}
 			if v, ok := op.Extensions["x-nexus-max-body-bytes"].(float64); ok && v > 0 {
 				o.MaxBody = int64(v)
@@ -96,6 +107,10 @@ func Index(spec *openapi3.T, base string) (map[string]*Operation, error) {
 			sort.Strings(o.Produces)
 			if op.RequestBody != nil && op.RequestBody.Value != nil {
 				o.JSONBody = op.RequestBody.Value.Content.Get("application/json") != nil
+				o.FormBody = op.RequestBody.Value.Content.Get("application/x-www-form-urlencoded") != nil
+				if o.JSONBody && o.FormBody {
+					return nil, fmt.Errorf("%s %s: a request body is JSON or a form, not both", method, path)
+				}
 			}
 			o.readRules(op)
 			ops[method+" "+echoPath] = o
@@ -105,6 +120,24 @@ func Index(spec *openapi3.T, base string) (map[string]*Operation, error) {
 		return nil, fmt.Errorf("the OpenAPI document has no operations")
 	}
 	return ops, nil
+}
+
+// bearerSecured reports whether the security requirements ask for a bearer token: some requirement names an
+// HTTP bearer or an OAuth 2.0 scheme. (Client authentication by HTTP Basic at the OAuth endpoints is the
+// handler's, and an empty requirement makes none.)
+func bearerSecured(spec *openapi3.T, security openapi3.SecurityRequirements) bool {
+	for _, req := range security {
+		for name := range req {
+			ref := spec.Components.SecuritySchemes[name]
+			if ref == nil || ref.Value == nil {
+				continue
+			}
+			if s := ref.Value; s.Type == "oauth2" || s.Type == "http" && strings.EqualFold(s.Scheme, "bearer") {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // readPermissions reads the operation's x-nexus-permission, x-nexus-own-parameter and the x-nexus-permission

@@ -30,6 +30,9 @@ var ContractGrants = []Grant{
 	{"events:write", yes, yes, yes, yes},
 	{"events:write_any_user", yes, no, yes, no},
 	{"analytics:read", yes, yes, yes, no},
+	{"clients:read", yes, no, no, no},
+	{"clients:write", yes, no, no, no},
+	{"tokens:introspect", yes, no, no, no},
 }
 
 // ContractRoles are the roles of the table, in the order of its columns.

@@ -1,0 +1,79 @@
+package contract
+
+import (
+	"mime"
+	"net/http"
+	"net/url"
+	"sort"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/nexus-cloud/nexus-core/internal/nexus"
+)
+
+// readForm reads the body of an operation that takes application/x-www-form-urlencoded (the OAuth endpoints)
+// under the same limits as JSON (readLimited), and holds it to RFC 6749 §3.2 and §3.1: one Content-Type, the
+// form media type in UTF-8, a body that parses as a form, every name and value valid UTF-8 once decoded, and no
+// parameter given twice (which value counts would otherwise be up to each reader). One answer names every
+// failing parameter. The body is put back for validation and binding.
+func readForm(req *http.Request, limit int64) ([]byte, error) {
+	body, gz, err := readLimited(req, limit)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkFormContentType(req.Header); err != nil {
+		return nil, err
+	}
+	values, err := url.ParseQuery(string(body))
+	if err != nil {
+		return nil, nexus.Invalid(nexus.BodyField("", "must be application/x-www-form-urlencoded: name=value pairs joined by &, percent-encoded"))
+	}
+	var fields []nexus.FieldError
+	names := make([]string, 0, len(values))
+	for name := range values {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		vs := values[name]
+		pointer := "/" + strings.NewReplacer("~", "~0", "/", "~1").Replace(name)
+		switch {
+		case !utf8.ValidString(name):
+			fields = append(fields, nexus.BodyField("", "has a parameter name that is not valid UTF-8"))
+		case len(vs) > 1:
+			fields = append(fields, nexus.BodyField(pointer, "must be given at most once"))
+		case !utf8.ValidString(vs[0]):
+			fields = append(fields, nexus.BodyField(pointer, "must be valid UTF-8"))
+		}
+	}
+	if len(fields) > 0 {
+		return nil, nexus.Invalid(fields...)
+	}
+	putBack(req, body, gz)
+	return body, nil
+}
+
+// checkFormContentType checks the Content-Type of a form body: application/x-www-form-urlencoded, given once,
+// with no charset or charset=utf-8.
+func checkFormContentType(h http.Header) error {
+	values := h.Values(echo.HeaderContentType)
+	if len(values) > 1 {
+		return &nexus.Error{Kind: nexus.KindInvalid, Code: nexus.CodeValidationFailed,
+			Message: "The request has more than one Content-Type.",
+			Fields:  []nexus.FieldError{{In: nexus.InHeader, Name: "Content-Type", Detail: "must be given once"}}}
+	}
+	mt, params, err := mime.ParseMediaType(h.Get(echo.HeaderContentType))
+	if err != nil || mt != echo.MIMEApplicationForm {
+		return &nexus.Error{Kind: nexus.KindInvalid, Code: nexus.CodeUnsupportedMediaType,
+			Message: "The request body must be application/x-www-form-urlencoded.",
+			Fields:  []nexus.FieldError{{In: nexus.InHeader, Name: "Content-Type", Detail: "must be application/x-www-form-urlencoded"}}}
+	}
+	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
+		return &nexus.Error{Kind: nexus.KindInvalid, Code: nexus.CodeUnsupportedMediaType,
+			Message: "The request body must be application/x-www-form-urlencoded in UTF-8.",
+			Fields:  []nexus.FieldError{{In: nexus.InHeader, Name: "Content-Type", Detail: "must have no charset other than utf-8"}}}
+	}
+	return nil
+}
