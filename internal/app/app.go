@@ -15,6 +15,7 @@ import (
 
 	"github.com/nexus-cloud/nexus-core/internal/analytics"
 	"github.com/nexus-cloud/nexus-core/internal/auth"
+	"github.com/nexus-cloud/nexus-core/internal/clients"
 	"github.com/nexus-cloud/nexus-core/internal/config"
 	"github.com/nexus-cloud/nexus-core/internal/httpapi"
 	"github.com/nexus-cloud/nexus-core/internal/ratelimit"
@@ -45,6 +46,7 @@ type Deps struct {
 type App struct {
 	Auth      *auth.Service
 	Users     *users.Service
+	Clients   *clients.Service
 	Analytics *analytics.Service
 	Pipeline  *analytics.Pipeline
 	API       *httpapi.Server
@@ -88,6 +90,9 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (a *App, err error) 
 	if a.Users, err = UsersService(o.RefreshIdleTTL, db, deps.Now); err != nil {
 		return a, err
 	}
+	if a.Clients, err = ClientsService(db, deps.Secret, deps.Now); err != nil {
+		return a, err
+	}
 
 	writers := cfg.EventWriters
 	if writers == 0 {
@@ -122,7 +127,7 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (a *App, err error) 
 	}
 
 	a.API, a.Handler, err = httpapi.New(httpapi.Options{
-		Auth: a.Auth, Users: a.Users, Analytics: a.Analytics, Pipeline: a.Pipeline, Ready: db.Ping, Logger: deps.Logger,
+		Auth: a.Auth, Users: a.Users, Clients: a.Clients, Analytics: a.Analytics, Pipeline: a.Pipeline, Ready: db.Ping, Logger: deps.Logger,
 		TrustedProxies: cfg.TrustedProxies, HTTPS: cfg.HTTPS(), JWKSMaxAge: cfg.JWKSMaxAge,
 		Limiter: limiter, Limits: Limits(cfg), CORSOrigins: cfg.CORSOrigins, CORSMaxAge: cfg.CORSMaxAge,
 		MaxHeaderBytes: cfg.MaxHeaderBytes, RequestTimeout: cfg.RequestTimeout,
@@ -175,4 +180,10 @@ func AuthOptions(cfg config.Config, db *store.DB, secret []byte, log *slog.Logge
 func UsersService(refreshIdleTTL time.Duration, db *store.DB, now func() time.Time) (*users.Service, error) {
 	return users.NewService(users.Options{Store: store.NewUsers(db), CheckPassword: auth.CheckNewPassword,
 		HashPassword: auth.HashPassword, RefreshIdleTTL: refreshIdleTTL, Now: now})
+}
+
+// ClientsService builds the clients service over db: what New builds, and what the command line's client
+// commands go through. now is nil for the wall clock.
+func ClientsService(db *store.DB, secret []byte, now func() time.Time) (*clients.Service, error) {
+	return clients.NewService(clients.Options{Store: store.NewClients(db), Secret: secret, Now: now})
 }
