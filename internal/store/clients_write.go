@@ -66,9 +66,9 @@ func (c *Clients) UpdateServiceClient(ctx context.Context, orgID, clientID strin
 func (c *Clients) applyChange(ctx context.Context, tx *gorm.DB, cur clients.Client, wasDisabled time.Time, ch clients.Change) ([]string, error) {
 	conn := tx.Statement.ConnPool
 	at := ch.At.UTC()
-	updated := ch.Client.UpdatedAt
-	if updated.IsZero() {
-		updated = at
+	updated := at // the time of the change is the client's updated_at
+	if at.IsZero() {
+		updated = ch.Client.UpdatedAt
 	}
 	var disabled *time.Time
 	switch {
