@@ -67,6 +67,7 @@ type Client struct {
 	Name           string
 	OrganizationID string // empty: any organization's users may log in through it
 	Disabled       bool
+	Service        bool // a service client (client credentials grant), through which no user logs in
 }
 
 // ServiceSession is what one access token of a service client (client credentials grant) is checked against

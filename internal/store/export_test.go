@@ -257,3 +257,11 @@ func (db *DB) Exec(ctx context.Context, q string) error {
 	_, err := db.sql.ExecContext(ctx, q)
 	return err
 }
+
+// ServiceSessionCount counts the service sessions of the client with the given row id, revoked and expired ones
+// included.
+func (db *DB) ServiceSessionCount(ctx context.Context, clientRef string) (int, error) {
+	var n int64
+	err := db.gorm.WithContext(ctx).Table("service_sessions").Where("client_ref = ?", clientRef).Count(&n).Error
+	return int(n), err
+}

@@ -265,6 +265,38 @@ CREATE INDEX session_revocations_revoked_at ON session_revocations (revoked_at);
 	{version: 8, name: "event backlog without the received_at index", sql: `
 DROP INDEX event_backlog_received;
 `},
+	// Service clients (issue 15): a client whose scopes are not NULL is a confidential client of one
+	// organization that acts for itself (the client credentials grant) with those scopes, in the space-separated
+	// form of nexus.PermissionSet ("" grants nothing); clients registered before keep NULL and stay login clients.
+	// Its secrets are stored as keyed hashes only. Every access token it is issued has a service session, which
+	// is revoked through the revocation log; the last token issued with a secret tells when it was last used.
+	{version: 9, name: "service clients", sql: `
+ALTER TABLE clients ADD COLUMN scopes TEXT;
+CREATE TABLE client_secrets (
+	id {{uuid}} PRIMARY KEY,
+	client_ref {{uuid}} NOT NULL REFERENCES clients (id) ON DELETE CASCADE,
+	hash {{bytes}} NOT NULL,
+	hint TEXT NOT NULL,
+	created_at {{ts}} NOT NULL,
+	expires_at {{ts}},
+	revoked_at {{ts}}
+);
+CREATE INDEX client_secrets_client ON client_secrets (client_ref);
+CREATE TABLE service_sessions (
+	id {{uuid}} PRIMARY KEY,
+	client_ref {{uuid}} NOT NULL REFERENCES clients (id) ON DELETE CASCADE,
+	client_id TEXT NOT NULL,
+	secret_id {{uuid}} NOT NULL,
+	organization_id {{uuid}} NOT NULL,
+	scopes TEXT NOT NULL,
+	created_at {{ts}} NOT NULL,
+	expires_at {{ts}} NOT NULL,
+	revoked_at {{ts}},
+	revoked_reason TEXT
+);
+CREATE INDEX service_sessions_client_expires ON service_sessions (client_ref, expires_at);
+CREATE INDEX service_sessions_secret_created ON service_sessions (secret_id, created_at);
+`},
 }
 
 func (db *DB) render(sql string) string {

@@ -42,6 +42,7 @@ type clientRow struct {
 	Name           string
 	OrganizationID *string
 	DisabledAt     *time.Time
+	Scopes         *string // NULL: a login client; a service client's scopes otherwise
 	CreatedAt      time.Time
 	UpdatedAt      time.Time
 }
@@ -145,7 +146,7 @@ func toUserRow(u nexus.User, passwordHash string) userRow {
 
 func toAuthClient(r clientRow) auth.Client {
 	return auth.Client{ID: r.ID, ClientID: r.ClientID, Name: r.Name,
-		OrganizationID: fromOptString(r.OrganizationID), Disabled: r.DisabledAt != nil}
+		OrganizationID: fromOptString(r.OrganizationID), Disabled: r.DisabledAt != nil, Service: r.Scopes != nil}
 }
 
 func toAuthSession(r sessionRow) auth.Session {
