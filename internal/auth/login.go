@@ -136,8 +136,8 @@ func (s *Service) client(ctx context.Context, clientID string) (Client, error) {
 		}
 		s.clients.put(clientID, c)
 	}
-	if c.Disabled {
-		return Client{}, nexus.ErrInvalidClient
+	if c.Disabled || c.Service {
+		return Client{}, nexus.ErrInvalidClient // a service client logs no user in
 	}
 	return c, nil
 }

@@ -1,0 +1,35 @@
+package httpapi
+
+import (
+	"net/http"
+	"testing"
+)
+
+// TestClientCredentialsFlow: an admin creates a service client; the client obtains a token with its secret by
+// HTTP Basic and in the body, and calls an operation its scope allows.
+func TestClientCredentialsFlow(t *testing.T) {
+	forEachDB(t, func(t *testing.T, e *env) {
+		admin, _ := e.tokens(webClient)
+		id, secret := e.serviceClient(admin, "users:list", "users:read")
+		r := e.clientToken(id, secret, "")
+		if r.status != http.StatusOK || r.header.Get("Cache-Control") != "no-store" || r.header.Get("Pragma") != "no-cache" {
+			t.Fatalf("token: %d %v %s", r.status, r.header, r.body)
+		}
+		if got := r.str(t, "scope"); got != "users:list users:read" {
+			t.Fatalf("scope %q", got)
+		}
+		tok := r.str(t, "access_token")
+		if got := e.do("GET", "/v2/users", nil, "Authorization", "Bearer "+tok); got.status != http.StatusOK {
+			t.Fatalf("list users: %d %s", got.status, got.body)
+		}
+		post := e.do("POST", "/v2/auth/token", form("grant_type", "client_credentials", "client_id", id, "client_secret", secret, "scope", "users:read"),
+			"Content-Type", formType)
+		if post.status != http.StatusOK || post.str(t, "scope") != "users:read" {
+			t.Fatalf("client_secret_post: %d %s", post.status, post.body)
+		}
+		narrow := post.str(t, "access_token")
+		expectProblem(t, e.do("GET", "/v2/users", nil, "Authorization", "Bearer "+narrow), http.StatusForbidden, "insufficient_permission")
+		expectOAuthError(t, e.clientToken(id, secret+"x", ""), http.StatusUnauthorized, "invalid_client", "invalid_client")
+		expectOAuthError(t, e.clientToken(id, secret, "users:write"), http.StatusBadRequest, "invalid_scope", "invalid_scope")
+	})
+}
