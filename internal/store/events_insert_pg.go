@@ -131,13 +131,15 @@ func (s *Events) pgInsert(ctx context.Context, events []analytics.Pending, keys 
 		return nil, translate(err)
 	}
 	for rows.Next() {
-		var org, eventID, id [16]byte
+		// uuid.UUID scans the driver's value whatever the Go release: database/sql before Go 1.27 hands a uuid
+		// column over as a string, which a [16]byte cannot take.
+		var org, eventID, id uuid.UUID
 		var st storedEvent
 		if err := rows.Scan(&org, &eventID, &id, &st.fingerprint, &st.receivedAt, &st.occurred); err != nil {
 			_ = rows.Close() // the scan error is the one to report
 			return nil, translate(err)
 		}
-		st.id = uuid.UUID(id).String()
+		st.id = id.String()
 		var k pgKey
 		copy(k[:16], org[:])
 		copy(k[16:], eventID[:])
