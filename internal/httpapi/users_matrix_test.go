@@ -192,7 +192,7 @@ func TestUsersContractTable(t *testing.T) {
 	// The table read as the lists include_permissions returns, spelled out as the task states them.
 	want := map[nexus.Role][]string{
 		"admin": {"users:list", "users:read", "users:read_permissions", "users:read_activity", "users:write",
-			"events:write", "events:write_any_user", "analytics:read"},
+			"events:write", "events:write_any_user", "analytics:read", "clients:read", "clients:write", "tokens:introspect"},
 		"manager": {"users:list", "users:read", "users:read_permissions", "users:read_activity", "events:write",
 			"analytics:read"},
 		"analyst": {"users:read:own", "users:read_permissions:own", "users:read_activity:own", "events:write",

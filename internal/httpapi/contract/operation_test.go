@@ -29,6 +29,9 @@ func TestExtensionDeclarations(t *testing.T) {
 		{"rate limit that is not per IP", func(spec *openapi3.T) {
 			spec.Paths.Find("/auth/login").Post.Extensions["x-nexus-rate-limits"] = []any{"principal"}
 		}},
+		{"error format that is not oauth", func(spec *openapi3.T) {
+			spec.Paths.Find("/auth/token").Post.Extensions["x-nexus-error-format"] = "problem"
+		}},
 		{"rate limits that are no list", func(spec *openapi3.T) {
 			spec.Paths.Find("/auth/login").Post.Extensions["x-nexus-rate-limits"] = "auth_ip"
 		}},
@@ -52,7 +55,11 @@ func TestExtensionDeclarations(t *testing.T) {
 		t.Fatalf("getUser declarations read as %+v", get)
 	}
 	for key, op := range ops {
-		auth := op.ID() == "login" || op.ID() == "refreshToken"
+		oauth := op.ID() == "issueToken" || op.ID() == "revokeToken" || op.ID() == "introspectToken"
+		if op.OAuthErrors != oauth || op.FormBody != oauth || oauth && op.Secured {
+			t.Errorf("%s: x-nexus-error-format, form body or security read as %v, %v, %v", key, op.OAuthErrors, op.FormBody, op.Secured)
+		}
+		auth := op.ID() == "login" || op.ID() == "refreshToken" || op.OAuthErrors
 		if got := len(op.IPPolicies) == 1 && op.IPPolicies[0] == PolicyAuthIP; got != auth {
 			t.Errorf("%s: x-nexus-rate-limits read as %v", key, op.IPPolicies)
 		}
