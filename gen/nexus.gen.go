@@ -1372,41 +1372,77 @@ type NotAcceptable = Problem
 // NotFound An RFC 9457 problem details object.
 type NotFound = Problem
 
-// OAuthInternalError An RFC 6749 §5.2 error response that is also an RFC 9457 problem: the members of `Problem`, with the same
+// OAuthInternalErrorApplicationJSON An RFC 6749 §5.2 error response that is also an RFC 9457 problem: the members of `Problem`, with the same
 // meaning, plus `error` and `error_description`.
-type OAuthInternalError = OAuthError
+type OAuthInternalErrorApplicationJSON = OAuthError
 
-// OAuthInvalidClient An RFC 6749 §5.2 error response that is also an RFC 9457 problem: the members of `Problem`, with the same
+// OAuthInternalErrorApplicationProblemPlusJSON An RFC 6749 §5.2 error response that is also an RFC 9457 problem: the members of `Problem`, with the same
 // meaning, plus `error` and `error_description`.
-type OAuthInvalidClient = OAuthError
+type OAuthInternalErrorApplicationProblemPlusJSON = OAuthError
 
-// OAuthInvalidRequest An RFC 6749 §5.2 error response that is also an RFC 9457 problem: the members of `Problem`, with the same
+// OAuthInvalidClientApplicationJSON An RFC 6749 §5.2 error response that is also an RFC 9457 problem: the members of `Problem`, with the same
 // meaning, plus `error` and `error_description`.
-type OAuthInvalidRequest = OAuthError
+type OAuthInvalidClientApplicationJSON = OAuthError
 
-// OAuthNotAcceptable An RFC 6749 §5.2 error response that is also an RFC 9457 problem: the members of `Problem`, with the same
+// OAuthInvalidClientApplicationProblemPlusJSON An RFC 6749 §5.2 error response that is also an RFC 9457 problem: the members of `Problem`, with the same
 // meaning, plus `error` and `error_description`.
-type OAuthNotAcceptable = OAuthError
+type OAuthInvalidClientApplicationProblemPlusJSON = OAuthError
 
-// OAuthPayloadTooLarge An RFC 6749 §5.2 error response that is also an RFC 9457 problem: the members of `Problem`, with the same
+// OAuthInvalidRequestApplicationJSON An RFC 6749 §5.2 error response that is also an RFC 9457 problem: the members of `Problem`, with the same
 // meaning, plus `error` and `error_description`.
-type OAuthPayloadTooLarge = OAuthError
+type OAuthInvalidRequestApplicationJSON = OAuthError
 
-// OAuthTooManyRequests An RFC 6749 §5.2 error response that is also an RFC 9457 problem: the members of `Problem`, with the same
+// OAuthInvalidRequestApplicationProblemPlusJSON An RFC 6749 §5.2 error response that is also an RFC 9457 problem: the members of `Problem`, with the same
 // meaning, plus `error` and `error_description`.
-type OAuthTooManyRequests = OAuthError
+type OAuthInvalidRequestApplicationProblemPlusJSON = OAuthError
 
-// OAuthUnauthorizedClient An RFC 6749 §5.2 error response that is also an RFC 9457 problem: the members of `Problem`, with the same
+// OAuthNotAcceptableApplicationJSON An RFC 6749 §5.2 error response that is also an RFC 9457 problem: the members of `Problem`, with the same
 // meaning, plus `error` and `error_description`.
-type OAuthUnauthorizedClient = OAuthError
+type OAuthNotAcceptableApplicationJSON = OAuthError
 
-// OAuthUnavailable An RFC 6749 §5.2 error response that is also an RFC 9457 problem: the members of `Problem`, with the same
+// OAuthNotAcceptableApplicationProblemPlusJSON An RFC 6749 §5.2 error response that is also an RFC 9457 problem: the members of `Problem`, with the same
 // meaning, plus `error` and `error_description`.
-type OAuthUnavailable = OAuthError
+type OAuthNotAcceptableApplicationProblemPlusJSON = OAuthError
 
-// OAuthUnsupportedMediaType An RFC 6749 §5.2 error response that is also an RFC 9457 problem: the members of `Problem`, with the same
+// OAuthPayloadTooLargeApplicationJSON An RFC 6749 §5.2 error response that is also an RFC 9457 problem: the members of `Problem`, with the same
 // meaning, plus `error` and `error_description`.
-type OAuthUnsupportedMediaType = OAuthError
+type OAuthPayloadTooLargeApplicationJSON = OAuthError
+
+// OAuthPayloadTooLargeApplicationProblemPlusJSON An RFC 6749 §5.2 error response that is also an RFC 9457 problem: the members of `Problem`, with the same
+// meaning, plus `error` and `error_description`.
+type OAuthPayloadTooLargeApplicationProblemPlusJSON = OAuthError
+
+// OAuthTooManyRequestsApplicationJSON An RFC 6749 §5.2 error response that is also an RFC 9457 problem: the members of `Problem`, with the same
+// meaning, plus `error` and `error_description`.
+type OAuthTooManyRequestsApplicationJSON = OAuthError
+
+// OAuthTooManyRequestsApplicationProblemPlusJSON An RFC 6749 §5.2 error response that is also an RFC 9457 problem: the members of `Problem`, with the same
+// meaning, plus `error` and `error_description`.
+type OAuthTooManyRequestsApplicationProblemPlusJSON = OAuthError
+
+// OAuthUnauthorizedClientApplicationJSON An RFC 6749 §5.2 error response that is also an RFC 9457 problem: the members of `Problem`, with the same
+// meaning, plus `error` and `error_description`.
+type OAuthUnauthorizedClientApplicationJSON = OAuthError
+
+// OAuthUnauthorizedClientApplicationProblemPlusJSON An RFC 6749 §5.2 error response that is also an RFC 9457 problem: the members of `Problem`, with the same
+// meaning, plus `error` and `error_description`.
+type OAuthUnauthorizedClientApplicationProblemPlusJSON = OAuthError
+
+// OAuthUnavailableApplicationJSON An RFC 6749 §5.2 error response that is also an RFC 9457 problem: the members of `Problem`, with the same
+// meaning, plus `error` and `error_description`.
+type OAuthUnavailableApplicationJSON = OAuthError
+
+// OAuthUnavailableApplicationProblemPlusJSON An RFC 6749 §5.2 error response that is also an RFC 9457 problem: the members of `Problem`, with the same
+// meaning, plus `error` and `error_description`.
+type OAuthUnavailableApplicationProblemPlusJSON = OAuthError
+
+// OAuthUnsupportedMediaTypeApplicationJSON An RFC 6749 §5.2 error response that is also an RFC 9457 problem: the members of `Problem`, with the same
+// meaning, plus `error` and `error_description`.
+type OAuthUnsupportedMediaTypeApplicationJSON = OAuthError
+
+// OAuthUnsupportedMediaTypeApplicationProblemPlusJSON An RFC 6749 §5.2 error response that is also an RFC 9457 problem: the members of `Problem`, with the same
+// meaning, plus `error` and `error_description`.
+type OAuthUnsupportedMediaTypeApplicationProblemPlusJSON = OAuthError
 
 // PayloadTooLarge An RFC 9457 problem details object.
 type PayloadTooLarge = Problem
@@ -2311,6 +2347,11 @@ type OAuthInternalErrorJSONResponse struct {
 
 	Headers OAuthInternalErrorResponseHeaders
 }
+type OAuthInternalErrorApplicationProblemPlusJSONResponse struct {
+	Body OAuthError
+
+	Headers OAuthInternalErrorResponseHeaders
+}
 
 type OAuthInvalidClientResponseHeaders struct {
 	CacheControl    *string
@@ -2320,6 +2361,11 @@ type OAuthInvalidClientResponseHeaders struct {
 	XRequestId      *string
 }
 type OAuthInvalidClientJSONResponse struct {
+	Body OAuthError
+
+	Headers OAuthInvalidClientResponseHeaders
+}
+type OAuthInvalidClientApplicationProblemPlusJSONResponse struct {
 	Body OAuthError
 
 	Headers OAuthInvalidClientResponseHeaders
@@ -2336,6 +2382,11 @@ type OAuthInvalidRequestJSONResponse struct {
 
 	Headers OAuthInvalidRequestResponseHeaders
 }
+type OAuthInvalidRequestApplicationProblemPlusJSONResponse struct {
+	Body OAuthError
+
+	Headers OAuthInvalidRequestResponseHeaders
+}
 
 type OAuthNotAcceptableResponseHeaders struct {
 	CacheControl    *string
@@ -2348,6 +2399,11 @@ type OAuthNotAcceptableJSONResponse struct {
 
 	Headers OAuthNotAcceptableResponseHeaders
 }
+type OAuthNotAcceptableApplicationProblemPlusJSONResponse struct {
+	Body OAuthError
+
+	Headers OAuthNotAcceptableResponseHeaders
+}
 
 type OAuthPayloadTooLargeResponseHeaders struct {
 	CacheControl    *string
@@ -2356,6 +2412,11 @@ type OAuthPayloadTooLargeResponseHeaders struct {
 	XRequestId      *string
 }
 type OAuthPayloadTooLargeJSONResponse struct {
+	Body OAuthError
+
+	Headers OAuthPayloadTooLargeResponseHeaders
+}
+type OAuthPayloadTooLargeApplicationProblemPlusJSONResponse struct {
 	Body OAuthError
 
 	Headers OAuthPayloadTooLargeResponseHeaders
@@ -2373,6 +2434,11 @@ type OAuthTooManyRequestsJSONResponse struct {
 
 	Headers OAuthTooManyRequestsResponseHeaders
 }
+type OAuthTooManyRequestsApplicationProblemPlusJSONResponse struct {
+	Body OAuthError
+
+	Headers OAuthTooManyRequestsResponseHeaders
+}
 
 type OAuthUnauthorizedClientResponseHeaders struct {
 	CacheControl    *string
@@ -2381,6 +2447,11 @@ type OAuthUnauthorizedClientResponseHeaders struct {
 	XRequestId      *string
 }
 type OAuthUnauthorizedClientJSONResponse struct {
+	Body OAuthError
+
+	Headers OAuthUnauthorizedClientResponseHeaders
+}
+type OAuthUnauthorizedClientApplicationProblemPlusJSONResponse struct {
 	Body OAuthError
 
 	Headers OAuthUnauthorizedClientResponseHeaders
@@ -2398,6 +2469,11 @@ type OAuthUnavailableJSONResponse struct {
 
 	Headers OAuthUnavailableResponseHeaders
 }
+type OAuthUnavailableApplicationProblemPlusJSONResponse struct {
+	Body OAuthError
+
+	Headers OAuthUnavailableResponseHeaders
+}
 
 type OAuthUnsupportedMediaTypeResponseHeaders struct {
 	CacheControl    *string
@@ -2406,6 +2482,11 @@ type OAuthUnsupportedMediaTypeResponseHeaders struct {
 	XRequestId      *string
 }
 type OAuthUnsupportedMediaTypeJSONResponse struct {
+	Body OAuthError
+
+	Headers OAuthUnsupportedMediaTypeResponseHeaders
+}
+type OAuthUnsupportedMediaTypeApplicationProblemPlusJSONResponse struct {
 	Body OAuthError
 
 	Headers OAuthUnsupportedMediaTypeResponseHeaders
@@ -4285,6 +4366,34 @@ func (response IntrospectToken400JSONResponse) VisitIntrospectTokenResponse(w ht
 	return err
 }
 
+type IntrospectToken400ApplicationProblemPlusJSONResponse struct {
+	OAuthInvalidRequestApplicationProblemPlusJSONResponse
+}
+
+func (response IntrospectToken400ApplicationProblemPlusJSONResponse) VisitIntrospectTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type IntrospectToken401JSONResponse struct{ OAuthInvalidClientJSONResponse }
 
 func (response IntrospectToken401JSONResponse) VisitIntrospectTokenResponse(w http.ResponseWriter) error {
@@ -4294,6 +4403,37 @@ func (response IntrospectToken401JSONResponse) VisitIntrospectTokenResponse(w ht
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type IntrospectToken401ApplicationProblemPlusJSONResponse struct {
+	OAuthInvalidClientApplicationProblemPlusJSONResponse
+}
+
+func (response IntrospectToken401ApplicationProblemPlusJSONResponse) VisitIntrospectTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.CacheControl != nil {
 		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
 	}
@@ -4342,6 +4482,34 @@ func (response IntrospectToken403JSONResponse) VisitIntrospectTokenResponse(w ht
 	return err
 }
 
+type IntrospectToken403ApplicationProblemPlusJSONResponse struct {
+	OAuthUnauthorizedClientApplicationProblemPlusJSONResponse
+}
+
+func (response IntrospectToken403ApplicationProblemPlusJSONResponse) VisitIntrospectTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type IntrospectToken406JSONResponse struct{ OAuthNotAcceptableJSONResponse }
 
 func (response IntrospectToken406JSONResponse) VisitIntrospectTokenResponse(w http.ResponseWriter) error {
@@ -4351,6 +4519,34 @@ func (response IntrospectToken406JSONResponse) VisitIntrospectTokenResponse(w ht
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(406)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type IntrospectToken406ApplicationProblemPlusJSONResponse struct {
+	OAuthNotAcceptableApplicationProblemPlusJSONResponse
+}
+
+func (response IntrospectToken406ApplicationProblemPlusJSONResponse) VisitIntrospectTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.CacheControl != nil {
 		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
 	}
@@ -4396,6 +4592,34 @@ func (response IntrospectToken413JSONResponse) VisitIntrospectTokenResponse(w ht
 	return err
 }
 
+type IntrospectToken413ApplicationProblemPlusJSONResponse struct {
+	OAuthPayloadTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response IntrospectToken413ApplicationProblemPlusJSONResponse) VisitIntrospectTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type IntrospectToken415JSONResponse struct {
 	OAuthUnsupportedMediaTypeJSONResponse
 }
@@ -4424,6 +4648,34 @@ func (response IntrospectToken415JSONResponse) VisitIntrospectTokenResponse(w ht
 	return err
 }
 
+type IntrospectToken415ApplicationProblemPlusJSONResponse struct {
+	OAuthUnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response IntrospectToken415ApplicationProblemPlusJSONResponse) VisitIntrospectTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type IntrospectToken429JSONResponse struct {
 	OAuthTooManyRequestsJSONResponse
 }
@@ -4435,6 +4687,37 @@ func (response IntrospectToken429JSONResponse) VisitIntrospectTokenResponse(w ht
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type IntrospectToken429ApplicationProblemPlusJSONResponse struct {
+	OAuthTooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response IntrospectToken429ApplicationProblemPlusJSONResponse) VisitIntrospectTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.CacheControl != nil {
 		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
 	}
@@ -4503,6 +4786,34 @@ func (response IntrospectToken500JSONResponse) VisitIntrospectTokenResponse(w ht
 	return err
 }
 
+type IntrospectToken500ApplicationProblemPlusJSONResponse struct {
+	OAuthInternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response IntrospectToken500ApplicationProblemPlusJSONResponse) VisitIntrospectTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type IntrospectToken503JSONResponse struct{ OAuthUnavailableJSONResponse }
 
 func (response IntrospectToken503JSONResponse) VisitIntrospectTokenResponse(w http.ResponseWriter) error {
@@ -4512,6 +4823,37 @@ func (response IntrospectToken503JSONResponse) VisitIntrospectTokenResponse(w ht
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type IntrospectToken503ApplicationProblemPlusJSONResponse struct {
+	OAuthUnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response IntrospectToken503ApplicationProblemPlusJSONResponse) VisitIntrospectTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.CacheControl != nil {
 		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
 	}
@@ -5408,6 +5750,34 @@ func (response RevokeToken400JSONResponse) VisitRevokeTokenResponse(w http.Respo
 	return err
 }
 
+type RevokeToken400ApplicationProblemPlusJSONResponse struct {
+	OAuthInvalidRequestApplicationProblemPlusJSONResponse
+}
+
+func (response RevokeToken400ApplicationProblemPlusJSONResponse) VisitRevokeTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type RevokeToken401JSONResponse struct{ OAuthInvalidClientJSONResponse }
 
 func (response RevokeToken401JSONResponse) VisitRevokeTokenResponse(w http.ResponseWriter) error {
@@ -5417,6 +5787,37 @@ func (response RevokeToken401JSONResponse) VisitRevokeTokenResponse(w http.Respo
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeToken401ApplicationProblemPlusJSONResponse struct {
+	OAuthInvalidClientApplicationProblemPlusJSONResponse
+}
+
+func (response RevokeToken401ApplicationProblemPlusJSONResponse) VisitRevokeTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.CacheControl != nil {
 		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
 	}
@@ -5463,6 +5864,34 @@ func (response RevokeToken406JSONResponse) VisitRevokeTokenResponse(w http.Respo
 	return err
 }
 
+type RevokeToken406ApplicationProblemPlusJSONResponse struct {
+	OAuthNotAcceptableApplicationProblemPlusJSONResponse
+}
+
+func (response RevokeToken406ApplicationProblemPlusJSONResponse) VisitRevokeTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(406)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type RevokeToken413JSONResponse struct {
 	OAuthPayloadTooLargeJSONResponse
 }
@@ -5474,6 +5903,34 @@ func (response RevokeToken413JSONResponse) VisitRevokeTokenResponse(w http.Respo
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeToken413ApplicationProblemPlusJSONResponse struct {
+	OAuthPayloadTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response RevokeToken413ApplicationProblemPlusJSONResponse) VisitRevokeTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.CacheControl != nil {
 		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
 	}
@@ -5519,6 +5976,34 @@ func (response RevokeToken415JSONResponse) VisitRevokeTokenResponse(w http.Respo
 	return err
 }
 
+type RevokeToken415ApplicationProblemPlusJSONResponse struct {
+	OAuthUnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response RevokeToken415ApplicationProblemPlusJSONResponse) VisitRevokeTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type RevokeToken429JSONResponse struct {
 	OAuthTooManyRequestsJSONResponse
 }
@@ -5530,6 +6015,37 @@ func (response RevokeToken429JSONResponse) VisitRevokeTokenResponse(w http.Respo
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeToken429ApplicationProblemPlusJSONResponse struct {
+	OAuthTooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response RevokeToken429ApplicationProblemPlusJSONResponse) VisitRevokeTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.CacheControl != nil {
 		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
 	}
@@ -5598,6 +6114,34 @@ func (response RevokeToken500JSONResponse) VisitRevokeTokenResponse(w http.Respo
 	return err
 }
 
+type RevokeToken500ApplicationProblemPlusJSONResponse struct {
+	OAuthInternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response RevokeToken500ApplicationProblemPlusJSONResponse) VisitRevokeTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type RevokeToken503JSONResponse struct{ OAuthUnavailableJSONResponse }
 
 func (response RevokeToken503JSONResponse) VisitRevokeTokenResponse(w http.ResponseWriter) error {
@@ -5607,6 +6151,37 @@ func (response RevokeToken503JSONResponse) VisitRevokeTokenResponse(w http.Respo
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeToken503ApplicationProblemPlusJSONResponse struct {
+	OAuthUnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response RevokeToken503ApplicationProblemPlusJSONResponse) VisitRevokeTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.CacheControl != nil {
 		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
 	}
@@ -5703,6 +6278,34 @@ func (response IssueToken400JSONResponse) VisitIssueTokenResponse(w http.Respons
 	return err
 }
 
+type IssueToken400ApplicationProblemPlusJSONResponse struct {
+	OAuthInvalidRequestApplicationProblemPlusJSONResponse
+}
+
+func (response IssueToken400ApplicationProblemPlusJSONResponse) VisitIssueTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type IssueToken401JSONResponse struct{ OAuthInvalidClientJSONResponse }
 
 func (response IssueToken401JSONResponse) VisitIssueTokenResponse(w http.ResponseWriter) error {
@@ -5712,6 +6315,37 @@ func (response IssueToken401JSONResponse) VisitIssueTokenResponse(w http.Respons
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type IssueToken401ApplicationProblemPlusJSONResponse struct {
+	OAuthInvalidClientApplicationProblemPlusJSONResponse
+}
+
+func (response IssueToken401ApplicationProblemPlusJSONResponse) VisitIssueTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.CacheControl != nil {
 		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
 	}
@@ -5758,6 +6392,34 @@ func (response IssueToken406JSONResponse) VisitIssueTokenResponse(w http.Respons
 	return err
 }
 
+type IssueToken406ApplicationProblemPlusJSONResponse struct {
+	OAuthNotAcceptableApplicationProblemPlusJSONResponse
+}
+
+func (response IssueToken406ApplicationProblemPlusJSONResponse) VisitIssueTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(406)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type IssueToken413JSONResponse struct {
 	OAuthPayloadTooLargeJSONResponse
 }
@@ -5769,6 +6431,34 @@ func (response IssueToken413JSONResponse) VisitIssueTokenResponse(w http.Respons
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type IssueToken413ApplicationProblemPlusJSONResponse struct {
+	OAuthPayloadTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response IssueToken413ApplicationProblemPlusJSONResponse) VisitIssueTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.CacheControl != nil {
 		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
 	}
@@ -5814,6 +6504,34 @@ func (response IssueToken415JSONResponse) VisitIssueTokenResponse(w http.Respons
 	return err
 }
 
+type IssueToken415ApplicationProblemPlusJSONResponse struct {
+	OAuthUnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response IssueToken415ApplicationProblemPlusJSONResponse) VisitIssueTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type IssueToken429JSONResponse struct {
 	OAuthTooManyRequestsJSONResponse
 }
@@ -5825,6 +6543,37 @@ func (response IssueToken429JSONResponse) VisitIssueTokenResponse(w http.Respons
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type IssueToken429ApplicationProblemPlusJSONResponse struct {
+	OAuthTooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response IssueToken429ApplicationProblemPlusJSONResponse) VisitIssueTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.CacheControl != nil {
 		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
 	}
@@ -5893,6 +6642,34 @@ func (response IssueToken500JSONResponse) VisitIssueTokenResponse(w http.Respons
 	return err
 }
 
+type IssueToken500ApplicationProblemPlusJSONResponse struct {
+	OAuthInternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response IssueToken500ApplicationProblemPlusJSONResponse) VisitIssueTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type IssueToken503JSONResponse struct{ OAuthUnavailableJSONResponse }
 
 func (response IssueToken503JSONResponse) VisitIssueTokenResponse(w http.ResponseWriter) error {
@@ -5902,6 +6679,37 @@ func (response IssueToken503JSONResponse) VisitIssueTokenResponse(w http.Respons
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type IssueToken503ApplicationProblemPlusJSONResponse struct {
+	OAuthUnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response IssueToken503ApplicationProblemPlusJSONResponse) VisitIssueTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.CacheControl != nil {
 		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
 	}
@@ -10242,454 +11050,455 @@ func (sh *strictHandler) UpdateUser(ctx echo.Context, userId UserId) error {
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L3pchvHsiD8KhU4J8KATwMCwB2KE/PRWmzaoiSLlGXZ0LAL6ALQYqMa7moQhCRGzDvMQ9zf8wrnUe6T",
-	"fJGZVd3VGxaK8nY5ceeYQtealZWVe36sDcPpLJRCxqrW+1gT13w6CwT+fSx5sIz9oTqbT6c8Wp4vwsd8",
-	"iZ+ueDAX8IfHY17r/QrDzGVc63U6h20HfhW1Xq3b7u43O51md7fm1MSVkPHFkMdiHEbLWq8m+ZU/5rEf",
-	"yuSr5FPoN+NjcXHli4XwajdOOnZ7rzj0XtnQoRyEPPJ8Oc4PrfyxnM8uYNOBiGH8d05tFIXT/HLjMD9L",
-	"HMY8qPU63cO9mxundjyPJ2Hkf8AdnInoSkSnIuYEEAtC44jL+CJezoS6UPPZLIxg2t6vtWHg47Ij4QkZ",
-	"+zxQNacWiVEk1OQiDi+FrL1zar6Mo1DNxBCmuRDSm4U+AKM2ieOZ6j14wGd+S4rruWoOg3DutYbh9MFV",
-	"9wGfx5MHaeda1UgX0PBiKuJJ6JUvUIlhJOKLAVf+sObkfp2FKsZlKjUX0epl1Zza+8WluphH/vr1txYi",
-	"CJqXMlzIB9Cr9V4hokRCzUKpRAlE38HXq3DIbwMq6HkpaqVD3AWMnJoMpQBQqWFYwIW5EpHqBT42pH9E",
-	"gnuZf1zMRDT1lfJDqbIf+DD2r/x4mfy6iPxYGNQv/+cFl8sLaF1zatxcdDMprb/wTzMOIqfqWdgF2xLR",
-	"lT8UF144nE+FjOlmrwa+Fw6VGW/bA8NOhc53eVRwyx/h5zP8+igSHMeybneme61Xk9fq4uQ3vzs++enN",
-	"9PnZ9fc/y4vl9funz45edF75346udt57/tngzey6+3QRn9Scmun6sTak8S94bJOe9nlnt9fe63W6v8AR",
-	"Xs/8SKikzUGzvd/caZ+32z38P2gzISDq8X2v1qu1O0c7u8Nut9nmnUHzwOuK5tFohzd3B3vDfe9AHI6O",
-	"2rUb2PATwJFveDycnPrXuc3y4VDMEAIdp+bNZ4EPNFfhPyPxXgzNt0ioeQAPyq8fNflNVsH3ht3mgdcR",
-	"zYPBDm8eDXdHza449PZ5Z7A3OmjbK8a2h3y33TwYdTvNwb6309ztDI9E+4B3vc4htJWeuK712jDnUPhX",
-	"BfDtnbePegDBndbuYfeoswMQUjGP56rWS3fk1GJ/KlTMp7OK3gD/G2fb/XS22M9Rup/Omv3s9PYOW502",
-	"/L/MfpJDWb0h6q73E0VhhOgXeqLWg9P2PaJ/I+4HCBtPxNwPar3a+UQwBACbcMU6zJfYnI18EXitmkOj",
-	"0cEnnXzFIvHb3I9wLLym+FQ8IHr0oPvAeqJv3t0kUOhaO0vw6+ZdgqaPk932PtYUMSm1Xu2YRSKOliwc",
-	"MS71cnkAtGzJVBzSMlIOJh0kjubC+cII+7ugqQHQM1/FL/lYlLNsm7BN24BhNaO1HZhmUTgTUewTJzoL",
-	"uKz14EckmBxIy97NlsAM59EQVrYQgyafzTaEJT2pKRx2+VGneTjc22ke7A06zUMudpt8tDcc7Ikjrzvs",
-	"IEM54epiGkYJSklxHV8M55GCm1Y7PR92nz8+7p6+P26ffniyPH18vDh9erg4Pb/88Pb8p/enfnv37fmP",
-	"i2fn3vT0/ZP47ftfLk+X7fbpm9O9X86Pd96ef395ej5Oj/mMkLr3sRSrRzxQfxu0fgFs9wkQEMmDJ4Z0",
-	"pc8x0TBfN7BJ17FkcymuZ0hFGNIpFg6H8ygSXov9OA9jweKJQFIlFECKLSZCskgAC+HLMfPjhMIBgiPL",
-	"f0H/1D9feEINI3+mWZ+7mjL9jgfy/eMfd3/aeXv4Q/f04NXR+d6bzs/7v7SPv7FAu9duA0zjQNR6NQMu",
-	"RktmZsnAQa9htmZROAjEVD1IIGodApJ+YpDKDwEbXBCLZB8F9WHAqgkZ+8RtM3ptbBAXRigD8rrBtgfe",
-	"brtjA49euGQN20Ets4E87F7R0lYBD4WF/AtMw7EFV0yGMUMJU3iIStieWVJAGTzNoGXgvM34twFxuwhi",
-	"s6zbQJj6JgB+HsbHSFz4IBBl8JVhfMHTFhkA+4rB40OIxKVaiEgxPiOC6ofyAYiiLJTBsgy4GhiV4N1u",
-	"9NuAdj8F7fMwZpltbgPbHIwS4L7kyyDk3nkYPuPRuBS8M2pyEYfhRYCNciis98UGobdk07mKEdPE9VAI",
-	"jx12jrpssIyFug2Atxr8FvDt7KTw1aBgcRgys89tQFyEUwLl8zA85XKpaYQqg3LEY3ER+FM/znHpYcim",
-	"XC4NIFSLvUKOmI9iEeE9lvPpQETAIisxDKWnmC+pUfMYGtmAj8V0FkY88oPlxVzyK+4HGptKD+BuJr/F",
-	"wXSP0oMprGLLg8mANjmT15JrrZ9Y+fCp+WjkD+G7pbQpEBmDplIITyFgCooVookOW0z84YTFlbTZPq65",
-	"tcjVT+eXWMVtCNaO/RaksGMZ2G33KpSfgH2QCRqXnGAWyzOES6u5mK+YdS+Y1eN3vWxfcEW34TqtkzzT",
-	"y8puYptTtHtaJ5co9U6F5/Pz5aziCJN2F1NoiArj9c/QQGQe4+vmYrFojsJo2pxHgZAwundXr9Kmc93m",
-	"kdpLT8ICGUNQMA2K7Q6jFJ5wLvqkywgi/kTrltfDiwO1H/J9eRDt8vd8Pg8X3as4FPFVBKspVX+2u+ft",
-	"w1S1qZULj16dMrWUw5pTC6Mxl9oKs1pK73jt4YHYGR3xbrdm1PCrle8b6c/fGR0uqb022UZei7vf7HSb",
-	"O50yLe7k9Pkwo8UddNrN/VFXNA/4bqd56O0Mm93BkdgddfjBcA8MVQFXMSytXJPc7rV3SPO3ib751rrk",
-	"dxk5P/avAIDzmbdmxgI+VSvd7xGsehu3RZ4tji0z441Tagk5+HCxO5y9XizE2fL9eHz64WX3h29nfhx7",
-	"38Q/fLu72Dv+9nr25lwvk7pebLHaPLKAvrPCPH2PKPeUaDtK9M5Cr3NgiY+pc9YiRj+RmpfPN0OvbXBR",
-	"XM9qvc7B/kG3u7cPWhOfx+aH3QP8Qan1dvfYB3iNDnmX7w6bBx1vt7k73NtrHg07ornDD0Z7g653JDpt",
-	"QO3BKDtDGI23R+haz8JglsNfNR9ssnmy7Wo25RvBIxHV8qdyotS8xE6plPah6NXE8vvJ4Nuh/8L//unr",
-	"Dyed5/6JOpnGs18eneyfvD9ZnL5/G5+eP4lP37+OT7tvr99++GZy4i9877tgcfI+9N/+/GPEpdc+ke2W",
-	"WH7/wXtzAmPNxbfPR8/fxNen0/aOeBy8f/7d292375/Pn09/vP7l/TfydDre4e9/9Ec/tobdQA6mT9ve",
-	"z98H1q3zZa131G5vArFKUPhj6cvxDyLnmHOJP/z6scaDca1Xe3LW3dtH0nYFaosm/evS92z032vujDrD",
-	"Nocv8RJ6PSI6RPacmlO7rvVqo8OdF9/vPO5eP+18Mz68mg+O4meiM/7u9MNPB/vi8HyujuYvv7t69dOT",
-	"1zWnBsNcXzx98uHV/Gi6s//ds+cX8Vzs7x09ez77+c3+7NHyLPYv377/4eTNyR5v62tHJyt59Y1Dq0bS",
-	"VP1RWHCCVpvn3z7ZOz1r77798PrDs/Nh5+37J/GLb58Gzx91Jr+8/+n92/c/BS/e/Lh8++HJJthgnIDs",
-	"D929o27b/mj2Ja+ji+Nfnv9w+fb6fPjzm+uzH/aeRZ3lj+PF8fHx8Q/DnSfvuz+3B68O1dvrJ7ujw8VJ",
-	"5/13hz/+1vZeHD36rT179OHwt6s2/6YCx+gdqnRPaHfARrOTPCdTkq24x/8/7UqmKdDmBrTkbT32OHsW",
-	"XomAD8XnvK9RiGIQ96a+rN2WLb1xaq+ViErZ0dLXa++8Y72hBjDjiA/FCtCMmt3BgWgeDHc7zSOvw5t7",
-	"Ymd0OOwO9nmnnYLmWxiGfRfOZiK6C9CAA5CKtwCOvTsDm9XW5v/R6PPOAadGX2qnqI8FCzGqGtHvIxyN",
-	"lIjRpUV7HO52E/R7TVP9zdBvyiUfi2gL4O6ddzoGbQxs3vhgWBsGc0+orEMIfGE+fbK96BiXXvK75USX",
-	"fWzgN/O3uFCC+tZ6O4YNh6/I6e60Lzyun13ts7pb6g1rO7Xulvm0AsLgkGS1rzSqE2us8WSn071xamT5",
-	"vAjCsS/VRXZdXT0qfiyOetjrdHu7iDBWM59s8jutdqvT2WkdwNeywTsHN85f95ZbaHGnDpk5Ni7navnu",
-	"M+5A4X2aCO6JiFy30Wz3BFSI4M0DdLhSHzkMZSxkzKgtmQC0pwBZ/xSrv3r6iB3sH+02HjKFiv+JkMx9",
-	"RD2bZh4XDQKRGIHIh0pSOl0gPB/8GUoGEzFF/2gh51MANH54l+giVRzBgtH1kg8nAqaIwuB5iD4uVRsh",
-	"l+DU1DcQ2tGLDZYMrEBDGIvVybLhsOGEy7Gg+08ea4xHgkkBm8a2XiO7fhk2ccTSPSQf1+7jZeRf8Xjd",
-	"PnzFRiEp6oc8CESE5mBcbfkW1YTDX7hylV34jGZ02ModFFut38p8EPjD4k6+CxcsCOWYxfaWpnwJSybY",
-	"5laIAzlsyq+bfCz+vdNuZ9ZYXMYz7aBdDsbXr56BYUNPj15f7D2ATdOm7OzgT4w398GGT2C6MNDU45Wc",
-	"R34zEiMRCTm09OrWil9GfDzlz0MEYHHZT8OIfXd+/vJBp9XWp+gwrhhcu/2D3SP2n//aa3UYV5cKtwZo",
-	"nMBWFTAVR6jCVPpYeryveCyeESNSBlggTALmF3w4YRGPRRPZFjYLA3+4ZPGEx2TQEGARZ7FtXqyfPDl/",
-	"ykBLwWc+c5OpXPIddZgX8VHcl2opY37d6OH50cBfKQbE3mFu5Nr+Uoqp2A8CxoMgXAiPyXDh4CVxY1dT",
-	"MbJtzWXsB8yPFfttHsac+aovR3PoOea+bLEzIVgfd89wQ6pfA3sYDIFGUG+OMROtvsxAul/zZ/3aw+jf",
-	"nc7hwcP43x2H9eEmyaE/4wF+2Ts62ocvmcOY+vKZkON4gvzeimN4iduvIBY58PtC3e4AmjRL9hyYOYa+",
-	"xMPOH8RvbgpODfMF/bTwpRcuAHwa+hVQ++3fnW67/XDx7/12Hmy//Xu/rT9tBzewX6L5sgiyM40KccgW",
-	"3AfyOQojQY7CvhxnrtBeblJ/Op/aU/oyFmOtfnnz5s1x6nlWQdhzvmk4uIClzJWgt3X/YK/dcNgCGFVA",
-	"O/IVxFeW6+sOT+ssEvD85mkYieosEjyY/rtfQ/Vfv+bQKP/uJzZKHKhfW0Ndc1v6BgMlSvc1LHW9M9ub",
-	"CIYWW2ZiMxSL+WWyYU3VurmHFqfLb2XNin/WTjInXvk6fY8ehPQ2PETUFcyP8x6XnGmTZ3ZZq62uKbbw",
-	"6wRFu4fOGpS9Aakw4lMRa7ZtBfFF7yAVW5Z7PxZTROhIxPNIZtbbBb0wdP1tLqJlyi2TmGmv2BMjPg9i",
-	"6jLl1xrZQdO0BvVfaEG1jAFA15tkgerSn7XYccymoYpZp+3A9WaSR1G4QDwBPpuQf+QHAAzaFlCe0TyK",
-	"JyLK7K5ic1pyLt1dbnOZ7bVLt0cxP1UoRXaWrxTgVp34xjj5uZHHnY2MJbilGY8n6Y6UWYNTSyIotMKg",
-	"jA2Z+14p95GxkVXvCBvpS/2VYm5ip3BzHMY6tX3JToZm7lU7+WckRrVe7R8P0pjUB/RVPcjtAejNyBdR",
-	"Iv1XbQt4OzymkjNZL2SW7GROk33OidykYYxGWgNlgK3v1kIZ/Gm7iGja9C8MhsyF63Ia5cIvU5trr5hC",
-	"m7xPmm4AIognsA2yzAyYfj6M2TKcR8wWsr9SDDVjvoojHofRHfiAHZs1pIvcxlOlsEcE+GZY9pIGoS5F",
-	"ZJpxpRZh5OFjPAyjSAxjhw3mMV7+CtjVMpI5SgBNLUNVLUe3f1AmAuf59FX904Z2r2bKV27UWTeHh7ap",
-	"X9rmibeuu/Uo36SRlI9COQr8YXxLHB9a3fO4nXwr95Y3EWAQuBYvQk2qDdMM0n8YM4oC9h7qP1goBRv5",
-	"kYpvi9aWS+qjdH3boHOyrbtDY/v+ZuDSabdz74BymNFEbA/Ge9TXMbWg8PwDMB8VrYx7XiSUArJkDs+X",
-	"8C6uiNfMNsxFbcKoqKH+21yINYBidV+iGtG+OI177LYixn9n7D42cb1aYvYVM/GNqI3w/BGq41LttnWo",
-	"pDfdAPvnitSr3BoPpykJY4ZL8Le6E67ZlluEndGOZR4SPIoCqFrseRhPQLIGnikF/f3NcUDtO/A9T8hb",
-	"3pqqMIc7jUlJLWFWPIaJBUFxIAoDwbxQWLEgf4FIkLu6J2Sh+UoRGAI+vCS4pZOxOBP0hxwVMJaow1HM",
-	"NRbor102CvhYOQT9+1tCIC9Ee9/qptAYv3ew+J8rcvsuUD4LGXtdLQbXAaNbjCE1inyhmFmBMlpXNwWL",
-	"e4/lBOVnXMXH6GJ0OwxHXwxuBsjjuPU1T/GBvmPsWO49/0ox6MVIiUJKHuSthlxqA7QnpiFgQRjlFR6f",
-	"yQU9w4n1crdBdmufd0jh0VuALcJ54LFA8CtRzvyE85hxmQHYPXZr7AaHoVdJiqhb0vBMMoWtMk6keiAg",
-	"1YD1ElPLOczzFQQYevgqA14bazJ5YKQq0T9hLonkJyuF4CqwWM1KNQVhlGo4faDbWsV5l1vPrOFW+7dG",
-	"uMM7no6aU3gtBNqJCXXv7zMBsJBf4xb3OZdeYsskHZZv0ZBTvox8PC1MWiXlox8VjV3ok5wx2SLELL61",
-	"ZP/FUnHcmZRPG3QZ7ZhF80AoBi8ZsHBLYGjJ54CeuawkA0rg+xuR3Iin4Vx6n3EZRqZ/2T2gj8UrQP5t",
-	"ifQtrv3bGyt2s9hqptwWUanf3eDo85Cp+XCS7lRrnhKp2+bCIM8BNUM3uTCeiKyxUrEgDC+ZuObDOFiy",
-	"wL8UiNL3SEywL8+uVoHOZWicSYpWMblp/6Bkts1xBjubTltIqfcy6Nrjz+V12+L4iyz6Jghgz3dXCLAq",
-	"K1zPcP+axXPYIgrl2GEUb4fyrLZgavNmKiYkXWQIzaY8AGcPkWFsyWS6CPOz66zEjMcslEPRYscytxKU",
-	"rzktR0+NNlVfer4CtdLcVxNYx98JY9+8edPM+1CuGqLUP/EOMd/KyncL1NeRvFtgvpnvrlDfju3wlYWi",
-	"dTeXrMbVHqcuccguePeC7pJYP7gs8C/0C2445H0OUjFP0RaV/ZhOhtVdO0VMmvXeha46b2B16ihrcdjU",
-	"bcAl4maCtB8EEkA/NMu6JbmuYD4QZIlthRgPk6U4ueBOcr3xpqOZT4fVamfbdDW4APfe2GtflE2lv1X3",
-	"JEpv2fqbkp3wLi9Ktfzj5ndyzybYOFCSBPJLY0F+yi9BMNF8QZkitUrcCLugDwcYsvoh+8H/5p4i2NhQ",
-	"kqxyC2yoynm3EVbkp74zEQJDbPSZ+0ojBXCP0nJo8EIpWuwN92PmWvnz3CT65W+EJdb+1vZOQ3HuAr3K",
-	"825ugWElfMJm2FUy812SnRKmhpyZdMgMq6dZOEGESN0y3EKWTpeYrHvClMMcm5z8XkTpdS515d0QJE/M",
-	"hPSEHC7JhGUl+LSdrMheiU7MadbPe+r0BalTeUrSL80Plc57l9QJmSGf5DR3baZSF91kX58/bR6SCIbO",
-	"TcUcATCg8FE360L0v8tkGDHXR/VJvLxnszVubc5hrzIsFDOM33m69v29vZ39P3VK9buylmXA4CtaH1iL",
-	"ecE0plNn3CMzwfIVqVfuXUC+kAsIqqlWAYQaFK61rfRCl48KTRnCZgCGPRaHjEuyrWn2Ff2/IGjoDgFk",
-	"1nsb+FBfCrO0kuVdkKqvDEql7VYCa8FTp3ho/VDH/5LHL0RHDYSQBnwt9iwcg+2SMk58PpheZRaTLHgb",
-	"aJXu+S5ppb3CnE8Npgm6d6nJUkj853f0+TNffYNderLVr3914wouIPClQFMV9SALgSrwBTvdg/3Dz+IL",
-	"djIYT5Nn57wtl1C957vnFnLggkWPBdJPHokcD1FMvbXTBXUjhCHpZAZfQsD/HMTNZeHdRsSGnmqtsJPJ",
-	"8Lr56WC3V9pJrPSMcFyGpYvvyRCBNvDlpaYgSL7PKctsPrPCqxBzQcUFOo+JtgiiDhtlqT6FCKtLzVn5",
-	"cY8pAamDMi+Ry6AcN/JdfZn4+MH1QbVXmpQin9OlxerHcNcuIXeF/u2b0Fu6qYPg2Ne+24tJGJB86zAV",
-	"9qV73SRSofs1B9gR2pO6bSog7YpyKPcVZ9Fcxv5UAJ8U0ZvfamCio0QCANBnoejUymbJlzH4p9kOfPzH",
-	"g/RTMfXvPw14dNvs9xt9OzfVzK98T+xySL9/Jao/VzGoOwmjuRPrgkljhXAU13F6FawEa32pJuGC0Fhc",
-	"T/hcxcIzOdvI/h/9u+222FO0uGNuT4duFgZ+qhC7Uqk6iPsLRD7dhUJ5qS/pVCMxExzmAA+CeSQURAsK",
-	"7YyHDEJs59Lwk1QalCrsXiH5GY8x2SuMb8xt5ex5cZSSElmZJnbwHCMRbkBpySgPeypjmrw5dyAFvS4s",
-	"Ysv6Upned8f56Z0nW8ZAUPAwS5xxypzN7p260uaffw02MPusuQJ/sgpxf7J6bHfzCt6btP58LwiqRV+b",
-	"qg+3uTo4woUpHFG8O9b33OXRxdYxzygYnvAHuBeFxGMr8negDre6ZzZ7h57xtiE+3a79HOHGmN7YdnfL",
-	"gsndXC5X78wtAnNFBMV9to7qi7GVmXf1DSktpvjlyliaULg/dSXJL2WlK5iv0ZtznYk6jDFJR1Ell7sP",
-	"5EDatHPtr8KqXGb+G+d/7oX6CaQEPJGnGJdxy8t0lQxzMUrGyd+jYqOKKwSWm66xg2kt88ogUrhpWuDJ",
-	"pBErTZrmZB8qIwpl26Yqn9uGnVopRFIgs2Tj29zWIuDu/qIm0YtTHpsC04DifAiaDCs4Qaiy2IT7B0rr",
-	"+jTYkSp52l2R0hhbMS3c83w4Ax68jEBZGftC6XJqTm1m/fQxUxwyrwF+MxHSSnkMvMJMsUUYXcK5DCD7",
-	"sxLBCH2CoNloHs8j0Xioc8P4I8YHSpBNPcmX6/FYNGN/Wl5EQf8SDsBwCMA6NsVUzkypn4+5HVD1qfza",
-	"H4HeSrGZiJjHl45OJQf4pROcxGIcRkt4ITyhS2xgQxBQdQp8/NO0bLHHfKmSJCA4HpUUCcQohnAC2Cbm",
-	"w153ZXQ2vbmMa+mWeRRxRA9QjVv0L1tVKAfIIgydWhxW9N7brHfMgyI4j4PAbBk1gml+uAiktkzi5U73",
-	"cG9t6u00s/KvtGNcuJnfoVN9V4YQ2lcX6dUZvtqnIublWABp6A93O7vsP//VZdzuaR78qe4LO8jiVRre",
-	"pC4SbgY+JGdcBF7uKDOOvRfG4TdfV6TsGMp7XsAWLnSM4a0XBZabaJNFvF9cqgv4tkFbY6YoA1j2TJ5M",
-	"Z/ESS5+g/lmfwwRjxXJnZPaduVmFqaf8+oQ+tou7Bb3bkGeguNl2Ct3uBPhUB7ii98rc6NCxdETS+Vx4",
-	"4XA+NUkcNtki+YRsA5RsjzuAR44OaMwsLM3CRKfiWq5AwE3XXXI4ZfSnOsN+mrE+kb9DqeYYbmkxuoj6",
-	"kRj7KsaHh8wzyJwZKypVMcqn5IcWzYUY1Jw1NShmPI5FBEv6378eN3/hzQ/t5tG79M/WRa/57ut/lh0x",
-	"7e45psEvvAH0fIJddyZCqOjGngnu4fbAdBtphm0x8WPB1IyTgjQS0/AqX87Eqqlt70XXbCjdS79/Vlhx",
-	"am7V7ZpZxl0nMRsEXF6m2zvT9cvznIRd2O7jRhyLcxf800PNJgHDhJzTpvySKZi9sngFJngbgX5sOOHA",
-	"bqOJOw5ZLIIgSe3NZzyKs0eka4Fbx7ObOZzdsmdrfSkNnFunXvezrGF5KYV8ifFSKNsVdHDH5J+QVtvR",
-	"R1Dnio14RK+PoKYeh6pHMXmKAFQamRMJY6Z8ORSZpa7mYjNEzTOFzTOVE6tJC2GnVYQ2h6TZGvxrXg1s",
-	"9RMKyjdObbNOmUuS344ewsmto3Q7uAUa7XbCidR0aP1qkWLdpHX2N3hMoZRtCpSLjS4y1gn4HcUhG/II",
-	"jGSH1QAHrf6m4C4QeLFABXKLuaRpcI1HGlwQ5lLeQ7fILOt6n2vkHq0g2ehcYRvmVI0fQUXpJ+nHPg8S",
-	"bwOH8ZgFAq52p2tRPcq8YSoUOe3uLjkuMhPSwurubrvtUlKhha/Ew750E/rnkuSjrBEbLXZGybKpeCNM",
-	"wY6jcSi7vgcs7SRfGY1T3UR7ybNJxJWwcSLZbu5x7GYJcKdbxriGwVrQvoI2N6kyaf1BnFHLPErSqTsG",
-	"NXFu67TKcPQxX5LkWyRs5udUkNxdXaDKVNW9rbSb241uROsoW/sTg+SFREQZrWCLnYKOC4t1KtH0pRJS",
-	"+XBxgmX2iS1Wx01WbEBrIUB3L3v+OyXHj6qFMtZNJ3XX+drdFPSU+h22MIuXjDZLiY6BhmF7NuEek+Cn",
-	"VLz38P3C6EiyRxHKQcgjj/i0wkqTjPqZPlCzie8Nu80DryOaB4Md3jwa7o6aXXHo7fPOYG900N6EZaDR",
-	"DZ1Jx1f+WM5nF4DmgYhFad/KNR3y3XbzYNTtNAf73k5ztzM8Eu0D3vU6h5usKQu5tQoii1wjog6Ff5Ww",
-	"QGUIn5aM3j3sHnV2ftmYjaSEakW0eQ4FNFfgQrqKhRg0+WwGtGAeaI8KKplVmAwWoWI+na3fR6e7+R6M",
-	"jbf3cfsSYOvLqxU4ugR9M7jm5C+Evd3sIaYrTuCfQZFSAgSDk3VJVDyGdEjobzed+jGm3YEyk2koi8Pm",
-	"0jO17PjUrgLRKF5wb06Ca1nZy2guUuxIR7EnM3QHnl7j9QhMRtb0nByYZkv0xgdhGAgu89SiuGlPmGWC",
-	"1uhSkHpJ6bglrthYSBEVCwPfFbXxV9Tb06XpjErApsOsHo4stjKUgvypOUug3qhY8GeSohw1qRRbYfnM",
-	"NC6sP7u2OyFECUdiqhlzg+3vMg+n+XUdfanamX0KEz6bCQkXBU3FSX8yH7sWrFxg4v2UBjbWQ2BzEraG",
-	"ymjQONaNzBOUdOeVxOMb4Ey2FAtez4D370BFT20DaLEn4CIPVGYihphkS6KdPVxIqB4PqSsiPrxMp3Qr",
-	"WAe1sQIUx0ryqNla344p9Wn+vUbNqCdeDaNXQs2DEi6VV1LfpCYqjU9JpdP67ZkwBhttjo4OV1tLrCNX",
-	"G06bo74Jwfcji05njTbr1hBZYb0brCASIwqZBGwwM4OVd+tp4RxK9v1CCkYf0cjny5mxyjkg0NG/0bi3",
-	"nV1OH/w6XbVFgazTscCULr0S0R5ZbHOeXwcX/SEP2DgK5zN4NcORhm+Pdf77//zfTvfQFm3DEYPy2pg8",
-	"jcXiOkebM6z45srj/93vX7fbzX7/uvO0378+eAp/Hj1997X1pdtOvhy3+/15Z/8Q/tNt42f47zH+p3tI",
-	"/zmi/zzF/+zBf3babejx9MnTp++qpyxVV1uW1E3kyfbelxUonc+Wh24jsZSLsau50hVCLjRN8gLn388l",
-	"iopXyFmNGGcD9OagWF+88D3mFtxJXFbHN0F7eeiMlNobBmvHhHalnb4Er66Gw9yKyk4uq5vodF36Ny0U",
-	"h2n99EVZRH4sLrhcosslJI10bR9M1+ljVhJTWM1l9bhQFE1T0PLCZ8ggwK5ZvPDTxNUEFODkkvZ9SWtq",
-	"kEIoj6mesHmeMkem6uJeOVdbs5ssw1Q2ZAEFje3ERr9zS/BTrJP1mmqVjWK8qDZ815/CQDpFzRqai3BK",
-	"llmJvKjYrXQT2fwlKLO2Tri6mIaRKOUtESPhq3kJ0dcpQ4kzMrEl30Bk18VwHqmya/eSKwVSjEsN3CTo",
-	"EnqxGR+LhwzEbhbK1KoBP2emrp2eD7vPHx93T98ft08/PFmePj5enD49XJyeX354e/7T+1O/vfv2/MfF",
-	"s3Nvevr+Sfz2/S+Xp8t2+/TN6d4v58c7b8+/vzw9H6+X8YsEidcs0GV3W3mMFUZIabnybPYUsroMydks",
-	"DDJGMPL/DJa2xTLH0pdQ37/b8/kyy9+WygV0zDkPq7mKw2niQNNjnH1/9uK5USGGo0TXrsPb6ztdJ8kW",
-	"0GBYXns648OY+qVaeK4s8bMvkQQr5sf64Xj9LwAHqhTwzyO8G/3+3GVCDflMqIbDpMAQSLOEPRaIKxEo",
-	"5gkxIzqv16mNNhCJjE1Yp6HnMX27e3smNhgWSd6J1NvRig32/PWzFLVYHVbTbrfbboPpsrKXAkrLMoJ9",
-	"X9Yxxjhnbmi02EmsCGeN3ymBxLxscznjGFEGP3f2mZpHUTjmsTA7pwWBKEbhRqovcaSRH8PzFc7hUuBr",
-	"3Ic6pHD+fihVv9ZIS7t9hXKcjlvVNg8/NhqVHpOCR/pMHYrulqFsHp89OjnpS1w8V3rdEY8nJvFB/pDw",
-	"8Uy4CYjf1jkl4HD2dxFlwpEtSbpgoOnsuI2cVeVjbRZwrOIfhRRCLaJIRLVeTYqFCgTcyJpTU4LHEDFF",
-	"wqON3t29vTwVAs+CcdjUP6Jv/Su+OBVK8bFI7s7t7GwguuCue1r7g2kutC7oqtvabbUZbkLIoXDYLJib",
-	"PLU0QVHfZUt17CmNF09EX2oVTriQChJee66TVWg4hTJnDfRp1NxcGbdSZHHX+zqaxms1eWRV/kqVbDHJ",
-	"1KR1Z5y9fn3yGDDTaPfUQ/zpahcw6+oArHNCav8U6tWXdLOlzeVtUPdWkyBLg9li3+pZtXSfqMtAI9qX",
-	"ISlfc5j6hewbaw8gMaR+jgkitRKs7XhGTTfUxmXVcD04HnDc3NnZOWKJwozV3XMXqZv7i8vmsxlWn1Ti",
-	"ISujZo52/YHQ+b7E17TdabY75+12D//vF6OSJoYNKVQoBZuApwyfCJ5qbI0SdxiEw8uCjZgIp7lpUCOW",
-	"rhfDRaN6vAIXytWF7Up9oc1agEPXx92bJv3RTf84N3/0Cn/U+/0W/v2vxv+q//Lp138139V/bXfe4W+f",
-	"ur+2mzvvGtB6j35q/HONnaV4feGjdaRgWRyE8/ihFY2WBQk7tgS5NEGOboqpcPuyQp6jt04/lGhWj0Or",
-	"dz7sreQm3rlpaJXQ/a7sidG5QuYY50I9rMfFqCDz94ZbSus4RLzNy+QtoPOkinK1nkxhtdal0cPRoSD0",
-	"FdNPQ0IUc88E3btUM16izV1VDihDGxJZ78tagL+UFdeXnrheYXsDaw80SfzjiUWAhDWExlkFaHu9AvRL",
-	"Gn6r7S15QwPh0i3NMF/KRoJnkWyjUpQ8q7Bvo41uqWIxRV409dG1aNgwnAqF+Ypuo3hN7eJ/I7HRUtmU",
-	"quWzkVvsiS7Fpuuhu1rxBzRmxiM+FfAPojAU9kSKNxGXWKMTDVUJSfSVrqqUOH3qBTxH/zsxnIQ60xNG",
-	"DjJVMGGuC/Yr+t/qGpJliIXO0sbAqyESZRLc5VyidYjqeSbcNp0rgdXm0/02R1EVSr6CwtUMkJ0X5bzS",
-	"CU24YtE6gQL7S/rO6sCs7R+1Ow3zAJv5SWo2q7JjdrNLeGC8ndYokqoVf7CgN2Lwgyg1pszmg8AfsieP",
-	"2Mtmd28fxQlc9cFe58Bh+q/DEvcHHoxt6vjkrLu3X3tXWKhTG0ZXdsOXzaqGl1W8EyzK93QGNSufjqKj",
-	"9aUxo12C0JJiUHGGeJlZ86PSdcxVRues/HFps5KnbsCV2N+dRwG7ZsMwBIsGj0XpUparei9X984dPuyK",
-	"wAyLgqEJlg6eEe1nNWaclfn8X4rl5rrqdKy1umoct2w9ukz2bdyhrRRym/hEQ8yos6Vnrj+7MOSunMWR",
-	"nrG5nLw0lJHVT16S0H3y8mrfSQulsw/gJEGaIyGNnAzseS4mBrLlDMPIS8VvPvf8uC+DcMzQuEQROcaX",
-	"Gm0uVKdsyZQYziM/XjJPDH1Vwup32zutdqvT2Wkd5AIa9jIvb73e3UPxB4WhXS0YdfA/+D+ffu00j979",
-	"L5KO+v1W4+POzVZ9/vnpf9fr8Odx8ylvjt597Di7N73Gx4Ob/I+fypp1nIObXsWX/Zte/veKlns39UJT",
-	"+L1b1WG3osNOVYedig6VS+pWdNi7+VRoX95y/+ZTr17+6eDmU6/xqRTu+9Uw6lUCozBJb0swdG96W8Jh",
-	"56a3KSBgOb1e2fBtZ++m8eVxvERtsC5MC1guyWwikjBda73/NTVKUw1KNgu4L4kZZ8db+fuzort/X1r+",
-	"/ob+xNFcYkK5PKnRWQ7ZJIwUGoJj4MBUzGfBrVz81yocNONkjZe+EmXPj1URpMy2hqzcwe4R+89/7bW6",
-	"VE43rcIeazYbE0ZqLd3R7t4B06kkenYeVeT1dXYIY/M3Pqd9ORVcYro81G5rlQQJAfj3hbU0d5XRPI8R",
-	"vmLHL0++Ass9ymS0BWhNdg9YAn3RL83xyxNmDZIzABaKDdiSGm9+ePcrxVReVMhKVRLLMZvMp1w2I8E9",
-	"Wuc1GDFI+jRZb8PhcB6hFSAnKqyofFttky+/P8mJp4DCyTRfmK9a4xQhki8/UFaIy6mVVw61ulNVVaey",
-	"KJOTrTz9buUplUPgIrP9Um0AsNrGhuXS4bmOQRVL7k/AhoUk1HbnY+MQCvMo0nfgf3bgz71v4H8ew58H",
-	"TyoQK3WzyO7iKRbayRWBpXzL3CoUq784VclWPtt3I5vV5mN1ahgdFcqVgbJrJ0hxS2XllTlyVmi5iov4",
-	"7vz8JaMGKe6beTAR6ZRfk3pu7+jIUtZRBp6Cuk7n5CledzUJo9jJ33pFWU2MiKzpKKbcyu64qqhIPrS+",
-	"OPHrVyeacJv4dLVmrtsUKnHWZA/Iv1uINGXXUvc0kLQdn4mUOsYPyMKvypcOs3K/MPm6LbErDyUKH05D",
-	"k8OIpTk4tLKg3YZ3sdvqaJXB/n6X/t2wnrfEgmlVC2dzGYCchBEJgyUhHRa1fkjMR6qboZQy/lia2IgV",
-	"ImCV+dQhG4tvZV2ySJHIrqC1VjdZ1HXkQ5BX2HGpkU5ykOl4MQtV7LY24Iq6hyWLiMuz1h/LbDJiDKfI",
-	"5K/PbXi3fbS/dsfYER+si/KQe5cmNentKW7AznjfgzOJBGBYEIaXFPLRYi/w9FEfWTj59EJmhsouf393",
-	"3VWjTqtvSOXFgLM09WcMtbZwtW7xi7ut3VbXYf/5r/3GQ2NW+p1xmdXLUIwcTSjpuR41x+TJ6+HFgdoP",
-	"+b48iHb5ez6fh4vuVRyK+CoSWYD/ZS6IxWQV0VVPZNGoMqR9iPoVolC+YlXV37PALA5dxNg18MviewXz",
-	"kK3lnl04lZZq5K76XmnEdFLNPzsJ5gjQCemUmPHE1QOyfAfaW1CxepqyJaH24FOYwzCQUlUPnn1mG7PX",
-	"ry93ma1DXXejSWZbL+V1sgQzqTdR1IVbJK50WNSON8FlUnjs+zfnrO7Gy1lSd93l8b/eL3Sh/cpEKn7J",
-	"2Gc6YfZcxn5gChOkS9Zds1E17fY6X3+DMtvNnEU83RfiwuYStZL1DCYSIqYYsdmKVuA9BE/mcH/lhJui",
-	"e0LogSRBE+Xk0L4S3zdG9RXPagk+BQvIt+d+g3n2XfPU7LVz09H3rFBFv/1zLReawejMcjL4WHrTZkIe",
-	"vzx5rLNubec6eyyZ7s92Wm1mUncVr5wvR+G6oQtLC2dC8pmftbuDBnyn3KwYT9SWc+TAaCZ0aL1mzDKw",
-	"veRjX/Jy+fsNMUig+ADndRb4IpEJqZhP4KsSIK33yUdhlo1CENXTCTZyzA9MhtDidXHxm0t2jBzL1l1L",
-	"fcLRSFUxBy59LB96rcdIRQrHJEyPoJHmYR35gY7DAWVGVgDubpXI0ZiS9d7SbI7JEZXiRBrNUma7Tb4C",
-	"Iw9YgBROPWSbaPNazO2FC+mSNzP6MWsbtdYbg6dzhLYnW+tFNAzQreZYBC3zDxg384MVlqMqPxR7YU4d",
-	"P16W/5ppbwhpjq6WusfVnBo3uVPN4ol2F/5pximUm88q2TJAKdARkwe4it+w9cSMRHmlvehbGyp3j7VO",
-	"F2qsDCe+FJb29PO0vGXhUX8GRW8+a/V28VclisFibN69BnC1BrD9Z9EArsjy/YcpAcvuzVZ6wDvS9SWl",
-	"p383twoqhlyK2YZMpbBOE4LiCLqSMqunnoMYPaNjcCgbSMLkw6mB4y5yQzEb+DIN7qB3Ub9oNGreInkw",
-	"Ohp2wZV2EIULJaIm9/hW7ohomtCmiH/9s3YX4rqu/gjoJ678EAyAqJ3J6CDOSZK35VFbYxNdHP/y/IfL",
-	"t9fnw5/fXJ/9sPcs6ix/HC+Oj4+PfxjuPHnf/bk9eHWo3l4/2R0dLk467787/PG3tvfi6NFv7dmjD4e/",
-	"XbX5NyUC+Dbm17xibrXt9VUYiJVGbGRvQBNUEoNisyfcm/qkB5R8nD71+DCT9TXnp5t8LZzdWbk4eExC",
-	"IONJqSuNulO+ZAPNgwmPwoeM6yG3mTWN8ZlHGDkLbz7M72cTdquauyowUH8GNkn3LYe3iVAu0TiZ8qMh",
-	"hn7p4EFMY8HqVJ5RoRgE8JymsUqeiDIQz/I3v2YXlYHLO2fLBNRW4pV8phWw8vq/zYX+DjIVbNlKQlqC",
-	"aBqxTIJWV16rC/IEAFfNiEsvnLKBHyuHJb6DENo1AdYdwPSQwrOAOKIrWCHNHox48OFidzh7vViIs+X7",
-	"8fj0w8vuD9/O/Dj2vol/+HZ3sXf87fXszblOelumcLVoIgyYplO+aL77uLtzU0oadUU2ejkqk7muf3oy",
-	"46SJpsnzdPusxcU0E1ZC5kJrmwzpta4Nk7h1Ila1KoOw0u6xkUBLgC6qyOpJoUWJKoNhMPeE13BYGHhC",
-	"xdrYsilPm81/ayN8tyT9egVnecw8X8FNNCZbFg5i7kvMck8UxEkqHtO/MbOUCDyTQCcpGJnGZsT+FZyn",
-	"GbrcsXfmbYkP+TQLVjliHcqUx4DkfC2WzcLDzCLSgy17EzOIvSbp8VaXpNQOs3Wu5M3QvRSANXuMTfIl",
-	"V93xssc58yhDbFFaM9tJs93lIlOBtg41be3stG3a2jBREhRVCxWztasbN8yJ793eaLaTzeu+086R0+EF",
-	"SNfd5sG7j939DSjpHaT4KCBLJqHYGu/uyuokVCjfLt5RqRBJ3Ae6LFPtI+V42QtITmGSLoMFbhYJ9CEw",
-	"NlEfspkH5cYa6GTVYLB0mnzulRZnyLxGZQYa63dL4PV5XPFBlReBeB/7pb/Lwah8oDAab/rubJX/uJL3",
-	"1ddrA4NIuY2lOiEkMcd1MkaHun5wI30FdCgrmLbKh54PVooQoEgJI51GMrOPrHeKRTBa25pmEpvMiDI4",
-	"2MY4p1jqv9wFY7UFp04/fsqM1djEooNoX3k1bbPol7JuYtYBnTHDzZQr6jHaFoPsIDtDe0r8Rbh/T9Mo",
-	"USrg2MhE6nsBeljxgQqDuamRD64e/nBCyfIVMW1ZOaa7d9Rtb7766rMMZ/y3eW7BkHwF5o3CGK94aFK9",
-	"6FYVYsaam2N4N43kFZFY0SZJ2G9rvnQKaoqS49XLKLs4r5GX266Ow9SX9q+dP6ayQ0l083oO+qYSBLev",
-	"rHBuucXHoS51/TCtU6Dzad8F1Oy6CV+8GEARUKqcYTVRGhSIOYvCkY/1v/GyG+2m5VNQwdD48XKTFR6b",
-	"trcUj5OYua1S9W+UguDzU06USe/HHmfPwisR8KHYUIJfv6yO1x4eiJ3REe92N1mWraBbxaKI0UjgPbTU",
-	"harFXmreVmdkE5JxdanD/Mg7Tgv2tibw33E0p1dzI6bfMjWXmau+6HW5A8kc4V6UxcvLcKwVzN9V3N9j",
-	"66ZV3ONIDOGogBlq+pKZu5koNHT+w8gEdWIWGPgy3eaczbDpIZfJOBeaqVZlLAp9AfcRledPhlwyFftB",
-	"APps4kssnRIlENJ6pSwXsrPOASPNbL0ON3RC/5RakRXtAsUDdYGFr3baFx5flhl0sS35tSamU+jCdtoM",
-	"usBvyFLhl7Q8juYSwzkcIRk+dUJJraqifK6U8SPLgK3bOq4YV7Q6tTzgEa01CMdjCvtVc+RnRvMgWOqE",
-	"lnZFtPIcIoe9Tre3W500aW05CmvF/qzCHSeNinarIpiTEGWdp4zHdDDWRkIpNGSpZWtFkPL6ZW+CIWcJ",
-	"RFdgSTYf98F2Dj+Z484Ds3yVK5HcKVxqZ1W+9uIdqk7MU0aOEA8dxtOqtlpjNuDDS0i9LT1gVgCIYcTq",
-	"2jSnuy9CpkgGKkkcsfpgntCCdHViVn99/qjBwiudPMs+nawO+yH+didFiJNCTCUPIS4eBy+9xee4xhhW",
-	"ZeWEMvYnOyWzyqL/Z5VLWHsl1pcutlaYpeid7fzcjFtbFk5O9tCr8PUOdJckDRbPbZbxrlzJCKUtK9L1",
-	"WmNV7aSqTKjnq1nAlzpFb0XyXZN+L5+AN4sj30Z8KNh34WwmoqxKudtu/6WTKFmsYaXfavJSgtUdUmH4",
-	"stQe5MtU72Vn59Kfi0ylSZlxBuhACDhABQWoq9J/PTX38Ps35zVnA5VYRveE+rEeM3oxbQATHrl/VHp8",
-	"OBQmxyHx3yrtWUZtxn4SkT9aMj9m4WgU+FKkEXmQikXPORbx94tLpQPK8TKgbtxoIDWkwPcpVYiTYQgD",
-	"jErqzJeG+nJ6XTAcI6lirQrhSQMY03XseIxua6fVaVAgvaWjhevSl2khU+0lAISyOY8CIYehB0zr+xAh",
-	"THx0zzUm86Zu0GLHmTgoALWnMF+wNVmaJZWKwqWcYxjZ7ZJ896G3ZL5UseBeHrIItQJgQ4BXdyPLVgal",
-	"Eschgmy31WYl8TcUAsFj5mIV2NujFQv8S5FYwCg7M+mh8M1FrjqVRctcXvrS9nlhdfNya69kOD+l9Z5s",
-	"wq8EkyHTqRG04lzvDy6z/o0yVjeIhAIa9GVoIlwpZSYuAxcKFyLwVazYRETCzOTrI0+yciSb0DdjBDHt",
-	"qeH1UQpc+DFVxeVcZ3q1V2nYRyIMJo2Mr2Mr72Oj++Vdnr5SOXRQrYI7Tk9XPcXZSK+W72QW4kf68uAw",
-	"GScYEBWlZ61Ub4HSdEuONbwBZEiNCcal7kQsDsNGq9LZSM9jAIR8JJdLGjYcFSDQKnU3gmhw8w/jO8Bj",
-	"y4p4TvSXs0hQ0t40iS2eHa7Qcrrq1Z5pl6I8/LFRK+uVpU9r3brLPLR0V/z0FYEhVR7U83J/o1XtAZYb",
-	"qUyllA5o/WiNWY1AetdGmf86CiBJ3VX3AZCtB/hbRv1J1Ozm5sZJInaGoYz5ME61trXncNXYozAiZ/RY",
-	"8Ck5kuZZ61xDn67zUMg44gFDnlRf9oAvU/hTtyfDkDJa9vJvEtL09JHuS4M50iObByUotFQkyskcahNx",
-	"xzMcieRjMYUDpOpSURiIJrw2np7AcH0OvV25u8V8ORZKJ+bty3/8g9kJnGWTUgyiAQYDpx+in/YZsYu+",
-	"ZLOEqLag9RNtqdGJaoxGOetIDq+f5caohE6VHy4kq5fn9nSPm78w3vzA2s0j1mIXrMeabuNhXzLAf8oG",
-	"LgKlC93PAj4kGZLrG9dMfTF8z1opxSv4irmWDsH4Vf8L0s27rP6riZt4Vzfe2IvFohWNhk3h+XEYtcJo",
-	"/CAaDeH/Q7tGwxSqIQ9kWKaS/FJcDLkCfiL0BBTPKeVOnLQipDFVbJKbB19Ult0Hrt8k5j5OksHoXKtU",
-	"bSDnzj6PhHZsLAlHgANPqwchTdb7zCSi9GUcwloMT+IYtVZlbswH2cSY0F4HG8BRHacXSHgseWMVi/ml",
-	"2N60y44ZUiHIepQkYnFY4rsWwdqNSxv2pNK8aiHgu7vb7rias3vz5k3TXp2Z3U1RjHAzZ51HpWeEAEz9",
-	"DFLng3zKbHRHt3+BBekMWBx2JlnKkmkX/V7y6OAFouBxewyzJdjQLhynTg+LvFbaF1VoXqjVsBD4B1t7",
-	"leYQ9TUXVsQ8K8FXCZ5/Vex13VwsFs0cMw3loRghW4ogpiZIKIei0WOhFMy1E7dCDalFSDNAbjGTGUSG",
-	"zAXKglF9dNLm3/+ex6PmIVzLTKz9bmfP1QEBiOQmURqF/+D2nM3rgsCEdbdf6/fn3mG73a/BypIEz/rC",
-	"4z0BOhDpO+LxmMOdSFPk73RNIZVwxKRQMWJzruYIrhVxI1N1hNid//y/TutQ7LQPG70iCUWYmbut888a",
-	"DEXiSnMRZ0xltvxYF6tQ5upTrKgptch+hIuO3bKXXeVqrMCRAvswhLP0BMlLgHPn/lSjWrEqAdVlevv2",
-	"7dvm6Wnz8ePz777rnZ72zs5cJynXEcBzMIJHBUXDEeIRc1tUfENiPQONEv/5f9jfZXWoQ6BYu/3f/+f/",
-	"dncMFlVVQIDl6MuQLoVowXEm7S4SFI3CusRKfX/P2dvZ11V5EpJJ1V/wdUxkCxXjPPVCcc8eLL7DTv1v",
-	"Gk6iSTXCIYxLsldd+df67OxKMIAILODRWER4oQj7d9iML4OQexdxGF7gZyShsA2YTgciKFP4Lb2HT+D+",
-	"+nLcY+MP/sx9aO0H4Y03X6g0bAb0Y5FQSniUm1hnZRF6HEQsAK5Fijt7hhRTOeb8pDnYY9NBiEcYcalG",
-	"Ikp66CM1qzfZB3Okv+2m12wYSql9BX0sS6GEh2tE1CKRC3oaDqLTAUfD/VZnIz6i0+n+Q9Hwzf1Wp9Gw",
-	"2Bb32yfnroUROhEghSW43z05fpzP9GcMTLB27Sml693oykkEcffFy/OTF8/PXBZKzVzRdTURkshM8mGc",
-	"ztZt7yZnAIHdunyfCaYXHpuKeBJ6ytEr0xl4aA++onrLyJuydP6GnfOEBtDWs3iSpqAxk2iatadbXsgw",
-	"vsCEcMLLrg0wF4eAH3GDKZVVAVcTUwwJFS5KjKemxllSdaZHDyaexncISWX7KBHn69j7x+2Gcih6uUfK",
-	"KaCbw9zHPDZfNHa59GoggrlppW/tTSx0HJqNjikGmgVB0cWfeLSEkX9u2qtovkD6qHpMhkr6oxE9uMnK",
-	"zrSOsvkyDPwhDvBKV3bSP0HPpqn2BN/P4sgfxk28YmBjS8ZwWR2tKyhDNBLHe5zvGPkjXFoUBs2vXYOg",
-	"yYYJ3+GA4CwV05F0LIx8NKrVH714ddZo6TtCqKNxnSeAgLmSMD4FVCfgFLJArI5ph4zZwghFr7jxjlN9",
-	"qcdPbh/IHMl34dG2svighTNObZhC65HOs5CUWVExl57qMRdmewYN3b6su5Fr6Jci85IMFw5zY5epguvf",
-	"b/Mw5ui1B+YePua+bCCpJ/4Jj4v2qVMa6JuXTmmOmdXd36yJ4ZFzF8mUjSQXo1rKmF8brv7kyflTBsSN",
-	"z3yWjGlOwYv4CPjHlCCHVxZUsqS2e4RQvdBQNeyIZNoaBGgYR8vmMeC6+9BcTzTteilNWXAfJWptCgb9",
-	"kWJChvPxJFu/0SwpDuE909QDz/+TAdwnU4btE/PEiM+DmH3qy0/NZjP5/9Da9Wcu+5RgAA2L/HkoE9v+",
-	"yUv2iXWcbruNsJ36ch4LRv1BY3BBg5Bx1jEKAZGq8wpKbUswIpKXlLUBLomQt8d+1YO/cxvla9ovWRB9",
-	"X7EeOzWZQrgiS27pqD+xfaxcXhhbm63JDyKdwhTU0R9YHb1rHOS0mr5UQiofNE0N9ol1K4c1Im31uMqX",
-	"Q4HPOZp7tfMDnA0N2tnT4yo9MAQLD/0ZD2BMnhFNEwCAwCW1zSiM8rGb5aCAa0HXV7NU6AvDYx1bZ7gm",
-	"qoMCdnFU4ARLukOwgYUvvXDB6t8+enWsRZb0YH0drJy+EuAHKET0EB6Ep2G04GCTh7/wVR6IwBdXSBiD",
-	"ZSpdGhr8lWJxNMfajrMovPZNyUOd3+0rUO/b7hqJwJqkjCeEbDG8vwDt8vNJk9jro8n6zVDpG9WX2CeO",
-	"4eHWN++onRBIXJlhWHa7RyiaDkS8EEKaKpPM5IxOUliHEZNh7OBqsbYvURRd6JeqkijGQWB+mK6PRUKJ",
-	"2DzJcxmn8WVm0Zo+4xsiiUrbeEavNz41iJN6Wy32QgNfIYpoJSltFjEHVD1XgrSTKuZyKBRTE20igfOL",
-	"kOy9Ep6vkpctDPQltrSz5o1DBJ5wZWrGjMJ5xAZzP4jB3SyCri32BONkk9dQv6gqZ5YBBCaFvS/7sszk",
-	"werGkJK6ngEXEHAwuCYawrKuwC2mdc3QxwzzFPHhpWJ+3JdjOBF3t73DqmpZO7Bw3wPZA6vVpUJx6qUS",
-	"g/SDxwe5I0EFOzMPRLrPTwzDwtknrZuN4BcK/GafjISffzYyz0dqEQASsxQq+d///j//1/yv1TIS3NN6",
-	"iypDQCM3UJpuJ/eP3LAWhJR72zGMHeE2A6BxwC0DgAUG28gDLOZC0t2lQeD5ye/f+t/CCGllu9y01t/Y",
-	"KWt1c0unSFvblrZ1G8rY1tY1LhimVnboy7OcWa5erR8mJphKkepUA4BaKmvf4UozIyY+iyi9sbzaNtYe",
-	"49SKhiP7ZzpWwpGR7iirBD2W+mYB8dO25cQsC7LiCC3z04elIAlErFjBEmcnF7ajgaeCy7TOqC/T8Ets",
-	"hbe+X3uR4Gy/BlTBgIgrG/9x+07VrcKvOKdbkXYK1DoiJcew+0ibaf3IvjepdkOTTzRp81hohzafrEOt",
-	"Ug9u4PXjeQS0n6/0EAdoGF0x4QKKx+Y9KaIRqydeAo2+/IYPL4UEbcDMn4nAl/r1IXFNc0oqm1yWK/b1",
-	"1zlr8tdfGzwzakoRKWJq9PsNgoZBGfK9pncsqeCU0ajXXWpDjiSUrNbFh8ZybYDFNJt6JS7xueZNbjh9",
-	"mSC1vgqkCsnclUEIPCvsWFcULLh9aD7KOJiEcigyzByygaRohdFRauSRdwtfDCNSLXXfwB9EPFrSFVCJ",
-	"YiFjqKyOpnNZHJqq3IYbcLKuGz1AkiZuWA821OKC5fVsKoHrJ986pB5z1Xygb4sNMC1H27/VCTk4yPvV",
-	"odSgFsGjcrV7hh+nYaYuxbu6hXU81LlBzC6/QtWkzesoNpyIIbAIyN1po76NFDZVRHKTUBvb38SkcIbx",
-	"7RWorywTjbZy7LpwNtAbCclDSykByuJUbmmkDClUd0KPNjTNpYfwEI5Ju0f4xj0J9fSmoR+lr6vxZyH+",
-	"ruIxxSETgj0JAy/VgWsf3srMEnh45kqg8WwgkgBBIyF44ULG/hR4cQCXbgzkkkx7YA8m3MKlUOgZMnhJ",
-	"juuYX9IP9EbxBSfjJS5Df6Fh8RfN5GoD/hBuaiRToc0xHLexiKAiFnpqVwDURHJFQhNsoU7Xx3DvxqJC",
-	"7LvxetZSTeNhWjCHcX2f4JxgNk42A1dcz1xWt2SLwdKoLrT6zaWdaIKA5xxKwQSPAl9ECKncm6nYFTn5",
-	"6X1nHP0S1z6EG1eXzE2f2AzVsTEBa/Gzsnf7IY6YoTdnuIpTEXOPx9xc3HgiUmUIPkbnpZ5/GVe0zOad",
-	"4lIbgBHAwqy3UmpTKDqxJ36E2p9XOZYESj4HKlXPZ2v99KWx+q8z+A+E8j2RSR9nuvpURLvEJItqfv1U",
-	"P0mSNSpgJOEP9skYCj4l/m+lKq5iAkP2ie222+xTpsZkoqk3aU5tE4L2CyLtHJlXHdvGCxbGiHy+sDKz",
-	"VqLmaoyn4jU1ypJmYywbiGWozTbke90gvwjjzqB56aSahp2QHTbWYZ9YRvAH9KYyp4m+oO6JwB/AxAKd",
-	"Yzwf7bJzX00wF1R+jkSplh0+jNKcNZl8IrYfIsBU6yjTivxav/CQVXmW0FGZMXKOSdnVIcOQLi4bs6WX",
-	"mjhNOCmhDiM2wHiNOGRcFxXX84WRzo1nCn7l2JE8gPTDbPDKbprKEdo/QajUQwGPhtMPidQS2iyGljDL",
-	"0+hXTujajULtGc4lK83ir2lrJgWDmbZQl6l6TpzSXjq8ZzqCHzwLM17EXF0aBqJsTU4xjdyoWGzAnELm",
-	"14tIgOIuxQcuGQ9ADFkm73AWReAAdJoUqBeZCnUm94avDNJk4JJoU9O5VnvrJKNkHGxoSH0hLoxjPo25",
-	"wz4VlH0OG2glj6Wk8wR2w90Z1CzXHiXjZureW0qonDIsVaWi7EFGx7zWq6EZKpoabJojuFk02S77xGQI",
-	"SsdJ+kADNMJ5LB5u4PwTCc0OX/nKB8cQmqbMggrz7enNIc+C10whyAAX9VPmK21/1aRVm4PT5ZOyFigb",
-	"jbmvx9TG+ySHBxFyHVmFNhSNSTwuAm/CDYSGoRwF/lDfpqPcU2S+6pcXt5A419S5zFaZTrDbR1nLwfNJ",
-	"yvJTCgrPcDKePxqJSEgdCQb3LJ74kZfIcJx12h0V526fuWkYroRyanblWsG7COeBxwLBr0RBr5eqx3X0",
-	"rzDaRxy56LoBE3R2cqBBlxRxPUx81i3JRtvmihRzKjyfpxSzYxDE+LcAYqzwCcOXAnnUvL+INhb4iLQu",
-	"unEwidXUkJKhHlGvBl+hRFe32+0SZRJXOrmOEVASC35GQZrc0wxENfXLmB5hbDgVbslUsEqCmX72DDHG",
-	"hy+1L9EbTTr9SMwwBjxxtYSLGkdL/Tlj0UyMF3pBOvMuXRGVO9KdTu5IkSNPnT3MUsFxDLyNDDWLRSTJ",
-	"krWHzw+Ht11czzDkOPEwABbpoY6XpQub5gG2XjVTIpCGM0gG92vAya9sLtHpERoZByc8K4ayIviCzoWx",
-	"jmQtunQXvA3hBTGA/lDoBEPa8RtSekS+iHmEGTLRmXxVduVYRFNlZZLOeY7XnBoIQ+Qv3m3tttqZog9J",
-	"pYeksMOD1kIEQRNx9sH7xaVqwY2AL+OqAgTocfhGDNgPYsnORJwKDTqDB8ZUIQukZTL7EQTjGsNy5jrj",
-	"h5oYbxRt4wDTCISNKVQCaZWM9JiK+ZJCVUCyD+zMiDrKLBO1j+xaiz3iwwmMmSh0oIprkwOKos0HvxsH",
-	"D+1HNRLaeZCsYJSHQK+ELi1P2E0quU6RMQmFOoFAiG9J6MSUOuRwgRDvttsmBsDUBsnRIysDR6YMeVnM",
-	"pmn34Mwfg2D0A7TFKD4UKDYvWn4mYgpSKB64PlZFM+DxQqCEvsQwRQaIVXPq9g+wsW77EofG/MfGL2Nd",
-	"97Sh3Ut7iGzcWTe/cWp2FMC67j/rpicewWq33a7qkpz5g9SZnZIy1LDj/vqOz8P4OGFOsFf3aH2v8zA8",
-	"5XKpV4q0Ynens76f7qC9x87D8BkQcui+t8kuTzTZTvL977V31vd6nRLoTOxprffrO6emQ8LoLlla3yZd",
-	"RaQuRlDES+LUYj5WEP6KsarvYMgMhcNonCa3NTdNelAqSd6bxCNK57CzdGXodJnJz5hqdYwCoLBKxiPt",
-	"qgx2EGiz7BsWRntlHu52djfxx4R2jUZLC2jkI4E0zlcKY+6JVbXp70NS0FvrjIwjmA8Zlp8/+fn12cXJ",
-	"2dnrJ6+S8ZIIMU0KXr96pn05UHtoezxiU4/xuC/dDUFPvs4sMFA1EGD/+a8d5okI7RGJswdttYLgrtDJ",
-	"fT4dnpqR1tHiVavYnDavHuWmPI0Yfb8nz/fk+Y8gz6m1L3PPDc9u0JPVzRVvWCT7hUWzEy+GB2m+pFLq",
-	"/CzVs2fSeJSKUQ6TYpHkS2H1wdLOUWIiLsAzQ/tfmepX6GI1nEcqjFia+6KHiho0yMYX9NU1XnZYpIyD",
-	"CVX/HodsrKEE7fOe8HomcChAw7qMLbfTbruLpBiMCqklp8Xqx2D1joVE9Y3WJl8h299qgD79lVb1F9xC",
-	"ysgngJJyz6CAYCJhar1f80DH1MMa3qmaRfIpJujwoQlG0Jm0Yz2KeL7Af2xK/nAplKzwxlm1Al9qFT6P",
-	"xTiMlqvXYFptt45HpteatZiIhEIWmU3z+5UtXCsMMitem3R81Sr1WwqvNerjqiBGX7eD1Bn1WbMC8oez",
-	"Lp8OPgqjJEzAVww+V6QF2j1vt3v4f79ULB42WQ4yO3GQnRam3Tx693H3pkl/dNM/zs0fvcIf9X6/hX//",
-	"q/G/6r98+vVfzXf1X9udd/jbp+6v7ebOuwa03qOfytMUbw0qLSqvg9LeWijF4V8VRpRoKhoLFevYQs3w",
-	"SnTk0J5DGcDstcuBYEoTpnDQ5mjqkpb4WpdeuLjKwuOQqWwEr0QvrVxixZeDXy2kIe6ZMFdwcEXLglbA",
-	"+rEdjIRFwpMgySw2nJ4Pu88fH3dP3x+3Tz88WZ4+Pl6cPj1cnJ5ffnh7/tP7U7+9+/b8x8Wzc296+v5J",
-	"/Pb9L5eny3b79M3p3i/nxztvz7+/PD0fVyAQbS0DvM0TMdllUkrKRzm1xK2WOjVNIb2aCc/kTD/LeBUg",
-	"JQKdO/BxN+8+m+WHA1rL7iPdg9fzJbTenMFP+pWx8y8ME5Eg9Z0x9RFaj/6aXD3oUOUlAgBu1kt9PmW1",
-	"kK9jAmAdcznkOa1Gq8AABVUM0EeD5b3aPw1CtcCk8I8H1vWGU/w8oaOzEUdu2yOp3wac/NMwGvieJ+S9",
-	"eLOReJPNefbrO6DsJjHVr/nURu9uMtLQM52pghAp0UiZPrV3Fl2zytvmR4WcfWFZLbBX6FlLLlH5zCkr",
-	"rUjoxKeWcjiJQonvD6Wv9OUY3W9I0CA349QMgt4x06kfWy4Lxn7S0+n7vXlExVd9DOITnPx93PRKuakD",
-	"GkpTvh44iQdHlyqzmzMCppto0bRzZJIPSPudafNKCxLEUJXUOA14wigTCsIx62VxxKXS0fZ1SOI505tr",
-	"aHc+gsEwVOiZPRILNvWDwNcTOYm3ZhCaQ0bQff01mH1M2gnFR6L19ddoHbEMtHUqoMOW4Typw6OdUc8o",
-	"qhfsg1OhFB+LE0/7RGbIVyIcomXC5AsARi2co03X3WvvuNorJ+Jq0ssZiY0JWRuLS4oJMl/1ZU74TIRV",
-	"kpwTW6bxDHb7tSRhRL/WY5iUOcnjiAYzKRZw4jSvo3ERgx/7kufw7VJAZFGiX7SWX27c1pzPUWJPd1vs",
-	"TWqETvubNHmojjBHkEZ7M65NeT4cPqw4PeHUbquZwyRJAF22Fkul7UzsB4QBpZ0tF53sRV3IxDOvL6ti",
-	"P8BHacdNfSwJQ1IfWL6BLbnu7na7ScSYHjgdETf7JhfPPeRShjEdnnVUEiL7MMqvaCo1ttQKU2sD7XxJ",
-	"/BtiLTlrZuynZPgLozTUvUx1cZ7knEjLwX4TesttFbzA2lOa2JSaoyxmrNjo3kMh4GBqNWULc6qFXk3y",
-	"K3+ME9UcW/nRQ47y4soXC0HsDFjV5rPslMfSWKA1tgtzubQNYeXcoRyEPPKIgTaYrzUQfG/YbR5AxdeD",
-	"wQ5vHg13R82uOPT2eWewNzpo51dLq7uA1zMQMZW+zqSmnQUcnqRZFFLpEAy3BwCIhQpEHGPmTCV4rGq9",
-	"PdguqQd6tYUYNPlshvV9tWRbmfa3/QtxyFuw1aYUx002g62uOpmTCrpb4gm5DAlvM8ngDCkepnMzJHKz",
-	"jo+T5ltu/tisr8JMkNBM/QjUtW9i7m0gqxAKVikFbdyVGPI8RMD85cUQS2pYlV881ZOax5MItvQSxaWT",
-	"0YChG5KtnbZ11/Q4JueYUwxvI9kUyMc/TXIkEnAKWtMMfShtrNW8qIArSkzpdaerGUfLsuIMtshmsTzo",
-	"yp5je+itzz70jibZ5jEvZWd8DAi/JQvzMHFzQ+5Bp4rIMA2Fc4gr36ksJGt/c0myvYEkSXp3zc9hr84G",
-	"q3tJzoW2ALnb2dsEGokT4anwfA5JaEjo7W7SGVkpk3n9XlBOBOVsNemsmExibOIauZWonBm31GL4ADPA",
-	"IYuyUoiez1gcsg7mvjCJfSlbmQlYMReTcgokNPf93BtTih6dBKCnvS0oCZ9p15dG4tHO9wpEBzdJYCAk",
-	"kKgZRv3O5qmzbpySP1964tphii+BCLmG+4DYoIRiQVIefDEsUanwoj8kgU07dWREuYbOtU51XSyBLxJc",
-	"hRKEGyVAbreibJMyMFRaGaTaIZds5F+jq7eQSRQNOdnjiWgmP1kmJjzCVGEoNJsYKR2W5CtNsbliKgwx",
-	"0NP4AQEM7CoXiZLCwV/JbU+FU6ommBZ6QKWAWXrLTsSGlhYhr0SA2bGVjqXB0j9cMipw4GAMvzBKjSiC",
-	"cDwZ0uiNRAf/EBMjgrzJZRa9MjkTEdVMVjvXMYYdLpfW6055HXj8kPZkniMdckhn25eUgQkFKfvRSh6s",
-	"rezFOQnWGA4Bkjp+Jsl2XZmooJ6GAqI3aHolEsQxNZ3KAxgaq2U9zC/4WQJfvMB8zFlZiizev7dYtZkU",
-	"5Gwma266sM4q6bQg6nGg8LUHs8gfkk3u3bZSGZ3YF5HJpv71pgIZruIU299m/a+QhJfJVk9K6H9KehPS",
-	"rxOt8ZhNQFcqSa0q+HByL1v93TnfP4aHvedHN+dHiwzhOs5Ul2WqJa3NB4g0AHGuiXluoXb87uHewf4t",
-	"eNpklRVucI8oBWBJkQZRrCbmQMA9/m4rGBqO/q1EL2Gqj/UllhhzQbRHlzY3Dl1K7KL8K8HqJnfCzv4+",
-	"TKceWrH9xRKEBOo49PjSpIajfQxDsHTALCwKg2A+U9WF16bclzH3peolokSJ65wxNOWrtPVlYkK6W2+6",
-	"b4vWrHVudecJUw4nZVaM9d9a7LEGIkIcEico1j2iGn3seRib4CP4CmeXHsQewToJrjFxzqnG3ySQxr6U",
-	"o8EcGfKbaYXusX+VL9BueJV251Z+WJt7+qwGCyKR/rHCF+oWHlBb+2r9T3OG/HwPm3gRPuYbxDflL9O5",
-	"7reFP33+OlZox4kG3Xvb1O7dWe7dWQxvkeMjnCKX8FmuLsjtQP0ku5JVleqOKlhl464obupgf7+7SdwU",
-	"tGtQDup8HqEWQ3LK+zIbF29SAlF8VUkuP8r8AZkwIMEQ6T5Uj/J7lmXXaDwkC7iF/5i1UGv+ktRJGKZV",
-	"phf72NdVHMFaMeKBEjdZzQ8WziCVjYmjRT2Mr+ykFaMwGlvJK5y+NLkrUKFoMmMI6Qmvp3NC2UFwDhqo",
-	"05wUumpumi4mTbRiBqYMBJCbLkRfBaNSyrgpJC4SOoGIKfpHORd1WgE7uwbmxgA8GVCZJVj9MOD+VEHC",
-	"cp23BcGRpDzQEX1uFAbJN/I0wlT/ZppsEhE9tAZMGe93ks3YtLGKqjSJU5nxWamcw0AejSnTm8qX+LH9",
-	"BuiHXk0sv58Mvh36L/zvn77+cNJ57p+ok2k8++XRyf7J++PrF+en7bfnwfTEX/jed8Hi5H3ov/35x4hL",
-	"r30i2y2x/P6D9+YE+s/Ft89Hz7/9sTXsBtJUp8NsDBcTH7Zbs0sfbWPTx9ggBOYLA+mtLPzbciVJ0dR1",
-	"bAmu6cS0hv0Qaq2P16Z22P9Y994YHHpWiwCWMTNvJhla4ivKH2myziDJuNc4bcHmIBaeUCKoBP025HTs",
-	"vpTOc2NmB7u+tp4Qu//+hv1vp4rCrrfVR+l1f4ZSSl/7P4QH0wd2G0bMHFg1N1ZSPBiZsiznld7wJP1E",
-	"3bA5JZGTKa8lYLnNRJRFTm+FXuqwc9RNv1qVGWBwXZqh9i5l0jClTDV/dpxlachSNFiaXEbSSxJcJUk5",
-	"LHrMKKPOyKdXPJNsjktPx3co5NAmYRQ3A/+qpMI0sCDllSudvFOxDmqfReHID8gE+TqXTl962hZoVq50",
-	"kUmqYdWkNQ95UJGtz/g51vmMR1R3oy/thDWNpHQJpjKFkK6yTGG+0vs3NRCMK0w+dVirWOqAEjKnPr9p",
-	"nlWudB4d4VFKg6SQn66moJnIlK0sjR9FrPgcc1yCV5YvPRY2R4AxzhZiYKOKzc4kaILOh4DHCzGoOTU8",
-	"QeA8PP7/6bkgkQ6oRRLwoJoIUuN0OjutA1TTERRrvZoB7CSMFJqwY7DxqJjP8F5v/GQjdLbnWdaJp8AH",
-	"KDU3ovOXlNX1Dshyu/HjdUw4bLNI96aTv0RIPznHl4gQ2RwrWz4c4Txe5ZSTJjA2gmcaM0lpGzOr6aEo",
-	"liHvaHGdsUUYUXJk8olMy1/1pT2AGT6TANJyTtA+QGQkSEuqJYn6KScyvhlk/c0W30mS4wOZRcG5LPd9",
-	"OTEFSBWIwm65k2kxf+U9Y/9H6S///iQj8zoTmpbkXcIbr69m9ZV/ck0BzVQHw9azkDoG/GkzF5bCdODn",
-	"bHOdpjwpeBTGPBaKwlmgNnBTUxCjw/OnmCwS0yInAdnZITUBgNbjiFMFWD/0WL3TZpms5WmZCiunul5J",
-	"GGVHxTgzsAMGgQiskmX5umfgsYZD6EqzL9PlY9x3gElJM+v1FYsjyuVIfnKjuLc6yW29PKMulfVM7ZHJ",
-	"NKBRSOqnU95k9DUc+KYug5kkDnUWZGz0kAU8TtcrdN5+E9oGcKNIr3RMXSWVdpZS/8Qxkfhxu7pCGNn9",
-	"C6S8kEbasLoh1iMehlLNp8Iro8avaNnbafPKOFzrOtiOBwRdzeRSpmrayCYcbrLlWq92MDoadsHdS5eh",
-	"bHKPEl9Zhwzdr6OL41+e/3D59vp8+POb67Mf9p5FneWP48Xx8fHxD8OdJ++7P7cHrw7V2+snu6PDxUnn",
-	"/XeHP/7W9l4cPfqtPXv04fC3qzb/ZhsGWO/yL80CJ3uwmeB7ZvZPz8yaG3aXvCyR0HVWKitZoDZRtdtH",
-	"G5mo2u2jRrZgYoWpqC+ztqJCBnZtsMgUpwlCqYNHdUJT84TE6DeOSfY8XRkn/zCbMiN+rLIvi85qCLTW",
-	"j0tyD+aYbV18JQntthraUyTPlqUgWYCzB6TXIonCxWT7DT1g1nCXH9p6/RAKLXLtSY4p5pfCVJmqZPjz",
-	"dU/onDJO6+20OCwVbqbi5IuJ0LYu9KhJ1fMAdl3AAF8pJ81lb8oYJIUNwkifUElBgzqVvQE3ayzMO5dx",
-	"OB9OhNfoUT38K8GDtIyYVUgQi4gxN2e1gaBj22xD9egL+fl9ldS0Rywg7RSDEVpU1IO89FdYOEue3aQQ",
-	"yt3a0Eqf4ePsrbFRMIP/m7zJd/7QlhnTsq/6721NKwqh+fvlJDUvdM4E8oy2SIFv6pjdS6t/sBnq3oz0",
-	"9zUjERnNmZCAvfgDTUiaQFYyT5lkonn+5lerOtVOayOPH2j9D0W28uZOq9tooOcLRucNL/VcmvJTxUFf",
-	"KHrVTe2IDept6Rp8abkoXTUb/Wb7EhWRdZ5WXMDKjxQwxoxwqp85V5dCS8ZSRC8TKCTlhYBpwKfVH0uM",
-	"8yKuzSoM9O+yWkD1X//zX7ut3a2Bt9vabTR6KZuFsnMZg6r5wFVlJAdL9t35+UuGuMvqpiF9vhjAr24P",
-	"q4fCLDlo63yt70NfJhJ+j2agjHpN3RBjGzX3iIeZn2gWErzxnYKZYMZWUoSxTiyyEnAWMZklIWcSML4z",
-	"PhSqAT5KyvgWzQdKpImYDA+KY6k0aNyPjeKDsNtoVUDtQ32nmqnMKL+2LE2J4IfylDBRVYXKZI0ZW6tv",
-	"aXo0IHAAXX/SSTXq29WcTItZguN6UYOlRQ8AqV1/wY81+6taeezOsqI9lhN/6mTf7WX2bqEDsikWGma4",
-	"dtyPtgY2mKhWVoLuhur7kyMZKChN8V4TMwsCS2SpkkhsYXWyU4fSgdlsTaPDUCHHPBHT7XNMsTJQuPly",
-	"TFmrUNFmV0uFQxtyaa0xJBMF8eFwrsuSMn9s0yp/pROCsOLoAoB9afIxfqUKhQDrLhbocSD6JA7wD6rv",
-	"B39Rhkf4C+6u62TKujhJabyGo8Ozc3UQrYKCjAwy2CEJy8XyUIVqdxAS0XEpDqIv3Tdv3jRtJ4YeYQZM",
-	"ioX6Icz2+tpNHQlQk9yEXeFPyv8gUpO/u9vedx0T4OvudvZQv3qclhAx5BNpI+k1dUVPeDhSqZeGdNDl",
-	"AJEM/0hdCnKwMrWuU5eCMl/FpLTb3YpYtKdH6YuTF7Zy7rUJBYWyq+HIIhOsroGh72wmL74uJdSwhbKU",
-	"NNR6teLTh8EO4cxkViYXZFaIvtpMRjTqbE1k9IfGJjJiZplZWe7PobFNxcQv6mtZiikb+04a1e+tdkXr",
-	"Lg0E0bWFcPQvIJ2+jPh4ytd1plbPQxzkXqi9F2rvhdrENxJupvH4qFfJin+QiEtbqK5a8STRKVsv4OrK",
-	"FWDvTStXcJn5jNlkTMhnp92GWF4+nPRlIoOtKmRuytKTat60E1MlgiuwoFuJLfXGVheReKR3/9kvQyg3",
-	"9qOnOXUy7U2fgrK+pSGBuZjq7MHdhwrehwr+jwkVtAlAad7reO11sUiyoRRVYYKZ2Vbkwx77iur05Gmq",
-	"L1ckwtXZVU0aYK+gqALCiQQXswREwuQkxr9Zvbu3zyIuvXDKBn6s0AZm4q8NqNEO1tOJc33MmPvQTqx7",
-	"KcQM1n0plsIDMj4Bz20SfFxmqhyEUihrIxiLmOqByAabz/GbzROcEvG+TKg4ZXcqI+OPIsFjTRg/y+FF",
-	"LeUwL0JBGgdy/OExgwZUL0cl2a6Vhk5T+Z5Ik3AkEpWOYX/06hS7G4EOUQpH6gVAzB1LvjOJjvSmc/9M",
-	"klbVtklpZANpKwmps62EhBN5272Fj3SnWz6HaffyIHm6X1gFl1o+ZFmtKjpgqUm40DfCZCa9Y0Hqmbbb",
-	"r+uetPur55sdC81glRFC7tma4fdAPvTxFJPCpgMVql3gzydeSfZW+vQg1Wnc3KcqfaBvzB+fq/SeTcmx",
-	"KaWJnoi0FZiFW/AlVq4m/dODj+by3FRKf8fbSH4tphcDrYph8ia1MWi3d93U1ABFJfpSL0p74lIhKXHt",
-	"QzLTLWS6by1CcSe6vu0estu+YKufrnuh7S8ktO1uRLmfguP0vZT3haU8qPV6B6QzEemyGdHKNpQ2yV5w",
-	"QOF3MIJO9Jxnhoxna3atDovELOBD412KkgPagHXGEjDZkT2yZ36C+FyM42gKSU2g/J62Z2o/S6w1g7W0",
-	"yUbstdhj7I1elsnkYQQepvQbzs34AvLpGHfDEq9ZP9YCHxTVJh+STf1SIY1JIROLLuYSDmKwruMcYIsX",
-	"C2NwA7GzL28hd5Y9K9VC5uuZdzdCpt5gVs4k4IsE9LYAScdb65mexGJLHkXhIjvKOUfPqfSkMsPkpE59",
-	"XTZ/r2wI/A42tj/Du8tAYtQX5N7p8/4Jvg+L+auITUSsvrjY9ECboCjl+GczB+UZSjxPWW6I5LhnvLAS",
-	"Fz0vXMjYn4oe456nK7cvkk6emAUhRNZoP0R6wLFZGHjkmlR3A65i0Cx6FxxyxE3ChSJ/NnQUha/6HRae",
-	"cdBtQE0CK+lcatkD15gyQ56Vsi1bBU/vLJ74kffQrDCUOqyz0WKu9qmD1Tm0MPRVdZhIAzphQh1EJIJR",
-	"ixLR6Z+rVN7bcQLHnvfIsvp+FjOAO4JcrQV/I1wwwg03l+zIftJTeFDu2INme7+507bqaG/xvOe2lXnh",
-	"cylcdehM3j/UrJoMtMYBsvb5KmXueRsolO3Vb69PLu9dyhvobWLJEs/7w5TJ9+zDX5t9uFfW/u24jmMv",
-	"DRjAaMffif148JH+0IpcTwQiFtUZa8wSMcZSxeFM5TPQ2A7z2aBY8/6bwFk7P4MR9PtynaQPL+5VSDPm",
-	"Mq2i1iGUwuiBhUo1wY52jd6Fh3mbN5t2Xni2N8tWY3iH+2Q1f39Sfk/oNiJ0SZReIXxdmdt1S0L32UpW",
-	"Z4MuRCtrN++ArIYzIfnMbxnOs9QMhjF+MyGPX54wLxzOp0LGtmsMMIODuR/o2AagnleE+oma1FRu07FF",
-	"WBz0+7MXz9Pa4X2ZDM0Ve3t8+iwfPoEzYu5kJIU8Zu6Dq26yhSWfBlDKbB6jMwrFLIcyjvgw1rXbMcgi",
-	"EiMRCSDMUEOLhvHCoSovYvatiHHrM/97hXkMb6/fq2G64hEWMsN4mlqv9hxwgj0KIwEhOCDfiEjjBtYz",
-	"AZzQG6z1apD5cAedAOIJzL+FLz0d32MN4iruPn/Kd2Z7w5iL/4nU/m9u31qZlzDOXkJz5y36eCpirj2x",
-	"UTFfSYLAY1ElqWDVVi7YgyW51mDOEH8qtBrIB07sNY6G6S5AmkXDDQwsJCVYJXE+EtPwSng6IdgYODeK",
-	"Yg1HIwUybzyJwvkYfBQDcq3kMTMBiFPB5WLiB0IPpi79mcLUHBRdnCTexV5TsJEJT9f9DHQ4MY4OBZQh",
-	"NtDFJZAZJw5jHqDMjf4EjvaGNOWZCgDDCLNpaMhsPCEqSKG7CAeMsTIReyrmsUBCwE5gUHMIutopy3u3",
-	"Y4mAJYbV6VpFYZQoSvR2egWvyr7ktGCzypxbKu1gJigJI26R7EKOMVAY99E44lLxoVkLvT3UhsUhzKOL",
-	"HsAQ82mqsBP+eBJnw3nxdTAhu2BLg2RftGes84oLoj2BHlA/Jn2ZIIUkWBojHGEjIKBGATOOkDGGZdah",
-	"lSfETMADmQzTaUOFM0dDn7LA8L6c+kHg62yXaZXSZKJGxnlV6z1NXOdiItDJNY2LpNXrcuYOgDeKnb6M",
-	"wzElwdEeuPp1MucEyP6VMubViT9LyoemYAeUIKyGa0NpNsMroZjOQgTXgHuK+Zp7iHFtdGFgDjMlKlhb",
-	"7CVdP0DQyIOjDCNTd8IAGpGTNkSFyBFykNCHxymAqIUGqlkzwRzDnYfzSFE4qhTCM2WBpU4EEI5GwkTw",
-	"p7JY6tJaGXKBBKe2LaNnHsK1DV/gBmoVpafoIqW1r+gWVVWeoq8bV5yCnZ1Rl5sN58ecqhWzw7eN534V",
-	"BuJOilwBUqxVtsJO4SxfQuMtbMi6W6laWWqUDUcEpXuvp/tQlf8p0nZKNksDVeaaZBqmkUholUhtDVYZ",
-	"h0I2joTx2iD2BN5qH2Ke07z97AlVSaDM9EJpnyL/t7lgfBiFSvVl6nyD2sAg0AzqkCvR9KUSUvmxfyUg",
-	"8iSUIkkk50tYGfBS+qlWLGsvLH14tApwXX3MihgSAOtn2fOwVBiB266MceXr3OT6s23D0yn/MZNGLum/",
-	"fga+hU/su3A2w9VZ+f45C0I5zpzLbBJxBa8GPh69ZEVbh4oALP4UgSKwkO3teXiUFSL+XGmNjRVucB/p",
-	"8dmRHgjy6jgPhPraKA99BbMxHtC1NMLDp1XM0dujfP5HWvTZbAXWSNst4j6wBN+Ce1Pln42nWB1VMidM",
-	"34avsCyS+MODj3QzqmNIXukqSKHUd3B1DMlx0qi01iJlHkrVRcZE2JdoIyRNlqmpnWRgp4ztu+1daHqB",
-	"moxyDgIjSx5qYTgpiRFpKuZHDPw6qDwRq1t9euFCuo0WewK+Ui6WGffExdcuGwV8jAK06ktMeraQVtYx",
-	"kqkt8d2PE20Rbi+boAwrdPpSzUcjf4g+J+l31zHJS/tS+QEG6+hPFWr9Ejr3a4n7GXPTSSDvlVWOilIP",
-	"Q+Inq4ntT5UC6MIeJFP3Oo7molwCNmC0umYEYl3ToNbD+oBJAexBGAaCI8Fbgcj5RZWoDHDzWAzIj5du",
-	"L60KT5mVTNx1UpDq5KVhhh1qQnHCI6T05hdfpuPo6vIO8clyPh1ozCeg6nTSqlAGTFe4raPy08GCBaAx",
-	"M5XzTQ38zCSNVjm2XyQbJDTZ4lxMzzs+lGTYO1BnwGU6oeWqjXjNN3aHu2M477UZ9x5g9+qPlaxKdQTX",
-	"OjYlXMhm8oppWnLi1dZSmu39DV7TyCtiuR4lWTc1rQaa6ZDdJoy0wjkJyGJJPJaKsRw3kO0l45Foscem",
-	"UjX5SRFXFJFVwZfjvkzLciUhWWlKVj9Kng/j1tXTv6+sQSYNo2M7foGBCi1j25cbY+fmHTKFsL2pr+1k",
-	"Wc6OYr0wmMsT0xDmCaNMvW5yGUc/dRzFbdyaXSSPsr78THbxtgqn17ag+RnRZAlwcgFlye/p7SlGlCWV",
-	"o+GyzqIQYJ4d55RfmhHQhiX5ODuWVjOZL1vHk22tZtr2/SeJfjM102vd9g7VTPcRZPcMwGepVZ5xFR8D",
-	"rbtXqfypVSpJxNlnqFS2WArNjk9tmdT+Egs+4z+c2jwKar2aSZ0PjoK0kmEQzj2wNTy46pYIv6CbDiCH",
-	"twjCGbrL6Ke97k7hWYjm0m1khu89eNDpHrTaUJ24d9g+bOPA7xJgFGcY+9JJyigRU4JvcJJlnFHRpFQA",
-	"vhRLHVB2JSJ/lPVPR5uxllERbMVdnW/oQJXyVsqxlRvEUGgB1bHYJXoCjcugXgSdfnEVj+cRYJ/DfE9M",
-	"Z2EM0EWZnvnAPNISZlEIW0t9eyAZ2TjSXjhxCMtqgrgfhUEwn9HS4Dd6efQabZCAMSj2h2UrSrOSYhxe",
-	"Ur+fqaWKxVSxuonIT5MfO+bQHKt2mMP8pBQ8/nMqYu7xmFMVC7ayiEW61hcrzm91zj5Wn3JwtRH2Uhvm",
-	"RHXaAErfhtET1qTGWbls2owvLVe2bxH+RzFf59wDz13tplvppYsl3wX3MOzfOPikjrjWmtBB8Obdzf8/",
-	"AA==",
+	"7L3pchvHsiD8KhU4J8KATwMCwB2KE/PRWmzaoiSLlGXZ0LAL3QWgxUY13NUgCEmMmHeYh7i/5xXOo9wn",
+	"+SIzq7qrF2wU5e1y4s4xha41Kysr9/xY86LJNJJCJqrW+1gT13wyDQX+fSx5uEgCT53NJhMeL87n0WO+",
+	"wE9XPJwJ+MPnCa/1foVhZjKp9Tqdw7YDv4par9Ztd/ebnU6zu1tzauJKyOTC44kYRfGi1qtJfhWMeBJE",
+	"Mv0q+QT6TflIXFwFYi782o2Tjd3eKw+9VzV0JAcRj/1AjopDq2AkZ9ML2HQoEhj/nVMbxtGkuNwkKs6S",
+	"RAkPa71O93Dv5sapHc+ScRQHH3AHZyK+EvGpSDgBxILQKOYyuUgWU6Eu1Gw6jWKYtvdrzQsDXHYsfCGT",
+	"gIeq5tRiMYyFGl8k0aWQtXdOLZBJHKmp8GCaCyH9aRQAMGrjJJmq3oMHfBq0pLieqaYXRjO/5UWTB1fd",
+	"B3yWjB9knWvLRrqAhhcTkYwjv3qBSnixSC4GXAVezSn8Oo1UgstUaibi1cuqObX380t1MYuD9etvzUUY",
+	"Ni9lNJcPoFfrvUJEiYWaRlKJCoi+g69XkcdvAyroeSlqlUPcBYycmoykAFApLyrhwkyJWPXCABvSP2LB",
+	"/dw/LqYingRKBZFU+Q/cS4KrIFmkv87jIBEG9av/ecHl4gJa15waNxfdTErrL/3TjIPIqXoWdsG2RHwV",
+	"eOLCj7zZRMiEbvZq4PuRp8x42x4Ydip1vsujglv+CD+f4ddHseA4lnW7c91rvZq8VhcnvwXd0clPbybP",
+	"z66//1leLK7fP3129KLzKvh2eLXz3g/OBm+m192n8+Sk5tRM1481j8a/4IlNetrnnd1ee6/X6f4CR3g9",
+	"DWKh0jYHzfZ+c6d93m738P+gzZiAqMcP/Fqv1u4c7ex63W6zzTuD5oHfFc2j4Q5v7g72vH3/QBwOj9q1",
+	"G9jwE8CRb3jijU+D68JmueeJKUKg49T82TQMgOYq/Gcs3gvPfIuFmoXwoPz6UZPfdBV8z+s2D/yOaB4M",
+	"dnjzyNsdNrvi0N/nncHe8KBtrxjbHvLddvNg2O00B/v+TnO34x2J9gHv+p1DaCt9cV3rtWFOTwRXJfDt",
+	"nbePegDBndbuYfeoswMQUglPZqrWy3bk1JJgIlTCJ9MlvQH+N862++lssZ+jbD+dNfvZ6e0dtjpt+H+5",
+	"/aSHsnpD1F3vJ46jGNEv8kWtB6cd+ET/hjwIETa+SHgQ1nq187FgCAA25op1WCCxORsGIvRbNYdGo4NP",
+	"OwWKxeK3WRDjWHhN8al4QPToQfeB9UTfvLtJodC1dpbi1827FE0fp7vtfawpYlJqvdoxi0USL1g0ZFzq",
+	"5fIQaNmCqSSiZWQcTDZIEs+E84UR9ndBUwOgZ4FKXvKRqGbZNmGbtgHDakZrOzBN42gq4iQgTnQaclnr",
+	"wY9IMDmQlr2bLYEZzWIPVjYXgyafTjeEJT2pGRx2+VGneejt7TQP9gad5iEXu00+3PMGe+LI73odZCjH",
+	"XF1MojhFKSmukwtvFiu4abXTc6/7/PFx9/T9cfv0w5PF6ePj+enTw/np+eWHt+c/vT8N2rtvz3+cPzv3",
+	"J6fvnyRv3/9yebpot0/fnO79cn688/b8+8vT81F2zGeE1L2PlVg95KH626D1C2C7T4CASB4+MaQre46J",
+	"hgW6gU26jiWbSXE9RSrCkE6xyPNmcSz8FvtxFiWCJWOBpEoogBSbj4VksQAWIpAjFiQphQMER5b/gv6p",
+	"f77whfLiYKpZn7uaMvuOB/L94x93f9p5e/hD9/Tg1dH53pvOz/u/tI+/sUC7124DTJMQoGHAxWjJzCwZ",
+	"OOg1zNY0jgahmKgHKUStQ0DSTwxS9SFggwtikeyjoD4MWDWQfIjbZvTa2CAujVAF5HWDbQ+83XbHBh69",
+	"cOkatoNabgNF2L2ipa0CHgoLxReYhmNzrpiMEoYSpvARlbA9s6SAKniaQavAeZvxbwPidhnEZlm3gTD1",
+	"TQH8PEqOkbjwQSiq4Cuj5IJnLXIADhSDx4cQiUs1F7FifEoENYjkAxBFWSTDRRVwNTCWgne70W8D2v0M",
+	"tM+jhOW2uQ1sCzBKgfuSL8KI++dR9IzHo0rwTqnJRRJFFyE2KqCw3hcbRP6CTWYqQUwT154QPjvsHHXZ",
+	"YJEIdRsAbzX4LeDb2cngq0HBkihiZp/bgLgMpxTK51F0yuVC0whVBeWYJ+IiDCZBUuDSo4hNuFwYQKgW",
+	"e4UcMR8mIsZ7LGeTgYiBRVbCi6SvWCCpUfMYGtmAT8RkGsU8DsLFxUzyKx6EGpsqD+BuJr/FwXSPsoMp",
+	"rWLLg8mBNj2T15JrrZ9Y+fCp2XAYePDdUtqUiIxBUymErxAwJcUK0USHzceBN2bJUtpsH9fMWuTqp/NL",
+	"rOI2BGvHfgsy2LEc7LZ7FapPwD7IFI0rTjCP5TnCpdVcLFDMuhfM6vG7XrYvuKLbcJ3WSZ7pZeU3sc0p",
+	"2j2tk0uVeqfCD/j5YrrkCNN2FxNoiArj9c/QQOQe4+vmfD5vDqN40pzFoZAwun9Xr9Kmc93mkdrLTsIC",
+	"GUNQMA2K7Q6jEp5wLvqkqwgi/kTrltfexYHaj/i+PIh3+Xs+m0Xz7lUSieQqhtVUqj/b3fP2Yaba1MqF",
+	"R69OmVpIr+bUonjEpbbCrJbSO37bOxA7wyPe7daMGn618n0j/fk7o8Mltdcm2yhqcfebnW5zp1OlxR2f",
+	"PvdyWtxBp93cH3ZF84DvdpqH/o7X7A6OxO6www+8PTBUhVwlsLRqTXK7194hzd8m+uZb65Lf5eT8JLgC",
+	"AM6m/poZS/i0XOl+j2DLt3Fb5Nni2HIz3jiVlpCDDxe73vT1fC7OFu9Ho9MPL7s/fDsNksT/Jvnh2935",
+	"3vG319M353qZ1PVii9UWkQX0nUvM0/eIck+JtqNE7yz0OgeW+Jg65y1i9BOpeflsM/TaBhfF9bTW6xzs",
+	"H3S7e/ugNQl4Yn7YPcAflFpvd08CgNfwkHf5rtc86Pi7zV1vb6955HVEc4cfDPcGXf9IdNqA2oNhfoYo",
+	"Hm2P0LWehcGsgL9qNthk82Tb1WzKN4LHIq4VT+UEPA/KdkqltA9FryYW348H33rBi+D7p68/nHSeByfq",
+	"ZJJMf3l0sn/y/mR++v5tcnr+JDl9/zo57b69fvvhm/FJMA/878L5yfsoePvzjzGXfvtEtlti8f0H/80J",
+	"jDUT3z4fPn+TXJ9O2jvicfj++Xdvd9++fz57Pvnx+pf338jTyWiHv/8xGP7Y8rqhHEyetv2fvw+tWxfI",
+	"Wu+o3d4EYktBEYxkIEc/iIJjziX+8OvHGg9HtV7tyVl3bx9J2xWoLZr0r8vAt9F/r7kz7HhtDl+SBfR6",
+	"RHSI7Dk1p3Zd69WGhzsvvt953L1+2vlmdHg1Gxwlz0Rn9N3ph58O9sXh+UwdzV5+d/Xqpyeva04Nhrm+",
+	"ePrkw6vZ0WRn/7tnzy+SmdjfO3r2fPrzm/3po8VZEly+ff/DyZuTPd7W145OVvLlNw6tGmlT9UdhwQla",
+	"bZ5/+2Tv9Ky9+/bD6w/Pzr3O2/dPkhffPg2fP+qMf3n/0/u3738KX7z5cfH2w5NNsME4AdkfuntH3bb9",
+	"0exLXscXx788/+Hy7fW59/Ob67Mf9p7FncWPo/nx8fHxD97Ok/fdn9uDV4fq7fWT3eHh/KTz/rvDH39r",
+	"+y+OHv3Wnj76cPjbVZt/swTH6B1a6p7Q7oCNZid9TiYkW3Gf/3/alUxToM0NaOnbeuxz9iy6EiH3xOe8",
+	"r3GEYhD3J4Gs3ZYtvXFqr5WIK9nRytdr77xjvaEGMKOYe2IFaIbN7uBANA+83U7zyO/w5p7YGR563cE+",
+	"77Qz0HwLw7DvoulUxHcBGnAAUskWwLF3Z2Cz2tr8Pxp93jng1BhI7RT1sWQhRlUj+n1Ew6ESCbq0aI/D",
+	"3W6Kfq9pqr8Z+k245CMRbwHcvfNOx6CNgc2bAAxrXjjzhco7hMAXFtAn24uOcemnv1tOdPnHBn4zf4sL",
+	"Jahvrbdj2HD4ipzuTvvC5/rZ1T6ru5XesLZT626VTysgDA5JVvulRnVijTWe7HS6N06NLJ8XYTQKpLrI",
+	"r6urR8WP5VEPe51ubxcRxmoWkE1+p9VudTo7rQP4WjV45+DG+evecgst7tQhs8DGFVwt333GHSi9T2PB",
+	"fRGT6zaa7Z6AChG8eYAOL9VHepFMhEwYtSUTgPYUIOufYvVXTx+xg/2j3cZDplDxD24K7iPq2TTzuGgQ",
+	"iMUQRD5UktLpAuH5EExRMhiLCfpHCzmbAKDxw7tUF6mSGBaMrpfcGwuYIo7C5xH6uCzbCLkEZ6a+gdCO",
+	"XmywYGAF8mAsVifLhsO8MZcjQfefPNYYjwWTAjaNbf1Gfv0yauKIlXtIP67dx8s4uOLJun0Eig0jUtR7",
+	"PAxBUS/DBa62eotqzOEvXLnKL3xKMzps5Q7KrdZvZTYIA6+8k++iOQsjOWKJvaUJX8CSCbaFFeJADpvw",
+	"6yYfiX/vtNu5NZaX8Uw7aFeD8fWrZ2DY0NOj1xd7D2DTtCk/O/gT4819sOETmC0MNPV4JWdx0IzFUMRC",
+	"epZe3Vrxy5iPJvx5hAAsL/tpFLPvzs9fPui02voUHcYVg2u3f7B7xP7zX3utDuPqUuHWAI1T2KoSpuII",
+	"yzCVPlYe7yueiGfEiFQBFgiTgPkF98Ys5oloItvCplEYeAuWjHlCBg0BFnGW2ObF+smT86cMtBR8GjA3",
+	"ncol31GH+TEfJn2pFjLh140enh8N/JViQOwd5sau7S+lmEqCMGQ8DKO58JmM5g5eEjdxNRUj29ZMJkHI",
+	"gkSx32ZRwlmg+nI4g54jHsgWOxOC9XH3DDek+jWwh8EQaAT1Zxgz0erLHKT7tWDarz2M/93pHB48TP7d",
+	"cVgfbpL0gikP8cve0dE+fMkdxiSQz4QcJWPk91Ycw0vc/hJiUQB/INTtDqBJs+TPgZlj6Es87OJB/OZm",
+	"4NQwn9NP80D60RzAp6G/BGq//bvTbbcfzv+93y6C7bd/77f1p+3gBvZLNF+WQXamUSGJ2JwHQD6HUSzI",
+	"UTiQo9wV2itMGkxmE3vKQCZipNUvb968Oc48z5YQ9oJvGg4uYCkzJeht3T/YazccNgdGFdCOfAXxleX6",
+	"usPTOo0FPL9FGkaiOosFDyf/7tdQ/devOTTKv/upjRIH6tfWUNfClr7BQInKfXmVrndme2PB0GLLTGyG",
+	"Ygm/TDesqVq38NDidMWtrFnxz9pJ5sSvXmfg04OQ3YaHiLqCBUnR45IzbfLML2u11TXDFn6domj30FmD",
+	"sjdObcpjPhGJZttWEF/0DlKJZbkPEjFBhI5FMotlbr1d0AtD199mIl5k3DKJmfaKfTHkszChLhN+rZEd",
+	"NE1rUP+FFlSrGAB0vUkXqC6DaYsdJ2wSqYR12g5cbyZ5HEdzxBPgswn5h0EIwKBtAeUZzuJkLOLc7pZs",
+	"TkvOlbsrbC63vXbl9ijmZxlKkZ3lKwW4VSe+MUl/bhRxZyNjCW5pypNxtiNl1uDU0ggKrTCoYkNmgV/J",
+	"feRsZMt3hI30pf5KMTe1U7gFDmOd2r5iJ56Ze9VO/hmLYa1X+8eDLCb1AX1VDwp7AHozDEScSv/LtgW8",
+	"HR5TxZmsFzIrdjKjyT7nRG6yMEYjrYEywNZ3a6EM/rRdRDRt+hcGQxbCdTmNchFUqc21V0ypTdEnTTcA",
+	"EcQX2AZZZgZMP/cStohmMbOF7K8UQ81YoJKYJ1F8Bz5gx2YN2SK38VQp7REBvhmWvaRBqEsZmaZcqXkU",
+	"+/gYe1EcCy9x2GCW4OVfArtaTjJHCaCpZahly9HtH1SJwEU+fVX/rKHdq5nxlRt11s3hoW3ql7Z54q/r",
+	"bj3KN1kk5aNIDsPAS26J457VvYjb6bdqb3kTAQaBa8k80qTaMM0g/UcJoyhg/6H+g0VSsGEQq+S2aG25",
+	"pD7K1rcNOqfbujs0tu9vDi6ddrvwDiiHGU3E9mC8R30dUwsKzz8A81HRyrjvx0IpIEvm8AIJ7+KKeM18",
+	"w0LUJoyKGuq/zYVYAyhWDySqEe2L07jHbiti/HfG7mMT16sl5kAxE9+I2gg/GKI6LtNuW4dKetMNsH+m",
+	"SL3KrfFwmoowZrgEf6s74ZptuWXYGe1Y7iHBoyiBqsWeR8kYJGvgmTLQ398cB9S+g8D3hbzlrVkW5nCn",
+	"MSmZJcyKxzCxICgOgAWL+ZGwYkH+ApEgd3VPyELzlSIwhNy7JLhlk7EkF/SHHBUwlqjDUcw1FuivXTYM",
+	"+Ug5BP37W0IgL0V73+qm0Bi/d7D4nyty+y5QPg8Ze10tBtcBo1uMITWOwSxhVqCM1tXNwOLeYzlB+RlX",
+	"yTG6GN0Ow9EXg5sBijhufS1SfKDvGDtWeM+/Ugx6MVKikJIHeSuPS22A9sUkAiyI4qLC4zO5oGc4sV7u",
+	"Nshu7fMOKTx6C7B5NAt9Fgp+JaqZn2iWMC5zALvHbo3d4DD0Kk0RdUsankumsFXGiUwPBKQasF5iajmH",
+	"+YGCAEMfX2XAa2NNJg+MTCX6J8wlkf5kpRBcBRarWaWmIIozDWcAdFurOO9y67k13Gr/1gh3eMezUQsK",
+	"r7lAOzGh7v19JgCW8mvc4j4X0ktsmaTD8i3yOOXLKMbTwqTLpHz0o6KxS33SMyZbhJgmt5bsv1gqjjuT",
+	"8mmDLqMds3gWCsXgJQMWDtInaJ8Deubykgwoge9vRHojnkYz6X/GZRia/lX3gD6WrwD5t6XSt7gObm+s",
+	"2M1jq5lyW0SlfneDo88jpmbeONup1jylUrfNhUGeA2qGbnJRMhZ5Y6ViYRRdMnHNvSRcsDC4FIjS90hM",
+	"sK/OrrYEnavQOJcUbcnkpv2Ditk2xxnsnHXa9J79QQvcQoy+F5LX4mch8dwW+FmWITZBAHu+L46hf9gS",
+	"Szi6KrNez0hQmk122DyO5MhhFLOIOgFtBdYm4kzUSrvICJpNeAgOMyInHJDZeR4VZ9eZnRlPWCQ90WLH",
+	"srAS1FFwWo6eGu3SgfQDBaq5WaDGsI6/06V68+ZNs+iHumqISh/PO7ycVmbDW9xOHQ29Beab+X632/m7",
+	"L7GSezfWmkBZt6juFnISudqx2CVByAUnblBRE4cP9xn+he7fDYeCDED5wbObhTYdzBrE6q6dCSgrbuBC",
+	"V50ecnmGMGtx2NRtwD3nZoKsH8SLQD+0vrsVKc1gPtBXkHSiYLV65JQGOSkFQmKE1lwdPa19qrPV4ALc",
+	"e5u+fZc3FfJX3ZM4IwTrb0p+wt/tLv/+a9xSFHeL0L5nCG08rchH+qUxtTjlnxNX72iVK58etPdRalVt",
+	"QzLaITAgwUmz+iH7IfjmnrbaOFuR3XULnF2WJHIjrChO/cVx98+w2rIAjhF0GkMDpVEYBBtp+Sv5kRQt",
+	"9oYHCXOt9JhuGtz2N8Jpa39re2eRdndxGarT6m5xHyr4w82wq2LmL34d/gSLrTaBlTlvcqzU4XusnmUE",
+	"BlE8cxFzSxmDXZIE7ml+Ac1t2vd70fvXhTS6f15afwcrraDzvpgK6QvpLcjwb6VFtl1TycsDQz+yXMn3",
+	"RP8LEv3qRM5fmnWvnPfPyb/f5VIrST4y7wFpaNy1qahdjIN4ff60eUjKF/ReLSeBgQFFgMY3F9K7uExG",
+	"MXMD1O0mi3vhVV+DzeXWVZhVLiFx5/U49vf2dvb/1DUz7sodIgeGQNH6wB2Il3wfdG6ke2QmWL4ixeq9",
+	"j98X8vFDBfUqgFCD0rW21d3o07dER46wGYDnBksixiU5T2iZAB18ISr0DgFk1nsb+FBfiqO3sqFekJK/",
+	"CkqV7VYCa86zqCdo/VAneKCQDgh/HQghDfha7Fk0AucUSin0+WB6lVtMuuBtoFW557uklfYKC06TmAfu",
+	"3mcyTyHxn9/R58989Q126clWv/7LGy/hAsJACrSjUw+yDaoSX7DTPdg//Cy+YCeH8TR5fs7bcgnL93z3",
+	"3EIBXLDokUD6yWNR4CHKuRV3uqAehzhTna3mS2hNPgdxC2nWt9FbQE+1VtjJpfDe/HSw2yvtBVx5Rjgu",
+	"w9r092SIQBsG8lJTECTf55RGvJg651WEyf6SEp3HTIoEUYcN81SfckCoS81ZBUmPKQG54XIvkcuGcTRB",
+	"vqsvUyduuD6oS8yyDhWTdrVY/Rju2iUkJ9K/fRP5CzfzAB8FOjhnPo5Ckm8dpqK+dK+bRCp0v+YAO0J7",
+	"0mFOBOTVUg4lN+QsnskkmAjgk2J681sNzGSXSgAA+jwUnVrVLMU6Nf8024GP/3iQfSrndv+nAY9um/9+",
+	"o2/nppakle+JXe/u9y81+Oeq9ncncZJ3Yl8yeQoRjuI6ya6ClUGzL9U4mhMai+sxn6lE+CYpJ3n+xP9u",
+	"uy32FH1tMHmzQzcLI/tVhF2pFikEdoeimM9IobzUl3SqsZhiJlX0HZrFQkE4uNDe1sggJHaypCDNlUS5",
+	"IO91p5/xGJMRyDju3VbOnpVHqaiBmGtiR0czEuEGlHeSCm1kMqZJjHYHUtDr0iK2LCCY6313nJ/eebpl",
+	"jPQH99fUDa/KE/be4zRr/vnXYANb2por8CcrAfonK7h5N6/gvfXtz/eCoFr0tSnrc5urgyNcmMpA5btj",
+	"fS9cHvgN9LOSTzBkDX+Ae1HKLLkiQRPqcJf3zKdn0jPeNoaz27WfI9wY0xvb7m5ZMLmby+XqnbllYK4I",
+	"kbtPx7T8YmxlkV59Qyqr5X65OsUm1vlPXSr4S1npSuZr9JFeZ6KOEszCVFbJFe4DuWU37WIqq7CqUHrl",
+	"xvmfe6F+AikBT+QpBo3d8jJdpcNcDNNxiveo3GjJFQLLTdfYwbSWeWWWALhpWuDJ5YmszIrp5B8qIwrl",
+	"22Yqn9vmFbByRGVAZunGt7mtZcDd/UVNw9MnPPGowgHgQcw90GRYYUlCVUUl3T9QWtenwY5Uydc+oJSn",
+	"3gq4474fwBnw8GUMysokEErXy3RqU+unj7nqv0UN8JuxkFZOe+AVporNo/gSzmUA6f2VCIfoEwTNhrNk",
+	"FovGQ538KxgyPlCCbOppQnSfJ6IJetXKPPX6l2gAhkMA1rGplnVmarl9LOyAygsW1/4I9FaKTUXMfL5w",
+	"dK5QwC+dwSoRoyhewAvhC11DCRuCgKprnOCfpmWLPeYLlWZ5wvGoZlQohgkE6cA2seDBuiuj06XOZFLL",
+	"tszjmCN6gGrcon/5snEFQJZh6NSSaEnvvc16Jzwsg/M4DM2WUSOYJQCNQWrLZdbvdA/31tZWyFLn/0o7",
+	"xoWb+R061XdVCKEdoJFeneGrfSoSXo0FUGfkcLezy/7zX13G7Z7mwZ/ovrCDPF5lgY3qIuVm4EN6xmXg",
+	"FY4y5y19Ybyoi4Wjqo6huucFbOFCB0DfelFguYk3WcT7+aW6gG8btDVmiiqA5c/kyWSaLLC2Feqf9TmM",
+	"MUq0cEZm37mbVZp6wq9P6GO7vFvQu3k8B8XNtlPqdifAp0LvS3qvLH4BHStHJJ3PhR95s4nJ0rPJFskn",
+	"ZBug5HvcATwKdEBjZmlpFiY6S67lCgTcdN0Vh1NFf5aXUMlKkqTydyTVDAOtLUYXUT8Wo0Al+PCQeQaZ",
+	"M2NFpTJ1xZor0KI5F4Oas6bI0JQniYhhSf/71+PmL7z5od08epf92broNd99/c+qI6bdPcc6J6U3gJ5P",
+	"sOtORQQlO9kzwX3cHphuY82wzcdBIpiaclKQxmISXRXrVT16dQoFxrzCXnRRnsq99PtnpRVn5lbdrpln",
+	"3HWWykHI5WW2PeKXypyEXbn040Yci3MX/NNDzSYBw4Sc06b8klMbB7Ji3lx1IszgOQT9mDfmwG6jiTuJ",
+	"WCLCMK3dwKc8TvJHND59Xjie3dzh7FY9W+trJTlU2AlrawR51rC6Vo6uRAuua8uhbJdIwx2Tf0JWTk0f",
+	"QZ0rNuQxvT6Cmvocytol5CkCUGnkTiRKmAqkJ3JLXc3F5oiaX9PnlCuNu5y0EHZaVcYLSEqSo0pxeOWr",
+	"ga1+QkEZ34pNOuUuSXE7eginsI7K7eAWaLTbCSdS06H1q0WKlb6vGz2mUKs8A8rFRhcZC8H8juKQDXkE",
+	"RrrD5QAHrf6m4C4ReDFHBXKLuaRpcI1HGlwQ5lJiW7fMLOuCzmvkHq0g2ehcYRvmVI0fwZLafjJIAh6m",
+	"3gYO4wkLBVztTteievhKcVOCzml3d8lxkZmQFlZ3d9ttl7LGzQMlHvalm9I/lyQfZY3YaLEzqoZA1Xlh",
+	"CnYcjyLZDXxgacfF0pecCuPaS56OY66EjRPpdguPYzdPgDvdKsY1CteC9hW0ucmUSesP4oxaFlGSTt0x",
+	"qIlzW6dVhaOP+YIk3zJhMz9nguTu6gqEpmz6baXdwm50I1pH1dqfGCQvJXLLaQVb7BR0XFiNWYlmIJWQ",
+	"KoCLEy7yT2y5/Hm6YgNaCwG6e/nz36k4flQtVLFuumqHLsjhZqCn2h6whWmyYLRZymSPzkTQno25zyT4",
+	"KZXvPXy/MDqS/FFEchDx2Cc+rbTStGRKrg8U5eN7Xrd54HdE82Cww5tH3u6w2RWH/j7vDPaGB+1NWAYa",
+	"3dCZbHwVjORsegFoHopEVPZduqZDvttuHgy7neZg399p7na8I9E+4F2/c7jJmvKQW6sgssg1IqongquU",
+	"BapCeKiwD/Xgd1q7h92jzs4vG7ORlDGzjDbPoULyClzIVjEXgyafTmtOTc5C7VFBNRFLk8EiVMIn0/X7",
+	"6HQ334Ox8fY+bl/jcX39zBJHl6JvDtec4oWwt5s/xGzFKfxzKFJJgGBwsi6JJY8hHRL6200mQYIJt6CO",
+	"cBbK4rCZ9E2xUj6xy/w0yhfcn5HgWlXXOJ6JDDuyUezJDN2Bp9d4PQKTkTc9pwem2RK98UEUhYLLIrUo",
+	"b9oXZpmgNboUpF5SOm6JKzYSUsTlyu93RW2CFQVVde1RoxKw6TCrR0OLrYykIH9qzlKoN5Ys+DNJUYGa",
+	"LBVbYfnMNC6tP7+2OyFEKUdiytVzg+3v7LnSX9fRl2U7s09hzKdTIeGioKk47U/mY9eClQtMfJDRwMZ6",
+	"CGxOwtZQGQ0ax7qRRYKS7Xwp8fgGOJMtxYLXU+D9O1CyWdsAWuwJuMgDlRkLD9PrSbSzR3P5kCkB+UBi",
+	"7l1mU7pLWAe1sQIUx0ozKNpa346p5Wz+vUbNqCdeDaNXQs3CCi6VL6W+adFrGp+qBmhEGyzyYQw22hwd",
+	"Ha62llhHrjactkB9U4IfxBadzhtt1q0htsJ6N1hBLIYUMgnYYGYGK+/W08I5VOz7hRSMPqKRL5BTY5Vz",
+	"QKCjf6Nxbzu7nD74dbpqiwJZp2OBKVv6UkR7ZLHNRX4dXPQ9HrJRHM2m8GpGQw3fHuv89//5v53uoS3a",
+	"RkM2jQOJKQlZIq4LtDnHim+uPP7f/f51u93s9687T/v964On8OfR03dfW1+67fTLcbvfn3X2D+E/3TZ+",
+	"hv8e43+6h/SfI/rPU/zPHvxnp92GHk+fPH36bvmUlepqy5K6iTzZ3vuyAqXz2fLQbSSWajF2NVe6QsiF",
+	"pmni9+L7uUBR8Qo5qyHjbIDeHBTrixe+x9ySO4nL6vgmaC8PnYtWe8NgcbDILqXWl+DV1XCYu6R0n8vq",
+	"Jjpd13bPKoFiskx9UeZxkIgLLhfocgnpYl3bB9N1+piVxFTOdFk9KVW91BS0urIlMgiwa5bMg6wyAQEF",
+	"OLm0fV/SmhqkECpiqi9snqfKkWl59caCq63ZTZ5hqhqyhILGdmKj37kl+CnWyXtNtSoRWXtRbfiuP4WB",
+	"dIqaNTQX4ZQucynyomJ3qZvI5i9BlbV1zNXFJIpFJW+JGAlfzUuIvk45SpyTiS35BiK7LrxZrKqu3Uuu",
+	"FEgxLjVw06BL6MWmfCQeMhC7WSQzqwb8nJu6dnrudZ8/Pu6evj9un354sjh9fDw/fXo4Pz2//PD2/Kf3",
+	"p0F79+35j/Nn5/7k9P2T5O37Xy5PF+326ZvTvV/Oj3fenn9/eXo+Wi/jlwkSr1mgy+926TEuMUJKy5Vn",
+	"s6eQ1WVEzmZRmDOCkf9nuLAtlgWWvoL6/t2ez5d5/rZSLqBjLnhYzVQSTVIHmh7j7PuzF8+NCjEaprp2",
+	"Hd5e3+k6abaABiA0gJV7CfXLtPBcWeJnXyIJVixI9MPx+l8ADlQp4J9HeDf6/ZnLhPL4VKiGw6TAEEiz",
+	"hD0WiisRKuYLMSU6r9epjTYQiYxNWKeh5zF9u3t7JjYYFkneidTb0YoN9vz1swy1WB1W0263226D6brh",
+	"lwJqhzOCfV/WMca4YG5otNhJoghnjd8pgcS8bDM55RhRBj939pmaxXE04okwO6cFgShG4UaqL3GkYZDA",
+	"8xXN4FLga9yHQtNw/kEkVb/WyGp3foVynI5b1TaPIDEalR6Tgsf6TB2K7paRbB6fPTo56UtcPFd63TFP",
+	"xibxQfGQ8PFMuQmPSx0gi2e/v4soEw1tSdIFA01nx20UrCofa9OQA0pO44hCqEUco5+tFHMVCriRNaem",
+	"BE8gYoqERxu9u3t7RSoEngWjqKl/RN/6V3x+KpTiI5HendvZ2UB0wV33tPYH01xoXdBVt7XbajPchJCe",
+	"cNg0nJm8yjRBWd9lS3XsKY2XjEVfahVONJcKUt37rpNXaDilOpYN9GnU3FwVt1Jmcdf7OprGazV5ZFX+",
+	"SlVsMc3UpHVnnL1+ffIYMNNo99RD/OlqFzDr6gCsc0Jq/xTq1Zd0s6XN5W1Q2FyTIEuD2WLf6lm1dJ+q",
+	"y0Aj2pcRKV8LmPqF7BtrDyA1pH6OCSKzEqzteEZNN9TG5dVwPTgecNzc2dk5YqnCjNXdcxepm/uLy2bT",
+	"KZYXVuIhq6Jmjnb9gdD5vsTXtN1ptjvn7XYP/+8Xo5Imhg0pVCQFG4OnDB8LnmlsjRLXCyPvsmQjJsJp",
+	"bhoUAafrxXDRqB5fggvV6sL2Un2hzVqAQ9fH3Zsm/dHN/jg3f/RKf9T7/Rb+/a/G/6r/8unXfzXf1X9t",
+	"d97hb5+6v7abO+8a0HqPfmr8c42dpXx94aN1pGBZHESz5KEVjZYHCTu2BLksQY5uivmF+3KJPEdvnX4o",
+	"0ayeRFbvYthbxU28c9PQKqH7XdUTo3OFzDDOhXpYj4tRQRbvDbeU1kmEeFuUyVtA50kV5Wo9mcJy3Auj",
+	"h6NDQegrpp+GlCgWngm6d5lmvEKbu6qcWo42pLLel7UAfykrbiB9cb3C9gbWHmiS+scTiwAJawiN8wrQ",
+	"9noF6Jc0/C63txQNDYRLtzTDfCkbCZ5Fuo2louTZEvs22ugWKhET5EUzH12LhnkRhCRBiMJtFK+ZXfxv",
+	"JDZaKptKtXw+cos90bU2gUwBQ68Vf0BjpjzmEwH/IApDYU+keBNJhTU61VBVkMRA6ZJvqdOnXsBz9L8T",
+	"3jjSmZ4wcpCpkglzXbBf2f9WFwmuQix0ljYGXg2ROJfgruASrUNUz3PhttlcKaw2n+63GYqqMZtyULia",
+	"AfLzopxXOaEJVyxbJ1Bgf0nfWR2Ytf2jdqdhHmAzP0nNZlV2zG5+CQ+Mt9MaRdJyxR8s6I0Y/CAqjSnT",
+	"2SAMPPbkEXvZ7O7toziBqz7Y6xw4TP91WOH+wMORTR2fnHX39mvvSgt1al58ZTd82VzW8HIZ7wSLCnyd",
+	"Qc3Kp6PoaANpzGiXILRkGFSeIVnk1vyoch0zldM5q2BU2aziqRtwJfZ3Z3HIrpkXRWDR4ImoXMpiVe/F",
+	"6t6Fw4ddEZhhUTA0wdLBM6L9rMaMsyqf/0ux2FxXnY21VleN41at5xnk3rqdO7SVQm4Tn2iIGXW29MwN",
+	"pheG3FWzONI3NpeTl4YysvrJSxK6T15e7TuptoqzD+AkQZojIY2cDOx5ISYGsuV4YKxNxW8+84OkL8No",
+	"ROEyFJFjfKnR5kIVChdMCW8WBwkkz/QCVcHqd9s7rXar09lpHRQCGvZyL2+93t1D8QeFoV0tGHXwP/g/",
+	"n37tNI/e/S+Sjvr9VuPjzs1Wff756X/X6/DncfMpbw7ffew4uze9xseDm+KPn6qadZyDm96SL/s3veLv",
+	"S1ru3dRLTeH37rIOu0s67CzrsLOkw9IldZd02Lv5VGpf3XL/5lOvXv3p4OZTr/GpEu77y2HUWwqM0iS9",
+	"LcHQveltCYedm96mgIDl9HpVw7edvZvGl8fxCrXBujAtYLkks4lIynSt9f7X1ChLNSjZNOSBJGacHW/l",
+	"78/K7v59afn7G/qTxDOJCeWKpEZnOWTjKFZoCE6AA1MJn4a3cvFfq3DQjJM1XvZKVD0/VkWQKtsasnIH",
+	"u0fsP/+11+pSOXKWZmhNNJuNCSO1lu5od++A6VQSPTuPKvL6OjuEsfkbn9O+nAguMV0eare1SoKEAPz7",
+	"wlqau8poXsSIQLHjlydfgeUeZTLaArQmuwcsgb7ol+b45QmzBikYAEvFBmxJjTc/vPuVYiovlshKyySW",
+	"YzaeTbhsxoL7tM5rMGKQ9Gmy3kaeN4vRClAQFVaU5V5uk6++P+mJZ4DCyTRfWKxa45QhUiw/UFXdzKlV",
+	"1wy2ulM9ZWdp/SgnX7n/3cpTqobARW77ldoAYLWNDculw3MdgyqW3J+CDQtJqO3Ox8YhFOZRpO/A/+zA",
+	"n3vfwP88hj8PnixBrMzNIr+Lp1hop1D+mfItc6tEtP7iLEu28tm+G/msNh+Xp4bRUaFcGSi7doIUt1JW",
+	"XpkjZ4WWq7yI787PXzJqkOG+mQcTkU74Nann9o6OLGUdZeApqet0Tp7ydVfjKE6c4q1XlNXEiMiajmLK",
+	"rfyOlxUVKYbWlyd+/epEE24Tn67WzHWbQiXOmuwBxXcLkabqWuqeBpK24zORUsf4AVn4tfSlw6zcL0y+",
+	"bkvsKkKJwoez0OQoZlkODq0saLfhXey2OlplsL/fpX83rOcttWB6sUCA8xCSXoYgJ2FEwmBBSIcV9x8S",
+	"85HpZiilTDCSJjZihQi4zHzqkI0lsLIuWaRI5FfQWqubLOs6iiHIK+y41EgnOch1vJhGKnFbG3BF3cOK",
+	"RSTVWeuPZT4ZMYZT5PLXFza82z7aX7tj7IgP1kV1yL1Lk5r09hQ3YGe878GZxAIwLIyiSwr5aLEXePqo",
+	"jyydfHYhc0Pll7+/u+6qUafVN2TpxYCzNPVnDLW2cLVu8Yu7rd1W12H/+a/9xkNjVvqdcZnVq1CMHE0o",
+	"6bketcDkyWvv4kDtR3xfHsS7/D2fzaJ59yqJRHIVizzA/zIXxGKyyuiqJ7JoVBXSPkT9ClGoQDG3mocr",
+	"5CkpD13G2DXwy+P7EubButKsXlg4lZZqFK76XmXENPGdpUkwR4BOSKfElKeuHpDlO9TegorVs5QtKbUH",
+	"n8IChoGUqnrw7DPbmL1+fYXLbB3quhtNMtt6Ka+TJ5hpvYmyLtwicZXDona8CS6TwmffvzlndTdZTA0H",
+	"x1ye/Ov9PKEow6WJVIKKsc90wuyZTILQFCbIlqy75qNq2u11vv4GZbabOY94ui/Ehc0kaiXrOUwkRMww",
+	"YrMVrcB7CJ4s4P7KCTdF95TQA0mCJsopoP1SfN8Y1Vc8qxX4FM4h3577DebZd81Ts9cuTEff80IV/fbP",
+	"tVxoDqNzy8nhY+VNmwp5/PLksc66tZ3r7LFkuj/babWZSd1VvnKBHEbrhi4tLZoKyadB3u4OGvCdarNi",
+	"MlZbzlEAo5nQofWaMavA9pKPAsmr5e83xCCB4gOc11kYiFQmpGI+YaAqgLTeJx+FWTaMQFTPJtjIMT80",
+	"GULL18XFby7ZMQosW3ct9YmGQ7WMOXDpY/XQaz1GlqRwTMP0CBpZHtZhEOo4HFBm5AXg7laJHI0pWe8t",
+	"y+aYHlElTmTRLFW22/QrMPKABUjh1EO2iTavxdxeNJcueTOjH7O2UWu9MXg6x2h7srVeRMMA3WqORdBy",
+	"/4Bxcz9YYTlq6YdyL8ypEySL6l9z7Q0hLdDVSve4mlPjJneqWTzR7tI/zTilGv55JVsOKCU6YvIAL+M3",
+	"bD0xI1FeaS/61obK3WOt03XYhHvjQApLe/p5Wt6q8Kg/g6K3mLV6u/irCsVgOTbvXgO4WgPY/rNoAFdk",
+	"+f7DlIBV92YrPeAd6frS0tO/m1sFFUOuxGxDpjJYZwlBcQRdSZnVM89BjJ7RMTiUDSRl8uHUPB7HyA0l",
+	"bBDILLiD3kX9otGoRYvkwfDI64Ir7SCO5krETe7zrdwR0TShTRH/+mftLsR1Xf0R0E9cBREYAFE7k9NB",
+	"nJMkb8ujtsYmvjj+5fkPl2+vz72f31yf/bD3LO4sfhzNj4+Pj3/wdp687/7cHrw6VG+vn+wOD+cnnfff",
+	"Hf74W9t/cfTot/b00YfD367a/JsKAXwb82tRMbfa9voqCsVKIzayN6AJqohBsdkT7k8C0gNKPsqeenyY",
+	"yfpa8NNNv5bO7qxaHDwmIZDxtNSVRt0JX7CB5sGET+FDxvWQ28yaxvjcI4ychT/zivvZhN1azl2VGKg/",
+	"A5uk+1bD20QoV2icTPnRCEO/dPAgprFgdSrPqFAMAnhOslglX8Q5iOf5m1/zi8rB5Z2zZQJqK/FKMdMK",
+	"WHmD32ZCfweZCrZsJSGtQDSNWCZBqyuv1QV5AoCrZsylH03YIEiUw1LfQQjtGgPrDmB6SOFZQBzRFayU",
+	"Zg9GPPhwsetNX8/n4mzxfjQ6/fCy+8O30yBJ/G+SH77dne8df3s9fXOuk95WKVwtmggDZumUL5rvPu7u",
+	"3FSSRl2RjV6Opclc1z89uXGyRNPkebp91uJymgkrIXOptU2G9FrXhkncOhGrWpVBWGn32FigJUAXVWT1",
+	"tNCiRJWBF8584TccFoW+UIk2tmzK0+bz39oI361Iv76EszxmfqDgJhqTLYsGCQ8kZrknCuKkFY/p35hZ",
+	"SoS+SaCTFozMYjOS4ArO0wxd7dg79bfEh2KaBascsQ5lKmJAer4Wy2bhYW4R2cFWvYk5xF6T9HirS1Jp",
+	"h9k6V/Jm6F4JwJo9xib5kpfd8arHOfcoQ2xRVjPbybLdFSJTgbZ6mrZ2dto2bW2YKAmKqnWYirSrGzfM",
+	"SeDf3mi2k8/rvtMukFPvAqTrbvPg3cfu/gaU9A5SfJSQJZdQbI1399LqJFQo3y7esVQhkroPdFmu2kfG",
+	"8bIXMlykSZcZqC1joTDTjbaJBoqhSFNlrIFOVg0GS6fJZ35lcYbca1RloLF+twTegCdLPqjqIhDvk6Dy",
+	"dzkYVg8UxaNN352t8h8v5X319drAIFJtY1meEJKY4zoZoyNdP7iRvQI6lFWxJKoeejZYKUKAIiWKdRrJ",
+	"3D7y3ikWwWhta5pJbTI4S97hwimX+q92wVhtwanTj59yYzU2segg2i+9mrZZ9EtZNzHrgM6Y4ebKFfUY",
+	"bYtBdpAdz54SfxHu39M0SpRKRgkFbtQDPxTolDFQUTgzNfLB1SPwxpQsXxHTlpdjuntH3fbmq19+ltGU",
+	"/zYrLBiSr8C8cZTgFY9MqhfdaomYsebmGN5NI/mSSKx4kyTstzVfOiU1RcXx6mVUXZzXyMttV8dhEkj7",
+	"184fU9mhIrp5PQd9sxQEt6+scG65xSeRLnX9MKtToPNp3wXU7LoJX7wYQBlQqpphNVEaFIg5jaNhgPW/",
+	"8bIb7ablU7CEoQmSxSYrPDZtbykepzFzW6Xq3ygFweennKiS3o99zp5FVyLknthQgl+/rI7f9g7EzvCI",
+	"d7ubLMtW0K1iUcRwKPAeWupC1WIvNW+rM7IJybi61GF+5B2nBXtbE/jvJJ7Rq7kR02+ZmqvMVV/0utyB",
+	"ZI5wL8vi1WU41grm75bc32Prpi25x7Hw4KiAGWoGwABSj1ShofMfxiaoE7PAwJfJNudshs0OuUrGudBM",
+	"tapiUegLuI+oIn/icclUEoQh6LOJL7F0SpRASOuV8lzIzjoHjCyz9Trc0An9M2pFVrQLFA/UBRa+2mlf",
+	"+HxRZdDFtuTXmppOoQvbaUNRK/wNWSr8kpXH0VxiNIMjJMOnTiipVVWUz5UyfuQZsHVbxxXjilanlgc8",
+	"orWG0WhEYb9qhvzMcBaGC53Q0q6IVp1D5LDX6fZ2lydNWluOwlpxMF3ijpNFRbvLIpjTEGWdp4wndDDW",
+	"RiIpNGSpZWtFkPL6ZW+CIWcpRFdgST4f98F2Dj+54y4Cs3qVK5HcKV1qZ1W+9vIdWp6Yp4ocIR46jGdV",
+	"bbXGbMC9S0i9LX1gVgCIUczq2jSnu88jpkgGqkgcsfpgntCCdHViVn99/qjBoiudPMs+nbwO+yH+didF",
+	"iNNCTBUPIS4eB6+8xee4xgRWZeWEMvYnOyWzyqP/Z5VLWHsl1pcutlaYp+id7fzcjFtbHk5O/tCX4esd",
+	"6C5JGiyf2zTnXbmSEcpaLknXa421bCfLyoT6gZqGfKFT9C5JvmvS7xUT8OZx5NuYe4J9F02nIs6rlLvt",
+	"9l86iZLFGi71W01fSrC6QyqMQFbagwKZ6b3s7Fz6c5mpNCkzzgAdCAEHqKAAdVX2r6fmHn7/5rzmbKAS",
+	"y+meUD/WY0Yvpg1gwif3j6UeHw6FyXFI/LdKe5ZTm7GfRBwMFyxIWDQchoEUWUQepGLRc45E8v38UumA",
+	"crwMqBs3GkgNKfB9yhTiZBjCAKOKOvOVob6cXhcMx0irWKtSeNIAxnQdOx6j29ppdRoUSG/paOG69GVW",
+	"yFR7CQChbM7iUEgv8oFpfR8hhImP7rnGZN7UDVrsOBcHBaD2FeYLtibLsqRSUbiMc4xiu12a7z7yFyyQ",
+	"KhHcL0IWoVYCbATw6m5k2cqhVOo4RJDtttqsIv6GQiB4wlysAnt7tGJhcClSCxhlZyY9FL65yFVnsmiV",
+	"y0tf2j4vrG5ebu2VDOentN6TjfmVYDJiOjWCVpzr/cFl1r9RxuoGkVBAg76MTIQrpczEZeBC4UKEgUoU",
+	"G4tYmJkCfeRpVo50E/pmDCGmPTO8PsqACz9mqriC60yv9ioL+0iFwbSR8XVsFX1sdL+iy9NXqoAOqlVy",
+	"x+npqqc4G+nVip3MQoJYXx4cJucEA6Ki9K2V6i1Qmm7JsYY3gAypMcG40p2IJVHUaC11NtLzGAAhH8nl",
+	"goaNhiUItCrdjSAa3PzD+A7wxLIinhP95SwWlLQ3S2KLZ4crtJyuerVn2qWoCH9s1Mp7ZenTWrfuKg8t",
+	"3RU/fUVgyJQH9aLc32gt9wArjFSlUsoGtH60xlyOQHrXRpn/Og4hSd1V9wGQrQf4W079SdTs5ubGSSN2",
+	"vEgm3EsyrW3tOVw19iiKyRk9EXxCjqRF1rrQMKDr7AmZxDxkyJPqyx7yRQZ/6vbEiyijZa/4JiFNzx7p",
+	"vjSYI32yeVCCQktFopzcoTYRd3zDkUg+EhM4QKouFUehaMJr4+sJDNfn0NtVuFsskCOhdGLevvzHP5id",
+	"wFk2KcUgGmAwcPoh+mmfEbsYSDZNiWoLWj/RlhqdqMZolPOO5PD6WW6MSuhU+dFcsnp1bk/3uPkL480P",
+	"rN08Yi12wXqs6TYe9iUD/Kds4CJUutD9FPSvKENyfeOamS9G4FsrpXiFQDHX0iEYv+p/Qbp5l9V/NXET",
+	"7+rGG3s+n7fiodcUfpBEcSuKRw/ioQf/H9o1GqZQDXkgwzKV5JfiwuMK+InIF1A8p5I7cbKKkMZUsUlu",
+	"HnxRWX4fuH6TmPs4TQajc61StYGCO/ssFtqxsSIcAQ48qx6ENFnvM5eIMpBJBGsxPIlj1FpLc2M+yCfG",
+	"hPY62ACO6ji7QMJn6RurWMIvxfamXXbMkApB1qM0EYvDUt+1GNZuXNqwJ5XmVXMB393ddsfVnN2bN2+a",
+	"9urM7G6GYoSbBes8Kj1jBGDmZ5A5HxRTZqM7uv0LLEhnwOKwM8kylky76PfSRwcvEAWP22OYLcGGduE4",
+	"dXpY5LWyvqhC8yOthoXAP9jaqyyHaKC5sDLmWQm+KvD8q3Kv6+Z8Pm8WmGkoD8UI2TIEMTVBIumJRo9F",
+	"UjDXTtwKNaTmEc0AucVMZhAZMRcoC0b10Umbf/97lgybh3Atc7H2u509VwcEIJKbRGkU/oPbczavCwIT",
+	"1t1+rd+f+Yftdr8GK0sTPOsLj/cE6ECs7wioAuBOZCnyd7qmkEo0ZFKoBLG5UHME14q4kas6QuzOf/5f",
+	"p3UodtqHjV6ZhCLMzN3W+WcNhiJxpbmIM6YyW0Gii1Uoc/UpVtSUWmQ/wkXHbvnLrgo1VuBI2VTEHpyl",
+	"L0heApw7DyYa1cpVCagu09u3b982T0+bjx+ff/dd7/S0d3bmOmm5DqgMz4bwqKBoOEQ8Ym6Lim9IrGeg",
+	"UeI//w/7u6w+jmaxYu32f/+f/9vdMVi0rAICLEdfhmwpRAuOc2l3kaBoFNYlVur7e87ezr6uypOSTKr+",
+	"gq9jKluoBOepl4p79mDxHXYafNNwUk2qEQ5hXJK96iq41mdnV4IBRGAhj0cixgtF2L/DpnwRRty/SKLo",
+	"Aj8jCYVtwHQ6EEGZwm/ZPXwC9zeQox4bfQim7kNrPwhvvPlCZWEzoB+LhVLCp9zEOiuL0OMgYgFwLVLc",
+	"2TOkmMoxFyctwB6bDiI8wphLNRRx2kMfqVm9yT5YIP1tN7tmXiSl9hUMsCyFEj6uEVGLRC7oaTiITgcc",
+	"DfdbnY34iE6n+w9Fwzf3W51Gw2Jb3G+fnLsWRuhEgBSW4H735PhxMdOfMTDB2rWnlK53oysnEcTdFy/P",
+	"T148P3NZJDVzRdfVREgiM8m9JJut295NzwACu3X5PhNML3w2Eck48pWjV6Yz8NAeAkX1lpE3Zdn8DTvn",
+	"CQ2grWfJOEtBYybRNGtPt7yQUXKBCeGEn18bYC4OAT/iBjMqq0KuxqYYEipclBhNTI2ztOpMjx5MPI3v",
+	"EJLK9lEiztex94/bjaQneoVHyimhm8PcxzwxXzR2ufRqIIK5WaVv7U0sdByajY4ZBpoFQdHFn3i8gJF/",
+	"btqraL5A+qh6TEZKBsMhPbjpys60jrL5MgoDDwd4pSs76Z+gZ9NUe4LvZ0kceEkTr9g0irMxXFZH6wrK",
+	"EI3U8R7nO0b+CJcWR2Hza9cgaLphwnc4IDhLxXQkHYviAI1q9UcvXp01WvqOEOpoXOcpIGCuNIxPAdUJ",
+	"OYUsEKtj2iFjNjdC0StuvONUX+rx09sXKBan34VP28rjgxbOOLVhCq1HOs9CWmZFJVz6qsdcmO0ZNHT7",
+	"su7GrqFfisxLMpo7zE1cpkquf7/NooSj1x6Ye/iIB7KBpJ74Jzwu2qdOaaBvXjalOWZWd3+zJoZHzp2n",
+	"UzbSXIxqIRN+bbj6kyfnTxkQNz4NWDqmOQU/5kPgHzOCHF1ZUMmT2u4RQvVCQ9WwI5JpaxCgYRIvmseA",
+	"6+5Dcz3RtOtnNGXOA5SotSkY9EeKCRnNRuN8/UazpCTCPLhEPfD8PxnAfTJl2D4xXwz5LEzYp7781Gw2",
+	"0/8Prd1g6rJPKQbQsMifRzK17Z+8ZJ9Yx+m22wjbSSBniWDUHzQGFzQIGWcdoxAQmTqvpNS2BCMieWlZ",
+	"G+CSCHl77Fc9+Du3Ub2m/YoF0fcV67FTkymEK7Lklo76E9vHyuWlsbXZmvwgsilMQR39gdXRu8ZBTqsZ",
+	"SCWkCkDT1GCfWHfpsEakXT6uCqQn8DlHc692foCzoUE7e3pcpQeexoH0gikPYUyeE01TAIDAJbXNKIqL",
+	"sZvVoIBrQddXs1ToC8MTHVtnuCaqgwJ2cVTghAu6Q7CBeSD9aM7q3z56daxFluxgAx2snL0S4AcoRPwQ",
+	"HoSnUTznYJOHv/BVHogwEFdIGMNFJl0aGvyVYkk8w9qO0zi6DkzJQ53f7StQ79vuGqnAmqaMJ4RsMby/",
+	"AO3q88mS2OujyfvNUOkb1ZfYJ0ng4dY376idEkhcmWFYdrtHKJoORDIXQpoqk8zkjE5TWEcxk1Hi4Gqx",
+	"ti9RFF3ol6qSKMZBYH6YrY/FQonEPMkzmWTxZWbRmj7jGyKJStt4Rq83PjWIk3pbLfZCA18himglKW0W",
+	"MQdUPVeCtJPwmHhCMTXWJhI4vxjJ3ivhByp92aJQX2JLO2veOETgMVemZswwmsVsMAvCBNzNYujaYk8w",
+	"TjZ9DfWLqgpmGUBgUtgHsi+rTB6sbgwpmesZcAEhB4NrqiGs6grcYlbXLFIC18ZC7l0qFiR9OYITcXfb",
+	"O2xZLWsHFh74IHtgtbpMKM68VBKQfvD4IHckqGCn5oHI9vmJYVg4+6R1szH8QoHf7JOR8IvPRu75yCwC",
+	"QGIWQqX/+9//5/+a/7VaxoL7Wm+xzBDQKAyUpdsp/KMwrAUh5d52DGNHuM0AaBxwqwBggcE28gCLOZd0",
+	"d2kQeH6K+7f+tzRCVtmuMK31N3bKW93cyimy1ralbd2Gcra1dY1LhqmVHfryrGCWqy/XDxMTTKVIdaoB",
+	"QC2Vt+9wpZkRE59FlN5YXm0bK6gYsBUNR/bPbKyUIyPdUV4Jeiz1zQLip23LqVkWZMUhWuYnDytBEopE",
+	"sZIlzk4ubEcDTwSXWZ3RQGbhl9gKb32/9iLF2X4NqIIBEeii8gmqXMf+pZiISqselqSdArWOyMgx7D7W",
+	"Ztogtu9Npt3Q5BNN2jwR2qEtIOtQq9KD22WxSGYx0H6+0kMcoGF0xYQLKB6b96SMRqyeegk0+vIb7l0K",
+	"CdqAaTAVYSD160PimuaUVD65LFfs668L1uSvvzZ4ZtSUIlbE1Oj3GwQNgzLke03vWFrBKadRr7vUhhxJ",
+	"KFmtiw+N5doAi2k29Upc4nPNm9xw+jJFan0VSBWSuyuDCHhW2LGuKFhy+9B8lHEwiaQncswcsoGkaIXR",
+	"UWrksX8LXwwjUi103zAYxDxe0BVQqWIhZ6hcHk3nsiQyVbkNN+DkXTd6gCRN3LAezNPiguX1bCqB6yff",
+	"OqQec9VsoG+LDTAtR9u/1XXYNMj7y0OpQS2CR+Vq94wgycJMXYp3dUvreKhzg5hdfoWqSZvXUcwbCw9Y",
+	"BOTutFHfRgqbKiK5SamN7W9iUjjD+PYK1FeWiUZbOXbBBoi9kZA8tJQSoCzO5JZGxpBCdSf0aEPTXHYI",
+	"D+GYtHtEYNyTUE9vGgZx9roafxbi75Y8pjhkSrDHUehnOnDtw7s0swQenrkSaDwbiDRA0EgIfjSXSTAB",
+	"XhzApRsDuSTTHtiDCbdwKRR6hgxemuM64Zf0g866M+dkvMRl6C80LP6imVxtwPfgpsYyE9ocw3Ebiwgq",
+	"YqGndgVATSRXJDTBFup0fQz3biwqxL4br2ct1TQeZgVzGNf3Cc4JZuNkM3DF9dRldUu2GCyM6kKr31za",
+	"iSYIeM6RFEzwOAxEjJAqvJmKXZGTn953ztEvde1DuHF1ydzsic1RHRsTsBY/q3q3H+KIOXpzhqs4FQkH",
+	"u5i5uMlYZMoQfIzOKz3/cq5ouc075aU2ACOAhVlvpdSmUHRiT/0ItT+vciwJlHwOVKaez9f66Utj9V9n",
+	"8B8IFfgilz7OdA2oiHaFSZbMNvUV7g6putWqmEvGFVcrwoOkYV77J2m+RwW8KPzBPhlbw6fUha5SS1bO",
+	"gcg+sd12m32yp8+U/SZTqm2F0K5FpOAjC61jm4nBSBmT2xgWd9Z62EKZ8kxCp0Z56m7sbQOxiLTlh9y3",
+	"G+RaYTwiNDueFuSwc7rDxjrsE8vpDuCGUKXUVOVQ90UYDGBigf41foCm3VmgxphOqjhHqpfLDx/FWdqb",
+	"XEoS25URYKrVnFlRf62ieMiWOafQUZkxCr5N+dUhz5EtLh/2pZea+l04Ga2PYjbAkI8kYlzXJdfzRbFO",
+	"r2dqhhU4miKA9Ntu8Mpumoki2sVBqMzJAY+G0w+p4BPZXIoWUqsz8S+d0LUbRdq5nEtWWQhAk+dcFgcz",
+	"bam00/I5cUp76fAk6iQA4JyYc0Tm6tLwIFVrcsqZ6IblegXmFHK/XsQCdH8ZPnCwW4Iks0if8jyKwAHo",
+	"TCtQcjKTC036jkAZpMnBJVXIZnOtdvhJR8n56NCQ+kJcGN9+GnOHfSrpCx020HoiS8/nC+yGuzOoWa2A",
+	"SsfNlc639FgFfVqmjUXxheyWRcVZQ/NkNDWYRYdws2iyXfaJyQj0luPsjQdoRLNEPNzAfygWmqO+ClQA",
+	"viU0TZURFubb05tDtgevmUKQAS7q1zBQ2oSrSau2KGfLJ30vUDYac1+PmT5R2tREhFwHZ6EZRmMST8rA",
+	"Aw0nTeFFchgGnr5NR4WnyHzVjzduIfXPqXOZL1SdYneA4pqD55NW9qcsFr5hhvxgOBSxkDqYDO5ZMg5i",
+	"PxUDOeu0Oyop3D5z0zDiCUXd/Mq1jngezUKfhYJfiZJqMNOw6wBiYRSYOHLZ+wMm6OwUQINeLeLaS93e",
+	"LeFIm/fKFHMi/IBnFLNjEMS4yABirHArw5cC2dyiy4m2NwSItC56gjCJBdmQkqEqUq8GX6FU3bfb7RJl",
+	"wlP4SmUyTuoEkNOxpvc0B1EaO2+9hLHhVLgllsEqCWb62TPEGB++zERFbzSZBWIxxTDy1FsTLmoSL/Tn",
+	"nFE0tX/oBenkvXRFVOFIdzqFI0WmPvMXMUsF3zNwWDLULBGxJGPYHj4/HN52cT3FqOXUSSGOo/ihDrml",
+	"C5ulErZeNVNlkIYzSAb3C1yaAV4ziX6T0Mj4SOFZMRQ3wZ10JoyBJW8UprvgbwgvCCMMPKFzFGnfccgK",
+	"Egci4TEm2UR/9FUJmhMRT5SVjLrgfF5zaiBPkct5t7XbaufqRqTFItLaEA9acxGGTcTZB+/nl6oFNwK+",
+	"jJbVMECnxTdiwH4QC3Ymkkzu0ElAMCwLWSAt1tmPINjnGFZE10lD1Ng4tGgzCVhXIPJMoR5Ja3Wkz1TC",
+	"FxTtAsqB0E6uqAPVcoH/yK612CPujWHMVCcEhWCbHFAUzUb43fiIaFesodD+h2RIo1QGeiV0aXnKblLV",
+	"dgquSSnUCcRSfEtyK2blIZ8NhHi33TZhBKa8SIEeWUk8cpXMq8I+TbsHZ8EIBKMfoC0GAqJAsXnd8zOR",
+	"UJxD+cD1sSqaAY8XYi30JYYpckBcNqdu/wAb67YvcWhMoWxcO9Z1zxravbSTycaddfMbp2YHEqzr/rNu",
+	"euITrHbb7WVd0jN/kPnDU16HGnbcX9/xeZQcp8wJ9uoere91HkWnXC70SpFW7O501vfTHbQD2nkUPQNC",
+	"Dt33NtnliSbbacmAvfbO+l6vMwKdC1+t9X5959R0VBndJUtx3KSriNTFCIp4SZxawkcKImgx3PUdDJmj",
+	"cBjQ0+S28qdJD8pSkvcmdarSafAsdRv6beZSPGaKIaMAKK2S8Vh7O4MpBdos+oaF0Y6dh7ud3U1cOqFd",
+	"o9HSAhq5WSCNC5TCsH1iVW36+5B0/NY6Y+NLFkCS5udPfn59dnFydvb6yat0vDTITJOC16+eaXcQVEDa",
+	"TpPYFBSWfeluCHpyl2ahgaqBAPvPf+0wX8Ro0kj9RWirSwjuCrXe59PhiRlpHS1etYrNafPqUW6qM5HR",
+	"93vyfE+e/wjynBkMc/fc8OwGPVndXPGGRbJfWDQ7dYR4kKVcqqTOzzJVfS4TSKUY5TAp5mnKFVYfLOw0",
+	"JyZoA5w7tAuXKaCFXlreLFZRzLL0GT1U1KBNN7mgr65x1MM6Z2DYNL8nERtpKEH7ojO9ngl8EtA2LxPL",
+	"c7Xb7iIpBrtEZgxqsfoxGM4TIVF9o7XJV8j2txqgT3+lrQUlz5Iq8gmgpPQ1KCCYYJpa79ci0DF7sYZ3",
+	"pmYBzhiT1EATDMIzmct6FDR9gf/YlPzhUijf4Y2zagWB1Cp8nohRFC9Wr8G02m4dj0yvNWsxQQ2lRDSb",
+	"pgisWrhWGORWvDZv+apV6rcUXmvUxy2DGH3dDlJn1GfNCsilzrp8On4pitNIg0Ax+Lwks9Duebvdw//7",
+	"ZcniYZPVILNzD9mZZdrNo3cfd2+a9Ec3++Pc/NEr/VHv91v4978a/6v+y6df/9V8V/+13XmHv33q/tpu",
+	"7rxrQOs9+qk60/HWoNKi8joo7a2FUhL9VWFEuarikVCJDk/UDK9EXxDtfJQDzF67GgimumEGB23Rpi5Z",
+	"lbB1GYrLqyw9DrniSPBK9LLiJ1aIOrjmQibjnomUBR9ZtCxoBWyQ2PFMWGc8jbPMY8Ppudd9/vi4e/r+",
+	"uH364cni9PHx/PTp4fz0/PLD2/Of3p8G7d235z/On537k9P3T5K373+5PF2026dvTvd+OT/eeXv+/eXp",
+	"+WgJAtHWcsDbPJeTXWmlogKVU0s9c6lT09Tiq5kIT870s4xXAbIq0LkDH3fz7rNZfjigtew+0j14PV9C",
+	"680Z/LRfFTv/wjARKVLfGVMfo/Xor8nVgw5VXiIA4Ga91OdTVU75OiEA1jEdRJHTarRKDFC4jAH6aLC8",
+	"V/unQagWmBT+8cC63nCKnyd0dDbiyG17JPXbgJN/GsWDwPeFvBdvNhJv8mnTfn0HlN3ktvq1mB3p3U1O",
+	"Gnqmk10QIqUaKdOn9s6ia1aF3OKokPYvqion9gqdc8mrqph8ZaUVCf0A1UJ64ziS+P5QBsxAjtD9hgQN",
+	"8lTOzCDoHTOZBInlsmDsJz1dAcCfxVS/NcA4QMHJZcjNrpSb+bChNBXogdOQcvTKMrs5I2C6qRZN+1em",
+	"KYW065o2r7QgxwwVWk2ymCkMVKE4HrNelsRcKh2wX4c8oFO9uYb2CCQYeJFC5+6hmLNJEIaBnshJHT7D",
+	"yBwygu7rr8HsYzJXKD4Ura+/RuuIZaCtUw0etohmaSkf7c96RoHBYB+cCKX4SJz42q0yR75S4RAtEybl",
+	"ADBq0Qxtuu5ee8fVXjkxV+NewUhsTMjaWFxRj5AF4LGdFz5TYZUk59SWaZyL3X4tzTnRr/UY5nVOU0Gi",
+	"wUyKOZw4zetoXMT4yb7kBXy7FBCclOoXreVXG7c153OU2tPdFnuTGaGz/ibTHqojzBFkAeOMa1MeSCO4",
+	"4uyEM7utZg7TPAN02Vosk7Zz4SMQSZR1tlx08hd1LlPnvr5cFj4CPko7buamSRiSudHyDWzJdXe3202D",
+	"zvTA2Yi42TeFkHCPSxkldHjWUUkIDsRAwbKp1NhSl5haG2jnS0PoEGvJ3zNnPyXDXxRn0fJVqovzNG1F",
+	"VlH2m8hfbKvgBdaeMs1m1BxlMWPFRvceiiIHU6upfFhQLfRqkl8FI5yo5tjKjx5ylBdXgZgLYmfAqjab",
+	"5qc8lsYCrbFdmMulbQgr547kIOKxTwy0wXytgeB7Xrd5AEVjDwY7vHnk7Q6bXXHo7/POYG940C6ullZ3",
+	"Aa9nKBKqnp3LbgsVr2FXcUTVR0QcYzY8KeYqFEmCyTeV4Imq9fZgu6Qe6NXmYtDk0ymWCNaS7dLMwe1f",
+	"iEPegq021Txu8klwdeHKglTQ3RJPyGVI+JtJBmdI8TAjnCGRm3V8nDbfcvPHZn1LzAQpzdSPQF37Jhbe",
+	"BrIKoWCVUdDGXYkhzyMEzF9eDLGkhlUpyjM9qXk8iWBLP1VcOjkNGLoh2dppW3dNj2N6jgXF8DaSTYl8",
+	"/NPkVyIBp6Q1zdGHysZazYsKuLLElF13uppJvKiq72CLbBbLg97wBbaH3vr8Q+9okm0e80p2JsCY8luy",
+	"MA9TNzfkHnS2iRzTUDqHZOk7lYdk7W8uSbY3kCRJ7675OezV2WB1L8m50BYgdzt7m0AjdSI8FX7AIY8N",
+	"Cb3dTTojK2WSt98LyqmgnC9InReTSYxNXSO3EpVz41ZaDB9gEjlkUVYK0bMpSyLWwfQZJjcwJTwzMS/m",
+	"YlJagpTmvp/5I8ryo/MI9LS3BeXxM+360kg82vlegejgpjkQhAQSNcXA4eksc9ZNMvIXSF9cO0zxBRAh",
+	"13AfEF6UUizI64MvhiUqlV70hySwaaeOnCjX0OnaqTSMJfDFgiuIlX4llAC53QrUTSvJUHVmkGo9Ltkw",
+	"uEZXbyHTKBpysscT0Ux+ukzMmYTZxlBoNmFWOrIpUJpic8VUFGGsqPEDAhjYhTJSJYWDv5LbnoomVJAw",
+	"qxWBSoG0CI6dyw0tLUJeiRATbCsdS4PVg7hkVCPBwTQAwig14hgi+mREozdSHfxDzK0I8iaXefTKpV1E",
+	"VDOJ8VzHGHZAs5+97pQagicPaU/mOdJRi3S2fUlJnFCQsh+t9MHayl5ckGCN4RAgqeNn0oTZS3Md1LNo",
+	"QvQGza5EijimLFR1AENjtayHKQo/S+BL5pjSOS9LkcX79xarNpOCnM1kzU0X1lklnZZEPQ4UvvZgGgce",
+	"2eTebSuV0Yl9EZlsElxvKpDhKk6x/W3W/wpJeJVs9aSC/mekNyX9OlcbT9gYdKWS1KqgGLmXrf7unO8f",
+	"w8Pe86Ob86NlhnAdZ6orO9XS1uYDRBqAONfEVLlQfn73cO9g/xY8bbrKJW5wjyiLYEWdB1EuSOZAzD7+",
+	"bisYGo7+rUIvYQqY9SVWKXNBtEeXNjeJXMoNo4Irweom/cLO/j5Mpx5a6QHKVQwJ1Enk84XJLkf78CKw",
+	"dMAsLI7CcDZVy2u3TXggEx5I1UtFiQrXOWNoKhZ668vUhHS33nTflq1Z69zqzlOmHE7KrBhLyLXYYw1E",
+	"hDjkXlCse0Rl/tjzKNE6EfyKhoz0IPYI1mlwjYlzzjT+Jgc19qU0D+bIkN/MinyPgqtijXfDq7Q7t/LD",
+	"2tzTZzVYEIn0j0t8oW7hAbW1r9b/NGfIz/ewSebRY75BfFPxMp3rflv40xev4xLtONGge2+b2r07y707",
+	"i+EtCnyEU+YSPsvVBbkdKMFkF8NaprqjIlj5uCuKmzrY3+9uEjcF7RqUxrqYiqjFkJzyvszHxZusQhRf",
+	"VZEOkDJ/QCYMyFFEug/VoxShVdk1Gg/JAm7hPyY+1Jq/NPsShmlV6cU+9nUhSLBWDHmoxE1e84O1N0hl",
+	"Y+JoUQ8TKDtpxTCKR1byCqcvTe4KVCiazBhC+sLv6bRSdhCcgwbqLCeFLrybpYvJEq2YgSkDAaS3i9BX",
+	"waiUcm4KqYuETiBi6gZS2kadVsDOroG5MQBPBlSpCVbvhTyYKEhPpPO2IDjSlAc6os+NozD9Rp5GWC3A",
+	"TJNPIqKH1oCp4v1O8kmfNlZRVeaBqjI+K1VwGCiiMSWLU8UqQbbfAP3Qq4nF9+PBt17wIvj+6esPJ53n",
+	"wYk6mSTTXx6d7J+8P75+cX7afnseTk6CeeB/F85P3kfB259/jLn02yey3RKL7z/4b06g/0x8+3z4/Nsf",
+	"W143lKbAHWZjuBgHsN2aXT1pG5s+xgYhMF8YSG9l4d+WK0nrrq5jS3BNJ6Y17IdQa328NrXD/se698bg",
+	"0LNaBLCKmXkzztGSQFEKSpN1BknGvcZpCzYHsfCEEkGl6Lchp2P3pYygGzM72PW19YTY/fc37H87VRR2",
+	"va0+Sq/7M5RS+tr/ITyYPrDbMGLmwJZzYxX1h5Epy3Ne2Q1P00/UDZtTETmZ8VoClttMRVnk9FbopQ47",
+	"R93sq1XcAQbX1R1q7zImDVPKLOfPjvMsDVmKBguTy0j6aYKrNCmHRY8ZZdQZBvSK55LNcenr+A6FHNo4",
+	"ipNmGFxVFKkGFqS6+KVTdCrWQe3TOBoGIZkgXxcy8ktf2wLNypWuU0llsJq0Zo+HS7L1GT/HOp/ymEp3",
+	"9KWdsKaRVj/BbKgQ0lWVKSxQev+mjIJxhSmmDmuVqyVQTufM5zdL1cqVzqMjfEppkNYC1AUZNBOZsZWV",
+	"8aOIFZ9jjkvxyvKlx9roCDDG2VwMbFSx2ZkUTdD5EPB4LgY1p4YnCJyHz/8/PRck0gG1SAoeVBNBapxO",
+	"Z6d1gGo6gmKtVzOAHUexQhN2AjYelfAp3uuNn2yEzvY8yzrxFPgApWZGdP6SsrreAVluN368jgmHbRbp",
+	"3nTylwjpJ+f4ChEin2Nly4cjmiWrnHKyHMhG8MxiJiltY241PRTFcuQdLa5TNo9iyq9MPpFZBa2+tAcw",
+	"w+cSQFrOCdoHiIwEWVW2NNc/pVXGN4Osv/n6PWl+fSCzKDhXpc+vJqYAqRJR2K12Mi3nr7xn7P8o/eXf",
+	"n2TkXmdC04q8S3jj9dVcfuWfXFNAM5XSsPUspI4Bf9rchaUwHfg531xnOk9rJkUJT4SicBYoL9zUFMTo",
+	"8IIJJovEtMhpQHZ+SE0AoPUo5lRENoh8Vu+0WS7xeVbpwkrLrlcSxflRMc4M7IBhKEKr6lmxdBp4rOEQ",
+	"uljty2z5GPcdYlLS3HoDxZKYcjmSn9ww6a1OcluvzqhLlUEze2Q6DWgU0hLslDcZfQ0HgSntYCZJIp0F",
+	"GRs9ZCFPsvUKnfrfhLYB3CjSKxtTF1qlnWXUP3VMJH7cLtAQxXb/EikvpZE2rG6EJY29SKrZRPhV1PgV",
+	"LXs7bV4Vh2tdB9vxgKCrmVzKVE0b2YTDTbdc69UOhkdeF9y9dCXLJvcp8ZV1yND9Or44/uX5D5dvr8+9",
+	"n99cn/2w9yzuLH4czY+Pj49/8HaevO/+3B68OlRvr5/sDg/nJ5333x3++Fvbf3H06Lf29NGHw9+u2vyb",
+	"bRhgvcu/NAuc7sFmgu+Z2T89M2tu2F3yskRC11mprGSB2kTVbh9tZKJqt48a+ZqLS0xFfZm3FZUysGuD",
+	"Ra6+TRhJHTyqE5qaJyRBv3FMsufr4jrFh9lUKgkSlX9ZdFZDoLVBUpF7sMBs6/otaWi31dCeIn22LAXJ",
+	"HJw9IL0WSRQuJttv6AHzhrvi0Nbrh1BokWtPekwJvxSmUNVShr9YOoXOKee03s7qy1LtZyqUMR8LbetC",
+	"j5pMPQ9g1wUM8JVyslz2poxBWtggivUJVRQ0qFPlHHCzxtq+M5lEM28s/EaPSupfCR5mlcisWoRYh4y5",
+	"BasNBB3bZhsqaV/Kzx+otCw+YgFppxiM0KKiHuSlv8LCWfHsprVU7taGVvkMH+dvjY2COfzf5E2+84e2",
+	"ypiWf9V/b2taWQgt3i8nrXmhcyaQZ7RFCgJTCu1eWv2DzVD3ZqS/rxmJyGjBhATsxR9oQtIEcinzlEsm",
+	"WuRvfrUKXO20NvL4gdb/UGQrb+60uo0Ger5gdJ53qefSlJ+KFgZC0atuakdsULJLl/HLykXpwtvoN9uX",
+	"qIis86ziAhaPpIAxZoRT/cy5uppaOpYieplCIS0vBEwDPq3BSGKcF3FtVmGgf1fVAqr/+p//2m3tbg28",
+	"3dZuo9HL2CyUnasYVM0HrqpEOViw787PXzLEXVY3DenzxQB+dXtYgBRmKUBb52t9HwUylfB7NANl1Gvq",
+	"hhjbqLlHPMziRNOI4I3vFMwEM7bSOo51YpGVgLNIyCwJOZOA8Z1yT6gG+Cgp41s0GyiRJWIyPCiOpbKg",
+	"8SAxig/CbqNVAbUP9Z1opjKn/NqyuiWCHypcwkTLilyma8zZWgNL06MBgQPoEpZOplHfrmxlVg8THNfL",
+	"GiwtegBI7foLQaLZX9UqYneeFe2xgvhTJ/tuL7d3Cx2QTbHQMMe14360NbDBxHJlJehuXJyXHMlAQWnq",
+	"/5qYWRBYYkuVRGILq5OdOpIOzGZrGh2GCjnmi4Run2OKlYHCLZAjylqFija74CocmseltcaITBTEh8O5",
+	"LioqBbJNCwVWTgjCiqNrCPalycf4lSrVEqy7WKDHgeiTJMQ/qL4f/EUZHuEvuLuukyvr4qSl8RqODs8u",
+	"lFLMahK2GBlksEMalovloUrV7iAkouNSHERfum/evGnaTgw9wgyYFGv9Q5jt9bWbORKgJrkJu8KfVPBB",
+	"ZCZ/d7e97zomwNfd7eyhfvU4KyFiyCfSRtJr6qKg8HBkUi8N6aDLASIZ/pG5FBRgZcplZy4FVb6KaWm3",
+	"uxWxaE+PshenKGwV3GtTCgqVW6OhRSZYXQND39lcXnxdSqhhC2UZaaj1auWnD4MdoqnJrEwuyKwUfbWZ",
+	"jGjU2ZrI6A+NTWTE3DLzstyfQ2ObiYlf1NeyElM29p00qt9b7YrWXRkIomsL4ehfQDp9GfPRhK/rTK2e",
+	"RzjIvVB7L9TeC7WpbyTcTOPxUV8mK/5BIi5tYXnViiepTtl6AVdXrgB7b1a5gsvcZ8wmY0I+O+02xPJy",
+	"b9yXqQy2qha6qWxPqnnTTkyUCK/Agm4lttQbW11E4pHe/We/DJHc2I+e5tTJtDd9Cqr6VoYEFmKq8wd3",
+	"Hyp4Hyr4PyZU0CYAlXmvk7XXxSLJhlIsCxPMzbYiH/YoUFSnp0hTA7kiEa7OrmrSAPslRRUQTiS4mCUg",
+	"FiYnMf7N6t29fRZz6UcTNggShTYwE39tQI12sJ5OnBtgxtyHdmLdSyGmsO5LsRA+kPExeG6T4OMyU+Ug",
+	"kkJZG8FYxEwPRDbYYo7ffJ7gjIj3ZUrFKbtTFRl/FAueaML4WQ4vaiG9oggFaRzI8YcnDBpQvRyVZrtW",
+	"GjpNFfgiS8KRSlQ6hv3Rq1PsbgQ6RCkcqRcCMXcs+c4kOtKbLvwzTVpV2yalkQ2krSSkzrYSEk7kb/cW",
+	"PtKdbvkcZt2rg+TpfmEVXGr5kOW1quiApcbRXN8Ik5n0jgWpZ9puv6572u6vnm92JDSDVUUIuW9rht8D",
+	"+dDHU04Kmw1UqnaBP5/4Fdlb6dODTKdxc5+q9IG+MX98rtJ7NqXAplQmeiLSVmIWbsGXWLma9E8PPprL",
+	"c7NU+jveRvJrMb0YaFUOkzepjUG7vetmpgYoKtGXelHaE5cKSYnrAJKZbiHTfWsRijvR9W33kN32BVv9",
+	"dN0LbX8hoW13I8r9FByn76W8LyzlQa3XOyCdqUiXz4hWtaGsSf6CAwq/gxF0ouciM2Q8W/NrdVgspiH3",
+	"jHcpSg5oA9YZS8BkR/bInvkJ4nMxjqMpJDWB8nvanqn9LLHWDNbSJhux32KPsTd6WaaTRzF4mNJvODfj",
+	"c8inY9wNK7xmg0QLfFBUm3xINvVLhTQmpUwsuphLNEjAuo5zgC1ezI3BDcTOvryF3Fn1rCwXMl9P/bsR",
+	"MvUG83ImAV+koLcFSDreWs/0JBZb8jiO5vlRzjl6TmUnlRumIHXq67L5e2VD4Hewsf0Z3l0GEqO+IPdO",
+	"n/dP8H1YzF9FbCJi9cXFpgfaBEUpxz+bOajOUOL7ynJDJMc944WVuuj50VwmwUT0GPd9Xbl9nnbyxTSM",
+	"ILJG+yHSA47NotAn16S6G3KVgGbRv+CQI24czRX5s6GjKHzV77DwjYNuA2oSWEnnMsseuMZUGfKslG35",
+	"Knh6Z8k4iP2HZoWR1GGdjRZztU8drM6hhaGvqsNEFtAJE+ogIhEOW5SITv+8TOW9HSdw7PuPLKvvZzED",
+	"uCPI1VryN8IFI9xwc+mO7Cc9gwfljj1otvebO22rjvYWz3thW7kXvpDCVYfOFP1DzarJQGscIGufr1Lm",
+	"vr+BQtle/fb65OrelbyB3iaWLPH9P0yZfM8+/LXZh3tl7d+O6zj2s4ABjHb8ndiPBx/pD63I9UUoErE8",
+	"Y41ZIsZYqiSaqmIGGtthPh8Ua95/Ezhr52cwgn5frpP04cW9imjGQqZV1DpEUhg9sFCZJtjRrtG78DBv",
+	"82bTzkvP9mbZagzvcJ+s5u9Pyu8J3UaELo3SK4WvK3O7bknoPlvJ6mzQhWhl7eYdkNVoKiSfBi3DeVaa",
+	"wTDGbyrk8csT5kfebCJkYrvGADM4mAWhjm0A6nlFqJ+qSU3lNh1bhMVBvz978TyrHd6X6dBcsbfHp8+K",
+	"4RM4I+ZORlLIE+Y+uOqmW1jwSQilzGYJOqNQzHIkk5h7ia7djkEWsRiKWABhhhpaNIwfeaq6iNm3IsGt",
+	"T4PvFeYxvL1+r4bpiodYyAzjaWq92nPACfYoigWE4IB8I2KNG1jPBHBCb7DWq0Hmwx10AkjGMP8WvvR0",
+	"fI81iJdx98VTvjPbG8Zc/E+k9n9z+9bKvIRJ/hKaO2/Rx1ORcO2JjYr5pSQIPBZVmgpWbeWCPViQaw3m",
+	"DAkmQquBAuDEXuNomO4CpFk03MDAQlKCVRLnYzGJroSvE4KNgHOjKNZoOFQg8ybjOJqNwEcxJNdKnjAT",
+	"gDgRXM7HQSj0YOoymCpMzUHRxWniXew1ARuZ8HXdz1CHE+PoUEAZYgNdXAKZcZIo4SHK3OhP4GhvSFOe",
+	"qQQwjDCbRIbMJmOighS6i3DAGCsTsacSnggkBOwEBjWHoKudsqJ3O5YIWGBYna5VFMWpokRvp1fyquxL",
+	"Tgs2qyy4pdIOpoKSMOIWyS7kGAOFcR9NYi4V98xa6O2hNiyJYB5d9ACGmE0yhZ0IRuMkH86Lr4MJ2QVb",
+	"GiT7oj1jnVdcEO0J9ID6MenLFCkkwdIY4QgbAQE1CphxhEwwLLMOrXwhpgIeyHSYThsqnDka+pQFhvfl",
+	"JAjDQGe7zKqUphM1cs6rWu9p4jrnY4FOrllcJK1elzN3ALxx4vRlEo0oCY72wNWvkzknQPavlDGvjoNp",
+	"Wj40AzugBGE1XBtKsxldCcV0FiK4BtxXLNDcQ4JrowsDc5gpUcHaYi/p+gGCxj4cZRSbuhMG0IictCEq",
+	"RI6Qg4Q+PMkARC00UM2aCeYY7uzNYkXhqFII35QFljoRQDQcChPBn8limUvr0pALJDi1bRk98xCubfgC",
+	"N1BbUnqKLlJW+4pu0bLKU/R144pTsLMz6nKz4fyYU3XJ7PBt47lfRaG4kyJXgBRrla2wUzjLl9B4Cxuy",
+	"7lapVpYaZaMhQene6+k+VOV/irSdkc3KQJWZJpmGaSQSukyktgZbGodCNo6U8dog9gTe6gBinrO8/ewJ",
+	"VUmgzPRCaZ+i4LeZYNyLI6X6MnO+QW1gGGoG1eNKNAOphFRBElwJiDyJpEgTyQUSVga8lH6qFcvbCysf",
+	"Hq0CXFcfc0kMCYD1s+x5WCqMwG1XxrgKdG5y/dm24emU/5hJo5D0Xz8D38In9l00neLqrHz/nIWRHOXO",
+	"ZTqOuYJXAx+PXrqirUNFABZ/ikARWMj29jw8yiUi/kxpjY0VbnAf6fHZkR4I8uVxHgj1tVEe+grmYzyg",
+	"a2WER0CrmKG3R/X8j7Tos9kKrJG2W8R9YAm+Bfemyj8bT7E6qmRGmL4NX2FZJPGHBx/pZiyPIXmlqyBF",
+	"Ut/B1TEkx2mjylqLlHkoUxcZE2Ffoo2QNFmmpnaagZ0ytu+2d6HpBWoyqjkIjCx5qIXhtCRGrKlYEDPw",
+	"66DyRKxu9elFc+k2WuwJ+Eq5WGbcFxdfu2wY8hEK0KovMenZXFpZx0imtsT3IEm1Rbi9fIIyrNAZSDUb",
+	"DgMPfU6y765jkpf2pQpCDNbRn5ao9Svo3K8V7mfMzSaBvFdWOSpKPQyJn6wmtj9VBqALe5Bc3esknolq",
+	"CdiA0eqaE4h1TYNaD+sDpgWwB1EUCo4EbwUiFxdVoTLAzWMxoCBZuL2sKjxlVjJx12lBqpOXhhl2qAnF",
+	"CQ+R0ptfApmNo6vLO8Qny9lkoDGfgKrTSatSGTBd4baOyk8HCxaAxsxUzjc18HOTNFrV2H6RbpDQZItz",
+	"MT3v+FDSYe9AnQGX6YSWqzbiNd/YHe6O4bzXZtx7gN2rP1ayKssjuNaxKdFcNtNXTNOSE7+2ltJs72/w",
+	"mkZeEcv1KM26qWk10EyH7DZRrBXOaUAWS+OxVILluIFsLxiPRYs9NpWqyU+KuKKYrAqBHPVlVpYrDcnK",
+	"UrIGcfp8GLeunv59ZQ0yaRgd2/ELDFRoGdu+3Bg7N++QftS4Pwm0nSzP2VGsFwZz+WISwTxRnKvXTS7j",
+	"6KeOo7iNW7OL5FHWl5/JLt5W4fTaFjQ/I5osBU4hoCz9Pbs95YiytHI0XNZpHAHM8+Oc8kszAtqwJB/l",
+	"x9JqJvNl63iyrdVM277/JNFvpmZ6rdveoZrpPoLsngH4LLXKM66SY6B19yqVP7VKJY04+wyVyhZLodnx",
+	"qa2S2l9iwWf8h1ObxWBhMKnzwVGQVuKF0cwHW8ODq26F8Au66RByeIswmqK7jH7a6+4EnoV4Jt1Gbvje",
+	"gwed7kGrDdWJe4ftwzYO/C4FRnmGETgnmDJKxJTgG5xmGWdUNCkTgC/FQgeUXYk4GOb909FmrGVUBFt5",
+	"V+cbOlBlvJVybOUGLsQIqI7FLtETaFwG9SLo9MureDyLAfscFvhiMo0SgC7K9CwA5pGWMI0j2Frm2wPJ",
+	"yEax9sJJIlhWE8T9OArD2ZSWBr/Ry6PXaIMEjEFJ4FWtKMtKinF4af1+phYqERPF6iYiP0t+7JhDc6za",
+	"YQ4L0lLw+M+JSLjPE05VLNjKIhbZWl+sOL/VOftYfcLB1UbYS22YE9VpAyh9G0ZPWJMaZ+WqaXO+tFzZ",
+	"vkX4H8UCnXMPPHe1m+5SL10s+S64j2H/xsEnc8S11oQOgjfvbv7/AQA=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -119,7 +119,9 @@ func (s *Server) handleError(err error, c echo.Context) {
 	h.Set(echo.HeaderContentType, problemContentType)
 	if oauth {
 		body = toOAuthError(p, ne.Code)
-		h.Set(echo.HeaderContentType, echo.MIMEApplicationJSON)
+		if !acceptsProblem(c.Request().Header) {
+			h.Set(echo.HeaderContentType, echo.MIMEApplicationJSON) // RFC 6749 §5.2
+		}
 	}
 	c.Response().WriteHeader(status)
 	if err := json.NewEncoder(c.Response()).Encode(body); err != nil {
