@@ -5,7 +5,18 @@
 //	nexus keys rotate [--json]
 //	nexus org create --name NAME [--json]
 //	nexus client create --client-id ID --name NAME [--org ORG_ID] [--json]
+//	nexus client create --service --org ORG_ID --name NAME --scopes "SCOPE …" [--secret-expires RFC3339] [--json]
+//	nexus client list --org ORG_ID [--json]
+//	nexus client update --org ORG_ID --client-id ID [--name NAME] [--scopes "SCOPE …"] [--disable | --enable] [--json]
+//	nexus client secret add --org ORG_ID --client-id ID [--expires RFC3339] [--json]
+//	nexus client secret revoke --org ORG_ID --client-id ID --secret-id SECRET_ID [--json]
 //	nexus user create --org ORG_ID --email EMAIL --role ROLE [--name NAME] --password-stdin [--json]
+//
+// The first client create registers a login client, a public application through which users log in; the
+// --service form and the other client commands manage service clients, which obtain tokens of their own with
+// the OAuth 2.0 client credentials grant and act in one organization with the scopes granted (permissions of
+// the matrix). A service client's secret is printed once; the server keeps only a keyed hash of it, which is
+// why these commands need the server's NEXUS_SECRET_KEY.
 //
 // Every command reads the same NEXUS_* configuration (see the README).
 package main
@@ -82,6 +93,14 @@ const usage = `usage:
   nexus keys rotate [--json]                add a signing key (published now, signs after NEXUS_KEY_PUBLISH_DELAY)
   nexus org create --name NAME [--json]
   nexus client create --client-id ID --name NAME [--org ORG_ID] [--json]
+                                            register a login client (users log in through it)
+  nexus client create --service --org ORG_ID --name NAME --scopes "users:read events:write" [--secret-expires RFC3339] [--json]
+                                            register a service client (client credentials); prints its secret once
+  nexus client list --org ORG_ID [--json]   the organization's service clients and their secrets
+  nexus client update --org ORG_ID --client-id ID [--name NAME] [--scopes "SCOPE ..."] [--disable | --enable] [--json]
+  nexus client secret add --org ORG_ID --client-id ID [--expires RFC3339] [--json]
+                                            add a secret (at most two active, to rotate); prints it once
+  nexus client secret revoke --org ORG_ID --client-id ID --secret-id SECRET_ID [--json]
   nexus user create --org ORG_ID --email EMAIL --role admin|manager|analyst|member [--name NAME] --password-stdin [--json]
 `
 
@@ -126,7 +145,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	case cmd == "org" && sub == "create":
 		command = func(cfg config.Config) error { return createOrg(ctx, rest[1:], cfg, stdout, stderr) }
 	case cmd == "client" && sub == "create":
-		command = func(cfg config.Config) error { return createClient(ctx, rest[1:], cfg, stdout, stderr) }
+		command = func(cfg config.Config) error { return clientCreate(ctx, rest[1:], cfg, stdout, stderr) }
+	case cmd == "client" && sub == "list":
+		command = func(cfg config.Config) error { return listServiceClients(ctx, rest[1:], cfg, stdout, stderr) }
+	case cmd == "client" && sub == "update":
+		command = func(cfg config.Config) error { return updateServiceClient(ctx, rest[1:], cfg, stdout, stderr) }
+	case cmd == "client" && sub == "secret" && len(rest) > 1 && rest[1] == "add":
+		command = func(cfg config.Config) error { return addClientSecret(ctx, rest[2:], cfg, stdout, stderr) }
+	case cmd == "client" && sub == "secret" && len(rest) > 1 && rest[1] == "revoke":
+		command = func(cfg config.Config) error { return revokeClientSecret(ctx, rest[2:], cfg, stdout, stderr) }
 	case cmd == "user" && sub == "create":
 		command = func(cfg config.Config) error { return createUser(ctx, rest[1:], cfg, stdin, stdout, stderr) }
 	case cmd == "help" || cmd == "-h" || cmd == "--help":
@@ -134,7 +161,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return nil
 	default:
 		fmt.Fprint(stderr, usage)
-		return usageError{fmt.Sprintf("unknown command %q", joinArgs(args, 2))}
+		n := 2
+		if cmd == "client" && sub == "secret" {
+			n = 3
+		}
+		return usageError{fmt.Sprintf("unknown command %q", joinArgs(args, n))}
 	}
 	cfg, err := config.Load(getenv, dev)
 	if err != nil {
