@@ -76,7 +76,7 @@ func TestUpdateServiceClient(t *testing.T) {
 
 		// Name, scopes and a second secret.
 		at1 := t0.Add(10 * time.Minute)
-		s2 := newSecret(t, at1)
+		s2 := newSecret(at1)
 		if err := update(db, acme.ID, c.ClientID, func(cur clients.Client) clients.Change {
 			if diff := cmp.Diff(c, cur, equalTimes); diff != "" {
 				t.Errorf("fn's client (-want +got):\n%s", diff)

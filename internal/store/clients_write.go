@@ -16,7 +16,8 @@ import (
 // revokedSecret is the revoked_reason of the tokens revoked with the secret they were issued with.
 const revokedSecret = "secret_revoked"
 
-// UpdateServiceClient implements clients.Store. The transaction first locks the client's row (on PostgreSQL FOR
+// UpdateServiceClient implements clients.Store; the Change's Client must be the client fn was given (its ID
+// included), changed. The transaction first locks the client's row (on PostgreSQL FOR
 // UPDATE, which waits for the token starts that hold it FOR SHARE and makes new ones wait; on SQLite it holds
 // the write lock from its start) and then reads the client and its secrets, in a statement of their own so that
 // they are read as the change it waited for left them. The tokens it revokes are written to the revocation log
@@ -64,6 +65,11 @@ func (c *Clients) UpdateServiceClient(ctx context.Context, orgID, clientID strin
 // applyChange writes ch to the client cur (disabled since wasDisabled, zero if it is not), inside the transaction
 // that holds its row, and returns the ids of the tokens it revoked.
 func (c *Clients) applyChange(ctx context.Context, tx *gorm.DB, cur clients.Client, wasDisabled time.Time, ch clients.Change) ([]string, error) {
+	if ch.Client.ID != cur.ID {
+		// A Change whose Client is not the one fn was given would overwrite the client's name and scopes with
+		// whatever it holds (a zero Client: none).
+		return nil, nexus.Internal(errors.New("update service client: the change's client is not the client read"))
+	}
 	conn := tx.Statement.ConnPool
 	at := ch.At.UTC()
 	updated := at // the time of the change is the client's updated_at

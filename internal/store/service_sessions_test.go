@@ -34,7 +34,7 @@ func TestStartServiceSession(t *testing.T) {
 			t.Fatal(err)
 		}
 		// A second secret that expires, and the first revoked; the client disabled.
-		s2 := newSecret(t, t0)
+		s2 := newSecret(t0)
 		s2.ExpiresAt = t0.Add(24 * time.Hour)
 		if err := update(db, acme.ID, c.ClientID, func(cur clients.Client) clients.Change {
 			cur.Disabled = true
