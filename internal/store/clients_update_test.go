@@ -114,7 +114,7 @@ func TestUpdateServiceClient(t *testing.T) {
 		if len(got.Secrets) != 1 || got.Secrets[0].ID != s2.ID || !got.UpdatedAt.Equal(at2) {
 			t.Errorf("secrets after the revocation = %+v (updated %v); want only the second, updated at %v", got.Secrets, got.UpdatedAt, at2)
 		}
-		checkRevoked(t, db, map[string]string{live1.ID: "secret_revoked", gone1.ID: "revoked", expired1.ID: "", live2.ID: "", liveB.ID: ""})
+		checkRevoked(t, db, map[string]string{live1.ID: clients.RevokedSecret, gone1.ID: "revoked", expired1.ID: "", live2.ID: "", liveB.ID: ""})
 
 		// A disable revokes every live token of the client.
 		at3 := t0.Add(30 * time.Minute)
@@ -127,7 +127,7 @@ func TestUpdateServiceClient(t *testing.T) {
 		if !here.has(live2.ID) {
 			t.Error("the disable's revocations were not told before UpdateServiceClient returned")
 		}
-		checkRevoked(t, db, map[string]string{live1.ID: "secret_revoked", gone1.ID: "revoked", expired1.ID: "", live2.ID: "client_disabled", liveB.ID: ""})
+		checkRevoked(t, db, map[string]string{live1.ID: clients.RevokedSecret, gone1.ID: "revoked", expired1.ID: "", live2.ID: "client_disabled", liveB.ID: ""})
 		if got, _ := cs.ServiceClient(ctx, acme.ID, c.ClientID); !got.Disabled {
 			t.Error("the client is not disabled")
 		}

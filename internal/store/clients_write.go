@@ -13,9 +13,6 @@ import (
 	"github.com/nexus-cloud/nexus-core/internal/nexus"
 )
 
-// revokedSecret is the revoked_reason of the tokens revoked with the secret they were issued with.
-const revokedSecret = "secret_revoked"
-
 // UpdateServiceClient implements clients.Store; the Change's Client must be the client fn was given (its ID
 // included), changed. The transaction first locks the client's row (on PostgreSQL FOR
 // UPDATE, which waits for the token starts that hold it FOR SHARE and makes new ones wait; on SQLite it holds
@@ -106,7 +103,7 @@ func (c *Clients) applyChange(ctx context.Context, tx *gorm.DB, cur clients.Clie
 		if n, err := res.RowsAffected(); err != nil || n == 0 {
 			return nil, errors.Join(err, nexus.ErrNotFound)
 		}
-		ids, err := revokeServiceSessions(tx, "secret_id = ?", id, revokedSecret, at)
+		ids, err := revokeServiceSessions(tx, "secret_id = ?", id, clients.RevokedSecret, at)
 		if err != nil {
 			return nil, err
 		}
