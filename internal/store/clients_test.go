@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"sync"
@@ -23,14 +24,16 @@ var actor = clients.Audit{ActorUserID: "0191e1a0-0000-7000-8000-000000000001", A
 	SessionID: "0191e1a0-0000-7000-8000-000000000002"}
 
 // newSecret returns a secret created at the given time, never expiring.
-func newSecret(t *testing.T, at time.Time) clients.Secret {
-	return clients.Secret{ID: uuid.NewString(), Hash: randomBytes(t, 32), Hint: "ab12", CreatedAt: at}
+func newSecret(at time.Time) clients.Secret {
+	hash := make([]byte, 32)
+	_, _ = rand.Read(hash) // never fails (crypto/rand)
+	return clients.Secret{ID: uuid.NewString(), Hash: hash, Hint: "ab12", CreatedAt: at}
 }
 
 // newServiceClient returns a service client of the organization created at the given time, with one secret.
-func newServiceClient(t *testing.T, orgID, clientID string, scopes nexus.PermissionSet, at time.Time) clients.Client {
+func newServiceClient(orgID, clientID string, scopes nexus.PermissionSet, at time.Time) clients.Client {
 	return clients.Client{ID: uuid.NewString(), ClientID: clientID, Name: "Sync " + clientID, OrganizationID: orgID,
-		Service: true, Scopes: scopes, CreatedAt: at, UpdatedAt: at, Secrets: []clients.Secret{newSecret(t, at)}}
+		Service: true, Scopes: scopes, CreatedAt: at, UpdatedAt: at, Secrets: []clients.Secret{newSecret(at)}}
 }
 
 // createAudit is the audit entry of c's creation.
@@ -45,7 +48,7 @@ func noLimit(int) error { return nil }
 // mustServiceClient stores a new service client of the organization (created at t0 plus offset) and returns it.
 func mustServiceClient(t *testing.T, db *store.DB, orgID, clientID string, scopes nexus.PermissionSet, offset time.Duration) clients.Client {
 	t.Helper()
-	c := newServiceClient(t, orgID, clientID, scopes, t0.Add(offset))
+	c := newServiceClient(orgID, clientID, scopes, t0.Add(offset))
 	if err := store.NewClients(db).CreateServiceClient(context.Background(), c, noLimit, createAudit(c)); err != nil {
 		t.Fatalf("CreateServiceClient(%s): %v", clientID, err)
 	}
@@ -160,7 +163,7 @@ func TestCreateServiceClientConflict(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, id := range []string{"nxc_taken", "web"} {
-			c := newServiceClient(t, globex.ID, id, readScopes, t0)
+			c := newServiceClient(globex.ID, id, readScopes, t0)
 			if err := cs.CreateServiceClient(ctx, c, noLimit, createAudit(c)); !errors.Is(err, nexus.ErrConflict) {
 				t.Errorf("CreateServiceClient(%s) = %v, want conflict", id, err)
 			}
@@ -172,7 +175,7 @@ func TestCreateServiceClientConflict(t *testing.T) {
 		if err != nil || len(events) != 1 {
 			t.Errorf("audit log holds %d entries (%v), want only the one creation", len(events), err)
 		}
-		c := newServiceClient(t, uuid.NewString(), "nxc_orphan", readScopes, t0)
+		c := newServiceClient(uuid.NewString(), "nxc_orphan", readScopes, t0)
 		if err := cs.CreateServiceClient(ctx, c, noLimit, createAudit(c)); !errors.Is(err, nexus.ErrNotFound) {
 			t.Errorf("CreateServiceClient in no organization = %v, want not found", err)
 		}
@@ -200,14 +203,14 @@ func TestCreateServiceClientLimit(t *testing.T) {
 			return nil
 		}
 		for i := range maxClients {
-			c := newServiceClient(t, acme.ID, fmt.Sprintf("nxc_%d", i), readScopes, t0)
+			c := newServiceClient(acme.ID, fmt.Sprintf("nxc_%d", i), readScopes, t0)
 			var seen []int
 			err := cs.CreateServiceClient(ctx, c, func(n int) error { seen = append(seen, n); return limit(n) }, createAudit(c))
 			if err != nil || !cmp.Equal(seen, []int{i}) {
 				t.Fatalf("creation %d: %v, limit saw %v; want it to see %d", i, err, seen, i)
 			}
 		}
-		c := newServiceClient(t, acme.ID, "nxc_over", readScopes, t0)
+		c := newServiceClient(acme.ID, "nxc_over", readScopes, t0)
 		if err := cs.CreateServiceClient(ctx, c, limit, createAudit(c)); err != errFull {
 			t.Fatalf("creation over the limit = %v, want limit's error as is", err)
 		}
@@ -224,7 +227,7 @@ func TestCreateServiceClientLimit(t *testing.T) {
 		errs := make([]error, tries)
 		for i := range tries {
 			wg.Go(func() {
-				c := newServiceClient(t, initech.ID, fmt.Sprintf("nxc_race_%d", i), readScopes, t0)
+				c := newServiceClient(initech.ID, fmt.Sprintf("nxc_race_%d", i), readScopes, t0)
 				errs[i] = cs.CreateServiceClient(ctx, c, slow, createAudit(c))
 			})
 		}

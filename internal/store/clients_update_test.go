@@ -76,7 +76,7 @@ func TestUpdateServiceClient(t *testing.T) {
 
 		// Name, scopes and a second secret.
 		at1 := t0.Add(10 * time.Minute)
-		s2 := newSecret(t, at1)
+		s2 := newSecret(at1)
 		if err := update(db, acme.ID, c.ClientID, func(cur clients.Client) clients.Change {
 			if diff := cmp.Diff(c, cur, equalTimes); diff != "" {
 				t.Errorf("fn's client (-want +got):\n%s", diff)
@@ -114,7 +114,7 @@ func TestUpdateServiceClient(t *testing.T) {
 		if len(got.Secrets) != 1 || got.Secrets[0].ID != s2.ID || !got.UpdatedAt.Equal(at2) {
 			t.Errorf("secrets after the revocation = %+v (updated %v); want only the second, updated at %v", got.Secrets, got.UpdatedAt, at2)
 		}
-		checkRevoked(t, db, map[string]string{live1.ID: "secret_revoked", gone1.ID: "revoked", expired1.ID: "", live2.ID: "", liveB.ID: ""})
+		checkRevoked(t, db, map[string]string{live1.ID: clients.RevokedSecret, gone1.ID: "revoked", expired1.ID: "", live2.ID: "", liveB.ID: ""})
 
 		// A disable revokes every live token of the client.
 		at3 := t0.Add(30 * time.Minute)
@@ -127,7 +127,7 @@ func TestUpdateServiceClient(t *testing.T) {
 		if !here.has(live2.ID) {
 			t.Error("the disable's revocations were not told before UpdateServiceClient returned")
 		}
-		checkRevoked(t, db, map[string]string{live1.ID: "secret_revoked", gone1.ID: "revoked", expired1.ID: "", live2.ID: "client_disabled", liveB.ID: ""})
+		checkRevoked(t, db, map[string]string{live1.ID: clients.RevokedSecret, gone1.ID: "revoked", expired1.ID: "", live2.ID: "client_disabled", liveB.ID: ""})
 		if got, _ := cs.ServiceClient(ctx, acme.ID, c.ClientID); !got.Disabled {
 			t.Error("the client is not disabled")
 		}

@@ -13,10 +13,8 @@ import (
 	"github.com/nexus-cloud/nexus-core/internal/nexus"
 )
 
-// revokedSecret is the revoked_reason of the tokens revoked with the secret they were issued with.
-const revokedSecret = "secret_revoked"
-
-// UpdateServiceClient implements clients.Store. The transaction first locks the client's row (on PostgreSQL FOR
+// UpdateServiceClient implements clients.Store; the Change's Client must be the client fn was given (its ID
+// included), changed. The transaction first locks the client's row (on PostgreSQL FOR
 // UPDATE, which waits for the token starts that hold it FOR SHARE and makes new ones wait; on SQLite it holds
 // the write lock from its start) and then reads the client and its secrets, in a statement of their own so that
 // they are read as the change it waited for left them. The tokens it revokes are written to the revocation log
@@ -64,6 +62,11 @@ func (c *Clients) UpdateServiceClient(ctx context.Context, orgID, clientID strin
 // applyChange writes ch to the client cur (disabled since wasDisabled, zero if it is not), inside the transaction
 // that holds its row, and returns the ids of the tokens it revoked.
 func (c *Clients) applyChange(ctx context.Context, tx *gorm.DB, cur clients.Client, wasDisabled time.Time, ch clients.Change) ([]string, error) {
+	if ch.Client.ID != cur.ID {
+		// A Change whose Client is not the one fn was given would overwrite the client's name and scopes with
+		// whatever it holds (a zero Client: none).
+		return nil, nexus.Internal(errors.New("update service client: the change's client is not the client read"))
+	}
 	conn := tx.Statement.ConnPool
 	at := ch.At.UTC()
 	updated := at // the time of the change is the client's updated_at
@@ -100,7 +103,7 @@ func (c *Clients) applyChange(ctx context.Context, tx *gorm.DB, cur clients.Clie
 		if n, err := res.RowsAffected(); err != nil || n == 0 {
 			return nil, errors.Join(err, nexus.ErrNotFound)
 		}
-		ids, err := revokeServiceSessions(tx, "secret_id = ?", id, revokedSecret, at)
+		ids, err := revokeServiceSessions(tx, "secret_id = ?", id, clients.RevokedSecret, at)
 		if err != nil {
 			return nil, err
 		}
