@@ -10,6 +10,7 @@ package config
 import (
 	"errors"
 	"log/slog"
+	"net"
 	"net/netip"
 	"net/url"
 	"strings"
@@ -107,10 +108,26 @@ func Load(getenv func(string) string, dev bool) (Config, error) {
 			return c, errors.Join(append(errs, err)...)
 		}
 	}
+	if dev && strings.TrimSpace(getenv("NEXUS_ISSUER")) == "" {
+		c.Issuer = devIssuer(c.HTTPAddr)
+	}
 	if err := c.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	return c, errors.Join(errs...)
+}
+
+// devIssuer is the issuer of `serve --dev` when NEXUS_ISSUER is unset: the server's own loopback URL, so that
+// the OAuth metadata document (whose endpoints are under the issuer) points at the development server.
+func devIssuer(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "http://127.0.0.1:8080"
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, port)
 }
 
 // TLS reports whether the server terminates TLS itself.

@@ -60,6 +60,7 @@ func defaults(dev bool) config.Config {
 		LogFormat:             "json",
 	}
 	if dev {
+		c.Issuer = "http://127.0.0.1:8080" // the development server's own URL (NEXUS_ISSUER unset)
 		c.LogFormat, c.KeyPublishDelay = "text", 0
 	}
 	return c
@@ -172,7 +173,11 @@ func TestLoad(t *testing.T) {
 		{"log level warn", map[string]string{"NEXUS_LOG_LEVEL": "warn"}, false,
 			with(false, func(c *config.Config) { c.LogLevel = slog.LevelWarn })},
 		{"loopback IPv6 address", map[string]string{"NEXUS_HTTP_ADDR": "[::1]:8080"}, true,
-			with(true, func(c *config.Config) { c.HTTPAddr = "[::1]:8080" })},
+			with(true, func(c *config.Config) { c.HTTPAddr, c.Issuer = "[::1]:8080", "http://[::1]:8080" })},
+		{"dev issuer follows the address", map[string]string{"NEXUS_HTTP_ADDR": "0.0.0.0:9000"}, true,
+			with(true, func(c *config.Config) { c.HTTPAddr, c.Issuer = "0.0.0.0:9000", "http://127.0.0.1:9000" })},
+		{"dev keeps an explicit issuer", map[string]string{"NEXUS_ISSUER": "https://auth.example.com"}, true,
+			with(true, func(c *config.Config) { c.Issuer = "https://auth.example.com" })},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
