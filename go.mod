@@ -23,6 +23,7 @@ require (
 	github.com/yuin/goldmark v1.8.7
 	go.yaml.in/yaml/v3 v3.0.5
 	golang.org/x/crypto v0.58.0
+	golang.org/x/oauth2 v0.38.0
 	golang.org/x/vuln v1.9.0
 	gorm.io/driver/postgres v1.6.3
 	gorm.io/gorm v1.31.2
