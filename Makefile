@@ -40,7 +40,7 @@ loadtest: build ## the load harness: bin/nexus on a throwaway PostgreSQL (fsync 
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/loadtest ./cmd/loadtest
 	./bin/loadtest -bin $(BIN)
 
-contract: ## the contract gate: lint, breaking changes, /docs in Chromium, Schemathesis, generated clients (CHECKS="lint docs" for some)
+contract: ## the contract gate: lint, breaking changes, /docs in Chromium, Schemathesis, generated clients, a stock OAuth library (CHECKS="lint docs" for some)
 	bash test/contract/run.sh $(CHECKS)
 
 generate: ## regenerate gen/ from openapi.yaml

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The contract gate (make contract): every check, or the ones named.
-#   test/contract/run.sh [lint] [breaking] [docs] [schemathesis] [clients]
+#   test/contract/run.sh [lint] [breaking] [docs] [schemathesis] [clients] [oauth]
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 checks=("$@")
-[ ${#checks[@]} -gt 0 ] || checks=(lint breaking docs schemathesis clients)
+[ ${#checks[@]} -gt 0 ] || checks=(lint breaking docs schemathesis clients oauth)
 failed=()
 for c in "${checks[@]}"; do
   printf '\n==== contract: %s\n' "$c"
@@ -15,6 +15,7 @@ for c in "${checks[@]}"; do
     docs) bash "$here/docs.sh" || failed+=("$c") ;;
     schemathesis) { bash "$here/schemathesis.sh" sqlite && bash "$here/schemathesis.sh" postgres; } || failed+=("$c") ;;
     clients) bash "$here/../clients/run.sh" || failed+=("$c") ;;
+    oauth) bash "$here/../oauth/run.sh" || failed+=("$c") ;;
     *) echo "unknown check $c"; failed+=("$c") ;;
   esac
   echo "==== contract: $c took $(( $(date +%s) - start ))s"
