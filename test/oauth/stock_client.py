@@ -114,16 +114,28 @@ def main() -> None:
             ok(f"{method}: GET /v2/users listed {len(users)} users, {a.email} among them")
 
             events = [
-                {"event_name": "crm_synced", "event_category": "integration", "user_id": user_id,
-                 "event_id": str(uuid.uuid4())},
-                {"event_name": "crm_synced", "event_category": "integration", "user_id": user_id,
-                 "properties": {"records": 2, "source": "authlib"}},
+                {
+                    "event_name": "crm_synced",
+                    "event_category": "integration",
+                    "user_id": user_id,
+                    "event_id": str(uuid.uuid4()),
+                },
+                {
+                    "event_name": "crm_synced",
+                    "event_category": "integration",
+                    "user_id": user_id,
+                    "properties": {"records": 2, "source": "authlib"},
+                },
             ]
             r = session.post(api + "/analytics/events/batch", json={"events": events})
             expect(r.status_code == 202, f"POST /analytics/events/batch: {r.status_code} {r.text}")
             body = r.json()
-            expect(body["accepted"] == 2 and body["rejected"] == 0 and
-                   [x["status"] for x in body["results"]] == ["accepted", "accepted"], f"batch: {body}")
+            expect(
+                body["accepted"] == 2
+                and body["rejected"] == 0
+                and [x["status"] for x in body["results"]] == ["accepted", "accepted"],
+                f"batch: {body}",
+            )
             ok(f"{method}: POST /v2/analytics/events/batch accepted 2 events for user {user_id}")
 
         # A wrong secret: authlib parses the RFC 6749 §5.2 error into its OAuthError.
@@ -131,7 +143,9 @@ def main() -> None:
             try:
                 bad.fetch_token(token_url, grant_type="client_credentials")
             except OAuthError as e:
-                expect(e.error == "invalid_client" and bool(e.description), f"wrong secret: {e.error!r} {e.description!r}")
+                expect(
+                    e.error == "invalid_client" and bool(e.description), f"wrong secret: {e.error!r} {e.description!r}"
+                )
                 ok(f"{method}: a wrong secret raised OAuthError invalid_client ({e.description})")
             else:
                 fail(f"{method}: a wrong secret obtained a token")
