@@ -24,6 +24,24 @@ import (
 	openapi_types "github.com/oapi-codegen/runtime/types"
 )
 
+// Defines values for ClientStatus.
+const (
+	ClientActive   ClientStatus = "active"
+	ClientDisabled ClientStatus = "disabled"
+)
+
+// Valid indicates whether the value is a known member of the ClientStatus enum.
+func (e ClientStatus) Valid() bool {
+	switch e {
+	case ClientActive:
+		return true
+	case ClientDisabled:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for EventAcceptedStatus.
 const (
 	EventAcceptedStatusAccepted EventAcceptedStatus = "accepted"
@@ -182,52 +200,52 @@ func (e OAuthErrorError) Valid() bool {
 
 // Defines values for Permission.
 const (
-	PermissionAnalyticsRead           Permission = "analytics:read"
-	PermissionClientsRead             Permission = "clients:read"
-	PermissionClientsWrite            Permission = "clients:write"
-	PermissionEventsWrite             Permission = "events:write"
-	PermissionEventsWriteAnyUser      Permission = "events:write_any_user"
-	PermissionTokensIntrospect        Permission = "tokens:introspect"
-	PermissionUsersList               Permission = "users:list"
-	PermissionUsersRead               Permission = "users:read"
-	PermissionUsersReadActivity       Permission = "users:read_activity"
-	PermissionUsersReadActivityOwn    Permission = "users:read_activity:own"
-	PermissionUsersReadOwn            Permission = "users:read:own"
-	PermissionUsersReadPermissions    Permission = "users:read_permissions"
-	PermissionUsersReadPermissionsOwn Permission = "users:read_permissions:own"
-	PermissionUsersWrite              Permission = "users:write"
+	AnalyticsRead           Permission = "analytics:read"
+	ClientsRead             Permission = "clients:read"
+	ClientsWrite            Permission = "clients:write"
+	EventsWrite             Permission = "events:write"
+	EventsWriteAnyUser      Permission = "events:write_any_user"
+	TokensIntrospect        Permission = "tokens:introspect"
+	UsersList               Permission = "users:list"
+	UsersRead               Permission = "users:read"
+	UsersReadActivity       Permission = "users:read_activity"
+	UsersReadActivityOwn    Permission = "users:read_activity:own"
+	UsersReadOwn            Permission = "users:read:own"
+	UsersReadPermissions    Permission = "users:read_permissions"
+	UsersReadPermissionsOwn Permission = "users:read_permissions:own"
+	UsersWrite              Permission = "users:write"
 )
 
 // Valid indicates whether the value is a known member of the Permission enum.
 func (e Permission) Valid() bool {
 	switch e {
-	case PermissionAnalyticsRead:
+	case AnalyticsRead:
 		return true
-	case PermissionClientsRead:
+	case ClientsRead:
 		return true
-	case PermissionClientsWrite:
+	case ClientsWrite:
 		return true
-	case PermissionEventsWrite:
+	case EventsWrite:
 		return true
-	case PermissionEventsWriteAnyUser:
+	case EventsWriteAnyUser:
 		return true
-	case PermissionTokensIntrospect:
+	case TokensIntrospect:
 		return true
-	case PermissionUsersList:
+	case UsersList:
 		return true
-	case PermissionUsersRead:
+	case UsersRead:
 		return true
-	case PermissionUsersReadActivity:
+	case UsersReadActivity:
 		return true
-	case PermissionUsersReadActivityOwn:
+	case UsersReadActivityOwn:
 		return true
-	case PermissionUsersReadOwn:
+	case UsersReadOwn:
 		return true
-	case PermissionUsersReadPermissions:
+	case UsersReadPermissions:
 		return true
-	case PermissionUsersReadPermissionsOwn:
+	case UsersReadPermissionsOwn:
 		return true
-	case PermissionUsersWrite:
+	case UsersWrite:
 		return true
 	default:
 		return false
@@ -303,24 +321,6 @@ func (e Scope) Valid() bool {
 	}
 }
 
-// Defines values for ServiceClientStatus.
-const (
-	ServiceClientStatusActive   ServiceClientStatus = "active"
-	ServiceClientStatusDisabled ServiceClientStatus = "disabled"
-)
-
-// Valid indicates whether the value is a known member of the ServiceClientStatus enum.
-func (e ServiceClientStatus) Valid() bool {
-	switch e {
-	case ServiceClientStatusActive:
-		return true
-	case ServiceClientStatusDisabled:
-		return true
-	default:
-		return false
-	}
-}
-
 // Defines values for TokenResponseTokenType.
 const (
 	Bearer TokenResponseTokenType = "Bearer"
@@ -336,36 +336,18 @@ func (e TokenResponseTokenType) Valid() bool {
 	}
 }
 
-// Defines values for UpdateClientRequestStatus.
-const (
-	UpdateClientRequestStatusActive   UpdateClientRequestStatus = "active"
-	UpdateClientRequestStatusDisabled UpdateClientRequestStatus = "disabled"
-)
-
-// Valid indicates whether the value is a known member of the UpdateClientRequestStatus enum.
-func (e UpdateClientRequestStatus) Valid() bool {
-	switch e {
-	case UpdateClientRequestStatusActive:
-		return true
-	case UpdateClientRequestStatusDisabled:
-		return true
-	default:
-		return false
-	}
-}
-
 // Defines values for UserStatus.
 const (
-	UserStatusActive   UserStatus = "active"
-	UserStatusInactive UserStatus = "inactive"
+	Active   UserStatus = "active"
+	Inactive UserStatus = "inactive"
 )
 
 // Valid indicates whether the value is a known member of the UserStatus enum.
 func (e UserStatus) Valid() bool {
 	switch e {
-	case UserStatusActive:
+	case Active:
 		return true
-	case UserStatusInactive:
+	case Inactive:
 		return true
 	default:
 		return false
@@ -450,6 +432,11 @@ type ClientSecretCreated struct {
 	ClientSecret SecretValue  `json:"client_secret"`
 	Secret       ClientSecret `json:"secret"`
 }
+
+// ClientStatus A disabled client obtains no tokens, and the tokens it held were revoked.
+//
+// Example: active
+type ClientStatus string
 
 // CreateClientRequest defines model for CreateClientRequest.
 type CreateClientRequest struct {
@@ -1106,12 +1093,11 @@ type ServiceClient struct {
 	Secrets []ClientSecret `json:"secrets"`
 
 	// Status A disabled client obtains no tokens, and the tokens it held were revoked.
-	Status    ServiceClientStatus `json:"status"`
-	UpdatedAt time.Time           `json:"updated_at"`
+	//
+	// Example: active
+	Status    ClientStatus `json:"status"`
+	UpdatedAt time.Time    `json:"updated_at"`
 }
-
-// ServiceClientStatus A disabled client obtains no tokens, and the tokens it held were revoked.
-type ServiceClientStatus string
 
 // ServiceClientCreated defines model for ServiceClientCreated.
 type ServiceClientCreated struct {
@@ -1202,12 +1188,13 @@ type UpdateClientRequest struct {
 	// Scopes Scopes, each once, in any order (answers list them in the order of the table).
 	//
 	// Example: ["users:read","events:write"]
-	Scopes *ScopeList                 `json:"scopes,omitempty"`
-	Status *UpdateClientRequestStatus `json:"status,omitempty"`
-}
+	Scopes *ScopeList `json:"scopes,omitempty"`
 
-// UpdateClientRequestStatus defines model for UpdateClientRequest.Status.
-type UpdateClientRequestStatus string
+	// Status A disabled client obtains no tokens, and the tokens it held were revoked.
+	//
+	// Example: active
+	Status *ClientStatus `json:"status,omitempty"`
+}
 
 // UpdateUserRequest The members to change; at least one.
 type UpdateUserRequest struct {
@@ -11174,331 +11161,333 @@ var swaggerSpec = []string{
 	"3HWWykHI5WW2PeKXypyEXbn040Yci3MX/NNDzSYBw4Sc06b8klMbB7Ji3lx1IszgOQT9mDfmwG6jiTuJ",
 	"WCLCMK3dwKc8TvJHND59Xjie3dzh7FY9W+trJTlU2AlrawR51rC6Vo6uRAuua8uhbJdIwx2Tf0JWTk0f",
 	"QZ0rNuQxvT6Cmvocytol5CkCUGnkTiRKmAqkJ3JLXc3F5oiaX9PnlCuNu5y0EHZaVcYLSEqSo0pxeOWr",
-	"ga1+QkEZ34pNOuUuSXE7eginsI7K7eAWaLTbCSdS06H1q0WKlb6vGz2mUKs8A8rFRhcZC8H8juKQDXkE",
-	"RrrD5QAHrf6m4C4ReDFHBXKLuaRpcI1HGlwQ5lJiW7fMLOuCzmvkHq0g2ehcYRvmVI0fwZLafjJIAh6m",
-	"3gYO4wkLBVztTteievhKcVOCzml3d8lxkZmQFlZ3d9ttl7LGzQMlHvalm9I/lyQfZY3YaLEzqoZA1Xlh",
-	"CnYcjyLZDXxgacfF0pecCuPaS56OY66EjRPpdguPYzdPgDvdKsY1CteC9hW0ucmUSesP4oxaFlGSTt0x",
-	"qIlzW6dVhaOP+YIk3zJhMz9nguTu6gqEpmz6baXdwm50I1pH1dqfGCQvJXLLaQVb7BR0XFiNWYlmIJWQ",
-	"KoCLEy7yT2y5/Hm6YgNaCwG6e/nz36k4flQtVLFuumqHLsjhZqCn2h6whWmyYLRZymSPzkTQno25zyT4",
-	"KZXvPXy/MDqS/FFEchDx2Cc+rbTStGRKrg8U5eN7Xrd54HdE82Cww5tH3u6w2RWH/j7vDPaGB+1NWAYa",
-	"3dCZbHwVjORsegFoHopEVPZduqZDvttuHgy7neZg399p7na8I9E+4F2/c7jJmvKQW6sgssg1IqongquU",
-	"BapCeKiwD/Xgd1q7h92jzs4vG7ORlDGzjDbPoULyClzIVjEXgyafTmtOTc5C7VFBNRFLk8EiVMIn0/X7",
-	"6HQ334Ox8fY+bl/jcX39zBJHl6JvDtec4oWwt5s/xGzFKfxzKFJJgGBwsi6JJY8hHRL6200mQYIJt6CO",
-	"cBbK4rCZ9E2xUj6xy/w0yhfcn5HgWlXXOJ6JDDuyUezJDN2Bp9d4PQKTkTc9pwem2RK98UEUhYLLIrUo",
-	"b9oXZpmgNboUpF5SOm6JKzYSUsTlyu93RW2CFQVVde1RoxKw6TCrR0OLrYykIH9qzlKoN5Ys+DNJUYGa",
-	"LBVbYfnMNC6tP7+2OyFEKUdiytVzg+3v7LnSX9fRl2U7s09hzKdTIeGioKk47U/mY9eClQtMfJDRwMZ6",
-	"CGxOwtZQGQ0ax7qRRYKS7Xwp8fgGOJMtxYLXU+D9O1CyWdsAWuwJuMgDlRkLD9PrSbSzR3P5kCkB+UBi",
-	"7l1mU7pLWAe1sQIUx0ozKNpa346p5Wz+vUbNqCdeDaNXQs3CCi6VL6W+adFrGp+qBmhEGyzyYQw22hwd",
-	"Ha62llhHrjactkB9U4IfxBadzhtt1q0htsJ6N1hBLIYUMgnYYGYGK+/W08I5VOz7hRSMPqKRL5BTY5Vz",
-	"QKCjf6Nxbzu7nD74dbpqiwJZp2OBKVv6UkR7ZLHNRX4dXPQ9HrJRHM2m8GpGQw3fHuv89//5v53uoS3a",
-	"RkM2jQOJKQlZIq4LtDnHim+uPP7f/f51u93s9687T/v964On8OfR03dfW1+67fTLcbvfn3X2D+E/3TZ+",
-	"hv8e43+6h/SfI/rPU/zPHvxnp92GHk+fPH36bvmUlepqy5K6iTzZ3vuyAqXz2fLQbSSWajF2NVe6QsiF",
-	"pmni9+L7uUBR8Qo5qyHjbIDeHBTrixe+x9ySO4nL6vgmaC8PnYtWe8NgcbDILqXWl+DV1XCYu6R0n8vq",
-	"Jjpd13bPKoFiskx9UeZxkIgLLhfocgnpYl3bB9N1+piVxFTOdFk9KVW91BS0urIlMgiwa5bMg6wyAQEF",
-	"OLm0fV/SmhqkECpiqi9snqfKkWl59caCq63ZTZ5hqhqyhILGdmKj37kl+CnWyXtNtSoRWXtRbfiuP4WB",
-	"dIqaNTQX4ZQucynyomJ3qZvI5i9BlbV1zNXFJIpFJW+JGAlfzUuIvk45SpyTiS35BiK7LrxZrKqu3Uuu",
-	"FEgxLjVw06BL6MWmfCQeMhC7WSQzqwb8nJu6dnrudZ8/Pu6evj9un354sjh9fDw/fXo4Pz2//PD2/Kf3",
-	"p0F79+35j/Nn5/7k9P2T5O37Xy5PF+326ZvTvV/Oj3fenn9/eXo+Wi/jlwkSr1mgy+926TEuMUJKy5Vn",
-	"s6eQ1WVEzmZRmDOCkf9nuLAtlgWWvoL6/t2ez5d5/rZSLqBjLnhYzVQSTVIHmh7j7PuzF8+NCjEaprp2",
-	"Hd5e3+k6abaABiA0gJV7CfXLtPBcWeJnXyIJVixI9MPx+l8ADlQp4J9HeDf6/ZnLhPL4VKiGw6TAEEiz",
-	"hD0WiisRKuYLMSU6r9epjTYQiYxNWKeh5zF9u3t7JjYYFkneidTb0YoN9vz1swy1WB1W0263226D6brh",
-	"lwJqhzOCfV/WMca4YG5otNhJoghnjd8pgcS8bDM55RhRBj939pmaxXE04okwO6cFgShG4UaqL3GkYZDA",
-	"8xXN4FLga9yHQtNw/kEkVb/WyGp3foVynI5b1TaPIDEalR6Tgsf6TB2K7paRbB6fPTo56UtcPFd63TFP",
-	"xibxQfGQ8PFMuQmPSx0gi2e/v4soEw1tSdIFA01nx20UrCofa9OQA0pO44hCqEUco5+tFHMVCriRNaem",
-	"BE8gYoqERxu9u3t7RSoEngWjqKl/RN/6V3x+KpTiI5HendvZ2UB0wV33tPYH01xoXdBVt7XbajPchJCe",
-	"cNg0nJm8yjRBWd9lS3XsKY2XjEVfahVONJcKUt37rpNXaDilOpYN9GnU3FwVt1Jmcdf7OprGazV5ZFX+",
-	"SlVsMc3UpHVnnL1+ffIYMNNo99RD/OlqFzDr6gCsc0Jq/xTq1Zd0s6XN5W1Q2FyTIEuD2WLf6lm1dJ+q",
-	"y0Aj2pcRKV8LmPqF7BtrDyA1pH6OCSKzEqzteEZNN9TG5dVwPTgecNzc2dk5YqnCjNXdcxepm/uLy2bT",
-	"KZYXVuIhq6Jmjnb9gdD5vsTXtN1ptjvn7XYP/+8Xo5Imhg0pVCQFG4OnDB8LnmlsjRLXCyPvsmQjJsJp",
-	"bhoUAafrxXDRqB5fggvV6sL2Un2hzVqAQ9fH3Zsm/dHN/jg3f/RKf9T7/Rb+/a/G/6r/8unXfzXf1X9t",
-	"d97hb5+6v7abO+8a0HqPfmr8c42dpXx94aN1pGBZHESz5KEVjZYHCTu2BLksQY5uivmF+3KJPEdvnX4o",
-	"0ayeRFbvYthbxU28c9PQKqH7XdUTo3OFzDDOhXpYj4tRQRbvDbeU1kmEeFuUyVtA50kV5Wo9mcJy3Auj",
-	"h6NDQegrpp+GlCgWngm6d5lmvEKbu6qcWo42pLLel7UAfykrbiB9cb3C9gbWHmiS+scTiwAJawiN8wrQ",
-	"9noF6Jc0/C63txQNDYRLtzTDfCkbCZ5Fuo2louTZEvs22ugWKhET5EUzH12LhnkRhCRBiMJtFK+ZXfxv",
-	"JDZaKptKtXw+cos90bU2gUwBQ68Vf0BjpjzmEwH/IApDYU+keBNJhTU61VBVkMRA6ZJvqdOnXsBz9L8T",
-	"3jjSmZ4wcpCpkglzXbBf2f9WFwmuQix0ljYGXg2ROJfgruASrUNUz3PhttlcKaw2n+63GYqqMZtyULia",
-	"AfLzopxXOaEJVyxbJ1Bgf0nfWR2Ytf2jdqdhHmAzP0nNZlV2zG5+CQ+Mt9MaRdJyxR8s6I0Y/CAqjSnT",
-	"2SAMPPbkEXvZ7O7toziBqz7Y6xw4TP91WOH+wMORTR2fnHX39mvvSgt1al58ZTd82VzW8HIZ7wSLCnyd",
-	"Qc3Kp6PoaANpzGiXILRkGFSeIVnk1vyoch0zldM5q2BU2aziqRtwJfZ3Z3HIrpkXRWDR4ImoXMpiVe/F",
-	"6t6Fw4ddEZhhUTA0wdLBM6L9rMaMsyqf/0ux2FxXnY21VleN41at5xnk3rqdO7SVQm4Tn2iIGXW29MwN",
-	"pheG3FWzONI3NpeTl4YysvrJSxK6T15e7TuptoqzD+AkQZojIY2cDOx5ISYGsuV4YKxNxW8+84OkL8No",
-	"ROEyFJFjfKnR5kIVChdMCW8WBwkkz/QCVcHqd9s7rXar09lpHRQCGvZyL2+93t1D8QeFoV0tGHXwP/g/",
-	"n37tNI/e/S+Sjvr9VuPjzs1Wff756X/X6/DncfMpbw7ffew4uze9xseDm+KPn6qadZyDm96SL/s3veLv",
-	"S1ru3dRLTeH37rIOu0s67CzrsLOkw9IldZd02Lv5VGpf3XL/5lOvXv3p4OZTr/GpEu77y2HUWwqM0iS9",
-	"LcHQveltCYedm96mgIDl9HpVw7edvZvGl8fxCrXBujAtYLkks4lIynSt9f7X1ChLNSjZNOSBJGacHW/l",
-	"78/K7v59afn7G/qTxDOJCeWKpEZnOWTjKFZoCE6AA1MJn4a3cvFfq3DQjJM1XvZKVD0/VkWQKtsasnIH",
-	"u0fsP/+11+pSOXKWZmhNNJuNCSO1lu5od++A6VQSPTuPKvL6OjuEsfkbn9O+nAguMV0eare1SoKEAPz7",
-	"wlqau8poXsSIQLHjlydfgeUeZTLaArQmuwcsgb7ol+b45QmzBikYAEvFBmxJjTc/vPuVYiovlshKyySW",
-	"YzaeTbhsxoL7tM5rMGKQ9Gmy3kaeN4vRClAQFVaU5V5uk6++P+mJZ4DCyTRfWKxa45QhUiw/UFXdzKlV",
-	"1wy2ulM9ZWdp/SgnX7n/3cpTqobARW77ldoAYLWNDculw3MdgyqW3J+CDQtJqO3Ox8YhFOZRpO/A/+zA",
-	"n3vfwP88hj8PnixBrMzNIr+Lp1hop1D+mfItc6tEtP7iLEu28tm+G/msNh+Xp4bRUaFcGSi7doIUt1JW",
-	"XpkjZ4WWq7yI787PXzJqkOG+mQcTkU74Nann9o6OLGUdZeApqet0Tp7ydVfjKE6c4q1XlNXEiMiajmLK",
-	"rfyOlxUVKYbWlyd+/epEE24Tn67WzHWbQiXOmuwBxXcLkabqWuqeBpK24zORUsf4AVn4tfSlw6zcL0y+",
-	"bkvsKkKJwoez0OQoZlkODq0saLfhXey2OlplsL/fpX83rOcttWB6sUCA8xCSXoYgJ2FEwmBBSIcV9x8S",
-	"85HpZiilTDCSJjZihQi4zHzqkI0lsLIuWaRI5FfQWqubLOs6iiHIK+y41EgnOch1vJhGKnFbG3BF3cOK",
-	"RSTVWeuPZT4ZMYZT5PLXFza82z7aX7tj7IgP1kV1yL1Lk5r09hQ3YGe878GZxAIwLIyiSwr5aLEXePqo",
-	"jyydfHYhc0Pll7+/u+6qUafVN2TpxYCzNPVnDLW2cLVu8Yu7rd1W12H/+a/9xkNjVvqdcZnVq1CMHE0o",
-	"6bketcDkyWvv4kDtR3xfHsS7/D2fzaJ59yqJRHIVizzA/zIXxGKyyuiqJ7JoVBXSPkT9ClGoQDG3mocr",
-	"5CkpD13G2DXwy+P7EubButKsXlg4lZZqFK76XmXENPGdpUkwR4BOSKfElKeuHpDlO9TegorVs5QtKbUH",
-	"n8IChoGUqnrw7DPbmL1+fYXLbB3quhtNMtt6Ka+TJ5hpvYmyLtwicZXDona8CS6TwmffvzlndTdZTA0H",
-	"x1ye/Ov9PKEow6WJVIKKsc90wuyZTILQFCbIlqy75qNq2u11vv4GZbabOY94ui/Ehc0kaiXrOUwkRMww",
-	"YrMVrcB7CJ4s4P7KCTdF95TQA0mCJsopoP1SfN8Y1Vc8qxX4FM4h3577DebZd81Ts9cuTEff80IV/fbP",
-	"tVxoDqNzy8nhY+VNmwp5/PLksc66tZ3r7LFkuj/babWZSd1VvnKBHEbrhi4tLZoKyadB3u4OGvCdarNi",
-	"MlZbzlEAo5nQofWaMavA9pKPAsmr5e83xCCB4gOc11kYiFQmpGI+YaAqgLTeJx+FWTaMQFTPJtjIMT80",
-	"GULL18XFby7ZMQosW3ct9YmGQ7WMOXDpY/XQaz1GlqRwTMP0CBpZHtZhEOo4HFBm5AXg7laJHI0pWe8t",
-	"y+aYHlElTmTRLFW22/QrMPKABUjh1EO2iTavxdxeNJcueTOjH7O2UWu9MXg6x2h7srVeRMMA3WqORdBy",
-	"/4Bxcz9YYTlq6YdyL8ypEySL6l9z7Q0hLdDVSve4mlPjJneqWTzR7tI/zTilGv55JVsOKCU6YvIAL+M3",
-	"bD0xI1FeaS/61obK3WOt03XYhHvjQApLe/p5Wt6q8Kg/g6K3mLV6u/irCsVgOTbvXgO4WgPY/rNoAFdk",
-	"+f7DlIBV92YrPeAd6frS0tO/m1sFFUOuxGxDpjJYZwlBcQRdSZnVM89BjJ7RMTiUDSRl8uHUPB7HyA0l",
-	"bBDILLiD3kX9otGoRYvkwfDI64Ir7SCO5krETe7zrdwR0TShTRH/+mftLsR1Xf0R0E9cBREYAFE7k9NB",
-	"nJMkb8ujtsYmvjj+5fkPl2+vz72f31yf/bD3LO4sfhzNj4+Pj3/wdp687/7cHrw6VG+vn+wOD+cnnfff",
-	"Hf74W9t/cfTot/b00YfD367a/JsKAXwb82tRMbfa9voqCsVKIzayN6AJqohBsdkT7k8C0gNKPsqeenyY",
-	"yfpa8NNNv5bO7qxaHDwmIZDxtNSVRt0JX7CB5sGET+FDxvWQ28yaxvjcI4ychT/zivvZhN1azl2VGKg/",
-	"A5uk+1bD20QoV2icTPnRCEO/dPAgprFgdSrPqFAMAnhOslglX8Q5iOf5m1/zi8rB5Z2zZQJqK/FKMdMK",
-	"WHmD32ZCfweZCrZsJSGtQDSNWCZBqyuv1QV5AoCrZsylH03YIEiUw1LfQQjtGgPrDmB6SOFZQBzRFayU",
-	"Zg9GPPhwsetNX8/n4mzxfjQ6/fCy+8O30yBJ/G+SH77dne8df3s9fXOuk95WKVwtmggDZumUL5rvPu7u",
-	"3FSSRl2RjV6Opclc1z89uXGyRNPkebp91uJymgkrIXOptU2G9FrXhkncOhGrWpVBWGn32FigJUAXVWT1",
-	"tNCiRJWBF8584TccFoW+UIk2tmzK0+bz39oI361Iv76EszxmfqDgJhqTLYsGCQ8kZrknCuKkFY/p35hZ",
-	"SoS+SaCTFozMYjOS4ArO0wxd7dg79bfEh2KaBascsQ5lKmJAer4Wy2bhYW4R2cFWvYk5xF6T9HirS1Jp",
-	"h9k6V/Jm6F4JwJo9xib5kpfd8arHOfcoQ2xRVjPbybLdFSJTgbZ6mrZ2dto2bW2YKAmKqnWYirSrGzfM",
-	"SeDf3mi2k8/rvtMukFPvAqTrbvPg3cfu/gaU9A5SfJSQJZdQbI1399LqJFQo3y7esVQhkroPdFmu2kfG",
-	"8bIXMlykSZcZqC1joTDTjbaJBoqhSFNlrIFOVg0GS6fJZ35lcYbca1RloLF+twTegCdLPqjqIhDvk6Dy",
-	"dzkYVg8UxaNN352t8h8v5X319drAIFJtY1meEJKY4zoZoyNdP7iRvQI6lFWxJKoeejZYKUKAIiWKdRrJ",
-	"3D7y3ikWwWhta5pJbTI4S97hwimX+q92wVhtwanTj59yYzU2segg2i+9mrZZ9EtZNzHrgM6Y4ebKFfUY",
-	"bYtBdpAdz54SfxHu39M0SpRKRgkFbtQDPxTolDFQUTgzNfLB1SPwxpQsXxHTlpdjuntH3fbmq19+ltGU",
-	"/zYrLBiSr8C8cZTgFY9MqhfdaomYsebmGN5NI/mSSKx4kyTstzVfOiU1RcXx6mVUXZzXyMttV8dhEkj7",
-	"184fU9mhIrp5PQd9sxQEt6+scG65xSeRLnX9MKtToPNp3wXU7LoJX7wYQBlQqpphNVEaFIg5jaNhgPW/",
-	"8bIb7ablU7CEoQmSxSYrPDZtbykepzFzW6Xq3ygFweennKiS3o99zp5FVyLknthQgl+/rI7f9g7EzvCI",
-	"d7ubLMtW0K1iUcRwKPAeWupC1WIvNW+rM7IJybi61GF+5B2nBXtbE/jvJJ7Rq7kR02+ZmqvMVV/0utyB",
-	"ZI5wL8vi1WU41grm75bc32Prpi25x7Hw4KiAGWoGwABSj1ShofMfxiaoE7PAwJfJNudshs0OuUrGudBM",
-	"tapiUegLuI+oIn/icclUEoQh6LOJL7F0SpRASOuV8lzIzjoHjCyz9Trc0An9M2pFVrQLFA/UBRa+2mlf",
-	"+HxRZdDFtuTXmppOoQvbaUNRK/wNWSr8kpXH0VxiNIMjJMOnTiipVVWUz5UyfuQZsHVbxxXjilanlgc8",
-	"orWG0WhEYb9qhvzMcBaGC53Q0q6IVp1D5LDX6fZ2lydNWluOwlpxMF3ijpNFRbvLIpjTEGWdp4wndDDW",
-	"RiIpNGSpZWtFkPL6ZW+CIWcpRFdgST4f98F2Dj+54y4Cs3qVK5HcKV1qZ1W+9vIdWp6Yp4ocIR46jGdV",
-	"bbXGbMC9S0i9LX1gVgCIUczq2jSnu88jpkgGqkgcsfpgntCCdHViVn99/qjBoiudPMs+nbwO+yH+didF",
-	"iNNCTBUPIS4eB6+8xee4xgRWZeWEMvYnOyWzyqP/Z5VLWHsl1pcutlaYp+id7fzcjFtbHk5O/tCX4esd",
-	"6C5JGiyf2zTnXbmSEcpaLknXa421bCfLyoT6gZqGfKFT9C5JvmvS7xUT8OZx5NuYe4J9F02nIs6rlLvt",
-	"9l86iZLFGi71W01fSrC6QyqMQFbagwKZ6b3s7Fz6c5mpNCkzzgAdCAEHqKAAdVX2r6fmHn7/5rzmbKAS",
-	"y+meUD/WY0Yvpg1gwif3j6UeHw6FyXFI/LdKe5ZTm7GfRBwMFyxIWDQchoEUWUQepGLRc45E8v38UumA",
-	"crwMqBs3GkgNKfB9yhTiZBjCAKOKOvOVob6cXhcMx0irWKtSeNIAxnQdOx6j29ppdRoUSG/paOG69GVW",
-	"yFR7CQChbM7iUEgv8oFpfR8hhImP7rnGZN7UDVrsOBcHBaD2FeYLtibLsqRSUbiMc4xiu12a7z7yFyyQ",
-	"KhHcL0IWoVYCbATw6m5k2cqhVOo4RJDtttqsIv6GQiB4wlysAnt7tGJhcClSCxhlZyY9FL65yFVnsmiV",
-	"y0tf2j4vrG5ebu2VDOentN6TjfmVYDJiOjWCVpzr/cFl1r9RxuoGkVBAg76MTIQrpczEZeBC4UKEgUoU",
-	"G4tYmJkCfeRpVo50E/pmDCGmPTO8PsqACz9mqriC60yv9ioL+0iFwbSR8XVsFX1sdL+iy9NXqoAOqlVy",
-	"x+npqqc4G+nVip3MQoJYXx4cJucEA6Ki9K2V6i1Qmm7JsYY3gAypMcG40p2IJVHUaC11NtLzGAAhH8nl",
-	"goaNhiUItCrdjSAa3PzD+A7wxLIinhP95SwWlLQ3S2KLZ4crtJyuerVn2qWoCH9s1Mp7ZenTWrfuKg8t",
-	"3RU/fUVgyJQH9aLc32gt9wArjFSlUsoGtH60xlyOQHrXRpn/Og4hSd1V9wGQrQf4W079SdTs5ubGSSN2",
-	"vEgm3EsyrW3tOVw19iiKyRk9EXxCjqRF1rrQMKDr7AmZxDxkyJPqyx7yRQZ/6vbEiyijZa/4JiFNzx7p",
-	"vjSYI32yeVCCQktFopzcoTYRd3zDkUg+EhM4QKouFUehaMJr4+sJDNfn0NtVuFsskCOhdGLevvzHP5id",
-	"wFk2KcUgGmAwcPoh+mmfEbsYSDZNiWoLWj/RlhqdqMZolPOO5PD6WW6MSuhU+dFcsnp1bk/3uPkL480P",
-	"rN08Yi12wXqs6TYe9iUD/Kds4CJUutD9FPSvKENyfeOamS9G4FsrpXiFQDHX0iEYv+p/Qbp5l9V/NXET",
-	"7+rGG3s+n7fiodcUfpBEcSuKRw/ioQf/H9o1GqZQDXkgwzKV5JfiwuMK+InIF1A8p5I7cbKKkMZUsUlu",
-	"HnxRWX4fuH6TmPs4TQajc61StYGCO/ssFtqxsSIcAQ48qx6ENFnvM5eIMpBJBGsxPIlj1FpLc2M+yCfG",
-	"hPY62ACO6ji7QMJn6RurWMIvxfamXXbMkApB1qM0EYvDUt+1GNZuXNqwJ5XmVXMB393ddsfVnN2bN2+a",
-	"9urM7G6GYoSbBes8Kj1jBGDmZ5A5HxRTZqM7uv0LLEhnwOKwM8kylky76PfSRwcvEAWP22OYLcGGduE4",
-	"dXpY5LWyvqhC8yOthoXAP9jaqyyHaKC5sDLmWQm+KvD8q3Kv6+Z8Pm8WmGkoD8UI2TIEMTVBIumJRo9F",
-	"UjDXTtwKNaTmEc0AucVMZhAZMRcoC0b10Umbf/97lgybh3Atc7H2u509VwcEIJKbRGkU/oPbczavCwIT",
-	"1t1+rd+f+Yftdr8GK0sTPOsLj/cE6ECs7wioAuBOZCnyd7qmkEo0ZFKoBLG5UHME14q4kas6QuzOf/5f",
-	"p3UodtqHjV6ZhCLMzN3W+WcNhiJxpbmIM6YyW0Gii1Uoc/UpVtSUWmQ/wkXHbvnLrgo1VuBI2VTEHpyl",
-	"L0heApw7DyYa1cpVCagu09u3b982T0+bjx+ff/dd7/S0d3bmOmm5DqgMz4bwqKBoOEQ8Ym6Lim9IrGeg",
-	"UeI//w/7u6w+jmaxYu32f/+f/9vdMVi0rAICLEdfhmwpRAuOc2l3kaBoFNYlVur7e87ezr6uypOSTKr+",
-	"gq9jKluoBOepl4p79mDxHXYafNNwUk2qEQ5hXJK96iq41mdnV4IBRGAhj0cixgtF2L/DpnwRRty/SKLo",
-	"Aj8jCYVtwHQ6EEGZwm/ZPXwC9zeQox4bfQim7kNrPwhvvPlCZWEzoB+LhVLCp9zEOiuL0OMgYgFwLVLc",
-	"2TOkmMoxFyctwB6bDiI8wphLNRRx2kMfqVm9yT5YIP1tN7tmXiSl9hUMsCyFEj6uEVGLRC7oaTiITgcc",
-	"DfdbnY34iE6n+w9Fwzf3W51Gw2Jb3G+fnLsWRuhEgBSW4H735PhxMdOfMTDB2rWnlK53oysnEcTdFy/P",
-	"T148P3NZJDVzRdfVREgiM8m9JJut295NzwACu3X5PhNML3w2Eck48pWjV6Yz8NAeAkX1lpE3Zdn8DTvn",
-	"CQ2grWfJOEtBYybRNGtPt7yQUXKBCeGEn18bYC4OAT/iBjMqq0KuxqYYEipclBhNTI2ztOpMjx5MPI3v",
-	"EJLK9lEiztex94/bjaQneoVHyimhm8PcxzwxXzR2ufRqIIK5WaVv7U0sdByajY4ZBpoFQdHFn3i8gJF/",
-	"btqraL5A+qh6TEZKBsMhPbjpys60jrL5MgoDDwd4pSs76Z+gZ9NUe4LvZ0kceEkTr9g0irMxXFZH6wrK",
-	"EI3U8R7nO0b+CJcWR2Hza9cgaLphwnc4IDhLxXQkHYviAI1q9UcvXp01WvqOEOpoXOcpIGCuNIxPAdUJ",
-	"OYUsEKtj2iFjNjdC0StuvONUX+rx09sXKBan34VP28rjgxbOOLVhCq1HOs9CWmZFJVz6qsdcmO0ZNHT7",
-	"su7GrqFfisxLMpo7zE1cpkquf7/NooSj1x6Ye/iIB7KBpJ74Jzwu2qdOaaBvXjalOWZWd3+zJoZHzp2n",
-	"UzbSXIxqIRN+bbj6kyfnTxkQNz4NWDqmOQU/5kPgHzOCHF1ZUMmT2u4RQvVCQ9WwI5JpaxCgYRIvmseA",
-	"6+5Dcz3RtOtnNGXOA5SotSkY9EeKCRnNRuN8/UazpCTCPLhEPfD8PxnAfTJl2D4xXwz5LEzYp7781Gw2",
-	"0/8Prd1g6rJPKQbQsMifRzK17Z+8ZJ9Yx+m22wjbSSBniWDUHzQGFzQIGWcdoxAQmTqvpNS2BCMieWlZ",
-	"G+CSCHl77Fc9+Du3Ub2m/YoF0fcV67FTkymEK7Lklo76E9vHyuWlsbXZmvwgsilMQR39gdXRu8ZBTqsZ",
-	"SCWkCkDT1GCfWHfpsEakXT6uCqQn8DlHc692foCzoUE7e3pcpQeexoH0gikPYUyeE01TAIDAJbXNKIqL",
-	"sZvVoIBrQddXs1ToC8MTHVtnuCaqgwJ2cVTghAu6Q7CBeSD9aM7q3z56daxFluxgAx2snL0S4AcoRPwQ",
-	"HoSnUTznYJOHv/BVHogwEFdIGMNFJl0aGvyVYkk8w9qO0zi6DkzJQ53f7StQ79vuGqnAmqaMJ4RsMby/",
-	"AO3q88mS2OujyfvNUOkb1ZfYJ0ng4dY376idEkhcmWFYdrtHKJoORDIXQpoqk8zkjE5TWEcxk1Hi4Gqx",
-	"ti9RFF3ol6qSKMZBYH6YrY/FQonEPMkzmWTxZWbRmj7jGyKJStt4Rq83PjWIk3pbLfZCA18himglKW0W",
-	"MQdUPVeCtJPwmHhCMTXWJhI4vxjJ3ivhByp92aJQX2JLO2veOETgMVemZswwmsVsMAvCBNzNYujaYk8w",
-	"TjZ9DfWLqgpmGUBgUtgHsi+rTB6sbgwpmesZcAEhB4NrqiGs6grcYlbXLFIC18ZC7l0qFiR9OYITcXfb",
-	"O2xZLWsHFh74IHtgtbpMKM68VBKQfvD4IHckqGCn5oHI9vmJYVg4+6R1szH8QoHf7JOR8IvPRu75yCwC",
-	"QGIWQqX/+9//5/+a/7VaxoL7Wm+xzBDQKAyUpdsp/KMwrAUh5d52DGNHuM0AaBxwqwBggcE28gCLOZd0",
-	"d2kQeH6K+7f+tzRCVtmuMK31N3bKW93cyimy1ralbd2Gcra1dY1LhqmVHfryrGCWqy/XDxMTTKVIdaoB",
-	"QC2Vt+9wpZkRE59FlN5YXm0bK6gYsBUNR/bPbKyUIyPdUV4Jeiz1zQLip23LqVkWZMUhWuYnDytBEopE",
-	"sZIlzk4ubEcDTwSXWZ3RQGbhl9gKb32/9iLF2X4NqIIBEeii8gmqXMf+pZiISqselqSdArWOyMgx7D7W",
-	"Ztogtu9Npt3Q5BNN2jwR2qEtIOtQq9KD22WxSGYx0H6+0kMcoGF0xYQLKB6b96SMRqyeegk0+vIb7l0K",
-	"CdqAaTAVYSD160PimuaUVD65LFfs668L1uSvvzZ4ZtSUIlbE1Oj3GwQNgzLke03vWFrBKadRr7vUhhxJ",
-	"KFmtiw+N5doAi2k29Upc4nPNm9xw+jJFan0VSBWSuyuDCHhW2LGuKFhy+9B8lHEwiaQncswcsoGkaIXR",
-	"UWrksX8LXwwjUi103zAYxDxe0BVQqWIhZ6hcHk3nsiQyVbkNN+DkXTd6gCRN3LAezNPiguX1bCqB6yff",
-	"OqQec9VsoG+LDTAtR9u/1XXYNMj7y0OpQS2CR+Vq94wgycJMXYp3dUvreKhzg5hdfoWqSZvXUcwbCw9Y",
-	"BOTutFHfRgqbKiK5SamN7W9iUjjD+PYK1FeWiUZbOXbBBoi9kZA8tJQSoCzO5JZGxpBCdSf0aEPTXHYI",
-	"D+GYtHtEYNyTUE9vGgZx9roafxbi75Y8pjhkSrDHUehnOnDtw7s0swQenrkSaDwbiDRA0EgIfjSXSTAB",
-	"XhzApRsDuSTTHtiDCbdwKRR6hgxemuM64Zf0g866M+dkvMRl6C80LP6imVxtwPfgpsYyE9ocw3Ebiwgq",
-	"YqGndgVATSRXJDTBFup0fQz3biwqxL4br2ct1TQeZgVzGNf3Cc4JZuNkM3DF9dRldUu2GCyM6kKr31za",
-	"iSYIeM6RFEzwOAxEjJAqvJmKXZGTn953ztEvde1DuHF1ydzsic1RHRsTsBY/q3q3H+KIOXpzhqs4FQkH",
-	"u5i5uMlYZMoQfIzOKz3/cq5ouc075aU2ACOAhVlvpdSmUHRiT/0ItT+vciwJlHwOVKaez9f66Utj9V9n",
-	"8B8IFfgilz7OdA2oiHaFSZbMNvUV7g6putWqmEvGFVcrwoOkYV77J2m+RwW8KPzBPhlbw6fUha5SS1bO",
-	"gcg+sd12m32yp8+U/SZTqm2F0K5FpOAjC61jm4nBSBmT2xgWd9Z62EKZ8kxCp0Z56m7sbQOxiLTlh9y3",
-	"G+RaYTwiNDueFuSwc7rDxjrsE8vpDuCGUKXUVOVQ90UYDGBigf41foCm3VmgxphOqjhHqpfLDx/FWdqb",
-	"XEoS25URYKrVnFlRf62ieMiWOafQUZkxCr5N+dUhz5EtLh/2pZea+l04Ga2PYjbAkI8kYlzXJdfzRbFO",
-	"r2dqhhU4miKA9Ntu8Mpumoki2sVBqMzJAY+G0w+p4BPZXIoWUqsz8S+d0LUbRdq5nEtWWQhAk+dcFgcz",
-	"bam00/I5cUp76fAk6iQA4JyYc0Tm6tLwIFVrcsqZ6IblegXmFHK/XsQCdH8ZPnCwW4Iks0if8jyKwAHo",
-	"TCtQcjKTC036jkAZpMnBJVXIZnOtdvhJR8n56NCQ+kJcGN9+GnOHfSrpCx020HoiS8/nC+yGuzOoWa2A",
-	"SsfNlc639FgFfVqmjUXxheyWRcVZQ/NkNDWYRYdws2iyXfaJyQj0luPsjQdoRLNEPNzAfygWmqO+ClQA",
-	"viU0TZURFubb05tDtgevmUKQAS7q1zBQ2oSrSau2KGfLJ30vUDYac1+PmT5R2tREhFwHZ6EZRmMST8rA",
-	"Aw0nTeFFchgGnr5NR4WnyHzVjzduIfXPqXOZL1SdYneA4pqD55NW9qcsFr5hhvxgOBSxkDqYDO5ZMg5i",
-	"PxUDOeu0Oyop3D5z0zDiCUXd/Mq1jngezUKfhYJfiZJqMNOw6wBiYRSYOHLZ+wMm6OwUQINeLeLaS93e",
-	"LeFIm/fKFHMi/IBnFLNjEMS4yABirHArw5cC2dyiy4m2NwSItC56gjCJBdmQkqEqUq8GX6FU3bfb7RJl",
-	"wlP4SmUyTuoEkNOxpvc0B1EaO2+9hLHhVLgllsEqCWb62TPEGB++zERFbzSZBWIxxTDy1FsTLmoSL/Tn",
-	"nFE0tX/oBenkvXRFVOFIdzqFI0WmPvMXMUsF3zNwWDLULBGxJGPYHj4/HN52cT3FqOXUSSGOo/ihDrml",
-	"C5ulErZeNVNlkIYzSAb3C1yaAV4ziX6T0Mj4SOFZMRQ3wZ10JoyBJW8UprvgbwgvCCMMPKFzFGnfccgK",
-	"Egci4TEm2UR/9FUJmhMRT5SVjLrgfF5zaiBPkct5t7XbaufqRqTFItLaEA9acxGGTcTZB+/nl6oFNwK+",
-	"jJbVMECnxTdiwH4QC3Ymkkzu0ElAMCwLWSAt1tmPINjnGFZE10lD1Ng4tGgzCVhXIPJMoR5Ja3Wkz1TC",
-	"FxTtAsqB0E6uqAPVcoH/yK612CPujWHMVCcEhWCbHFAUzUb43fiIaFesodD+h2RIo1QGeiV0aXnKblLV",
-	"dgquSSnUCcRSfEtyK2blIZ8NhHi33TZhBKa8SIEeWUk8cpXMq8I+TbsHZ8EIBKMfoC0GAqJAsXnd8zOR",
-	"UJxD+cD1sSqaAY8XYi30JYYpckBcNqdu/wAb67YvcWhMoWxcO9Z1zxravbSTycaddfMbp2YHEqzr/rNu",
-	"euITrHbb7WVd0jN/kPnDU16HGnbcX9/xeZQcp8wJ9uoere91HkWnXC70SpFW7O501vfTHbQD2nkUPQNC",
-	"Dt33NtnliSbbacmAvfbO+l6vMwKdC1+t9X5959R0VBndJUtx3KSriNTFCIp4SZxawkcKImgx3PUdDJmj",
-	"cBjQ0+S28qdJD8pSkvcmdarSafAsdRv6beZSPGaKIaMAKK2S8Vh7O4MpBdos+oaF0Y6dh7ud3U1cOqFd",
-	"o9HSAhq5WSCNC5TCsH1iVW36+5B0/NY6Y+NLFkCS5udPfn59dnFydvb6yat0vDTITJOC16+eaXcQVEDa",
-	"TpPYFBSWfeluCHpyl2ahgaqBAPvPf+0wX8Ro0kj9RWirSwjuCrXe59PhiRlpHS1etYrNafPqUW6qM5HR",
-	"93vyfE+e/wjynBkMc/fc8OwGPVndXPGGRbJfWDQ7dYR4kKVcqqTOzzJVfS4TSKUY5TAp5mnKFVYfLOw0",
-	"JyZoA5w7tAuXKaCFXlreLFZRzLL0GT1U1KBNN7mgr65x1MM6Z2DYNL8nERtpKEH7ojO9ngl8EtA2LxPL",
-	"c7Xb7iIpBrtEZgxqsfoxGM4TIVF9o7XJV8j2txqgT3+lrQUlz5Iq8gmgpPQ1KCCYYJpa79ci0DF7sYZ3",
-	"pmYBzhiT1EATDMIzmct6FDR9gf/YlPzhUijf4Y2zagWB1Cp8nohRFC9Wr8G02m4dj0yvNWsxQQ2lRDSb",
-	"pgisWrhWGORWvDZv+apV6rcUXmvUxy2DGH3dDlJn1GfNCsilzrp8On4pitNIg0Ax+Lwks9Duebvdw//7",
-	"ZcniYZPVILNzD9mZZdrNo3cfd2+a9Ec3++Pc/NEr/VHv91v4978a/6v+y6df/9V8V/+13XmHv33q/tpu",
-	"7rxrQOs9+qk60/HWoNKi8joo7a2FUhL9VWFEuarikVCJDk/UDK9EXxDtfJQDzF67GgimumEGB23Rpi5Z",
-	"lbB1GYrLqyw9DrniSPBK9LLiJ1aIOrjmQibjnomUBR9ZtCxoBWyQ2PFMWGc8jbPMY8Ppudd9/vi4e/r+",
-	"uH364cni9PHx/PTp4fz0/PLD2/Of3p8G7d235z/On537k9P3T5K373+5PF2026dvTvd+OT/eeXv+/eXp",
-	"+WgJAtHWcsDbPJeTXWmlogKVU0s9c6lT09Tiq5kIT870s4xXAbIq0LkDH3fz7rNZfjigtew+0j14PV9C",
-	"680Z/LRfFTv/wjARKVLfGVMfo/Xor8nVgw5VXiIA4Ga91OdTVU75OiEA1jEdRJHTarRKDFC4jAH6aLC8",
-	"V/unQagWmBT+8cC63nCKnyd0dDbiyG17JPXbgJN/GsWDwPeFvBdvNhJv8mnTfn0HlN3ktvq1mB3p3U1O",
-	"Gnqmk10QIqUaKdOn9s6ia1aF3OKokPYvqion9gqdc8mrqph8ZaUVCf0A1UJ64ziS+P5QBsxAjtD9hgQN",
-	"8lTOzCDoHTOZBInlsmDsJz1dAcCfxVS/NcA4QMHJZcjNrpSb+bChNBXogdOQcvTKMrs5I2C6qRZN+1em",
-	"KYW065o2r7QgxwwVWk2ymCkMVKE4HrNelsRcKh2wX4c8oFO9uYb2CCQYeJFC5+6hmLNJEIaBnshJHT7D",
-	"yBwygu7rr8HsYzJXKD4Ura+/RuuIZaCtUw0etohmaSkf7c96RoHBYB+cCKX4SJz42q0yR75S4RAtEybl",
-	"ADBq0Qxtuu5ee8fVXjkxV+NewUhsTMjaWFxRj5AF4LGdFz5TYZUk59SWaZyL3X4tzTnRr/UY5nVOU0Gi",
-	"wUyKOZw4zetoXMT4yb7kBXy7FBCclOoXreVXG7c153OU2tPdFnuTGaGz/ibTHqojzBFkAeOMa1MeSCO4",
-	"4uyEM7utZg7TPAN02Vosk7Zz4SMQSZR1tlx08hd1LlPnvr5cFj4CPko7buamSRiSudHyDWzJdXe3202D",
-	"zvTA2Yi42TeFkHCPSxkldHjWUUkIDsRAwbKp1NhSl5haG2jnS0PoEGvJ3zNnPyXDXxRn0fJVqovzNG1F",
-	"VlH2m8hfbKvgBdaeMs1m1BxlMWPFRvceiiIHU6upfFhQLfRqkl8FI5yo5tjKjx5ylBdXgZgLYmfAqjab",
-	"5qc8lsYCrbFdmMulbQgr547kIOKxTwy0wXytgeB7Xrd5AEVjDwY7vHnk7Q6bXXHo7/POYG940C6ullZ3",
-	"Aa9nKBKqnp3LbgsVr2FXcUTVR0QcYzY8KeYqFEmCyTeV4Imq9fZgu6Qe6NXmYtDk0ymWCNaS7dLMwe1f",
-	"iEPegq021Txu8klwdeHKglTQ3RJPyGVI+JtJBmdI8TAjnCGRm3V8nDbfcvPHZn1LzAQpzdSPQF37Jhbe",
-	"BrIKoWCVUdDGXYkhzyMEzF9eDLGkhlUpyjM9qXk8iWBLP1VcOjkNGLoh2dppW3dNj2N6jgXF8DaSTYl8",
-	"/NPkVyIBp6Q1zdGHysZazYsKuLLElF13uppJvKiq72CLbBbLg97wBbaH3vr8Q+9okm0e80p2JsCY8luy",
-	"MA9TNzfkHnS2iRzTUDqHZOk7lYdk7W8uSbY3kCRJ7675OezV2WB1L8m50BYgdzt7m0AjdSI8FX7AIY8N",
-	"Cb3dTTojK2WSt98LyqmgnC9InReTSYxNXSO3EpVz41ZaDB9gEjlkUVYK0bMpSyLWwfQZJjcwJTwzMS/m",
-	"YlJagpTmvp/5I8ryo/MI9LS3BeXxM+360kg82vlegejgpjkQhAQSNcXA4eksc9ZNMvIXSF9cO0zxBRAh",
-	"13AfEF6UUizI64MvhiUqlV70hySwaaeOnCjX0OnaqTSMJfDFgiuIlX4llAC53QrUTSvJUHVmkGo9Ltkw",
-	"uEZXbyHTKBpysscT0Ux+ukzMmYTZxlBoNmFWOrIpUJpic8VUFGGsqPEDAhjYhTJSJYWDv5LbnoomVJAw",
-	"qxWBSoG0CI6dyw0tLUJeiRATbCsdS4PVg7hkVCPBwTQAwig14hgi+mREozdSHfxDzK0I8iaXefTKpV1E",
-	"VDOJ8VzHGHZAs5+97pQagicPaU/mOdJRi3S2fUlJnFCQsh+t9MHayl5ckGCN4RAgqeNn0oTZS3Md1LNo",
-	"QvQGza5EijimLFR1AENjtayHKQo/S+BL5pjSOS9LkcX79xarNpOCnM1kzU0X1lklnZZEPQ4UvvZgGgce",
-	"2eTebSuV0Yl9EZlsElxvKpDhKk6x/W3W/wpJeJVs9aSC/mekNyX9OlcbT9gYdKWS1KqgGLmXrf7unO8f",
-	"w8Pe86Ob86NlhnAdZ6orO9XS1uYDRBqAONfEVLlQfn73cO9g/xY8bbrKJW5wjyiLYEWdB1EuSOZAzD7+",
-	"bisYGo7+rUIvYQqY9SVWKXNBtEeXNjeJXMoNo4Irweom/cLO/j5Mpx5a6QHKVQwJ1Enk84XJLkf78CKw",
-	"dMAsLI7CcDZVy2u3TXggEx5I1UtFiQrXOWNoKhZ668vUhHS33nTflq1Z69zqzlOmHE7KrBhLyLXYYw1E",
-	"hDjkXlCse0Rl/tjzKNE6EfyKhoz0IPYI1mlwjYlzzjT+Jgc19qU0D+bIkN/MinyPgqtijXfDq7Q7t/LD",
-	"2tzTZzVYEIn0j0t8oW7hAbW1r9b/NGfIz/ewSebRY75BfFPxMp3rflv40xev4xLtONGge2+b2r07y707",
-	"i+EtCnyEU+YSPsvVBbkdKMFkF8NaprqjIlj5uCuKmzrY3+9uEjcF7RqUxrqYiqjFkJzyvszHxZusQhRf",
-	"VZEOkDJ/QCYMyFFEug/VoxShVdk1Gg/JAm7hPyY+1Jq/NPsShmlV6cU+9nUhSLBWDHmoxE1e84O1N0hl",
-	"Y+JoUQ8TKDtpxTCKR1byCqcvTe4KVCiazBhC+sLv6bRSdhCcgwbqLCeFLrybpYvJEq2YgSkDAaS3i9BX",
-	"waiUcm4KqYuETiBi6gZS2kadVsDOroG5MQBPBlSpCVbvhTyYKEhPpPO2IDjSlAc6os+NozD9Rp5GWC3A",
-	"TJNPIqKH1oCp4v1O8kmfNlZRVeaBqjI+K1VwGCiiMSWLU8UqQbbfAP3Qq4nF9+PBt17wIvj+6esPJ53n",
-	"wYk6mSTTXx6d7J+8P75+cX7afnseTk6CeeB/F85P3kfB259/jLn02yey3RKL7z/4b06g/0x8+3z4/Nsf",
-	"W143lKbAHWZjuBgHsN2aXT1pG5s+xgYhMF8YSG9l4d+WK0nrrq5jS3BNJ6Y17IdQa328NrXD/se698bg",
-	"0LNaBLCKmXkzztGSQFEKSpN1BknGvcZpCzYHsfCEEkGl6Lchp2P3pYygGzM72PW19YTY/fc37H87VRR2",
-	"va0+Sq/7M5RS+tr/ITyYPrDbMGLmwJZzYxX1h5Epy3Ne2Q1P00/UDZtTETmZ8VoClttMRVnk9FbopQ47",
-	"R93sq1XcAQbX1R1q7zImDVPKLOfPjvMsDVmKBguTy0j6aYKrNCmHRY8ZZdQZBvSK55LNcenr+A6FHNo4",
-	"ipNmGFxVFKkGFqS6+KVTdCrWQe3TOBoGIZkgXxcy8ktf2wLNypWuU0llsJq0Zo+HS7L1GT/HOp/ymEp3",
-	"9KWdsKaRVj/BbKgQ0lWVKSxQev+mjIJxhSmmDmuVqyVQTufM5zdL1cqVzqMjfEppkNYC1AUZNBOZsZWV",
-	"8aOIFZ9jjkvxyvKlx9roCDDG2VwMbFSx2ZkUTdD5EPB4LgY1p4YnCJyHz/8/PRck0gG1SAoeVBNBapxO",
-	"Z6d1gGo6gmKtVzOAHUexQhN2AjYelfAp3uuNn2yEzvY8yzrxFPgApWZGdP6SsrreAVluN368jgmHbRbp",
-	"3nTylwjpJ+f4ChEin2Nly4cjmiWrnHKyHMhG8MxiJiltY241PRTFcuQdLa5TNo9iyq9MPpFZBa2+tAcw",
-	"w+cSQFrOCdoHiIwEWVW2NNc/pVXGN4Osv/n6PWl+fSCzKDhXpc+vJqYAqRJR2K12Mi3nr7xn7P8o/eXf",
-	"n2TkXmdC04q8S3jj9dVcfuWfXFNAM5XSsPUspI4Bf9rchaUwHfg531xnOk9rJkUJT4SicBYoL9zUFMTo",
-	"8IIJJovEtMhpQHZ+SE0AoPUo5lRENoh8Vu+0WS7xeVbpwkrLrlcSxflRMc4M7IBhKEKr6lmxdBp4rOEQ",
-	"uljty2z5GPcdYlLS3HoDxZKYcjmSn9ww6a1OcluvzqhLlUEze2Q6DWgU0hLslDcZfQ0HgSntYCZJIp0F",
-	"GRs9ZCFPsvUKnfrfhLYB3CjSKxtTF1qlnWXUP3VMJH7cLtAQxXb/EikvpZE2rG6EJY29SKrZRPhV1PgV",
-	"LXs7bV4Vh2tdB9vxgKCrmVzKVE0b2YTDTbdc69UOhkdeF9y9dCXLJvcp8ZV1yND9Or44/uX5D5dvr8+9",
-	"n99cn/2w9yzuLH4czY+Pj49/8HaevO/+3B68OlRvr5/sDg/nJ5333x3++Fvbf3H06Lf29NGHw9+u2vyb",
-	"bRhgvcu/NAuc7sFmgu+Z2T89M2tu2F3yskRC11mprGSB2kTVbh9tZKJqt48a+ZqLS0xFfZm3FZUysGuD",
-	"Ra6+TRhJHTyqE5qaJyRBv3FMsufr4jrFh9lUKgkSlX9ZdFZDoLVBUpF7sMBs6/otaWi31dCeIn22LAXJ",
-	"HJw9IL0WSRQuJttv6AHzhrvi0Nbrh1BokWtPekwJvxSmUNVShr9YOoXOKee03s7qy1LtZyqUMR8LbetC",
-	"j5pMPQ9g1wUM8JVyslz2poxBWtggivUJVRQ0qFPlHHCzxtq+M5lEM28s/EaPSupfCR5mlcisWoRYh4y5",
-	"BasNBB3bZhsqaV/Kzx+otCw+YgFppxiM0KKiHuSlv8LCWfHsprVU7taGVvkMH+dvjY2COfzf5E2+84e2",
-	"ypiWf9V/b2taWQgt3i8nrXmhcyaQZ7RFCgJTCu1eWv2DzVD3ZqS/rxmJyGjBhATsxR9oQtIEcinzlEsm",
-	"WuRvfrUKXO20NvL4gdb/UGQrb+60uo0Ger5gdJ53qefSlJ+KFgZC0atuakdsULJLl/HLykXpwtvoN9uX",
-	"qIis86ziAhaPpIAxZoRT/cy5uppaOpYieplCIS0vBEwDPq3BSGKcF3FtVmGgf1fVAqr/+p//2m3tbg28",
-	"3dZuo9HL2CyUnasYVM0HrqpEOViw787PXzLEXVY3DenzxQB+dXtYgBRmKUBb52t9HwUylfB7NANl1Gvq",
-	"hhjbqLlHPMziRNOI4I3vFMwEM7bSOo51YpGVgLNIyCwJOZOA8Z1yT6gG+Cgp41s0GyiRJWIyPCiOpbKg",
-	"8SAxig/CbqNVAbUP9Z1opjKn/NqyuiWCHypcwkTLilyma8zZWgNL06MBgQPoEpZOplHfrmxlVg8THNfL",
-	"GiwtegBI7foLQaLZX9UqYneeFe2xgvhTJ/tuL7d3Cx2QTbHQMMe14360NbDBxHJlJehuXJyXHMlAQWnq",
-	"/5qYWRBYYkuVRGILq5OdOpIOzGZrGh2GCjnmi4Run2OKlYHCLZAjylqFija74CocmseltcaITBTEh8O5",
-	"LioqBbJNCwVWTgjCiqNrCPalycf4lSrVEqy7WKDHgeiTJMQ/qL4f/EUZHuEvuLuukyvr4qSl8RqODs8u",
-	"lFLMahK2GBlksEMalovloUrV7iAkouNSHERfum/evGnaTgw9wgyYFGv9Q5jt9bWbORKgJrkJu8KfVPBB",
-	"ZCZ/d7e97zomwNfd7eyhfvU4KyFiyCfSRtJr6qKg8HBkUi8N6aDLASIZ/pG5FBRgZcplZy4FVb6KaWm3",
-	"uxWxaE+PshenKGwV3GtTCgqVW6OhRSZYXQND39lcXnxdSqhhC2UZaaj1auWnD4MdoqnJrEwuyKwUfbWZ",
-	"jGjU2ZrI6A+NTWTE3DLzstyfQ2ObiYlf1NeyElM29p00qt9b7YrWXRkIomsL4ehfQDp9GfPRhK/rTK2e",
-	"RzjIvVB7L9TeC7WpbyTcTOPxUV8mK/5BIi5tYXnViiepTtl6AVdXrgB7b1a5gsvcZ8wmY0I+O+02xPJy",
-	"b9yXqQy2qha6qWxPqnnTTkyUCK/Agm4lttQbW11E4pHe/We/DJHc2I+e5tTJtDd9Cqr6VoYEFmKq8wd3",
-	"Hyp4Hyr4PyZU0CYAlXmvk7XXxSLJhlIsCxPMzbYiH/YoUFSnp0hTA7kiEa7OrmrSAPslRRUQTiS4mCUg",
-	"FiYnMf7N6t29fRZz6UcTNggShTYwE39tQI12sJ5OnBtgxtyHdmLdSyGmsO5LsRA+kPExeG6T4OMyU+Ug",
-	"kkJZG8FYxEwPRDbYYo7ffJ7gjIj3ZUrFKbtTFRl/FAueaML4WQ4vaiG9oggFaRzI8YcnDBpQvRyVZrtW",
-	"GjpNFfgiS8KRSlQ6hv3Rq1PsbgQ6RCkcqRcCMXcs+c4kOtKbLvwzTVpV2yalkQ2krSSkzrYSEk7kb/cW",
-	"PtKdbvkcZt2rg+TpfmEVXGr5kOW1quiApcbRXN8Ik5n0jgWpZ9puv6572u6vnm92JDSDVUUIuW9rht8D",
-	"+dDHU04Kmw1UqnaBP5/4Fdlb6dODTKdxc5+q9IG+MX98rtJ7NqXAplQmeiLSVmIWbsGXWLma9E8PPprL",
-	"c7NU+jveRvJrMb0YaFUOkzepjUG7vetmpgYoKtGXelHaE5cKSYnrAJKZbiHTfWsRijvR9W33kN32BVv9",
-	"dN0LbX8hoW13I8r9FByn76W8LyzlQa3XOyCdqUiXz4hWtaGsSf6CAwq/gxF0ouciM2Q8W/NrdVgspiH3",
-	"jHcpSg5oA9YZS8BkR/bInvkJ4nMxjqMpJDWB8nvanqn9LLHWDNbSJhux32KPsTd6WaaTRzF4mNJvODfj",
-	"c8inY9wNK7xmg0QLfFBUm3xINvVLhTQmpUwsuphLNEjAuo5zgC1ezI3BDcTOvryF3Fn1rCwXMl9P/bsR",
-	"MvUG83ImAV+koLcFSDreWs/0JBZb8jiO5vlRzjl6TmUnlRumIHXq67L5e2VD4Hewsf0Z3l0GEqO+IPdO",
-	"n/dP8H1YzF9FbCJi9cXFpgfaBEUpxz+bOajOUOL7ynJDJMc944WVuuj50VwmwUT0GPd9Xbl9nnbyxTSM",
-	"ILJG+yHSA47NotAn16S6G3KVgGbRv+CQI24czRX5s6GjKHzV77DwjYNuA2oSWEnnMsseuMZUGfKslG35",
-	"Knh6Z8k4iP2HZoWR1GGdjRZztU8drM6hhaGvqsNEFtAJE+ogIhEOW5SITv+8TOW9HSdw7PuPLKvvZzED",
-	"uCPI1VryN8IFI9xwc+mO7Cc9gwfljj1otvebO22rjvYWz3thW7kXvpDCVYfOFP1DzarJQGscIGufr1Lm",
-	"vr+BQtle/fb65OrelbyB3iaWLPH9P0yZfM8+/LXZh3tl7d+O6zj2s4ABjHb8ndiPBx/pD63I9UUoErE8",
-	"Y41ZIsZYqiSaqmIGGtthPh8Ua95/Ezhr52cwgn5frpP04cW9imjGQqZV1DpEUhg9sFCZJtjRrtG78DBv",
-	"82bTzkvP9mbZagzvcJ+s5u9Pyu8J3UaELo3SK4WvK3O7bknoPlvJ6mzQhWhl7eYdkNVoKiSfBi3DeVaa",
-	"wTDGbyrk8csT5kfebCJkYrvGADM4mAWhjm0A6nlFqJ+qSU3lNh1bhMVBvz978TyrHd6X6dBcsbfHp8+K",
-	"4RM4I+ZORlLIE+Y+uOqmW1jwSQilzGYJOqNQzHIkk5h7ia7djkEWsRiKWABhhhpaNIwfeaq6iNm3IsGt",
-	"T4PvFeYxvL1+r4bpiodYyAzjaWq92nPACfYoigWE4IB8I2KNG1jPBHBCb7DWq0Hmwx10AkjGMP8WvvR0",
-	"fI81iJdx98VTvjPbG8Zc/E+k9n9z+9bKvIRJ/hKaO2/Rx1ORcO2JjYr5pSQIPBZVmgpWbeWCPViQaw3m",
-	"DAkmQquBAuDEXuNomO4CpFk03MDAQlKCVRLnYzGJroSvE4KNgHOjKNZoOFQg8ybjOJqNwEcxJNdKnjAT",
-	"gDgRXM7HQSj0YOoymCpMzUHRxWniXew1ARuZ8HXdz1CHE+PoUEAZYgNdXAKZcZIo4SHK3OhP4GhvSFOe",
-	"qQQwjDCbRIbMJmOighS6i3DAGCsTsacSnggkBOwEBjWHoKudsqJ3O5YIWGBYna5VFMWpokRvp1fyquxL",
-	"Tgs2qyy4pdIOpoKSMOIWyS7kGAOFcR9NYi4V98xa6O2hNiyJYB5d9ACGmE0yhZ0IRuMkH86Lr4MJ2QVb",
-	"GiT7oj1jnVdcEO0J9ID6MenLFCkkwdIY4QgbAQE1CphxhEwwLLMOrXwhpgIeyHSYThsqnDka+pQFhvfl",
-	"JAjDQGe7zKqUphM1cs6rWu9p4jrnY4FOrllcJK1elzN3ALxx4vRlEo0oCY72wNWvkzknQPavlDGvjoNp",
-	"Wj40AzugBGE1XBtKsxldCcV0FiK4BtxXLNDcQ4JrowsDc5gpUcHaYi/p+gGCxj4cZRSbuhMG0IictCEq",
-	"RI6Qg4Q+PMkARC00UM2aCeYY7uzNYkXhqFII35QFljoRQDQcChPBn8limUvr0pALJDi1bRk98xCubfgC",
-	"N1BbUnqKLlJW+4pu0bLKU/R144pTsLMz6nKz4fyYU3XJ7PBt47lfRaG4kyJXgBRrla2wUzjLl9B4Cxuy",
-	"7lapVpYaZaMhQene6+k+VOV/irSdkc3KQJWZJpmGaSQSukyktgZbGodCNo6U8dog9gTe6gBinrO8/ewJ",
-	"VUmgzPRCaZ+i4LeZYNyLI6X6MnO+QW1gGGoG1eNKNAOphFRBElwJiDyJpEgTyQUSVga8lH6qFcvbCysf",
-	"Hq0CXFcfc0kMCYD1s+x5WCqMwG1XxrgKdG5y/dm24emU/5hJo5D0Xz8D38In9l00neLqrHz/nIWRHOXO",
-	"ZTqOuYJXAx+PXrqirUNFABZ/ikARWMj29jw8yiUi/kxpjY0VbnAf6fHZkR4I8uVxHgj1tVEe+grmYzyg",
-	"a2WER0CrmKG3R/X8j7Tos9kKrJG2W8R9YAm+Bfemyj8bT7E6qmRGmL4NX2FZJPGHBx/pZiyPIXmlqyBF",
-	"Ut/B1TEkx2mjylqLlHkoUxcZE2Ffoo2QNFmmpnaagZ0ytu+2d6HpBWoyqjkIjCx5qIXhtCRGrKlYEDPw",
-	"66DyRKxu9elFc+k2WuwJ+Eq5WGbcFxdfu2wY8hEK0KovMenZXFpZx0imtsT3IEm1Rbi9fIIyrNAZSDUb",
-	"DgMPfU6y765jkpf2pQpCDNbRn5ao9Svo3K8V7mfMzSaBvFdWOSpKPQyJn6wmtj9VBqALe5Bc3esknolq",
-	"CdiA0eqaE4h1TYNaD+sDpgWwB1EUCo4EbwUiFxdVoTLAzWMxoCBZuL2sKjxlVjJx12lBqpOXhhl2qAnF",
-	"CQ+R0ptfApmNo6vLO8Qny9lkoDGfgKrTSatSGTBd4baOyk8HCxaAxsxUzjc18HOTNFrV2H6RbpDQZItz",
-	"MT3v+FDSYe9AnQGX6YSWqzbiNd/YHe6O4bzXZtx7gN2rP1ayKssjuNaxKdFcNtNXTNOSE7+2ltJs72/w",
-	"mkZeEcv1KM26qWk10EyH7DZRrBXOaUAWS+OxVILluIFsLxiPRYs9NpWqyU+KuKKYrAqBHPVlVpYrDcnK",
-	"UrIGcfp8GLeunv59ZQ0yaRgd2/ELDFRoGdu+3Bg7N++QftS4Pwm0nSzP2VGsFwZz+WISwTxRnKvXTS7j",
-	"6KeOo7iNW7OL5FHWl5/JLt5W4fTaFjQ/I5osBU4hoCz9Pbs95YiytHI0XNZpHAHM8+Oc8kszAtqwJB/l",
-	"x9JqJvNl63iyrdVM277/JNFvpmZ6rdveoZrpPoLsngH4LLXKM66SY6B19yqVP7VKJY04+wyVyhZLodnx",
-	"qa2S2l9iwWf8h1ObxWBhMKnzwVGQVuKF0cwHW8ODq26F8Au66RByeIswmqK7jH7a6+4EnoV4Jt1Gbvje",
-	"gwed7kGrDdWJe4ftwzYO/C4FRnmGETgnmDJKxJTgG5xmGWdUNCkTgC/FQgeUXYk4GOb909FmrGVUBFt5",
-	"V+cbOlBlvJVybOUGLsQIqI7FLtETaFwG9SLo9MureDyLAfscFvhiMo0SgC7K9CwA5pGWMI0j2Frm2wPJ",
-	"yEax9sJJIlhWE8T9OArD2ZSWBr/Ry6PXaIMEjEFJ4FWtKMtKinF4af1+phYqERPF6iYiP0t+7JhDc6za",
-	"YQ4L0lLw+M+JSLjPE05VLNjKIhbZWl+sOL/VOftYfcLB1UbYS22YE9VpAyh9G0ZPWJMaZ+WqaXO+tFzZ",
-	"vkX4H8UCnXMPPHe1m+5SL10s+S64j2H/xsEnc8S11oQOgjfvbv7/AQA=",
+	"ga1+QkEZ34pNOuUuSXE7eginsI4V29ESa5maFJLBsGiQ8EAiG2CqtBqXEH04QcLGIvRNQsbUomZqW2YV",
+	"jfTQtXc2RhdrCVlEBEZoXvEYBVAYihZ/bHrQPx+nw8L28ITow+1kL6nJ7PrDQIKcsg8b8QpQij0784uN",
+	"6BTWufkdpT0bsRAY6Q4r8QkBDkaLTcFder/EHPXjLeaSIsU1DndYbs4lBHHLsoCuV71GrNP6n43OFbZh",
+	"TtW4SSwpXSiDJOBh6kzhMJ6wUADl6nQtoo6XhZsKe067u0t+mcxE7LC6u9tuu5QUbx4o8bAv3ZS8uyTY",
+	"KWvERoudUbEHKj4MU7DjeBTJbuADxz4uVvbkVPfXXvJ0HHMlbJxIt1t4+7v596XTreLLo3AtaF9Bm5tM",
+	"V7b+IDSNKqIknbpjUBPntk6rCkcf8wUJ9mW6bX7O5OTd1QUWTVX42wrzhd3oRrSOqrU/MUheylOXU3q2",
+	"2Cmo8IBucyWagVRCqgAuTrjIcxDl6u7pig1oLQTo7uXPf6fi+FFzUvWW6KIkut6Im4GeSpfAFqbJgtFm",
+	"KVE/+kpBezbmPpPghlW+9/D9wqiA8kcRyUHEY59ekNJK04owuT5Qc5Dved3mgd8RzYPBDm8eebvDZlcc",
+	"+vu8M9gbHrQ34YhodENnsvFVMJKz6QWgeSgSUdl36ZoO+W67eTDsdpqDfX+nudvxjkT7gHf9zuEma8pD",
+	"bq3+yyLXiKieCK5SDq8K4c/bRz0od7/T2j3sHnV2ftmYS6aEoGW0eQ4FoFfgQraKuRg0+XRac2pyFmqH",
+	"ESr5WJoMFqESPpmu30enu/kejAm793H7Epbry4OWGNYUfXO45hQvhL3d/CFmK07hn0ORSgJ0hSyXJ6aJ",
+	"WPIY0iGhO+FkEiSYTwzKJGeROg6bSd/UYuUTu4pRo3zB/RnJ5VVlm+OZyLAjG8WezNAdeHqNUycwGXnL",
+	"enpgmi3RGx9EUSi4LFKL8qZ9YZYJSrFLQdozpcOyuGIjIUVcLmx/V9QmWFEvVpdWNRoPmw6zejS02MpI",
+	"CnIX5yyFemPJgj+TFBWoyVKpHJbPTOPS+vNruxNClHIkmcSisb0gqOhf19GXZTuzT2HMp1Mh4aKgJTzt",
+	"T9Zx14KVC0x8kNHAxnoIbE7C1lAZDRrHupFFgpLtfCnx+AY4ky3FgtdT4P07UJFamzha7AlEAACVGQsP",
+	"swdKdCOI5vIhUwLSncTcu8ymdJewDmpj/S6OlSaItJXaHVOq2vx7jRZVT7waRq+EmoUVXCpfSn3Tmt40",
+	"PsngGtEGi3yUho02R0eHq41B1pGrDactUN+U4AexRafzNql1a4itqOUNVhCLIUWEAjaYmcGIvfW0cA4V",
+	"+34hBaOPaMMM5NQYHR0Q6OjfaLvczuyoD36dKt6iQNbpWGDKlr4U0R5ZbHORX4cIBI+HbBRHsym8mtFQ",
+	"w7fHOv/9f/5vp3toi7bRkE3jQGLGRZaI6wJtzrHim+vG/3e/f91uN/v9687Tfv/64Cn8efT03dfWl247",
+	"/XLc7vdnnf1D+E+3jZ/hv8f4n+4h/eeI/vMU/7MH/9lpt6HH0ydPn75bPmWlNt4yFG8iT7b3vqxA6Xy2",
+	"PHQbiaVajF3Nla4QcqFpmte++H4uUFS8Qs5qyDgboLMKhTLjhe8xt+Qt47I6vgnaiUWn2tXOPlj7LLIr",
+	"xfUlOK01HOYuqUzosroJvtel67NCp5gLVF+UeRwk4oLLBXqUQjZc13YxdZ0+Jl0xhUFdVk9KRT01Ba0u",
+	"3IkMAuyaJfMgK7xAQAFOLm3fl7SmBimEipjqC5vnqfLTWl6csuBJbHaTZ5iqhiyhoDEN2eh3bgl+inXy",
+	"TmGtSkTWTmIbvutPYSCdgWcNzUU4pctciryo2F3qBbP5S1BlTB5zdTGJYlHJWyJGwlfzEqIrV44S52Ri",
+	"S76BwLULbxarqmv3kisFUoxLDdw0phR6sSkfiYcMxG4WycxoAz/npq6dnnvd54+Pu6fvj9unH54sTh8f",
+	"z0+fHs5Pzy8/vD3/6f1p0N59e/7j/Nm5Pzl9/yR5+/6Xy9NFu3365nTvl/Pjnbfn31+eno/Wy/hlgsRr",
+	"Fujyu116jEtsrNLyVNrsKWR1GZEvXRTmbHzk3houbINsgaWvoL5/t+fzZZ6/rZQL6JgLDmQzlUST1D+o",
+	"xzj7/uzFc6NCjIaprl1H79d3uk6aDKEBCA1g5V5C/TItPFeW+NmXSILBtqUfjtf/AnCgSgH/PMK70e/P",
+	"XCaUx6dCNRwmBUZ4miXssVBciVAxX4gp0Xm9Tm20gUBrbMI6DT2P6dvd2zOhz7BIcr6k3o5WbLDnr59l",
+	"qMXqsJp2u912G0yXRb8UUBqdEez7so4h1AVzQ6PFThJFOGvcagkk5mWbySnHgDn4ubPP1CyOoxFPhNk5",
+	"LQhEMYqmUn2JIw2DBJ6vaAaXAl/jPtTRhvMPIqn6tUZWmvQrlON0WK62eQSJ0aj0mBQ81mfqUPC6jGTz",
+	"+OzRyUlf4uK50uuOeTI2eR2Kh4SPZ8pNeFzq+F88+/1dRJloaEuSLhhoOjtuo2BV+VibhhxQchpHFCEu",
+	"4hjdiKWYq1DAjaw5NSV4AgFhJDza6N3d2ytSIbB5jqKm/hFDB17x+alQio9EenduZ2cD0QV33dPaH8zi",
+	"oXVBV93WbqvNcBNCesJh03Bm0kbTBGV9ly3Vsac0XjIWfalVONFcKsjk77tOXqHhlMp0NtBlU3NzVdxK",
+	"mcVd78ppGq/V5JGl+ytVscU0EZXWnXH2+vXJY8BMo91TD/Gnq13ArKsDsM4Jqd1vqFdf0s2WNpe3Qd12",
+	"TYIsDWaLfatn1dJ9qi4DjWhfRqR8LWDqF7JvrD2A1JD6OSaIzEqwtuMZNd1QG5dXw/XgeMAvdWdn54il",
+	"CjNWd89dpG7uLy6bTadYPVmJh6yKmjnaswkyA/QlvqbtTrPdOW+3e/h/vxiVNDFsSKEiKdgYHIH4WPBM",
+	"Y2uUuF4YeZclGzERTnPToMY5XS+Gi0b1+BJcqFYXtpfqC23WAvzVPu7eNOmPbvbHufmjV/qj3u+38O9/",
+	"Nf5X/ZdPv/6r+a7+a7vzDn/71P213dx514DWe/RT459r7Czl6wsfrSMFy+IgmiUPrWC7PEjYsSXIZfl/",
+	"dFNMn9yXS+Q5euv0Q4lm9SSyehej+ipu4p2bhlYJ3e+qnhidCmWGYTzUw3pcjAqyeG+4pbROIsTbokze",
+	"AjpPqihX68kUVhtfGD0cHQpCXzH9NKREsfBM0L3LNOMV2txV1eJytCGV9b6sBfhLWXED6YvrFbY3sPZA",
+	"k9T9n1gEyMdDaJxXgLbXK0C/pOF3ub2laGggXLqlGeZL2UjwLNJtLBUlz5bYt9FGt1CJmCAvmrkgWzTM",
+	"iyDiCiIwbqN4zezifyOx0VLZVKrl84Fp7IkuJQpkChh6rfgDGjPlMZ8I+AdRGIrqIsWbSCqs0amGqoIk",
+	"BkpXtEt9WvUCnqP/nfDGkU5khYGRTJVMmOtiGcvuxboGchVioS+4MfBqiMS5/H0Fj28dgXueiybO5kph",
+	"tfl0v81QVI3ZlIPC1QyQnxflvMoJTTRm2TqBAvtL+s7qwKztH7U7DfMAm/lJajarskOS80t4YLyd1iiS",
+	"liv+YEFvxOAHUWlMmc4GYeCxJ4/Yy2Z3bx/FCVz1wV7nwGH6r8MK9wcejmzq+OSsu7dfe1daqFPz4iu7",
+	"4cvmsoaXy3gnWFTg6wRxVrogRUcbSGNGuwShJcOg8gzJIrfmR5XrmKmczlkFo8pmFU/dgCuxvzuLQ3bN",
+	"vCgCiwZPROVSFqt6L1b3Lhw+7IrADIuCoQmWDp4R7Wc1ZpxVhTRcisXmuupsrLW6ahy3aj3PILXY7dyh",
+	"rQx5m/hEQ0iss6VnbjC9MOSumsWRvrG5nLw0lJHVT16S0H3y8mrfSbVVnH0AJwnSHAlp5GRgzwshP5AM",
+	"yANjbSp+85kfJH0ZRiOKBqKAI+NLjTYXKsC4YEp4szhIIDeoF6gKVr/b3mm1W53OTuugEK+xl3t56/Xu",
+	"Hoo/KAztasGog//B//n0a6d59O5/kXTU77caH3duturzz0//u16HP4+bT3lz+O5jx9m96TU+HtwUf/xU",
+	"1azjHNz0lnzZv+kVf1/Scu+mXmoKv3eXddhd0mFnWYedJR2WLqm7pMPezadS++qW+zefevXqTwc3n3qN",
+	"T5Vw318Oo95SYJQm6W0Jhu5Nb0s47Nz0NgUELKfXqxq+7ezdNL48jleoDdZFoQHLJZlNRFKma633v6ZG",
+	"WSZFyaYhDyQx4+x4K39/Vnb370vL39/QnySeScyXVyQ1OokjG0exQkNwAhyYSvg0vJWL/1qFg2acrPGy",
+	"V6Lq+bEKnlTZ1pCVO9g9Yv/5r71Wl6qtszQBbaLZbMyHqbV0R7t7B0xnyujZaWKR19fJL4zN3/ic9uVE",
+	"cInZAFG7rVUSJATg3xfW0txVRvMiRgSKHb88+Qos9yiT0RagNdk9YAn0Rb80xy9PmDVIwQBYqqVgS2q8",
+	"+eHdrxQyerFEVlomsRyz8WzCZTMW3Kd1XoMRg6RPk9Q38rxZjFaAgqiwour4cpt89f1JTzwDlB0xVizK",
+	"45QhUqyuUFW8zalVl0S2ulO5aGdpeSyK5BbxBW3m3cpTqobARW77ldoAYLWNDculw3MdgyqW3J+CDetk",
+	"qO3Ox8YhFOZRpO/A/+zAn3vfwP88hj8PnixBrMzNIr+Lp1hHqFDdmtJJc6sCtv7iLMsl89m+G/mkPR+X",
+	"Z77RQa9cGSi7dv4Xt1JWXpkCaIWWq7yI787PXzJqkOG+mQfzrE74Nann9o6OLGUdJRgqqet0yqHydVfj",
+	"KE6c4q1XlLTFiMiajmJGsfyOl9VMKWYOKE/8+tWJJtwm/F6tmes2dVicNckRiu8WIk3VtdQ9DSRtx2ci",
+	"pY7xA7Lwa+lLh0nHX5h05JbYVYQSRUdnkddRzLIUI1pZ0G7Du9htdbTKYH+/S/9uWM9basH0YoEA5yHk",
+	"9AxBTsKIhMGCkO4brgLvITEfmW6GMuYEI2liI1aIgMvMpw7ZWAIrqZRFikR+Ba21usmyrqMYYb3CjkuN",
+	"dA6HXMeLaaQSt7UBV9Q9rFhEUp2U/1jmcy1jOEUuPX9hw7vto/21O8aO+GBdVGcUcGlSk72f4gbshP49",
+	"OJNYAIaFUXRJIR8t9gJPH/WRpZPPLmRuqPzy93fXXTXqtPqGLL0Y5ya23KLWFq7WLX5xt7Xb6jrsP/+1",
+	"33hozEq/My6zehWKkaMJ5XTXoxaYPHntXRyo/Yjvy4N4l7/ns1k0714lkUiuYpEH+F/mglhMVhld9UQW",
+	"japC2oeoXyEKFSjmVvNwhTQs5aHLGLsGfnl8X8I8WFea1QsLp8pZjcJV36uMmCa+szQJ5gjQ+faUmPLU",
+	"1QOSmIfaW1CxepaRJqX24FNYwDCQUlUPnn1mG7PXr69wma1DXXejSWZbL+V18gQzLadR1oVbJK5yWNSO",
+	"N8FlUvjs+zfnrO4mi6nh4JjLk3+9nycUZbg0T0xQMfaZzgc+k0kQmroL2ZJ113xUTbu9ztffoMx2M+cR",
+	"T/eFuLCZRK1kPYeJhIgZRmy2ohV4D8GTBdxfOeGm6J4SeiBJ0EQ5BbRfiu8bo/qKZ7UCn8I5pBN0v8Ey",
+	"Aq55avbahenoe16oot/+uZYLzWF0bjk5fKy8aVMhj1+ePNZJxbZznT2WTPdnO602M5nJylcukMNo3dCl",
+	"pUVTIfk0yNvdQQO+U21WTMZqyzkKYDQTOrReM2YV2F7yUSB5tfz9hhgkUHyA8zoLA5HKhFSrKAxUBZDW",
+	"++SjMMuGEYjq2QQbOeaHJgFq+bq4+M0lO0aBZeuupT7RcKiWMQcufaweeq3HyJIMlWmYHkEjSzM7DEId",
+	"hwPKjLwA3N0qT6UxJeu9Zckq0yOqxIksmqXKdpt+BUYesAApnHrINtHmtZjbi+bSJW9m9GPWNmqtNwZP",
+	"5xhtT7bWi2gYoFvNsQha7h8wbu4HKyxHLf1Q7oU5dYJkUf1rrr0hpAW6WukeV3Nq3KSGNYsn2l36pxmH",
+	"zM29TO7NK9lyQCnREZPmeBm/YeuJGYnySnvRtzZU7h5rna7DJtwbB1JY2tPP0/JWhUf9GRS9xaTc28Vf",
+	"VSgGy7F59xrA1RrA9p9FA7giifkfpgSsujdb6QHvSNeXVtb+3dwqqNZzJWYbMpXBOst3iiPoQtGsnnkO",
+	"YvSMjsGhbCApkw+n5vE4Rm4oYYNAZsEd9C7qF41GLVokD4ZHXhdcaQdxNFcibnKfb+WOiKYJbYr41z9r",
+	"dyGu6+KWgH7iKojAAIjamZwO4pwkeVsetTU28cXxL89/uHx7fe79/Ob67Ie9Z3Fn8eNofnx8fPyDt/Pk",
+	"fffn9uDVoXp7/WR3eDg/6bz/7vDH39r+i6NHv7Wnjz4c/nbV5t9UCODbmF+LirnVttdXUShWGrGRvQFN",
+	"UEUMSi6Noz8JSA8o+Sh76vFhJutrwU83/Vo6u7NqcfCYhEDG00peGnUnfMEGmgcTPoUPGddDbjNrGuNz",
+	"jzByFv7MK+5nE3ZrOXdVYqD+DGyS7rtBIk08AUiyp54RALIfXtEg+R9e5uCQ/3acgSL78EavG39Bf+il",
+	"Px3LxWsCCn5JawvYCyEqWPVTblRdsNgCksE2E59doW8ztWUjDHzToZOYxIPVqfamQiEQsGmSRWr5Is7h",
+	"W567+zV/JDmseOdsmV3cSjtTzDMDNu7gt5nQ30GihC1bGWYrrpm+Vib7riuv1QX5QYCjasylH03YIEiU",
+	"w1LPSQhsG4PgAmB6SMFp8DSgI1wpySCMePDhYtebvp7Pxdni/Wh0+uFl94dvp0GS+N8kP3y7O987/vZ6",
+	"+uZcZzSuUjdbLwIMmOXKvmi++7i7c1P5MOhye4QeSzP1rn94c+NkWcTJ73b7lNTlJBtWtu1Sa5sI67Wu",
+	"DRK5dRpatSo9tNLOwbFAO4jO78vqaRVNiQoTL5z5wm84LAp9oRJtatqUo88nN7YRvluRW3+jDKK5PMfg",
+	"ejz1tzyzYiIIqx60DrYqnlJ6BhZTaeFKbhEZ8Kte7Rzyrck6vRUiV1qKtk5WvRlKVgKwZo+xScLqZfew",
+	"in3IsQ0Q/ZQemutk+fgKsbNA/zxN/zo7bZv+NUwcB8X9OkxF2hmPG/Yp8G9v1tvJJ9bfaRdInncB8n+3",
+	"efDuY3d/A2p3B0lISsiSS3m2xv98aXkYfJdP7OopS1U2qYNDl+XKrWQ8OXsB6TNMWmgGitVYKMzFo622",
+	"gWIodFWZk6CTVQTD0rrymV9ZHSP3YlSZkKzfLZE84MmSD6q6Csf7JKj8XQ6G1QNF8WjTt2GrDM1LuXN9",
+	"vTYw2VRbgZanrCT2vU7m8kgXcG5kWeZ1sK1iSVQ99GywUsgBVU8U60SXuX3k/WcsgtHa1niUWo1wlrxL",
+	"iFO0cuullJxEVtuY6vTjp9xYjU1sToj2S6+mbbj9UvZXzIugc3q4uXpRPUbbYpC/ZMezp8RfhPv3NN4S",
+	"pZJRQqEl9cAPBbqNDFQUzhJB9gNwRgm8MaXzV8RY5WWN7t5Rt7356pefZTTlv80KC4b0MDBvHCV4xSOT",
+	"jEa3WiIKrLk5RgjXSL4kVizeJE38bQ2sTkmRUnG8ehlVF+c18nLbVZqYBNL+tfPH1J64Bf98sxQAt6/8",
+	"cG657SeRrjT+MKujoPN93wXM7LoOX7xYQRlQqppdNVEkFCg6jaNhgOXX8aob7avl87CEnQmSxSYrTNU0",
+	"txRg05i+rUoJbJQi4fNTYlTJ18c+Z8+iKxFyT2woY69fVsdvewdiZ3jEu91NlmUrEFcxKGI4FPhIW+pM",
+	"1WIvNWerM8YJybi61GGI5L2nRW9bU/nvJJ7Rm7kRy2+ZwqvMaV/0utyBXI5wL0vi1WVC1orl75bc32Pr",
+	"pi25x7Hw4KiAFWoGwP5Rj7Rcks7PGJugU8xSA18m25yzGTY75CoJ50Kz1KqKQaEv4N6iityJxyVTSRCG",
+	"oG8nrsTS+lCCI635yfMgO+scRLLM2+twQxccyKgVWfkuUDhQF1h3bKd94fNFlcEZ25LfbWrahS5spw01",
+	"xfA3ZKjwS1a+R/OI0QyOkAyzOuGl1pZSvlnKSJJnv9ZtHVeMK1qd+h7wiNYaRqMRhSWrGXIzw1kYLnTC",
+	"TbsgXXWOk8Nep9vbXZ7UaW25DGvFwXSJu1AWte0ui7BOQ6h1HjWe0MFYG4mk0JCllq0VQdTrl70Jhpyl",
+	"EF2BJfl84QfbOSTljrsIzOpVrkRyp3SpnVX55Mt3aHnioCpyhHjoMJ4VFdb6sgH3LiE1uPSBWQEgRjGr",
+	"a9Oh7j6PmCIJqCKxxeqDeUIL0sWhWf31+aMGi650ci/7dPJa5of4253UgE4LRVU8hLh4HLzyFp/jGhNY",
+	"lZWzyliI7JTRKo/+n1XOYe2VWF852lphnqJ3tvPDM253eTg5+UNfhq93oLkkWbB8btOc9+dKRihruSSd",
+	"sDXWsp0sq9LqB2oa8oVOIbwkObBJD1hMEJzHkW9j7gn2XTSdijivUO6223/pJE8Wa7jUrzZ9KcErAFJ1",
+	"BLKy2mQgM63X2mqTN2TawJQeZ4AOhIADVE+Asir711NzD79/c15zNlCI5TRPqB3rMaMV0+U1hU/uKUs9",
+	"UhwK4+OQmHCV7iynNGM/iTgYgu8ti4bDMJAiixiEVDF6zpFIvp9fKh3wjpcBNeNG/6ghBb5ZmTqczEIY",
+	"AFVR5r8yFJnT64LhImkRcVUKnxrAmK5jx4t0WzutToMC/S0NLVyXvszqyGo7PhDK5iwOhfQiH5jW9xFC",
+	"mPjonmuM2k3doMWOc3FaAGpfYT5ja7IsiysVrcs4xyi226X5+CN/wQKpEsH9ImQRaiXARgCv7kZ2rRxK",
+	"pY5NBNluq80q4oMoRIMnzMUivLdHKxYGlyK1f1H2aNJC4ZuLXHUmi1a55PSl7ZPD6ubl1l7TcH5Kaz3Z",
+	"mF8JJiOmUzdotbneH1xm/Rtl1G4QCQU06MvIROBSSk9cBi4ULkQYqESxsYiFmSnQR55mDUk3oW/GEGLu",
+	"M7Prowy48GOmiCu49vRqr7KwlFQYTBsZX8xW0QdI9yu6ZH2lCuigWiV3oZ6uyoqzkV6t2MksJIiNnb9V",
+	"dFMBUVH61kr1FiiNuORYQh1AhtSYYFzp7sSSKGq0ljpD6XkMgJCPBBcc7BoNSxBoVbpDQbS6+YfJYcYT",
+	"y4Z4TvSXs1hQUuEsyS6eHa7Qcgrr1Z5pp58i/LFRK+81pk9r3bqrPMh0V/z0FYEhUx7Ui3J/o7XcQ60w",
+	"UpVKKRvQ+tEaczkC6V0bVf7rOIQkelfdB0C2HuBvOfUnUbObmxsnjSjyIplwL8m0trXncNXYoygmZ/lE",
+	"8Ak5uhZZ60LDgK6zJ2QS85AhT6ove8gXGfyp2xMvooybveKbhDQ9e6T70mCO9MniQQkULRWJcnKH2kTc",
+	"8Q1HIvlITOAAqfpVHIWiCa+NrycwXJ9Db1fhbrFAjoTSiYP78h//YHaCadmkFIhofsHA7ofoR35G7GIg",
+	"2TQlqi1o/UTbaXQiHaNRzju6w+tnuVkqoVP5R3PJ6tW5R93j5i+MNz+wdvOItdgF67Gm23jYlwzwn7KV",
+	"i1AJOKVYTEH/ijIk1zeumXliBL61UoqnCBRzLR2C8fv+F6TDd1n9VxPX8a5uvMXn83krHnpN4QdJFLei",
+	"ePQgHnrw/6Fdo2EK6ZCHNCxTSX4pLjyugJ+IfAHFfSq5EyerWGlMFZvkDsIXleX3ges3icOP02Q1Ohcs",
+	"VUMouNvPYqFdDyvCJeDAs+pGSJP1PnOJMgOZRLAWw5M4Rq21NHfng3ziTmivgyHgqI6zCyR8lr6xiiX8",
+	"Umxv2GXHDKkQZGVKE8U4LPUui2HtxukMe1LpYDUX8N3dbXdczdm9efOmaa/OzO5mKEa4WbDNo9IzRgBm",
+	"XgaZ60ExpTe6y9u/wIJ0hi4OO5MsY8l0CEEvfXTwAlFwuz2G2RJsaBeOU6evRV4r64sqND/SalgITISt",
+	"vcpynAaaCytjnpWArALPvyr3um7O5/NmgZmG8lWMkC1DEFOzJJKeaPRYJAVz7cSyUONqHtEMkPvMZC6R",
+	"EXOBsmDUIZ20+fe/Z8mweQjXMpcLYLez5+qABURyk8iNwpNwe87mdUtgwrrbr/X7M/+w3e7XYGVpAmp9",
+	"4fGeAB2I9R0BVQDciSyF/07XFHqJhkwKlSA2F2qi4FoRN3JVUYjd+c//67QOxU77sNErk1CEmbnbOj+u",
+	"wVAkrjQXccZUBixIdDENZa4+xbKaUpDsR7jo2C1/2VWhBgwcKZuK2IOz9AXJS4Bz58FEo1q5agLVjXr7",
+	"9u3b5ulp8/Hj8+++652e9s7OXCctJwKV69kQHhUUDYeIR8xtUXEQifUWNEr85/9hf5fVx9EsVqzd/u//",
+	"83+7OwaLllVogOXoy5AthWjBcS4tMBIUjcK6BEx9f8/Z29nXVYNSkknVafB1TGULleA89VLx0R4svsNO",
+	"g28aTqpJNcIhjEuyV10F1/rs7Eo1gAgs5PFIxHihCPt32JQvwoj7F0kUXeBnJKGwDZhOB0ooU5guu4dP",
+	"4P4GctRjow/B1H1o7QfhjTdfqCysB/RjsVBK+JQ7WWeNEXocRCwArkWKO3uGFFO56OKkBdhj00GERxhz",
+	"qYYiTnvoIzWrN9kRC6S/7WbXzIuk1J6CAZbNUMLHNSJqkcgFPQ0H0emAm+F+q7MRH9HpdP+haPjmfqvT",
+	"aFhsi/vtk3PXwgidqJACB9zvnhw/LmYiNAYmWLv2k9L1eHRlJ4K4++Ll+cmL52cui6Rmrui6mghOZCa5",
+	"l2Szddu76RlA4LkuL2iC/YXPJiIZR75y9Mp0hiDaQ6CoHjTypiybv2HnZKEBtPUsGWcpcswkmmbt6ZYX",
+	"MkouMGGd8PNrA8zFIeBH3GBGZVXI1dgUa0KFixKjianBllbF6dGDiafxHUJS2R5KxPk69v5xu5H0RK/w",
+	"SDkldHOY+5gn5ovGLpdeDUQwN6tErn2JhY6Ts9Exw0CzICgK+ROPFzDyz017Fc0XSB9Vj8lIyWA4pAc3",
+	"XdmZ1lE2X0Zh4OEAr3TlKf0T9GyaalTw/SyJAy9p4hWbRnE2hsvqaF1BGUJrTlA7w+gCK4VLi6Ow+bVr",
+	"EDTdMOE7HBCcpWI60o9FcYBGtfqjF6/OGi19Rwh1NK7zFBAwVxpmqIDqhJyCCojVMe2QMZsboegVN75x",
+	"qi/1+OntCxSL0+/Cp23l8UELZ5zaMIXWI50HIi0DoxIufdVjLsz2DBq6fVl3Y9fQL0XmJRnNHeYmLlMl",
+	"x7/fZlHC0WcPzD18xAPZQFJP/BMeF+1Tp1zQNy+b0hwzq7u/WRPDI+fO0ykbaa5ItZAJvzZc/cmT86cM",
+	"iBufBiwd05yCH/Mh8I8ZQY6uLKjkSW33CKF6oaFq2BHJtDUI0DCJF81jwHX3obmeaNr1M5oy5wFK1NoU",
+	"DPojxYSMZqNxvr6kWVISYZ5eoh54/p8M4D6ZMnGfmC+GfBYm7FNffmo2m+n/h9ZuMHXZpxQDaFjkzyOZ",
+	"2vZPXrJPrON0222E7SSQs0Qw6g8agwsahIyzjlEIiEydV1JqW4IRkby07A5wSYS8PfarHvyd26he037F",
+	"guj7ivXYqdMUwhVZcktH/YntY2X10tjabE1+ENkUpuCP/sDq6F3jIKfVDKQSUgWgaWqwT6y7dFgj0i4f",
+	"VwXSE/ico7lXOz/A2dCgnT09rtIDT+NAesGUhzAmz4mmKQBA4JLaZhTFxdjSalDAtaDrq1kq9IXhiY5+",
+	"M1wT1WkBuzgqcMIF3SHYwDyQfjRn9W8fvTrWIkt2sIEOps5eCfADFCJ+CA/C0yiec7DJw1/4Kg9EGIgr",
+	"JIzhIpMuDQ3+SrEknmHtyWkcXQemJKPOP/cVqPdtd41UYE1T2hNCthjeX4B29flkSfb10eT9Zqg0j+pL",
+	"7JMk8HDrm3fUTgkkrswwLLvdIxRNByKZCyFNFUxmclqnKbajmMkocXC1WHuYKIouRExVUxTjIDA/zNbH",
+	"YqFEYp7kmUycTAOvF63pM74hkqi0jWf0euNTgzipt9ViLzTwFaKIVpLSZhFzQNVzJUg7CY+JJxRTY20i",
+	"gfOLkey9En6g0pctCvUltrSz5o1DBB5zZWraDKNZzAazIEzA3SyGri32BCNZ09dQv6iqYJYBBCaFfSD7",
+	"ssrkwerGkJK5ngEXEHIwuKYawqquwC1mddciJXBtLOTepWJB0pcjOBF3t73DltXadmDhgQ+yB1bTy4Ti",
+	"zEslAekHjw9yW4IKdmoeiGyfnxiGrbNPWjcbwy8UmM4+GQm/+Gzkno/MIgAkZiFU+r///X/+r/lfq2Us",
+	"uK/1FssMAY3CQFk6oMI/CsNaEFLubccwdoTbDIDGAbcKABYYbCMPsJhzSXeXBoHnp7h/639LI2SV9wrT",
+	"Wn9jp7zVza2cImttW9rWbShnW1vXuGSYWtmhL88KZrn6cv0wMcFUKlWnQgDUUnn7DleaGTHRWUTpjeXV",
+	"trGCigFb0XBk/8zGSjky0h3llaDHUt8sIH7atpyaZUFWHKJlfvKwEiShSBQrWeLs5MfG1oLVFgWXWR3U",
+	"QGbBl9gKb32/9iLF2X4NqIIBEeii8gm0XMf+pZgoS6selqTFArWOyMgx7D7WZtogtu9Npt3Q5BNN2jwR",
+	"2qEtIOtQq9KD22WxSGYx0H6+0kMcoGF0xYQLKB6b96SMRqyeegk0+vIb7l0KCdqAaTAVYSD160PimuaU",
+	"VD75LVfs668L1uSvvzZ4ZtSUIlbE1Oj3GwQNgzLke03vWFphKqdRr7vUhhxJKJmuiw+N5doAi2k29Upc",
+	"4nPNm9xw+jJFan0VSBWSuyuDCHhW2LGueFhy+9B8lHEwiaQncswcsoGkaIXRUWrksX8LXwwjUi103zAY",
+	"xDxe0BVQqWIhZ6hcHkvnsiQyVcMNN+DkXTd6gCRN3LAezNPiguX1bCqV6yffOqQec9VsoG+LDTAtR9u/",
+	"1XXQNMj7ywOpQS2CR+Vq94wgyYJMXYp2dUvreKizd5hdfoWqSZvXUcwbCw9YBOTutFHfRgqbKiK5SamN",
+	"7W9iUkzD+PYK1FeWiUZbOXbBBoi9kZA8tJQSoCzO5JZGxpBC9Sn0aEPTXHYID+GYtHtEYNyTUE9vGgZx",
+	"9roafxbi75Y8pjhkSrDHUehnOnDtw7s09wMenrkSaDwbiDQ80EgIfjSXSTABXhzApRsDuSTTHtiDCbdw",
+	"KX6g+IDcx9Mc3Am/pB90VqA5J+MlLkN/oWHxF83kagO+Bzc1lpnQ5hiO21hEUBELPbUrAGoiuSKhCbZQ",
+	"p+tjuHdjUSH23Xg9a6mm8TAr6MO4vk9wTjAbJ5uBK66nLqtbssVgYVQXWv3m0k40QcBzjqRggsdhIGKE",
+	"VOHNVOyKnPz0vnOOfqlrH8KNq0vmZk9sjurYmBDIEeoAy+/2QxwxR2/OcBWnIuFgFzMXNxmLTBmCj9F5",
+	"pedfzhUtt3mnvNQGYASwMOutlNoUik7sqR+h9udVjiWBks+BytTz+VpEfWms/usM/gOhAl/k0tuZrgEV",
+	"+a4wyZLZpr7C3SFVt1oVfcm44mpFeJA0zGv/JM1HqYAXhT/YJ2Nr+JS60FVqyco5Gtkntttus0/29Jmy",
+	"32Ryta0Q2rWIFHxkoXVsMzEYKWNyG8Pi01oPWyijnkno1ChP3Y29bSAWkbb8kPt2g1wrjEeEZsfTgiF2",
+	"znnYWId9YjndAdwQquSaqhzqvgiDAUws0L/GD9C0OwvUGBM+FedI9XL54aNYkzfh5xOS2K6MAFOt5tRP",
+	"cKCMiuIhW+acQkdlxij4NuVXhzxHtrh82Jdeaup34WS0PorZAEM+kohxXTddzxfFOv2fqWlW4GiKANJv",
+	"u8Eru2kmimgXB6EyJwc8Gk4/pIJPZHMpWkitrhSwdELXbhRp53IuWWWhAk2eczkczLSl0lPL58Qp7aXD",
+	"k6hTAIBzYs4RmatLw4NUrckpZ8obluspmFPI/XoRC9D9ZfjAwW4JkswifcrzKAIHoPOsQEnMTC40yTsC",
+	"ZZAmB5dUIZvNtdrhJx0l56NDQ+oLcWF8+2nMHfappC902EDriSw9ny+wG+7OoGa1AiodN1fa39JjFfRp",
+	"mTYWxReyWxYVZw3Nk9HUYBYdws2iyXbZJyYj0FuOszceoBHNEvFwA/+hWGiO+ipQAfiW0DRVRliYb09v",
+	"DtkevGYKQQa4qF/DQGkTriat2qKcLZ/0vUDZaMx9PWb6RGlTExFyHZyFZhiNSTwpAw80nDSFF8lhGHj6",
+	"Nh0VniLzVT/euIXUP6fOZb6QdordAYprDp4PRSmBUKGSKDYhApz5wXAoYiF1MBncs2QcxH4qBnLWaXdU",
+	"Urh95qZhxBOKuvmVax3xPJqFPgsFvxIl1WCmYdcBxMIoMHHksvcHTNDZKYAGvVrEtZe6vVvCkTbvlSnm",
+	"RPgBzyhmxyCIcZEBxFjhVoYvBbK5RZcTbW8IEGld9ARhEgvGISVDVaReDb5Cqbpvt9slyoSn8JXKZJzU",
+	"CSCnY03vaQ6iNHbeegljw6lwSyyDVRLM9LNniDE+fJmJit5oMgvEYoph5Km3JlzUJF7ozzmjaGr/0AvS",
+	"yYXpiqjCke50CkeKTH3mL2KWCr5n4LBkqFkiYknGsD18fji87eJ6ilHLqZNCHEfxQx1ySxc2S3VsvWqm",
+	"CiINZ5AM7he4NAO8ZhL9JqGR8ZHCs2IoboI76UwYA0veKEx3wd8QXhBGGHhCZyjSvuOQFSQORMJjTIOJ",
+	"/uirEkgnIp4oK1l2wfm85tRAniKX825rt9XO1bVIi1mktSsetOYiDJuIsw/ezy9VC24EfBktq7GATotv",
+	"xID9IBbsTCSZ3KGTgGBYFrJAWqyzH0GwzzGs2K6ThqixcWjRZhKwrkDkmUI9ktbqSJ+pBHwcsOV8HISp",
+	"lBxQugLh5wP/kV1rsUfcG8OYqU4ICtU2OaAomo3wu/ER0a5YQ6H9D8mQRqkM9Ero0vKU3aSq8hRck1Ko",
+	"E4il+JbkVszJQz4bCPFuu23CCEz5kwI9spJ45CqtV4V9mnYPzoIRCEY/QFsMBESBYvO67GcioTiH8oHr",
+	"Y1U0Ax4vxFroSwxT5IC4bE7d/gE21m1f4tCY4tm4dqzrnjW0e2knk4076+Y3Ts0OJFjX/Wfd9MQnWO22",
+	"28u6pGf+IPOHp7wONey4v77j8yg5TpkT7NU9Wt/rPIpOuVzolSKt2N3prO+nO2gHtPMoegaEHLrvbbLL",
+	"E02205IGe+2d9b1eZwQ6F75a6/36zqnpqDK6S5biuElXEamLERTxkji1hI8wNzSGu76DIXMUDgN6mtxW",
+	"/jTpQVlK8t6kTlU6CZ6lbkO/zVyCx0wxZBQApVUyHmtvZzClQJtF37Aw2rHzcLezu4lLJ7RrNFpaQCM3",
+	"C6RxgVIYtk+sqk1/H5KO31pnbHzJAkij/PzJz6/PLk7Ozl4/eZWOlwaZaVLw+tUz7Q6CCkjbaRKbgsKy",
+	"L90NQU/u0iw0UDUQYP/5rx3mixhNGqm/CG11CcFdodb7fDo8MSOto8WrVrE5bV49yk11JjL6fk+e78nz",
+	"H0GeM4Nh7p4bnt2gJ6ubK96wSPYLi2anjhAPspRLldT5Waaqz2UCqRSjHCbFPE25wuqDhZ3mxARtgHOH",
+	"duEyBb7QS8ubxSqKWZY+o4eKGrTpJhf01TWOeliHDQyb5vckYiMNJWhfdKbXM4FPAtrmZWJ5rnbbXSTF",
+	"YJfIjEEtVj8Gw3kiJKpvtDb5Ctn+VgP06a+0taDkWVJFPgGUlL4GBQQTTFPr/VoEOuYu1vDO1CzAGWOS",
+	"GmiCQXgmc1mPgqYv8B+bkj9cCuU7vHFWrSCQWoXPEzGK4sXqNZhW263jkem1Zi0mqKGUiGbTFIFVC9cK",
+	"g9yK12YtX7VK/ZbCa436uGUQo6/bQeqM+qxZAbnUWZdPxy9FcRppECgGn5dkFto9b7d7+H+/LFk8bLIa",
+	"ZHbuITuzTLt59O7j7k2T/uhmf5ybP3qlP+r9fgv//lfjf9V/+fTrv5rv6r+2O+/wt0/dX9vNnXcNaL1H",
+	"P1XnOd4aVFpUXgelvbVQSqK/KowoV1U8EirR4Yma4ZXoC6Kdj3KA2WtXA8FUX8zgoC3a1CWrYrYuP3F5",
+	"laXHIVe8CV6JXlaexApRB9dcyGPcM5Gy4COLlgWtgA0SO54J66CncZZ5bDg997rPHx93T98ft08/PFmc",
+	"Pj6enz49nJ+eX354e/7T+9Ogvfv2/Mf5s3N/cvr+SfL2/S+Xp4t2+/TN6d4v58c7b8+/vzw9Hy1BINpa",
+	"Dnib53Kya6H865+VVX+0Zy51appagTUT4cmZfpbxKkBWBTp34ONu3n02yw8HtJbdR7oHr+dLaL05g5/2",
+	"q2LnXxgmIkXqO2PqY7Qe/TW5etChyksEANysl/p8qso9XycEwDqmgyhyWo1WiQEKlzFAHw2W92r/NAjV",
+	"ApPCPx5Y1xtO8fOEjs5GHLltj6R+G3DyT6N4EPi+kPfizUbiTT5t2q/vgLKb3Fa/FrMjvbvJSUPPdLIL",
+	"QqRUI2X61N5ZdM2q4FscFdL+RVUFv16hcy55VRWTr6y0IqEfoFpIbxxHEt8fyoAZyBG635CgQZ7KmRkE",
+	"vWMmkyCxXBaM/aSn8//7s5jqywYYByg4uQy52ZVyMx82lKYCPXAaUo5eWWY3ZwRMN9Wiaf/KNKWQdl3T",
+	"5pUW5JihQrBJFjOFgSoUx2PWy5KYS6UD9uuQB3SqN9fQHoEEAy9S6Nw9FHM2CcIw0BM5qcNnGJlDRtB9",
+	"/TWYfUzmCsWHovX112gdsQy0darAwxbRLC3ko/1ZzygwGOyDE6EUH4kTX7tV5shXKhyiZcKkHABGLZqh",
+	"Tdfda++42isn5mrcKxiJjQlZG4sr6iWyADy288JnKqyS5JzaMo1zsduvpTkn+rUew7zOaSpINJhJMYcT",
+	"p3kdjYsYP9mXvIBvlwKCk1L9orX8auO25nyOUnu622JvMiN01t9k2kN1hDmCLGCccW3KA2kEV5ydcGa3",
+	"1cxhmmeALluLZdJ2LnwEIomyzpaLTv6izmXq3NeXy8JHwEdpx83cNAlDMjdavoEtue7udrtp0JkeOBsR",
+	"N/umEBLucSmjhA7POioJwYEYKFg2lRpb6hJTawPtfGkIHWIt+Xvm7Kdk+IviLFq+SnVxnqatyCrefhP5",
+	"i20VvMDaU6bZjJqjLGas2OjeQ1HkYGo1tQkLqoVeTfKrYIQT1Rxb+dFDjvLiKhBzQewMWNVm0/yUx9JY",
+	"oDW2C3O5tA1h5dyRHEQ89omBNpivNRB8z+s2D6Co7cFghzePvN1hsysO/X3eGewND9rF1dLqLuD1DEVC",
+	"1b1z2W2hIjfsKo6o9oiIY8yGJ8VchSJJMPmmEjxRtd4ebJfUA73aXAyafDrFEsZasl2aObj9C3HIW7DV",
+	"pprHTT4Jri4tWZAKulviCbkMCX8zyeAMKR5mhDMkcrOOj9PmW27+2KxviZkgpZn6Eahr38TC20BWIRSs",
+	"MgrauCsx5HmEgPnLiyGW1LAqRXmmJzWPJxFs6aeKSyenAUM3JFs7beuu6XFMz7GgGN5GsimRj3+a/Eok",
+	"4JS0pjn6UNlYq3lRAVeWmLLrTlcziRdV9R1skc1iedAbvsD20Fuff+gdTbLNY17JzgQYU35LFuZh6uaG",
+	"3IPONpFjGkrnkCx9p/KQrP3NJcn2BpIk6d01P4e9Ohus7iU5F9oC5G5nbxNopE6Ep8IPOOSxIaG3u0ln",
+	"ZKVM8vZ7QTkVlPMlo/NiMomxqWvkVqJybtxKi+EDTCKHLMpKIXo2ZUnEOpg+w+QGpoRnJubFXExKS5DS",
+	"3Pczf0RZfnQegZ72tqA8fqZdXxqJRzvfKxAd3DQHgpBAoqYYODydZc66SUb+AumLa4cpvgAi5BruA8KL",
+	"UooFeX3wxbBEpdKL/pAENu3UkRPlGjpdO5WGsQS+WHAVSRBulAC53QrUTSvJUP1kkGo9LtkwuEZXbyHT",
+	"KBpysscT0Ux+ukzMmYTZxlBoNmFWOrIpUJpic8VUFGGsqPEDAhjYhTJSJYWDv5LbnoomVI4wqxWBSgGz",
+	"9Jadyw0tLUJeiRATbCsdS4PVg7hkVCPBwTQAwig14hgi+mREozdSHfxDzK0I8iaXefTKpV1EVDOJ8VzH",
+	"GHZAs5+97pQagicPaU/mOdJRi3S2fUlJnFCQsh+t9MHayl5ckGCN4RAgqeNn0oTZS3Md1LNoQvQGza5E",
+	"ijimLFR1AENjtayHKQo/S+BL5pjSOS9LkcX79xarNpOCnM1kzU0X1lklnZZEPQ4UvvZgGgce2eTebSuV",
+	"0Yl9EZlsElxvKpDhKk6x/W3W/wpJeJVs9aSC/mekNyX9OlcbT9gYdKWS1KqgGLmXrf7unO8fw8Pe86Ob",
+	"86NlhnAdZ6orO9XS1uYDRBqAONfEVLlQfH73cO9g/xY8bbrKJW5wjyiLYEWdB1EuSOZAzD7+bisYGo7+",
+	"rUIvYQqY9SVWKXNBtEeXNjeJXMoNoyDMq27SL+zs78N06qGVHqBcxZBAnUQ+X5jscrQPLwJLB8zC4igM",
+	"Z1O1vHbbhAcy4YFUvVSUqHCdM4amYqG3vkxNSHfrTfdt2Zq1zq3uPGXK4aTMirGEXIs91kBEiEPuBcW6",
+	"R1Tmjz2PEq0Twa9oyEgPYo9gnQbXmDjnTONvclBjX0rzYI4M+c2sxPcouCpWeDe8SrtzKz+szT19VoMF",
+	"kUj/uMQX6hYeUFv7av1Pc4b8fA+bZB495hvENxUv07nut4U/ffE6LtGOEw2697ap3buz3LuzGN6iwEc4",
+	"ZS7hs1xdkNuBEkx2MaxlqjsqgpWPu6K4qYP9/e4mcVPQrkFprIupiFoMySnvy3xcvMkqRPFVFekAKfMH",
+	"ZMKAHEWk+1A9ShFalV2j8ZAs4Bb+Y+JDrflLsy9hmFaVXuxjXxeCBGvFkIdK3OQ1P1h7g1Q2Jo4W9TCB",
+	"spNWDKN4ZCWvcPrS5K5AhaLJjCGkL/yeTitlB8E5aKDOclLowrtZupgs0YoZmDIQQHq7CH0VjEop56aQ",
+	"ukjoBCKmbiClbdRpBezsGpgbA/BkQJWaYPVeyIOJgvREOm8LgiNNeaAj+tw4CtNv5GmE1QLMNPkkInpo",
+	"DZgq3u8kn/RpYxVVZR6oKuOzUgWHgSIaU7I4VawSZPsN0A+9mlh8Px586wUvgu+fvv5w0nkenKiTSTL9",
+	"5dHJ/sn74+sX56ftt+fh5CSYB/534fzkfRS8/fnHmEu/fSLbLbH4/oP/5gT6z8S3z4fPv/2x5XVDaQrc",
+	"YTaGi3EA263Z1ZO2seljbBAC84WB9FYW/m25krTu6jq2BNd0YlrDfgi11sdrUzvsf6x7bwwOPatFAKuY",
+	"mTfjHC0JFKWgNFlnkGTca5y2YHMQC08oEVSKfhtyOnZfygi6MbODXV9bT4jdf3/D/rdTRWHX2+qj9Lo/",
+	"Qymlr/0fwoPpA7sNI2YObDk3VlF/GJmyPOeV3fA0/UTdsDkVkZMZryVguc1UlEVOb4Ve6rBz1M2+WsUd",
+	"YHBd3aH2LmPSMKXMcv7sOM/SkKVosDC5jKSfJrhKk3JY9JhRRp1hQK94Ltkcl76O71DIoY2jOGmGwVVF",
+	"kWpgQaqLXzpFp2Id1D6No2EQkgnydSEjv/S1LdCsXOk6lVQGq0lr9ni4JFuf8XOs8ymPqXRHX9oJaxpp",
+	"9RPMhgohXVWZwgKl92/KKBhXmGLqsFa5WgLldM58frNUrVzpPDrCp5QGaS1AXZBBM5EZW1kZP4pY8Tnm",
+	"uBSvLF96rI2OAGOczcXARhWbnUnRBJ0PAY/nYlBzaniCwHn4/P/Tc0EiHVCLpOBBNRGkxul0dloHqKYj",
+	"KNZ6NQPYcRQrNGEnYONRCZ/ivd74yUbobM+zrBNPgQ9QamZE5y8pq+sdkOV248frmHDYZpHuTSd/iZB+",
+	"co6vECHyOVa2fDiiWbLKKSfLgWwEzyxmktI25lbTQ1EsR97R4jpl8yim/MrkE5lV0OpLewAzfC4BpOWc",
+	"oH2AyEiQVWVLc/1TWmV8M8j6m6/fk+bXBzKLgnNV+vxqYgqQKhGF3Won03L+ynvG/o/SX/79SUbudSY0",
+	"rci7hDdeX83lV/7JNQU0UykNW89C6hjwp81dWArTgZ/zzXWm87RmUpTwRCgKZ4Hywk1NQYwOL5hgskhM",
+	"i5wGZOeH1AQAWo9iTkVkg8hn9U6b5RKfZ5UurLTseiVRnB8V48zADhiGIrSqnhVLp4HHGg6hi9W+zJaP",
+	"cd8hJiXNrTdQLIkplyP5yQ2T3uokt/XqjLpUGTSzR6bTgEYhLcFOeZPR13AQmNIOZpIk0lmQsdFDFvIk",
+	"W6/Qqf9NaBvAjSK9sjF1oVXaWUb9U8dE4sftAg1RbPcvkfJSGmnD6kZY0tiLpJpNhF9FjV/RsrfT5lVx",
+	"uNZ1sB0PCLqayaVM1bSRTTjcdMu1Xu1geOR1wd1LV7Jscp8SX1mHDN2v44vjX57/cPn2+tz7+c312Q97",
+	"z+LO4sfR/Pj4+PgHb+fJ++7P7cGrQ/X2+snu8HB+0nn/3eGPv7X9F0ePfmtPH304/O2qzb/ZhgHWu/xL",
+	"s8DpHmwm+J6Z/dMzs+aG3SUvSyR0nZXKShaoTVTt9tFGJqp2+6iRr7m4xFTUl3lbUSkDuzZY5OrbhJHU",
+	"waM6oal5QhL0G8cke74urlN8mE2lkiBR+ZdFZzUEWhskFbkHC8y2rt+ShnZbDe0p0mfLUpDMwdkD0muR",
+	"ROFisv2GHjBvuCsObb1+CIUWufakx5TwS2EKVS1l+IulU+icck7r7ay+LNV+pkIZ87HQti70qMnU8wB2",
+	"XcAAXykny2VvyhikhQ2iWJ9QRUGDOlXOATdrrO07k0k088bCb/SopP6V4GFWicyqRYh1yJhbsNpA0LFt",
+	"tqGS9qX8/IFKy+IjFpB2isEILSrqQV76KyycFc9uWkvlbm1olc/wcf7W2CiYw/9N3uQ7f2irjGn5V/33",
+	"tqaVhdDi/XLSmhc6ZwJ5RlukIDCl0O6l1T/YDHVvRvr7mpGIjBZMSMBe/IEmJE0glzJPuWSiRf7mV6vA",
+	"1U5rI48faP0PRbby5k6r22ig5wtG53mXei5N+aloYSAUveqmdsQGJbt0Gb+sXJQuvI1+s32Jisg6zyou",
+	"YPFIChhjRjjVz5yrq6mlYymilykU0vJCwDTg0xqMJMZ5EddmFQb6d1UtoPqv//mv3dbu1sDbbe02Gr2M",
+	"zULZuYpB1XzgqkqUgwX77vz8JUPcZXXTkD5fDOBXt4cFSGGWArR1vtb3USBTCb9HM1BGvaZuiLGNmnvE",
+	"wyxONI0I3vhOwUwwYyut41gnFlkJOIuEzJKQMwkY3yn3hGqAj5IyvkWzgRJZIibDg+JYKgsaDxKj+CDs",
+	"NloVUPtQ34lmKnPKry2rWyL4ocIlTLSsyGW6xpytNbA0PRoQOIAuYelkGvXtylZm9TDBcb2swdKiB4DU",
+	"rr8QJJr9Va0idudZ0R4riD91su/2cnu30AHZFAsNc1w77kdbAxtMLFdWgu7GxXnJkQwUlKb+r4mZBYEl",
+	"tlRJJLawOtmpI+nAbLam0WGokGO+SOj2OaZYGSjcAjmirFWoaLMLrsKheVxaa4zIREF8OJzroqJSINu0",
+	"UGDlhCCsOLqGYF+afIxfqVItwbqLBXociD5JQvyD6vvBX5ThEf6Cu+s6ubIuTloar+Ho8OxCKcWsJmGL",
+	"kUEGO6RhuVgeqlTtDkIiOi7FQfSl++bNm6btxNAjzIBJsdY/hNleX7uZIwFqkpuwK/xJBR9EZvJ3d9v7",
+	"rmMCfN3dzh7qV4+zEiKGfCJtJL2mLgoKD0cm9dKQDrocIJLhH5lLQQFWplx25lJQ5auYlna7WxGL9vQo",
+	"e3GKwlbBvTaloFC5NRpaZILVNTD0nc3lxdelhBq2UJaRhlqvVn76MNghmprMyuSCzErRV5vJiEadrYmM",
+	"/tDYREbMLTMvy/05NLaZmPhFfS0rMWVj30mj+r3VrmjdlYEgurYQjv4FpNOXMR9N+LrO1Op5hIPcC7X3",
+	"Qu29UJv6RsLNNB4f9WWy4h8k4tIWlleteJLqlK0XcHXlCrD3ZpUruMx9xmwyJuSz025DLC/3xn2ZymCr",
+	"aqGbyvakmjftxESJ8Aos6FZiS72x1UUkHundf/bLEMmN/ehpTp1Me9OnoKpvZUhgIaY6f3D3oYL3oYL/",
+	"Y0IFbQJQmfc6WXtdLJJsKMWyMMHcbCvyYY8CRXV6ijQ1kCsS4ersqiYNsF9SVAHhRIKLWQJiYXIS49+s",
+	"3t3bZzGXfjRhgyBRaAMz8dcG1GgH6+nEuQFmzH1oJ9a9FGIK674UC+EDGR+D5zYJPi4zVQ4iKZS1EYxF",
+	"zPRAZIMt5vjN5wnOiHhfplScsjtVkfFHseCJJoyf5fCiFtIrilCQxoEcf3jCoAHVy1FptmulodNUgS+y",
+	"JBypRKVj2B+9OsXuRqBDlMKReiEQc8eS70yiI73pwj/TpFW1bVIa2UDaSkLqbCsh4UT+dm/hI93pls9h",
+	"1r06SJ7uF1bBpZYPWV6rig5YahzN9Y0wmUnvWJB6pu3267qn7f7q+WZHQjNYVYSQ+7Zm+D2QD3085aSw",
+	"2UClahf484lfkb2VPj3IdBo396lKH+gb88fnKr1nUwpsSmWiJyJtJWbhFnyJlatJ//Tgo7k8N0ulv+Nt",
+	"JL8W04uBVuUweZPaGLTbu25maoCiEn2pF6U9camQlLgOIJnpFjLdtxahuBNd33YP2W1fsNVP173Q9hcS",
+	"2nY3otxPwXH6Xsr7wlIe1Hq9A9KZinT5jGhVG8qa5C84oPA7GEEnei4yQ8azNb9Wh8ViGnLPeJei5IA2",
+	"YJ2xBEx2ZI/smZ8gPhfjOJpCUhMov6ftmdrPEmvNYC1tshH7LfYYe6OXZTp5FIOHKf2GczM+h3w6xt2w",
+	"wms2SLTAB0W1yYdkU79USGNSysSii7lEgwSs6zgH2OLF3BjcQOzsy1vInVXPynIh8/XUvxshU28wL2cS",
+	"8EUKeluApOOt9UxPYrElj+Nonh/lnKPnVHZSuWEKUqe+Lpu/VzYEfgcb25/h3WUgMeoLcu/0ef8E34fF",
+	"/FXEJiJWX1xseqBNUJRy/LOZg+oMJb6vLDdEctwzXlipi54fzWUSTESPcd/XldvnaSdfTMMIImu0HyI9",
+	"4NgsCn1yTaq7IVcJaBb9C564qA5T5M+GjqLwVb/DwjcOug2oSWAlncsse+AaU2XIs1K25avg6Z0l4yD2",
+	"H5oVRlKHdTZazNU+dbA6hxaGvqoOE1lAJ0yog4hEOGxRIjr98zKV93acwLHvP7Ksvp/FDOCOIFdryd8I",
+	"F4xww82lO7Kf9AwelDv2oNneb+60rTraWzzvhW3lXvhCClcdOlP0DzWrJgOtcYCsfb5Kmfv+Bgple/Xb",
+	"65Ore1fyBnqbWLLE9/8wZfI9+/DXZh/ulbV/O67j2M8CBjDa8XdiPx58pD+0ItcXoUjE8ow1ZokYY6mS",
+	"aKqKGWhsh/l8UKx5/03grJ2fwQj6fblO0ocX9yqiGQuZVlHrEElh9MBCZZpgR7tG78LDvM2bTTsvPdub",
+	"ZasxvMN9spq/Pym/J3QbEbo0Sq8Uvq7M7boloftsJauzQReilbWbd0BWo6mQfBq0DOdZaQbDGL+pkMcv",
+	"T5gfebOJkIntGgPM4GAWhDq2AajnFaF+qiY1ldt0bBEWB/3+7MXzrHZ4X6ZDc8XeHp8+K4ZP4IyYOxlJ",
+	"IU+Y++Cqm25hwSchlDKbJeiMQjHLkUxi7iW6djsGWcRiKGIBhBlqaNEwfuSp6iJm34oEtz4NvleYx/D2",
+	"+r0apiseYiEzjKep9WrPASfYoygWEIID8o2INW5gPRPACb3BWq8GmQ930AkgGcP8W/jS0/E91iBext0X",
+	"T/nObG8Yc/E/kdr/ze1bK/MSJvlLaO68RR9PRcK1JzYq5peSIPBYVGkqWLWVC/ZgQa41mDMkmAitBgqA",
+	"E3uNo2G6C5Bm0XADAwtJCVZJnI/FJLoSvk4INgLOjaJYo+FQgcybjONoNgIfxZBcK3nCTADiRHA5Hweh",
+	"0IOpy2CqMDUHRReniXex1wRsZMLXdT9DHU6Mo0MBZYgNdHEJZMZJooSHKHOjP4GjvSFNeaYSwDDCbBIZ",
+	"MpuMiQpS6C7CAWOsTMSeSngikBCwExjUHIKudsqK3u1YImCBYXW6VlEUp4oSvZ1eyauyLzkt2Kyy4JZK",
+	"O5gKSsKIWyS7kGMMFMZ9NIm5VNwza6G3h9qwJIJ5dNEDGGI2yRR2IhiNk3w4L74OJmQXbGmQ7Iv2jHVe",
+	"cUG0J9AD6sekL1OkkARLY4QjbAQE1ChgxhEywbDMOrTyhZgKeCDTYTptqHDmaOhTFhjel5MgDAOd7TKr",
+	"UppO1Mg5r2q9p4nrnI8FOrlmcZG0el3O3AHwxonTl0k0oiQ42gNXv07mnADZv1LGvDoOpmn50AzsgBKE",
+	"1XBtKM1mdCUU01mI4BpwX7FAcw8Jro0uDMxhpkQFa4u9pOsHCBr7cJRRbOpOGEAjctKGqBA5Qg4S+vAk",
+	"AxC10EA1ayaYY7izN4sVhaNKIXxTFljqRADRcChMBH8mi2UurUtDLpDg1LZl9MxDuLbhC9xAbUnpKbpI",
+	"We0rukXLKk/R140rTsHOzqjLzYbzY07VJbPDt43nfhWF4k6KXAFSrFW2wk7hLF9C4y1syLpbpVpZapSN",
+	"hgSle6+n+1CV/ynSdkY2KwNVZppkGqaRSOgykdoabGkcCtk4UsZrg9gTeKsDiHnO8vazJ1QlgTLTC6V9",
+	"ioLfZoJxL46U6svM+Qa1gWGoGVSPK9EMpBJSBUlwJSDyJJIiTSQXSFgZ8FL6qVYsby+sfHi0CnBdfcwl",
+	"MSQA1s+y52GpMAK3XRnjKtC5yfVn24anU/5jJo1C0n/9DHwLn9h30XSKq7Py/XMWRnKUO5fpOOYKXg18",
+	"PHrpirYOFQFY/CkCRWAh29vz8CiXiPgzpTU2VrjBfaTHZ0d6IMiXx3kg1NdGeegrmI/xgK6VER4BrWKG",
+	"3h7V8z/Sos9mK7BG2m4R94El+Bbcmyr/bDzF6qiSGWH6NnyFZZHEHx58pJuxPIbkla6CFEl9B1fHkByn",
+	"jSprLVLmoUxdZEyEfYk2QtJkmZraaQZ2yti+296FpheoyajmIDCy5KEWhtOSGLGmYkHMwK+DyhOxutWn",
+	"F82l22ixJ+Ar5WKZcV9cfO2yYchHKECrvsSkZ3NpZR0jmdoS34Mk1Rbh9vIJyrBCZyDVbDgMPPQ5yb67",
+	"jkle2pcqCDFYR39aotavoHO/VrifMTebBPJeWeWoKPUwJH6ymtj+VBmALuxBcnWvk3gmqiVgA0ara04g",
+	"1jUNaj2sD5gWwB5EUSg4ErwViFxcVIXKADePxYCCZOH2sqrwlFnJxF2nBalOXhpm2KEmFCc8REpvfglk",
+	"No6uLu8Qnyxnk4HGfAKqTietSmXAdIXbOio/HSxYABozUznf1MDPTdJoVWP7RbpBQpMtzsX0vONDSYe9",
+	"A3UGXKYTWq7aiNd8Y3e4O4bzXptx7wF2r/5Yyaosj+Bax6ZEc9lMXzFNS0782lpKs72/wWsaeUUs16M0",
+	"66am1UAzHbLbRLFWOKcBWSyNx1IJluMGsr1gPBYt9thUqiY/KeKKYrIqBHLUl1lZrjQkK0vJGsTp82Hc",
+	"unr695U1yKRhdGzHLzBQoWVs+3Jj7Ny8Q/pR4/4k0HayPGdHsV4YzOWLSQTzRHGuXje5jKOfOo7iNm7N",
+	"LpJHWV9+Jrt4W4XTa1vQ/IxoshQ4hYCy9Pfs9pQjytLK0XBZp3EEMM+Pc8ovzQhow5J8lB9Lq5nMl63j",
+	"ybZWM237/pNEv5ma6bVue4dqpvsIsnsG4LPUKs+4So6B1t2rVP7UKpU04uwzVCpbLIVmx6e2Smp/iQWf",
+	"8R9ObRaDhcGkzgdHQVqJF0YzH2wND666FcIv6KZDyOEtwmiK7jL6aa+7E3gW4pl0G7nhew8edLoHrTZU",
+	"J+4dtg/bOPC7FBjlGUbgnGDKKBFTgm9wmmWcUdGkTAC+FAsdUHYl4mCY909Hm7GWURFs5V2db+hAlfFW",
+	"yrGVG7gQI6A6FrtET6BxGdSLoNMvr+LxLAbsc1jgi8k0SgC6KNOzAJhHWsI0jmBrmW8PJCMbxdoLJ4lg",
+	"WU0Q9+MoDGdTWhr8Ri+PXqMNEjAGJYFXtaIsKynG4aX1+5laqERMFKubiPws+bFjDs2xaoc5LEhLweM/",
+	"JyLhPk84VbFgK4tYZGt9seL8VufsY/UJB1cbYS+1YU5Upw2g9G0YPWFNapyVq6bN+dJyZfsW4X8UC3TO",
+	"PfDc1W66S710seS74D6G/RsHn8wR11oTOgjevLv5/wcA",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -91,7 +91,7 @@ func (s *Server) UpdateClient(ctx context.Context, req gen.UpdateClientRequestOb
 		in.Scopes = &set
 	}
 	if b.Status != nil {
-		disabled := *b.Status == gen.UpdateClientRequestStatusDisabled
+		disabled := *b.Status == gen.ClientDisabled
 		in.Disabled = &disabled
 	}
 	c, err := s.clients.Update(ctx, p, req.ClientId, in)
@@ -142,13 +142,13 @@ func toScopes(list []gen.Scope) nexus.PermissionSet {
 
 func toServiceClient(c clients.Client) gen.ServiceClient {
 	out := gen.ServiceClient{ClientId: c.ClientID, Name: c.Name, OrganizationId: uuid.MustParse(c.OrganizationID),
-		Scopes: gen.ScopeList{}, Status: gen.ServiceClientStatusActive, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt,
+		Scopes: gen.ScopeList{}, Status: gen.ClientActive, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt,
 		Secrets: make([]gen.ClientSecret, len(c.Secrets))}
 	for _, p := range c.Scopes.List() {
 		out.Scopes = append(out.Scopes, gen.Scope(p))
 	}
 	if c.Disabled {
-		out.Status = gen.ServiceClientStatusDisabled
+		out.Status = gen.ClientDisabled
 	}
 	for i, sec := range c.Secrets {
 		out.Secrets[i] = toClientSecret(sec)
