@@ -142,7 +142,7 @@ func toScopes(list []gen.Scope) nexus.PermissionSet {
 
 func toServiceClient(c clients.Client) gen.ServiceClient {
 	out := gen.ServiceClient{ClientId: c.ClientID, Name: c.Name, OrganizationId: uuid.MustParse(c.OrganizationID),
-		Scopes: gen.ScopeList{}, Status: gen.ClientActive, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt,
+		Scopes: []gen.Scope{}, Status: gen.ClientActive, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt,
 		Secrets: make([]gen.ClientSecret, len(c.Secrets))}
 	for _, p := range c.Scopes.List() {
 		out.Scopes = append(out.Scopes, gen.Scope(p))

@@ -201,14 +201,21 @@ OG_FREE_FORM="^\[INFO\] Model EventProperties not generated since it's a free-fo
 # INFO: the generators render examples of application/json responses only; the problem+json responses keep theirs
 # for every other reader of the contract.
 OG_PROBLEM_EXAMPLES='^\[INFO\] Found one or more content media type\(s\) with examples in response, but none was application/json\. Examples can currently only be generated for application/json media type\.$'
+# INFO: the OAuth endpoints take application/x-www-form-urlencoded bodies, as RFC 6749 requires; openapi-generator
+# makes their parameters method parameters (skipFormModel) instead of a model: what a client wants, and no JSON
+# body may replace the form.
+OG_FORM_MODELS='^\[INFO\] Model (OAuthTokenRequest|OAuthTokenOperationRequest) not generated since it.s marked as unused \(due to form parameters\) and `skipFormModel` \(global property\) set to true \(default\)$'
+# INFO: the OAuth endpoints answer errors as application/json, as RFC 6749 §5.2 requires, and as
+# application/problem+json when Accept names it; both carry the same OAuthError and examples.
+OG_OAUTH_ERRORS='^\[INFO\] More than one content media type found in response\. Only response examples of the application/json will be taken for codegen\.$'
 OG_JAVA_KNOWN=(
   # AbstractJavaCodegen.setParameterExampleValue ignores the example of any request body whose schema is a model
   # (it cannot write one as Java), with this warning for each. Only a contract without request-body examples avoids
   # it, and the contract gives every request body one (TestContractConventions; Schemathesis' examples phase, /docs).
   '^\[WARNING\] Ignoring complex example on request body$'
-  "$OG_FREE_FORM" "$OG_PROBLEM_EXAMPLES"
+  "$OG_FREE_FORM" "$OG_PROBLEM_EXAMPLES" "$OG_FORM_MODELS" "$OG_OAUTH_ERRORS"
 )
-OG_TYPESCRIPT_FETCH_KNOWN=("$OG_FREE_FORM" "$OG_PROBLEM_EXAMPLES")
+OG_TYPESCRIPT_FETCH_KNOWN=("$OG_FREE_FORM" "$OG_PROBLEM_EXAMPLES" "$OG_FORM_MODELS" "$OG_OAUTH_ERRORS")
 OG_PYTHON_KNOWN=(
   # AbstractPythonCodegen.toDefaultValue looks up ModelUtils.getSimpleRef(schema.$ref) for every schema, whether it
   # is a $ref or not, and warns for each that is not: a document with a single object schema makes it warn.
@@ -220,7 +227,7 @@ OG_PYTHON_KNOWN=(
   # and getAnalyticsSummary have a `schema`: no model is generated or renamed, and their Python argument is
   # `var_from`, as before. Only renaming the parameter on the wire would silence it.
   '^\[WARNING\] From \(reserved word\) cannot be used as model name\. Renamed to ModelFrom$'
-  "$OG_FREE_FORM" "$OG_PROBLEM_EXAMPLES"
+  "$OG_FREE_FORM" "$OG_PROBLEM_EXAMPLES" "$OG_FORM_MODELS" "$OG_OAUTH_ERRORS"
 )
 
 prepare_java() {
