@@ -380,6 +380,9 @@ func TestServiceDisableRacesTokens(t *testing.T) {
 			}
 			e.lcPatch(admin, id, map[string]any{"status": "disabled"})
 			wg.Wait()
+			// Every refusal is the one a disabled client gets, whether the disable was seen at authentication or
+			// by the check under the lock: the answer does not tell when the client was disabled.
+			_, _, refusal := lcComparable(t, e.clientToken(id, s, ""))
 			for i, a := range answers {
 				checkResponse(t, reqs[i], a)
 				switch a.status {
@@ -387,6 +390,9 @@ func TestServiceDisableRacesTokens(t *testing.T) {
 					tokens = append(tokens, a.str(t, "access_token"))
 				case http.StatusUnauthorized:
 					expectOAuthError(t, a, http.StatusUnauthorized, "invalid_client", "invalid_client")
+					if _, _, b := lcComparable(t, a); b != refusal {
+						t.Fatalf("round %d: token request %d refused with %s, a disabled client's refusal is %s", round, i, b, refusal)
+					}
 				default:
 					t.Fatalf("round %d: token request %d: %d %s", round, i, a.status, a.body)
 				}
