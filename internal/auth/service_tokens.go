@@ -181,7 +181,9 @@ func (s *Service) Introspect(ctx context.Context, orgID, token string) (Introspe
 		return Introspection{}, nil
 	}
 	c, ok := payloadClaims(token)
-	if !ok {
+	// Authenticate allows clockLeeway past exp for other nodes' clocks; this server's own answer about its
+	// tokens does not: a token at or past its exp is inactive (RFC 7662 §2.2), never active with exp behind.
+	if !ok || !s.now().Before(time.Unix(c.Expiration, 0)) {
 		return Introspection{}, nil
 	}
 	return Introspection{Active: true, Scopes: p.Scopes, Service: p.Service, Role: p.Role, ClientID: p.ClientID,

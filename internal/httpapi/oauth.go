@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"encoding/base64"
+	"errors"
 	"net/http"
 	"net/url"
 	"strings"
@@ -109,6 +110,11 @@ func (s *Server) IssueToken(ctx context.Context, req gen.IssueTokenRequestObject
 			in.Scope, in.ScopeGiven = *b.Scope, true
 		}
 		tok, err := s.auth.ClientToken(ctx, in)
+		if errors.Is(err, nexus.ErrInvalidClient) {
+			// The client was disabled, or its secret revoked or expired, after it authenticated: the answer is
+			// any failed client authentication's, so that it does not tell when that happened.
+			err = clients.ErrAuthentication
+		}
 		if err != nil {
 			return nil, err
 		}
