@@ -1,16 +1,20 @@
 package httpapi
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/nexus-cloud/nexus-core/internal/auth"
 	"github.com/nexus-cloud/nexus-core/internal/httpapi/contract"
 	"github.com/nexus-cloud/nexus-core/internal/nexus"
+	"github.com/nexus-cloud/nexus-core/internal/ratelimit"
 )
 
 // contractOperations returns the keys ("METHOD /v2/path/:param") of the compiled contract's operations, sorted:
@@ -94,6 +98,12 @@ func (f *scopeFixture) event(scopes nexus.PermissionSet) map[string]any {
 // A path parameter it does not know fails the test: teach it the new one.
 func (f *scopeFixture) request(t testing.TB, key string, scopes nexus.PermissionSet) (method, path string, body any) {
 	t.Helper()
+	return f.requestWith(t, key, scopes, nil)
+}
+
+// requestWith is request with the path parameters ids names set to its values.
+func (f *scopeFixture) requestWith(t testing.TB, key string, scopes nexus.PermissionSet, ids map[string]string) (method, path string, body any) {
+	t.Helper()
 	f.n++
 	o := strictOps[key]
 	method, tmpl, _ := strings.Cut(key, " ")
@@ -103,7 +113,12 @@ func (f *scopeFixture) request(t testing.TB, key string, scopes nexus.Permission
 		if !strings.HasPrefix(s, ":") {
 			continue
 		}
-		switch name := s[1:]; name {
+		name := s[1:]
+		if v, ok := ids[name]; ok {
+			segs[i] = v
+			continue
+		}
+		switch name {
 		case "userId":
 			segs[i] = f.target.ID
 		case "clientId":
@@ -200,6 +215,10 @@ func TestServiceScopeMatrix(t *testing.T) {
 	for _, key := range withPerm {
 		o := strictOps[key]
 		found := false
+		if o.Route.Operation.Security == nil {
+			t.Errorf("%s: no security requirements of its own", o.ID())
+			continue
+		}
 		for _, req := range *o.Route.Operation.Security {
 			if scopes, ok := req["oauth2"]; ok {
 				found = true
@@ -393,5 +412,210 @@ func TestServiceScopesHaveNoOwnRecord(t *testing.T) {
 		if r := e.do("GET", "/v2/users/"+member.ID+"?include_permissions=true&include_activity=true", nil, bearer(memberAccess)...); r.status != http.StatusOK {
 			t.Fatalf("a member's own record: %d %s", r.status, r.body)
 		}
+	})
+}
+
+// TestServicePrincipalEvents: events sent with a service token name their user_id (400 pointing at /user_id
+// without it, whatever the scopes), and naming one needs events:write_any_user (403 without), alone and in a
+// batch, where each event is judged on its own.
+func TestServicePrincipalEvents(t *testing.T) {
+	forEachDB(t, func(t *testing.T, e *env) {
+		admin, _ := e.tokens(webClient)
+		hash, err := auth.HashPassword(adminPassword)
+		must(t, err)
+		member := e.user(e.orgA.ID, "events-member@a.example", nexus.RoleMember, hash)
+		wID, wSecret := e.serviceClient(admin, "events:write")
+		write := e.serviceToken(wID, wSecret, "")
+		aID, aSecret := e.serviceClient(admin, "events:write", "events:write_any_user", "analytics:read")
+		anyUser := e.serviceToken(aID, aSecret, "")
+
+		without := map[string]any{"event_name": "svc_event", "event_category": "test"}
+		with := map[string]any{"event_name": "svc_event", "event_category": "test", "user_id": member.ID}
+		for _, tok := range []string{write, anyUser} {
+			expectInvalid(t, postEvent(e, tok, without), "/user_id")
+		}
+		expectDenied(t, postEvent(e, write, with), nexus.PermEventsWriteAnyUser)
+		mustAccept(t, postEvent(e, anyUser, with), false)
+
+		batch := func(tok string) []any {
+			t.Helper()
+			r := e.do("POST", "/v2/analytics/events/batch", map[string]any{"events": []any{without, with}}, bearer(tok)...)
+			if r.status != http.StatusAccepted {
+				t.Fatalf("batch: %d %s", r.status, r.body)
+			}
+			return r.obj(t)["results"].([]any)
+		}
+		errOf := func(res any) (code, pointer string) {
+			m := res.(map[string]any)
+			if m["status"] != "rejected" {
+				return "", ""
+			}
+			er := m["error"].(map[string]any)
+			if list, ok := er["errors"].([]any); ok && len(list) == 1 {
+				pointer, _ = list[0].(map[string]any)["pointer"].(string)
+			}
+			return er["code"].(string), pointer
+		}
+		res := batch(write)
+		if c, p := errOf(res[0]); c != "validation_failed" || p != "/events/0/user_id" {
+			t.Errorf("batch with events:write, no user_id: %v", res[0])
+		}
+		if c, _ := errOf(res[1]); c != "insufficient_permission" {
+			t.Errorf("batch with events:write, a user_id: %v", res[1])
+		}
+		res = batch(anyUser)
+		if c, p := errOf(res[0]); c != "validation_failed" || p != "/events/0/user_id" {
+			t.Errorf("batch with events:write_any_user, no user_id: %v", res[0])
+		}
+		if res[1].(map[string]any)["status"] != "accepted" {
+			t.Errorf("batch with events:write_any_user, a user_id: %v", res[1])
+		}
+		// The accepted events are the member's.
+		for _, ev := range listAllEvents(t, e, anyUser, "", 0) {
+			if ev["user_id"] != member.ID {
+				t.Errorf("event of %v, want the member's", ev["user_id"])
+			}
+		}
+		if n := countEvents(t, e, anyUser); n != 2 {
+			t.Errorf("%d events stored, want 2", n)
+		}
+	})
+}
+
+// keyRecorder is a rate limiter that records the keys each policy was taken for.
+type keyRecorder struct {
+	RateLimiter
+	mu   sync.Mutex
+	keys map[string]map[string]bool
+}
+
+func (k *keyRecorder) AllowAll(ctx context.Context, checks ...ratelimit.Check) []ratelimit.Result {
+	k.mu.Lock()
+	for _, c := range checks {
+		if k.keys[c.Name] == nil {
+			k.keys[c.Name] = map[string]bool{}
+		}
+		k.keys[c.Name][c.Key] = true
+	}
+	k.mu.Unlock()
+	return k.RateLimiter.AllowAll(ctx, checks...)
+}
+
+// TestServicePrincipalRateLimit: the principal policy of a service token is its client's: two tokens of one
+// client share one budget, another client's token has its own, and the policy's key is the client_id.
+func TestServicePrincipalRateLimit(t *testing.T) {
+	forEachDB(t, func(t *testing.T, base *env) {
+		admin, _ := base.tokens(webClient)
+		xID, xSecret := base.serviceClient(admin, "users:read")
+		yID, ySecret := base.serviceClient(admin, "users:read")
+		x1, x2 := base.serviceToken(xID, xSecret, ""), base.serviceToken(xID, xSecret, "")
+		y1 := base.serviceToken(yID, ySecret, "")
+
+		l, err := ratelimit.New(ratelimit.Options{Secret: testSecret, RecheckEvery: 100 * time.Millisecond, Timeout: 2 * time.Second})
+		must(t, err)
+		t.Cleanup(func() { _ = l.Close() })
+		rec := &keyRecorder{RateLimiter: l, keys: map[string]map[string]bool{}}
+		e := *base
+		e.limiter = rec
+		e.limits = Limits{IP: q(1000, time.Hour), AuthIP: q(1000, time.Hour), Client: q(1000, time.Hour),
+			LoginAccount: q(1000, time.Hour), LoginFailures: q(1000, time.Hour), Principal: q(4, time.Hour)}
+		e.start()
+
+		const peer = "198.51.100.30:40000"
+		get := func(tok string) resp { return e.from(peer, "GET", "/v2/users/"+base.admin.ID, nil, bearer(tok)...) }
+		for i, tok := range []string{x1, x2, x1, x2} {
+			r := get(tok)
+			if r.status != http.StatusOK {
+				t.Fatalf("request %d: %d %s", i+1, r.status, r.body)
+			}
+			if rem, _ := limitsOf(t, r); rem["principal"] != 3-i {
+				t.Fatalf("request %d: principal remaining %d, want %d (the two tokens share one budget)", i+1, rem["principal"], 3-i)
+			}
+		}
+		for _, tok := range []string{x1, x2} {
+			retryAfter(t, get(tok))
+		}
+		r := get(y1)
+		if r.status != http.StatusOK {
+			t.Fatalf("another client: %d %s", r.status, r.body)
+		}
+		if rem, _ := limitsOf(t, r); rem["principal"] != 3 {
+			t.Fatalf("another client: principal remaining %d, want 3 (a budget of its own)", rem["principal"])
+		}
+		rec.mu.Lock()
+		defer rec.mu.Unlock()
+		if got := rec.keys["principal"]; len(got) != 2 || !got[xID] || !got[yID] {
+			t.Fatalf("principal keys %v, want exactly the client_ids %s and %s", got, xID, yID)
+		}
+	})
+}
+
+// TestServicePrincipalAudit: the audit entries of a user created and changed with a service token name the
+// client (client_id, the token's session) and no actor user.
+func TestServicePrincipalAudit(t *testing.T) {
+	forEachDB(t, func(t *testing.T, e *env) {
+		admin, _ := e.tokens(webClient)
+		id, secret := e.serviceClient(admin, "users:write")
+		tok := e.serviceToken(id, secret, "")
+		r := e.do("POST", "/v2/users", map[string]any{"email": "audited@a.example", "name": "Audited", "role": "member",
+			"password": "a long initial passphrase"}, bearer(tok)...)
+		if r.status != http.StatusCreated {
+			t.Fatalf("create user: %d %s", r.status, r.body)
+		}
+		userID := r.str(t, "id")
+		if r := e.do("PATCH", "/v2/users/"+userID, map[string]any{"name": "Audited twice"}, bearer(tok)...); r.status != http.StatusOK {
+			t.Fatalf("update user: %d %s", r.status, r.body)
+		}
+		events, err := e.audit.AuthEvents(context.Background())
+		must(t, err)
+		var sid string
+		for _, ev := range events {
+			if ev.Action == "token" && ev.ClientID == id {
+				sid = ev.SessionID
+			}
+		}
+		if sid == "" {
+			t.Fatalf("no token entry for %s: %+v", id, events)
+		}
+		seen := map[string]bool{}
+		for _, ev := range events {
+			if ev.UserID != userID {
+				continue
+			}
+			seen[ev.Action] = true
+			if ev.ClientID != id || ev.ActorUserID != "" || ev.SessionID != sid || ev.OrganizationID != e.orgA.ID {
+				t.Errorf("%s entry: client %q actor %q session %q organization %q; want client %s, no actor, session %s, org A",
+					ev.Action, ev.ClientID, ev.ActorUserID, ev.SessionID, ev.OrganizationID, id, sid)
+			}
+		}
+		if !seen["user_create"] || !seen["user_update"] {
+			t.Fatalf("audit entries of the user: %v", seen)
+		}
+	})
+}
+
+// TestServicePrincipalLogout: logout with a service token revokes that token at once, and not the client's
+// other tokens.
+func TestServicePrincipalLogout(t *testing.T) {
+	forEachDB(t, func(t *testing.T, e *env) {
+		admin, _ := e.tokens(webClient)
+		id, secret := e.serviceClient(admin, "users:read")
+		t1, t2 := e.serviceToken(id, secret, ""), e.serviceToken(id, secret, "")
+		read := func(tok string) resp { return e.do("GET", "/v2/users/"+e.admin.ID, nil, bearer(tok)...) }
+		for _, tok := range []string{t1, t2} {
+			if r := read(tok); r.status != http.StatusOK {
+				t.Fatalf("before logout: %d %s", r.status, r.body)
+			}
+		}
+		if r := e.logout(t1); r.status != http.StatusNoContent {
+			t.Fatalf("logout: %d %s", r.status, r.body)
+		}
+		expectProblem(t, read(t1), http.StatusUnauthorized, "unauthenticated")
+		expectProblem(t, e.logout(t1), http.StatusUnauthorized, "unauthenticated")
+		if r := read(t2); r.status != http.StatusOK {
+			t.Fatalf("the client's other token after logout: %d %s", r.status, r.body)
+		}
+		// Another node, which never saw the token, refuses it too.
+		expectProblem(t, e.instance().do("GET", "/v2/users/"+e.admin.ID, nil, bearer(t1)...), http.StatusUnauthorized, "unauthenticated")
 	})
 }
