@@ -36,7 +36,7 @@ type accessClaims struct {
 	NotBefore      int64    `json:"nbf"`
 	OrganizationID string   `json:"org_id"`
 	Role           string   `json:"role,omitempty"`  // a user's token
-	Scope          string   `json:"scope,omitempty"` // a service client's token
+	Scope          *string  `json:"scope,omitempty"` // a service client's token: always present, "" for no scopes
 	SessionID      string   `json:"sid"`
 	Subject        string   `json:"sub"`
 }
@@ -61,7 +61,8 @@ func (s *Service) signAccessToken(ctx context.Context, p nexus.Principal, now ti
 		Role: string(p.Role), SessionID: p.SessionID, Subject: p.UserID,
 	}
 	if p.Service {
-		claims.Role, claims.Scope, claims.Subject = "", p.Scopes.String(), p.ClientID
+		scope := p.Scopes.String()
+		claims.Role, claims.Scope, claims.Subject = "", &scope, p.ClientID
 	}
 	payload, err := json.Marshal(claims)
 	if err != nil {
