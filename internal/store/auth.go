@@ -46,7 +46,7 @@ func (a *Auth) UserByEmail(ctx context.Context, email string) (auth.Credentials,
 // ClientByClientID implements auth.Store.
 func (a *Auth) ClientByClientID(ctx context.Context, clientID string) (auth.Client, error) {
 	var r clientRow
-	if err := a.db.gorm.WithContext(ctx).Where("client_id = ?", clientID).Take(&r).Error; err != nil {
+	if err := a.db.gorm.WithContext(ctx).Where("client_id = ? AND client_id <> ''", clientID).Take(&r).Error; err != nil { // not the decoy
 		return auth.Client{}, translate(err)
 	}
 	return toAuthClient(r), nil

@@ -82,8 +82,8 @@ func (d *Directory) SetClientDisabled(ctx context.Context, clientID string, disa
 		t := now()
 		at = &t
 	}
-	res := d.db.gorm.WithContext(ctx).Model(&clientRow{}).Where("client_id = ?", clientID).
-		Updates(map[string]any{"disabled_at": at, "updated_at": now()})
+	res := d.db.gorm.WithContext(ctx).Model(&clientRow{}).Where("client_id = ? AND client_id <> ''", clientID). // not the decoy
+															Updates(map[string]any{"disabled_at": at, "updated_at": now()})
 	if res.Error != nil {
 		return translate(res.Error)
 	}

@@ -297,6 +297,21 @@ CREATE TABLE service_sessions (
 CREATE INDEX service_sessions_client_expires ON service_sessions (client_ref, expires_at);
 CREATE INDEX service_sessions_secret_created ON service_sessions (secret_id, created_at);
 `},
+	// Client authentication costs the same for a client_id that is not registered: Credentials then reads this
+	// decoy (client_id "", which no request can name: every client_id is at least one character), a disabled
+	// service client with two secrets whose hashes no secret has, so that an unknown client and a registered one
+	// read and scan the same rows (see Clients.Credentials).
+	{version: 10, name: "decoy client", sql: `
+INSERT INTO clients (id, client_id, name, organization_id, disabled_at, scopes, created_at, updated_at)
+VALUES ('00000000-0000-0000-0000-000000000000', '', 'decoy', NULL, '2000-01-01 00:00:00+00:00', '', '2000-01-01 00:00:00+00:00', '2000-01-01 00:00:00+00:00')
+`, dialect: map[Dialect][]string{
+		Postgres: {`INSERT INTO client_secrets (id, client_ref, hash, hint, created_at) VALUES
+('00000000-0000-0000-0000-000000000001', '00000000-0000-0000-0000-000000000000', decode(repeat('00', 32), 'hex'), '....', '2000-01-01 00:00:00+00:00'),
+('00000000-0000-0000-0000-000000000002', '00000000-0000-0000-0000-000000000000', decode(repeat('00', 32), 'hex'), '....', '2000-01-01 00:00:00+00:00')`},
+		SQLite: {`INSERT INTO client_secrets (id, client_ref, hash, hint, created_at) VALUES
+('00000000-0000-0000-0000-000000000001', '00000000-0000-0000-0000-000000000000', zeroblob(32), '....', '2000-01-01 00:00:00+00:00'),
+('00000000-0000-0000-0000-000000000002', '00000000-0000-0000-0000-000000000000', zeroblob(32), '....', '2000-01-01 00:00:00+00:00')`},
+	}},
 }
 
 func (db *DB) render(sql string) string {
