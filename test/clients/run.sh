@@ -128,20 +128,7 @@ ensure_venv() {
   fi
   echo "$("$py" --version) in $VENV"
   # Install the pinned requirements only when one of them is missing at its version.
-  if ! "$py" - "$CLIENTS_DIR/python/requirements.txt" <<'EOF'; then
-import sys
-from importlib.metadata import PackageNotFoundError, version
-for line in open(sys.argv[1]):
-    line = line.split("#")[0].strip()
-    if line:
-        name, want = line.split("==")
-        try:
-            have = version(name)
-        except PackageNotFoundError:
-            have = None
-        if have != want:
-            sys.exit(f"python: {name} {have or 'missing'}, want {want}: installing {sys.argv[1]}")
-EOF
+  if ! "$py" "$REPO/test/contract/pins.py" python "$CLIENTS_DIR/python/requirements.txt"; then
     run_logged "$GEN/pip.log" "$py" -m pip install --disable-pip-version-check -q -r "$CLIENTS_DIR/python/requirements.txt"
   fi
 }

@@ -21,20 +21,7 @@ VENV=${NEXUS_CONTRACT_VENV:-$REPO/.cache/contract-venv}
 started=$(date +%s)
 
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
-if ! "$VENV/bin/python" - "$OAUTH_DIR/requirements.txt" <<'PY'; then
-import sys
-from importlib.metadata import PackageNotFoundError, version
-for line in open(sys.argv[1]):
-    line = line.split("#")[0].strip()
-    if line:
-        name, want = line.split("==")
-        try:
-            have = version(name)
-        except PackageNotFoundError:
-            have = None
-        if have != want:
-            sys.exit(f"oauth: {name} {have or 'missing'}, want {want}: installing {sys.argv[1]}")
-PY
+if ! "$VENV/bin/python" "$REPO/test/contract/pins.py" oauth "$OAUTH_DIR/requirements.txt"; then
   "$VENV/bin/python" -m pip install --disable-pip-version-check -q -r "$OAUTH_DIR/requirements.txt"
 fi
 
