@@ -100,29 +100,32 @@ func readLimited(req *http.Request, limit int64) ([]byte, bool, error) {
 	return body, gz, nil
 }
 
-// checkContentType checks the Content-Type of a request with a JSON body (or any Content-Type at all):
-// application/json, given once (two values leave the media type to whichever the reader takes: 400), in UTF-8
-// (RFC 8259 section 8.1: no charset parameter, or charset=utf-8; anything else is 415).
+// checkContentType checks the Content-Type of a request with a JSON body (or any Content-Type at all).
 func checkContentType(h http.Header, body bool) error {
-	values := h.Values(echo.HeaderContentType)
-	switch {
-	case len(values) == 0 && !body:
+	if len(h.Values(echo.HeaderContentType)) == 0 && !body {
 		return nil
-	case len(values) > 1:
+	}
+	return checkMediaType(h, echo.MIMEApplicationJSON)
+}
+
+// checkMediaType checks that the request's Content-Type is want, given once (two values leave the media type to
+// whichever the reader takes: 400), in UTF-8 (RFC 8259 section 8.1 for JSON, and the forms of RFC 6749: no
+// charset parameter, or charset=utf-8; anything else is 415).
+func checkMediaType(h http.Header, want string) error {
+	if len(h.Values(echo.HeaderContentType)) > 1 {
 		return &nexus.Error{Kind: nexus.KindInvalid, Code: nexus.CodeValidationFailed,
 			Message: "The request has more than one Content-Type.",
 			Fields:  []nexus.FieldError{{In: nexus.InHeader, Name: "Content-Type", Detail: "must be given once"}}}
 	}
-	ct := h.Get(echo.HeaderContentType)
-	mt, params, err := mime.ParseMediaType(ct)
-	if err != nil || mt != echo.MIMEApplicationJSON {
+	mt, params, err := mime.ParseMediaType(h.Get(echo.HeaderContentType))
+	if err != nil || mt != want {
 		return &nexus.Error{Kind: nexus.KindInvalid, Code: nexus.CodeUnsupportedMediaType,
-			Message: "The request body must be application/json.",
-			Fields:  []nexus.FieldError{{In: nexus.InHeader, Name: "Content-Type", Detail: "must be application/json"}}}
+			Message: "The request body must be " + want + ".",
+			Fields:  []nexus.FieldError{{In: nexus.InHeader, Name: "Content-Type", Detail: "must be " + want}}}
 	}
 	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
 		return &nexus.Error{Kind: nexus.KindInvalid, Code: nexus.CodeUnsupportedMediaType,
-			Message: "The request body must be application/json in UTF-8.",
+			Message: "The request body must be " + want + " in UTF-8.",
 			Fields:  []nexus.FieldError{{In: nexus.InHeader, Name: "Content-Type", Detail: "must have no charset other than utf-8"}}}
 	}
 	return nil

@@ -1,7 +1,6 @@
 package contract
 
 import (
-	"mime"
 	"net/http"
 	"net/url"
 	"sort"
@@ -23,7 +22,7 @@ func readForm(req *http.Request, limit int64) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := checkFormContentType(req.Header); err != nil {
+	if err := checkMediaType(req.Header, echo.MIMEApplicationForm); err != nil {
 		return nil, err
 	}
 	values, err := url.ParseQuery(string(body))
@@ -53,27 +52,4 @@ func readForm(req *http.Request, limit int64) ([]byte, error) {
 	}
 	putBack(req, body, gz)
 	return body, nil
-}
-
-// checkFormContentType checks the Content-Type of a form body: application/x-www-form-urlencoded, given once,
-// with no charset or charset=utf-8.
-func checkFormContentType(h http.Header) error {
-	values := h.Values(echo.HeaderContentType)
-	if len(values) > 1 {
-		return &nexus.Error{Kind: nexus.KindInvalid, Code: nexus.CodeValidationFailed,
-			Message: "The request has more than one Content-Type.",
-			Fields:  []nexus.FieldError{{In: nexus.InHeader, Name: "Content-Type", Detail: "must be given once"}}}
-	}
-	mt, params, err := mime.ParseMediaType(h.Get(echo.HeaderContentType))
-	if err != nil || mt != echo.MIMEApplicationForm {
-		return &nexus.Error{Kind: nexus.KindInvalid, Code: nexus.CodeUnsupportedMediaType,
-			Message: "The request body must be application/x-www-form-urlencoded.",
-			Fields:  []nexus.FieldError{{In: nexus.InHeader, Name: "Content-Type", Detail: "must be application/x-www-form-urlencoded"}}}
-	}
-	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
-		return &nexus.Error{Kind: nexus.KindInvalid, Code: nexus.CodeUnsupportedMediaType,
-			Message: "The request body must be application/x-www-form-urlencoded in UTF-8.",
-			Fields:  []nexus.FieldError{{In: nexus.InHeader, Name: "Content-Type", Detail: "must have no charset other than utf-8"}}}
-	}
-	return nil
 }
