@@ -23,7 +23,6 @@ type ctxKey int
 const (
 	requestIDKey ctxKey = iota
 	metaKey
-	authorizationKey
 )
 
 // requestID echoes a sane client X-Request-Id, or makes a new one, on the response and in the request context.
@@ -113,11 +112,7 @@ func (s *Server) requestMeta(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		req := c.Request()
 		meta := auth.Meta{SocketIP: c.RealIP(), UserAgent: req.UserAgent()}
-		ctx := context.WithValue(req.Context(), metaKey, meta)
-		if v := req.Header.Values(echo.HeaderAuthorization); len(v) > 0 {
-			ctx = context.WithValue(ctx, authorizationKey, v) // for client authentication at the OAuth endpoints
-		}
-		c.SetRequest(req.WithContext(ctx))
+		c.SetRequest(req.WithContext(context.WithValue(req.Context(), metaKey, meta)))
 		return next(c)
 	}
 }

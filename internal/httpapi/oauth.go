@@ -46,7 +46,7 @@ func (s *Server) authenticateClient(ctx context.Context, bodyID, bodySecret *str
 }
 
 func clientCredentials(ctx context.Context, bodyID, bodySecret *string) (string, string, error) {
-	header, _ := ctx.Value(authorizationKey).([]string)
+	header := contract.RequestHeader(ctx).Values(echo.HeaderAuthorization)
 	if len(header) == 0 {
 		if bodyID == nil {
 			return "", "", errNoClient

@@ -9,6 +9,7 @@ package contract
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"net/url"
 	"sync/atomic"
 
@@ -137,6 +138,15 @@ func exchangeFrom(ctx context.Context) *exchange {
 func OperationFrom(ctx context.Context) *Operation {
 	if x := exchangeFrom(ctx); x != nil {
 		return x.op
+	}
+	return nil
+}
+
+// RequestHeader returns the header of the request of ctx (for what a handler reads beyond the generated
+// parameters: client authentication at the OAuth endpoints), or nil.
+func RequestHeader(ctx context.Context) http.Header {
+	if x := exchangeFrom(ctx); x != nil {
+		return x.c.Request().Header
 	}
 	return nil
 }
