@@ -4,12 +4,22 @@ They need what test/contract/lib.sh exports: NEXUS_API and the seeded NEXUS_EMAI
 
 - Links: a link's `x-nexus-request-body` (the members of the target's body it fills, which OpenAPI 3.0 cannot say)
   becomes the object `requestBody` Schemathesis reads, in the loaded copy of the contract (`before_load_schema`).
-- Authentication: operations that require bearerAuth get an access token from a real login. It is cached, except
+- Authentication: operations that take a bearer token (bearerAuth, oauth2) get an access token from a real login. It is cached, except
   for operations that revoke the session of the token they are called with (`logout`): each of those requests gets
   a session of its own, so the cached token stays valid for every other request. Any 401 to an authenticated
   request makes Schemathesis drop the cached token, log in again and replay the request once (`retry_on`).
   Operations with `security: []` get no Authorization header. The `ignored_auth` check keeps its meaning: it
   replays successful authenticated requests without a token and with a corrupted one and expects 401.
+- Client authentication at the OAuth endpoints (`issueToken`, `revokeToken`, `introspectToken`: `clientSecretBasic`
+  or none, never a bearer token): the hooks create, once per server, a service client with every scope
+  (`tokens:introspect` included) through the API as the seeded admin, and a stand-in client (below); the
+  Schemathesis invocations of schemathesis.sh share them through the file NEXUS_CONTRACT_FIXTURES, since a
+  secret is shown once. Positive requests authenticate as that service client: by HTTP Basic (`client_secret_basic`,
+  a generated `client_id` in the body becoming its client_id: another one is `400`), or, when the generated body
+  has a `client_secret`, by `client_id` and `client_secret` in the body (`client_secret_post`: with an
+  Authorization header too it is `400`, two methods). A well-formed request of a client that does not exist, or
+  with a wrong secret, is `401 invalid_client` (all three say so). Negative requests get the Basic header unless
+  their body names a client itself (`client_id` or `client_secret`), and go out as generated otherwise.
 - Positive login bodies carry the seeded credentials half of the time, so that the 200 answer of `login` (and,
   through the contract's `TokenIssued` links, of `refreshToken`) is checked against the contract, and the stateful
   phase has tokens to follow. Negative bodies are left as generated.
@@ -55,6 +65,37 @@ They need what test/contract/lib.sh exports: NEXUS_API and the seeded NEXUS_EMAI
   - A rule across fields, and the server's clock: in `getAnalyticsSummary`, `from` after `to`, or more than 365
     days before it (with `to` defaulting to today, UTC), is `400` (its `from` says so); such a pair is made valid
     (swapped, or `from` moved closer to `to`), and a lone `from` that today rules out gets a `to` 29 days after it.
+  - The OAuth grant, `issueToken`: a positive `grant_type` other than `refresh_token` becomes
+    `client_credentials` (any grant type but these two is `400 unsupported_grant_type`), and a `scope` naming
+    anything but scopes the client was granted keeps the names it has that are (or becomes one of them) (`400
+    invalid_scope`; issueToken and the error codes say so). Neither is left to the schema, on purpose: RFC 6749
+    §5.2 gives both their own error codes, which OAuth libraries read, and an `enum` or a `pattern` would make
+    them `invalid_request`; and what a client was granted is database state. A positive `refresh_token` grant
+    gets what that grant needs: a refresh token of a new session of the seeded login client, which sends its
+    `client_id` alone (a refresh token that was never issued is `400 invalid_grant`).
+  - Database state, `getClient`, `updateClient`, `addClientSecret` and `revokeClientSecret`: requests go to
+    service clients that exist: a `clientId` no response has shown yet (generated from the pattern, a contract
+    example, a link Schemathesis inferred from another field, such as a secret's id) is replaced by one that
+    some response has (`after_call` collects them). A well-formed client_id of no client is `404` (all four
+    say so).
+  - Database state, `revokeClientSecret`: the `secretId` becomes one of the client's secrets that is not revoked
+    (one no other request is revoking; the hooks add one through the API when the client has none left):
+    revoking a secret that is revoked, or not the client's, is `404` (revokeClientSecret says so).
+  - Database state, `addClientSecret`: before a positive request that would be the client's third secret that
+    is not revoked, the hooks revoke its oldest one through the API, counting the requests in flight (`409
+    conflict`; addClientSecret says so).
+  - The server's clock: `createClient`'s `secret_expires_at` and `addClientSecret`'s `expires_at` that are not
+    at least 10 minutes in the future become an instant between a day and ten years ahead, derived from the
+    generated one (`400`: "in the future", both say so).
+  - Not rewritten, `createClient`: an organization holds at most 100 service clients and nothing deletes one,
+    while a run creates more than that; a positive createClient is `201` until the organization is full and
+    `409 conflict` afterwards (ClientConflict says so). schemathesis.toml accepts 409 for it, and the check
+    `client_limits` holds each 409 to the organization holding exactly 100 clients.
+- The service client these hooks authenticate with is never changed: `updateClient`, `addClientSecret` and
+  `revokeClientSecret` requests aimed at it (positive or negative data) go to the stand-in client instead, and
+  positive requests of those are never pointed at it. Disabling it, taking a scope away or revoking its secret
+  would turn every later OAuth request into `401` or `400`. Nothing these hooks send can reach the seeded
+  admin's own sessions: `revokeToken` revokes only tokens issued to the client that asks.
 - The seeded admin these hooks log in as is never changed: dependency analysis infers links from `login`'s
   `user.id` and from `listUsers`' `data[].id` to `updateUser`, so an `updateUser` aimed at that user (positive or
   negative data) goes to a stand-in admin the hooks create instead. Demoting or deactivating the seeded admin
@@ -67,6 +108,8 @@ They need what test/contract/lib.sh exports: NEXUS_API and the seeded NEXUS_EMAI
   the same event earlier in the batch); and a `202` to a batch needs a valid envelope. With that check in place,
   `202` is an expected answer to negative `trackEventBatch` data (schemathesis.toml): the events of a batch are
   judged one by one, so a batch whose envelope is valid is `202` even when every event in it is invalid.
+  `client_limits` fails a `409` to `createClient` that is not `conflict`, or while the organization holds fewer
+  than 100 service clients.
 """
 
 from __future__ import annotations
@@ -584,7 +627,11 @@ def _create_fixture_client(name: str, scopes: list[str]) -> dict:
     if r.status_code != 201:
         raise RuntimeError(f"creating the client {name!r} failed: {r.status_code} {r.text[:300]}")
     body = r.json()
-    return {"client_id": body["client"]["client_id"], "client_secret": body["client_secret"], "secret_id": body["secret_id"]}
+    return {
+        "client_id": body["client"]["client_id"],
+        "client_secret": body["client_secret"],
+        "secret_id": body["secret_id"],
+    }
 
 
 def _client_fixtures() -> dict[str, dict]:
@@ -597,7 +644,9 @@ def _client_fixtures() -> dict[str, dict]:
                     _fixture.update(json.load(f))
             else:
                 _fixture["service"] = _create_fixture_client("Contract service client of hooks.py", list(_scopes))
-                _fixture["stand_in"] = _create_fixture_client("Contract stand-in for the service client", ["users:read"])
+                _fixture["stand_in"] = _create_fixture_client(
+                    "Contract stand-in for the service client", ["users:read"]
+                )
                 if FIXTURES_FILE:
                     fd = os.open(FIXTURES_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
                     with os.fdopen(fd, "w", encoding="utf-8") as f:
@@ -965,9 +1014,12 @@ def client_limits(ctx, response, case):
         return None
     answer = _json(response.content)
     if not isinstance(answer, dict) or answer.get("code") != "conflict":
-        raise AssertionError(f"409 to createClient with code {answer.get('code') if isinstance(answer, dict) else None}")
+        code = answer.get("code") if isinstance(answer, dict) else None
+        raise AssertionError(f"409 to createClient with code {code}")
     r = _admin("GET", "/clients")
     held = len(r.json().get("data") or []) if r.status_code == 200 else None
     if held != MAX_CLIENTS:
-        raise AssertionError(f"409 to createClient while the organization holds {held} service clients, not {MAX_CLIENTS}")
+        raise AssertionError(
+            f"409 to createClient while the organization holds {held} service clients, not {MAX_CLIENTS}"
+        )
     return None
