@@ -4,12 +4,22 @@ They need what test/contract/lib.sh exports: NEXUS_API and the seeded NEXUS_EMAI
 
 - Links: a link's `x-nexus-request-body` (the members of the target's body it fills, which OpenAPI 3.0 cannot say)
   becomes the object `requestBody` Schemathesis reads, in the loaded copy of the contract (`before_load_schema`).
-- Authentication: operations that require bearerAuth get an access token from a real login. It is cached, except
+- Authentication: operations that take a bearer token (bearerAuth, oauth2) get an access token from a real login. It is cached, except
   for operations that revoke the session of the token they are called with (`logout`): each of those requests gets
   a session of its own, so the cached token stays valid for every other request. Any 401 to an authenticated
   request makes Schemathesis drop the cached token, log in again and replay the request once (`retry_on`).
   Operations with `security: []` get no Authorization header. The `ignored_auth` check keeps its meaning: it
   replays successful authenticated requests without a token and with a corrupted one and expects 401.
+- Client authentication at the OAuth endpoints (`issueToken`, `revokeToken`, `introspectToken`: `clientSecretBasic`
+  or none, never a bearer token): the hooks create, once per server, a service client with every scope
+  (`tokens:introspect` included) through the API as the seeded admin, and a stand-in client (below); the
+  Schemathesis invocations of schemathesis.sh share them through the file NEXUS_CONTRACT_FIXTURES, since a
+  secret is shown once. Positive requests authenticate as that service client: by HTTP Basic (`client_secret_basic`,
+  a generated `client_id` in the body becoming its client_id: another one is `400`), or, when the generated body
+  has a `client_secret`, by `client_id` and `client_secret` in the body (`client_secret_post`: with an
+  Authorization header too it is `400`, two methods). A well-formed request of a client that does not exist, or
+  with a wrong secret, is `401 invalid_client` (all three say so). Negative requests get the Basic header unless
+  their body names a client itself (`client_id` or `client_secret`), and go out as generated otherwise.
 - Positive login bodies carry the seeded credentials half of the time, so that the 200 answer of `login` (and,
   through the contract's `TokenIssued` links, of `refreshToken`) is checked against the contract, and the stateful
   phase has tokens to follow. Negative bodies are left as generated.
@@ -55,6 +65,37 @@ They need what test/contract/lib.sh exports: NEXUS_API and the seeded NEXUS_EMAI
   - A rule across fields, and the server's clock: in `getAnalyticsSummary`, `from` after `to`, or more than 365
     days before it (with `to` defaulting to today, UTC), is `400` (its `from` says so); such a pair is made valid
     (swapped, or `from` moved closer to `to`), and a lone `from` that today rules out gets a `to` 29 days after it.
+  - The OAuth grant, `issueToken`: a positive `grant_type` other than `refresh_token` becomes
+    `client_credentials` (any grant type but these two is `400 unsupported_grant_type`), and a `scope` naming
+    anything but scopes the client was granted keeps the names it has that are (or becomes one of them) (`400
+    invalid_scope`; issueToken and the error codes say so). Neither is left to the schema, on purpose: RFC 6749
+    §5.2 gives both their own error codes, which OAuth libraries read, and an `enum` or a `pattern` would make
+    them `invalid_request`; and what a client was granted is database state. A positive `refresh_token` grant
+    gets what that grant needs: a refresh token of a new session of the seeded login client, which sends its
+    `client_id` alone (a refresh token that was never issued is `400 invalid_grant`).
+  - Database state, `getClient`, `updateClient`, `addClientSecret` and `revokeClientSecret`: requests go to
+    service clients that exist: a `clientId` no response has shown yet (generated from the pattern, a contract
+    example, a link Schemathesis inferred from another field, such as a secret's id) is replaced by one that
+    some response has (`after_call` collects them). A well-formed client_id of no client is `404` (all four
+    say so).
+  - Database state, `revokeClientSecret`: the `secretId` becomes one of the client's secrets that is not revoked
+    (one no other request is revoking; the hooks add one through the API when the client has none left):
+    revoking a secret that is revoked, or not the client's, is `404` (revokeClientSecret says so).
+  - Database state, `addClientSecret`: before a positive request that would be the client's third secret that
+    is not revoked, the hooks revoke its oldest one through the API, counting the requests in flight (`409
+    conflict`; addClientSecret says so).
+  - The server's clock: `createClient`'s `secret_expires_at` and `addClientSecret`'s `expires_at` that are not
+    at least 10 minutes in the future become an instant between a day and ten years ahead, derived from the
+    generated one (`400`: "in the future", both say so).
+  - Not rewritten, `createClient`: an organization holds at most 100 service clients and nothing deletes one,
+    while a run creates more than that; a positive createClient is `201` until the organization is full and
+    `409 conflict` afterwards (ClientConflict says so). schemathesis.toml accepts 409 for it, and the check
+    `client_limits` holds each 409 to the organization holding exactly 100 clients.
+- The service client these hooks authenticate with is never changed: `updateClient`, `addClientSecret` and
+  `revokeClientSecret` requests aimed at it (positive or negative data) go to the stand-in client instead, and
+  positive requests of those are never pointed at it. Disabling it, taking a scope away or revoking its secret
+  would turn every later OAuth request into `401` or `400`. Nothing these hooks send can reach the seeded
+  admin's own sessions: `revokeToken` revokes only tokens issued to the client that asks.
 - The seeded admin these hooks log in as is never changed: dependency analysis infers links from `login`'s
   `user.id` and from `listUsers`' `data[].id` to `updateUser`, so an `updateUser` aimed at that user (positive or
   negative data) goes to a stand-in admin the hooks create instead. Demoting or deactivating the seeded admin
@@ -67,10 +108,13 @@ They need what test/contract/lib.sh exports: NEXUS_API and the seeded NEXUS_EMAI
   the same event earlier in the batch); and a `202` to a batch needs a valid envelope. With that check in place,
   `202` is an expected answer to negative `trackEventBatch` data (schemathesis.toml): the events of a batch are
   judged one by one, so a batch whose envelope is valid is `202` even when every event in it is invalid.
+  `client_limits` fails a `409` to `createClient` that is not `conflict`, or while the organization holds fewer
+  than 100 service clients.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import itertools
 import json
@@ -121,6 +165,7 @@ def before_load_schema(ctx, raw_schema):
             pending.extend(node.values())
         elif isinstance(node, list):
             pending.extend(node)
+    _scopes[:] = raw_schema["components"]["schemas"]["Scope"]["enum"]
 
 
 # --- generated data --------------------------------------------------------------------------------------------
@@ -175,10 +220,11 @@ def login() -> str:
 
 
 def _requires_auth(ctx) -> bool:
-    """Whether the operation has a security requirement (its own `security`, else the document's)."""
+    """Whether the operation takes a bearer access token (its own `security`, else the document's): `bearerAuth`
+    or `oauth2`. The OAuth endpoints' `clientSecretBasic` is client authentication, which `before_call` sets."""
     definition = ctx.operation.definition.raw
     security = definition.get("security", ctx.operation.schema.raw_schema.get("security", []))
-    return any(len(requirement) > 0 for requirement in security)
+    return any("bearerAuth" in requirement or "oauth2" in requirement for requirement in security)
 
 
 # refresh_interval: log in again every 5 minutes anyway (access tokens live 15 minutes).
@@ -517,6 +563,264 @@ def _remember_accepted(event, event_id, stored_id) -> None:
             _accepted_events.setdefault(event_id, (_event_key(event), stored_id))
 
 
+# --- service clients and the OAuth endpoints -------------------------------------------------------------------
+
+OAUTH_OPERATIONS = frozenset({"issueToken", "revokeToken", "introspectToken"})
+CLIENT_OPERATIONS = frozenset(
+    {"listClients", "createClient", "getClient", "updateClient", "addClientSecret", "revokeClientSecret"}
+)
+# The operations that name a client in their path, and those of them that change it.
+CLIENT_ID_OPERATIONS = frozenset({"getClient", "updateClient", "addClientSecret", "revokeClientSecret"})
+CLIENT_CHANGING_OPERATIONS = frozenset({"updateClient", "addClientSecret", "revokeClientSecret"})
+MAX_CLIENTS = 100  # per organization (createClient, ClientConflict)
+MAX_SECRETS = 2  # not revoked, per client (addClientSecret)
+# Expiry times of positive data are at least this far ahead of the clock, so that they are still in the future
+# when the server reads them.
+EXPIRY_MARGIN = timedelta(minutes=10)
+_CLIENT_ID = re.compile(r"nxc_[a-z2-7]{26}")
+
+# Where the fixture clients are kept between the Schemathesis invocations of one schemathesis.sh run (they share
+# one server, and a secret is shown once); without it, each process creates its own.
+FIXTURES_FILE = os.environ.get("NEXUS_CONTRACT_FIXTURES", "")
+
+_scopes: list[str] = []  # the Scope enum of the contract (before_load_schema)
+# "service": the service client these hooks authenticate as at the OAuth endpoints (client_id, client_secret,
+# secret_id), granted every scope; "stand_in": the client that takes the changes aimed at it.
+_fixture: dict[str, dict] = {}
+_known_clients: dict[str, None] = {}  # client_ids that responses have shown, in the seeded admin's organization
+_claimed_secrets: set[str] = set()  # secrets that a positive request or these hooks revoke, or are about to
+_pending_secrets: dict[str, int] = {}  # positive addClientSecret requests in flight, per client
+_secrets_lock = threading.Lock()  # one decision about a client's secrets at a time
+_admin_token: list[str] = []
+
+
+def _admin(method: str, path: str, **kwargs) -> requests.Response:
+    """A request of these hooks as the seeded admin (a cached access token; a new one after a 401)."""
+    for attempt in range(2):
+        with _lock:
+            if not _admin_token or attempt:
+                _admin_token[:] = [login()]
+            token = _admin_token[0]
+        r = requests.request(method, f"{API}{path}", headers={"Authorization": f"Bearer {token}"}, timeout=30, **kwargs)
+        if r.status_code != 401:
+            break
+    return r
+
+
+def _client_id(value) -> str | None:
+    """The client_id a path value names, or None when it is not one."""
+    if not isinstance(value, str):
+        return None
+    value = urllib.parse.unquote(value)
+    return value if _CLIENT_ID.fullmatch(value) else None
+
+
+def _remember_client(value) -> None:
+    client_id = _client_id(value)
+    if client_id is not None:
+        with _lock:
+            _known_clients.setdefault(client_id, None)
+
+
+def _create_fixture_client(name: str, scopes: list[str]) -> dict:
+    r = _admin("POST", "/clients", json={"name": f"{name} ({_RUN_TOKEN})", "scopes": scopes})
+    if r.status_code != 201:
+        raise RuntimeError(f"creating the client {name!r} failed: {r.status_code} {r.text[:300]}")
+    body = r.json()
+    return {
+        "client_id": body["client"]["client_id"],
+        "client_secret": body["client_secret"],
+        "secret_id": body["secret_id"],
+    }
+
+
+def _client_fixtures() -> dict[str, dict]:
+    """The fixture clients, created once per server (before any createClient request of these hooks can fill the
+    organization)."""
+    with _lock:
+        if not _fixture:
+            if FIXTURES_FILE and os.path.exists(FIXTURES_FILE):
+                with open(FIXTURES_FILE, encoding="utf-8") as f:
+                    _fixture.update(json.load(f))
+            else:
+                _fixture["service"] = _create_fixture_client("Contract service client of hooks.py", list(_scopes))
+                _fixture["stand_in"] = _create_fixture_client(
+                    "Contract stand-in for the service client", ["users:read"]
+                )
+                if FIXTURES_FILE:
+                    fd = os.open(FIXTURES_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                    with os.fdopen(fd, "w", encoding="utf-8") as f:
+                        json.dump(_fixture, f)
+            for fixture in _fixture.values():
+                _known_clients.setdefault(fixture["client_id"], None)
+        return _fixture
+
+
+def _basic(client_id: str, secret: str) -> str:
+    """HTTP Basic credentials as RFC 6749 §2.3.1 spells them: each part form-urlencoded, then base64."""
+    raw = f"{urllib.parse.quote_plus(client_id)}:{urllib.parse.quote_plus(secret)}"
+    return "Basic " + base64.b64encode(raw.encode("ascii")).decode("ascii")
+
+
+def _set_authorization(case, value: str | None) -> None:
+    headers = {k: v for k, v in (case.headers or {}).items() if k.lower() != "authorization"}
+    if value is not None:
+        headers["Authorization"] = value
+    case.headers = headers
+
+
+def _pick(value, candidates: list):
+    """One of `candidates`, derived from the generated `value` (so that it depends on the seed alone)."""
+    digest = hashlib.sha256(repr(value).encode("utf-8", "surrogatepass")).digest()
+    return candidates[int.from_bytes(digest[:8], "big") % len(candidates)]
+
+
+def _granted_scope(value: str, granted: list[str]) -> str:
+    """`value` when every name in it is a scope the client holds, else the names of it that are, or one scope."""
+    if value == "" or all(name in granted for name in value.split(" ")):
+        return value
+    kept = list(dict.fromkeys(name for name in value.split(" ") if name in granted))
+    return " ".join(kept) if kept else _pick(value, granted)
+
+
+def _authenticate_oauth(case, operation_id: str) -> None:
+    """Client authentication at the OAuth endpoints (see the docstring)."""
+    service = _client_fixtures()["service"]
+    basic = _basic(service["client_id"], service["client_secret"])
+    body = case.body
+    if not _is_positive(case):
+        names_client = isinstance(body, dict) and ("client_id" in body or "client_secret" in body)
+        _set_authorization(case, None if names_client else basic)
+        return
+    if not isinstance(body, dict):
+        return
+    body = dict(body)
+    if operation_id == "issueToken" and body.get("grant_type") == "refresh_token":
+        # The refresh grant: a login client (by its client_id alone) and a refresh token of a session of its own.
+        body.pop("client_secret", None)
+        body["client_id"], body["refresh_token"] = CLIENT_ID, _login()["refresh_token"]
+        _set_authorization(case, None)
+        case.body = body
+        return
+    if operation_id == "issueToken":
+        body["grant_type"] = "client_credentials"
+        if isinstance(body.get("scope"), str):
+            body["scope"] = _granted_scope(body["scope"], list(_scopes))
+    if "client_secret" in body:  # client_secret_post
+        body["client_id"], body["client_secret"] = service["client_id"], service["client_secret"]
+        _set_authorization(case, None)
+    else:  # client_secret_basic
+        if "client_id" in body:
+            body["client_id"] = service["client_id"]
+        _set_authorization(case, basic)
+    case.body = body
+
+
+def _future(value):
+    """`value` when it is an instant comfortably in the future, else one that is, derived from `value`."""
+    if not isinstance(value, str):
+        return value
+    now = datetime.now(timezone.utc)
+    t = _instant(value)
+    if t is not None and t > now + EXPIRY_MARGIN:
+        return value
+    digest = hashlib.sha256(value.encode("utf-8", "surrogatepass")).digest()
+    t = now + timedelta(days=1, seconds=int.from_bytes(digest[:8], "big") % (10 * 365 * 86400))
+    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _fix_up_client_id(case, operation_id: str) -> None:
+    """Point a positive request at a client that exists when its clientId is one no response has shown (or,
+    for a change, at another client than the service client)."""
+    params = case.path_parameters or {}
+    service = _client_fixtures()["service"]["client_id"]
+    client_id = _client_id(params.get("clientId"))
+    changing = operation_id in CLIENT_CHANGING_OPERATIONS
+    with _lock:
+        if client_id in _known_clients and not (changing and client_id == service):
+            return
+        candidates = [c for c in _known_clients if not (changing and c == service)]
+    case.path_parameters = {**params, "clientId": _pick(params.get("clientId"), candidates)}
+
+
+def _spare_the_service_client(case) -> None:
+    """Send a change aimed at the service client (positive or negative data) to the stand-in instead."""
+    params = case.path_parameters or {}
+    fixtures = _client_fixtures()
+    if _client_id(params.get("clientId")) == fixtures["service"]["client_id"]:
+        case.path_parameters = {**params, "clientId": fixtures["stand_in"]["client_id"]}
+
+
+def _live_secrets(client_id: str) -> list[str]:
+    """The ids of the client's secrets that are not revoked, oldest first."""
+    r = _admin("GET", f"/clients/{client_id}")
+    if r.status_code != 200:
+        raise RuntimeError(f"reading the client {client_id} failed: {r.status_code} {r.text[:300]}")
+    return [secret["id"] for secret in r.json()["secrets"]]
+
+
+def _make_room_for_a_secret(client_id: str) -> None:
+    """Revoke the client's oldest secrets until a positive addClientSecret (and those in flight) fit."""
+    with _secrets_lock:
+        live = _live_secrets(client_id)
+        count = len(live) + _pending_secrets.get(client_id, 0)
+        for secret_id in [s for s in live if s not in _claimed_secrets]:
+            if count < MAX_SECRETS:
+                break
+            _claimed_secrets.add(secret_id)
+            r = _admin("DELETE", f"/clients/{client_id}/secrets/{secret_id}")
+            if r.status_code not in (204, 404):
+                raise RuntimeError(f"revoking a secret of {client_id} failed: {r.status_code} {r.text[:300]}")
+            count -= 1
+        _pending_secrets[client_id] = _pending_secrets.get(client_id, 0) + 1
+
+
+def _fix_up_add_secret(case) -> None:
+    if isinstance(case.body, dict) and "expires_at" in case.body:
+        case.body = {**case.body, "expires_at": _future(case.body["expires_at"])}
+    _make_room_for_a_secret(case.path_parameters["clientId"])
+
+
+def _fix_up_revoke_secret(case) -> None:
+    """Name a secret of the client that is not revoked (and that no other request is revoking)."""
+    params = case.path_parameters
+    client_id = params["clientId"]
+    with _secrets_lock:
+        free = [s for s in _live_secrets(client_id) if s not in _claimed_secrets]
+        wanted = _user_id(params.get("secretId"))
+        if wanted not in free:
+            if not free:  # the client has no secret left to revoke: give it one
+                r = _admin("POST", f"/clients/{client_id}/secrets")
+                if r.status_code != 201:
+                    raise RuntimeError(f"adding a secret to {client_id} failed: {r.status_code} {r.text[:300]}")
+                free = [r.json()["secret"]["id"]]
+            wanted = _pick(params.get("secretId"), free)
+        _claimed_secrets.add(wanted)
+    case.path_parameters = {**params, "secretId": wanted}
+
+
+def _fix_up_create_client(case) -> None:
+    if isinstance(case.body, dict) and "secret_expires_at" in case.body:
+        case.body = {**case.body, "secret_expires_at": _future(case.body["secret_expires_at"])}
+
+
+def _client_request(case, operation_id: str) -> None:
+    _client_fixtures()  # before any request of these operations, whichever phase comes first
+    if _is_positive(case):
+        if operation_id in CLIENT_ID_OPERATIONS:
+            _fix_up_client_id(case, operation_id)
+        if operation_id == "createClient":
+            _fix_up_create_client(case)
+    if operation_id in CLIENT_CHANGING_OPERATIONS:
+        _spare_the_service_client(case)  # whatever the data and whatever happened above
+    if _is_positive(case):
+        if operation_id == "addClientSecret":
+            _fix_up_add_secret(case)
+        elif operation_id == "revokeClientSecret":
+            _fix_up_revoke_secret(case)
+
+
+
 # --- hooks ---------------------------------------------------------------------------------------------------------
 
 
@@ -526,6 +830,12 @@ def before_call(ctx, case, **kwargs):
     if operation_id in _ANALYTICS_FIX_UPS:
         if _is_positive(case):
             _ANALYTICS_FIX_UPS[operation_id](case)
+        return
+    if operation_id in OAUTH_OPERATIONS:
+        _authenticate_oauth(case, operation_id)
+        return
+    if operation_id in CLIENT_OPERATIONS:
+        _client_request(case, operation_id)
         return
     if operation_id not in ("createUser", "getUser", "updateUser"):
         return
@@ -552,19 +862,33 @@ def _json(content):
 
 @schemathesis.hook
 def after_call(ctx, case, response):
-    """Remember the users that 2xx answers name, the events the server accepted and the cursors it returned."""
+    """Remember the users and clients that 2xx answers name, the events the server accepted and the cursors it
+    returned; count a positive addClientSecret request as no longer in flight."""
+    operation_id = case.operation.definition.raw.get("operationId")
+    if operation_id == "addClientSecret" and _is_positive(case):
+        client_id = (case.path_parameters or {}).get("clientId")
+        with _secrets_lock:
+            _pending_secrets[client_id] = max(0, _pending_secrets.get(client_id, 0) - 1)
     if not 200 <= response.status_code < 300 or not response.content:
         return
-    operation_id = case.operation.definition.raw.get("operationId")
     if operation_id not in (
         "login", "refreshToken", "listUsers", "getUser", "createUser", "updateUser",
         "trackEvent", "trackEventBatch", "listEvents",
+        "listClients", "createClient", "getClient", "updateClient",
     ):
         return
     body = _json(response.content)
     if not isinstance(body, dict):
         return
-    if operation_id in ("login", "refreshToken"):
+    if operation_id == "listClients":
+        for client in body.get("data") or []:
+            if isinstance(client, dict):
+                _remember_client(client.get("client_id"))
+    elif operation_id == "createClient":
+        _remember_client((body.get("client") or {}).get("client_id"))
+    elif operation_id in ("getClient", "updateClient"):
+        _remember_client(body.get("client_id"))
+    elif operation_id in ("login", "refreshToken"):
         _remember((body.get("user") or {}).get("id"))
     elif operation_id == "listUsers":
         for user in body.get("data") or []:
@@ -680,4 +1004,22 @@ def analytics_receipts(ctx, response, case):
         _check_track_event(case, answer)
     else:
         _check_track_event_batch(case, answer)
+    return None
+
+
+@schemathesis.check
+def client_limits(ctx, response, case):
+    """A 409 to createClient is the organization's 101st service client: it must hold 100 of them already."""
+    if case.operation.definition.raw.get("operationId") != "createClient" or response.status_code != 409:
+        return None
+    answer = _json(response.content)
+    if not isinstance(answer, dict) or answer.get("code") != "conflict":
+        code = answer.get("code") if isinstance(answer, dict) else None
+        raise AssertionError(f"409 to createClient with code {code}")
+    r = _admin("GET", "/clients")
+    held = len(r.json().get("data") or []) if r.status_code == 200 else None
+    if held != MAX_CLIENTS:
+        raise AssertionError(
+            f"409 to createClient while the organization holds {held} service clients, not {MAX_CLIENTS}"
+        )
     return None

@@ -5,9 +5,10 @@
 #
 # What runs is in schemathesis.toml: every check, positive and negative data, the examples, coverage, fuzzing and
 # stateful phases, a fixed seed, at least 100 examples per operation. hooks.py authenticates by logging in with the
-# credentials the dev server seeded. Exits non-zero on any failure, error or warning of Schemathesis, on any error
-# the server logged meanwhile, when the stateful phase never followed a link the contract declares to a 2xx answer,
-# and when the seeded admin is no longer an active admin afterwards. Prints the generated cases per operation and
+# credentials the dev server seeded, and at the OAuth endpoints as a service client it creates. Exits non-zero on
+# any failure, error or warning of Schemathesis, on any error the server logged meanwhile, when the stateful phase
+# never followed a link the contract declares to a 2xx answer, and when the seeded admin is no longer an active
+# admin or that service client no longer obtains tokens afterwards. Prints the generated cases per operation and
 # phase, and the links followed.
 #
 # Environment: NEXUS_CONTRACT_VENV (virtualenv; default $REPO/.cache/contract-venv), NEXUS_ARTIFACTS (reports go
@@ -43,16 +44,23 @@ start_server "$db" "$port" # builds the server from this tree; exports NEXUS_API
 reports=${NEXUS_ARTIFACTS:-$REPO/.cache/artifacts}/schemathesis-$db
 rm -rf "$reports" && mkdir -p "$reports"
 
-# From lib.sh's work directory, so that Hypothesis leaves nothing in the repository. Four invocations against the
-# same server: the examples, coverage and fuzzing phases, then the stateful phase on its own (schemathesis.toml
-# says why), three times: for the Users operations, for the Analytics operations, and for all the others.
-# Schemathesis starts its scenarios only from "reliable" roots when there are any (a POST, or a GET without path
-# parameters, whose inputs it does not take for references to resources nothing produces), and from the others
-# only when there are none: createUser, listUsers and every Analytics operation are reliable, login and
-# refreshToken are not (their client_id looks like such a reference), so in an invocation with any of those no
-# scenario would start from login, and its links to refreshToken would go untested. Each invocation has its own
-# reports (NAME below). The failing invocation, if any, decides the exit status.
+# From lib.sh's work directory, so that Hypothesis leaves nothing in the repository. Five invocations against the
+# same server: the examples, coverage and fuzzing phases, and the stateful phase on its own (schemathesis.toml
+# says why), four times: for the Clients operations (first, see below), the Users operations, the Analytics
+# operations, and all the others. Schemathesis starts its scenarios only from "reliable" roots when there are
+# any (a POST, or a GET without path parameters, whose inputs it does not take for references to resources
+# nothing produces), and from the others only when there are none: createUser, listUsers, createClient, listClients and every
+# Analytics operation are reliable, login and refreshToken are not (their client_id looks like such a
+# reference), so in an invocation with any of those no scenario would start from login, and its links to
+# refreshToken would go untested. Each invocation has its own reports (NAME below). The failing invocation, if
+# any, decides the exit status. The invocations share the fixture clients hooks.py creates (a secret is shown
+# once) through NEXUS_CONTRACT_FIXTURES. The Clients scenarios run first: an organization holds at most 100
+# service clients and nothing deletes one, and the fuzzing phase alone would fill it, so that no scenario could
+# follow createClient's link to getClient. Afterwards every positive createClient is 409, which the check
+# `client_limits` holds to the full organization (schemathesis.toml).
 cd "$WORK_DIR"
+export NEXUS_CONTRACT_FIXTURES="$WORK_DIR/contract-fixtures-$db.json"
+rm -f "$NEXUS_CONTRACT_FIXTURES"
 start=$(date +%s)
 status=0
 run_schemathesis() { # NAME PHASES [options]
@@ -64,10 +72,11 @@ run_schemathesis() { # NAME PHASES [options]
     --report-junit-path "$reports/junit-$name.xml" --report-ndjson-path "$reports/events-$name.ndjson" \
     --no-color "$@" || status=$?
 }
+run_schemathesis stateful-clients stateful --include-tag Clients "$@"
 run_schemathesis examples examples,coverage,fuzzing "$@"
 run_schemathesis stateful-users stateful --include-tag Users "$@"
 run_schemathesis stateful-analytics stateful --include-tag Analytics "$@"
-run_schemathesis stateful-others stateful --exclude-tag-regex '^(Users|Analytics)$' "$@"
+run_schemathesis stateful-others stateful --exclude-tag-regex '^(Users|Analytics|Clients)$' "$@"
 elapsed=$(($(date +%s) - start))
 
 # Errors the server logged (a panic, a failure after the response was committed) that no response showed. The
@@ -108,9 +117,10 @@ EOF
 
 # The links the stateful phase followed, with how often the request they made was answered 2xx. Every link the
 # contract declares (createUser → getUser and updateUser, the TokenIssued links to refreshToken, trackEvent →
-# listEvents and its retry, listEvents → its next page) must have been followed to a 2xx answer at least once:
-# otherwise the stateful phase did not test what the links promise. Then the seeded admin the hooks log in as must
-# still be an active admin (hooks.py keeps updateUser away from it).
+# listEvents and its retry, listEvents → its next page, createClient → getClient) must have been followed to a
+# 2xx answer at least once: otherwise the stateful phase did not test what the links promise. Then the seeded
+# admin the hooks log in as must still be an active admin (hooks.py keeps updateUser away from it), and the
+# service client they authenticate with at the OAuth endpoints must still obtain tokens with every scope.
 "$venv/bin/python" - "$REPO/openapi.yaml" "$reports"/events-stateful-*.ndjson <<'EOF' || { [ "$status" != 0 ] || status=1; }
 import collections, json, os, sys
 
@@ -164,6 +174,18 @@ if user.get("role") != "admin" or user.get("status") != "active":
     problems.append(f"the seeded admin is not an active admin after the run: login {r.status_code} {r.text[:300]}")
 else:
     print(f"the seeded admin {user['email']} is still an active admin")
+# The service client hooks.py authenticates with at the OAuth endpoints must still obtain tokens with every scope.
+fixtures_path = os.environ.get("NEXUS_CONTRACT_FIXTURES", "")
+if os.path.exists(fixtures_path):
+    service = json.load(open(fixtures_path, encoding="utf-8"))["service"]
+    r = requests.post(f"{api}/auth/token", data={"grant_type": "client_credentials"},
+                      auth=(service["client_id"], service["client_secret"]), timeout=30)
+    scopes = set(r.json().get("scope", "").split()) if r.status_code == 200 else set()
+    if scopes != set(spec["components"]["schemas"]["Scope"]["enum"]):
+        problems.append(f"the hooks' service client no longer obtains a token with every scope: "
+                        f"{r.status_code} {r.text[:300]}")
+    else:
+        print(f"the hooks' service client {service['client_id']} still obtains tokens with every scope")
 for problem in problems:
     print(f"schemathesis: {problem}")
 sys.exit(1 if problems else 0)

@@ -22,7 +22,7 @@ func (k *Contract) readBody(x *exchange) error {
 	case x.op.JSONBody:
 		x.body, err = readJSON(x.c.Request(), x.op.MaxBody)
 	case x.op.FormBody:
-		x.body, err = readForm(x.c.Request(), x.op.MaxBody)
+		x.body, err = readForm(x.c.Request(), x.op.MaxBody, x.op.FormParams)
 	}
 	return err
 }

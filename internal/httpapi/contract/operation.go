@@ -26,13 +26,14 @@ import (
 //     §5.2 members beside the problem's (the HTTP layer's mapper reads OAuthErrors);
 //   - x-nexus-rules (schema): the name of the Rule (Config.Rules) of objects of the schema, bodies or items.
 type Operation struct {
-	Route       *routers.Route // the operation, with a batch's envelope schema for its body (x-nexus-items)
-	Secured     bool           // needs a bearer token (a security requirement names a bearer or OAuth 2.0 scheme)
-	MaxBody     int64          // largest accepted request body
-	JSONBody    bool           // takes a JSON request body
-	FormBody    bool           // takes an application/x-www-form-urlencoded request body
-	OAuthErrors bool           // x-nexus-error-format: oauth
-	Produces    []string       // media types of the successful responses' bodies
+	Route       *routers.Route  // the operation, with a batch's envelope schema for its body (x-nexus-items)
+	Secured     bool            // needs a bearer token (a security requirement names a bearer or OAuth 2.0 scheme)
+	MaxBody     int64           // largest accepted request body
+	JSONBody    bool            // takes a JSON request body
+	FormBody    bool            // takes an application/x-www-form-urlencoded request body
+	FormParams  map[string]bool // the parameters of a form body (its schema's properties); others are ignored
+	OAuthErrors bool            // x-nexus-error-format: oauth
+	Produces    []string        // media types of the successful responses' bodies
 
 	Permission      nexus.Permission            // x-nexus-permission
 	OwnParam        string                      // x-nexus-own-parameter
@@ -107,7 +108,14 @@ func Index(spec *openapi3.T, base string) (map[string]*Operation, error) {
 			sort.Strings(o.Produces)
 			if op.RequestBody != nil && op.RequestBody.Value != nil {
 				o.JSONBody = op.RequestBody.Value.Content.Get("application/json") != nil
-				o.FormBody = op.RequestBody.Value.Content.Get("application/x-www-form-urlencoded") != nil
+				if mt := op.RequestBody.Value.Content.Get("application/x-www-form-urlencoded"); mt != nil {
+					o.FormBody, o.FormParams = true, map[string]bool{}
+					if mt.Schema != nil && mt.Schema.Value != nil {
+						for name := range mt.Schema.Value.Properties {
+							o.FormParams[name] = true
+						}
+					}
+				}
 				if o.JSONBody && o.FormBody {
 					return nil, fmt.Errorf("%s %s: a request body is JSON or a form, not both", method, path)
 				}
