@@ -16,6 +16,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 
@@ -219,8 +221,13 @@ func (s *Service) Create(ctx context.Context, p nexus.Principal, in CreateInput)
 // is not blank, scopes that p may grant, an expiry in the future.
 func (s *Service) check(p nexus.Principal, name string, scopes nexus.PermissionSet, expires time.Time, expiresAt string, now time.Time) error {
 	var fields []nexus.FieldError
-	if name == "" {
+	switch {
+	case name == "":
 		fields = append(fields, nexus.BodyField("/name", "must not be blank"))
+	case utf8.RuneCountInString(name) > 100:
+		fields = append(fields, nexus.BodyField("/name", "must be at most 100 characters"))
+	case strings.ContainsFunc(name, unicode.IsControl):
+		fields = append(fields, nexus.BodyField("/name", "must not contain control characters"))
 	}
 	if !expires.IsZero() && !expires.After(now) {
 		fields = append(fields, nexus.BodyField(expiresAt, "must be in the future"))
