@@ -11,6 +11,7 @@
 //	nexus client secret add --org ORG_ID --client-id ID [--expires RFC3339] [--json]
 //	nexus client secret revoke --org ORG_ID --client-id ID --secret-id SECRET_ID [--json]
 //	nexus user create --org ORG_ID --email EMAIL --role ROLE [--name NAME] --password-stdin [--json]
+//	nexus version [--json]
 //
 // The first client create registers a login client, a public application through which users log in; the
 // --service form and the other client commands manage service clients, which obtain tokens of their own with
@@ -18,7 +19,8 @@
 // the matrix). A service client's secret is printed once; the server keeps only a keyed hash of it, which is
 // why these commands need the server's NEXUS_SECRET_KEY.
 //
-// Every command reads the same NEXUS_* configuration (see the README).
+// Every command but version reads the same NEXUS_* configuration (see the README); version prints the build
+// information the Go tool recorded in the binary.
 package main
 
 import (
@@ -29,6 +31,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 
@@ -102,6 +105,7 @@ const usage = `usage:
                                             add a secret (at most two active, to rotate); prints it once
   nexus client secret revoke --org ORG_ID --client-id ID --secret-id SECRET_ID [--json]
   nexus user create --org ORG_ID --email EMAIL --role admin|manager|analyst|member [--name NAME] --password-stdin [--json]
+  nexus version [--json]                    the build: module version, VCS revision and time, Go version, OS/arch
 `
 
 // run is the whole program: main only wires it to the process. It reads the configuration once, after the
@@ -156,6 +160,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		command = func(cfg config.Config) error { return revokeClientSecret(ctx, rest[2:], cfg, stdout, stderr) }
 	case cmd == "user" && sub == "create":
 		command = func(cfg config.Config) error { return createUser(ctx, rest[1:], cfg, stdin, stdout, stderr) }
+	case cmd == "version":
+		// Needs no configuration: it describes the binary, not an installation.
+		return version(rest, debug.ReadBuildInfo, stdout, stderr)
 	case cmd == "help" || cmd == "-h" || cmd == "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
