@@ -136,7 +136,7 @@ func (c Config) TLS() bool { return c.TLSCertFile != "" }
 // HTTPS reports whether clients reach the server over HTTPS (directly or through the trusted proxy).
 func (c Config) HTTPS() bool { return c.TLS() || c.BehindTLSProxy }
 
-// LogValue logs the effective configuration with secrets masked.
+// LogValue logs the effective configuration with secrets masked and durations in words ("15m0s").
 func (c Config) LogValue() slog.Value {
 	proxies := make([]string, len(c.TrustedProxies))
 	for i, p := range c.TrustedProxies {
@@ -164,14 +164,14 @@ func (c Config) LogValue() slog.Value {
 		slog.Bool("tls", c.TLS()),
 		slog.Bool("behind_tls_proxy", c.BehindTLSProxy),
 		slog.String("trusted_proxies", strings.Join(proxies, ",")),
-		slog.Duration("access_token_ttl", c.AccessTokenTTL),
-		slog.Duration("refresh_idle_ttl", c.RefreshIdleTTL),
-		slog.Duration("refresh_absolute_ttl", c.RefreshAbsoluteTTL),
-		slog.Duration("refresh_grace", c.RefreshGrace),
-		slog.Duration("key_publish_delay", c.KeyPublishDelay),
-		slog.Duration("jwks_max_age", c.JWKSMaxAge),
-		slog.Duration("shutdown_delay", c.ShutdownDelay),
-		slog.Duration("shutdown_timeout", c.ShutdownTimeout),
+		duration("access_token_ttl", c.AccessTokenTTL),
+		duration("refresh_idle_ttl", c.RefreshIdleTTL),
+		duration("refresh_absolute_ttl", c.RefreshAbsoluteTTL),
+		duration("refresh_grace", c.RefreshGrace),
+		duration("key_publish_delay", c.KeyPublishDelay),
+		duration("jwks_max_age", c.JWKSMaxAge),
+		duration("shutdown_delay", c.ShutdownDelay),
+		duration("shutdown_timeout", c.ShutdownTimeout),
 		slog.String("rate_limit_ip", c.RateLimitIP.String()),
 		slog.String("rate_limit_auth_ip", c.RateLimitAuthIP.String()),
 		slog.String("rate_limit_login_account", c.RateLimitLoginAccount.String()),
@@ -180,17 +180,17 @@ func (c Config) LogValue() slog.Value {
 		slog.String("login_failures", c.LoginFailures.String()),
 		slog.String("redis", redis),
 		slog.String("cors_origins", strings.Join(c.CORSOrigins, ",")),
-		slog.Duration("read_header_timeout", c.ReadHeaderTimeout),
-		slog.Duration("read_timeout", c.ReadTimeout),
-		slog.Duration("write_timeout", c.WriteTimeout),
-		slog.Duration("idle_timeout", c.IdleTimeout),
-		slog.Duration("request_timeout", c.RequestTimeout),
+		duration("read_header_timeout", c.ReadHeaderTimeout),
+		duration("read_timeout", c.ReadTimeout),
+		duration("write_timeout", c.WriteTimeout),
+		duration("idle_timeout", c.IdleTimeout),
+		duration("request_timeout", c.RequestTimeout),
 		slog.Int("max_header_bytes", c.MaxHeaderBytes),
 		slog.Int("db_max_conns", c.DBMaxConns),
 		slog.Int("auth_cache_entries", c.AuthCacheEntries),
 		slog.Int("event_queue", c.EventQueue),
 		slog.Int("event_writers", c.EventWriters),
-		slog.Duration("event_linger", c.EventLinger),
+		duration("event_linger", c.EventLinger),
 	)
 }
 
