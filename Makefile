@@ -22,8 +22,9 @@ run: ## start the server on 127.0.0.1:8080 with the embedded database and demo d
 build: ## build a static binary into bin/nexus
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/nexus
 
-test: ## run every test, on SQLite and on a throwaway PostgreSQL (skipped loudly when none can be started); TESTFLAGS=-race for the race detector
+test: ## run every test, on SQLite and on a throwaway PostgreSQL and redis-server (skipped loudly when missing); TESTFLAGS=-race for the race detector
 	@./.ci/postgres-check
+	@./.ci/redis-check
 	$(GO) test $(TESTFLAGS) -count=1 $(PKGS)
 
 test-race: ## every test under the race detector (needs cgo: a C compiler such as gcc), as CI runs them
@@ -77,4 +78,4 @@ vulncheck: ## govulncheck: known vulnerabilities in called code (vuln.go.dev, el
 
 security: gosec vulncheck ## gosec and govulncheck
 
-ci: lint security test-race fuzz ## what CI runs before the contract gate (with CI=true the PostgreSQL tests must run)
+ci: lint security test-race fuzz ## what CI runs before the contract gate (with CI=true the PostgreSQL and Redis tests must run)
