@@ -16,8 +16,10 @@ export GOTOOLCHAIN ?= $(shell awk '/^toolchain /{print $$2}' go.mod)
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
 
-run: ## start the server on 127.0.0.1:8080 with the embedded database and demo data (serve --dev)
-	$(GO) run ./cmd/nexus serve --dev
+# run builds the binary and then runs it, instead of `go run`: Ctrl-C ends in the server's own graceful shutdown
+# and exit status (go run exits 1 whenever its program was interrupted, which make reported as an error).
+run: build ## start the server on 127.0.0.1:8080 with the embedded database and demo data (serve --dev)
+	exec $(BIN) serve --dev
 
 build: ## build a static binary into bin/nexus
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/nexus

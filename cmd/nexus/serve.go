@@ -29,6 +29,13 @@ func serve(ctx context.Context, cfg config.Config, stdout, stderr io.Writer) err
 	if err := cfg.ValidateServe(); err != nil {
 		return fmt.Errorf("configuration:\n%w", err)
 	}
+	// Bind before touching the database too: on a busy port the server fails having changed nothing (no
+	// migration, no development secret, no demo data, no password printed).
+	ln, tlsConfig, err := listen(cfg)
+	if err != nil {
+		return err
+	}
+	defer ln.Close() // a no-op once the server has closed it
 	e, err := setup(ctx, cfg, stderr)
 	if err != nil {
 		return err
@@ -76,19 +83,9 @@ func serve(ctx context.Context, cfg config.Config, stdout, stderr io.Writer) err
 		MaxHeaderBytes: httpapi.HeaderHardLimit(e.cfg.MaxHeaderBytes),
 		ErrorLog:       slog.NewLogLogger(e.log.Handler(), slog.LevelWarn),
 	}
-	ln, err := net.Listen("tcp", e.cfg.HTTPAddr)
-	if err != nil {
-		return fmt.Errorf("NEXUS_HTTP_ADDR: %w", err)
-	}
 	scheme := "http"
-	if e.cfg.TLS() {
-		cert, err := tls.LoadX509KeyPair(e.cfg.TLSCertFile, e.cfg.TLSKeyFile)
-		if err != nil {
-			_ = ln.Close()
-			return fmt.Errorf("NEXUS_TLS_CERT_FILE/NEXUS_TLS_KEY_FILE: %w", err)
-		}
-		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
-		ln = tls.NewListener(ln, srv.TLSConfig)
+	if tlsConfig != nil {
+		srv.TLSConfig = tlsConfig
 		scheme = "https"
 	}
 	// Requests with both Transfer-Encoding and Content-Length are answered 400 and their connections closed.
@@ -134,6 +131,24 @@ func serve(ctx context.Context, cfg config.Config, stdout, stderr io.Writer) err
 	}
 	e.log.Info("stopped")
 	return nil
+}
+
+// listen binds NEXUS_HTTP_ADDR, with TLS when it is configured (tlsConfig is then that of the listener).
+func listen(cfg config.Config) (ln net.Listener, tlsConfig *tls.Config, err error) {
+	ln, err = net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("NEXUS_HTTP_ADDR: %w", err)
+	}
+	if cfg.TLS() {
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCertFile, cfg.TLSKeyFile)
+		if err != nil {
+			_ = ln.Close()
+			return nil, nil, fmt.Errorf("NEXUS_TLS_CERT_FILE/NEXUS_TLS_KEY_FILE: %w", err)
+		}
+		tlsConfig = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+		ln = tls.NewListener(ln, tlsConfig)
+	}
+	return ln, tlsConfig, nil
 }
 
 // exitOnSecondSignal watches for a second SIGTERM or SIGINT during the shutdown (the first one cancelled the
