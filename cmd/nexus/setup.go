@@ -29,7 +29,7 @@ type env struct {
 
 func setup(ctx context.Context, cfg config.Config, stderr io.Writer) (*env, error) {
 	var h slog.Handler
-	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+	opts := &slog.HandlerOptions{Level: cfg.LogLevel, ReplaceAttr: config.ReplaceAttr}
 	if cfg.LogFormat == "text" {
 		h = slog.NewTextHandler(stderr, opts)
 	} else {
