@@ -75,7 +75,7 @@ gosec: ## gosec security lint (reviewed exclusions only: #nosec with a reason, G
 	$(GO) run github.com/securego/gosec/v2/cmd/gosec -quiet -fmt golint -exclude-generated \
 		-nosec-require-rules -nosec-require-justification -exclude-rules '$(GOSEC_EXCLUDE)' $(PKGS)
 
-vulncheck: ## govulncheck: known vulnerabilities in called code (vuln.go.dev, else the pinned offline snapshot)
+vulncheck: ## govulncheck: known vulnerabilities in called code (its default database, else the pinned offline snapshot)
 	GO=$(GO) bash .ci/govulncheck
 
 security: gosec vulncheck ## gosec and govulncheck
