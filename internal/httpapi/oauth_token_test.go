@@ -33,3 +33,32 @@ func TestClientCredentialsFlow(t *testing.T) {
 		expectOAuthError(t, e.clientToken(id, secret, "users:write"), http.StatusBadRequest, "invalid_scope", "invalid_scope")
 	})
 }
+
+// TestOAuthErrorMediaType: OAuth errors are application/json (RFC 6749 §5.2) unless Accept names
+// application/problem+json itself; the body is the same OAuthError either way. Accept must still admit the
+// success answer's application/json, or the request is 406 before anything else.
+func TestOAuthErrorMediaType(t *testing.T) {
+	forEachDB(t, func(t *testing.T, e *env) {
+		admin, _ := e.tokens(webClient)
+		id, secret := e.serviceClient(admin, "users:read")
+		for _, c := range []struct {
+			accept, want string
+			status       int
+			code         string
+		}{
+			{"", "application/json", http.StatusUnauthorized, "invalid_client"},
+			{"*/*", "application/json", http.StatusUnauthorized, "invalid_client"},
+			{"application/json", "application/json", http.StatusUnauthorized, "invalid_client"},
+			{"application/problem+json;q=0, */*", "application/json", http.StatusUnauthorized, "invalid_client"},
+			{"application/json, application/problem+json", "application/problem+json", http.StatusUnauthorized, "invalid_client"},
+			{"application/json;q=0.5, application/problem+json", "application/problem+json", http.StatusUnauthorized, "invalid_client"},
+			{"application/problem+json", "application/problem+json", http.StatusNotAcceptable, "not_acceptable"},
+		} {
+			r := e.do("POST", "/v2/auth/token", form("grant_type", "client_credentials"),
+				"Content-Type", formType, "Authorization", basic(id, secret+"x"), "Accept", c.accept)
+			if got := r.header.Get("Content-Type"); got != c.want || r.status != c.status || r.str(t, "code") != c.code || r.str(t, "error") == "" {
+				t.Errorf("Accept %q: %d %s %s, want %d %s %s", c.accept, r.status, got, r.body, c.status, c.want, c.code)
+			}
+		}
+	})
+}

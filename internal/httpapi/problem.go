@@ -119,7 +119,7 @@ func (s *Server) handleError(err error, c echo.Context) {
 	h.Set(echo.HeaderContentType, problemContentType)
 	if oauth {
 		body = toOAuthError(p, ne.Code)
-		if !acceptsProblem(c.Request().Header) {
+		if !contract.NamesMediaType(c.Request().Header, problemContentType) {
 			h.Set(echo.HeaderContentType, echo.MIMEApplicationJSON) // RFC 6749 §5.2
 		}
 	}

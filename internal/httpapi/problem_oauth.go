@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"mime"
 	"net/http"
 	"strings"
 
@@ -42,20 +41,6 @@ func oauthErrorCode(c nexus.Code) gen.OAuthErrorError {
 		return gen.ServerError
 	}
 	return gen.InvalidRequest
-}
-
-// acceptsProblem reports whether the request's Accept names application/problem+json (with a non-zero q), for
-// the OAuth endpoints, which otherwise answer errors as application/json as RFC 6749 requires.
-func acceptsProblem(h http.Header) bool {
-	for _, v := range h.Values("Accept") {
-		for _, part := range strings.Split(v, ",") {
-			mt, params, err := mime.ParseMediaType(strings.TrimSpace(part))
-			if err == nil && mt == problemContentType && params["q"] != "0" && !strings.HasPrefix(params["q"], "0.0") {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 func toOAuthError(p gen.Problem, code nexus.Code) gen.OAuthError {

@@ -2,6 +2,7 @@ package contract
 
 import (
 	"mime"
+	"net/http"
 	"strconv"
 	"strings"
 
@@ -31,6 +32,23 @@ func (k *Contract) negotiate(x *exchange) error {
 // acceptable reports whether the Accept header value admits the media type mt with a non-zero quality.
 func acceptable(accept, mt string) bool {
 	typ, sub, _ := strings.Cut(mt, "/")
+	return anyRange(accept, func(rt, rs string) bool { return (rt == "*" && rs == "*") || (rt == typ && (rs == "*" || rs == sub)) })
+}
+
+// NamesMediaType reports whether an Accept field of h names the media type mt itself (no wildcard) with a
+// non-zero quality: for answers that have a second representation only for clients that ask for it.
+func NamesMediaType(h http.Header, mt string) bool {
+	typ, sub, _ := strings.Cut(mt, "/")
+	for _, accept := range h.Values("Accept") {
+		if anyRange(accept, func(rt, rs string) bool { return rt == typ && rs == sub }) {
+			return true
+		}
+	}
+	return false
+}
+
+// anyRange reports whether one media range of the Accept header value, with a non-zero quality, matches.
+func anyRange(accept string, match func(typ, sub string) bool) bool {
 	for _, part := range strings.Split(accept, ",") {
 		rng, params, err := mime.ParseMediaType(strings.TrimSpace(part))
 		if err != nil {
@@ -41,8 +59,7 @@ func acceptable(accept, mt string) bool {
 				continue
 			}
 		}
-		rt, rs, _ := strings.Cut(rng, "/")
-		if (rt == "*" && rs == "*") || (rt == typ && (rs == "*" || rs == sub)) {
+		if rt, rs, _ := strings.Cut(rng, "/"); match(rt, rs) {
 			return true
 		}
 	}
