@@ -2,6 +2,8 @@
 //
 //	nexus serve [--dev] [--addr host:port]
 //	nexus migrate
+//	nexus backup --to FILE [--force] [--json]
+//	nexus restore --from FILE [--json]
 //	nexus keys rotate [--json]
 //	nexus org create --name NAME [--json]
 //	nexus client create --client-id ID --name NAME [--org ORG_ID] [--json]
@@ -93,6 +95,8 @@ func (e usageError) Error() string { return e.msg + " (run `nexus help`)" }
 const usage = `usage:
   nexus serve [--dev] [--addr host:port]    run the API server (--dev: loopback HTTP, embedded DB, demo data)
   nexus migrate                             apply database migrations
+  nexus backup --to FILE [--force] [--json] copy the embedded database while the server runs (PostgreSQL: pg_dump)
+  nexus restore --from FILE [--json]        install a backup as the embedded database (server stopped)
   nexus keys rotate [--json]                add a signing key (published now, signs after NEXUS_KEY_PUBLISH_DELAY)
   nexus org create --name NAME [--json]
   nexus client create --client-id ID --name NAME [--org ORG_ID] [--json]
@@ -144,6 +148,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		command = func(cfg config.Config) error { return serve(ctx, cfg, stdout, stderr) }
 	case cmd == "migrate":
 		command = func(cfg config.Config) error { return migrate(ctx, rest, cfg, stdout, stderr) }
+	case cmd == "backup":
+		command = func(cfg config.Config) error { return backup(ctx, rest, cfg, stdout, stderr) }
+	case cmd == "restore":
+		command = func(cfg config.Config) error { return restore(ctx, rest, cfg, stdout, stderr) }
 	case cmd == "keys" && sub == "rotate":
 		command = func(cfg config.Config) error { return rotateKeys(ctx, rest[1:], cfg, stdout, stderr) }
 	case cmd == "org" && sub == "create":

@@ -2,7 +2,9 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -323,8 +325,27 @@ func (db *DB) render(sql string) string {
 }
 
 // Migrate applies every pending migration in one transaction, and returns the versions it applied. Several
-// servers starting at once against one PostgreSQL database take turns on an advisory lock.
+// servers starting at once against one PostgreSQL database take turns on an advisory lock. Migrations are
+// forward-only: a database that a newer binary migrated past this binary's last version is refused with a
+// *SchemaTooNewError, and nothing is changed.
 func (db *DB) Migrate(ctx context.Context) ([]int, error) { return db.migrate(ctx, migrations) }
+
+// SchemaVersion is the schema version this binary's migrations bring a database to: the last one's.
+func SchemaVersion() int { return migrations[len(migrations)-1].version }
+
+// SchemaTooNewError is Migrate's refusal of a database whose schema a newer binary migrated: this binary does
+// not know what the newer migrations changed, so it must not serve the database. Run the newer binary again,
+// or restore the backup taken before the upgrade (see the README's "Backup, restore, upgrade and rollback").
+type SchemaTooNewError struct {
+	Database int // the highest version recorded in the database's schema_migrations
+	Binary   int // the last version this binary knows
+}
+
+func (e *SchemaTooNewError) Error() string {
+	return fmt.Sprintf("the database schema is at version %d, newer than this binary's %d: a newer nexus has "+
+		"migrated it and migrations are forward-only; run that newer binary, or to roll back restore the backup "+
+		"taken before the upgrade and then start this one", e.Database, e.Binary)
+}
 
 // migrate applies the pending migrations of ms.
 func (db *DB) migrate(ctx context.Context, ms []migration) ([]int, error) {
@@ -346,8 +367,12 @@ func (db *DB) migrate(ctx context.Context, ms []migration) ([]int, error) {
 			return err
 		}
 		have := make(map[int]bool, len(done))
+		known := ms[len(ms)-1].version
 		for _, v := range done {
 			have[v] = true
+			if v > known {
+				return &SchemaTooNewError{Database: slices.Max(done), Binary: known}
+			}
 		}
 		for _, m := range ms {
 			if have[m.version] {
@@ -372,6 +397,9 @@ func (db *DB) migrate(ctx context.Context, ms []migration) ([]int, error) {
 		}
 		return nil
 	})
+	if tooNew := (*SchemaTooNewError)(nil); errors.As(err, &tooNew) {
+		return nil, fmt.Errorf("migrate: %w", err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("migrate: %w", translate(err))
 	}

@@ -131,3 +131,25 @@ func shellQuote(s string) string {
 	}
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
+
+// Program returns the path of the PostgreSQL client program name (pg_dump, pg_restore, psql) of the
+// installation the throwaway servers run from: beside initdb (a symbolic link followed), so that a dump is
+// made and restored by the server's own version, or else on PATH. The tests of backup and restore run it; it
+// connects through a database URL and needs no postgres OS user.
+func Program(name string) (string, error) {
+	b, err := findBinaries()
+	if err != nil {
+		return "", err
+	}
+	initdb, err := filepath.EvalSymlinks(b.initdb)
+	if err != nil {
+		return "", err
+	}
+	if p := filepath.Join(filepath.Dir(initdb), name); isExecutable(p) {
+		return p, nil
+	}
+	if p, err := exec.LookPath(name); err == nil {
+		return p, nil
+	}
+	return "", fmt.Errorf("%s found neither beside %s nor on PATH", name, initdb)
+}
