@@ -3,8 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -202,6 +204,18 @@ func TestBackupRestore(t *testing.T) {
 					t.Fatalf("nexus restore: %q %v", out, err)
 				}
 			} else {
+				// The README's second route first: into a new, empty database, which then needs no migration.
+				fresh := testdb.PostgresURL(t)
+				pgTool(t, "pg_restore", "--no-owner", "-d", fresh, backupFile)
+				db, err := store.Open(context.Background(), store.Options{URL: fresh})
+				if err != nil {
+					t.Fatal(err)
+				}
+				applied, err := db.Migrate(context.Background())
+				_ = db.Close()
+				if err != nil || len(applied) != 0 {
+					t.Fatalf("Migrate on the database pg_restore created applied %v (%v), want nothing", applied, err)
+				}
 				pgTool(t, "pg_restore", "--clean", "--if-exists", "--no-owner", "-d", vars["NEXUS_DATABASE_URL"], backupFile)
 			}
 			db, err := store.Open(context.Background(), store.Options{URL: vars["NEXUS_DATABASE_URL"], DataDir: vars["NEXUS_DATA_DIR"]})
@@ -276,5 +290,33 @@ func TestBackupRefusals(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "data", store.SQLiteFile)); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("the refused restore installed a database: %v", err)
+	}
+}
+
+// TestServeRefusesNewerSchema: a binary started on a database that a newer one migrated (a rollback without
+// restoring the backup) refuses to start, naming both schema versions, and the database keeps its schema.
+func TestServeRefusesNewerSchema(t *testing.T) {
+	vars := map[string]string{"NEXUS_DATA_DIR": t.TempDir(), "NEXUS_LOG_LEVEL": "warn", "NEXUS_HTTP_ADDR": "127.0.0.1:0"}
+	if _, _, err := nexusCmd(vars, "migrate"); err != nil {
+		t.Fatal(err)
+	}
+	c, err := sql.Open("sqlite", "file:"+filepath.Join(vars["NEXUS_DATA_DIR"], store.SQLiteFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	next := store.SchemaVersion() + 1
+	if _, err := c.Exec("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, 'from a newer nexus', '2030-01-01 00:00:00+00:00')", next); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = nexusCmd(vars, "serve", "--dev")
+	var msg strings.Builder
+	report(&msg, err)
+	if err == nil || !strings.Contains(msg.String(), fmt.Sprintf("version %d, newer than this binary's %d", next, next-1)) {
+		t.Fatalf("serve on a newer schema: %q, want a refusal naming both versions", msg.String())
+	}
+	var n int
+	if err := c.QueryRow("SELECT count(*) FROM schema_migrations").Scan(&n); err != nil || n != next {
+		t.Errorf("schema_migrations has %d rows (%v), want %d", n, err, next)
 	}
 }
