@@ -23,6 +23,7 @@ import (
 	_ "github.com/glebarez/go-sqlite"  // database/sql driver "sqlite", to count the stored events
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx", to count the stored events
 
+	"github.com/nexus-cloud/nexus-core/internal/httpapi/apitest"
 	"github.com/nexus-cloud/nexus-core/internal/store"
 	"github.com/nexus-cloud/nexus-core/internal/testdb"
 )
@@ -327,8 +328,8 @@ type nexusProcess struct {
 func startNexus(t *testing.T, bin string, vars map[string]string) *nexusProcess {
 	t.Helper()
 	p := &nexusProcess{stdout: &lockedBuffer{}, stderr: &lockedBuffer{}, exited: make(chan struct{}),
-		client: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
-			MaxIdleConns: 2 * crashWorkers, MaxIdleConnsPerHost: 2 * crashWorkers, IdleConnTimeout: 30 * time.Second}}}
+		client: &http.Client{Timeout: 30 * time.Second, Transport: apitest.Transport{T: t, Base: &http.Transport{
+			MaxIdleConns: 2 * crashWorkers, MaxIdleConnsPerHost: 2 * crashWorkers, IdleConnTimeout: 30 * time.Second}}}}
 	p.cmd = exec.Command(bin, "serve", "--dev", "--addr", "127.0.0.1:0")
 	p.cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "TMPDIR=" + os.TempDir()}
 	for k, v := range vars {

@@ -24,6 +24,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nexus-cloud/nexus-core/internal/httpapi/apitest"
 	"github.com/nexus-cloud/nexus-core/internal/testdb"
 )
 
@@ -60,7 +61,7 @@ var listening = regexp.MustCompile(`listening on (https?://[^\s]+)`)
 func start(t *testing.T, vars map[string]string, args ...string) *server {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &server{stdout: &lockedBuffer{}, cancel: cancel, done: make(chan error, 1), client: &http.Client{Timeout: 10 * time.Second, Transport: tlsTransport}}
+	s := &server{stdout: &lockedBuffer{}, cancel: cancel, done: make(chan error, 1), client: &http.Client{Timeout: 10 * time.Second, Transport: apitest.Transport{T: t, Base: tlsTransport}}}
 	go func() { s.done <- run(ctx, args, envFunc(vars), strings.NewReader(""), s.stdout, io.Discard) }()
 	t.Cleanup(func() { s.stop(t) })
 	deadline := time.Now().Add(30 * time.Second)

@@ -12,18 +12,17 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
-	"regexp"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/getkin/kin-openapi/openapi3"
-	"github.com/getkin/kin-openapi/openapi3filter"
 
 	"github.com/nexus-cloud/nexus-core/internal/analytics"
 	"github.com/nexus-cloud/nexus-core/internal/auth"
 	"github.com/nexus-cloud/nexus-core/internal/config"
+	"github.com/nexus-cloud/nexus-core/internal/httpapi/apitest"
 	"github.com/nexus-cloud/nexus-core/internal/httpapi/contract"
 	"github.com/nexus-cloud/nexus-core/internal/nexus"
 	"github.com/nexus-cloud/nexus-core/internal/ratelimit"
@@ -323,150 +322,12 @@ var (
 	strictErr  error
 )
 
-func loadStrictSpec() {
-	loader := openapi3.NewLoader()
-	strictSpec, strictErr = loader.LoadFromFile("../../openapi.yaml")
-	if strictErr != nil {
-		return
-	}
-	strictSpec.SetStringFormatValidators(contract.StringFormats())
-	if strictErr = strictSpec.Validate(loader.Context); strictErr != nil {
-		return
-	}
-	closed := map[*openapi3.Schema]bool{}
-	var closeSchema func(s *openapi3.SchemaRef)
-	closeSchema = func(s *openapi3.SchemaRef) {
-		if s == nil || s.Value == nil || closed[s.Value] {
-			return
-		}
-		v := s.Value
-		closed[v] = true
-		if len(v.Properties) > 0 && v.AdditionalProperties.Has == nil && v.AdditionalProperties.Schema == nil {
-			no := false
-			v.AdditionalProperties.Has = &no
-		}
-		for _, p := range v.Properties {
-			closeSchema(p)
-		}
-		closeSchema(v.Items)
-	}
-	for _, r := range strictSpec.Components.Responses {
-		for _, mt := range r.Value.Content {
-			closeSchema(mt.Schema)
-		}
-	}
-	for _, item := range strictSpec.Paths.Map() {
-		for _, op := range item.Operations() {
-			for _, r := range op.Responses.Map() {
-				for _, mt := range r.Value.Content {
-					closeSchema(mt.Schema)
-				}
-			}
-		}
-	}
-	strictOps, strictErr = contract.Index(strictSpec, BasePath)
-}
+func loadStrictSpec() { strictSpec, strictOps, strictErr = apitest.Spec() }
 
-var echoParam = regexp.MustCompile(`:[^/]+`)
-
-// genericHeaders are the response header fields that the API description documents once, for every response
-// ("Headers on every response"), instead of on each response: HTTP's own, the security headers and CORS. Any other
-// field a response carries must be declared on that response in openapi.yaml.
-var genericHeaders = map[string]bool{
-	"Content-Type": true, "Content-Length": true, "Date": true, "Connection": true, "Vary": true,
-	"X-Content-Type-Options": true, "Content-Security-Policy": true, "Referrer-Policy": true,
-	"Strict-Transport-Security": true,
-}
-
-// checkResponse validates a response of an operation of the contract (status documented, every header field
-// declared on the response or generic, headers and body match), or the problem body of a response outside the
-// contract (404 or 405 of an unknown route). HEAD is checked as its GET without a body, OPTIONS as HTTP's own
-// question (204 with Allow).
+// checkResponse validates a response against openapi.yaml (apitest.Validate says what it checks).
 func checkResponse(t testing.TB, req *http.Request, r resp) {
 	t.Helper()
-	strictOnce.Do(loadStrictSpec)
-	if strictErr != nil {
-		t.Fatalf("load openapi.yaml: %v", strictErr)
-	}
-	if id := r.header.Get("X-Request-Id"); id == "" {
-		t.Fatalf("%s %s: response without X-Request-Id", req.Method, req.URL.Path)
-	}
-	if !strings.HasPrefix(req.URL.Path, BasePath+"/") || req.URL.Path == BasePath+"/openapi.yaml" {
-		return // /healthz, /readyz, /docs, /v2/openapi.yaml: outside the contract
-	}
-	method := req.Method
-	switch method {
-	case http.MethodHead:
-		if len(r.body) != 0 {
-			t.Fatalf("HEAD %s: %d bytes of body", req.URL.Path, len(r.body))
-		}
-		method = http.MethodGet
-	case http.MethodOptions:
-		if r.header.Get("Access-Control-Allow-Origin") != "" {
-			return // a CORS preflight, answered by the CORS middleware (TestCORS)
-		}
-		if r.status != http.StatusNoContent && r.status != http.StatusNotFound || r.status == http.StatusNoContent && (r.header.Get("Allow") == "" || len(r.body) != 0) {
-			t.Fatalf("OPTIONS %s: %d, Allow %q, %d bytes", req.URL.Path, r.status, r.header.Get("Allow"), len(r.body))
-		}
-		if r.status == http.StatusNoContent {
-			return
-		}
-	}
-	var op *contract.Operation
-	params := map[string]string{}
-	for key, o := range strictOps {
-		m, path, _ := strings.Cut(key, " ")
-		re := regexp.MustCompile("^" + echoParam.ReplaceAllString(regexp.QuoteMeta(path), "[^/]+") + "$")
-		if m == method && re.MatchString(req.URL.Path) {
-			op = o
-		}
-	}
-	if op == nil {
-		if r.status != http.StatusNotFound && r.status != http.StatusMethodNotAllowed {
-			t.Fatalf("%s %s: %d for a request outside the contract", req.Method, req.URL.Path, r.status)
-		}
-		if req.Method == http.MethodHead {
-			return
-		}
-		problem := strictSpec.Components.Schemas["Problem"].Value
-		var v any
-		must(t, json.Unmarshal(r.body, &v))
-		if err := problem.VisitJSON(v); err != nil {
-			t.Fatalf("%s %s: problem body does not match the Problem schema: %v\n%s", req.Method, req.URL.Path, err, r.body)
-		}
-		return
-	}
-	if declared := op.Route.Operation.Responses.Status(r.status); declared != nil && declared.Value != nil {
-		for name := range r.header {
-			if genericHeaders[name] || strings.HasPrefix(name, "Access-Control-") {
-				continue
-			}
-			found := false
-			for h := range declared.Value.Headers {
-				found = found || http.CanonicalHeaderKey(h) == name
-			}
-			if !found {
-				t.Fatalf("%s %s: response %d carries %s, which openapi.yaml does not declare on it", req.Method, req.URL.Path, r.status, name)
-			}
-		}
-	}
-	get := req
-	if req.Method == http.MethodHead {
-		get = req.Clone(req.Context())
-		get.Method = http.MethodGet
-	}
-	in := &openapi3filter.ResponseValidationInput{
-		RequestValidationInput: &openapi3filter.RequestValidationInput{Request: get, PathParams: params, Route: op.Route,
-			Options: &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc}},
-		Status: r.status,
-		Header: r.header,
-		Options: &openapi3filter.Options{IncludeResponseStatus: true, MultiError: true, ExcludeResponseBody: req.Method == http.MethodHead,
-			SchemaValidationOptions: []openapi3.SchemaValidationOption{openapi3.WithStringFormatValidators(contract.StringFormats())}},
-	}
-	in.SetBodyBytes(r.body)
-	if err := openapi3filter.ValidateResponse(context.Background(), in); err != nil {
-		t.Fatalf("%s %s: response %d does not match openapi.yaml: %v\n%s", req.Method, req.URL.Path, r.status, err, r.body)
-	}
+	apitest.Check(t, req, r.status, r.header, r.body)
 }
 
 // forEachDB runs fn on a fresh environment per database.

@@ -66,24 +66,29 @@ func TestImportDirection(t *testing.T) {
 		"internal/testredis": {mod},
 		// the binaries, and the one constructor that wires the services, the store and the HTTP layer together
 		// for them and for the HTTP tests (the test-helper rule below still applies)
-		"cmd":          nil,
-		"internal/app": nil,
+		"cmd": nil,
+		// the generator of the upgrade test's fixtures: runs a released binary (never this module's code) on a
+		// throwaway PostgreSQL
+		"test/upgrade/makefixtures": {mod + "internal/"},
+		"internal/app":              nil,
 		// the tests' shared statement of the contract's permission table: the vocabulary only
 		"internal/nexus/nexustest": {mod, "github.com/", "gorm.io/", "golang.org/x/"},
 	}
 	// ... and the exceptions to those prefixes (exact packages).
 	allowed := map[string][]string{
-		"internal/config":          {"github.com/caarlos0/env/v11"},
-		"internal/auth":            {mod + "internal/nexus"},
-		"internal/users":           {mod + "internal/nexus"},
-		"internal/clients":         {mod + "internal/nexus"},
-		"internal/nexus/nexustest": {mod + "internal/nexus"},
-		"internal/analytics":       {mod + "internal/nexus"},
-		"internal/store":           {mod + "internal/nexus", mod + "internal/auth", mod + "internal/users", mod + "internal/analytics", mod + "internal/clients"},
+		"internal/config":           {"github.com/caarlos0/env/v11"},
+		"internal/auth":             {mod + "internal/nexus"},
+		"internal/users":            {mod + "internal/nexus"},
+		"internal/clients":          {mod + "internal/nexus"},
+		"test/upgrade/makefixtures": {mod + "internal/testdb"},
+		"internal/nexus/nexustest":  {mod + "internal/nexus"},
+		"internal/analytics":        {mod + "internal/nexus"},
+		"internal/store":            {mod + "internal/nexus", mod + "internal/auth", mod + "internal/users", mod + "internal/analytics", mod + "internal/clients"},
 	}
-	// The test helpers are for tests: no binary carries them but the load test, which starts its own PostgreSQL.
-	testHelpers := []string{mod + "internal/testdb", mod + "internal/testredis", mod + "internal/store/storetest"}
-	mayUseHelpers := map[string]bool{"cmd/loadtest": true, "internal/store/storetest": true}
+	// The test helpers are for tests (apitest checks responses against openapi.yaml): no binary carries them but the
+	// load test, which starts its own PostgreSQL.
+	testHelpers := []string{mod + "internal/testdb", mod + "internal/testredis", mod + "internal/store/storetest", mod + "internal/httpapi/apitest"}
+	mayUseHelpers := map[string]bool{"cmd/loadtest": true, "internal/store/storetest": true, "test/upgrade/makefixtures": true}
 
 	var pkgs []string
 	for pkg := range deps {
