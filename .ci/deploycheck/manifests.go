@@ -1,0 +1,3 @@
+package main
+
+func checkManifests(args []string) error { return nil }
