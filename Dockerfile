@@ -22,17 +22,20 @@ RUN --mount=type=cache,target=/go/pkg/mod go mod download
 # .git comes along (see .dockerignore) so that -buildvcs=true records the revision that `nexus version` prints.
 COPY . .
 RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
-    GOOS=$TARGETOS GOARCH=$TARGETARCH go build -trimpath -buildvcs=true -ldflags='-s -w' -o /out/nexus ./cmd/nexus
-RUN mkdir -p /out/data /out/tmp && chmod 0700 /out/data && chmod 1777 /out/tmp
+    GOOS=$TARGETOS GOARCH=$TARGETARCH go build -trimpath -buildvcs=true -ldflags='-s -w' -o /rootfs/nexus ./cmd/nexus
+# The final image's files, laid out here with their modes, because COPY sets the ownership but copies a directory's
+# contents, not the directory itself: root's /nexus (0755), the CA bundle and /tmp (1777); /data (0700) apart, for
+# the image's user.
+RUN mkdir -p /rootfs/etc/ssl/certs /rootfs/tmp /rootfs-data/data \
+ && cp /etc/ssl/certs/ca-certificates.crt /rootfs/etc/ssl/certs/ \
+ && chmod 0755 /rootfs/nexus && chmod 1777 /rootfs/tmp && chmod 0700 /rootfs-data/data
 
 FROM scratch
 ARG VERSION=dev
 ARG REVISION=unknown
 ARG CREATED=1970-01-01T00:00:00Z
-COPY --from=build /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
-COPY --from=build --chmod=0755 /out/nexus /nexus
-COPY --from=build --chown=65532:65532 /out/data /data
-COPY --from=build /out/tmp /tmp
+COPY --from=build /rootfs/ /
+COPY --from=build --chown=65532:65532 /rootfs-data/ /
 ENV NEXUS_HTTP_ADDR=:8080 NEXUS_DATA_DIR=/data
 WORKDIR /data
 VOLUME ["/data"]
