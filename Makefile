@@ -84,6 +84,7 @@ image: ## the OCI image without a container engine: build/image/oci and build/im
 	GO=$(GO) bash .ci/image
 
 deploy-check: ## validate deploy/compose.yaml (compose schema), deploy/k8s (Kubernetes API types, strict) and deploy/haproxy (haproxy -c, when installed)
-	cd .ci/deploycheck && $(GO) mod tidy -diff && $(GO) vet . && $(GO) run . manifests -repo ../..
+	$(GO) build -o bin/staticcheck honnef.co/go/tools/cmd/staticcheck
+	cd .ci/deploycheck && $(GO) mod tidy -diff && $(GO) vet . && ../../bin/staticcheck . && $(GO) run . manifests -repo ../..
 
 ci: lint security test-race fuzz ## what CI runs before the contract gate (with CI=true the PostgreSQL and Redis tests must run)

@@ -114,16 +114,16 @@ func checkDockerfile(df *dockerfile, repo string) error {
 	}
 	m := regexp.MustCompile(`(?m)^toolchain go(\S+)$`).FindSubmatch(mod)
 	if m == nil || df.Args["GO_VERSION"] != string(m[1]) {
-		return fmt.Errorf("Dockerfile: ARG GO_VERSION=%s, want go.mod's toolchain (%s)", df.Args["GO_VERSION"], m)
+		return fmt.Errorf("the Dockerfile says ARG GO_VERSION=%s, want go.mod's toolchain (%s)", df.Args["GO_VERSION"], m)
 	}
 	raw, _ := os.ReadFile(filepath.Join(repo, "Dockerfile")) // #nosec G304 -- read once already
 	for _, want := range []string{"CGO_ENABLED=0", "-trimpath", "-buildvcs=true", "-ldflags='-s -w'", "./cmd/nexus"} {
 		if !bytes.Contains(raw, []byte(want)) {
-			return fmt.Errorf("Dockerfile: the build lacks %s", want)
+			return fmt.Errorf("the Dockerfile's build lacks %s", want)
 		}
 	}
 	if df.From != "scratch" {
-		return fmt.Errorf("Dockerfile: the final stage is FROM %s, want scratch (as the image CI builds)", df.From)
+		return fmt.Errorf("the Dockerfile's final stage is FROM %s, want scratch (as the image CI builds)", df.From)
 	}
 	return nil
 }
