@@ -11,7 +11,7 @@ TESTFLAGS ?=
 export GOTOOLCHAIN ?= $(shell awk '/^toolchain /{print $$2}' go.mod)
 
 .DEFAULT_GOAL := help
-.PHONY: help run build test test-race fuzz bench loadtest contract generate check-generate check-tidy fmt lint gosec vulncheck security ci
+.PHONY: help run build test test-race fuzz bench loadtest contract generate check-generate check-tidy fmt lint gosec vulncheck security image deploy-check ci
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -81,5 +81,12 @@ vulncheck: ## govulncheck: known vulnerabilities in called code (its default dat
 	GO=$(GO) bash .ci/govulncheck
 
 security: gosec vulncheck ## gosec and govulncheck
+
+image: ## the OCI image without a container engine: build/image/oci and build/image/nexus-linux-ARCH.tar, checked and run (IMAGE_ARCHS="amd64 arm64" for both)
+	GO=$(GO) bash .ci/image
+
+deploy-check: ## validate deploy/compose.yaml (compose schema), deploy/k8s (Kubernetes API types, strict) and deploy/haproxy (haproxy -c, when installed)
+	$(GO) build -o bin/staticcheck honnef.co/go/tools/cmd/staticcheck
+	cd .ci/deploycheck && $(GO) mod tidy -diff && $(GO) vet . && ../../bin/staticcheck . && $(GO) run . manifests -repo ../..
 
 ci: lint security test-race fuzz ## what CI runs before the contract gate (with CI=true the PostgreSQL and Redis tests must run)

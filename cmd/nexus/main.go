@@ -14,6 +14,7 @@
 //	nexus client secret revoke --org ORG_ID --client-id ID --secret-id SECRET_ID [--json]
 //	nexus user create --org ORG_ID --email EMAIL --role ROLE [--name NAME] --password-stdin [--json]
 //	nexus version [--json]
+//	nexus healthcheck [--live] [--addr host:port] [--timeout 3s]
 //
 // The first client create registers a login client, a public application through which users log in; the
 // --service form and the other client commands manage service clients, which obtain tokens of their own with
@@ -110,6 +111,8 @@ const usage = `usage:
   nexus client secret revoke --org ORG_ID --client-id ID --secret-id SECRET_ID [--json]
   nexus user create --org ORG_ID --email EMAIL --role admin|manager|analyst|member [--name NAME] --password-stdin [--json]
   nexus version [--json]                    the build: module version, VCS revision and time, Go version, OS/arch
+  nexus healthcheck [--live] [--addr host:port] [--timeout 3s]
+                                            exit 0 when the server of this configuration answers /readyz (--live: /healthz) 200
 `
 
 // run is the whole program: main only wires it to the process. It reads the configuration once, after the
@@ -168,6 +171,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		command = func(cfg config.Config) error { return revokeClientSecret(ctx, rest[2:], cfg, stdout, stderr) }
 	case cmd == "user" && sub == "create":
 		command = func(cfg config.Config) error { return createUser(ctx, rest[1:], cfg, stdin, stdout, stderr) }
+	case cmd == "healthcheck":
+		command = func(cfg config.Config) error { return healthcheck(ctx, rest, cfg, stdout, stderr) }
 	case cmd == "version":
 		// Needs no configuration: it describes the binary, not an installation.
 		return version(rest, debug.ReadBuildInfo, stdout, stderr)
