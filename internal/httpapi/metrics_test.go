@@ -147,28 +147,29 @@ func TestCollectorMetrics(t *testing.T) {
 
 // BenchmarkRequestMetrics measures what the request metrics cost a cheap request: GET /healthz, and an
 // authenticated GET /v2/users/{userId} (a cached token check and one row read), each on a server with the
-// middleware (on) and one without (off). Compare on and off of one run: go test -bench RequestMetrics -count 6.
+// middleware (metrics=on) and then on one without it (metrics=off), one right after the other. Timings drift on
+// a shared machine: compare on and off of the same run, several runs (go test -bench RequestMetrics -count 1,
+// repeated), or the share of the middleware in a CPU profile of metrics=on.
 func BenchmarkRequestMetrics(b *testing.B) {
-	for _, metrics := range []bool{true, false} {
-		name := "on"
-		if !metrics {
-			name = "off"
-		}
-		withRequestMetrics = metrics
-		e := newEnv(b, storetest.Open(b, "sqlite"))
+	envs := map[bool]*env{}
+	tokens := map[bool]string{}
+	for _, on := range []bool{true, false} {
+		withRequestMetrics = on
+		envs[on] = newEnv(b, storetest.Open(b, "sqlite"))
 		withRequestMetrics = true
-		access, _ := e.tokens(webClient)
-		for _, c := range []struct {
-			name, path string
-			header     []string
-		}{
-			{"healthz", "/healthz", nil},
-			{"getUser", "/v2/users/" + e.admin.ID, bearer(access)},
-		} {
-			b.Run(c.name+"/metrics="+name, func(b *testing.B) {
+		tokens[on], _ = envs[on].tokens(webClient)
+	}
+	for _, c := range []string{"healthz", "getUser"} {
+		for _, on := range []bool{true, false} {
+			e, path, header := envs[on], "/healthz", []string(nil)
+			if c == "getUser" {
+				path, header = "/v2/users/"+e.admin.ID, bearer(tokens[on])
+			}
+			name := map[bool]string{true: "on", false: "off"}[on]
+			b.Run(c+"/metrics="+name, func(b *testing.B) {
 				b.ReportAllocs()
 				for b.Loop() {
-					if _, r := exchange(b, e.h, "GET", c.path, nil, c.header...); r.status != http.StatusOK {
+					if _, r := exchange(b, e.h, "GET", path, nil, header...); r.status != http.StatusOK {
 						b.Fatalf("%d %s", r.status, r.body)
 					}
 				}
