@@ -36,6 +36,11 @@ func serve(ctx context.Context, cfg config.Config, stdout, stderr io.Writer) err
 		return err
 	}
 	defer ln.Close() // a no-op once the server has closed it
+	metrics, err := listenMetrics(cfg)
+	if err != nil {
+		return err
+	}
+	defer metrics.close() // last: the shutdown stays observable
 	e, err := setup(ctx, cfg, stderr)
 	if err != nil {
 		return err
@@ -65,6 +70,7 @@ func serve(ctx context.Context, cfg config.Config, stdout, stderr io.Writer) err
 			return fmt.Errorf("seed demo data: %w", err)
 		}
 	}
+	metrics.serve(node.API.MetricsHandler(), e.log, stdout)
 	srv := &http.Server{
 		// Until the listener closes, a response during the drain ends its connection, so that clients reconnect
 		// and a load balancer sends them to another instance.

@@ -127,7 +127,7 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (a *App, err error) 
 	}
 
 	a.API, a.Handler, err = httpapi.New(httpapi.Options{
-		Auth: a.Auth, Users: a.Users, Clients: a.Clients, Analytics: a.Analytics, Pipeline: a.Pipeline, Ready: db.Ping, Logger: deps.Logger,
+		Auth: a.Auth, Users: a.Users, Clients: a.Clients, Analytics: a.Analytics, Pipeline: a.Pipeline, DBPool: db.Pool(), Ready: db.Ping, Logger: deps.Logger,
 		TrustedProxies: cfg.TrustedProxies, HTTPS: cfg.HTTPS(), JWKSMaxAge: cfg.JWKSMaxAge,
 		Limiter: limiter, Limits: Limits(cfg), CORSOrigins: cfg.CORSOrigins, CORSMaxAge: cfg.CORSMaxAge,
 		MaxHeaderBytes: cfg.MaxHeaderBytes, RequestTimeout: cfg.RequestTimeout,

@@ -32,6 +32,8 @@ type Config struct {
 	TLSKeyFile     string         `env:"NEXUS_TLS_KEY_FILE"`
 	BehindTLSProxy bool           `env:"NEXUS_BEHIND_TLS_PROXY"`
 	TrustedProxies []netip.Prefix `env:"NEXUS_TRUSTED_PROXIES"` // comma-separated CIDR prefixes
+	MetricsAddr    string         `env:"NEXUS_METRICS_ADDR"`    // a second listener for /metrics (Prometheus); empty: none
+	Pprof          bool           `env:"NEXUS_PPROF"`           // serve /debug/pprof/ on the metrics listener too
 
 	AccessTokenTTL     time.Duration `env:"NEXUS_ACCESS_TOKEN_TTL" envDefault:"15m"`
 	RefreshIdleTTL     time.Duration `env:"NEXUS_REFRESH_IDLE_TTL" envDefault:"720h"`
@@ -150,6 +152,10 @@ func (c Config) LogValue() slog.Value {
 	if c.RedisURL != "" {
 		redis = MaskURL(c.RedisURL)
 	}
+	metrics := "off"
+	if c.MetricsAddr != "" {
+		metrics = c.MetricsAddr
+	}
 	secret := "unset"
 	if c.SecretKey != nil {
 		secret = "set (masked)"
@@ -164,6 +170,8 @@ func (c Config) LogValue() slog.Value {
 		slog.Bool("tls", c.TLS()),
 		slog.Bool("behind_tls_proxy", c.BehindTLSProxy),
 		slog.String("trusted_proxies", strings.Join(proxies, ",")),
+		slog.String("metrics_addr", metrics),
+		slog.Bool("pprof", c.Pprof),
 		duration("access_token_ttl", c.AccessTokenTTL),
 		duration("refresh_idle_ttl", c.RefreshIdleTTL),
 		duration("refresh_absolute_ttl", c.RefreshAbsoluteTTL),

@@ -104,6 +104,8 @@ func TestLoad(t *testing.T) {
 		"NEXUS_MAX_HEADER_BYTES":         "16384",
 		"NEXUS_DB_MAX_CONNS":             "50",
 		"NEXUS_SHUTDOWN_DELAY":           "5s",
+		"NEXUS_METRICS_ADDR":             "10.1.2.3:9090",
+		"NEXUS_PPROF":                    "true",
 	}
 	everyWant := config.Config{
 		HTTPAddr:           "0.0.0.0:9443",
@@ -114,6 +116,8 @@ func TestLoad(t *testing.T) {
 		TLSCertFile:        "/etc/nexus/tls.crt",
 		TLSKeyFile:         "/etc/nexus/tls.key",
 		TrustedProxies:     []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.168.1.0/24"), netip.MustParsePrefix("2001:db8::/32")},
+		MetricsAddr:        "10.1.2.3:9090",
+		Pprof:              true,
 		AccessTokenTTL:     5 * time.Minute,
 		RefreshIdleTTL:     24 * time.Hour,
 		RefreshAbsoluteTTL: 7 * 24 * time.Hour,
@@ -250,6 +254,10 @@ func TestLoadRejects(t *testing.T) {
 		{"header limit too small", map[string]string{"NEXUS_MAX_HEADER_BYTES": "1024"}, []string{"NEXUS_MAX_HEADER_BYTES"}},
 		{"pool size negative", map[string]string{"NEXUS_DB_MAX_CONNS": "-1"}, []string{"NEXUS_DB_MAX_CONNS"}},
 		{"shutdown delay too long", map[string]string{"NEXUS_SHUTDOWN_DELAY": "1h"}, []string{"NEXUS_SHUTDOWN_DELAY"}},
+		{"metrics address without a port", map[string]string{"NEXUS_METRICS_ADDR": "localhost"}, []string{"NEXUS_METRICS_ADDR"}},
+		{"metrics address of the API", map[string]string{"NEXUS_METRICS_ADDR": "127.0.0.1:8080"}, []string{"NEXUS_METRICS_ADDR"}},
+		{"pprof without a metrics listener", map[string]string{"NEXUS_PPROF": "true"}, []string{"NEXUS_PPROF"}},
+		{"pprof not a bool", map[string]string{"NEXUS_PPROF": "on", "NEXUS_METRICS_ADDR": "127.0.0.1:9090"}, []string{"NEXUS_PPROF"}},
 		{"every error is reported", map[string]string{"NEXUS_LOG_FORMAT": "xml", "NEXUS_REFRESH_GRACE": "5m", "NEXUS_HTTP_ADDR": "x"},
 			[]string{"NEXUS_LOG_FORMAT", "NEXUS_REFRESH_GRACE", "NEXUS_HTTP_ADDR"}},
 	}
@@ -312,6 +320,10 @@ func TestValidateServe(t *testing.T) {
 		{"dev on a LAN address", true, map[string]string{"NEXUS_HTTP_ADDR": "192.168.1.10:8080"}, "NEXUS_HTTP_ADDR"},
 		{"dev on a host name", true, map[string]string{"NEXUS_HTTP_ADDR": "example.com:8080"}, "NEXUS_HTTP_ADDR"},
 		{"dev on a name that starts with localhost", true, map[string]string{"NEXUS_HTTP_ADDR": "localhost.example.com:8080"}, "NEXUS_HTTP_ADDR"},
+		{"dev with metrics on loopback", true, map[string]string{"NEXUS_METRICS_ADDR": "127.0.0.1:0", "NEXUS_PPROF": "true"}, ""},
+		{"dev with metrics on every interface", true, map[string]string{"NEXUS_METRICS_ADDR": ":9090"}, "NEXUS_METRICS_ADDR"},
+		{"metrics on every interface outside dev", false, map[string]string{"NEXUS_SECRET_KEY": secret, "NEXUS_BEHIND_TLS_PROXY": "true",
+			"NEXUS_METRICS_ADDR": ":9090"}, ""},
 		{"dev with TLS", true, map[string]string{"NEXUS_TLS_CERT_FILE": "c.pem", "NEXUS_TLS_KEY_FILE": "k.pem"}, "NEXUS_TLS_CERT_FILE"},
 		{"no TLS, not behind a proxy", false, map[string]string{"NEXUS_SECRET_KEY": secret}, "NEXUS_TLS_CERT_FILE"},
 		{"no TLS, not behind a proxy, on loopback", false, map[string]string{"NEXUS_SECRET_KEY": secret, "NEXUS_HTTP_ADDR": "127.0.0.1:8080"}, "NEXUS_TLS_CERT_FILE"},
@@ -398,7 +410,7 @@ func TestLogValueMasksSecrets(t *testing.T) {
 						t.Errorf("log contains %q:\n%s", s, out)
 					}
 				}
-				for _, s := range append([]string{"set (masked)", "10.0.0.0/8", "redis://:xxxxx@cache:6379/0", "1200/1m"}, tt.shown...) {
+				for _, s := range append([]string{"set (masked)", "10.0.0.0/8", "redis://:xxxxx@cache:6379/0", "1200/1m", "metrics_addr", "off"}, tt.shown...) {
 					if !strings.Contains(out, s) {
 						t.Errorf("log lacks %q:\n%s", s, out)
 					}

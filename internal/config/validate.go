@@ -74,6 +74,18 @@ func (c Config) Validate() error {
 	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
 		errs = append(errs, fmt.Errorf("NEXUS_HTTP_ADDR: want host:port such as 127.0.0.1:8080, got %q", c.HTTPAddr))
 	}
+	if c.MetricsAddr != "" {
+		_, port, err := net.SplitHostPort(c.MetricsAddr)
+		switch {
+		case err != nil:
+			errs = append(errs, fmt.Errorf("NEXUS_METRICS_ADDR: want host:port such as 127.0.0.1:9090, or empty for no metrics listener, got %q", c.MetricsAddr))
+		case c.MetricsAddr == c.HTTPAddr && port != "0":
+			errs = append(errs, errors.New("NEXUS_METRICS_ADDR: want another address than NEXUS_HTTP_ADDR"))
+		}
+	}
+	if c.Pprof && c.MetricsAddr == "" {
+		errs = append(errs, errors.New("NEXUS_PPROF: profiles are served on the metrics listener only; set NEXUS_METRICS_ADDR too"))
+	}
 	if u, err := url.Parse(c.Issuer); err != nil || u.Scheme == "" || u.Host == "" {
 		errs = append(errs, fmt.Errorf("NEXUS_ISSUER: want an absolute URL, got %q", c.Issuer))
 	}
@@ -110,6 +122,9 @@ func (c Config) ValidateServe() error {
 		}
 		if c.TLSCertFile != "" {
 			errs = append(errs, errors.New("NEXUS_TLS_CERT_FILE: serve --dev serves plain HTTP; unset it or drop --dev"))
+		}
+		if c.MetricsAddr != "" && !isLoopbackAddr(c.MetricsAddr) {
+			errs = append(errs, fmt.Errorf("NEXUS_METRICS_ADDR: serve --dev listens on loopback only (such as 127.0.0.1:9090), got %q", c.MetricsAddr))
 		}
 		return errors.Join(errs...)
 	}

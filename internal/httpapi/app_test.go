@@ -23,5 +23,5 @@ func newNode(ctx context.Context, cfg config.Config, deps httpapi.NodeDeps) (htt
 	if err != nil {
 		return httpapi.Node{}, err
 	}
-	return httpapi.Node{Auth: a.Auth, Pipeline: a.Pipeline, Handler: a.Handler, Close: a.Close}, nil
+	return httpapi.Node{Auth: a.Auth, Pipeline: a.Pipeline, Handler: a.Handler, Metrics: a.API.MetricsHandler(), Close: a.Close}, nil
 }

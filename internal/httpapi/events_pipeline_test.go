@@ -33,10 +33,11 @@ func readyEvents(t testing.TB, e *env) map[string]any {
 	return ev
 }
 
-// metricValues returns the nexus_events_* samples of /metrics, checking that each has HELP and TYPE lines.
+// metricValues returns the nexus_events_* samples of /metrics (on the metrics listener), checking that each has
+// a TYPE line.
 func metricValues(t testing.TB, e *env) map[string]float64 {
 	t.Helper()
-	r := e.do("GET", "/metrics", nil)
+	r := e.scrape()
 	if r.status != http.StatusOK || !strings.HasPrefix(r.header.Get("Content-Type"), "text/plain") {
 		t.Fatalf("/metrics: %d %s %s", r.status, r.header.Get("Content-Type"), r.body)
 	}

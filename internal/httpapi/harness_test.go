@@ -60,6 +60,7 @@ type env struct {
 	audit   *store.Auth
 	svc     *auth.Service
 	h       http.Handler
+	metrics http.Handler // /metrics, as cmd/nexus serves it on NEXUS_METRICS_ADDR
 	clock   *clock
 	signKey *ecdsa.PrivateKey // the private half of the first signing key
 	kid     string
@@ -155,7 +156,7 @@ func (e *env) start(opts ...option) {
 	})
 	must(e.t, err)
 	e.t.Cleanup(n.Close)
-	e.svc, e.h, e.pipe = n.Auth, n.Handler, n.Pipeline
+	e.svc, e.h, e.pipe, e.metrics = n.Auth, n.Handler, n.Pipeline, n.Metrics
 }
 
 // NodeDeps is app.Deps field for field: app_test.go converts one into the other, so the compiler keeps the two
@@ -178,6 +179,7 @@ type Node struct {
 	Auth     *auth.Service
 	Pipeline *analytics.Pipeline
 	Handler  http.Handler
+	Metrics  http.Handler // the server's MetricsHandler
 	Close    func()
 }
 

@@ -1,15 +1,12 @@
 package httpapi
 
 import (
-	"fmt"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
 
 	"github.com/nexus-cloud/nexus-core/internal/analytics"
-	"github.com/nexus-cloud/nexus-core/internal/httpapi/contract"
 )
 
 // PipelineStats reports the state of the event pipeline: the writer's queue and counters, and what the
@@ -92,40 +89,4 @@ func (s *Server) eventReadiness() *eventReadiness {
 		e.ProcessorChecked = p.CheckedAt.Format(time.RFC3339Nano)
 	}
 	return e
-}
-
-// metrics serves the event pipeline's gauges and counters in the Prometheus text format.
-func (s *Server) metrics(c echo.Context) error {
-	var b strings.Builder
-	metric := func(name, kind, help string, v any) {
-		fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s %s\n%s %v\n", name, help, name, kind, name, v)
-	}
-	if e := s.eventReadiness(); e != nil {
-		metric("nexus_events_write_queue", "gauge", "Events waiting for the group-commit writer.", e.WriteQueue)
-		metric("nexus_events_backlog", "gauge", "Committed events waiting for the background processor (at its last look).", e.Backlog)
-		metric("nexus_events_processing_lag_seconds", "gauge", "How long the oldest waiting event has waited (at the processor's last look).", e.LagSeconds)
-		metric("nexus_events_stored_total", "counter", "Events stored by this instance.", e.StoredTotal)
-		metric("nexus_events_duplicates_total", "counter", "Events answered as duplicates of a stored event_id.", e.DuplicatesTotal)
-		metric("nexus_events_refused_total", "counter", "Events refused with 503 because the write queue was full.", e.RefusedTotal)
-		metric("nexus_events_commits_total", "counter", "Group-commit transactions committed.", e.CommitsTotal)
-		metric("nexus_events_processed_total", "counter", "Events processed into rollups by this instance.", e.ProcessedTotal)
-		failing := 0
-		if e.ProcessorFailing {
-			failing = 1
-		}
-		metric("nexus_events_processor_failing", "gauge", "1 while the processor's last attempt failed.", failing)
-	}
-	if s.contract.Limiter() != nil {
-		b.WriteString("# HELP nexus_rate_limited_total Requests answered 429 by this instance, by rate-limit policy.\n# TYPE nexus_rate_limited_total counter\n")
-		for _, name := range contract.Policies {
-			fmt.Fprintf(&b, "nexus_rate_limited_total{policy=%q} %d\n", name, s.contract.Refused(name))
-		}
-		degraded := 0
-		if s.contract.Limiter().Status().Degraded {
-			degraded = 1
-		}
-		metric("nexus_rate_limits_degraded", "gauge", "1 while Redis is configured but failing, and limits are local to this instance.", degraded)
-	}
-	c.Response().Header().Set("Cache-Control", "no-store")
-	return c.Blob(http.StatusOK, "text/plain; version=0.0.4; charset=utf-8", []byte(b.String()))
 }

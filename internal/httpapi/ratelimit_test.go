@@ -160,7 +160,7 @@ func TestRateLimitHeaders(t *testing.T) {
 		if wait < 719*time.Second || wait > 720*time.Second { // 5 per hour: one comes back every 12 minutes
 			t.Fatalf("Retry-After %v, want 720s", wait)
 		}
-		if m := e.do("GET", "/metrics", nil); !strings.Contains(string(m.body), `nexus_rate_limited_total{policy="principal"} 1`+"\n") ||
+		if m := e.scrape(); !strings.Contains(string(m.body), `nexus_rate_limited_total{policy="principal"} 1`+"\n") ||
 			!strings.Contains(string(m.body), `nexus_rate_limited_total{policy="ip"} 0`+"\n") || !strings.Contains(string(m.body), "nexus_rate_limits_degraded 0\n") {
 			t.Fatalf("/metrics after one 429 of the principal policy:\n%s", m.body)
 		}

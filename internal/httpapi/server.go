@@ -5,6 +5,7 @@ package httpapi
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"log/slog"
 	"net"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/nexus-cloud/nexus-core/gen"
 	"github.com/nexus-cloud/nexus-core/internal/auth"
@@ -43,7 +45,8 @@ type Options struct {
 	Users          UsersService
 	Clients        ClientsService
 	Analytics      AnalyticsService
-	Pipeline       PipelineStats                   // the event pipeline's state, for /readyz and /metrics; may be nil
+	Pipeline       PipelineStats                   // the event pipeline's state, for /readyz and the metrics; may be nil
+	DBPool         *sql.DB                         // the database's connection pool, for its statistics in the metrics; may be nil
 	Ready          func(ctx context.Context) error // nil error when the database answers
 	Logger         *slog.Logger
 	TrustedProxies []netip.Prefix // peers whose X-Forwarded-For and X-Forwarded-Proto are believed
@@ -72,6 +75,8 @@ type Server struct {
 	specJSON   gen.OpenAPIDocument
 	docsHTML   []byte
 	draining   atomic.Bool
+	requests   *requestMetrics      // nil: no request metrics (a benchmark's server)
+	registry   *prometheus.Registry // what MetricsHandler serves
 
 	requestTimeout time.Duration // every request's deadline (see requestDeadline)
 }
@@ -89,6 +94,9 @@ func New(o Options) (*Server, *echo.Echo, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{auth: o.Auth, users: o.Users, clients: o.Clients, analytics: o.Analytics, pipeline: o.Pipeline, ready: o.Ready, log: log, https: o.HTTPS, jwksMaxAge: o.JWKSMaxAge}
+	if withRequestMetrics {
+		s.requests = newRequestMetrics()
+	}
 	if s.requestTimeout = o.RequestTimeout; s.requestTimeout <= 0 {
 		s.requestTimeout = defaultRequestTimeout
 	}
@@ -111,6 +119,7 @@ func New(o Options) (*Server, *echo.Echo, error) {
 	e.IPExtractor, e.SchemeExtractor = extractors(o.TrustedProxies)
 
 	e.Pre(s.requestID)
+	e.Use(s.measure) // outermost: the request metrics see every answer and its whole duration
 	// The request deadline bounds everything after it, the rate limiter's Redis calls and all database work
 	// included. The header limit and the framing and path checks come after the access log and the security
 	// headers, so that their 4xx answers are logged and carry them like any other answer.
@@ -123,12 +132,12 @@ func New(o Options) (*Server, *echo.Echo, error) {
 	routes := headRoutes{e}
 	routes.GET("/healthz", s.healthz)
 	routes.GET("/readyz", s.readyz)
-	routes.GET("/metrics", s.metrics)
 	routes.GET("/docs", s.docs)
 	routes.GET("/docs/style.css", s.docsStyle)
 	routes.GET(BasePath+"/openapi.yaml", s.openAPIYAML)
 	routes.GET("/.well-known/oauth-authorization-server", s.rootMetadata)
 	gen.RegisterHandlersWithBaseURL(routes, gen.NewStrictHandler(s, nil), BasePath)
+	s.initMetrics(e, o.DBPool)
 	return s, e, nil
 }
 

@@ -182,5 +182,9 @@ func (db *DB) Hold(ctx context.Context) (release func(), err error) {
 	return func() { _ = conn.Close() }, nil
 }
 
+// Pool returns the connection pool under GORM, for its statistics (the go_sql_* metrics); callers read it and
+// never close it or change its settings.
+func (db *DB) Pool() *sql.DB { return db.sql }
+
 // Close closes the connection pool.
 func (db *DB) Close() error { return db.sql.Close() }
