@@ -62,10 +62,6 @@ func checkManifests(args []string) error {
 	return errors.Join(errs...)
 }
 
-// pendingVariables are read by the server from a change on its way (issue 16, metrics): accepted before their
-// env tag is in internal/config.
-var pendingVariables = []string{"NEXUS_METRICS_ADDR"}
-
 // configVariables lists the NEXUS_* variables that internal/config reads (their env tags).
 func configVariables(repo string) (map[string]bool, error) {
 	files, err := filepath.Glob(filepath.Join(repo, "internal", "config", "*.go"))
@@ -87,9 +83,6 @@ func configVariables(repo string) (map[string]bool, error) {
 	}
 	if len(known) < 10 {
 		return nil, fmt.Errorf("internal/config: found only %d NEXUS_* variables", len(known))
-	}
-	for _, v := range pendingVariables {
-		known[v] = true
 	}
 	return known, nil
 }
