@@ -33,6 +33,10 @@ type Config struct {
 	BehindTLSProxy bool           `env:"NEXUS_BEHIND_TLS_PROXY"`
 	TrustedProxies []netip.Prefix `env:"NEXUS_TRUSTED_PROXIES"` // comma-separated CIDR prefixes
 
+	// SecretKeyPrevious is the secret key before a rotation: accepted beside SecretKey (never used to make
+	// anything new) until nothing depends on it any more, as `nexus secret-key status` reports.
+	SecretKeyPrevious []byte `env:"NEXUS_SECRET_KEY_PREVIOUS"`
+
 	AccessTokenTTL     time.Duration `env:"NEXUS_ACCESS_TOKEN_TTL" envDefault:"15m"`
 	RefreshIdleTTL     time.Duration `env:"NEXUS_REFRESH_IDLE_TTL" envDefault:"720h"`
 	RefreshAbsoluteTTL time.Duration `env:"NEXUS_REFRESH_ABSOLUTE_TTL" envDefault:"2160h"`
@@ -154,12 +158,17 @@ func (c Config) LogValue() slog.Value {
 	if c.SecretKey != nil {
 		secret = "set (masked)"
 	}
+	previous := "unset"
+	if c.SecretKeyPrevious != nil {
+		previous = "set (masked)"
+	}
 	return slog.GroupValue(
 		slog.Bool("dev", c.Dev),
 		slog.String("http_addr", c.HTTPAddr),
 		slog.String("data_dir", c.DataDir),
 		slog.String("database", database),
 		slog.String("secret_key", secret),
+		slog.String("secret_key_previous", previous),
 		slog.String("issuer", c.Issuer),
 		slog.Bool("tls", c.TLS()),
 		slog.Bool("behind_tls_proxy", c.BehindTLSProxy),
