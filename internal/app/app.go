@@ -24,11 +24,11 @@ import (
 )
 
 // Deps are what a node needs beyond its configuration. DB and Secret are required; the rest is for tests,
-// and their zero values are what cmd/nexus runs with.
+// and their zero values are what cmd/nexus runs with. The previous master secret, during a rotation, is the
+// configuration's SecretKeyPrevious (NEXUS_SECRET_KEY_PREVIOUS).
 type Deps struct {
 	DB     *store.DB
 	Secret []byte       // the master secret (NEXUS_SECRET_KEY or the development key); keys are derived from it
-	// (the previous one, NEXUS_SECRET_KEY_PREVIOUS, is the configuration's SecretKeyPrevious)
 	Logger *slog.Logger // nil: the packages' own defaults (tests)
 	Now    func() time.Time
 
