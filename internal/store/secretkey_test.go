@@ -250,3 +250,68 @@ func (c *resealCounter) Handle(_ context.Context, r slog.Record) error {
 }
 func (c *resealCounter) WithAttrs([]slog.Attr) slog.Handler { return c }
 func (c *resealCounter) WithGroup(string) slog.Handler      { return c }
+
+// TestMigrateSecretKeyIDs upgrades a database of version 10 holding a refresh session and a client secret: they
+// have no key id, count as possibly the previous key's, and a start without a previous key labels them with its
+// own, the decoy's secrets too (which status never counts).
+func TestMigrateSecretKeyIDs(t *testing.T) {
+	ctx := context.Background()
+	for _, d := range storetest.Dialects {
+		t.Run(string(d), func(t *testing.T) {
+			db := open(t, openBare(t, d))
+			if _, err := db.MigrateTo(ctx, 10); err != nil {
+				t.Fatal(err)
+			}
+			const (
+				org    = "0191e1a0-0000-7000-8000-0000000000aa"
+				user   = "0191e1a0-0000-7000-8000-0000000000ab"
+				ts     = "'2030-05-17 09:30:15+00:00'"
+				future = "'2031-01-01 00:00:00+00:00'"
+			)
+			salt := "zeroblob(32)"
+			if d == store.Postgres {
+				salt = "decode(repeat('00', 32), 'hex')"
+			}
+			for _, q := range []string{
+				"INSERT INTO organizations (id, name, created_at, updated_at) VALUES ('" + org + "', 'Acme', " + ts + ", " + ts + ")",
+				"INSERT INTO users (id, organization_id, email, email_key, name, role, status, password_hash, created_at, updated_at) VALUES ('" +
+					user + "', '" + org + "', 'a@b.test', 'a@b.test', 'A', 'member', 'active', 'x', " + ts + ", " + ts + ")",
+				"INSERT INTO refresh_sessions (id, user_id, organization_id, client_id, salt, generation, created_at, last_used_at, expires_at, role) VALUES " +
+					"('0191e1a0-0000-7000-8000-0000000000ac', '" + user + "', '" + org + "', 'web', " + salt + ", 0, " + ts + ", " + ts + ", " + future + ", 'member')",
+				"INSERT INTO clients (id, client_id, name, organization_id, scopes, created_at, updated_at) VALUES " +
+					"('0191e1a0-0000-7000-8000-0000000000ad', 'nxc_sync', 'Sync', '" + org + "', 'users:read', " + ts + ", " + ts + ")",
+				"INSERT INTO client_secrets (id, client_ref, hash, hint, created_at) VALUES " +
+					"('0191e1a0-0000-7000-8000-0000000000ae', '0191e1a0-0000-7000-8000-0000000000ad', " + salt + ", 'ab12', " + ts + ")",
+			} {
+				if err := db.Exec(ctx, q); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if applied, err := db.Migrate(ctx); err != nil || !cmp.Equal(applied, allVersions(t)[10:]) {
+				t.Fatalf("Migrate from 10 applied %v (%v), want %v", applied, err, allVersions(t)[10:])
+			}
+			a := store.NewAuth(db)
+			now := time.Date(2030, 5, 18, 0, 0, 0, 0, time.UTC)
+			count := func(keyID string, unlabelled bool) auth.SecretKeyUsage {
+				t.Helper()
+				u, err := a.SecretKeyUsage(ctx, keyID, unlabelled, now, now.Add(-30*24*time.Hour))
+				if err != nil {
+					t.Fatal(err)
+				}
+				return u
+			}
+			if u := count("aaaa", true); u.Sessions != 1 || u.ClientSecrets != 1 {
+				t.Errorf("SecretKeyUsage of the rows made before the upgrade = %+v, want 1 and 1", u)
+			}
+			if err := a.LabelSecretKeyID(ctx, "bbbb"); err != nil {
+				t.Fatal(err)
+			}
+			if u := count("aaaa", true); u.Sessions != 0 || u.ClientSecrets != 0 {
+				t.Errorf("SecretKeyUsage(aaaa or none) once labelled = %+v", u)
+			}
+			if u := count("bbbb", false); u.Sessions != 1 || u.ClientSecrets != 1 {
+				t.Errorf("SecretKeyUsage(bbbb) once labelled = %+v, want 1 and 1 (not the decoy's)", u)
+			}
+		})
+	}
+}
