@@ -89,7 +89,7 @@ func (s *secrets) openBytes(sealed []byte, label string) (out []byte, previous b
 		return nil, false, fmt.Errorf("open sealed value (neither NEXUS_SECRET_KEY nor NEXUS_SECRET_KEY_PREVIOUS opens it): %w", err)
 	}
 	if err != nil {
-		return nil, false, fmt.Errorf("open sealed value (wrong NEXUS_SECRET_KEY?): %w", err)
+		return nil, false, fmt.Errorf("open sealed value (wrong NEXUS_SECRET_KEY? after changing it, set NEXUS_SECRET_KEY_PREVIOUS to the key before): %w", err)
 	}
 	return out, false, nil
 }
