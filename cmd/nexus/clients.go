@@ -264,7 +264,7 @@ func withClients(ctx context.Context, cfg config.Config, stderr io.Writer, orgID
 	if err != nil {
 		return err
 	}
-	svc, err := app.ClientsService(e.db, secret, nil)
+	svc, err := app.ClientsService(e.db, secret, e.cfg.SecretKeyPrevious, nil, e.log)
 	if err != nil {
 		return err
 	}

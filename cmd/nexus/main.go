@@ -5,6 +5,7 @@
 //	nexus backup --to FILE [--force] [--json]
 //	nexus restore --from FILE [--json]
 //	nexus keys rotate [--json]
+//	nexus secret-key status [--json]
 //	nexus org create --name NAME [--json]
 //	nexus client create --client-id ID --name NAME [--org ORG_ID] [--json]
 //	nexus client create --service --org ORG_ID --name NAME --scopes "SCOPE …" [--secret-expires RFC3339] [--json]
@@ -50,7 +51,8 @@ func main() {
 }
 
 // report prints err for the operator and returns the exit status: 0 without an error, 2 for a mistake in the
-// command line, 1 otherwise.
+// command line, an exitError's own (3: `secret-key status` finds the previous secret key still in use), 1
+// otherwise.
 func report(stderr io.Writer, err error) int {
 	if err == nil {
 		return 0
@@ -58,6 +60,10 @@ func report(stderr io.Writer, err error) int {
 	fmt.Fprintln(stderr, "nexus:", plain(err))
 	if errors.As(err, new(usageError)) {
 		return 2
+	}
+	var ee exitError
+	if errors.As(err, &ee) {
+		return ee.code
 	}
 	return 1
 }
@@ -99,6 +105,7 @@ const usage = `usage:
   nexus backup --to FILE [--force] [--json] copy the embedded database while the server runs (PostgreSQL: pg_dump)
   nexus restore --from FILE [--json]        install a backup as the embedded database (server stopped)
   nexus keys rotate [--json]                add a signing key (published now, signs after NEXUS_KEY_PUBLISH_DELAY)
+  nexus secret-key status [--json]          what still depends on NEXUS_SECRET_KEY_PREVIOUS (exit 0: nothing, 3: something)
   nexus org create --name NAME [--json]
   nexus client create --client-id ID --name NAME [--org ORG_ID] [--json]
                                             register a login client (users log in through it)
@@ -157,6 +164,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		command = func(cfg config.Config) error { return restore(ctx, rest, cfg, stdout, stderr) }
 	case cmd == "keys" && sub == "rotate":
 		command = func(cfg config.Config) error { return rotateKeys(ctx, rest[1:], cfg, stdout, stderr) }
+	case cmd == "secret-key" && sub == "status":
+		command = func(cfg config.Config) error { return secretKeyStatus(ctx, rest[1:], cfg, stdout, stderr) }
 	case cmd == "org" && sub == "create":
 		command = func(cfg config.Config) error { return createOrg(ctx, rest[1:], cfg, stdout, stderr) }
 	case cmd == "client" && sub == "create":

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -55,7 +56,16 @@ func setup(ctx context.Context, cfg config.Config, stderr io.Writer) (*env, erro
 const secretFile = "secret.key"
 
 // secretKey returns NEXUS_SECRET_KEY, or else the key in the data directory, which create makes on first use.
+// NEXUS_SECRET_KEY_PREVIOUS must differ from it.
 func secretKey(cfg config.Config, create bool) ([]byte, error) {
+	key, err := currentSecretKey(cfg, create)
+	if err == nil && cfg.SecretKeyPrevious != nil && bytes.Equal(key, cfg.SecretKeyPrevious) {
+		return nil, errors.New("NEXUS_SECRET_KEY_PREVIOUS: must differ from the secret key (it is the key before the rotation)")
+	}
+	return key, err
+}
+
+func currentSecretKey(cfg config.Config, create bool) ([]byte, error) {
 	if cfg.SecretKey != nil {
 		return cfg.SecretKey, nil
 	}

@@ -24,7 +24,8 @@ import (
 )
 
 // Deps are what a node needs beyond its configuration. DB and Secret are required; the rest is for tests,
-// and their zero values are what cmd/nexus runs with.
+// and their zero values are what cmd/nexus runs with. The previous master secret, during a rotation, is the
+// configuration's SecretKeyPrevious (NEXUS_SECRET_KEY_PREVIOUS).
 type Deps struct {
 	DB     *store.DB
 	Secret []byte       // the master secret (NEXUS_SECRET_KEY or the development key); keys are derived from it
@@ -90,7 +91,7 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (a *App, err error) 
 	if a.Users, err = UsersService(o.RefreshIdleTTL, db, deps.Now); err != nil {
 		return a, err
 	}
-	if a.Clients, err = ClientsService(db, deps.Secret, deps.Now); err != nil {
+	if a.Clients, err = ClientsService(db, deps.Secret, cfg.SecretKeyPrevious, deps.Now, deps.Logger); err != nil {
 		return a, err
 	}
 
@@ -158,12 +159,13 @@ func DerivedKey(secret []byte, purpose string) []byte {
 	return m.Sum(nil)
 }
 
-// AuthOptions are the auth service's options over db, from the configuration: what New builds the service with,
-// and what the command line's key rotation does.
+// AuthOptions are the auth service's options over db, from the configuration (the previous secret key included):
+// what New builds the service with, and what the command line's key commands use.
 func AuthOptions(cfg config.Config, db *store.DB, secret []byte, log *slog.Logger) auth.Options {
 	return auth.Options{
 		Store:              store.NewAuth(db),
 		Secret:             secret,
+		PreviousSecret:     cfg.SecretKeyPrevious,
 		Issuer:             cfg.Issuer,
 		AccessTTL:          cfg.AccessTokenTTL,
 		RefreshIdleTTL:     cfg.RefreshIdleTTL,
@@ -182,8 +184,9 @@ func UsersService(refreshIdleTTL time.Duration, db *store.DB, now func() time.Ti
 		HashPassword: auth.HashPassword, RefreshIdleTTL: refreshIdleTTL, Now: now})
 }
 
-// ClientsService builds the clients service over db: what New builds, and what the command line's client
-// commands go through. now is nil for the wall clock.
-func ClientsService(db *store.DB, secret []byte, now func() time.Time) (*clients.Service, error) {
-	return clients.NewService(clients.Options{Store: store.NewClients(db), Secret: secret, Now: now})
+// ClientsService builds the clients service over db, with the master secret and the previous one (nil when
+// none is configured): what New builds, and what the command line's client commands go through. now is nil for
+// the wall clock, log nil to discard.
+func ClientsService(db *store.DB, secret, previous []byte, now func() time.Time, log *slog.Logger) (*clients.Service, error) {
+	return clients.NewService(clients.Options{Store: store.NewClients(db), Secret: secret, PreviousSecret: previous, Now: now, Logger: log})
 }

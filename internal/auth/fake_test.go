@@ -179,6 +179,48 @@ func (f *fakeStore) AddSigningKey(_ context.Context, k SigningKey) error {
 	return nil
 }
 
+func (f *fakeStore) ResealSigningKey(_ context.Context, id string, old, sealed []byte) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i := range f.keys {
+		if f.keys[i].ID == id && bytes.Equal(f.keys[i].Sealed, old) {
+			f.keys[i].Sealed = sealed
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+func (f *fakeStore) LabelSecretKeyID(_ context.Context, keyID string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for id, s := range f.sessions {
+		if s.KeyID == "" {
+			s.KeyID = keyID
+			f.sessions[id] = s
+		}
+	}
+	return nil
+}
+
+func (f *fakeStore) SecretKeyUsage(_ context.Context, keyID string, unlabelled bool, now, idleSince time.Time) (SecretKeyUsage, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var u SecretKeyUsage
+	for _, s := range f.sessions {
+		if (s.KeyID == keyID || unlabelled && s.KeyID == "") && !s.Revoked() && now.Before(s.ExpiresAt) && s.LastUsedAt.After(idleSince) {
+			u.Sessions++
+			if s.LastUsedAt.After(u.SessionsLastUse) {
+				u.SessionsLastUse = s.LastUsedAt
+			}
+			if s.ExpiresAt.After(u.SessionsExpireBy) {
+				u.SessionsExpireBy = s.ExpiresAt
+			}
+		}
+	}
+	return u, nil
+}
+
 func (f *fakeStore) RecordAuthEvent(_ context.Context, e AuditEvent) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -43,9 +43,10 @@ type keyRing struct {
 
 type loadedKey struct {
 	SigningKey
-	private jwk.Key
-	public  jwk.Key
-	signer  *ecdsa.PrivateKey // the private key, for signAccessToken
+	private  jwk.Key
+	public   jwk.Key
+	signer   *ecdsa.PrivateKey // the private key, for signAccessToken
+	previous bool              // sealed under the previous secret key: to be sealed again under the current one
 }
 
 // PublicKey is a published verification key.
@@ -73,7 +74,7 @@ func (r *keyRing) load(ctx context.Context) error {
 }
 
 func (r *keyRing) open(row SigningKey) (loadedKey, error) {
-	der, err := r.sec.openBytes(row.Sealed, row.ID)
+	der, previous, err := r.sec.openBytes(row.Sealed, row.ID)
 	if err != nil {
 		return loadedKey{}, err
 	}
@@ -89,7 +90,7 @@ func (r *keyRing) open(row SigningKey) (loadedKey, error) {
 	if err != nil {
 		return loadedKey{}, err
 	}
-	return loadedKey{SigningKey: row, private: priv, public: pub, signer: ec}, nil
+	return loadedKey{SigningKey: row, private: priv, public: pub, signer: ec, previous: previous}, nil
 }
 
 func jwkPair(ec *ecdsa.PrivateKey, kid string) (jwk.Key, jwk.Key, error) {
@@ -223,21 +224,48 @@ func hasKey(keys []loadedKey, kid string) bool {
 	return false
 }
 
-// ensure creates a first signing key, active at once, when the database has none.
-func (r *keyRing) ensure(ctx context.Context) error {
+// ensure creates a first signing key, active at once, when the database has none, and seals every key that only
+// the previous secret key opens under the current one. It returns how many keys it sealed again.
+func (r *keyRing) ensure(ctx context.Context) (int, error) {
 	if err := r.load(ctx); err != nil {
-		return err
+		return 0, err
 	}
 	r.mu.Lock()
-	n := len(r.keys)
+	keys := r.keys
 	r.mu.Unlock()
-	if n > 0 {
-		return nil
+	if len(keys) == 0 {
+		if _, err := r.add(ctx, 0); err != nil {
+			return 0, err
+		}
+		return 0, r.load(ctx)
 	}
-	if _, err := r.add(ctx, 0); err != nil {
-		return err
+	resealed := 0
+	for _, k := range keys {
+		if !k.previous {
+			continue
+		}
+		der, err := x509.MarshalPKCS8PrivateKey(k.signer)
+		if err != nil {
+			return resealed, nexus.Internal(err)
+		}
+		sealed, err := r.sec.sealBytes(der, k.ID)
+		if err != nil {
+			return resealed, nexus.Internal(err)
+		}
+		// Conditional on the sealed bytes read: of several nodes starting at once, one replaces them, and the
+		// others' attempts change nothing (every node then reads a key the current secret opens).
+		ok, err := r.store.ResealSigningKey(ctx, k.ID, k.Sealed, sealed)
+		if err != nil {
+			return resealed, fmt.Errorf("seal signing key %s again: %w", k.ID, err)
+		}
+		if ok {
+			resealed++
+		}
 	}
-	return r.load(ctx)
+	if resealed == 0 {
+		return 0, nil
+	}
+	return resealed, r.load(ctx)
 }
 
 // add generates a key that is published now and signs after delay.

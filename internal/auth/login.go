@@ -106,6 +106,7 @@ func (s *Service) Login(ctx context.Context, in LoginInput) (Tokens, error) {
 		sess = Session{
 			ID: uuid.NewString(), UserID: user.ID, OrganizationID: user.OrganizationID, ClientID: client.ClientID,
 			Role: user.Role, Salt: salt, CreatedAt: now, LastUsedAt: now, ExpiresAt: now.Add(s.absoluteTTL),
+			KeyID: s.sec.id,
 		}
 		ev.SessionID, ev.Result = sess.ID, "success"
 		return sess, nil

@@ -37,7 +37,7 @@ func (s *secrets) refreshMACFor(sessionID uuid.UUID, generation int64, salt []by
 	return m.Sum(nil)
 }
 
-// mintRefreshToken returns the refresh token of the given generation of session s.
+// mintRefreshToken returns the refresh token of the given generation of session s, under the current secret.
 func (s *secrets) mintRefreshToken(sess Session, generation int64) string {
 	id := uuid.MustParse(sess.ID)
 	raw := make([]byte, 0, refreshRawLen)
@@ -69,8 +69,15 @@ func parseRefreshToken(tok string) (refreshToken, bool) {
 	return refreshToken{sessionID: id.String(), generation: int64(gen), mac: raw[24:]}, true
 }
 
-// validRefreshMAC reports, in constant time, whether t was minted for session sess.
+// validRefreshMAC reports, in constant time, whether t was minted for session sess under the current secret or,
+// when one is configured, the previous one: then both MACs are computed and compared, whichever matches, so
+// that the time taken does not tell which key a token was minted with.
 func (s *secrets) validRefreshMAC(t refreshToken, sess Session) bool {
-	want := s.refreshMACFor(uuid.MustParse(sess.ID), t.generation, sess.Salt)
-	return hmac.Equal(want, t.mac)
+	id := uuid.MustParse(sess.ID)
+	ok := hmac.Equal(s.refreshMACFor(id, t.generation, sess.Salt), t.mac)
+	if s.prev != nil {
+		okPrev := hmac.Equal(s.prev.refreshMACFor(id, t.generation, sess.Salt), t.mac)
+		ok = ok || okPrev
+	}
+	return ok
 }

@@ -15,7 +15,7 @@ const b64URLAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123
 
 func mustSecrets(t *testing.T, master []byte) *secrets {
 	t.Helper()
-	s, err := newSecrets(master)
+	s, err := newSecrets(master, nil)
 	if err != nil {
 		t.Fatalf("newSecrets: %v", err)
 	}
@@ -37,12 +37,12 @@ func testSession(t *testing.T) Session {
 
 func TestNewSecretsNeeds32Bytes(t *testing.T) {
 	for _, n := range []int{0, 16, 31} {
-		if _, err := newSecrets(make([]byte, n)); err == nil {
+		if _, err := newSecrets(make([]byte, n), nil); err == nil {
 			t.Errorf("newSecrets(%d bytes) succeeded", n)
 		}
 	}
 	for _, n := range []int{32, 64} {
-		if _, err := newSecrets(make([]byte, n)); err != nil {
+		if _, err := newSecrets(make([]byte, n), nil); err != nil {
 			t.Errorf("newSecrets(%d bytes): %v", n, err)
 		}
 	}
@@ -185,7 +185,7 @@ func TestSealBytes(t *testing.T) {
 	if bytes.Contains(sealed, plain) {
 		t.Error("the sealed value contains the plaintext")
 	}
-	got, err := sec.openBytes(sealed, "kid-1")
+	got, _, err := sec.openBytes(sealed, "kid-1")
 	if err != nil {
 		t.Fatalf("openBytes: %v", err)
 	}
@@ -219,7 +219,7 @@ func TestSealBytes(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if out, err := tt.sec.openBytes(tt.sealed, tt.label); err == nil {
+			if out, _, err := tt.sec.openBytes(tt.sealed, tt.label); err == nil {
 				t.Errorf("openBytes = %q, want an error", out)
 			}
 		})

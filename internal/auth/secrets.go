@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"bytes"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/hkdf"
@@ -10,16 +11,37 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+
+	"github.com/nexus-cloud/nexus-core/internal/nexus"
 )
 
-// secrets holds the keys derived from the server's master secret, one per purpose, so that no key does two jobs.
+// secrets holds the keys derived from the server's master secret, one per purpose, so that no key does two jobs,
+// and those of the previous master secret during a rotation (NEXUS_SECRET_KEY_PREVIOUS): values made with it are
+// still read (sealed signing keys, refresh tokens), but nothing new is made with it.
 type secrets struct {
+	id         string      // nexus.SecretKeyID of the master secret, stored beside what it made
 	seal       cipher.AEAD // encrypts signing keys at rest
 	refreshMAC []byte      // keys the MAC that derives refresh tokens
 	emailHash  []byte      // keys the hash of unknown emails in the audit log
+	prev       *secrets    // the previous master secret's keys; nil when none is configured
 }
 
-func newSecrets(master []byte) (*secrets, error) {
+// newSecrets derives the keys of master and, when previous is not nil, those of previous.
+func newSecrets(master, previous []byte) (*secrets, error) {
+	s, err := deriveSecrets(master)
+	if err != nil || previous == nil {
+		return s, err
+	}
+	if bytes.Equal(master, previous) {
+		return nil, errors.New("the previous secret key must differ from the secret key")
+	}
+	if s.prev, err = deriveSecrets(previous); err != nil {
+		return nil, fmt.Errorf("previous secret key: %w", err)
+	}
+	return s, nil
+}
+
+func deriveSecrets(master []byte) (*secrets, error) {
 	if len(master) < 32 {
 		return nil, errors.New("the secret key must be at least 32 bytes")
 	}
@@ -44,7 +66,7 @@ func newSecrets(master []byte) (*secrets, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &secrets{seal: aead, refreshMAC: mac, emailHash: email}, nil
+	return &secrets{id: nexus.SecretKeyID(master), seal: aead, refreshMAC: mac, emailHash: email}, nil
 }
 
 // sealBytes encrypts plaintext, binding it to label (the key id) so a sealed value cannot be moved to another row.
@@ -56,20 +78,33 @@ func (s *secrets) sealBytes(plaintext []byte, label string) ([]byte, error) {
 	return s.seal.Seal(nonce, nonce, plaintext, []byte(label)), nil
 }
 
-func (s *secrets) openBytes(sealed []byte, label string) ([]byte, error) {
+// openBytes decrypts a value sealBytes made with the current secret or, when one is configured, the previous one;
+// previous reports that it took the previous one (the value should be sealed again).
+func (s *secrets) openBytes(sealed []byte, label string) (out []byte, previous bool, err error) {
+	out, err = s.open(sealed, label)
+	if err != nil && s.prev != nil {
+		if out, perr := s.prev.open(sealed, label); perr == nil {
+			return out, true, nil
+		}
+		return nil, false, fmt.Errorf("open sealed value (neither NEXUS_SECRET_KEY nor NEXUS_SECRET_KEY_PREVIOUS opens it): %w", err)
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("open sealed value (wrong NEXUS_SECRET_KEY? after changing it, set NEXUS_SECRET_KEY_PREVIOUS to the key before): %w", err)
+	}
+	return out, false, nil
+}
+
+func (s *secrets) open(sealed []byte, label string) ([]byte, error) {
 	n := s.seal.NonceSize()
 	if len(sealed) < n {
 		return nil, errors.New("sealed value too short")
 	}
-	out, err := s.seal.Open(nil, sealed[:n], sealed[n:], []byte(label))
-	if err != nil {
-		return nil, fmt.Errorf("open sealed value (wrong NEXUS_SECRET_KEY?): %w", err)
-	}
-	return out, nil
+	return s.seal.Open(nil, sealed[:n], sealed[n:], []byte(label))
 }
 
-// hashEmail returns a keyed hash of a normalized email: stable for correlating failed logins, useless without
-// the server secret.
+// hashEmail returns a keyed hash of a normalized email, under the current secret only: stable for correlating
+// failed logins, useless without the server secret. A rotation starts new hashes: the failed logins of one
+// unknown email before and after it do not correlate.
 func (s *secrets) hashEmail(normalized string) string {
 	m := hmac.New(sha256.New, s.emailHash)
 	m.Write([]byte(normalized))

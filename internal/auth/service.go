@@ -17,6 +17,7 @@ import (
 type Options struct {
 	Store              Store
 	Secret             []byte // the server's master secret (NEXUS_SECRET_KEY), at least 32 bytes
+	PreviousSecret     []byte // the secret before a rotation (NEXUS_SECRET_KEY_PREVIOUS) or nil: read, never used to make
 	Issuer             string
 	AccessTTL          time.Duration
 	RefreshIdleTTL     time.Duration
@@ -57,7 +58,7 @@ type Service struct {
 // NewService returns a Service. It computes a dummy password hash so that logins of unknown emails cost as much
 // as logins of known ones.
 func NewService(o Options) (*Service, error) {
-	sec, err := newSecrets(o.Secret)
+	sec, err := newSecrets(o.Secret, o.PreviousSecret)
 	if err != nil {
 		return nil, err
 	}
@@ -130,9 +131,6 @@ type Tokens struct {
 	RefreshExpiresIn time.Duration
 	User             nexus.User
 }
-
-// EnsureSigningKey creates the first signing key if the database has none, and loads the keys.
-func (s *Service) EnsureSigningKey(ctx context.Context) error { return s.keys.ensure(ctx) }
 
 // RotateSigningKey adds a signing key that is published at once and signs after the configured publish delay.
 // Tokens signed with older keys stay valid until they expire.

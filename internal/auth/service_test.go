@@ -125,7 +125,7 @@ func TestRefresh(t *testing.T) {
 			wantGeneration: 0, wantRevoked: "account_inactive", wantResult: "account_inactive"}, // revoked, not rotated
 		{name: "minted with another secret",
 			steps: []refreshStep{{wantErr: nexus.ErrInvalidGrant, token: func(_ *testEnv, s Session) string {
-				other, _ := newSecrets([]byte("another secret of at least 32 bytes"))
+				other, _ := newSecrets([]byte("another secret of at least 32 bytes"), nil)
 				return other.mintRefreshToken(s, s.Generation)
 			}}},
 			wantGeneration: 0, wantResult: "invalid_grant"},
@@ -495,7 +495,7 @@ func TestEnsureSigningKeyOnce(t *testing.T) {
 	if _, err := e.svc.keys.open(keys[0]); err != nil {
 		t.Errorf("the stored key does not open: %v", err)
 	}
-	other, err := newSecrets(make([]byte, 32))
+	other, err := newSecrets(make([]byte, 32), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -79,12 +79,14 @@ func (s *Service) Refresh(ctx context.Context, in RefreshInput) (Tokens, error) 
 		save := cur.Role != u.Role
 		cur.Role = u.Role
 		if tok.generation == cur.Generation-1 {
-			// The immediately previous token within the grace period: the same successor.
+			// The immediately previous token within the grace period: the same successor. Its KeyID stays: if an
+			// earlier secret key minted it, that token is still out there, although this one is minted afresh.
 			sess = *cur
 			return decide(outcomeGrace, save)
 		}
 		cur.Generation++
 		cur.RotatedAt, cur.LastUsedAt = now, now
+		cur.KeyID = s.sec.id // the successor is minted under the current secret key
 		if cur.DeviceID == "" {
 			cur.DeviceID = in.DeviceID
 		}

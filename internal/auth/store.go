@@ -49,6 +49,19 @@ type Store interface {
 	SigningKeys(ctx context.Context) ([]SigningKey, error)
 	// AddSigningKey stores a new signing key.
 	AddSigningKey(ctx context.Context, k SigningKey) error
+	// ResealSigningKey replaces the sealed private key of the signing key id with sealed if it is still old, and
+	// reports whether it did: of several nodes re-sealing one key at once, one replaces it and the others find
+	// it replaced already.
+	ResealSigningKey(ctx context.Context, id string, old, sealed []byte) (bool, error)
+
+	// LabelSecretKeyID records keyID as the secret key of every refresh session and client secret stored
+	// without one (made before key ids were recorded).
+	LabelSecretKeyID(ctx context.Context, keyID string) error
+	// SecretKeyUsage counts what still depends on the secret key keyID: refresh sessions that are live at now
+	// (not revoked, before their absolute expiry, used after idleSince) whose newest token keyID minted, and
+	// client secrets that are not revoked nor expired at now hashed under it (disabled clients' too: they may be
+	// enabled again). With unlabelled, rows without a key id count too.
+	SecretKeyUsage(ctx context.Context, keyID string, unlabelled bool, now, idleSince time.Time) (SecretKeyUsage, error)
 
 	// RecordAuthEvent appends an entry to the auth audit log.
 	RecordAuthEvent(ctx context.Context, e AuditEvent) error
@@ -110,6 +123,9 @@ type Session struct {
 	ExpiresAt      time.Time // absolute expiry
 	RevokedAt      time.Time // zero while not revoked
 	RevokedReason  string
+	// KeyID is the id (nexus.SecretKeyID) of the secret key that minted the token of Generation; "" for a
+	// session whose token was minted before key ids were recorded.
+	KeyID string
 }
 
 // Revoked reports whether the session has been revoked.
@@ -141,4 +157,15 @@ type AuditEvent struct {
 	SessionID      string
 	ActorUserID    string // who made a user-management change
 	Detail         string // what a user-management change changed
+}
+
+// SecretKeyUsage is what SecretKeyUsage counts.
+type SecretKeyUsage struct {
+	Sessions int // live refresh sessions
+	// SessionsLastUse and SessionsExpireBy are the latest last use and the latest absolute expiry among those
+	// sessions (zero when there are none): the last of them ends by the earlier of SessionsLastUse plus the idle
+	// timeout and SessionsExpireBy, unless it is used again.
+	SessionsLastUse  time.Time
+	SessionsExpireBy time.Time
+	ClientSecrets    int // client secrets
 }

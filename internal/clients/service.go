@@ -5,6 +5,7 @@
 package clients
 
 import (
+	"bytes"
 	"context"
 	"crypto/hkdf"
 	"crypto/hmac"
@@ -14,6 +15,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 	"unicode"
@@ -46,15 +48,22 @@ var ErrAuthentication = &nexus.Error{Kind: nexus.KindUnauthenticated, Code: nexu
 type Options struct {
 	Store  Store
 	Secret []byte // the server's master secret (NEXUS_SECRET_KEY), at least 32 bytes
-	Now    func() time.Time
+	// PreviousSecret is the master secret before a rotation (NEXUS_SECRET_KEY_PREVIOUS), nil when there is none:
+	// secrets hashed under it still authenticate, and are hashed again under Secret when they do.
+	PreviousSecret []byte
+	Now            func() time.Time
+	Logger         *slog.Logger // nil: discard
 }
 
 // Service is the clients domain service.
 type Service struct {
-	store Store
-	key   []byte // keys the hash of client secrets
-	dummy [MaxSecrets][]byte
-	now   func() time.Time
+	store   Store
+	key     []byte // keys the hash of client secrets
+	keyID   string // nexus.SecretKeyID of the master secret key derives from
+	prevKey []byte // the previous master secret's key; nil when none is configured
+	dummy   [MaxSecrets][]byte
+	now     func() time.Time
+	log     *slog.Logger
 }
 
 // NewService returns a Service.
@@ -62,15 +71,29 @@ func NewService(o Options) (*Service, error) {
 	if len(o.Secret) < 32 {
 		return nil, errors.New("the secret key must be at least 32 bytes")
 	}
-	key, err := hkdf.Key(sha256.New, o.Secret, nil, "nexus/v1/client-secret-hash", 32)
+	key, err := hashKey(o.Secret)
 	if err != nil {
 		return nil, err
+	}
+	var prevKey []byte
+	if o.PreviousSecret != nil {
+		if len(o.PreviousSecret) < 32 || bytes.Equal(o.PreviousSecret, o.Secret) {
+			return nil, errors.New("the previous secret key must be at least 32 bytes and differ from the secret key")
+		}
+		if prevKey, err = hashKey(o.PreviousSecret); err != nil {
+			return nil, err
+		}
 	}
 	now := o.Now
 	if now == nil {
 		now = time.Now
 	}
-	s := &Service{store: o.Store, key: key, now: func() time.Time { return now().UTC().Truncate(time.Microsecond) }}
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Service{store: o.Store, key: key, keyID: nexus.SecretKeyID(o.Secret), prevKey: prevKey, log: log,
+		now: func() time.Time { return now().UTC().Truncate(time.Microsecond) }}
 	for i := range s.dummy {
 		s.dummy[i] = make([]byte, sha256.Size)
 		if _, err := rand.Read(s.dummy[i]); err != nil {
@@ -80,9 +103,17 @@ func NewService(o Options) (*Service, error) {
 	return s, nil
 }
 
-// hash returns the keyed hash of a secret, the only form in which secrets are stored.
-func (s *Service) hash(secret string) []byte {
-	m := hmac.New(sha256.New, s.key)
+// hashKey derives the key of the client secrets' hashes from a master secret.
+func hashKey(master []byte) ([]byte, error) {
+	return hkdf.Key(sha256.New, master, nil, "nexus/v1/client-secret-hash", 32)
+}
+
+// hash returns the keyed hash of a secret under the current secret key, the only form in which secrets are
+// stored.
+func (s *Service) hash(secret string) []byte { return keyedHash(s.key, secret) }
+
+func keyedHash(key []byte, secret string) []byte {
+	m := hmac.New(sha256.New, key)
 	m.Write([]byte(secret))
 	return m.Sum(nil)
 }
@@ -94,7 +125,7 @@ func (s *Service) newSecret(now, expires time.Time) (string, Secret, error) {
 		return "", Secret{}, nexus.Internal(err)
 	}
 	plain := SecretPrefix + base64.RawURLEncoding.EncodeToString(b)
-	return plain, Secret{ID: uuid.NewString(), Hash: s.hash(plain), Hint: plain[len(plain)-4:], CreatedAt: now, ExpiresAt: expires}, nil
+	return plain, Secret{ID: uuid.NewString(), Hash: s.hash(plain), KeyID: s.keyID, Hint: plain[len(plain)-4:], CreatedAt: now, ExpiresAt: expires}, nil
 }
 
 func newClientID() (string, error) {
@@ -108,8 +139,11 @@ func newClientID() (string, error) {
 // Authenticate authenticates a client at an OAuth endpoint: a service client by one of its secrets that is
 // neither revoked nor expired, a login client by its client_id alone (secretGiven false, or an empty secret:
 // HTTP Basic with an empty password). It costs the same for an unknown client, a wrong secret and a right one:
-// one read, one hash, MaxSecrets constant-time comparisons. It returns the client and the id of the secret that
-// matched ("" for a login client).
+// one read, one hash, MaxSecrets constant-time comparisons; with a previous secret key configured, always two
+// hashes and twice the comparisons, so that the time does not tell which key a secret is hashed under either.
+// A secret that matches its hash under the previous secret key (or whose hash records no key) is hashed again
+// under the current one once it has authenticated: one more write, once per secret. It returns the client and
+// the id of the secret that matched ("" for a login client).
 // Errors: invalid_client (ErrAuthentication), unavailable, internal.
 func (s *Service) Authenticate(ctx context.Context, clientID, secret string) (Client, string, error) {
 	c, err := s.store.Credentials(ctx, clientID)
@@ -120,17 +154,23 @@ func (s *Service) Authenticate(ctx context.Context, clientID, secret string) (Cl
 		return Client{}, "", fmt.Errorf("look up client: %w", err)
 	}
 	mac := s.hash(secret)
+	var prevMAC []byte
+	if s.prevKey != nil {
+		prevMAC = keyedHash(s.prevKey, secret)
+	}
 	now := s.now()
-	matched := ""
+	matched, stale := -1, false
 	for i := range MaxSecrets {
-		want, id, live := s.dummy[i], "", false
+		want, live := s.dummy[i], false
 		if i < len(c.Secrets) {
 			sec := c.Secrets[i]
-			want, id = sec.Hash, sec.ID
+			want = sec.Hash
 			live = sec.RevokedAt.IsZero() && (sec.ExpiresAt.IsZero() || now.Before(sec.ExpiresAt))
 		}
-		if hmac.Equal(mac, want) && live {
-			matched = id
+		cur := hmac.Equal(mac, want)
+		prev := prevMAC != nil && hmac.Equal(prevMAC, want)
+		if (cur || prev) && live {
+			matched, stale = i, !cur || c.Secrets[i].KeyID != s.keyID
 		}
 	}
 	switch {
@@ -141,10 +181,18 @@ func (s *Service) Authenticate(ctx context.Context, clientID, secret string) (Cl
 			return Client{}, "", ErrAuthentication // a login client has no secret to present
 		}
 		return c, "", nil
-	case matched == "":
+	case matched < 0:
 		return Client{}, "", ErrAuthentication
 	}
-	return c, matched, nil
+	sec := c.Secrets[matched]
+	if stale {
+		// The secret is good whether or not this succeeds: a failure only leaves it for its next use.
+		if _, err := s.store.RehashSecret(ctx, sec.ID, sec.Hash, mac, s.keyID); err != nil {
+			s.log.Warn("hash a client secret again under the current secret key", slog.String("client_id", c.ClientID),
+				slog.String("secret_id", sec.ID), slog.Any("error", err))
+		}
+	}
+	return c, sec.ID, nil
 }
 
 // CreateInput is a new service client.

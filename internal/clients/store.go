@@ -32,6 +32,9 @@ type Store interface {
 	// Credentials returns the client (of either kind) registered as clientID, with the hashes of its secrets
 	// that are not revoked, in one query, for client authentication; nexus.ErrNotFound when there is none.
 	Credentials(ctx context.Context, clientID string) (Client, error)
+	// RehashSecret replaces the hash of the secret id with hash, made under the secret key keyID, if it is still
+	// old, and reports whether it did: of several requests re-hashing one secret at once, one replaces it.
+	RehashSecret(ctx context.Context, id string, old, hash []byte, keyID string) (bool, error)
 }
 
 // Client is a registered client: a login client (Service false: a public application through which users log
@@ -54,6 +57,7 @@ type Client struct {
 type Secret struct {
 	ID         string
 	Hash       []byte // HMAC-SHA256 of the secret under the server's client-secret key
+	KeyID      string // the id (nexus.SecretKeyID) of the secret key Hash is made under; "": not recorded
 	Hint       string // the secret's last 4 characters, to tell secrets apart
 	CreatedAt  time.Time
 	ExpiresAt  time.Time // zero: never

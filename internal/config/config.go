@@ -35,6 +35,10 @@ type Config struct {
 	MetricsAddr    string         `env:"NEXUS_METRICS_ADDR"`    // a second listener for /metrics (Prometheus); empty: none
 	Pprof          bool           `env:"NEXUS_PPROF"`           // serve /debug/pprof/ on the metrics listener too
 
+	// SecretKeyPrevious is the secret key before a rotation: accepted beside SecretKey (never used to make
+	// anything new) until nothing depends on it any more, as `nexus secret-key status` reports.
+	SecretKeyPrevious []byte `env:"NEXUS_SECRET_KEY_PREVIOUS"`
+
 	AccessTokenTTL     time.Duration `env:"NEXUS_ACCESS_TOKEN_TTL" envDefault:"15m"`
 	RefreshIdleTTL     time.Duration `env:"NEXUS_REFRESH_IDLE_TTL" envDefault:"720h"`
 	RefreshAbsoluteTTL time.Duration `env:"NEXUS_REFRESH_ABSOLUTE_TTL" envDefault:"2160h"`
@@ -160,12 +164,17 @@ func (c Config) LogValue() slog.Value {
 	if c.SecretKey != nil {
 		secret = "set (masked)"
 	}
+	previous := "unset"
+	if c.SecretKeyPrevious != nil {
+		previous = "set (masked)"
+	}
 	return slog.GroupValue(
 		slog.Bool("dev", c.Dev),
 		slog.String("http_addr", c.HTTPAddr),
 		slog.String("data_dir", c.DataDir),
 		slog.String("database", database),
 		slog.String("secret_key", secret),
+		slog.String("secret_key_previous", previous),
 		slog.String("issuer", c.Issuer),
 		slog.Bool("tls", c.TLS()),
 		slog.Bool("behind_tls_proxy", c.BehindTLSProxy),

@@ -221,6 +221,9 @@ func TestLoadRejects(t *testing.T) {
 		{"secret of 16 bytes", map[string]string{"NEXUS_SECRET_KEY": base64.StdEncoding.EncodeToString(make([]byte, 16))}, []string{"NEXUS_SECRET_KEY"}},
 		{"secret of 33 bytes", map[string]string{"NEXUS_SECRET_KEY": base64.StdEncoding.EncodeToString(make([]byte, 33))}, []string{"NEXUS_SECRET_KEY"}},
 		{"secret in URL-safe base64", map[string]string{"NEXUS_SECRET_KEY": base64.RawURLEncoding.EncodeToString(bytes.Repeat([]byte{0xfb}, 32))}, []string{"NEXUS_SECRET_KEY"}},
+		{"previous secret not base64", map[string]string{"NEXUS_SECRET_KEY_PREVIOUS": "not base64!"}, []string{"NEXUS_SECRET_KEY_PREVIOUS"}},
+		{"previous secret of 16 bytes", map[string]string{"NEXUS_SECRET_KEY_PREVIOUS": base64.StdEncoding.EncodeToString(make([]byte, 16))}, []string{"NEXUS_SECRET_KEY_PREVIOUS"}},
+		{"previous secret is the secret", map[string]string{"NEXUS_SECRET_KEY": secret, "NEXUS_SECRET_KEY_PREVIOUS": secret}, []string{"NEXUS_SECRET_KEY_PREVIOUS"}},
 		{"log level", map[string]string{"NEXUS_LOG_LEVEL": "verbose"}, []string{"NEXUS_LOG_LEVEL"}},
 		{"log format", map[string]string{"NEXUS_LOG_FORMAT": "xml"}, []string{"NEXUS_LOG_FORMAT"}},
 		{"proxy not a prefix", map[string]string{"NEXUS_TRUSTED_PROXIES": "10.0.0.0/8,proxy.internal"}, []string{"NEXUS_TRUSTED_PROXIES"}},
@@ -286,6 +289,8 @@ func TestLoadErrorsHideSecrets(t *testing.T) {
 	}{
 		{"NEXUS_SECRET_KEY", "s3cr3tpw-not-base64", "s3cr3tpw"},
 		{"NEXUS_SECRET_KEY", base64.StdEncoding.EncodeToString([]byte("s3cr3tpw-too-short")), base64.StdEncoding.EncodeToString([]byte("s3cr3tpw-too-short"))},
+		{"NEXUS_SECRET_KEY_PREVIOUS", "s3cr3tpw-not-base64", "s3cr3tpw"},
+		{"NEXUS_SECRET_KEY_PREVIOUS", base64.StdEncoding.EncodeToString([]byte("s3cr3tpw-too-short")), base64.StdEncoding.EncodeToString([]byte("s3cr3tpw-too-short"))},
 		{"NEXUS_DATABASE_URL", "mysql://u:s3cr3tpw@h/db", "s3cr3tpw"},
 		{"NEXUS_DATABASE_URL", "postgres://u:s3cr3tpw@h:port/db", "s3cr3tpw"},
 	}

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net"
@@ -103,6 +104,9 @@ func (c Config) Validate() error {
 	}
 	if c.EventLinger > 100*time.Millisecond {
 		errs = append(errs, errors.New("NEXUS_EVENT_LINGER: want at most 100ms"))
+	}
+	if c.SecretKeyPrevious != nil && bytes.Equal(c.SecretKeyPrevious, c.SecretKey) {
+		errs = append(errs, errors.New("NEXUS_SECRET_KEY_PREVIOUS: must differ from NEXUS_SECRET_KEY (it is the key before the rotation)"))
 	}
 	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
 		errs = append(errs, errors.New("NEXUS_TLS_CERT_FILE and NEXUS_TLS_KEY_FILE: set both or neither"))

@@ -163,7 +163,7 @@ func (a *Auth) UpdateSession(ctx context.Context, id string, fn func(*auth.Sessi
 
 // sessionColumns are the columns of refresh_sessions in the order scanSession reads them.
 const sessionColumns = "s.id, s.user_id, s.organization_id, s.client_id, s.role, s.device_id, s.salt, s.generation, " +
-	"s.rotated_at, s.created_at, s.last_used_at, s.expires_at, s.revoked_at, s.revoked_reason"
+	"s.rotated_at, s.created_at, s.last_used_at, s.expires_at, s.revoked_at, s.revoked_reason, s.key_id"
 
 // lockSession reads the session with the given id and its user, the user's row locked FOR SHARE before the
 // session's FOR UPDATE on PostgreSQL. (A session without its user cannot exist: deleting a user deletes its
@@ -201,6 +201,7 @@ func sessionChanges(before, after sessionRow) ([]string, []any) {
 	set("expires_at", !before.ExpiresAt.Equal(after.ExpiresAt), after.ExpiresAt)
 	set("revoked_at", !equalOptTime(before.RevokedAt, after.RevokedAt), after.RevokedAt)
 	set("revoked_reason", !equalOptString(before.RevokedReason, after.RevokedReason), after.RevokedReason)
+	set("key_id", !equalOptString(before.KeyID, after.KeyID), after.KeyID)
 	return cols, args
 }
 

@@ -129,12 +129,12 @@ func scanLockedSession(row rowScanner) (sessionRow, userRow, error) {
 		uCreated, uUpdated           timeValue
 		rotated, created, used, exps timeValue
 		revoked                      timeValue
-		role, device, reason         sql.NullString
+		role, device, reason, keyID  sql.NullString
 	)
 	err := row.Scan(
 		&u.ID, &u.OrganizationID, &u.Email, &u.Name, &u.Role, &u.Status, &uCreated, &uUpdated,
 		&r.ID, &r.UserID, &r.OrganizationID, &r.ClientID, &role, &device, &r.Salt, &r.Generation,
-		&rotated, &created, &used, &exps, &revoked, &reason)
+		&rotated, &created, &used, &exps, &revoked, &reason, &keyID)
 	if errors.Is(err, sql.ErrNoRows) || errors.Is(err, pgx.ErrNoRows) {
 		return sessionRow{}, userRow{}, gorm.ErrRecordNotFound
 	}
@@ -142,7 +142,7 @@ func scanLockedSession(row rowScanner) (sessionRow, userRow, error) {
 		return sessionRow{}, userRow{}, err
 	}
 	u.CreatedAt, u.UpdatedAt = uCreated.t, uUpdated.t
-	r.Role, r.DeviceID, r.RevokedReason = nullString(role), nullString(device), nullString(reason)
+	r.Role, r.DeviceID, r.RevokedReason, r.KeyID = nullString(role), nullString(device), nullString(reason), nullString(keyID)
 	r.RotatedAt, r.RevokedAt = optTime(rotated.t), optTime(revoked.t)
 	r.CreatedAt, r.LastUsedAt, r.ExpiresAt = created.t, used.t, exps.t
 	return r, u, nil

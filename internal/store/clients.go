@@ -31,7 +31,7 @@ func clientSelect(where string, lastUsed bool) string {
 		used = "(SELECT MAX(x.created_at) FROM service_sessions x WHERE x.secret_id = s.id)"
 	}
 	return "SELECT c.id, c.client_id, c.name, c.organization_id, c.disabled_at, c.scopes, c.created_at, c.updated_at, " +
-		"s.id, s.hash, s.hint, s.created_at, s.expires_at, " + used +
+		"s.id, s.hash, s.key_id, s.hint, s.created_at, s.expires_at, " + used +
 		" FROM clients c LEFT JOIN client_secrets s ON s.client_ref = c.id AND s.revoked_at IS NULL WHERE " + where +
 		" ORDER BY c.created_at, c.id, s.created_at, s.id"
 }
@@ -49,12 +49,12 @@ func (c *Clients) queryClients(ctx context.Context, conn gorm.ConnPool, where st
 			cl                            clients.Client
 			org, scopes                   sql.NullString
 			disabled, created, updated    timeValue
-			secretID, hint                sql.NullString
+			secretID, keyID, hint         sql.NullString
 			hash                          []byte
 			sCreated, sExpires, sLastUsed timeValue
 		)
 		if err := rows.Scan(&cl.ID, &cl.ClientID, &cl.Name, &org, &disabled, &scopes, &created, &updated,
-			&secretID, &hash, &hint, &sCreated, &sExpires, &sLastUsed); err != nil {
+			&secretID, &hash, &keyID, &hint, &sCreated, &sExpires, &sLastUsed); err != nil {
 			return nil, err
 		}
 		if n := len(out); n == 0 || out[n-1].ID != cl.ID {
@@ -65,7 +65,7 @@ func (c *Clients) queryClients(ctx context.Context, conn gorm.ConnPool, where st
 		}
 		if secretID.Valid {
 			last := &out[len(out)-1]
-			last.Secrets = append(last.Secrets, clients.Secret{ID: secretID.String, Hash: hash, Hint: hint.String,
+			last.Secrets = append(last.Secrets, clients.Secret{ID: secretID.String, Hash: hash, KeyID: keyID.String, Hint: hint.String,
 				CreatedAt: sCreated.t, ExpiresAt: sExpires.t, LastUsedAt: sLastUsed.t})
 		}
 	}
@@ -116,6 +116,21 @@ func (c *Clients) Credentials(ctx context.Context, clientID string) (clients.Cli
 		return clients.Client{}, nexus.ErrNotFound
 	}
 	return out[0], nil
+}
+
+// RehashSecret implements clients.Store with one conditional UPDATE: of several requests re-hashing one secret at
+// once, the first to commit replaces the hash, and the others' statements match nothing.
+func (c *Clients) RehashSecret(ctx context.Context, id string, old, hash []byte, keyID string) (bool, error) {
+	id, ok := canonicalUUID(id)
+	if !ok {
+		return false, nil
+	}
+	res, err := c.db.sql.ExecContext(ctx, c.db.rebind("UPDATE client_secrets SET hash = ?, key_id = ? WHERE id = ? AND hash = ?"), hash, keyID, id, old)
+	if err != nil {
+		return false, translate(err)
+	}
+	n, err := res.RowsAffected()
+	return n == 1, translate(err)
 }
 
 // CreateServiceClient implements clients.Store. The transaction first locks the organization's row (on

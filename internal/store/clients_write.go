@@ -128,8 +128,8 @@ func (c *Clients) insertSecret(ctx context.Context, conn gorm.ConnPool, clientRe
 	if !ok {
 		return nexus.Internal(errors.New("store client secret: id is not a UUID"))
 	}
-	_, err := conn.ExecContext(ctx, c.db.rebind("INSERT INTO client_secrets (id, client_ref, hash, hint, created_at, expires_at, revoked_at) "+
-		"VALUES (?, ?, ?, ?, ?, ?, ?)"), id, clientRef, s.Hash, s.Hint, s.CreatedAt.UTC(), optTime(s.ExpiresAt), optTime(s.RevokedAt))
+	_, err := conn.ExecContext(ctx, c.db.rebind("INSERT INTO client_secrets (id, client_ref, hash, key_id, hint, created_at, expires_at, revoked_at) "+
+		"VALUES (?, ?, ?, ?, ?, ?, ?, ?)"), id, clientRef, s.Hash, optString(s.KeyID), s.Hint, s.CreatedAt.UTC(), optTime(s.ExpiresAt), optTime(s.RevokedAt))
 	return err
 }
 

@@ -314,6 +314,17 @@ VALUES ('00000000-0000-0000-0000-000000000000', '', 'decoy', NULL, '2000-01-01 0
 ('00000000-0000-0000-0000-000000000001', '00000000-0000-0000-0000-000000000000', zeroblob(32), '....', '2000-01-01 00:00:00+00:00'),
 ('00000000-0000-0000-0000-000000000002', '00000000-0000-0000-0000-000000000000', zeroblob(32), '....', '2000-01-01 00:00:00+00:00')`},
 	}},
+	// Rotating NEXUS_SECRET_KEY (issue 16): a refresh session records the id of the secret key that made its newest
+	// refresh token, a client secret the id of the key it is hashed under (nexus.SecretKeyID), so that what still
+	// depends on a previous key can be counted. Rows made before have none (NULL); a server started without a
+	// previous key labels them with its own (every usable row was made with it), through the partial indexes,
+	// which stay empty once that is done. Signing keys need no label: which key opens one tells.
+	{version: 11, name: "secret key ids", sql: `
+ALTER TABLE refresh_sessions ADD COLUMN key_id TEXT;
+ALTER TABLE client_secrets ADD COLUMN key_id TEXT;
+CREATE INDEX refresh_sessions_key_unset ON refresh_sessions (id) WHERE key_id IS NULL;
+CREATE INDEX client_secrets_key_unset ON client_secrets (id) WHERE key_id IS NULL;
+`},
 }
 
 func (db *DB) render(sql string) string {

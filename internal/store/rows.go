@@ -64,6 +64,7 @@ type sessionRow struct {
 	ExpiresAt      time.Time
 	RevokedAt      *time.Time
 	RevokedReason  *string
+	KeyID          *string // NULL: made before migration 11
 }
 
 func (sessionRow) TableName() string { return "refresh_sessions" }
@@ -155,6 +156,7 @@ func toAuthSession(r sessionRow) auth.Session {
 		Role: nexus.Role(fromOptString(r.Role)), DeviceID: fromOptString(r.DeviceID), Salt: r.Salt, Generation: r.Generation,
 		RotatedAt: fromOptTime(r.RotatedAt), CreatedAt: r.CreatedAt.UTC(), LastUsedAt: r.LastUsedAt.UTC(),
 		ExpiresAt: r.ExpiresAt.UTC(), RevokedAt: fromOptTime(r.RevokedAt), RevokedReason: fromOptString(r.RevokedReason),
+		KeyID: fromOptString(r.KeyID),
 	}
 }
 
@@ -163,7 +165,7 @@ func toSessionRow(s auth.Session) sessionRow {
 		ID: s.ID, UserID: s.UserID, OrganizationID: s.OrganizationID, ClientID: s.ClientID,
 		Role: optString(string(s.Role)), DeviceID: optString(s.DeviceID), Salt: s.Salt, Generation: s.Generation, RotatedAt: optTime(s.RotatedAt),
 		CreatedAt: s.CreatedAt.UTC(), LastUsedAt: s.LastUsedAt.UTC(), ExpiresAt: s.ExpiresAt.UTC(),
-		RevokedAt: optTime(s.RevokedAt), RevokedReason: optString(s.RevokedReason),
+		RevokedAt: optTime(s.RevokedAt), RevokedReason: optString(s.RevokedReason), KeyID: optString(s.KeyID),
 	}
 }
 

@@ -15,7 +15,9 @@ type recorder struct {
 	errs []string
 }
 
-func (r *recorder) Error(args ...any) { r.errs = append(r.errs, strings.TrimSpace(strings.Repeat("%v ", len(args)))) }
+func (r *recorder) Error(args ...any) {
+	r.errs = append(r.errs, strings.TrimSpace(strings.Repeat("%v ", len(args))))
+}
 
 // TestTransport shows that Transport passes a documented response and refuses an undocumented header, an
 // undocumented field, an undocumented status and a response without X-Request-Id.
