@@ -33,7 +33,7 @@ type Writer struct {
 	wg      sync.WaitGroup
 	mu      sync.RWMutex // held for reading while submitting, for writing while closing
 	stats   writerStats
-	onStore func() // called after a commit that stored events
+	onStore func()       // called after a commit that stored events
 	tracer  trace.Tracer // nil: no spans
 }
 
