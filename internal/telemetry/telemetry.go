@@ -29,6 +29,8 @@ type Settings struct {
 	Endpoint string // where spans go, for the log: the traces URL without credentials, query or fragment
 	Protocol string // http/protobuf or http/json
 	Why      string // why tracing is off, for the log
+
+	url string // the traces URL as configured, credentials included, for the exporter
 }
 
 // Read decides from the environment whether tracing is on: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or
@@ -70,11 +72,12 @@ func Read(getenv func(string) string) (Settings, error) {
 		return Settings{}, errors.New("OTLP endpoint: not an http:// or https:// URL with a host")
 	}
 	if !signal {
-		// The exporter appends the signal's path to the generic endpoint.
+		// The signal's path is appended to the generic endpoint.
 		u.Path = strings.TrimSuffix(u.Path, "/") + "/v1/traces"
 	}
+	full := u.String()
 	u.User, u.RawQuery, u.Fragment = nil, "", "" // never log credentials
-	return Settings{Enabled: true, Endpoint: u.String(), Protocol: protocol}, nil
+	return Settings{Enabled: true, Endpoint: u.String(), Protocol: protocol, url: full}, nil
 }
 
 // Tracing is the process's tracing: a tracer provider and the propagator of incoming trace context, or nothing
@@ -105,7 +108,13 @@ func Start(ctx context.Context, s Settings, version string, opts ...sdktrace.Tra
 	if err != nil {
 		return nil, fmt.Errorf("OTEL_RESOURCE_ATTRIBUTES: %w", err)
 	}
-	exp, err := otlptracehttp.New(ctx) // reads the endpoint, protocol, headers, timeout, TLS and compression
+	// The endpoint and protocol as Read decided them; the exporter reads the other OTEL_EXPORTER_OTLP_* variables
+	// (headers, timeout, TLS, compression) from the process's environment itself.
+	encoding := otlptracehttp.EncodingProtobuf
+	if s.Protocol == "http/json" {
+		encoding = otlptracehttp.EncodingJSON
+	}
+	exp, err := otlptracehttp.New(ctx, otlptracehttp.WithEndpointURL(s.url), otlptracehttp.WithEncoding(encoding))
 	if err != nil {
 		return nil, fmt.Errorf("OTLP trace exporter: %w", err)
 	}
