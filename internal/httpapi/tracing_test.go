@@ -317,3 +317,42 @@ func TestTracingOff(t *testing.T) {
 		}
 	})
 }
+
+// BenchmarkTracing measures what tracing costs a cheap authenticated request (one user by id: a token
+// verification, the session from the cache, one query): off (no tracer provider: no middleware, no callbacks)
+// against on, sampling every request into an in-memory exporter behind the SDK's batcher as in production.
+func BenchmarkTracing(b *testing.B) {
+	for _, d := range storetest.Dialects {
+		for _, traced := range []bool{false, true} {
+			name := string(d) + "/off"
+			if traced {
+				name = string(d) + "/on"
+			}
+			b.Run(name, func(b *testing.B) {
+				exp := tracetest.NewInMemoryExporter()
+				var e *env
+				if traced {
+					tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithSampler(sdktrace.AlwaysSample()))
+					b.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+					db := storetest.OpenWith(b, d, func(o *store.Options) { o.TracerProvider = tp })
+					e = newEnvWith(b, db, func(e *env) { e.tracer = tp })
+				} else {
+					e = newEnv(b, storetest.Open(b, d))
+				}
+				access, _ := e.tokens(webClient)
+				auth := bearer(access)
+				path := "/v2/users/" + e.admin.ID
+				b.ReportAllocs()
+				i := 0
+				for b.Loop() {
+					if _, r := exchange(b, e.h, "GET", path, nil, auth...); r.status != 200 {
+						b.Fatalf("%d %s", r.status, r.body)
+					}
+					if i++; i%10_000 == 0 {
+						exp.Reset() // keep memory flat
+					}
+				}
+			})
+		}
+	}
+}
