@@ -166,7 +166,7 @@ func TestTracingRequest(t *testing.T) {
 				"http.response.status_code": attribute.IntValue(200),
 			} {
 				if got, ok := attr(srv, key); !ok || got != want {
-					t.Errorf("server span %s = %v, want %v", key, got.Emit(), want.Emit())
+					t.Errorf("server span %s = %v, want %v", key, got.String(), want.String())
 				}
 			}
 			if srv.Status.Code != codes.Unset {
@@ -185,7 +185,7 @@ func TestTracingRequest(t *testing.T) {
 					t.Errorf("span %q carries a bound value in its statement: %s", s.Name, q.AsString())
 				}
 				for _, kv := range s.Attributes {
-					if strings.Contains(kv.Value.Emit(), e.admin.ID) {
+					if strings.Contains(kv.Value.String(), e.admin.ID) {
 						t.Errorf("span %q attribute %s carries the user id", s.Name, kv.Key)
 					}
 				}
