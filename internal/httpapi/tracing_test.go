@@ -210,6 +210,14 @@ func TestTracingRequest(t *testing.T) {
 			exp.Reset()
 			e.do("GET", "/healthz", nil)
 			oneSpan(t, exp.GetSpans(), "/healthz")
+			// An unknown path: named by the method alone (a path in the name would make names without bound).
+			exp.Reset()
+			e.do("GET", "/no/such/path/"+e.admin.ID, nil)
+			if s := oneSpan(t, exp.GetSpans(), "GET"); len(dbSpansUnder(exp.GetSpans(), s.SpanContext)) != 0 {
+				t.Error("database spans under a 404 of an unknown path")
+			} else if _, ok := attr(s, "http.route"); ok {
+				t.Error("http.route on an unknown path")
+			}
 		})
 	}
 }

@@ -35,6 +35,12 @@ func newTracer(tp trace.TracerProvider, d Dialect) *tracer {
 	return &tracer{t: tp.Tracer(instrumentationName), system: system}
 }
 
+// statementSpan is a statement's span and the context it was started from.
+type statementSpan struct {
+	span   trace.Span
+	parent context.Context
+}
+
 // gormSpanKey is where a statement's span waits between the callbacks before and after it.
 const gormSpanKey = "nexus:span"
 
@@ -70,19 +76,24 @@ func (tr *tracer) before(op string) func(*gorm.DB) {
 		if db.Statement.Table != "" {
 			name += " " + db.Statement.Table
 		}
+		parent := ctx
 		ctx, span := tr.t.Start(ctx, name, trace.WithSpanKind(trace.SpanKindClient),
 			trace.WithAttributes(tr.system, semconv.DBOperationName(op)))
 		db.Statement.Context = ctx
-		db.InstanceSet(gormSpanKey, span)
+		db.InstanceSet(gormSpanKey, statementSpan{span: span, parent: parent})
 	}
 }
 
 func (tr *tracer) after(db *gorm.DB) {
-	v, ok := db.InstanceGet(gormSpanKey)
+	v, _ := db.InstanceGet(gormSpanKey)
+	st, ok := v.(statementSpan)
 	if !ok {
 		return
 	}
-	span := v.(trace.Span)
+	db.InstanceSet(gormSpanKey, nil) // ended: a reused statement's next run ends no span twice
+	// A statement reused by a chain (q.First, then q.Count) starts its next span from the parent, not this one.
+	db.Statement.Context = st.parent
+	span := st.span
 	defer span.End()
 	if db.Statement.Table != "" {
 		span.SetAttributes(semconv.DBCollectionName(db.Statement.Table))
