@@ -155,7 +155,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 			}
 		}
 		dev = *devFlag
-		command = func(cfg config.Config) error { return serve(ctx, cfg, stdout, stderr) }
+		command = func(cfg config.Config) error { return serve(ctx, cfg, getenv, stdout, stderr) }
 	case cmd == "migrate":
 		command = func(cfg config.Config) error { return migrate(ctx, rest, cfg, stdout, stderr) }
 	case cmd == "backup":

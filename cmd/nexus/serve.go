@@ -24,11 +24,19 @@ import (
 	"github.com/nexus-cloud/nexus-core/internal/users"
 )
 
-func serve(ctx context.Context, cfg config.Config, stdout, stderr io.Writer) error {
+func serve(ctx context.Context, cfg config.Config, getenv func(string) string, stdout, stderr io.Writer) error {
 	// Validate before touching the database, so a misconfigured server changes nothing.
 	if err := cfg.ValidateServe(); err != nil {
 		return fmt.Errorf("configuration:\n%w", err)
 	}
+	// Tracing (OTEL_*): off unless an OTLP endpoint is configured. Its spans are flushed last, after the HTTP
+	// server has drained and the event pipeline has closed (deferred first, it runs last).
+	tracing, err := startTracing(ctx, getenv)
+	if err != nil {
+		return fmt.Errorf("tracing: %w", err)
+	}
+	log := slog.New(slog.DiscardHandler) // until setup has made the logger
+	defer func() { stopTracing(ctx, tracing, log) }()
 	// Bind before touching the database too: on a busy port the server fails having changed nothing (no
 	// migration, no development secret, no demo data, no password printed).
 	ln, tlsConfig, err := listen(cfg)
@@ -41,12 +49,14 @@ func serve(ctx context.Context, cfg config.Config, stdout, stderr io.Writer) err
 		return err
 	}
 	defer metrics.close() // last: the shutdown stays observable
-	e, err := setup(ctx, cfg, stderr)
+	e, err := setupTraced(ctx, cfg, stderr, tracing.Provider)
 	if err != nil {
 		return err
 	}
 	defer e.db.Close()
-	e.log.Info("configuration", slog.Any("config", e.cfg))
+	log = e.log
+	logTracingErrors(tracing, e.log)
+	e.log.Info("configuration", slog.Any("config", e.cfg), slog.String("tracing", tracing.String()))
 	// During the shutdown a second signal exits at once, also while the event pipeline drains: disarm, deferred
 	// before the node's Close, runs after it.
 	disarm := func() {}
@@ -56,7 +66,7 @@ func serve(ctx context.Context, cfg config.Config, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	node, err := app.New(ctx, e.cfg, app.Deps{DB: e.db, Secret: secret, Logger: e.log})
+	node, err := app.New(ctx, e.cfg, app.Deps{DB: e.db, Secret: secret, Logger: e.log, TracerProvider: tracing.Provider})
 	if err != nil {
 		return err
 	}

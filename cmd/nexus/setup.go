@@ -14,6 +14,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/nexus-cloud/nexus-core/internal/app"
 	"github.com/nexus-cloud/nexus-core/internal/auth"
 	"github.com/nexus-cloud/nexus-core/internal/config"
@@ -29,6 +31,11 @@ type env struct {
 }
 
 func setup(ctx context.Context, cfg config.Config, stderr io.Writer) (*env, error) {
+	return setupTraced(ctx, cfg, stderr, nil)
+}
+
+// setupTraced is setup with the database's statements and transactions traced by tp (nil: not traced).
+func setupTraced(ctx context.Context, cfg config.Config, stderr io.Writer, tp trace.TracerProvider) (*env, error) {
 	var h slog.Handler
 	opts := &slog.HandlerOptions{Level: cfg.LogLevel, ReplaceAttr: config.ReplaceAttr}
 	if cfg.LogFormat == "text" {
@@ -37,7 +44,7 @@ func setup(ctx context.Context, cfg config.Config, stderr io.Writer) (*env, erro
 		h = slog.NewJSONHandler(stderr, opts)
 	}
 	log := slog.New(h)
-	db, err := store.Open(ctx, store.Options{URL: cfg.DatabaseURL, DataDir: cfg.DataDir, MaxConns: cfg.DBMaxConns})
+	db, err := store.Open(ctx, store.Options{URL: cfg.DatabaseURL, DataDir: cfg.DataDir, MaxConns: cfg.DBMaxConns, TracerProvider: tp})
 	if err != nil {
 		return nil, err
 	}

@@ -7,6 +7,10 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Processor consumes committed events in the background and applies their effects (per-day rollups by name
@@ -32,6 +36,8 @@ type Processor struct {
 	done    sync.WaitGroup
 	startMu sync.Mutex
 	running bool
+	tracer  trace.Tracer // nil: no spans
+	woken   atomic.Bool  // a writer committed since the last look
 }
 
 // ProcessorOptions tunes a Processor.
@@ -40,6 +46,10 @@ type ProcessorOptions struct {
 	Poll   time.Duration // how often to look for events when not woken
 	Gather time.Duration // a wake waits until this long after the previous look began (0: 20 ms)
 	Now    func() time.Time
+	// TracerProvider, when set, traces each batch as a root span, with the database work as its children. A
+	// look that finds nothing to do makes no span (the processor polls twice a second): it is traced only when
+	// a writer woke the processor or the last look saw a backlog.
+	TracerProvider trace.TracerProvider
 }
 
 // NewProcessor returns a processor; Start starts it.
@@ -59,11 +69,16 @@ func NewProcessor(store Store, log *slog.Logger, o ProcessorOptions) *Processor 
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Processor{store: store, log: log, now: o.Now, batch: o.Batch, poll: o.Poll, gather: o.Gather, wake: make(chan struct{}, 1)}
+	p := &Processor{store: store, log: log, now: o.Now, batch: o.Batch, poll: o.Poll, gather: o.Gather, wake: make(chan struct{}, 1)}
+	if o.TracerProvider != nil {
+		p.tracer = o.TracerProvider.Tracer(instrumentationName)
+	}
+	return p
 }
 
 // Wake makes the processor look for events now.
 func (p *Processor) Wake() {
+	p.woken.Store(true)
 	select {
 	case p.wake <- struct{}{}:
 	default:
@@ -149,8 +164,10 @@ func (p *Processor) run(ctx context.Context) {
 func (p *Processor) Drain(ctx context.Context) (int, error) {
 	total := 0
 	var procErr error
+	traced := p.tracer != nil && (p.woken.Swap(false) || p.depth.Load() > 0)
 	for {
-		n, err := p.store.ProcessEvents(ctx, p.batch)
+		n, err := p.process(ctx, traced)
+		traced = p.tracer != nil // a full batch: more is waiting
 		total += n
 		p.handled.Add(int64(n))
 		if err != nil {
@@ -173,6 +190,22 @@ func (p *Processor) Drain(ctx context.Context) (int, error) {
 	}
 	p.checked.Store(p.now().UnixMicro())
 	return total, procErr
+}
+
+// process runs one batch, in a root span when traced.
+func (p *Processor) process(ctx context.Context, traced bool) (int, error) {
+	if !traced {
+		return p.store.ProcessEvents(ctx, p.batch)
+	}
+	ctx, span := p.tracer.Start(ctx, "events process", trace.WithNewRoot(), trace.WithAttributes(attribute.Int("nexus.events.batch_limit", p.batch)))
+	defer span.End()
+	n, err := p.store.ProcessEvents(ctx, p.batch)
+	span.SetAttributes(attribute.Int("nexus.events.batch_size", n))
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, "")
+	}
+	return n, err
 }
 
 // ProcessorStats is what the processor saw at its last look.

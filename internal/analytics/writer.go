@@ -8,8 +8,15 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/nexus-cloud/nexus-core/internal/nexus"
 )
+
+// instrumentationName names the tracer of this package's spans.
+const instrumentationName = "github.com/nexus-cloud/nexus-core/internal/analytics"
 
 // Writer stores events by group commit: concurrent submissions wait in a bounded queue, a worker takes what
 // is there (up to MaxEvents, lingering up to Linger for more) and stores it with one Store.InsertEvents call,
@@ -26,7 +33,8 @@ type Writer struct {
 	wg      sync.WaitGroup
 	mu      sync.RWMutex // held for reading while submitting, for writing while closing
 	stats   writerStats
-	onStore func() // called after a commit that stored events
+	onStore func()       // called after a commit that stored events
+	tracer  trace.Tracer // nil: no spans
 }
 
 // WriterOptions tunes a Writer.
@@ -36,6 +44,9 @@ type WriterOptions struct {
 	Linger        time.Duration // how long a worker waits for more events once it has some
 	QueueEvents   int           // events waiting at most; past that, submissions are refused
 	CommitTimeout time.Duration // how long one transaction may take before its events are answered 503
+	// TracerProvider, when set, traces each group commit as a root span linked to the spans of the requests it
+	// serves (and they to it): one commit serves many requests, so it is the child of none of them.
+	TracerProvider trace.TracerProvider
 }
 
 type writerStats struct {
@@ -45,6 +56,7 @@ type writerStats struct {
 type job struct {
 	events []Pending
 	done   chan jobResult
+	span   trace.Span // the submitting request's span, when tracing is on and it has one
 }
 
 type jobResult struct {
@@ -73,6 +85,9 @@ func NewWriter(store Store, log *slog.Logger, o WriterOptions, onStore func()) *
 		onStore = func() {}
 	}
 	w := &Writer{store: store, log: log, opts: o, queue: make(chan *job, o.QueueEvents), closing: make(chan struct{}), onStore: onStore}
+	if o.TracerProvider != nil {
+		w.tracer = o.TracerProvider.Tracer(instrumentationName)
+	}
 	for range o.Workers {
 		w.wg.Add(1)
 		go w.work()
@@ -88,6 +103,11 @@ func (w *Writer) Submit(ctx context.Context, events []Pending) ([]Outcome, error
 		return nil, nil
 	}
 	j := &job{events: events, done: make(chan jobResult, 1)}
+	if w.tracer != nil {
+		if sp := trace.SpanFromContext(ctx); sp.SpanContext().IsValid() {
+			j.span = sp
+		}
+	}
 	w.mu.RLock()
 	if w.closed.Load() {
 		w.mu.RUnlock()
@@ -200,14 +220,21 @@ func (w *Writer) commit(group []*job, n int) {
 	for _, j := range group {
 		events = append(events, j.events...)
 	}
-	outcomes, err := w.insert(events)
+	ctx, span := w.startCommit(group, n)
+	defer span.End()
+	outcomes, err := w.insert(ctx, events)
 	if err != nil && len(group) > 1 && nexus.KindOf(err) != nexus.KindUnavailable {
 		w.log.Warn("group commit failed; retrying its requests one by one", slog.Int("requests", len(group)), slog.Any("error", err))
+		span.AddEvent("retrying the requests one by one")
 		for _, j := range group {
-			o, err := w.insert(j.events)
+			o, err := w.insert(ctx, j.events)
 			j.done <- jobResult{outcomes: o, err: err}
 		}
 		return
+	}
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, "")
 	}
 	at := 0
 	for _, j := range group {
@@ -220,8 +247,32 @@ func (w *Writer) commit(group []*job, n int) {
 	}
 }
 
-func (w *Writer) insert(events []Pending) ([]Outcome, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), w.opts.CommitTimeout)
+// startCommit starts the span of a group commit: a root span (the requests it serves each have a trace of their
+// own) linked to each request's span, which gets a link back to it. Without tracing, a no-op span.
+func (w *Writer) startCommit(group []*job, n int) (context.Context, trace.Span) {
+	ctx := context.Background()
+	if w.tracer == nil {
+		return ctx, trace.SpanFromContext(ctx) // the no-op span
+	}
+	links := make([]trace.Link, 0, len(group))
+	for _, j := range group {
+		if j.span != nil {
+			links = append(links, trace.Link{SpanContext: j.span.SpanContext()})
+		}
+	}
+	ctx, span := w.tracer.Start(ctx, "events commit", trace.WithNewRoot(), trace.WithLinks(links...),
+		trace.WithAttributes(attribute.Int("nexus.events.batch_size", n), attribute.Int("nexus.events.requests", len(group))))
+	back := trace.Link{SpanContext: span.SpanContext()}
+	for _, j := range group {
+		if j.span != nil {
+			j.span.AddLink(back)
+		}
+	}
+	return ctx, span
+}
+
+func (w *Writer) insert(ctx context.Context, events []Pending) ([]Outcome, error) {
+	ctx, cancel := context.WithTimeout(ctx, w.opts.CommitTimeout)
 	defer cancel()
 	outcomes, err := w.store.InsertEvents(ctx, events)
 	if err != nil {

@@ -13,6 +13,8 @@ import (
 	"net/http"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/nexus-cloud/nexus-core/internal/analytics"
 	"github.com/nexus-cloud/nexus-core/internal/auth"
 	"github.com/nexus-cloud/nexus-core/internal/clients"
@@ -41,6 +43,10 @@ type Deps struct {
 	CommitTimeout time.Duration                         // an event transaction's deadline; 0: the writer's default
 	ProcessorPoll time.Duration                         // how often the processor looks for work; 0: its default
 	AdjustAuth    func(*auth.Options)                   // changes the auth service's options last
+
+	// TracerProvider, when set, traces requests, the event writer's commits and the processor's batches (the
+	// database's statements are traced by the store.DB opened with the same provider); nil: tracing off.
+	TracerProvider trace.TracerProvider
 }
 
 // App is a wired node. Close it after its HTTP server has drained.
@@ -107,8 +113,9 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (a *App, err error) 
 		events = deps.WrapEvents(events)
 	}
 	a.Pipeline = analytics.NewPipeline(events, deps.Logger,
-		analytics.WriterOptions{Workers: writers, Linger: cfg.EventLinger, QueueEvents: cfg.EventQueue, CommitTimeout: deps.CommitTimeout},
-		analytics.ProcessorOptions{Poll: deps.ProcessorPoll, Now: deps.Now})
+		analytics.WriterOptions{Workers: writers, Linger: cfg.EventLinger, QueueEvents: cfg.EventQueue, CommitTimeout: deps.CommitTimeout,
+			TracerProvider: deps.TracerProvider},
+		analytics.ProcessorOptions{Poll: deps.ProcessorPoll, Now: deps.Now, TracerProvider: deps.TracerProvider})
 	a.closers = append(a.closers, a.Pipeline.Close)
 	if a.Analytics, err = analytics.NewService(analytics.Options{Store: events, Writer: a.Pipeline.Writer, Now: deps.Now}); err != nil {
 		return a, err
@@ -131,7 +138,7 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (a *App, err error) 
 		Auth: a.Auth, Users: a.Users, Clients: a.Clients, Analytics: a.Analytics, Pipeline: a.Pipeline, DBPool: db.Pool(), Ready: db.Ping, Logger: deps.Logger,
 		TrustedProxies: cfg.TrustedProxies, HTTPS: cfg.HTTPS(), JWKSMaxAge: cfg.JWKSMaxAge,
 		Limiter: limiter, Limits: Limits(cfg), CORSOrigins: cfg.CORSOrigins, CORSMaxAge: cfg.CORSMaxAge,
-		MaxHeaderBytes: cfg.MaxHeaderBytes, RequestTimeout: cfg.RequestTimeout,
+		MaxHeaderBytes: cfg.MaxHeaderBytes, RequestTimeout: cfg.RequestTimeout, TracerProvider: deps.TracerProvider,
 	})
 	return a, err
 }

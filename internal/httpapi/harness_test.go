@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/getkin/kin-openapi/openapi3"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/nexus-cloud/nexus-core/internal/analytics"
 	"github.com/nexus-cloud/nexus-core/internal/auth"
@@ -83,15 +84,27 @@ type env struct {
 	requestTimeout time.Duration
 	// listenURL is where the revocation feed's listener connects; "" for the database's URL.
 	listenURL string
+	// logger and tracer are the node's logger (nil: none) and tracer provider (nil: tracing off).
+	logger *slog.Logger
+	tracer trace.TracerProvider
 }
 
 type option func(*auth.Options)
 
 func newEnv(t testing.TB, db *store.DB, opts ...option) *env {
 	t.Helper()
+	return newEnvWith(t, db, nil, opts...)
+}
+
+// newEnvWith is newEnv with configure changing the env's settings before its node starts.
+func newEnvWith(t testing.TB, db *store.DB, configure func(*env), opts ...option) *env {
+	t.Helper()
 	ctx := context.Background()
 	e := &env{t: t, db: db, dir: store.NewDirectory(db), audit: store.NewAuth(db),
 		clock: &clock{t: time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)}}
+	if configure != nil {
+		configure(e)
+	}
 	e.start(opts...)
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	must(t, err)
@@ -148,6 +161,7 @@ func (e *env) start(opts ...option) {
 	n, err := NewNode(context.Background(), cfg, NodeDeps{
 		DB: e.db, Secret: testSecret, Now: e.clock.Now, Limiter: e.limiter, NoRateLimits: e.limiter == nil,
 		WrapEvents: e.wrapEvents, CommitTimeout: testCommitTimeout, ProcessorPoll: 50 * time.Millisecond,
+		Logger: e.logger, TracerProvider: e.tracer,
 		AdjustAuth: func(o *auth.Options) {
 			for _, opt := range opts {
 				opt(o)
@@ -172,6 +186,8 @@ type NodeDeps struct {
 	CommitTimeout time.Duration
 	ProcessorPoll time.Duration
 	AdjustAuth    func(*auth.Options)
+
+	TracerProvider trace.TracerProvider
 }
 
 // Node is what the tests use of a node that app.New built.

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/nexus-cloud/nexus-core/internal/auth"
 )
@@ -77,7 +78,8 @@ func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 			c.Error(err) // write the response now, so the status below is the one sent
 		}
 		req := c.Request()
-		s.log.LogAttrs(req.Context(), slog.LevelInfo, "request",
+		attrs := make([]slog.Attr, 0, 10)
+		attrs = append(attrs,
 			slog.String("request_id", RequestIDFrom(req.Context())),
 			slog.String("method", method(req)),
 			slog.String("route", c.Path()),
@@ -86,6 +88,11 @@ func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 			slog.Duration("duration", time.Since(start)),
 			slog.String("ip", c.RealIP()),
 		)
+		// The request's span (tracing on and the request sampled): its trace id finds the trace of this line.
+		if traceID, spanID, ok := traceIDs(trace.SpanContextFromContext(req.Context())); ok {
+			attrs = append(attrs, slog.String("trace_id", traceID), slog.String("span_id", spanID))
+		}
+		s.log.LogAttrs(req.Context(), slog.LevelInfo, "request", attrs...)
 		return nil
 	}
 }

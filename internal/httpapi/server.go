@@ -15,6 +15,8 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/nexus-cloud/nexus-core/gen"
 	"github.com/nexus-cloud/nexus-core/internal/auth"
@@ -58,6 +60,10 @@ type Options struct {
 	CORSMaxAge     time.Duration // how long a browser may cache a preflight answer
 	MaxHeaderBytes int           // request line and headers; beyond it 431 (0: DefaultMaxHeaderBytes); see HeaderHardLimit
 	RequestTimeout time.Duration // every request's deadline, database work included; past it, 503 (0: 10 s)
+	// TracerProvider, when set, traces every request as a server span (see tracing); Propagator reads the
+	// incoming trace context (nil: W3C traceparent and tracestate).
+	TracerProvider trace.TracerProvider
+	Propagator     propagation.TextMapPropagator
 }
 
 // Server implements the generated strict server interface.
@@ -119,7 +125,15 @@ func New(o Options) (*Server, *echo.Echo, error) {
 	e.IPExtractor, e.SchemeExtractor = extractors(o.TrustedProxies)
 
 	e.Pre(s.requestID)
-	e.Use(s.measure) // outermost: the request metrics see every answer and its whole duration
+	if o.TracerProvider != nil {
+		prop := o.Propagator
+		if prop == nil {
+			prop = propagation.TraceContext{}
+		}
+		// Outermost after the routing: the span covers every answer, and the access log sees it.
+		e.Use(s.tracing(o.TracerProvider, prop))
+	}
+	e.Use(s.measure) // outermost but the span: the request metrics see every answer and its whole duration
 	// The request deadline bounds everything after it, the rate limiter's Redis calls and all database work
 	// included. The header limit and the framing and path checks come after the access log and the security
 	// headers, so that their 4xx answers are logged and carry them like any other answer.

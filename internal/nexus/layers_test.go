@@ -44,6 +44,8 @@ func TestImportDirection(t *testing.T) {
 	// What each package may not depend on, directly or through another package (prefixes), ...
 	storage := []string{"gorm.io/", "github.com/jackc/", "github.com/glebarez/"}
 	http := []string{"github.com/labstack/", "github.com/getkin/", "github.com/oapi-codegen/"}
+	// the OpenTelemetry SDK and exporter: only internal/telemetry builds them (the others use the API alone)
+	otelSDK := []string{"go.opentelemetry.io/otel/sdk", "go.opentelemetry.io/otel/exporters/"}
 	forbidden := map[string][]string{
 		// the vocabulary every layer shares: the standard library only
 		"internal/nexus": {mod, "github.com/", "gorm.io/", "golang.org/x/"},
@@ -55,11 +57,13 @@ func TestImportDirection(t *testing.T) {
 		"internal/auth":      {mod + "gen", mod + "internal/store", mod + "internal/httpapi", mod + "internal/config", mod + "internal/ratelimit", "github.com/labstack/echo", "gorm.io/"},
 		"internal/clients":   {mod + "gen", mod + "internal/store", mod + "internal/httpapi", mod + "internal/config", mod + "internal/ratelimit", mod + "internal/auth", mod + "internal/users", mod + "internal/analytics", "github.com/labstack/echo", "gorm.io/", "github.com/getkin/"},
 		"internal/users":     {mod + "gen", mod + "internal/store", mod + "internal/httpapi", mod + "internal/config", mod + "internal/ratelimit", mod + "internal/auth", "github.com/", "gorm.io/"},
-		"internal/analytics": {mod + "gen", mod + "internal/store", mod + "internal/httpapi", mod + "internal/config", mod + "internal/ratelimit", mod + "internal/auth", mod + "internal/users", "github.com/labstack/echo", "gorm.io/", "github.com/getkin/"},
+		"internal/analytics": cat([]string{mod + "gen", mod + "internal/store", mod + "internal/httpapi", mod + "internal/config", mod + "internal/ratelimit", mod + "internal/auth", mod + "internal/users", "github.com/labstack/echo", "gorm.io/", "github.com/getkin/"}, otelSDK),
 		// storage implements the domain's interfaces and knows no HTTP
-		"internal/store": cat([]string{mod + "gen", mod + "internal/httpapi", mod + "internal/config", mod + "internal/ratelimit"}, http),
+		"internal/store": cat([]string{mod + "gen", mod + "internal/httpapi", mod + "internal/config", mod + "internal/ratelimit"}, http, otelSDK),
 		// HTTP reaches the database only through the domain
-		"internal/httpapi": cat([]string{mod + "internal/store", mod + "internal/config"}, storage),
+		"internal/httpapi": cat([]string{mod + "internal/store", mod + "internal/config"}, storage, otelSDK),
+		// tracing from the OTEL_* variables: the SDK and the OTLP exporter, nothing of this module
+		"internal/telemetry": {mod},
 		// generated from openapi.yaml; the test helpers stand alone
 		"gen":                {mod},
 		"internal/testdb":    {mod},

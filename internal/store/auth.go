@@ -62,7 +62,7 @@ func (a *Auth) StartSession(ctx context.Context, userID string, fn func(auth.Cre
 	if !ok {
 		return nexus.ErrNotFound
 	}
-	err := a.db.gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := a.db.transaction(ctx, func(tx *gorm.DB) error {
 		var u userRow
 		if err := tx.Clauses(clause.Locking{Strength: "SHARE"}).Where("id = ?", id).Take(&u).Error; err != nil {
 			return err
@@ -128,7 +128,7 @@ func (a *Auth) UpdateSession(ctx context.Context, id string, fn func(*auth.Sessi
 		return a.pgUpdateSession(ctx, id, fn, audit)
 	}
 	var revoked []string
-	err := a.db.gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := a.db.transaction(ctx, func(tx *gorm.DB) error {
 		conn := tx.Statement.ConnPool
 		r, u, err := a.lockSession(ctx, conn, id)
 		if err != nil {

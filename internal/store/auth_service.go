@@ -42,7 +42,7 @@ func (a *Auth) StartServiceSession(ctx context.Context, sess auth.ServiceSession
 	if !ok1 || !ok2 {
 		return nexus.Internal(errors.New("start service session: session or organization id is not a UUID"))
 	}
-	err := a.db.gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := a.db.transaction(ctx, func(tx *gorm.DB) error {
 		conn := tx.Statement.ConnPool
 		lock, skip := "", ""
 		if a.db.dialect == Postgres {
@@ -126,7 +126,7 @@ func (a *Auth) RevokeServiceSession(ctx context.Context, id, reason string, at t
 		return nexus.ErrNotFound
 	}
 	var revoked []string
-	err := a.db.gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := a.db.transaction(ctx, func(tx *gorm.DB) error {
 		if err := tx.Raw("UPDATE service_sessions SET revoked_at = ?, revoked_reason = ? WHERE id = ? AND revoked_at IS NULL RETURNING id",
 			at.UTC(), reason, id).Scan(&revoked).Error; err != nil {
 			return err

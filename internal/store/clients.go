@@ -147,7 +147,7 @@ func (c *Clients) CreateServiceClient(ctx context.Context, cl clients.Client, li
 		return nexus.Internal(fmt.Errorf("create service client: id %q is not a UUID", cl.ID))
 	}
 	cl.ID, cl.OrganizationID = id, org
-	err := c.db.gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := c.db.transaction(ctx, func(tx *gorm.DB) error {
 		conn := tx.Statement.ConnPool
 		lock := ""
 		if c.db.dialect == Postgres {

@@ -25,7 +25,7 @@ func (c *Clients) UpdateServiceClient(ctx context.Context, orgID, clientID strin
 		return nexus.ErrNotFound
 	}
 	var revoked []string
-	err := c.db.gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := c.db.transaction(ctx, func(tx *gorm.DB) error {
 		conn := tx.Statement.ConnPool
 		lock := ""
 		if c.db.dialect == Postgres {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/glebarez/sqlite"
+	"go.opentelemetry.io/otel/trace"
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
@@ -31,10 +32,12 @@ const (
 // Options selects the database: PostgreSQL at URL when it is set, otherwise the embedded SQLite file
 // nexus.db under DataDir. MaxConns caps the open connections (0: 25 on PostgreSQL, 8 on SQLite); a caller
 // that finds them all busy waits for one until its context ends, and then gets an unavailable error.
+// TracerProvider, when set, traces every statement and transaction as a client span (see tracing.go).
 type Options struct {
-	URL      string
-	DataDir  string
-	MaxConns int
+	URL            string
+	DataDir        string
+	MaxConns       int
+	TracerProvider trace.TracerProvider
 }
 
 // Default pool sizes.
@@ -58,6 +61,7 @@ type DB struct {
 	dialect Dialect
 	url     string // PostgreSQL's, for connections of their own (the revocation listener)
 	sinks   sinks  // told of this process's revocations as they commit
+	tracer  *tracer
 }
 
 // SQLiteFile is the name of the embedded database file inside the data directory.
@@ -108,7 +112,13 @@ func Open(ctx context.Context, o Options) (*DB, error) {
 	sqlDB.SetMaxOpenConns(conns)
 	sqlDB.SetMaxIdleConns(conns)
 	sqlDB.SetConnMaxIdleTime(5 * time.Minute)
-	db := &DB{gorm: g, sql: sqlDB, dialect: dialect, url: o.URL}
+	db := &DB{gorm: g, sql: sqlDB, dialect: dialect, url: o.URL, tracer: newTracer(o.TracerProvider, dialect)}
+	if db.tracer != nil {
+		if err := db.tracer.register(g); err != nil {
+			_ = sqlDB.Close()
+			return nil, fmt.Errorf("trace statements: %w", err)
+		}
+	}
 	if err := db.ping(ctx, openTimeout); err != nil {
 		_ = sqlDB.Close()
 		return nil, fmt.Errorf("connect to %s database: %w", dialect, err)

@@ -107,7 +107,7 @@ func (d *Directory) SetUserStatus(ctx context.Context, userID string, status nex
 		return nexus.ErrNotFound
 	}
 	var revoked []string
-	err := d.db.gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := d.db.transaction(ctx, func(tx *gorm.DB) error {
 		t := now()
 		res := tx.Model(&userRow{}).Where("id = ?", id).Updates(map[string]any{"status": string(status), "updated_at": t})
 		if res.Error != nil {
@@ -143,7 +143,7 @@ func (d *Directory) Users() *Users { return NewUsers(d.db) }
 // Inside it, only the writes of the Directory and of its Users (which all go through the transaction) may be
 // used.
 func (d *Directory) Seed(ctx context.Context, fn func(tx *Directory) error) error {
-	return translate(d.db.gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	return translate(d.db.transaction(ctx, func(tx *gorm.DB) error {
 		return fn(&Directory{db: &DB{gorm: tx, sql: d.db.sql, dialect: d.db.dialect, url: d.db.url}})
 	}))
 }

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"gorm.io/gorm"
+
 	"github.com/nexus-cloud/nexus-core/internal/analytics"
 )
 
@@ -52,16 +54,27 @@ func values(rows, cols int) string {
 	return strings.TrimSuffix(strings.Repeat(one+",", rows), ",")
 }
 
+// tx runs fn in a database/sql transaction (in a "transaction" span when tracing is on).
 func (db *DB) tx(ctx context.Context, fn func(*sql.Tx) error) error {
-	tx, err := db.sql.BeginTx(ctx, nil)
-	if err != nil {
-		return translate(err)
-	}
-	if err := fn(tx); err != nil {
-		_ = tx.Rollback()
-		return translate(err)
-	}
-	return translate(tx.Commit())
+	return db.tracer.tx(ctx, func(ctx context.Context) error {
+		tx, err := db.sql.BeginTx(ctx, nil)
+		if err != nil {
+			return translate(err)
+		}
+		if err := fn(tx); err != nil {
+			_ = tx.Rollback()
+			return translate(err)
+		}
+		return translate(tx.Commit())
+	})
+}
+
+// transaction runs fn in a GORM transaction (in a "transaction" span when tracing is on, the parent of the
+// spans of fn's statements).
+func (db *DB) transaction(ctx context.Context, fn func(tx *gorm.DB) error) error {
+	return db.tracer.tx(ctx, func(ctx context.Context) error {
+		return db.gorm.WithContext(ctx).Transaction(fn)
+	})
 }
 
 // timeValue scans a time that a driver may return as time.Time or, from SQLite expressions, as text.

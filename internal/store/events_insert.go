@@ -25,7 +25,12 @@ type storedEvent struct {
 // one statement (insertPostgres); on SQLite, an INSERT … ON CONFLICT DO NOTHING per chunk, then a read-back.
 func (s *Events) InsertEvents(ctx context.Context, events []analytics.Pending) ([]analytics.Outcome, error) {
 	if s.db.dialect == Postgres {
-		return s.insertPostgres(ctx, events)
+		var out []analytics.Outcome
+		err := s.db.tracer.statement(ctx, "insert events", pgInsertEvents, func(ctx context.Context) (err error) {
+			out, err = s.insertPostgres(ctx, events)
+			return err
+		})
+		return out, err
 	}
 	out := make([]analytics.Outcome, len(events))
 	err := s.db.tx(ctx, func(tx *sql.Tx) error {

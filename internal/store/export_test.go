@@ -61,7 +61,7 @@ func (db *DB) InsertUsers(ctx context.Context, us []nexus.User, passwordHash str
 		}
 		rows[i] = toUserRow(u, passwordHash)
 	}
-	return translate(db.gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	return translate(db.transaction(ctx, func(tx *gorm.DB) error {
 		return tx.CreateInBatches(rows, 1000).Error
 	}))
 }

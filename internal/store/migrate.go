@@ -361,7 +361,7 @@ func (e *SchemaTooNewError) Error() string {
 // migrate applies the pending migrations of ms.
 func (db *DB) migrate(ctx context.Context, ms []migration) ([]int, error) {
 	var applied []int
-	err := db.gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := db.transaction(ctx, func(tx *gorm.DB) error {
 		if db.dialect == Postgres {
 			if err := tx.Exec("SELECT pg_advisory_xact_lock(8723461)").Error; err != nil {
 				return err

@@ -132,7 +132,7 @@ func (u *Users) eventActivity(ctx context.Context, org, id string, since time.Ti
 // CreateUser implements users.Store.
 func (u *Users) CreateUser(ctx context.Context, user nexus.User, passwordHash string, by users.Actor) (nexus.User, error) {
 	var created nexus.User
-	err := u.db.gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := u.db.transaction(ctx, func(tx *gorm.DB) error {
 		var err error
 		if created, err = createUser(tx, user, passwordHash); err != nil {
 			return err
@@ -180,7 +180,7 @@ func (u *Users) UpdateUser(ctx context.Context, orgID, userID string, fn func(us
 	}
 	var out nexus.User
 	var revoked []string
-	err := u.db.gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := u.db.transaction(ctx, func(tx *gorm.DB) error {
 		var o organizationRow
 		if err := tx.Clauses(clause.Locking{Strength: "NO KEY UPDATE"}).Where("id = ?", org).Take(&o).Error; err != nil {
 			return err
@@ -244,7 +244,7 @@ func lockedUser(tx *gorm.DB, org, id string) (users.Locked, error) {
 // CreateOrganization implements users.Store.
 func (u *Users) CreateOrganization(ctx context.Context, name string, by users.Actor) (users.Organization, error) {
 	var o users.Organization
-	err := u.db.gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := u.db.transaction(ctx, func(tx *gorm.DB) error {
 		var err error
 		if o, err = createOrganization(tx, name); err != nil {
 			return err

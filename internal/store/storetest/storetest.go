@@ -17,9 +17,18 @@ var Dialects = []store.Dialect{store.SQLite, store.Postgres}
 // skips the test (loudly) when no server can be had, except under CI=true, where it fails.
 func Open(tb testing.TB, d store.Dialect) *store.DB {
 	tb.Helper()
+	return OpenWith(tb, d, nil)
+}
+
+// OpenWith is Open with adjust changing the options before the database opens (a tracer provider).
+func OpenWith(tb testing.TB, d store.Dialect, adjust func(*store.Options)) *store.DB {
+	tb.Helper()
 	opts := store.Options{DataDir: tb.TempDir()}
 	if d == store.Postgres {
 		opts.URL = testdb.PostgresURL(tb)
+	}
+	if adjust != nil {
+		adjust(&opts)
 	}
 	ctx := context.Background()
 	db, err := store.Open(ctx, opts)
