@@ -63,11 +63,7 @@ func rotateKeys(ctx context.Context, args []string, cfg config.Config, stdout, s
 		return err
 	}
 	defer e.db.Close()
-	secret, err := secretKey(e.cfg, false)
-	if err != nil {
-		return err
-	}
-	svc, err := e.authService(secret)
+	svc, err := e.authService()
 	if err != nil {
 		return err
 	}

@@ -38,11 +38,7 @@ func secretKeyStatus(ctx context.Context, args []string, cfg config.Config, stdo
 		return err
 	}
 	defer e.db.Close()
-	secret, err := secretKey(e.cfg, false)
-	if err != nil {
-		return err
-	}
-	svc, err := e.authService(secret)
+	svc, err := e.authService()
 	if err != nil {
 		return err
 	}

@@ -103,7 +103,13 @@ func currentSecretKey(cfg config.Config, create bool) ([]byte, error) {
 	return key, nil
 }
 
-func (e *env) authService(secret []byte) (*auth.Service, error) {
+// authService is the auth domain service of the admin commands, under the configured secret key (never a
+// development one: a command does not create it).
+func (e *env) authService() (*auth.Service, error) {
+	secret, err := secretKey(e.cfg, false)
+	if err != nil {
+		return nil, err
+	}
 	return auth.NewService(app.AuthOptions(e.cfg, e.db, secret, e.log))
 }
 
