@@ -114,6 +114,7 @@ They need what test/contract/lib.sh exports: NEXUS_API and the seeded NEXUS_EMAI
 
 from __future__ import annotations
 
+import ast
 import base64
 import hashlib
 import itertools
@@ -129,6 +130,21 @@ from datetime import date, datetime, timedelta, timezone
 import requests
 import schemathesis
 from hypothesis import strategies as st
+
+# CPython before 3.13 keeps the AST constructor's recursion depth in state shared by all threads, so two threads in
+# ast.parse at once can fail with "SystemError: AST constructor recursion depth mismatch" (python/cpython#106905).
+# Hypothesis parses the source of lambdas to describe strategies, and Schemathesis' workers (schemathesis.toml) do
+# so at once: the coverage phase failed so, now and then. One lock around ast.parse serializes the parsing only.
+_ast_lock = threading.Lock()
+_ast_parse = ast.parse
+
+
+def _parse_serialized(*args, **kwargs):
+    with _ast_lock:
+        return _ast_parse(*args, **kwargs)
+
+
+ast.parse = _parse_serialized
 
 API = os.environ["NEXUS_API"].rstrip("/")
 EMAIL = os.environ["NEXUS_EMAIL"]
