@@ -21,12 +21,18 @@ type syncBuffer struct {
 	b  bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
-func (s *syncBuffer) count(msg string) int {
+func (s *syncBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return strings.Count(s.b.String(), msg)
+	return s.b.Write(p)
 }
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func (s *syncBuffer) count(msg string) int { return strings.Count(s.String(), msg) }
 
 func awaitReplica(t *testing.T, db *store.DB, healthy bool, reason string) store.ReplicaStatus {
 	t.Helper()
@@ -95,7 +101,7 @@ func TestReplicaHealth(t *testing.T) {
 	awaitReplica(t, db, true, "")
 	time.Sleep(300 * time.Millisecond)
 	if h, u := logs.count(healthyMsg), logs.count(unhealthyMsg); h != 3 || u != 2 {
-		t.Errorf("logged %d healthy and %d unhealthy transitions, want 3 and 2:\n%s", h, u, logs.b.String())
+		t.Errorf("logged %d healthy and %d unhealthy transitions, want 3 and 2:\n%s", h, u, logs.String())
 	}
 	db.CloseReplica()
 	if st := db.ReplicaStatus(); st.Configured || db.ReplicaPool() != nil {
