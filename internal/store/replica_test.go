@@ -13,6 +13,7 @@ import (
 
 	"github.com/nexus-cloud/nexus-core/internal/store"
 	"github.com/nexus-cloud/nexus-core/internal/testdb"
+	"github.com/nexus-cloud/nexus-core/internal/users"
 )
 
 // syncBuffer is a bytes.Buffer for a logger written from the replica's loop and read by the test.
@@ -117,5 +118,62 @@ func TestReplicaNeedsPostgres(t *testing.T) {
 	defer db.Close()
 	if err := db.OpenReplica(context.Background(), store.ReplicaOptions{URL: "postgres://u@h/db"}); err == nil {
 		t.Error("a replica of SQLite was accepted")
+	}
+}
+
+// TestReplicaReadFallsBack: a listing that fails on the replica, killed or stalled before any check noticed,
+// is answered from the primary within the request's deadline, and sends the next reads to the primary.
+func TestReplicaReadFallsBack(t *testing.T) {
+	primary := testdb.NewDedicated(t)
+	replica := primary.NewReplica()
+	ctx := context.Background()
+	db := open(t, store.Options{URL: primary.URL()})
+	if _, err := db.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	org := mustOrg(t, db, "Acme")
+	u := mustUser(t, db, org.ID, "ada@example.com")
+	replica.CatchUp()
+	// One check at the start, none after: only the reads themselves can find the replica gone.
+	if err := db.OpenReplica(ctx, store.ReplicaOptions{URL: replica.URL(), MaxLag: time.Hour, Interval: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	awaitReplica(t, db, true, "")
+	us := store.NewUsers(db)
+	list := func(what string) {
+		t.Helper()
+		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		page, total, err := us.ListUsers(rctx, org.ID, users.ListQuery{Limit: 10})
+		if err != nil || total != 1 || len(page) != 1 || page[0].ID != u.ID {
+			t.Fatalf("%s: ListUsers = %v, %d, %v", what, page, total, err)
+		}
+	}
+	list("healthy replica")
+	if st := db.ReplicaStatus(); st.ReplicaReads != 1 || st.Fallbacks != 0 {
+		t.Fatalf("a read of the healthy replica: %+v", st)
+	}
+
+	replica.Pause() // stalled: connections and queries hang
+	list("stalled replica")
+	if st := db.ReplicaStatus(); st.Healthy || st.Reason != store.ReplicaUnreachable || st.Fallbacks != 1 || st.PrimaryReads != 1 {
+		t.Errorf("after a read of a stalled replica: %+v", st)
+	}
+	list("replica known to be down")
+	if st := db.ReplicaStatus(); st.Fallbacks != 1 || st.PrimaryReads != 2 {
+		t.Errorf("a read after the replica was found down: %+v", st)
+	}
+	replica.Resume()
+	db.CloseReplica()
+
+	if err := db.OpenReplica(ctx, store.ReplicaOptions{URL: replica.URL(), MaxLag: time.Hour, Interval: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	awaitReplica(t, db, true, "")
+	list("healthy replica again")
+	replica.Kill() // the pool's connection to it is dead now
+	list("killed replica")
+	if st := db.ReplicaStatus(); st.Healthy || st.Reason != store.ReplicaUnreachable || st.Fallbacks != 1 {
+		t.Errorf("after a read of a killed replica: %+v", st)
 	}
 }
