@@ -107,6 +107,10 @@ func TestServeReadReplica(t *testing.T) {
 		t.Errorf("nexus_db_replica_lag_seconds = %v with the replica caught up", lag)
 	}
 	eventually(t, "the replica lists the admin", func() bool { return slices.Contains(s.userEmails(t, admin), email) })
+	fams := scrapeFamilies(t, s, metricsURL)
+	if fams["nexus_db_replica_fallbacks_total"] == nil || !hasSeries(fams["go_sql_open_connections"], map[string]string{"db_name": "nexus_replica"}) {
+		t.Error("no nexus_db_replica_fallbacks_total, or no go_sql_* series of the replica's pool (db_name=nexus_replica)")
+	}
 
 	t.Run("within the bound the listings read the replica, auth the primary", func(t *testing.T) {
 		before := replicaReads(t, s, metricsURL, "replica")
