@@ -77,6 +77,12 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (a *App, err error) 
 		}
 	}()
 	db := deps.DB
+	if cfg.DatabaseReplicaURL != "" {
+		if err := db.OpenReplica(ctx, store.ReplicaOptions{URL: cfg.DatabaseReplicaURL, MaxLag: cfg.ReplicaMaxLag, Logger: deps.Logger}); err != nil {
+			return a, fmt.Errorf("read replica: %w", err)
+		}
+		a.closers = append(a.closers, db.CloseReplica)
+	}
 
 	o := AuthOptions(cfg, db, deps.Secret, deps.Logger)
 	o.Now = deps.Now
@@ -135,7 +141,8 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (a *App, err error) 
 	}
 
 	a.API, a.Handler, err = httpapi.New(httpapi.Options{
-		Auth: a.Auth, Users: a.Users, Clients: a.Clients, Analytics: a.Analytics, Pipeline: a.Pipeline, DBPool: db.Pool(), Ready: db.Ping, Logger: deps.Logger,
+		Auth: a.Auth, Users: a.Users, Clients: a.Clients, Analytics: a.Analytics, Pipeline: a.Pipeline, DBPool: db.Pool(), Ready: db.Ping,
+		Replica: replicaStatus(db), ReplicaPool: db.ReplicaPool(), Logger: deps.Logger,
 		TrustedProxies: cfg.TrustedProxies, HTTPS: cfg.HTTPS(), JWKSMaxAge: cfg.JWKSMaxAge,
 		Limiter: limiter, Limits: Limits(cfg), CORSOrigins: cfg.CORSOrigins, CORSMaxAge: cfg.CORSMaxAge,
 		MaxHeaderBytes: cfg.MaxHeaderBytes, RequestTimeout: cfg.RequestTimeout, TracerProvider: deps.TracerProvider,
@@ -150,6 +157,18 @@ func (a *App) Close() {
 		a.closers[i]()
 	}
 	a.closers = nil
+}
+
+// replicaStatus returns the HTTP layer's view of db's read replica, or nil when it has none.
+func replicaStatus(db *store.DB) func() httpapi.ReplicaStatus {
+	if db.ReplicaPool() == nil {
+		return nil
+	}
+	return func() httpapi.ReplicaStatus {
+		st := db.ReplicaStatus()
+		return httpapi.ReplicaStatus{Healthy: st.Healthy, Reason: st.Reason, Lag: st.Lag, Since: st.Since,
+			ReplicaReads: st.ReplicaReads, PrimaryReads: st.PrimaryReads, Fallbacks: st.Fallbacks}
+	}
 }
 
 // Limits turns the configured rates into the HTTP layer's quotas.

@@ -73,6 +73,11 @@ type Config struct {
 	DatabaseListenURL string        `env:"NEXUS_DATABASE_LISTEN_URL"`                   // PostgreSQL URL for the revocation listener; empty: NEXUS_DATABASE_URL
 	AuthCacheEntries  int           `env:"NEXUS_AUTH_CACHE_ENTRIES" envDefault:"50000"` // verified tokens, and sessions, kept in memory at most (each); 0: no cache
 
+	// A read replica (PostgreSQL streaming replica) for the listings and the summary; empty: none. Reads go to
+	// the primary while it is further behind than ReplicaMaxLag, unreachable, or not a standby.
+	DatabaseReplicaURL string        `env:"NEXUS_DATABASE_REPLICA_URL"`
+	ReplicaMaxLag      time.Duration `env:"NEXUS_REPLICA_MAX_LAG" envDefault:"5s"`
+
 	ShutdownDelay   time.Duration `env:"NEXUS_SHUTDOWN_DELAY"` // after SIGTERM, /readyz fails this long before the listener closes
 	ShutdownTimeout time.Duration `env:"NEXUS_SHUTDOWN_TIMEOUT" envDefault:"20s"`
 	LogLevel        slog.Level    `env:"NEXUS_LOG_LEVEL" envDefault:"info"`
@@ -156,6 +161,10 @@ func (c Config) LogValue() slog.Value {
 	if c.RedisURL != "" {
 		redis = MaskURL(c.RedisURL)
 	}
+	replica := "off (every read goes to the primary)"
+	if c.DatabaseReplicaURL != "" {
+		replica = MaskURL(c.DatabaseReplicaURL)
+	}
 	metrics := "off"
 	if c.MetricsAddr != "" {
 		metrics = c.MetricsAddr
@@ -173,6 +182,8 @@ func (c Config) LogValue() slog.Value {
 		slog.String("http_addr", c.HTTPAddr),
 		slog.String("data_dir", c.DataDir),
 		slog.String("database", database),
+		slog.String("database_replica", replica),
+		duration("replica_max_lag", c.ReplicaMaxLag),
 		slog.String("secret_key", secret),
 		slog.String("secret_key_previous", previous),
 		slog.String("issuer", c.Issuer),

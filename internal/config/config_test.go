@@ -43,6 +43,7 @@ func defaults(dev bool) config.Config {
 		EventQueue:            50_000,
 		EventLinger:           time.Millisecond,
 		AuthCacheEntries:      50_000,
+		ReplicaMaxLag:         5 * time.Second,
 		RateLimitIP:           config.Rate{Limit: 1200, Window: time.Minute},
 		RateLimitAuthIP:       config.Rate{Limit: 60, Window: time.Minute},
 		RateLimitLoginAccount: config.Rate{Limit: 20, Window: time.Minute},
@@ -106,6 +107,8 @@ func TestLoad(t *testing.T) {
 		"NEXUS_SHUTDOWN_DELAY":           "5s",
 		"NEXUS_METRICS_ADDR":             "10.1.2.3:9090",
 		"NEXUS_PPROF":                    "true",
+		"NEXUS_DATABASE_REPLICA_URL":     "postgres://nexus:pw@replica.internal:5432/nexus",
+		"NEXUS_REPLICA_MAX_LAG":          "750ms",
 	}
 	everyWant := config.Config{
 		HTTPAddr:           "0.0.0.0:9443",
@@ -129,6 +132,8 @@ func TestLoad(t *testing.T) {
 		EventQueue:         50_000,
 		EventLinger:        time.Millisecond,
 		AuthCacheEntries:   50_000,
+		DatabaseReplicaURL: "postgres://nexus:pw@replica.internal:5432/nexus",
+		ReplicaMaxLag:      750 * time.Millisecond,
 
 		RateLimitIP:           config.Rate{Limit: 100, Window: time.Second},
 		RateLimitLoginAccount: config.Rate{Limit: 5, Window: 30 * time.Second},
@@ -234,6 +239,12 @@ func TestLoadRejects(t *testing.T) {
 		{"database URL unparsable", map[string]string{"NEXUS_DATABASE_URL": "postgres://u:pw@h:port/db"}, []string{"NEXUS_DATABASE_URL"}},
 		{"listen URL without a database URL", map[string]string{"NEXUS_DATABASE_LISTEN_URL": "postgres://u:pw@h/db"}, []string{"NEXUS_DATABASE_LISTEN_URL"}},
 		{"listen URL of another scheme", map[string]string{"NEXUS_DATABASE_URL": "postgres://u:pw@h/db", "NEXUS_DATABASE_LISTEN_URL": "mysql://u:pw@h/db"}, []string{"NEXUS_DATABASE_LISTEN_URL"}},
+		{"replica URL without a database URL", map[string]string{"NEXUS_DATABASE_REPLICA_URL": "postgres://u:pw@replica/db"}, []string{"NEXUS_DATABASE_REPLICA_URL"}},
+		{"replica URL of another scheme", map[string]string{"NEXUS_DATABASE_URL": "postgres://u:pw@h/db", "NEXUS_DATABASE_REPLICA_URL": "mysql://u:pw@replica/db"}, []string{"NEXUS_DATABASE_REPLICA_URL"}},
+		{"replica URL without a scheme", map[string]string{"NEXUS_DATABASE_URL": "postgres://u:pw@h/db", "NEXUS_DATABASE_REPLICA_URL": "host=replica user=u"}, []string{"NEXUS_DATABASE_REPLICA_URL"}},
+		{"replica lag not a duration", map[string]string{"NEXUS_REPLICA_MAX_LAG": "5"}, []string{"NEXUS_REPLICA_MAX_LAG"}},
+		{"replica lag too small", map[string]string{"NEXUS_REPLICA_MAX_LAG": "10ms"}, []string{"NEXUS_REPLICA_MAX_LAG"}},
+		{"replica lag too large", map[string]string{"NEXUS_REPLICA_MAX_LAG": "2h"}, []string{"NEXUS_REPLICA_MAX_LAG"}},
 		{"auth cache negative", map[string]string{"NEXUS_AUTH_CACHE_ENTRIES": "-1"}, []string{"NEXUS_AUTH_CACHE_ENTRIES"}},
 		{"address without a port", map[string]string{"NEXUS_HTTP_ADDR": "localhost"}, []string{"NEXUS_HTTP_ADDR"}},
 		{"address without a host separator", map[string]string{"NEXUS_HTTP_ADDR": "8080"}, []string{"NEXUS_HTTP_ADDR"}},
@@ -293,6 +304,7 @@ func TestLoadErrorsHideSecrets(t *testing.T) {
 		{"NEXUS_SECRET_KEY_PREVIOUS", base64.StdEncoding.EncodeToString([]byte("s3cr3tpw-too-short")), base64.StdEncoding.EncodeToString([]byte("s3cr3tpw-too-short"))},
 		{"NEXUS_DATABASE_URL", "mysql://u:s3cr3tpw@h/db", "s3cr3tpw"},
 		{"NEXUS_DATABASE_URL", "postgres://u:s3cr3tpw@h:port/db", "s3cr3tpw"},
+		{"NEXUS_DATABASE_REPLICA_URL", "mysql://u:s3cr3tpw@replica/db", "s3cr3tpw"},
 	}
 	for _, tt := range tests {
 		_, err := config.Load(env(map[string]string{tt.name: tt.value}), false)
@@ -398,6 +410,7 @@ func TestLogValueMasksSecrets(t *testing.T) {
 			c, err := config.Load(env(map[string]string{
 				"NEXUS_DATABASE_URL": tt.url, "NEXUS_SECRET_KEY": secret, "NEXUS_BEHIND_TLS_PROXY": "true",
 				"NEXUS_TRUSTED_PROXIES": "10.0.0.0/8", "NEXUS_REDIS_URL": "redis://:r3d1spw@cache:6379/0",
+				"NEXUS_DATABASE_REPLICA_URL": replicaURL(tt.url),
 			}), false)
 			if err != nil {
 				t.Fatalf("Load: %v", err)
@@ -409,13 +422,19 @@ func TestLogValueMasksSecrets(t *testing.T) {
 				var buf bytes.Buffer
 				slog.New(newHandler(&buf)).Info("configuration", "config", c)
 				out := buf.String()
-				hidden := append([]string{secret, string(secretBytes), "r3d1spw"}, tt.hidden...)
+				hidden := append([]string{secret, string(secretBytes), "r3d1spw", "r3pl1capw"}, tt.hidden...)
 				for _, s := range hidden {
 					if strings.Contains(out, s) {
 						t.Errorf("log contains %q:\n%s", s, out)
 					}
 				}
-				for _, s := range append([]string{"set (masked)", "10.0.0.0/8", "redis://:xxxxx@cache:6379/0", "1200/1m", "metrics_addr", "off"}, tt.shown...) {
+				shown := append([]string{"set (masked)", "10.0.0.0/8", "redis://:xxxxx@cache:6379/0", "1200/1m", "metrics_addr", "off"}, tt.shown...)
+				if tt.url != "" {
+					shown = append(shown, "postgres://u:xxxxx@replica/db", "replica_max_lag")
+				} else {
+					shown = append(shown, "off (every read goes to the primary)")
+				}
+				for _, s := range shown {
 					if !strings.Contains(out, s) {
 						t.Errorf("log lacks %q:\n%s", s, out)
 					}
@@ -423,6 +442,14 @@ func TestLogValueMasksSecrets(t *testing.T) {
 			}
 		})
 	}
+}
+
+// replicaURL is a replica URL with a password beside the database URL url, or none beside the embedded database.
+func replicaURL(url string) string {
+	if url == "" {
+		return ""
+	}
+	return "postgres://u:r3pl1capw@replica/db"
 }
 
 func TestRateString(t *testing.T) {

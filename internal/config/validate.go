@@ -40,6 +40,7 @@ func (c Config) Validate() error {
 		{"NEXUS_IDLE_TIMEOUT", c.IdleTimeout, time.Second, time.Hour},
 		{"NEXUS_REQUEST_TIMEOUT", c.RequestTimeout, 100 * time.Millisecond, 10 * time.Minute},
 		{"NEXUS_SHUTDOWN_DELAY", c.ShutdownDelay, 0, 5 * time.Minute},
+		{"NEXUS_REPLICA_MAX_LAG", c.ReplicaMaxLag, 100 * time.Millisecond, time.Hour},
 	} {
 		if t.v < t.lo || t.v > t.hi {
 			errs = append(errs, fmt.Errorf("%s: want from %s to %s, got %s", t.name, t.lo, t.hi, t.v))
@@ -70,6 +71,15 @@ func (c Config) Validate() error {
 			errs = append(errs, errors.New("NEXUS_DATABASE_LISTEN_URL: only with NEXUS_DATABASE_URL (PostgreSQL)"))
 		case err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql"):
 			errs = append(errs, errors.New("NEXUS_DATABASE_LISTEN_URL: want a URL of the form postgres://user:password@host:5432/dbname"))
+		}
+	}
+	if c.DatabaseReplicaURL != "" {
+		u, err := url.Parse(c.DatabaseReplicaURL)
+		switch {
+		case c.DatabaseURL == "":
+			errs = append(errs, errors.New("NEXUS_DATABASE_REPLICA_URL: only with NEXUS_DATABASE_URL (a PostgreSQL primary); the embedded SQLite database has no replicas"))
+		case err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql"):
+			errs = append(errs, errors.New("NEXUS_DATABASE_REPLICA_URL: want a URL of the form postgres://user:password@replica-host:5432/dbname"))
 		}
 	}
 	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {

@@ -29,6 +29,9 @@ type readiness struct {
 	// RateLimits says where the rate limits are kept; with Redis failing, the server keeps serving with limits
 	// local to this instance (degraded), which does not make it unready.
 	RateLimits *rateLimitReadiness `json:"rate_limits,omitempty"`
+	// Replica reports the read replica when one is configured; an unhealthy replica sends the listings to the
+	// primary, which does not make the server unready either.
+	Replica *replicaReadiness `json:"replica,omitempty"`
 }
 
 type rateLimitReadiness struct {
@@ -66,7 +69,7 @@ type eventReadiness struct {
 // readyz answers 200 when the server can serve requests: not draining, and the database answers within 2 s.
 // Its body also reports the event pipeline: write queue, processing backlog and lag.
 func (s *Server) readyz(c echo.Context) error {
-	r := readiness{Status: "ready", Database: "ok", Events: s.eventReadiness(), RateLimits: s.rateLimitReadiness()}
+	r := readiness{Status: "ready", Database: "ok", Events: s.eventReadiness(), RateLimits: s.rateLimitReadiness(), Replica: s.replicaReadiness()}
 	status := http.StatusOK
 	switch {
 	case s.draining.Load():

@@ -26,7 +26,10 @@ import (
 //     the end of the answer (requestBuckets);
 //   - nexus_http_requests_in_flight: requests being served now;
 //   - the event pipeline's and the rate limiter's nexus_events_* and nexus_rate_limit* series (nexusCollector);
-//   - go_sql_* {db_name="nexus"}: the database pool (collectors.NewDBStatsCollector);
+//   - with a read replica, nexus_db_replica_up, nexus_db_replica_lag_seconds, nexus_db_reads_total{target} and
+//     nexus_db_replica_fallbacks_total (replicaCollector);
+//   - go_sql_* {db_name="nexus"}: the database pool (collectors.NewDBStatsCollector), and {db_name="nexus_replica"}
+//     the read replica's;
 //   - go_* and process_*: the Go runtime and the process (collectors.NewGoCollector, NewProcessCollector).
 //
 // operation is the operationId of an operation of the contract; the route for the other routes ("/healthz",
@@ -187,9 +190,10 @@ func (s *Server) measure(next echo.HandlerFunc) echo.HandlerFunc {
 }
 
 // initMetrics labels the routes of e for the request metrics, and builds the server's registry: the request
-// metrics, the event pipeline's and the rate limits' (nexusCollector), the database pool's when pool is set, and
-// the Go runtime's and the process's.
-func (s *Server) initMetrics(e *echo.Echo, pool *sql.DB) {
+// metrics, the event pipeline's and the rate limits' (nexusCollector), the database pool's when pool is set, the
+// read replica's (replicaCollector, and replicaPool's statistics when set), and the Go runtime's and the
+// process's.
+func (s *Server) initMetrics(e *echo.Echo, pool, replicaPool *sql.DB) {
 	if s.requests != nil {
 		s.requests.addRoutes(e, s.contract.Operations())
 	}
@@ -197,6 +201,12 @@ func (s *Server) initMetrics(e *echo.Echo, pool *sql.DB) {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if pool != nil {
 		reg.MustRegister(collectors.NewDBStatsCollector(pool, "nexus"))
+	}
+	if replicaPool != nil {
+		reg.MustRegister(collectors.NewDBStatsCollector(replicaPool, "nexus_replica"))
+	}
+	if s.replica != nil {
+		reg.MustRegister(newReplicaCollector(s.replica))
 	}
 	reg.MustRegister(newNexusCollector(s))
 	if s.requests != nil {
@@ -305,4 +315,44 @@ func bit(b bool) float64 {
 		return 1
 	}
 	return 0
+}
+
+// replicaCollector reads the read replica's state at each scrape.
+type replicaCollector struct {
+	status                    func() ReplicaStatus
+	up, lag, reads, fallbacks *prometheus.Desc
+}
+
+func newReplicaCollector(status func() ReplicaStatus) *replicaCollector {
+	return &replicaCollector{
+		status: status,
+		up: prometheus.NewDesc("nexus_db_replica_up",
+			"1 while the listings and the summary read the replica (reachable, a standby, within NEXUS_REPLICA_MAX_LAG).", nil, nil),
+		lag: prometheus.NewDesc("nexus_db_replica_lag_seconds",
+			"How far the replica was behind the primary at the last check (absent while unknown).", nil, nil),
+		reads: prometheus.NewDesc("nexus_db_reads_total",
+			"Reads of the listings and the summary (replica-eligible), by the server that answered them.", []string{"target"}, nil),
+		fallbacks: prometheus.NewDesc("nexus_db_replica_fallbacks_total",
+			"Replica-eligible reads that failed on the replica and were run again on the primary.", nil, nil),
+	}
+}
+
+// Describe implements prometheus.Collector.
+func (c *replicaCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.up
+	ch <- c.lag
+	ch <- c.reads
+	ch <- c.fallbacks
+}
+
+// Collect implements prometheus.Collector.
+func (c *replicaCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.status()
+	ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, bit(st.Healthy))
+	if st.Lag >= 0 {
+		ch <- prometheus.MustNewConstMetric(c.lag, prometheus.GaugeValue, st.Lag.Seconds())
+	}
+	ch <- prometheus.MustNewConstMetric(c.reads, prometheus.CounterValue, float64(st.ReplicaReads), "replica")
+	ch <- prometheus.MustNewConstMetric(c.reads, prometheus.CounterValue, float64(st.PrimaryReads), "primary")
+	ch <- prometheus.MustNewConstMetric(c.fallbacks, prometheus.CounterValue, float64(st.Fallbacks))
 }

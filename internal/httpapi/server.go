@@ -50,6 +50,8 @@ type Options struct {
 	Pipeline       PipelineStats                   // the event pipeline's state, for /readyz and the metrics; may be nil
 	DBPool         *sql.DB                         // the database's connection pool, for its statistics in the metrics; may be nil
 	Ready          func(ctx context.Context) error // nil error when the database answers
+	Replica        func() ReplicaStatus            // the read replica's state, for /readyz and the metrics; nil: no replica
+	ReplicaPool    *sql.DB                         // the read replica's pool, for its statistics in the metrics; may be nil
 	Logger         *slog.Logger
 	TrustedProxies []netip.Prefix // peers whose X-Forwarded-For and X-Forwarded-Proto are believed
 	HTTPS          bool           // clients reach the server over HTTPS: send HSTS
@@ -74,6 +76,7 @@ type Server struct {
 	analytics  AnalyticsService
 	pipeline   PipelineStats
 	ready      func(ctx context.Context) error
+	replica    func() ReplicaStatus // nil: no read replica
 	log        *slog.Logger
 	https      bool
 	jwksMaxAge time.Duration
@@ -99,7 +102,7 @@ func New(o Options) (*Server, *echo.Echo, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{auth: o.Auth, users: o.Users, clients: o.Clients, analytics: o.Analytics, pipeline: o.Pipeline, ready: o.Ready, log: log, https: o.HTTPS, jwksMaxAge: o.JWKSMaxAge}
+	s := &Server{auth: o.Auth, users: o.Users, clients: o.Clients, analytics: o.Analytics, pipeline: o.Pipeline, ready: o.Ready, replica: o.Replica, log: log, https: o.HTTPS, jwksMaxAge: o.JWKSMaxAge}
 	if withRequestMetrics {
 		s.requests = newRequestMetrics()
 	}
@@ -151,7 +154,7 @@ func New(o Options) (*Server, *echo.Echo, error) {
 	routes.GET(BasePath+"/openapi.yaml", s.openAPIYAML)
 	routes.GET("/.well-known/oauth-authorization-server", s.rootMetadata)
 	gen.RegisterHandlersWithBaseURL(routes, gen.NewStrictHandler(s, nil), BasePath)
-	s.initMetrics(e, o.DBPool)
+	s.initMetrics(e, o.DBPool, o.ReplicaPool)
 	return s, e, nil
 }
 

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/glebarez/sqlite"
@@ -62,6 +63,7 @@ type DB struct {
 	url     string // PostgreSQL's, for connections of their own (the revocation listener)
 	sinks   sinks  // told of this process's revocations as they commit
 	tracer  *tracer
+	replica atomic.Pointer[replica] // the read replica, when OpenReplica added one (replica.go)
 }
 
 // SQLiteFile is the name of the embedded database file inside the data directory.
@@ -196,5 +198,8 @@ func (db *DB) Hold(ctx context.Context) (release func(), err error) {
 // never close it or change its settings.
 func (db *DB) Pool() *sql.DB { return db.sql }
 
-// Close closes the connection pool.
-func (db *DB) Close() error { return db.sql.Close() }
+// Close closes the connection pool, and the read replica's.
+func (db *DB) Close() error {
+	db.CloseReplica()
+	return db.sql.Close()
+}

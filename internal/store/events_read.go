@@ -8,9 +8,9 @@ import (
 	"github.com/nexus-cloud/nexus-core/internal/analytics"
 )
 
-// ListEvents implements analytics.Store. The index (organization_id, occurred_at, id), or its user variant,
-// serves the order and the cursor.
-func (s *Events) ListEvents(ctx context.Context, orgID string, q analytics.ListQuery) ([]analytics.Event, error) {
+// listEvents is ListEvents (see replica_read.go) on the connection readFrom chose. The index (organization_id,
+// occurred_at, id), or its user variant, serves the order and the cursor.
+func (s *Events) listEvents(ctx context.Context, orgID string, q analytics.ListQuery) ([]analytics.Event, error) {
 	org, ok := canonicalUUID(orgID)
 	if !ok {
 		return []analytics.Event{}, nil
@@ -45,7 +45,7 @@ func (s *Events) ListEvents(ctx context.Context, orgID string, q analytics.ListQ
 		args = append(args, q.After.Timestamp.UTC(), q.After.ID)
 	}
 	args = append(args, q.Limit+1)
-	rows, err := s.db.sql.QueryContext(ctx, s.db.rebind("SELECT id, event_id, organization_id, user_id, event_name, event_category, source, properties, occurred_at, received_at FROM events WHERE "+
+	rows, err := s.db.readSQL(ctx).QueryContext(ctx, s.db.rebind("SELECT id, event_id, organization_id, user_id, event_name, event_category, source, properties, occurred_at, received_at FROM events WHERE "+
 		strings.Join(where, " AND ")+" ORDER BY occurred_at DESC, id DESC LIMIT ?"), args...)
 	if err != nil {
 		return nil, translate(err)
@@ -66,8 +66,8 @@ func (s *Events) ListEvents(ctx context.Context, orgID string, q analytics.ListQ
 	return out, translate(rows.Err())
 }
 
-// DailyCounts implements analytics.Store from the rollups.
-func (s *Events) DailyCounts(ctx context.Context, orgID string, q analytics.SummaryQuery) ([]analytics.Count, error) {
+// dailyCounts is DailyCounts (see replica_read.go) on the connection readFrom chose.
+func (s *Events) dailyCounts(ctx context.Context, orgID string, q analytics.SummaryQuery) ([]analytics.Count, error) {
 	org, ok := canonicalUUID(orgID)
 	if !ok {
 		return []analytics.Count{}, nil
@@ -82,7 +82,7 @@ func (s *Events) DailyCounts(ctx context.Context, orgID string, q analytics.Summ
 		where += " AND event_category = ?"
 		args = append(args, q.Category)
 	}
-	rows, err := s.db.sql.QueryContext(ctx, s.db.rebind("SELECT day, event_name, event_category, count FROM event_daily_counts WHERE "+
+	rows, err := s.db.readSQL(ctx).QueryContext(ctx, s.db.rebind("SELECT day, event_name, event_category, count FROM event_daily_counts WHERE "+
 		where+" ORDER BY day, event_name, event_category"), args...)
 	if err != nil {
 		return nil, translate(err)

@@ -36,11 +36,11 @@ type pageStart struct {
 	id        [16]byte
 }
 
-// ListUsers implements users.Store with one statement, so that the total and the page come from one snapshot:
-// the total is the sum of the organization's counters (user_counts, at most one per role and status, kept by
+// listUsers is ListUsers (see replica_read.go) on the connection readFrom chose: one statement, so that the
+// total and the page come from one snapshot: the total is the sum of the organization's counters (user_counts, at most one per role and status, kept by
 // triggers in the transaction of every change to users), the page is read in the order of the index
 // (organization_id, created_at, id), or of its status or role variant when that filter is set.
-func (u *Users) ListUsers(ctx context.Context, orgID string, q users.ListQuery) ([]nexus.User, int, error) {
+func (u *Users) listUsers(ctx context.Context, orgID string, q users.ListQuery) ([]nexus.User, int, error) {
 	org, ok := canonicalUUID(orgID)
 	if !ok {
 		return []nexus.User{}, 0, nil
@@ -49,7 +49,7 @@ func (u *Users) ListUsers(ctx context.Context, orgID string, q users.ListQuery) 
 		return u.pgListUsers(ctx, org, q)
 	}
 	query, args := u.listUsersSQL(org, q, nil)
-	rows, err := u.db.sql.QueryContext(ctx, query, args...)
+	rows, err := u.db.readSQL(ctx).QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, 0, translate(err)
 	}
@@ -136,7 +136,7 @@ func (u *Users) pgListPage(ctx context.Context, org string, q users.ListQuery, s
 	query, args := u.listUsersSQL(org, q, start)
 	out := make([]listed, 0, q.Limit+1)
 	var total, version int64
-	err := u.db.withPgx(ctx, func(conn *pgx.Conn) error {
+	err := u.db.readPgx(ctx, func(conn *pgx.Conn) error {
 		rows, err := conn.Query(ctx, query, args...)
 		if err != nil {
 			return err

@@ -116,3 +116,62 @@ func TestDedicatedPause(t *testing.T) {
 		}
 	}
 }
+
+// TestReplica makes a streaming replica and checks that it replays the primary's writes, stops showing them
+// while its replay is paused, refuses writes, and catches up after a crash.
+func TestReplica(t *testing.T) {
+	primary := testdb.NewDedicated(t)
+	ctx := context.Background()
+	p := connect(t, primary.URL())
+	if _, err := p.Exec(ctx, "CREATE TABLE t (n int)"); err != nil {
+		t.Fatal(err)
+	}
+	replica := primary.NewReplica()
+	if replica.URL() == primary.URL() {
+		t.Fatalf("the replica's URL is the primary's: %s", replica.URL())
+	}
+	count := func() int {
+		t.Helper()
+		r := connect(t, replica.URL())
+		defer r.Close(ctx)
+		var n int
+		if err := r.QueryRow(ctx, "SELECT count(*) FROM t").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	insert := func() {
+		t.Helper()
+		if _, err := p.Exec(ctx, "INSERT INTO t VALUES (1)"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	insert()
+	replica.CatchUp()
+	if n := count(); n != 1 {
+		t.Fatalf("replica shows %d rows, want 1", n)
+	}
+	if _, err := connect(t, replica.URL()).Exec(ctx, "INSERT INTO t VALUES (2)"); err == nil {
+		t.Error("the replica accepted a write")
+	}
+
+	replica.PauseReplay()
+	insert()
+	time.Sleep(200 * time.Millisecond)
+	if n := count(); n != 1 {
+		t.Fatalf("replica with its replay paused shows %d rows, want 1", n)
+	}
+	replica.ResumeReplay()
+	replica.CatchUp()
+	if n := count(); n != 2 {
+		t.Fatalf("replica after resuming shows %d rows, want 2", n)
+	}
+
+	replica.Kill()
+	insert()
+	replica.Start()
+	replica.CatchUp()
+	if n := count(); n != 3 {
+		t.Fatalf("replica after a crash shows %d rows, want 3", n)
+	}
+}
