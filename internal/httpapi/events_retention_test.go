@@ -64,6 +64,12 @@ func TestEventRetention(t *testing.T) {
 			t.Errorf("processor stats after the upkeep: expired %d, oldest day %s; want 1 expired, the oldest day after 2026-11-25",
 				st.Expired, st.OldestDay)
 		}
+		mv := metricValues(t, e)
+		if mv["nexus_events_expired_total"] != 1 || mv["nexus_events_oldest_day_timestamp_seconds"] < float64(time.Date(2026, 11, 26, 0, 0, 0, 0, time.UTC).Unix()) ||
+			(db.Dialect() == store.Postgres) != (mv["nexus_events_partitions"] > 0) {
+			t.Errorf("metrics after the upkeep: expired %v, oldest day %v, partitions %v", mv["nexus_events_expired_total"],
+				mv["nexus_events_oldest_day_timestamp_seconds"], mv["nexus_events_partitions"])
+		}
 		listed := listAllEvents(t, e, admin, "category=retention", 0)
 		if len(listed) != 1 || listed[0]["event_id"] != keptID {
 			t.Fatalf("listing after the retention: %v, want only %s", listed, keptID)
