@@ -41,7 +41,7 @@ var parsers = map[reflect.Type]env.ParserFunc{
 		}
 		return d, nil
 	},
-	reflect.TypeFor[Rate](): func(v string) (any, error) { return ParseRate(v) },
+	reflect.TypeFor[Rate]():      func(v string) (any, error) { return ParseRate(v) },
 	reflect.TypeFor[Retention](): func(v string) (any, error) { return ParseRetention(v) },
 	reflect.TypeFor[[]byte](): func(v string) (any, error) { // the secret key
 		key, err := base64.StdEncoding.DecodeString(v)

@@ -156,7 +156,7 @@ func (e *env) start(opts ...option) {
 		EventWriters: 2, EventLinger: time.Millisecond, EventQueue: e.queue,
 		JWKSMaxAge: 5 * time.Minute, TrustedProxies: e.trusted, CORSOrigins: e.cors, CORSMaxAge: 10 * time.Minute,
 		RequestTimeout: e.requestTimeout, EventRetention: config.Retention(e.retention),
-		RateLimitIP:    rate(e.limits.IP), RateLimitAuthIP: rate(e.limits.AuthIP), RateLimitClient: rate(e.limits.Client),
+		RateLimitIP: rate(e.limits.IP), RateLimitAuthIP: rate(e.limits.AuthIP), RateLimitClient: rate(e.limits.Client),
 		RateLimitLoginAccount: rate(e.limits.LoginAccount), LoginFailures: rate(e.limits.LoginFailures),
 		RateLimitPrincipal: rate(e.limits.Principal),
 	}

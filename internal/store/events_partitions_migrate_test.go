@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/nexus-cloud/nexus-core/internal/analytics"
 	"github.com/nexus-cloud/nexus-core/internal/nexus"
 	"github.com/nexus-cloud/nexus-core/internal/store"

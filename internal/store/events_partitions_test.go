@@ -2,7 +2,7 @@ package store_test
 
 import (
 	"context"
-		"sync"
+	"sync"
 	"testing"
 	"time"
 
