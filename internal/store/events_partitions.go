@@ -26,9 +26,10 @@ const partitionsAhead = 7
 // partitionLock is the key of the transaction-scoped advisory lock that serializes partition DDL across nodes.
 const partitionLock = 8723462
 
-// Lock timeouts of partition DDL, which locks events against every reader and writer while it waits: the
-// processor's upkeep gives up quickly and tries again at its next tick; an insert that needs its day's
-// partition now waits a little longer.
+// Lock timeouts of partition DDL. Attaching a new partition waits only for other DDL (and VACUUM or ANALYZE)
+// of events, never for its readers and writers; dropping an expired one locks events against all of them while
+// it waits. The processor's upkeep gives up quickly and tries again at its next run; an insert that needs its
+// day's partition now waits a little longer.
 const (
 	maintenanceLockTimeout = "1s"
 	ingestLockTimeout      = "3s"
@@ -101,13 +102,20 @@ func (s *Events) ensurePartitions(ctx context.Context, days []time.Time, lockTim
 				continue
 			}
 			exists[d] = true
-			// The bounds are literals in UTC, whatever the session's time zone. DDL takes no parameters; the name
-			// and the bounds are made of a date's digits only.
-			stmt := fmt.Sprintf( // #nosec G201 -- formatted from a time.Time, no input
-				"CREATE TABLE IF NOT EXISTS %s PARTITION OF events FOR VALUES FROM ('%s') TO ('%s')",
-				partitionName(d), d.Format("2006-01-02 15:04:05+00"), d.AddDate(0, 0, 1).Format("2006-01-02 15:04:05+00"))
-			if _, err := tx.ExecContext(ctx, stmt); err != nil {
-				return fmt.Errorf("create partition %s: %w", partitionName(d), err)
+			// Made apart and then attached, which locks events in SHARE UPDATE EXCLUSIVE mode only: inserts and
+			// reads go on meanwhile (CREATE TABLE … PARTITION OF would lock it against both while it waits). The
+			// new table is empty, so attaching it checks no row and builds its indexes at once. The bounds are
+			// literals in UTC, whatever the session's time zone; DDL takes no parameters, and the name and bounds
+			// are made of a date's digits only.
+			name := partitionName(d)
+			for _, stmt := range []string{
+				"CREATE TABLE " + name + " (LIKE events INCLUDING DEFAULTS INCLUDING CONSTRAINTS)",
+				fmt.Sprintf("ALTER TABLE events ATTACH PARTITION %s FOR VALUES FROM ('%s') TO ('%s')", // #nosec G201 -- formatted from a time.Time, no input
+					name, d.Format("2006-01-02 15:04:05+00"), d.AddDate(0, 0, 1).Format("2006-01-02 15:04:05+00")),
+			} {
+				if _, err := tx.ExecContext(ctx, stmt); err != nil {
+					return fmt.Errorf("create partition %s: %w", name, err)
+				}
 			}
 			made++
 		}

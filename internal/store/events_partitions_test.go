@@ -115,6 +115,30 @@ func TestEventPartitionsAhead(t *testing.T) {
 	if total != 7 {
 		t.Errorf("concurrent upkeep made %d partitions in all, want 7", total)
 	}
+
+	// Making a partition does not wait for the transactions that read and write events (its lock timeout
+	// is 1 s: it would fail): here one that has inserted an event and listed events, and stays open.
+	org := mustOrg(t, db, "Acme")
+	u := mustUser(t, db, org.ID, "ada@acme.test")
+	tx, err := db.Pool().BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	ev := receivedEvent(u, "open", later)
+	if _, err := tx.ExecContext(ctx, `INSERT INTO events (id, organization_id, event_id, user_id, event_name, event_category, properties, occurred_at, received_at, fingerprint)
+VALUES ($1, $2, $3, $4, 'open', 'upkeep', '{}', $5, $5, 'fp')`, ev.ID, ev.OrganizationID, ev.EventID, ev.UserID, ev.ReceivedAt); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.ExecContext(ctx, "SELECT count(*) FROM events"); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := s.MaintainEvents(ctx, later.Add(3*day), 0); err != nil || m.Created != 3 {
+		t.Errorf("upkeep beside an open transaction on events: made %d, %v; want 3 made", m.Created, err)
+	}
+	if out := mustInsertEvents(t, s, receivedEvent(u, "beside", later.Add(20*day))); out[0].Kind != analytics.Stored {
+		t.Errorf("insert making its partition beside an open transaction on events: %+v", out[0])
+	}
 }
 
 // TestEventPartitionOnDemand: an insert whose day has no partition (the processor never ran) makes it and is
