@@ -65,9 +65,10 @@ func (s *Events) MaintainEvents(ctx context.Context, now time.Time, retention ti
 }
 
 // dropPartition deletes the keys of the partition's events from event_keys, retentionBatch at a time in the
-// order of the partition's primary key, then drops the partition; it returns how many events the partition
-// held. A key is deleted only while it still names the partition's event (k.id = e.id). Interrupted, it starts
-// again at the next run: the keys deleted stay deleted, and the partition is dropped only once all are.
+// order of the partition's index on (id, received_at), then drops the partition; it returns how many events
+// the partition held. A key is deleted only while it still names the partition's event (k.id = e.id).
+// Interrupted, it starts again at the next run: the keys deleted stay deleted, and the partition is dropped
+// only once all are.
 func (s *Events) dropPartition(ctx context.Context, day time.Time) (int64, error) {
 	name := partitionName(day)
 	var total int64

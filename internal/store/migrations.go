@@ -359,7 +359,10 @@ END $$`,
 		`INSERT INTO event_keys (organization_id, event_id, id, received_at, occurred_at, fingerprint)
 SELECT organization_id, event_id, id, received_at, occurred_at, fingerprint FROM events_v11`,
 		`DROP TABLE events_v11`,
-		`ALTER TABLE events ADD PRIMARY KEY (id, received_at)`,
+		// A unique index rather than a primary key: pg_restore --clean cannot drop a partition's inherited
+		// primary key constraint (as `nexus restore` and the README's restore run it), while the index's
+		// partitions go with it.
+		`CREATE UNIQUE INDEX events_id_received ON events (id, received_at)`,
 		`CREATE INDEX events_organization_occurred ON events (organization_id, occurred_at, id)`,
 		`CREATE INDEX events_organization_user_occurred ON events (organization_id, user_id, occurred_at, id)`,
 		`ALTER TABLE event_keys ADD PRIMARY KEY (organization_id, event_id)`,
