@@ -36,6 +36,22 @@ type Store interface {
 	Backlog(ctx context.Context) (int, time.Time, error)
 }
 
+// Maintainer is a Store whose raw events need upkeep, which the processor runs at its start and then every
+// ProcessorOptions.MaintainEvery: making room for the events to come (PostgreSQL's daily partitions) and,
+// when retention is not 0, deleting the raw events received more than retention before now (and with them
+// their event ids, so that the deduplication window is the retention). Rollups are never deleted.
+type Maintainer interface {
+	MaintainEvents(ctx context.Context, now time.Time, retention time.Duration) (Maintenance, error)
+}
+
+// Maintenance is what one run of MaintainEvents did and saw.
+type Maintenance struct {
+	Created    int       // partitions made
+	Expired    int64     // raw events deleted
+	Partitions int       // partitions of the events table after the run (0 where the table is not partitioned)
+	Oldest     time.Time // the UTC day of the oldest raw event kept (PostgreSQL: the oldest partition's); zero if none
+}
+
 // Input is one event as a client sent it, already checked against the contract's schema.
 type Input struct {
 	EventID    string     // the client's deduplication key; "" to have one generated

@@ -44,7 +44,7 @@ func prepare(p nexus.Principal, in Input, received time.Time) (Pending, error) {
 		eventID = newID()
 	}
 	ev := Event{
-		ID: newID(), EventID: eventID, OrganizationID: p.OrganizationID, UserID: userID,
+		ID: receiptID(received), EventID: eventID, OrganizationID: p.OrganizationID, UserID: userID,
 		Name: in.Name, Category: in.Category, Source: in.Source, Properties: props,
 		Timestamp: ts, ReceivedAt: received,
 	}
@@ -113,6 +113,23 @@ func fingerprint(ev Event, tsKey string) string {
 	var out [2 * sha256.Size]byte
 	hex.Encode(out[:], sum[:])
 	return string(out[:])
+}
+
+// receiptID returns the id of an event received at received: a UUIDv7 whose time is the receive time's
+// millisecond (on the service's clock, which is also received_at's), so that ids sort by receive time, which
+// the processor's order and the retention's deletion on SQLite (store.Events.MaintainEvents) rely on.
+func receiptID(received time.Time) string {
+	id, err := uuid.NewV7()
+	if err != nil {
+		id = uuid.New()
+		id[6] = id[6]&0x0f | 0x70 // version 7
+	}
+	ms := received.UnixMilli()
+	for i := 5; i >= 0; i-- {
+		id[i] = byte(ms) // #nosec G115 -- the low byte, on purpose
+		ms >>= 8
+	}
+	return id.String()
 }
 
 // newID returns a UUIDv7, so that ids sort by creation time.

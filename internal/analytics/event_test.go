@@ -374,3 +374,18 @@ func TestFingerprint(t *testing.T) {
 		t.Errorf("omitted and empty properties have different fingerprints")
 	}
 }
+
+// TestReceiptID: an event's id is a UUIDv7 whose time is its receive time's millisecond (the store's retention
+// on SQLite walks ids up to the cutoff's), whatever the wall clock says.
+func TestReceiptID(t *testing.T) {
+	for _, received := range []time.Time{time.Date(2026, 11, 25, 9, 0, 0, 123456000, time.UTC), time.Date(2040, 2, 29, 23, 59, 59, 999000000, time.UTC)} {
+		id := uuid.MustParse(receiptID(received))
+		sec, nsec := id.Time().UnixTime()
+		if id.Version() != 7 || id.Variant() != uuid.RFC4122 || time.Unix(sec, nsec).UnixMilli() != received.UnixMilli() {
+			t.Errorf("receiptID(%s) = %s: version %d, variant %v, time %s", received, id, id.Version(), id.Variant(), time.Unix(sec, nsec).UTC())
+		}
+		if a, b := receiptID(received), receiptID(received); a == b {
+			t.Errorf("two ids of one millisecond are equal: %s", a)
+		}
+	}
+}

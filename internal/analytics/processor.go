@@ -38,6 +38,10 @@ type Processor struct {
 	running bool
 	tracer  trace.Tracer // nil: no spans
 	woken   atomic.Bool  // a writer committed since the last look
+
+	retention     time.Duration
+	maintainEvery time.Duration
+	maintenance   maintenanceStats
 }
 
 // ProcessorOptions tunes a Processor.
@@ -50,6 +54,10 @@ type ProcessorOptions struct {
 	// look that finds nothing to do makes no span (the processor polls twice a second): it is traced only when
 	// a writer woke the processor or the last look saw a backlog.
 	TracerProvider trace.TracerProvider
+	// Retention is how long raw events are kept after they are received (NEXUS_EVENT_RETENTION); 0 keeps them
+	// forever. MaintainEvery is how often the store's upkeep (Maintainer) runs (0: hourly); it also runs at Start.
+	Retention     time.Duration
+	MaintainEvery time.Duration
 }
 
 // NewProcessor returns a processor; Start starts it.
@@ -66,10 +74,14 @@ func NewProcessor(store Store, log *slog.Logger, o ProcessorOptions) *Processor 
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.MaintainEvery <= 0 {
+		o.MaintainEvery = time.Hour
+	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	p := &Processor{store: store, log: log, now: o.Now, batch: o.Batch, poll: o.Poll, gather: o.Gather, wake: make(chan struct{}, 1)}
+	p := &Processor{store: store, log: log, now: o.Now, batch: o.Batch, poll: o.Poll, gather: o.Gather, wake: make(chan struct{}, 1),
+		retention: o.Retention, maintainEvery: o.MaintainEvery}
 	if o.TracerProvider != nil {
 		p.tracer = o.TracerProvider.Tracer(instrumentationName)
 	}
@@ -97,6 +109,10 @@ func (p *Processor) Start() {
 	p.stop = cancel
 	p.done.Add(1)
 	go p.run(ctx)
+	if _, ok := p.store.(Maintainer); ok {
+		p.done.Add(1)
+		go p.maintainLoop(ctx)
+	}
 }
 
 // Stop stops the processor after the transaction in flight, if any, and waits for it.
@@ -215,11 +231,19 @@ type ProcessorStats struct {
 	Lag       time.Duration // how long the oldest of them has waited; 0 when none waits
 	CheckedAt time.Time     // when it last looked; zero if never
 	Failing   bool          // its last attempt failed
+
+	// What its upkeep of the store (Maintainer) did, by this processor since it started, and saw at its last
+	// successful run (zero until then, and where the store needs no upkeep).
+	Expired      int64     // raw events deleted by the retention
+	Partitions   int       // partitions of the events table
+	OldestDay    time.Time // the UTC day of the oldest raw event kept
+	MaintainedAt time.Time // when its upkeep last succeeded
 }
 
 // Stats returns what the processor saw at its last look.
 func (p *Processor) Stats() ProcessorStats {
 	s := ProcessorStats{Processed: p.handled.Load(), Backlog: int(p.depth.Load()), Failing: p.failing.Load()}
+	p.maintenance.fill(&s)
 	if c := p.checked.Load(); c != 0 {
 		s.CheckedAt = time.UnixMicro(c).UTC()
 	}

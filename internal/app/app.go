@@ -121,7 +121,8 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (a *App, err error) 
 	a.Pipeline = analytics.NewPipeline(events, deps.Logger,
 		analytics.WriterOptions{Workers: writers, Linger: cfg.EventLinger, QueueEvents: cfg.EventQueue, CommitTimeout: deps.CommitTimeout,
 			TracerProvider: deps.TracerProvider},
-		analytics.ProcessorOptions{Poll: deps.ProcessorPoll, Now: deps.Now, TracerProvider: deps.TracerProvider})
+		analytics.ProcessorOptions{Poll: deps.ProcessorPoll, Now: deps.Now, TracerProvider: deps.TracerProvider,
+			Retention: cfg.EventRetention.Duration()})
 	a.closers = append(a.closers, a.Pipeline.Close)
 	if a.Analytics, err = analytics.NewService(analytics.Options{Store: events, Writer: a.Pipeline.Writer, Now: deps.Now}); err != nil {
 		return a, err

@@ -49,6 +49,9 @@ type Config struct {
 	EventQueue   int           `env:"NEXUS_EVENT_QUEUE" envDefault:"50000"` // events waiting for the writer at most; past that, 503
 	EventWriters int           `env:"NEXUS_EVENT_WRITERS"`                  // group-commit transactions in flight; 0: 4 on PostgreSQL, 1 on SQLite
 	EventLinger  time.Duration `env:"NEXUS_EVENT_LINGER" envDefault:"1ms"`  // how long a writer waits for more events to share a transaction
+	// EventRetention is how long raw events (and their event ids, for deduplication) are kept after they are
+	// received; rollups are kept forever. 0 (unset): raw events are kept forever too.
+	EventRetention Retention `env:"NEXUS_EVENT_RETENTION"`
 
 	// Edge protection: rate limits (each "N/window", or "off"; see Rate for what a quota allows), brute-force
 	// defence, Redis, CORS.
@@ -219,6 +222,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Int("event_queue", c.EventQueue),
 		slog.Int("event_writers", c.EventWriters),
 		duration("event_linger", c.EventLinger),
+		slog.String("event_retention", c.EventRetention.String()),
 	)
 }
 

@@ -245,6 +245,10 @@ func TestLoadRejects(t *testing.T) {
 		{"replica lag not a duration", map[string]string{"NEXUS_REPLICA_MAX_LAG": "5"}, []string{"NEXUS_REPLICA_MAX_LAG"}},
 		{"replica lag too small", map[string]string{"NEXUS_REPLICA_MAX_LAG": "10ms"}, []string{"NEXUS_REPLICA_MAX_LAG"}},
 		{"replica lag too large", map[string]string{"NEXUS_REPLICA_MAX_LAG": "2h"}, []string{"NEXUS_REPLICA_MAX_LAG"}},
+		{"retention under a day", map[string]string{"NEXUS_EVENT_RETENTION": "23h"}, []string{"NEXUS_EVENT_RETENTION"}},
+		{"retention in weeks", map[string]string{"NEXUS_EVENT_RETENTION": "2w"}, []string{"NEXUS_EVENT_RETENTION"}},
+		{"retention of fractional days", map[string]string{"NEXUS_EVENT_RETENTION": "1.5d"}, []string{"NEXUS_EVENT_RETENTION"}},
+		{"retention negative", map[string]string{"NEXUS_EVENT_RETENTION": "-90d"}, []string{"NEXUS_EVENT_RETENTION"}},
 		{"auth cache negative", map[string]string{"NEXUS_AUTH_CACHE_ENTRIES": "-1"}, []string{"NEXUS_AUTH_CACHE_ENTRIES"}},
 		{"address without a port", map[string]string{"NEXUS_HTTP_ADDR": "localhost"}, []string{"NEXUS_HTTP_ADDR"}},
 		{"address without a host separator", map[string]string{"NEXUS_HTTP_ADDR": "8080"}, []string{"NEXUS_HTTP_ADDR"}},
@@ -464,6 +468,24 @@ func TestRateString(t *testing.T) {
 	}
 	if r, _ := config.ParseRate("off"); !r.Off() {
 		t.Error("off is not Off")
+	}
+}
+
+// TestRetention checks NEXUS_EVENT_RETENTION's two spellings, its default (forever) and how it is logged.
+func TestRetention(t *testing.T) {
+	for v, want := range map[string]time.Duration{"": 0, "90d": 90 * 24 * time.Hour, "1d": 24 * time.Hour, "36h": 36 * time.Hour, "2160h": 90 * 24 * time.Hour} {
+		c, err := config.Load(env(map[string]string{"NEXUS_EVENT_RETENTION": v}), false)
+		if err != nil {
+			t.Fatalf("NEXUS_EVENT_RETENTION=%q: %v", v, err)
+		}
+		if got := c.EventRetention.Duration(); got != want {
+			t.Errorf("NEXUS_EVENT_RETENTION=%q: %s, want %s", v, got, want)
+		}
+		var buf bytes.Buffer
+		slog.New(slog.NewJSONHandler(&buf, nil)).Info("configuration", "config", c)
+		if logged := map[string]string{"": "forever", "90d": "90d", "1d": "1d", "36h": "36h0m0s", "2160h": "90d"}[v]; !strings.Contains(buf.String(), `"event_retention":"`+logged+`"`) {
+			t.Errorf("NEXUS_EVENT_RETENTION=%q logged as %s, want %s", v, buf.String(), logged)
+		}
 	}
 }
 

@@ -41,7 +41,8 @@ var parsers = map[reflect.Type]env.ParserFunc{
 		}
 		return d, nil
 	},
-	reflect.TypeFor[Rate](): func(v string) (any, error) { return ParseRate(v) },
+	reflect.TypeFor[Rate]():      func(v string) (any, error) { return ParseRate(v) },
+	reflect.TypeFor[Retention](): func(v string) (any, error) { return ParseRetention(v) },
 	reflect.TypeFor[[]byte](): func(v string) (any, error) { // the secret key
 		key, err := base64.StdEncoding.DecodeString(v)
 		if err != nil || len(key) != secretKeyBytes {
@@ -168,4 +169,36 @@ func shortDuration(d time.Duration) string {
 		s = strings.TrimSuffix(s, "0m")
 	}
 	return s
+}
+
+// Retention is how long something is kept, written as a number of days ("90d") or a duration ("2160h"); 0 is
+// forever.
+type Retention time.Duration
+
+// ParseRetention reads a Retention: "Nd" (N whole days) or a non-negative duration such as 2160h.
+func ParseRetention(v string) (Retention, error) {
+	if n, ok := strings.CutSuffix(v, "d"); ok {
+		days, err := strconv.Atoi(n)
+		if err == nil && days >= 0 && days <= 100*366 {
+			return Retention(time.Duration(days) * 24 * time.Hour), nil
+		}
+	} else if d, err := time.ParseDuration(v); err == nil && d >= 0 {
+		return Retention(d), nil
+	}
+	return 0, fmt.Errorf("want a number of days such as 90d, or a duration such as 2160h, got %q", v)
+}
+
+// Duration returns the retention as a time.Duration (0: forever).
+func (r Retention) Duration() time.Duration { return time.Duration(r) }
+
+// String returns the retention as ParseRetention reads it: whole days as "90d", "forever" for 0.
+func (r Retention) String() string {
+	d := time.Duration(r)
+	switch {
+	case d == 0:
+		return "forever"
+	case d%(24*time.Hour) == 0:
+		return strconv.FormatInt(int64(d/(24*time.Hour)), 10) + "d"
+	}
+	return d.String()
 }

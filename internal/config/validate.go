@@ -46,6 +46,9 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("%s: want from %s to %s, got %s", t.name, t.lo, t.hi, t.v))
 		}
 	}
+	if r := c.EventRetention.Duration(); r != 0 && r < 24*time.Hour {
+		errs = append(errs, fmt.Errorf("NEXUS_EVENT_RETENTION: want at least 1d (24h), or unset to keep raw events forever, got %s", r))
+	}
 	if c.RequestTimeout >= c.WriteTimeout {
 		errs = append(errs, fmt.Errorf("NEXUS_REQUEST_TIMEOUT: want less than NEXUS_WRITE_TIMEOUT (%s), so that a timed-out request still gets its answer", c.WriteTimeout))
 	}

@@ -82,6 +82,8 @@ type env struct {
 	cors    []string
 	// requestTimeout is the handler's request deadline; 0 for the default.
 	requestTimeout time.Duration
+	// retention is NEXUS_EVENT_RETENTION; 0 keeps raw events forever.
+	retention time.Duration
 	// listenURL is where the revocation feed's listener connects; "" for the database's URL.
 	listenURL string
 	// logger and tracer are the node's logger (nil: none) and tracer provider (nil: tracing off).
@@ -153,8 +155,8 @@ func (e *env) start(opts ...option) {
 		AuthCacheEntries: 10_000, DatabaseListenURL: e.listenURL,
 		EventWriters: 2, EventLinger: time.Millisecond, EventQueue: e.queue,
 		JWKSMaxAge: 5 * time.Minute, TrustedProxies: e.trusted, CORSOrigins: e.cors, CORSMaxAge: 10 * time.Minute,
-		RequestTimeout: e.requestTimeout,
-		RateLimitIP:    rate(e.limits.IP), RateLimitAuthIP: rate(e.limits.AuthIP), RateLimitClient: rate(e.limits.Client),
+		RequestTimeout: e.requestTimeout, EventRetention: config.Retention(e.retention),
+		RateLimitIP: rate(e.limits.IP), RateLimitAuthIP: rate(e.limits.AuthIP), RateLimitClient: rate(e.limits.Client),
 		RateLimitLoginAccount: rate(e.limits.LoginAccount), LoginFailures: rate(e.limits.LoginFailures),
 		RateLimitPrincipal: rate(e.limits.Principal),
 	}

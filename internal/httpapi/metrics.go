@@ -262,6 +262,9 @@ var eventSeries = []struct{ name, help string }{
 	{"nexus_events_refused_total", "Events refused with 503 because the write queue was full."},
 	{"nexus_events_commits_total", "Group-commit transactions committed."},
 	{"nexus_events_processed_total", "Events processed into rollups by this instance."},
+	{"nexus_events_expired_total", "Raw events deleted by NEXUS_EVENT_RETENTION by this instance (rollups keep counting them)."},
+	{"nexus_events_partitions", "Partitions of the events table on PostgreSQL, ahead ones included (at the last upkeep; 0 on SQLite)."},
+	{"nexus_events_oldest_day_timestamp_seconds", "Start of the UTC day of the oldest raw event kept (at the last upkeep; 0 until known)."},
 }
 
 func newNexusCollector(s *Server) *nexusCollector {
@@ -292,8 +295,14 @@ func (n *nexusCollector) Describe(ch chan<- *prometheus.Desc) {
 // Collect implements prometheus.Collector.
 func (n *nexusCollector) Collect(ch chan<- prometheus.Metric) {
 	if e := n.s.eventReadiness(); n.pipeline && e != nil {
+		p := n.s.pipeline.ProcessorStats()
+		oldest := 0.0
+		if !p.OldestDay.IsZero() {
+			oldest = float64(p.OldestDay.Unix())
+		}
 		values := []float64{float64(e.WriteQueue), float64(e.Backlog), e.LagSeconds, bit(e.ProcessorFailing),
-			float64(e.StoredTotal), float64(e.DuplicatesTotal), float64(e.RefusedTotal), float64(e.CommitsTotal), float64(e.ProcessedTotal)}
+			float64(e.StoredTotal), float64(e.DuplicatesTotal), float64(e.RefusedTotal), float64(e.CommitsTotal), float64(e.ProcessedTotal),
+			float64(p.Expired), float64(p.Partitions), oldest}
 		for i, d := range n.eventDesc {
 			kind := prometheus.GaugeValue
 			if strings.HasSuffix(eventSeries[i].name, "_total") {

@@ -16,28 +16,33 @@ import (
 
 // pgInsertEvents is InsertEvents on PostgreSQL in one statement, and so in one transaction and one round trip
 // (no BEGIN or COMMIT: the statement commits when it completes). The events come as one array per column, in key
-// order, one per (organization, event id). An event whose key is stored already (or is being stored by a
-// concurrent transaction, which the insert waits for) takes the ON CONFLICT branch, a no-op update whose only
-// purpose is that RETURNING yields the stored row, committed concurrently or not, where DO NOTHING would yield
-// nothing and need a read-back in a statement of its own. The events inserted (those whose stored id is the id
-// sent) are queued for processing; the statement returns the others only: in the usual call, nothing. Its text
-// does not depend on the number of events, so it is prepared once per connection, and its parameters are
-// encoded in binary whatever the size of the group.
+// order, one per (organization, event id). Deduplication is event_keys' (events is partitioned by day and can
+// have no unique index on the key; see migration 12): a key stored already (or being stored by a concurrent
+// transaction, which the insert waits for) takes the ON CONFLICT branch, a no-op update whose only purpose is
+// that RETURNING yields the stored key, with the id, fingerprint and times of its event, committed concurrently
+// or not, where DO NOTHING would yield nothing and need a read-back in a statement of its own: a duplicate costs
+// one probe of event_keys' primary key. The keys inserted (those whose stored id is the id sent) have their
+// events stored and queued for processing; the statement returns the others only: in the usual call, nothing.
+// Its text does not depend on the number of events, so it is prepared once per connection, and its parameters
+// are encoded in binary whatever the size of the group.
 const pgInsertEvents = `WITH sent AS (
 	SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[], $6::text[], $7::text[], $8::text[],
 		$9::timestamptz[], $10::timestamptz[], $11::text[]) AS t(id, org, event_id, user_id, name, category, source, props, occurred, received, fp)
+), k AS (
+	INSERT INTO event_keys (organization_id, event_id, id, received_at, occurred_at, fingerprint)
+	SELECT org, event_id, id, received, occurred, fp FROM sent
+	ON CONFLICT (organization_id, event_id) DO UPDATE SET id = event_keys.id
+	RETURNING organization_id, event_id, id, fingerprint, received_at, occurred_at
 ), ins AS (
 	INSERT INTO events (` + eventColumns + `)
-	SELECT id, org, event_id, user_id, name, category, NULLIF(source, ''), props::json, occurred, received, fp FROM sent
-	ON CONFLICT (organization_id, event_id) DO UPDATE SET id = events.id
-	RETURNING id, organization_id, event_id, user_id, event_name, event_category, occurred_at, received_at, fingerprint
+	SELECT sent.id, org, sent.event_id, user_id, name, category, NULLIF(source, ''), props::json, occurred, received, fp
+	FROM sent JOIN k ON k.id = sent.id
 ), queued AS (
 	INSERT INTO event_backlog (id, organization_id, user_id, event_name, event_category, occurred_at, received_at)
-	SELECT ins.id, ins.organization_id, ins.user_id, ins.event_name, ins.event_category, ins.occurred_at, ins.received_at
-	FROM ins JOIN sent ON sent.id = ins.id
+	SELECT sent.id, org, user_id, name, category, occurred, received FROM sent JOIN k ON k.id = sent.id
 )
-SELECT ins.organization_id, ins.event_id, ins.id, ins.fingerprint, ins.received_at, ins.occurred_at
-FROM ins WHERE NOT EXISTS (SELECT 1 FROM sent WHERE sent.id = ins.id)`
+SELECT k.organization_id, k.event_id, k.id, k.fingerprint, k.received_at, k.occurred_at
+FROM k WHERE NOT EXISTS (SELECT 1 FROM sent WHERE sent.id = k.id)`
 
 // pgKey is an event's (organization, event id) as PostgreSQL compares them: as UUIDs, whatever their spelling.
 type pgKey [32]byte
@@ -104,10 +109,9 @@ func (s *Events) insertPostgres(ctx context.Context, events []analytics.Pending)
 // pgInsert runs pgInsertEvents for the candidates and returns the stored event of each key that was stored
 // before.
 func (s *Events) pgInsert(ctx context.Context, events []analytics.Pending, keys []pgKey, candidates []int) (map[pgKey]storedEvent, error) {
-	before := map[pgKey]storedEvent{}
 	n := len(candidates)
 	if n == 0 {
-		return before, nil
+		return map[pgKey]storedEvent{}, nil
 	}
 	ids, orgs, eventIDs, users := make([][16]byte, n), make([][16]byte, n), make([][16]byte, n), make([][16]byte, n)
 	names, categories, sources, props := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
@@ -125,10 +129,26 @@ func (s *Events) pgInsert(ctx context.Context, events []analytics.Pending, keys 
 		names[k], categories[k], sources[k], props[k] = ev.Name, ev.Category, ev.Source, string(ev.Properties)
 		occurred[k], received[k], fingerprints[k] = ev.Timestamp.UTC(), ev.ReceivedAt.UTC(), ev.Fingerprint
 	}
-	rows, err := s.db.sql.QueryContext(ctx, pgInsertEvents, ids, orgs, eventIDs, users, names, categories, sources, props,
-		occurred, received, fingerprints)
+	args := []any{ids, orgs, eventIDs, users, names, categories, sources, props, occurred, received, fingerprints}
+	before, err := s.pgRun(ctx, args)
+	if noPartition(err) {
+		// No partition for a day received: the processor has not made it (yet). Make it now and retry once; the
+		// failed statement stored nothing. (The error may come with the first row or at the end of the statement.)
+		if _, err := s.ensurePartitions(ctx, received, ingestLockTimeout); err != nil {
+			return nil, translate(err)
+		}
+		before, err = s.pgRun(ctx, args)
+	}
+	return before, translate(err)
+}
+
+// pgRun runs pgInsertEvents with args to its end, and returns the stored event of each key that was stored
+// before; its error is the driver's.
+func (s *Events) pgRun(ctx context.Context, args []any) (map[pgKey]storedEvent, error) {
+	before := map[pgKey]storedEvent{}
+	rows, err := s.db.sql.QueryContext(ctx, pgInsertEvents, args...)
 	if err != nil {
-		return nil, translate(err)
+		return nil, err
 	}
 	for rows.Next() {
 		// uuid.UUID scans the driver's value whatever the Go release: database/sql before Go 1.27 hands a uuid
@@ -137,7 +157,7 @@ func (s *Events) pgInsert(ctx context.Context, events []analytics.Pending, keys 
 		var st storedEvent
 		if err := rows.Scan(&org, &eventID, &id, &st.fingerprint, &st.receivedAt, &st.occurred); err != nil {
 			_ = rows.Close() // the scan error is the one to report
-			return nil, translate(err)
+			return nil, err
 		}
 		st.id = id.String()
 		var k pgKey
@@ -147,10 +167,10 @@ func (s *Events) pgInsert(ctx context.Context, events []analytics.Pending, keys 
 	}
 	// Close reads the statement to its end, and so to its commit.
 	if err := rows.Close(); err != nil {
-		return nil, translate(err)
+		return nil, err
 	}
 	if err := rows.Err(); err != nil {
-		return nil, translate(err)
+		return nil, err
 	}
 	return before, nil
 }

@@ -314,4 +314,57 @@ ALTER TABLE client_secrets ADD COLUMN key_id TEXT;
 CREATE INDEX refresh_sessions_key_unset ON refresh_sessions (id) WHERE key_id IS NULL;
 CREATE INDEX client_secrets_key_unset ON client_secrets (id) WHERE key_id IS NULL;
 `},
+	// Events that stay fast as they grow (issue 17): on PostgreSQL, events is partitioned by the day (UTC) of
+	// received_at, the server's clock, so that partitions can be made ahead (see events_partitions.go) and
+	// NEXUS_EVENT_RETENTION drops whole days. A partitioned table has no unique index without the partition key,
+	// so deduplication moves to event_keys, which also holds what a duplicate's receipt and the 409 need. The
+	// rows of the old table are copied into one partition per day they were received on, indexes built after the
+	// copy; the partitions of today and the next 7 days are made too. SQLite keeps its table (retention deletes
+	// in batches there).
+	{version: 12, name: "events partitioned by day", dialect: map[Dialect][]string{Postgres: {
+		`ALTER TABLE events RENAME TO events_v11`,
+		`CREATE TABLE events (
+	id uuid NOT NULL,
+	organization_id uuid NOT NULL,
+	event_id uuid NOT NULL,
+	user_id uuid NOT NULL,
+	event_name TEXT NOT NULL,
+	event_category TEXT NOT NULL,
+	source TEXT,
+	properties json NOT NULL,
+	occurred_at timestamptz NOT NULL,
+	received_at timestamptz NOT NULL,
+	fingerprint TEXT NOT NULL
+) PARTITION BY RANGE (received_at)`,
+		`CREATE TABLE event_keys (
+	organization_id uuid NOT NULL,
+	event_id uuid NOT NULL,
+	id uuid NOT NULL,
+	received_at timestamptz NOT NULL,
+	occurred_at timestamptz NOT NULL,
+	fingerprint TEXT NOT NULL
+)`,
+		`DO $$
+DECLARE day timestamp;
+BEGIN
+	FOR day IN
+		SELECT DISTINCT date_trunc('day', received_at AT TIME ZONE 'UTC') FROM events_v11
+		UNION SELECT generate_series(date_trunc('day', now() AT TIME ZONE 'UTC'), date_trunc('day', now() AT TIME ZONE 'UTC') + interval '7 days', interval '1 day')
+	LOOP
+		EXECUTE format('CREATE TABLE %I PARTITION OF events FOR VALUES FROM (%L) TO (%L)', 'events_p' || to_char(day, 'YYYYMMDD'),
+			to_char(day, 'YYYY-MM-DD') || ' 00:00:00+00', to_char(day + interval '1 day', 'YYYY-MM-DD') || ' 00:00:00+00');
+	END LOOP;
+END $$`,
+		`INSERT INTO events (` + eventColumns + `) SELECT ` + eventColumns + ` FROM events_v11`,
+		`INSERT INTO event_keys (organization_id, event_id, id, received_at, occurred_at, fingerprint)
+SELECT organization_id, event_id, id, received_at, occurred_at, fingerprint FROM events_v11`,
+		`DROP TABLE events_v11`,
+		// A unique index rather than a primary key: pg_restore --clean cannot drop a partition's inherited
+		// primary key constraint (as `nexus restore` and the README's restore run it), while the index's
+		// partitions go with it.
+		`CREATE UNIQUE INDEX events_id_received ON events (id, received_at)`,
+		`CREATE INDEX events_organization_occurred ON events (organization_id, occurred_at, id)`,
+		`CREATE INDEX events_organization_user_occurred ON events (organization_id, user_id, occurred_at, id)`,
+		`ALTER TABLE event_keys ADD PRIMARY KEY (organization_id, event_id)`,
+	}}},
 }
