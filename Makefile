@@ -44,7 +44,7 @@ bench: ## benchmarks: auth and users through the HTTP handler on both databases;
 # forces it (or delete the directory). The report also goes to $(BENCH_EVENTS_DIR)/report.md.
 BENCH_EVENTS ?= 10000,10000000
 BENCH_EVENTS_DIR ?= $(CURDIR)/.cache/bench-events
-BENCH_EVENTS_ROUNDS ?= 15
+BENCH_EVENTS_ROUNDS ?= 25
 bench-events-10m: ## events at 10k and 10M on PostgreSQL through the HTTP handler: list, filtered list, 30-day summary, ingest; medians, ratios, EXPLAIN buffers (first run seeds ~10M events into .cache/bench-events)
 	NEXUS_BENCH_EVENTS=$(BENCH_EVENTS) NEXUS_BENCH_EVENTS_DIR=$(BENCH_EVENTS_DIR) NEXUS_BENCH_EVENTS_ROUNDS=$(BENCH_EVENTS_ROUNDS) \
 		NEXUS_BENCH_EVENTS_RESEED=$(BENCH_EVENTS_RESEED) \

@@ -32,7 +32,7 @@ import (
 // larger ones are measured in place (a run adds about 0.01%).
 //
 // The server runs with PostgreSQL's defaults (fsync on, shared_buffers 128MB). Every operation runs in
-// NEXUS_BENCH_EVENTS_ROUNDS rounds (default 15), the sizes alternating within a round, after one warm-up round;
+// NEXUS_BENCH_EVENTS_ROUNDS rounds (default 25), the sizes alternating within a round, after one warm-up round;
 // the report gives each operation's median per size and their ratio, and then the plans of the statements of
 // each operation at each size (auto_explain: EXPLAIN ANALYZE with BUFFERS of the statements the server really
 // ran), whose shared buffers touched are the size-free proof that timing on a shared machine cannot give.
@@ -56,7 +56,7 @@ func TestEventsAtScale(t *testing.T) {
 	dir, err := filepath.Abs(dir)
 	must(t, err)
 	must(t, os.MkdirAll(dir, 0o755))
-	rounds := 15
+	rounds := 25
 	if v := os.Getenv("NEXUS_BENCH_EVENTS_ROUNDS"); v != "" {
 		rounds, err = strconv.Atoi(v)
 		if err != nil || rounds < 1 {
@@ -95,6 +95,8 @@ func TestEventsAtScale(t *testing.T) {
 	for i, n := range sizes {
 		runs[i] = startScaleRun(t, pg, n, worlds[i])
 	}
+	var rel strings.Builder // before the rounds, whose ingest adds up to 26,026 events to each database
+	writeRelations(&rel, runs)
 	ops := scaleOps()
 	for round := -1; round < rounds; round++ { // round -1 warms up
 		for k := range runs {
@@ -120,7 +122,7 @@ func TestEventsAtScale(t *testing.T) {
 		fmt.Fprintf(&b, "%s %s (at the seed's run)", r.label, time.Duration(worlds[i].SeedSecs*float64(time.Second)).Round(time.Second))
 	}
 	b.WriteString(".\n\n")
-	writeRelations(&b, runs)
+	b.WriteString(rel.String())
 	explains := make([]map[string][]scalePlan, len(runs))
 	for i, r := range runs {
 		explains[i] = r.explain(ops)
@@ -215,8 +217,12 @@ type scaleRun struct {
 	events *store.Events
 }
 
-// scaleCPU is the CPU time an operation cost, this process's and PostgreSQL's, until its backlog was processed.
-type scaleCPU struct{ goCPU, pgCPU time.Duration }
+// scaleCPU is the CPU time an operation cost, this process's and PostgreSQL's, and the WAL it wrote, until its
+// backlog was processed.
+type scaleCPU struct {
+	goCPU, pgCPU time.Duration
+	wal          int64 // bytes
+}
 
 func startScaleRun(t *testing.T, pg *testdb.Persistent, n int, w scaleWorld) *scaleRun {
 	ctx := context.Background()
@@ -268,6 +274,10 @@ func (r *scaleRun) do(op scaleOp) time.Duration {
 		b = body
 	}
 	c0 := r.meter.sample()
+	var wal0 int64
+	if op.events > 0 {
+		wal0 = r.walBytes()
+	}
 	start := time.Now()
 	req, res := exchange(r.t, r.e.h, op.method, path, b, "Authorization", "Bearer "+r.access)
 	d := time.Since(start)
@@ -283,12 +293,20 @@ func (r *scaleRun) do(op scaleOp) time.Duration {
 			r.cpu[op.name] = c
 		}
 		c.goCPU += c1.self - c0.self
+		c.wal += r.walBytes() - wal0
 		if c0.ok && c1.ok {
 			c.pgCPU += c1.pg - c0.pg
 		}
 	}
 	checkResponse(r.t, req, res)
 	return d
+}
+
+// walBytes returns the WAL position of the server, in bytes.
+func (r *scaleRun) walBytes() int64 {
+	var n int64
+	must(r.t, r.e.db.Pool().QueryRowContext(context.Background(), "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint").Scan(&n))
+	return n
 }
 
 // settle waits until the processor has emptied the backlog.

@@ -24,7 +24,7 @@ type scalePlan struct {
 var (
 	logLine    = regexp.MustCompile(`^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d`)
 	planHeader = regexp.MustCompile(`LOG:  duration: ([0-9.]+ ms)  plan:`)
-	topBuffers = regexp.MustCompile(`Buffers: shared(?: hit=(\d+))?(?: read=(\d+))?`)
+	topBuffers = regexp.MustCompile(`Buffers: shared(?: hit=(\d+))?(?: read=(\d+))?(?: dirtied=(\d+))?`)
 )
 
 // explain runs every operation once more on a node whose connections load auto_explain (EXPLAIN ANALYZE with
@@ -111,27 +111,27 @@ func relevant(plan string) bool {
 	return strings.Contains(strings.ToLower(plan), "event")
 }
 
-// buffers returns the shared buffers (hit + read) of a plan's top node, summed over its statements.
-func buffers(plans []scalePlan) (int, bool) {
-	total, found := 0, false
+// buffers returns the shared buffers touched (hit + read) and dirtied by the top nodes of plans, summed over
+// their statements.
+func buffers(plans []scalePlan) (touched, dirtied int, found bool) {
 	for _, p := range plans {
 		m := topBuffers.FindStringSubmatch(p.text)
 		if m == nil {
 			continue
 		}
 		found = true
-		for _, n := range m[1:3] {
-			v, _ := strconv.Atoi(n) // "" when absent: 0
-			total += v
-		}
+		hit, _ := strconv.Atoi(m[1]) // "" when absent: 0
+		read, _ := strconv.Atoi(m[2])
+		dirty, _ := strconv.Atoi(m[3])
+		touched, dirtied = touched+hit+read, dirtied+dirty
 	}
-	return total, found
+	return touched, dirtied, found
 }
 
 // writeRelations writes the size of every relation of the events tables (and their indexes, partitions
 // included) per run.
 func writeRelations(b *strings.Builder, runs []*scaleRun) {
-	b.WriteString("Relations (tables, partitions and indexes whose name starts with event or user_event):\n\n| database | relation | kind | size |\n|---|---|---|--:|\n")
+	b.WriteString("Relations before the timed rounds (tables, partitions and indexes whose name starts with event or user_event):\n\n| database | relation | kind | size |\n|---|---|---|--:|\n")
 	for _, r := range runs {
 		rows, err := r.e.db.Pool().QueryContext(context.Background(), `SELECT c.relname, c.relkind, pg_relation_size(c.oid)
 			FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -161,7 +161,7 @@ func writeTimes(b *strings.Builder, runs []*scaleRun, ops []scaleOp, plans []map
 	for _, r := range runs {
 		fmt.Fprintf(b, " buffers %s |", r.label)
 	}
-	b.WriteString(" CPU per 1000 events (server / PostgreSQL, until processed) |\n|---|")
+	b.WriteString(" CPU per 1000 events (server / PostgreSQL) and WAL, until processed |\n|---|")
 	b.WriteString(strings.Repeat("--:|", 2*len(runs)+1) + "---|\n")
 	for _, op := range ops {
 		fmt.Fprintf(b, "| %s |", op.name)
@@ -172,7 +172,9 @@ func writeTimes(b *strings.Builder, runs []*scaleRun, ops []scaleOp, plans []map
 			fmt.Fprintf(b, " %.2f |", float64(median(runs[last].times[op.name]))/float64(lo))
 		}
 		for i := range runs {
-			if n, ok := buffers(plans[i][op.name]); ok {
+			if n, dirty, ok := buffers(plans[i][op.name]); ok && dirty > 0 {
+				fmt.Fprintf(b, " %d (%d dirtied) |", n, dirty)
+			} else if ok {
 				fmt.Fprintf(b, " %d |", n)
 			} else {
 				b.WriteString(" – |")
@@ -184,12 +186,12 @@ func writeTimes(b *strings.Builder, runs []*scaleRun, ops []scaleOp, plans []map
 			if c := r.cpu[op.name]; c != nil && op.events >= 1000 {
 				events := float64(op.events * len(r.times[op.name]))
 				per := func(d time.Duration) string { return round(time.Duration(float64(d) * 1000 / events)).String() }
-				cpu = append(cpu, r.label+": "+per(c.goCPU)+" / "+per(c.pgCPU))
+				cpu = append(cpu, fmt.Sprintf("%s: %s / %s, WAL %.0f B/event", r.label, per(c.goCPU), per(c.pgCPU), float64(c.wal)/events))
 			}
 		}
 		fmt.Fprintf(b, " %s |\n", strings.Join(cpu, "; "))
 	}
-	b.WriteString("\nbuffers: shared buffers (hit + read) of the top plan node of the operation's statements on events and rollups, summed (auto_explain, one more run of each operation after the timed rounds); for ingest, the insert's statement and the processor's statements that ran within 200 ms after it.\n")
+	b.WriteString("\nbuffers: shared buffers touched (hit + read; and dirtied, each a full-page image in the WAL at its first change after a checkpoint) by the top plan node of the operation's statements on events and rollups, summed (auto_explain, one more run of each operation after the timed rounds); for ingest, the insert's statement and the processor's statements that ran within 200 ms after it.\n")
 }
 
 func round(d time.Duration) time.Duration {
