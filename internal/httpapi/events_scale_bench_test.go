@@ -98,20 +98,7 @@ func TestEventsAtScale(t *testing.T) {
 	var rel strings.Builder // before the rounds, whose ingest adds up to 26,026 events to each database
 	writeRelations(&rel, runs)
 	ops := scaleOps()
-	for round := -1; round < rounds; round++ { // round -1 warms up
-		for k := range runs {
-			r := runs[k]
-			if round%2 == 1 {
-				r = runs[len(runs)-1-k]
-			}
-			for _, op := range ops {
-				d := r.do(op)
-				if round >= 0 {
-					r.times[op.name] = append(r.times[op.name], d)
-				}
-			}
-		}
-	}
+	measureScale(runs, ops, rounds)
 	var b strings.Builder
 	fmt.Fprintf(&b, "\n## Events at scale: %s events, PostgreSQL (defaults: fsync on, shared_buffers 128MB), %d rounds\n\n", spec, rounds)
 	fmt.Fprintf(&b, "Machine: %d CPUs shared with other work, so absolute times are depressed; compare within a row. Seeded in: ", numCPU())
@@ -136,9 +123,31 @@ func TestEventsAtScale(t *testing.T) {
 			}
 		}
 	}
+	if spec := os.Getenv("NEXUS_BENCH_EVENTS_SQLITE"); spec != "" {
+		writeSQLiteScale(t, &b, dir, spec, rounds, ops)
+	}
 	report := b.String()
 	fmt.Print(report)
 	must(t, os.WriteFile(filepath.Join(dir, "report.md"), []byte(report), 0o644))
+}
+
+// measureScale runs every operation on every run in rounds, after a warm-up round, the runs alternating
+// their order from one round to the next.
+func measureScale(runs []*scaleRun, ops []scaleOp, rounds int) {
+	for round := -1; round < rounds; round++ { // round -1 warms up
+		for k := range runs {
+			r := runs[k]
+			if round%2 == 1 {
+				r = runs[len(runs)-1-k]
+			}
+			for _, op := range ops {
+				d := r.do(op)
+				if round >= 0 {
+					r.times[op.name] = append(r.times[op.name], d)
+				}
+			}
+		}
+	}
 }
 
 func seedName(n int) string { return "scale_" + strconv.Itoa(n) }
@@ -201,20 +210,21 @@ func scaleEvent(buf []byte, r *scaleRun) []byte {
 
 // scaleRun is one database of the benchmark with a node serving it.
 type scaleRun struct {
-	t      *testing.T
-	label  string
-	name   string // the database measured
-	world  scaleWorld
-	e      *env
-	url    string
-	log    string // the PostgreSQL server's log
-	access string
-	cursor string // of the first page's next page
-	sent   int
-	times  map[string][]time.Duration
-	cpu    map[string]*scaleCPU
-	meter  *cpuMeter
-	events *store.Events
+	t         *testing.T
+	label     string
+	name      string // the database measured
+	world     scaleWorld
+	e         *env
+	url       string // PostgreSQL's, or "" for SQLite
+	sqliteDir string // SQLite's data directory, or "" for PostgreSQL
+	log       string // the PostgreSQL server's log
+	access    string
+	cursor    string // of the first page's next page
+	sent      int
+	times     map[string][]time.Duration
+	cpu       map[string]*scaleCPU
+	meter     *cpuMeter
+	events    *store.Events
 }
 
 // scaleCPU is the CPU time an operation cost, this process's and PostgreSQL's, and the WAL it wrote, until its
@@ -225,7 +235,6 @@ type scaleCPU struct {
 }
 
 func startScaleRun(t *testing.T, pg *testdb.Persistent, n int, w scaleWorld) *scaleRun {
-	ctx := context.Background()
 	r := &scaleRun{t: t, label: label(n), name: seedName(n), world: w, times: map[string][]time.Duration{}, cpu: map[string]*scaleCPU{}}
 	if n <= 1_000_000 {
 		r.name = "run_" + strconv.Itoa(n)
@@ -234,6 +243,13 @@ func startScaleRun(t *testing.T, pg *testdb.Persistent, n int, w scaleWorld) *sc
 	}
 	must(t, pg.Exec(`ALTER DATABASE `+r.name+` RESET ALL`)) // an interrupted run's auto_explain
 	r.url, r.log = pg.URL(r.name), pg.LogFile()
+	r.begin()
+	return r
+}
+
+// begin starts the run's node and logs in as the large organization's admin.
+func (r *scaleRun) begin() {
+	ctx, t := context.Background(), r.t
 	r.e = r.node()
 	r.events = store.NewEvents(r.e.db)
 	r.meter = newCPUMeter(ctx, r.url)
@@ -247,13 +263,12 @@ func startScaleRun(t *testing.T, pg *testdb.Persistent, n int, w scaleWorld) *sc
 	if r.cursor == "" {
 		t.Fatalf("%s: the first page has no next_cursor: %s", r.name, first.body)
 	}
-	return r
 }
 
 // node starts a node (the harness's, as cmd/nexus builds it) on a pool of its own over the run's database.
 func (r *scaleRun) node() *env {
 	ctx := context.Background()
-	db, err := store.Open(ctx, store.Options{URL: r.url})
+	db, err := store.Open(ctx, store.Options{URL: r.url, DataDir: r.sqliteDir})
 	must(r.t, err)
 	r.t.Cleanup(func() { _ = db.Close() })
 	_, err = db.Migrate(ctx)
@@ -275,7 +290,7 @@ func (r *scaleRun) do(op scaleOp) time.Duration {
 	}
 	c0 := r.meter.sample()
 	var wal0 int64
-	if op.events > 0 {
+	if op.events > 0 && r.url != "" {
 		wal0 = r.walBytes()
 	}
 	start := time.Now()
@@ -293,7 +308,9 @@ func (r *scaleRun) do(op scaleOp) time.Duration {
 			r.cpu[op.name] = c
 		}
 		c.goCPU += c1.self - c0.self
-		c.wal += r.walBytes() - wal0
+		if r.url != "" {
+			c.wal += r.walBytes() - wal0
+		}
 		if c0.ok && c1.ok {
 			c.pgCPU += c1.pg - c0.pg
 		}

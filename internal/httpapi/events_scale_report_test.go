@@ -183,7 +183,7 @@ func writeTimes(b *strings.Builder, runs []*scaleRun, ops []scaleOp, plans []map
 		var cpu []string
 		for _, r := range runs {
 			// Only for batches: /proc counts CPU time in 10 ms ticks.
-			if c := r.cpu[op.name]; c != nil && op.events >= 1000 {
+			if c := r.cpu[op.name]; c != nil && op.events >= 1000 && r.url != "" {
 				events := float64(op.events * len(r.times[op.name]))
 				per := func(d time.Duration) string { return round(time.Duration(float64(d) * 1000 / events)).String() }
 				cpu = append(cpu, fmt.Sprintf("%s: %s / %s, WAL %.0f B/event", r.label, per(c.goCPU), per(c.pgCPU), float64(c.wal)/events))

@@ -71,9 +71,8 @@ func cachedWorld(dir, name string, n int) (scaleWorld, bool) {
 	return w, w.Schema == store.SchemaVersion() && w.Version == scaleSeedVersion && w.Events == n && w.Org != ""
 }
 
-// seedScale (re)creates database name on pg and seeds n events into it through the store's own ingest path
-// (store.Events.InsertEvents, scaleChunk events a call, scaleSeedConns calls at a time) while the analytics
-// processor builds the rollups, then records the world in dir.
+// seedScale (re)creates database name on pg, seeds n events into it (seedWorld), runs VACUUM (ANALYZE), and
+// records the world in dir.
 func seedScale(t testing.TB, pg *testdb.Persistent, dir, name string, n int) scaleWorld {
 	ctx := context.Background()
 	began := time.Now()
@@ -83,9 +82,28 @@ func seedScale(t testing.TB, pg *testdb.Persistent, dir, name string, n int) sca
 	db, err := store.Open(ctx, store.Options{URL: pg.URL(name)})
 	must(t, err)
 	defer db.Close()
-	_, err = db.Migrate(ctx)
+	w := seedWorld(t, db, name, n)
+	// What autovacuum would have done by now on a server that received these events over 60 days.
+	_, err = db.Pool().ExecContext(ctx, "VACUUM (ANALYZE)")
 	must(t, err)
+	_, err = db.Pool().ExecContext(ctx, "CHECKPOINT")
+	must(t, err)
+	w.SeedSecs = time.Since(began).Seconds()
+	raw, err := json.Marshal(w)
+	must(t, err)
+	must(t, os.WriteFile(markerPath(dir, name), raw, 0o600))
+	t.Logf("seed %s: done in %s (VACUUM ANALYZE included)", name, time.Since(began).Round(time.Second))
+	return w
+}
 
+// seedWorld migrates db and seeds the organizations, users and n events into it through the store's own ingest
+// path (store.Events.InsertEvents, scaleChunk events a call, scaleSeedConns calls at a time) while the analytics
+// processor builds the rollups. It works on either database.
+func seedWorld(t testing.TB, db *store.DB, name string, n int) scaleWorld {
+	ctx := context.Background()
+	began := time.Now()
+	_, err := db.Migrate(ctx)
+	must(t, err)
 	// Organizations and users through the directory, one transaction per organization.
 	hash, err := auth.HashPassword(adminPassword)
 	must(t, err)
@@ -174,18 +192,7 @@ func seedScale(t testing.TB, pg *testdb.Persistent, dir, name string, n int) sca
 		t.Fatalf("seed %s: backlog %d after the processor drained it (%v)", name, backlog, err)
 	}
 	t.Logf("seed %s: %d events inserted and processed in %s", name, n, time.Since(began).Round(time.Second))
-	// What autovacuum would have done by now on a server that received these events over 60 days.
-	_, err = db.Pool().ExecContext(ctx, "VACUUM (ANALYZE)")
-	must(t, err)
-	_, err = db.Pool().ExecContext(ctx, "CHECKPOINT")
-	must(t, err)
-	w := scaleWorld{Org: orgs[0], Users: members[0], Events: n, Schema: store.SchemaVersion(), Version: scaleSeedVersion,
-		SeedSecs: time.Since(began).Seconds()}
-	raw, err := json.Marshal(w)
-	must(t, err)
-	must(t, os.WriteFile(markerPath(dir, name), raw, 0o600))
-	t.Logf("seed %s: done in %s (VACUUM ANALYZE included)", name, time.Since(began).Round(time.Second))
-	return w
+	return scaleWorld{Org: orgs[0], Users: members[0], Events: n, Schema: store.SchemaVersion(), Version: scaleSeedVersion}
 }
 
 // scaleGen makes the seeded events, deterministically: chunk c is the same on every run and on any goroutine.
