@@ -11,10 +11,10 @@ TESTFLAGS ?=
 export GOTOOLCHAIN ?= $(shell awk '/^toolchain /{print $$2}' go.mod)
 
 .DEFAULT_GOAL := help
-.PHONY: help run build test test-race fuzz bench loadtest contract generate check-generate check-tidy fmt lint gosec vulncheck security image deploy-check ci
+.PHONY: help run build test test-race fuzz bench bench-events-10m loadtest contract generate check-generate check-tidy fmt lint gosec vulncheck security image deploy-check ci
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
 # run builds the binary and then runs it, instead of `go run`: Ctrl-C ends in the server's own graceful shutdown
 # and exit status (go run exits 1 whenever its program was interrupted, which make reported as an error).
@@ -38,6 +38,19 @@ fuzz: ## run every fuzz target for FUZZTIME each (default 15s); the seed corpora
 bench: ## benchmarks: auth and users through the HTTP handler on both databases; event ingest over HTTP on PostgreSQL against its references (3 runs, medians and ratios)
 	$(GO) test -run '^$$' -bench . -skip '^BenchmarkIngest$$' -benchmem $(PKGS)
 	$(GO) test -run '^$$' -bench '^BenchmarkIngest$$' -count 3 -v ./internal/httpapi
+
+# The events-at-scale benchmark (internal/httpapi/events_scale_bench_test.go): its PostgreSQL data directory and
+# SQLite files are cached in BENCH_EVENTS_DIR and seeded again only when the schema or the seed changes;
+# BENCH_EVENTS_RESEED=1 forces it (or delete the directory); BENCH_EVENTS_SQLITE= leaves SQLite out. The report
+# also goes to $(BENCH_EVENTS_DIR)/report.md.
+BENCH_EVENTS ?= 10000,10000000
+BENCH_EVENTS_DIR ?= $(CURDIR)/.cache/bench-events
+BENCH_EVENTS_ROUNDS ?= 25
+BENCH_EVENTS_SQLITE ?= 10000,1000000
+bench-events-10m: ## events at 10k and 10M on PostgreSQL (10k and 1M on SQLite) through the HTTP handler: list, filtered list, 30-day summary, ingest; medians, ratios, EXPLAIN buffers (the first run seeds into .cache/bench-events, ~10 min)
+	NEXUS_BENCH_EVENTS=$(BENCH_EVENTS) NEXUS_BENCH_EVENTS_DIR=$(BENCH_EVENTS_DIR) NEXUS_BENCH_EVENTS_ROUNDS=$(BENCH_EVENTS_ROUNDS) \
+		NEXUS_BENCH_EVENTS_RESEED=$(BENCH_EVENTS_RESEED) NEXUS_BENCH_EVENTS_SQLITE=$(BENCH_EVENTS_SQLITE) \
+		$(GO) test -count=1 -timeout 4h -run '^TestEventsAtScale$$' -v ./internal/httpapi
 
 loadtest: build ## the load harness: bin/nexus on a throwaway PostgreSQL (fsync on) and on SQLite, one Markdown table of every figure of issue 13 (LOADTEST_DURATION=5s, LOADTEST_CONNS=64, …: bin/loadtest -h)
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/loadtest ./cmd/loadtest
