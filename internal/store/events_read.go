@@ -4,13 +4,59 @@ import (
 	"context"
 	"database/sql"
 	"strings"
+	"time"
 
 	"github.com/nexus-cloud/nexus-core/internal/analytics"
 )
 
 // listEvents is ListEvents (see replica_read.go) on the connection readFrom chose. The index (organization_id,
 // occurred_at, id), or its user variant, serves the order and the cursor.
+//
+// On PostgreSQL events are partitioned by the day they were received (see events_partitions.go), and a listing
+// orders by the client's timestamp, so without a bound on received_at every partition's index is read (one probe
+// each, for the first rows). Every stored event satisfies occurred_at <= received_at + analytics.MaxFuture
+// (validated at receipt), so the events received before some instant b all have timestamps before
+// b + MaxFuture: a listing first asks the recent partitions only (received_at >= b, for b a day, then 8 days,
+// before the newest timestamp the listing can return), and that answer is the listing's whenever it is full
+// (limit + 1 rows) and its last row is at or after b + MaxFuture; otherwise it asks every partition. A from
+// bound prunes the partitions received before from - MaxFuture in every case.
 func (s *Events) listEvents(ctx context.Context, orgID string, q analytics.ListQuery) ([]analytics.Event, error) {
+	if s.db.dialect != Postgres {
+		return s.listEventsSince(ctx, orgID, q, nil)
+	}
+	var since *time.Time
+	if q.From != nil {
+		b := q.From.Add(-analytics.MaxFuture)
+		since = &b
+	}
+	upper := time.Now().Add(analytics.MaxFuture)
+	if q.To != nil && q.To.Before(upper) {
+		upper = *q.To
+	}
+	if q.After != nil && q.After.Timestamp.Before(upper) {
+		upper = q.After.Timestamp
+	}
+	for _, window := range recentWindows {
+		b := upper.Add(-analytics.MaxFuture - window)
+		if since != nil && !since.Before(b) {
+			break // the from bound prunes as much already
+		}
+		out, err := s.listEventsSince(ctx, orgID, q, &b)
+		if err != nil {
+			return nil, err
+		}
+		if len(out) == q.Limit+1 && !out[len(out)-1].Timestamp.Before(b.Add(analytics.MaxFuture)) {
+			return out, nil
+		}
+	}
+	return s.listEventsSince(ctx, orgID, q, since)
+}
+
+// recentWindows are the spans of receipt a PostgreSQL listing tries first (see listEvents).
+var recentWindows = []time.Duration{24 * time.Hour, 8 * 24 * time.Hour}
+
+// listEventsSince is the listing's statement, on the events received at or after since when since is not nil.
+func (s *Events) listEventsSince(ctx context.Context, orgID string, q analytics.ListQuery, since *time.Time) ([]analytics.Event, error) {
 	org, ok := canonicalUUID(orgID)
 	if !ok {
 		return []analytics.Event{}, nil
@@ -18,6 +64,9 @@ func (s *Events) listEvents(ctx context.Context, orgID string, q analytics.ListQ
 	where := []string{"organization_id = ?"}
 	args := []any{org}
 	add := func(cond string, v any) { where = append(where, cond); args = append(args, v) }
+	if since != nil {
+		add("received_at >= ?", since.UTC())
+	}
 	if q.UserID != "" {
 		id, ok := canonicalUUID(q.UserID)
 		if !ok {
