@@ -20,6 +20,8 @@ import (
 )
 
 const (
+	sigkill = syscall.SIGKILL
+
 	keyPublishDelay = 35 * time.Second
 	nodeCount       = 3
 	workerCount     = 4
@@ -43,6 +45,9 @@ type cluster struct {
 	orgID string
 	rec   *recorder
 	rep   *report
+
+	killAt   time.Time // when phase b's SIGKILL was sent
+	killedAt time.Time // when the killed process was gone
 }
 
 // TestCluster is the cluster test; see the package documentation and README's "Cluster test".
@@ -72,6 +77,7 @@ func TestCluster(t *testing.T) {
 	c.settle(t, 2*time.Second)
 
 	c.rollingRestart(t)
+	c.killOne(t)
 
 	stopLoad()
 	for _, w := range workers {
@@ -79,7 +85,9 @@ func TestCluster(t *testing.T) {
 			t.Errorf("worker %d stopped: %v", w.id, w.err)
 		}
 	}
-	c.rep.print(c)
+	c.verifyEvents(t, workers[0])
+	defer c.rep.print(c)
+	c.checkKilled(t)
 	if c.rec.failures(rolling) != 0 {
 		t.Errorf("%d requests failed during the rolling restart, want 0: %s", c.rec.failures(rolling), strings.Join(c.rec.samples[rolling], "\n"))
 	}
@@ -187,15 +195,26 @@ func (c *cluster) rollingRestart(t *testing.T) {
 	c.rec.phase.Store(int32(rolling))
 	for _, n := range c.nodes {
 		began := time.Now()
-		if err := n.signal(t, syscall.SIGTERM); err != nil {
+		n.mu.Lock()
+		cmd, exited := n.cmd, n.exited
+		n.mu.Unlock()
+		if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			t.Fatalf("%s: SIGTERM: %v", n.name, err)
+		}
+		out := c.lb.waitState(t, n.name, "DOWN", time.Minute)
+		select {
+		case <-exited:
+		case <-time.After(time.Minute):
+			t.Fatalf("%s did not exit within a minute of SIGTERM\nlog tail:\n%s", n.name, n.log)
+		}
+		if err := n.exitErr(); err != nil {
 			t.Fatalf("%s exited with %v after SIGTERM, want 0\nlog tail:\n%s", n.name, err, n.log)
 		}
 		stopped := time.Since(began)
-		c.lb.waitState(t, n.name, "DOWN", time.Minute) // it was taken out before its listener closed
 		restarted := time.Now()
 		n.start(t)
 		c.lb.waitState(t, n.name, "UP", time.Minute)
-		c.rep.restarts = append(c.rep.restarts, restartTiming{node: n.name, stopped: stopped, back: time.Since(restarted)})
+		c.rep.restarts = append(c.rep.restarts, restartTiming{node: n.name, how: "SIGTERM", out: out, stopped: stopped, back: time.Since(restarted)})
 	}
 	c.settle(t, time.Second)
 	c.rec.phase.Store(int32(steady))

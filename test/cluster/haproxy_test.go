@@ -74,6 +74,10 @@ func findHAProxy() (string, error) {
 	return "", fmt.Errorf("haproxy not found on PATH, /usr/sbin or /usr/local/sbin (apt-get install haproxy)")
 }
 
+// routine matches HAProxy's log lines of requests answered 2xx or 409 by an instance, and of the test's reads of
+// the statistics: left out of the log tail.
+var routine = regexp.MustCompile(`\] (api nexus/nexus\d+ \S+ (2\d\d|409) |stats stats/)`)
+
 // lb is the running HAProxy.
 type lb struct {
 	addr      string // the frontend's host:port
@@ -127,7 +131,7 @@ func startLB(t *testing.T, bin string, s lbSettings, nodes []*node) *lb {
 		t.Fatalf("start haproxy: %v", err)
 	}
 	go func() {
-		l.log.follow(stderr)
+		l.log.followFiltered(stderr, routine.MatchString)
 		_ = l.cmd.Wait()
 		close(l.exited)
 	}()

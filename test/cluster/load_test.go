@@ -9,6 +9,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"net/http/httptrace"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -54,10 +55,10 @@ type recorder struct {
 
 	mu       sync.Mutex
 	samples  [phases][]string
-	acked    map[string]int  // event_id → 202s received for it
-	sent     map[string]bool // every event_id sent
-	lastOK   time.Time       // the end of the latest 2xx
-	failedAt []time.Time     // when failed attempts (not 2xx or expected) started
+	acked    map[string]int      // event_id → 202s received for it
+	sent     map[string]bool     // every event_id sent
+	lastOK   time.Time           // the end of the latest 2xx
+	failedAt [phases][]time.Time // when failed attempts (not 2xx or expected) started
 }
 
 func newRecorder() *recorder {
@@ -76,7 +77,7 @@ func (r *recorder) record(p phase, o outcome, started time.Time, what string) {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.failedAt = append(r.failedAt, started)
+	r.failedAt[p] = append(r.failedAt[p], started)
 	if len(r.samples[p]) < 8 {
 		r.samples[p] = append(r.samples[p], what)
 	}
@@ -150,9 +151,17 @@ func (w *worker) send(method, path string, body []byte, bearer string) attempt {
 	if bearer != "" {
 		req.Header.Set("Authorization", "Bearer "+bearer)
 	}
+	var conn httptrace.GotConnInfo
+	req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
+		GotConn: func(i httptrace.GotConnInfo) { conn = i }}))
 	res, err := w.c.Do(req)
 	if err != nil {
-		a.err = err
+		local := "none"
+		if conn.Conn != nil {
+			local = conn.Conn.LocalAddr().String()
+		}
+		a.err = fmt.Errorf("%w (connection %s, reused %v, idle %v for %v; at %s)", err, local, conn.Reused, conn.WasIdle, conn.IdleTime,
+			a.started.Format("15:04:05.000"))
 		return a
 	}
 	defer res.Body.Close()

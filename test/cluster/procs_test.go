@@ -108,11 +108,16 @@ func (b *tailBuffer) String() string {
 }
 
 // follow copies r's lines into b until r ends.
-func (b *tailBuffer) follow(r io.Reader) {
+func (b *tailBuffer) follow(r io.Reader) { b.followFiltered(r, func(string) bool { return false }) }
+
+// followFiltered copies r's lines into b, but those skip matches, until r ends.
+func (b *tailBuffer) followFiltered(r io.Reader, skip func(string) bool) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
-		b.add(sc.Text())
+		if !skip(sc.Text()) {
+			b.add(sc.Text())
+		}
 	}
 }
 
@@ -125,10 +130,11 @@ type node struct {
 	env         []string
 	log         *tailBuffer
 
-	mu     sync.Mutex
-	cmd    *exec.Cmd
-	exited chan struct{}
-	err    error
+	mu       sync.Mutex
+	cmd      *exec.Cmd
+	exited   chan struct{}
+	exitedAt time.Time // when its standard error closed: the process is gone
+	err      error
 }
 
 // url returns the node's base URL.
@@ -158,9 +164,10 @@ func (n *node) start(t *testing.T) {
 	exited := make(chan struct{})
 	go func() {
 		n.log.follow(stderr)
+		gone := time.Now()
 		err := cmd.Wait()
 		n.mu.Lock()
-		n.err = err
+		n.err, n.exitedAt = err, gone
 		n.mu.Unlock()
 		close(exited)
 	}()

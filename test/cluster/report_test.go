@@ -11,7 +11,8 @@ import (
 
 type restartTiming struct {
 	node    string
-	stopped time.Duration // from SIGTERM (or SIGKILL) to the exit
+	out     time.Duration // from the signal until HAProxy took it out of the rotation
+	stopped time.Duration // from the signal to the exit
 	back    time.Duration // from the new start to HAProxy's UP
 	how     string
 }
@@ -61,7 +62,8 @@ func (r *report) print(c *cluster) {
 	fmt.Fprintf(&b, "| lost / duplicated | %d / %d |\n", r.lost, r.duplicated)
 	fmt.Fprintf(&b, "| getAnalyticsSummary total | %d |\n", r.summaryTotal)
 	for _, rt := range r.restarts {
-		fmt.Fprintf(&b, "| %s %s: exit / back in rotation | %v / %v |\n", rt.node, rt.how, round(rt.stopped), round(rt.back))
+		fmt.Fprintf(&b, "| %s %s: out of HAProxy's rotation / exit / back in rotation after restart | %v / %v / %v |\n",
+			rt.node, rt.how, round(rt.out), round(rt.stopped), round(rt.back))
 	}
 	if r.pgOutage > 0 {
 		fmt.Fprintf(&b, "| PostgreSQL restart: stop+start / first 2xx after start | %v / %v |\n", round(r.pgOutage), round(r.pgRecovery))
