@@ -78,6 +78,8 @@ func TestCluster(t *testing.T) {
 
 	c.rollingRestart(t)
 	c.killOne(t)
+	c.restartPostgres(t)
+	c.killRedis(t)
 
 	stopLoad()
 	for _, w := range workers {
@@ -88,12 +90,31 @@ func TestCluster(t *testing.T) {
 	c.verifyEvents(t, workers[0])
 	defer c.rep.print(c)
 	c.checkKilled(t)
-	if c.rec.failures(rolling) != 0 {
-		t.Errorf("%d requests failed during the rolling restart, want 0: %s", c.rec.failures(rolling), strings.Join(c.rec.samples[rolling], "\n"))
+	// No request fails between the steps, during the rolling restart, or while Redis is down; while PostgreSQL
+	// restarts, only 503s with Retry-After.
+	for _, p := range []phase{steady, rolling, redisDown} {
+		if n := c.rec.failures(p); n != 0 {
+			t.Errorf("%s: %d requests failed, want 0: %s", phaseNames[p], n, strings.Join(c.rec.samples[p], "\n"))
+		}
 	}
-	for _, p := range []phase{steady} {
-		if n := c.rec.counts[p][unexpected].Load(); n != 0 {
-			t.Errorf("%s: %d unexpected answers: %s", phaseNames[p], n, strings.Join(c.rec.samples[p], "\n"))
+	r := &c.rec.counts[pgRestart]
+	if n := r[lbError].Load() + r[transport].Load() + r[unexpected].Load(); n != 0 {
+		t.Errorf("%s: %d answers other than 2xx or 503 with Retry-After: %s", phaseNames[pgRestart], n, strings.Join(c.rec.samples[pgRestart], "\n"))
+	}
+}
+
+// enter starts phase p: attempts count in it from now on. It returns once every attempt started before has been
+// answered (at most a minute), so that what the phase does reaches no request of another phase.
+func (c *cluster) enter(t *testing.T, p phase) {
+	t.Helper()
+	c.rec.phase.Store(int32(p))
+	deadline := time.Now().Add(time.Minute)
+	for q := range phases {
+		for q != p && c.rec.inFlight[q].Load() > 0 {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d requests of %s still in flight a minute after it ended", c.rec.inFlight[q].Load(), phaseNames[q])
+			}
+			time.Sleep(time.Millisecond)
 		}
 	}
 }
@@ -192,7 +213,7 @@ func (c *cluster) startLoad(t *testing.T, stop <-chan struct{}, wg *sync.WaitGro
 // waits until HAProxy has it up again.
 func (c *cluster) rollingRestart(t *testing.T) {
 	t.Helper()
-	c.rec.phase.Store(int32(rolling))
+	c.enter(t, rolling)
 	for _, n := range c.nodes {
 		began := time.Now()
 		n.mu.Lock()
@@ -217,5 +238,5 @@ func (c *cluster) rollingRestart(t *testing.T) {
 		c.rep.restarts = append(c.rep.restarts, restartTiming{node: n.name, how: "SIGTERM", out: out, stopped: stopped, back: time.Since(restarted)})
 	}
 	c.settle(t, time.Second)
-	c.rec.phase.Store(int32(steady))
+	c.enter(t, steady)
 }

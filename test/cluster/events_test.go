@@ -107,7 +107,7 @@ func (c *cluster) verifyEvents(t *testing.T, w *worker) {
 func (c *cluster) killOne(t *testing.T) {
 	t.Helper()
 	n := c.nodes[1]
-	c.rec.phase.Store(int32(killed))
+	c.enter(t, killed)
 	c.rec.mu.Lock()
 	c.killAt = time.Now()
 	c.rec.mu.Unlock()
@@ -123,7 +123,7 @@ func (c *cluster) killOne(t *testing.T) {
 	c.lb.waitState(t, n.name, "UP", time.Minute)
 	c.rep.restarts = append(c.rep.restarts, restartTiming{node: n.name, how: "SIGKILL", out: out, stopped: stopped, back: time.Since(restarted)})
 	c.settle(t, time.Second)
-	c.rec.phase.Store(int32(steady))
+	c.enter(t, steady)
 }
 
 // checkKilled asserts phase b's outcomes: nothing but HAProxy's 5xx and transport errors failed, at most one
@@ -132,7 +132,7 @@ func (c *cluster) killOne(t *testing.T) {
 func (c *cluster) checkKilled(t *testing.T) {
 	t.Helper()
 	r := c.rec
-	if n := r.counts[killed][nexus503].Load() + r.counts[killed][unexpected].Load(); n != 0 {
+	if n := r.counts[killed][nexus503].Load() + r.counts[killed][lb503].Load() + r.counts[killed][unexpected].Load(); n != 0 {
 		t.Errorf("b: %d answers other than 2xx, HAProxy's 5xx or transport errors: %q", n, r.samples[killed])
 	}
 	r.mu.Lock()

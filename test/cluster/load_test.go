@@ -25,13 +25,14 @@ const (
 	ok2xx       outcome = iota // 2xx
 	expected4xx                // the 4xx the workload asked for (409 for a deliberate conflict)
 	nexus503                   // 503 with Retry-After from a nexus instance (X-Request-Id set)
-	lbError                    // 502/503/504 made by HAProxy itself (no X-Request-Id)
+	lb503                      // 503 with Retry-After made by HAProxy itself (no instance up; no X-Request-Id)
+	lbError                    // 502/503/504 made by HAProxy itself otherwise
 	transport                  // no answer: connection refused, reset, timeout
 	unexpected                 // anything else: always a failure
 	outcomes
 )
 
-var outcomeNames = [outcomes]string{"2xx", "expected 4xx", "503 + Retry-After (nexus)", "5xx (HAProxy)", "transport error", "unexpected"}
+var outcomeNames = [outcomes]string{"2xx", "expected 4xx", "503 + Retry-After (nexus)", "503 + Retry-After (HAProxy)", "5xx (HAProxy)", "transport error", "unexpected"}
 
 // phase is a step of the test; an attempt counts in the phase during which it started.
 type phase int
@@ -50,8 +51,9 @@ var phaseNames = [phases]string{"warm-up", "a. rolling restart (SIGTERM)", "b. S
 
 // recorder counts attempts by phase and outcome and keeps a few samples of failures.
 type recorder struct {
-	phase  atomic.Int32
-	counts [phases][outcomes]atomic.Int64
+	phase    atomic.Int32
+	counts   [phases][outcomes]atomic.Int64
+	inFlight [phases]atomic.Int64 // attempts started in each phase and not answered yet
 
 	mu       sync.Mutex
 	samples  [phases][]string
@@ -183,14 +185,16 @@ func (w *worker) do(op, method, path string, body func() []byte, bearer func() s
 	start := time.Now()
 	for {
 		p := phase(w.rec.phase.Load())
+		w.rec.inFlight[p].Add(1)
 		a := w.send(method, path, body(), bearer())
+		w.rec.inFlight[p].Add(-1)
 		o := classify(a, want)
 		node := a.header.Get("X-Cluster-Node")
 		w.rec.record(p, o, a.started, fmt.Sprintf("%s %s %s: %s", op, method, path, describe(a, node)))
 		switch o {
 		case ok2xx, expected4xx:
 			return a, true
-		case nexus503, lbError, transport:
+		case nexus503, lb503, lbError, transport:
 			if time.Since(start) > maxOpTime {
 				w.err = fmt.Errorf("%s %s: no answer within %v: %s", method, path, maxOpTime, describe(a, node))
 				return a, false
@@ -216,6 +220,8 @@ func classify(a attempt, want int) outcome {
 		return ok2xx
 	case a.status == http.StatusServiceUnavailable && a.header.Get("X-Request-Id") != "" && a.retryAfter > 0:
 		return nexus503
+	case a.status == http.StatusServiceUnavailable && a.header.Get("X-Request-Id") == "" && a.retryAfter > 0:
+		return lb503
 	case (a.status == 502 || a.status == 503 || a.status == 504) && a.header.Get("X-Request-Id") == "":
 		return lbError
 	}
