@@ -128,6 +128,12 @@ func (c *cluster) enter(t *testing.T, p phase) {
 	}
 }
 
+// waitState waits until HAProxy reports server in state and returns how long it took.
+func (c *cluster) waitState(t *testing.T, server, state string) time.Duration {
+	t.Helper()
+	return c.lb.waitState(t, server, state, time.Minute)
+}
+
 // settle lets the load run for d.
 func (c *cluster) settle(t *testing.T, d time.Duration) {
 	t.Helper()
@@ -186,7 +192,7 @@ func (c *cluster) setUp(t *testing.T, haproxy string) {
 	}
 	c.lb = startLB(t, haproxy, c.lbs, c.nodes)
 	for _, n := range c.nodes {
-		c.lb.waitState(t, n.name, "UP", time.Minute)
+		c.waitState(t, n.name, "UP")
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -231,7 +237,7 @@ func (c *cluster) rollingRestart(t *testing.T) {
 		if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 			t.Fatalf("%s: SIGTERM: %v", n.name, err)
 		}
-		out := c.lb.waitState(t, n.name, "DOWN", time.Minute)
+		out := c.waitState(t, n.name, "DOWN")
 		select {
 		case <-exited:
 		case <-time.After(time.Minute):
@@ -243,7 +249,7 @@ func (c *cluster) rollingRestart(t *testing.T) {
 		stopped := time.Since(began)
 		restarted := time.Now()
 		n.start(t)
-		c.lb.waitState(t, n.name, "UP", time.Minute)
+		c.waitState(t, n.name, "UP")
 		c.rep.restarts = append(c.rep.restarts, restartTiming{node: n.name, how: "SIGTERM", out: out, stopped: stopped, back: time.Since(restarted)})
 	}
 	c.settle(t, time.Second)

@@ -85,7 +85,7 @@ func (c *cluster) verifyEvents(t *testing.T, w *worker) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	a := w.send("GET", "/v2/analytics/summary", nil, w.access)
+	a := w.send(w.base, "GET", "/v2/analytics/summary", nil, w.access)
 	if a.err != nil || a.status != http.StatusOK {
 		t.Fatalf("getAnalyticsSummary: %s", describe(a, a.header.Get("X-Cluster-Node")))
 	}
@@ -116,11 +116,11 @@ func (c *cluster) killOne(t *testing.T) {
 	c.killedAt = n.exitedAt
 	n.mu.Unlock()
 	stopped := c.killedAt.Sub(c.killAt)
-	c.lb.waitState(t, n.name, "DOWN", time.Minute)
+	c.waitState(t, n.name, "DOWN")
 	out := time.Since(c.killAt)
 	restarted := time.Now()
 	n.start(t)
-	c.lb.waitState(t, n.name, "UP", time.Minute)
+	c.waitState(t, n.name, "UP")
 	c.rep.restarts = append(c.rep.restarts, restartTiming{node: n.name, how: "SIGKILL", out: out, stopped: stopped, back: time.Since(restarted)})
 	c.settle(t, time.Second)
 	c.enter(t, steady)
@@ -128,11 +128,11 @@ func (c *cluster) killOne(t *testing.T) {
 
 // checkKilled asserts phase b's outcomes: nothing but HAProxy's 5xx and transport errors failed, at most one
 // request per worker (the requests in flight on the killed node), and none that started after the process was
-// gone (HAProxy sends those, refused by the closed port, to another node: option redispatch).
+// gone (HAProxy retries those, refused by the closed port, on another node).
 func (c *cluster) checkKilled(t *testing.T) {
 	t.Helper()
 	r := c.rec
-	if n := r.counts[killed][nexus503].Load() + r.counts[killed][lb503].Load() + r.counts[killed][unexpected].Load(); n != 0 {
+	if n := r.counts[killed][nexus503].Load() + r.counts[killed][unexpected].Load(); n != 0 {
 		t.Errorf("b: %d answers other than 2xx, HAProxy's 5xx or transport errors: %q", n, r.samples[killed])
 	}
 	r.mu.Lock()

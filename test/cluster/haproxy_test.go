@@ -87,13 +87,10 @@ type lb struct {
 	log       *tailBuffer
 }
 
-// lbErrorBody is HAProxy's own 503 (no instance available): problem+json with Retry-After, as nexus answers.
-const lbErrorBody = `{"type":"about:blank","title":"Service Unavailable","status":503,"detail":"No instance is available; retry later."}`
-
-// startLB writes the configuration and starts HAProxy in the foreground. Production's settings (timeouts,
-// round robin, GET /readyz every inter, fall, rise, X-Forwarded-For) are kept; the test adds what production
-// should have too (reported by the test's summary): `option redispatch`, so that a request refused by a dead
-// instance's closed port goes to another one, and a 503 with Retry-After of its own when no instance is up.
+// startLB writes the configuration and starts HAProxy in the foreground, with production's settings and nothing
+// more: timeouts, round robin, GET /readyz every inter with fall and rise, X-Forwarded-For (and a response header
+// naming the instance, for the test's messages). A request refused by a dead instance's closed port is retried
+// on another instance (retries, 3 by default, pick another server without persistence).
 func startLB(t *testing.T, bin string, s lbSettings, nodes []*node) *lb {
 	t.Helper()
 	l := &lb{addr: freePort(t), statsAddr: freePort(t), exited: make(chan struct{}), log: &tailBuffer{}}
@@ -105,8 +102,6 @@ func startLB(t *testing.T, bin string, s lbSettings, nodes []*node) *lb {
 	}
 	fmt.Fprintf(&b, "\nfrontend api\n    bind %s\n    option forwardfor\n    http-request set-header X-Forwarded-Proto https\n    default_backend nexus\n\n", l.addr)
 	fmt.Fprintf(&b, "backend nexus\n    balance roundrobin\n    option httpchk GET /readyz\n    http-check expect status 200\n")
-	fmt.Fprintf(&b, "    option redispatch 1\n    retries 3\n")
-	fmt.Fprintf(&b, "    http-error status 503 content-type application/problem+json string '%s' hdr Retry-After 1\n", lbErrorBody)
 	fmt.Fprintf(&b, "    http-response set-header X-Cluster-Node %%s\n")
 	fmt.Fprintf(&b, "    default-server inter %dms fall %d rise %d\n", s.inter.Milliseconds(), s.fall, s.rise)
 	for _, n := range nodes {

@@ -14,8 +14,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/google/uuid"
 )
 
 // outcome classifies one HTTP attempt of the load.
@@ -25,14 +23,13 @@ const (
 	ok2xx       outcome = iota // 2xx
 	expected4xx                // the 4xx the workload asked for (409 for a deliberate conflict)
 	nexus503                   // 503 with Retry-After from a nexus instance (X-Request-Id set)
-	lb503                      // 503 with Retry-After made by HAProxy itself (no instance up; no X-Request-Id)
-	lbError                    // 502/503/504 made by HAProxy itself otherwise
+	lbError                    // 502/503/504 made by HAProxy itself otherwise (no X-Request-Id)
 	transport                  // no answer: connection refused, reset, timeout
 	unexpected                 // anything else: always a failure
 	outcomes
 )
 
-var outcomeNames = [outcomes]string{"2xx", "expected 4xx", "503 + Retry-After (nexus)", "503 + Retry-After (HAProxy)", "5xx (HAProxy)", "transport error", "unexpected"}
+var outcomeNames = [outcomes]string{"2xx", "expected 4xx", "503 + Retry-After (nexus)", "5xx (HAProxy)", "transport error", "unexpected"}
 
 // phase is a step of the test; an attempt counts in the phase during which it started.
 type phase int
@@ -47,7 +44,7 @@ const (
 	phases
 )
 
-var phaseNames = [phases]string{"warm-up", "a. rolling restart (SIGTERM)", "b. SIGKILL one node", "c. PostgreSQL restart", "d. Redis killed", "e. revocation, keys, budget"}
+var phaseNames = [phases]string{"warm-up and between steps", "a. rolling restart (SIGTERM)", "b. SIGKILL one node", "c. PostgreSQL restart", "d. Redis killed", "e. revocation, key rotation"}
 
 // recorder counts attempts by phase and outcome and keeps a few samples of failures.
 type recorder struct {
@@ -136,13 +133,13 @@ type attempt struct {
 	retryAfter time.Duration
 }
 
-func (w *worker) send(method, path string, body []byte, bearer string) attempt {
+func (w *worker) send(base, method, path string, body []byte, bearer string) attempt {
 	a := attempt{started: time.Now()}
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
 	}
-	req, err := http.NewRequest(method, w.base+path, rd)
+	req, err := http.NewRequest(method, base+path, rd)
 	if err != nil {
 		a.err = err
 		return a
@@ -186,7 +183,7 @@ func (w *worker) do(op, method, path string, body func() []byte, bearer func() s
 	for {
 		p := phase(w.rec.phase.Load())
 		w.rec.inFlight[p].Add(1)
-		a := w.send(method, path, body(), bearer())
+		a := w.send(w.base, method, path, body(), bearer())
 		w.rec.inFlight[p].Add(-1)
 		o := classify(a, want)
 		node := a.header.Get("X-Cluster-Node")
@@ -194,7 +191,7 @@ func (w *worker) do(op, method, path string, body func() []byte, bearer func() s
 		switch o {
 		case ok2xx, expected4xx:
 			return a, true
-		case nexus503, lb503, lbError, transport:
+		case nexus503, lbError, transport:
 			if time.Since(start) > maxOpTime {
 				w.err = fmt.Errorf("%s %s: no answer within %v: %s", method, path, maxOpTime, describe(a, node))
 				return a, false
@@ -220,8 +217,6 @@ func classify(a attempt, want int) outcome {
 		return ok2xx
 	case a.status == http.StatusServiceUnavailable && a.header.Get("X-Request-Id") != "" && a.retryAfter > 0:
 		return nexus503
-	case a.status == http.StatusServiceUnavailable && a.header.Get("X-Request-Id") == "" && a.retryAfter > 0:
-		return lb503
 	case (a.status == 502 || a.status == 503 || a.status == 504) && a.header.Get("X-Request-Id") == "":
 		return lbError
 	}
@@ -272,120 +267,6 @@ func (w *worker) refreshSession() bool {
 }
 
 func (w *worker) bearer() string { return w.access }
-
-func newEventBody(rng *rand.Rand, name string) (string, []byte) {
-	id := uuid.Must(uuid.NewRandomFromReader(rngReader{rng})).String()
-	b, _ := json.Marshal(map[string]any{"event_id": id, "event_name": name, "event_category": "cluster",
-		"properties": map[string]any{"n": rng.IntN(1000)}})
-	return id, b
-}
-
-// rngReader reads random bytes from a seeded generator: event_ids differ between workers and runs (the seed
-// includes the time) but come from the worker's own generator.
-type rngReader struct{ r *rand.Rand }
-
-func (g rngReader) Read(p []byte) (int, error) {
-	for i := range p {
-		p[i] = byte(g.r.Uint32())
-	}
-	return len(p), nil
-}
-
-// eventAck is the part of EventAccepted the workload checks.
-type eventAck struct {
-	EventID   string `json:"event_id"`
-	Duplicate bool   `json:"duplicate"`
-}
-
-func (w *worker) trackEvent() bool {
-	id, body := newEventBody(w.rng, fmt.Sprintf("op_%d", w.rng.IntN(4)))
-	w.rec.mu.Lock()
-	w.rec.sent[id] = true
-	w.rec.mu.Unlock()
-	a, ok := w.do("trackEvent", "POST", "/v2/analytics/events", func() []byte { return body }, w.bearer, 202)
-	if !ok {
-		return false
-	}
-	var ack eventAck
-	if err := json.Unmarshal(a.body, &ack); err != nil || ack.EventID != id {
-		w.err = fmt.Errorf("trackEvent: answer %.200s for event_id %s", a.body, id)
-		return false
-	}
-	w.rec.mu.Lock()
-	w.rec.acked[id]++
-	w.rec.mu.Unlock()
-	if len(w.events) < 200 {
-		w.events = append(w.events, body)
-	}
-	return true
-}
-
-func (w *worker) trackBatch() bool {
-	const n = 10
-	ids := make([]string, n)
-	events := make([]json.RawMessage, n)
-	w.rec.mu.Lock()
-	for i := range events {
-		ids[i], events[i] = newEventBody(w.rng, "batch_op")
-		w.rec.sent[ids[i]] = true
-	}
-	w.rec.mu.Unlock()
-	body, _ := json.Marshal(map[string]any{"events": events})
-	a, ok := w.do("trackEventBatch", "POST", "/v2/analytics/events/batch", func() []byte { return body }, w.bearer, 202)
-	if !ok {
-		return false
-	}
-	var res struct {
-		Accepted, Duplicates, Rejected int
-		Results                        []struct {
-			Status  string `json:"status"`
-			EventID string `json:"event_id"`
-		} `json:"results"`
-	}
-	if err := json.Unmarshal(a.body, &res); err != nil || res.Rejected != 0 || len(res.Results) != n {
-		w.err = fmt.Errorf("trackEventBatch: answer %.300s", a.body)
-		return false
-	}
-	w.rec.mu.Lock()
-	for i, r := range res.Results {
-		if r.EventID == ids[i] && (r.Status == "accepted" || r.Status == "duplicate") {
-			w.rec.acked[ids[i]]++
-		}
-	}
-	w.rec.mu.Unlock()
-	return true
-}
-
-// resend sends an acknowledged event again: 202 with duplicate true, nothing new stored.
-func (w *worker) resend() bool {
-	if len(w.events) == 0 {
-		return w.trackEvent()
-	}
-	body := w.events[w.rng.IntN(len(w.events))]
-	a, ok := w.do("trackEvent (duplicate)", "POST", "/v2/analytics/events", func() []byte { return body }, w.bearer, 202)
-	if !ok {
-		return false
-	}
-	var ack eventAck
-	if err := json.Unmarshal(a.body, &ack); err != nil || !ack.Duplicate {
-		w.err = fmt.Errorf("a resent event was not answered as a duplicate: %.200s", a.body)
-		return false
-	}
-	return true
-}
-
-// conflict sends an acknowledged event_id with another event: 409.
-func (w *worker) conflict() bool {
-	if len(w.events) == 0 {
-		return w.trackEvent()
-	}
-	var ev map[string]any
-	_ = json.Unmarshal(w.events[w.rng.IntN(len(w.events))], &ev)
-	ev["event_name"] = "conflicting"
-	body, _ := json.Marshal(ev)
-	_, ok := w.do("trackEvent (conflict)", "POST", "/v2/analytics/events", func() []byte { return body }, w.bearer, 409)
-	return ok
-}
 
 func (w *worker) read(op, path string) bool {
 	_, ok := w.do(op, "GET", path, func() []byte { return nil }, w.bearer, 200)

@@ -9,7 +9,8 @@ import (
 )
 
 // restartPostgres stops PostgreSQL (pg_ctl stop -m fast) and starts it again under load. Requests meanwhile are
-// answered 2xx or 503 with Retry-After (by a node, or by HAProxy when every node's /readyz failed), the load
+// answered 2xx or 503 with Retry-After by a node (HAProxy's own 503, when every node's /readyz has failed twice,
+// has no Retry-After and fails the test), the load
 // recovers by itself, and no node restarts.
 func (c *cluster) restartPostgres(t *testing.T) {
 	t.Helper()
