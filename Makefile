@@ -11,7 +11,7 @@ TESTFLAGS ?=
 export GOTOOLCHAIN ?= $(shell awk '/^toolchain /{print $$2}' go.mod)
 
 .DEFAULT_GOAL := help
-.PHONY: help run build test test-race fuzz bench bench-events-10m loadtest contract generate check-generate check-tidy fmt lint gosec vulncheck security image deploy-check ci
+.PHONY: help run build test test-race fuzz bench bench-events-10m loadtest cluster-test contract generate check-generate check-tidy fmt lint gosec vulncheck security image deploy-check ci
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -55,6 +55,14 @@ bench-events-10m: ## events at 10k and 10M on PostgreSQL (10k and 1M on SQLite) 
 loadtest: build ## the load harness: bin/nexus on a throwaway PostgreSQL (fsync on) and on SQLite, one Markdown table of every figure of issue 13 (LOADTEST_DURATION=5s, LOADTEST_CONNS=64, …: bin/loadtest -h)
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/loadtest ./cmd/loadtest
 	./bin/loadtest -bin $(BIN)
+
+cluster-test: ## the cluster test: 3 nexus serve behind HAProxy on a throwaway PostgreSQL and redis-server, under load while nodes restart and die, the database restarts, Redis dies (needs haproxy, redis-server, PostgreSQL; about 2 minutes)
+	@./.ci/postgres-check
+	@./.ci/redis-check
+	@if command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ]; then echo "cluster test: HAProxy found"; \
+	elif [ "$${CI:-}" = true ]; then echo "cluster test: no haproxy and CI=true: the cluster test will FAIL" >&2; \
+	else echo "WARNING: no haproxy found (apt-get install haproxy): the cluster test will be SKIPPED" >&2; fi
+	NEXUS_CLUSTER_TEST=1 $(GO) test -count=1 -v -timeout 10m -run '^TestCluster$$' ./test/cluster
 
 contract: ## the contract gate: lint, breaking changes, /docs in Chromium, Schemathesis, generated clients, a stock OAuth library (CHECKS="lint docs" for some)
 	bash test/contract/run.sh $(CHECKS)

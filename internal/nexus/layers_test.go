@@ -77,6 +77,8 @@ func TestImportDirection(t *testing.T) {
 		"internal/app":              nil,
 		// the tests' shared statement of the contract's permission table: the vocabulary only
 		"internal/nexus/nexustest": {mod, "github.com/", "gorm.io/", "golang.org/x/"},
+		// the cluster test: the server binary over HTTP behind HAProxy (nothing of this module but the test helpers)
+		"test/cluster": {mod + "internal/"},
 	}
 	// ... and the exceptions to those prefixes (exact packages).
 	allowed := map[string][]string{
@@ -85,6 +87,7 @@ func TestImportDirection(t *testing.T) {
 		"internal/users":            {mod + "internal/nexus"},
 		"internal/clients":          {mod + "internal/nexus"},
 		"test/upgrade/makefixtures": {mod + "internal/testdb"},
+		"test/cluster":              {mod + "internal/testdb", mod + "internal/testredis"},
 		"internal/nexus/nexustest":  {mod + "internal/nexus"},
 		"internal/analytics":        {mod + "internal/nexus"},
 		"internal/store":            {mod + "internal/nexus", mod + "internal/auth", mod + "internal/users", mod + "internal/analytics", mod + "internal/clients"},
@@ -92,7 +95,7 @@ func TestImportDirection(t *testing.T) {
 	// The test helpers are for tests (apitest checks responses against openapi.yaml): no binary carries them but the
 	// load test, which starts its own PostgreSQL.
 	testHelpers := []string{mod + "internal/testdb", mod + "internal/testredis", mod + "internal/store/storetest", mod + "internal/httpapi/apitest"}
-	mayUseHelpers := map[string]bool{"cmd/loadtest": true, "internal/store/storetest": true, "test/upgrade/makefixtures": true}
+	mayUseHelpers := map[string]bool{"cmd/loadtest": true, "internal/store/storetest": true, "test/upgrade/makefixtures": true, "test/cluster": true}
 
 	var pkgs []string
 	for pkg := range deps {
