@@ -185,24 +185,37 @@ func scaleOps() []scaleOp {
 		{name: "ingest: trackEvent (1 event)", method: "POST", status: http.StatusAccepted, events: 1,
 			req: func(r *scaleRun) (string, []byte) { return "/v2/analytics/events", scaleEvent(nil, r) }},
 		{name: "ingest: trackEventBatch (1000 events)", method: "POST", status: http.StatusAccepted, events: 1000,
-			req: func(r *scaleRun) (string, []byte) {
-				buf := append(make([]byte, 0, 1000*200), `{"events":[`...)
-				for k := range 1000 {
-					if k > 0 {
-						buf = append(buf, ',')
-					}
-					buf = scaleEvent(buf, r)
-				}
-				return "/v2/analytics/events/batch", append(buf, "]}"...)
-			}},
+			req: func(r *scaleRun) (string, []byte) { return scaleBatch(r, uuid.NewString) }},
+		{name: "ingest: trackEventBatch (1000 events, UUIDv7 event_ids)", method: "POST", status: http.StatusAccepted, events: 1000,
+			req: func(r *scaleRun) (string, []byte) { return scaleBatch(r, newV7) }},
 	}
 }
 
+// newV7 returns a UUIDv7, the event_id a client that follows the API's advice generates.
+func newV7() string { return uuid.Must(uuid.NewV7()).String() }
+
+// scaleBatch is a trackEventBatch request of 1000 events whose event_ids eventID makes. The seeded events have
+// random (version 4) event_ids, so the key index is as large and as scattered as it gets; new random keys land
+// on any of its pages, new UUIDv7 keys on its last ones.
+func scaleBatch(r *scaleRun, eventID func() string) (string, []byte) {
+	buf := append(make([]byte, 0, 1000*200), `{"events":[`...)
+	for k := range 1000 {
+		if k > 0 {
+			buf = append(buf, ',')
+		}
+		buf = scaleEventWith(buf, r, eventID())
+	}
+	return "/v2/analytics/events/batch", append(buf, "]}"...)
+}
+
 // scaleEvent appends one event as a client sends it, with a new event id and a timestamp a little before now.
-func scaleEvent(buf []byte, r *scaleRun) []byte {
+func scaleEvent(buf []byte, r *scaleRun) []byte { return scaleEventWith(buf, r, uuid.NewString()) }
+
+// scaleEventWith is scaleEvent with the event_id given.
+func scaleEventWith(buf []byte, r *scaleRun, eventID string) []byte {
 	r.sent++
 	buf = append(buf, `{"event_id":"`...)
-	buf = append(buf, uuid.NewString()...)
+	buf = append(buf, eventID...)
 	buf = append(buf, `","event_name":"event_03","event_category":"category_0","source":"web","timestamp":"`...)
 	buf = scaleNow.Add(-time.Duration(r.sent%60_000)*time.Millisecond).AppendFormat(buf, time.RFC3339Nano)
 	return append(buf, `","properties":{"path":"/pricing","plan":"team","seats":12}}`...)
