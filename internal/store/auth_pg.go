@@ -152,7 +152,12 @@ func scanLockedSession(row rowScanner) (sessionRow, userRow, error) {
 // do (pipelining) or does slowly (scanning through driver.Value). An error of fn that wraps driver.ErrBadConn
 // makes the pool drop the connection.
 func (db *DB) withPgx(ctx context.Context, fn func(*pgx.Conn) error) error {
-	c, err := db.sql.Conn(ctx)
+	return pgxConn(ctx, db.sql, fn)
+}
+
+// pgxConn runs fn on a connection of pool as pgx's own connection.
+func pgxConn(ctx context.Context, pool *sql.DB, fn func(*pgx.Conn) error) error {
+	c, err := pool.Conn(ctx)
 	if err != nil {
 		return err
 	}

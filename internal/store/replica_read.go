@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"database/sql/driver"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"strings"
@@ -14,7 +13,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/nexus-cloud/nexus-core/internal/analytics"
 	"github.com/nexus-cloud/nexus-core/internal/nexus"
@@ -59,18 +57,7 @@ func (db *DB) readSQL(ctx context.Context) *sql.DB {
 
 // readPgx is withPgx on the pool readSQL returns.
 func (db *DB) readPgx(ctx context.Context, fn func(*pgx.Conn) error) error {
-	c, err := db.readSQL(ctx).Conn(ctx)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = c.Close() }()
-	return c.Raw(func(dc any) error {
-		sc, ok := dc.(*stdlib.Conn)
-		if !ok {
-			return fmt.Errorf("postgres connection of type %T", dc)
-		}
-		return fn(sc.Conn())
-	})
+	return pgxConn(ctx, db.readSQL(ctx), fn)
 }
 
 // readFrom runs read on the replica while it is healthy, else on the primary. A read that fails on the replica
