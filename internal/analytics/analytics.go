@@ -123,6 +123,9 @@ type ListQuery struct {
 	From, To                       *time.Time // timestamp >= From, timestamp < To
 	Limit                          int
 	After                          *Cursor // the last event of the previous page
+	// Now is the service's clock when the listing was asked (the clock that stamps received_at): a store may ask
+	// the recently received events first (see store.Events). The zero time for none.
+	Now time.Time
 }
 
 // Cursor is a position in a listing: the timestamp and id of the last event returned.

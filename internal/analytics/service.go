@@ -103,6 +103,7 @@ func (s *Service) List(ctx context.Context, p nexus.Principal, q ListQuery) (Pag
 	}
 	q.Limit = min(q.Limit, MaxListLimit)
 	q.UserID = strings.ToLower(q.UserID)
+	q.Now = s.now()
 	events, err := s.store.ListEvents(ctx, p.OrganizationID, q)
 	if err != nil {
 		return Page{}, err

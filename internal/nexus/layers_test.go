@@ -87,7 +87,7 @@ func TestImportDirection(t *testing.T) {
 		"internal/users":            {mod + "internal/nexus"},
 		"internal/clients":          {mod + "internal/nexus"},
 		"test/upgrade/makefixtures": {mod + "internal/testdb"},
-		"test/cluster":              {mod + "internal/testdb", mod + "internal/testredis"},
+		"test/cluster":              {mod + "internal/testdb", mod + "internal/testredis", mod + "internal/httpapi/apitest"},
 		"internal/nexus/nexustest":  {mod + "internal/nexus"},
 		"internal/analytics":        {mod + "internal/nexus"},
 		"internal/store":            {mod + "internal/nexus", mod + "internal/auth", mod + "internal/users", mod + "internal/analytics", mod + "internal/clients"},

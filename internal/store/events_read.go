@@ -17,7 +17,7 @@ import (
 // each, for the first rows). Every stored event satisfies occurred_at <= received_at + analytics.MaxFuture
 // (validated at receipt), so the events received before some instant b all have timestamps before
 // b + MaxFuture: a listing first asks the recent partitions only (received_at >= b, for b a day, then 8 days,
-// before the newest timestamp the listing can return), and that answer is the listing's whenever it is full
+// before the newest timestamp the listing can return: q.Now + MaxFuture, or its to bound or cursor), and that answer is the listing's whenever it is full
 // (limit + 1 rows) and its last row is at or after b + MaxFuture; otherwise it asks every partition. A from
 // bound prunes the partitions received before from - MaxFuture in every case.
 func (s *Events) listEvents(ctx context.Context, orgID string, q analytics.ListQuery) ([]analytics.Event, error) {
@@ -29,12 +29,18 @@ func (s *Events) listEvents(ctx context.Context, orgID string, q analytics.ListQ
 		b := q.From.Add(-analytics.MaxFuture)
 		since = &b
 	}
-	upper := time.Now().Add(analytics.MaxFuture)
-	if q.To != nil && q.To.Before(upper) {
+	var upper time.Time // the newest timestamp the listing can return
+	if !q.Now.IsZero() {
+		upper = q.Now.Add(analytics.MaxFuture)
+	}
+	if q.To != nil && (upper.IsZero() || q.To.Before(upper)) {
 		upper = *q.To
 	}
-	if q.After != nil && q.After.Timestamp.Before(upper) {
+	if q.After != nil && (upper.IsZero() || q.After.Timestamp.Before(upper)) {
 		upper = q.After.Timestamp
+	}
+	if upper.IsZero() {
+		return s.listEventsSince(ctx, orgID, q, since)
 	}
 	for _, window := range recentWindows {
 		b := upper.Add(-analytics.MaxFuture - window)
