@@ -99,6 +99,7 @@ func TestCluster(t *testing.T) {
 	c.verifyEvents(t, workers[0])
 	defer c.rep.print(c)
 	c.checkKilled(t)
+	c.noNodeLeft(t)
 	// No request fails between the steps, during the rolling restart, or while Redis is down; while PostgreSQL
 	// restarts, only 503s with Retry-After.
 	for _, p := range []phase{steady, rolling, redisDown, authChecks} {

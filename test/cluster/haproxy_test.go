@@ -27,10 +27,14 @@ type lbSettings struct {
 	inter    time.Duration // health-check interval
 	fall     int           // failed checks before a server is taken out
 	rise     int           // passed checks before it is put back
+	idFormat string        // the frontend's unique-id-format line
+	errors   []string      // the backend's http-error lines: HAProxy's own answers
 }
 
 var (
 	timeoutLine  = regexp.MustCompile(`(?m)^\s*(timeout\s+\S+\s+\S+)\s*$`)
+	idFormatLine = regexp.MustCompile(`(?m)^\s*(unique-id-format\s.*)$`)
+	errorLine    = regexp.MustCompile(`(?m)^\s*(http-error\s.*)$`)
 	defaultsLine = regexp.MustCompile(`(?m)^\s*default-server\s.*\binter\s+(\d+)(ms|s)\s+fall\s+(\d+)\s+rise\s+(\d+)`)
 )
 
@@ -44,6 +48,12 @@ func readLBSettings(t *testing.T) lbSettings {
 	var s lbSettings
 	for _, m := range timeoutLine.FindAllStringSubmatch(string(b), -1) {
 		s.timeouts = append(s.timeouts, m[1])
+	}
+	if m := idFormatLine.FindStringSubmatch(string(b)); m != nil {
+		s.idFormat = m[1]
+	}
+	for _, m := range errorLine.FindAllStringSubmatch(string(b), -1) {
+		s.errors = append(s.errors, m[1])
 	}
 	m := defaultsLine.FindStringSubmatch(string(b))
 	if m == nil || len(s.timeouts) == 0 {
@@ -100,8 +110,15 @@ func startLB(t *testing.T, bin string, s lbSettings, nodes []*node) *lb {
 	for _, tl := range s.timeouts {
 		fmt.Fprintf(&b, "    %s\n", tl)
 	}
-	fmt.Fprintf(&b, "\nfrontend api\n    bind %s\n    option forwardfor\n    http-request set-header X-Forwarded-Proto https\n    default_backend nexus\n\n", l.addr)
+	fmt.Fprintf(&b, "\nfrontend api\n    bind %s\n    option forwardfor\n    http-request set-header X-Forwarded-Proto https\n", l.addr)
+	if s.idFormat != "" {
+		fmt.Fprintf(&b, "    %s\n", s.idFormat)
+	}
+	fmt.Fprintf(&b, "    default_backend nexus\n\n")
 	fmt.Fprintf(&b, "backend nexus\n    balance roundrobin\n    option httpchk GET /readyz\n    http-check expect status 200\n")
+	for _, e := range s.errors {
+		fmt.Fprintf(&b, "    %s\n", e)
+	}
 	fmt.Fprintf(&b, "    http-response set-header X-Cluster-Node %%s\n")
 	fmt.Fprintf(&b, "    default-server inter %dms fall %d rise %d\n", s.inter.Milliseconds(), s.fall, s.rise)
 	for _, n := range nodes {

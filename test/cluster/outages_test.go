@@ -4,14 +4,18 @@ package cluster
 
 import (
 	"fmt"
+	"io"
+	"net/http"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/nexus-cloud/nexus-core/internal/httpapi/apitest"
 )
 
 // restartPostgres stops PostgreSQL (pg_ctl stop -m fast) and starts it again under load. Requests meanwhile are
-// answered 2xx or 503 with Retry-After by a node (HAProxy's own 503, when every node's /readyz has failed twice,
-// has no Retry-After and fails the test), the load
-// recovers by itself, and no node restarts.
+// answered 2xx or 503 with Retry-After (by a node, or by HAProxy when every node's /readyz has failed twice:
+// see noNodeLeft), the load recovers by itself, and no node restarts.
 func (c *cluster) restartPostgres(t *testing.T) {
 	t.Helper()
 	pids := c.pids()
@@ -88,4 +92,37 @@ func (c *cluster) waitMetric(t *testing.T, series string, want float64, since ti
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// noNodeLeft stops every node (SIGKILL) and asks HAProxy once it has taken them all out of the rotation: its own
+// answer must be what the API documents for a 503 (a problem+json with Retry-After and X-Request-Id), as
+// production's haproxy.cfg makes it, so that clients back off as they do for nexus's own 503s.
+func (c *cluster) noNodeLeft(t *testing.T) {
+	t.Helper()
+	for _, n := range c.nodes {
+		_ = n.signal(t, syscall.SIGKILL)
+	}
+	for _, n := range c.nodes {
+		c.waitState(t, n.name, "DOWN")
+	}
+	req, err := http.NewRequest(http.MethodGet, "http://"+c.lb.addr+"/v2/users", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer x")
+	client := &http.Client{Timeout: 10 * time.Second}
+	defer client.CloseIdleConnections()
+	res, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("HAProxy with no node up: %v", err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	_ = res.Body.Close()
+	if res.StatusCode != http.StatusServiceUnavailable || res.Header.Get("Retry-After") == "" {
+		t.Fatalf("HAProxy with no node up answered %d (Retry-After %q), want 503 with Retry-After: %s", res.StatusCode, res.Header.Get("Retry-After"), body)
+	}
+	if err := apitest.Validate(req, res.StatusCode, res.Header, body); err != nil {
+		t.Errorf("HAProxy's 503 with no node up is not the documented answer: %v\n%s", err, body)
+	}
+	c.rep.noNode = fmt.Sprintf("503 problem+json, Retry-After %s", res.Header.Get("Retry-After"))
 }

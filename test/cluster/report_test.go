@@ -31,6 +31,7 @@ type report struct {
 	revocationTrials int
 	rotation         string
 	budget           string
+	noNode           string // HAProxy's answer with every node down
 	lines            []string
 }
 
@@ -76,6 +77,9 @@ func (r *report) print(c *cluster) {
 	}
 	if r.rotation != "" {
 		fmt.Fprintf(&b, "| signing key rotation | %s |\n", r.rotation)
+	}
+	if r.noNode != "" {
+		fmt.Fprintf(&b, "| HAProxy with every node down | %s |\n", r.noNode)
 	}
 	if r.budget != "" {
 		fmt.Fprintf(&b, "| one rate-limit budget across the nodes | %s |\n", r.budget)
