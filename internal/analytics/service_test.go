@@ -321,7 +321,7 @@ func TestList(t *testing.T) {
 				t.Errorf("page (-want +got):\n%s", diff)
 			}
 			want := tt.q
-			want.Limit, want.UserID, want.Name = tt.wantLimit, otherUser, "click"
+			want.Limit, want.UserID, want.Name, want.Now = tt.wantLimit, otherUser, "click", testNow
 			if diff := cmp.Diff([]listCall{{testOrg, want}}, f.lists); diff != "" {
 				t.Errorf("ListEvents calls (-want +got):\n%s", diff)
 			}
