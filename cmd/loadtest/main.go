@@ -19,7 +19,8 @@
 //     allowed filter (none, status, role, both) at offsets 0, 5000 and 10000, each answer checked for its total.
 //  5. POST /v2/analytics/events, one event with a unique event_id per request, from members' sessions.
 //  6. POST /v2/analytics/events/batch with 1,000 events per request, against a raw pgx CopyFrom of the same rows
-//     into a scratch table made with (LIKE events INCLUDING ALL), from as many connections; ratio.
+//     into scratch tables made with (LIKE events INCLUDING ALL) and (LIKE event_keys INCLUDING ALL), in one
+//     transaction, from as many connections; ratio.
 //  7. POST /v2/auth/refresh: one session chain per connection (its login first), each refreshing with its
 //     latest refresh token.
 //  8. POST /v2/auth/login of the seeded users in turn (2×GOMAXPROCS connections), against the raw argon2id rate

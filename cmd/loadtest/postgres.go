@@ -197,6 +197,9 @@ func postgresPhase(ctx context.Context, cfg config, bin, dbURL, hash string, dia
 	if _, err := db.Exec(ctx, "CREATE TABLE "+copyTable+" (LIKE events INCLUDING ALL)"); err != nil {
 		return fmt.Errorf("create the scratch table: %w", err)
 	}
+	if _, err := db.Exec(ctx, "CREATE TABLE "+copyKeysTable+" (LIKE event_keys INCLUDING ALL)"); err != nil {
+		return fmt.Errorf("create the scratch keys table: %w", err)
+	}
 	// Connection w of both sends user members[w]'s events. The raw COPY and the batches alternate, and the
 	// processor empties the backlog after each round of batches, untimed, so that no COPY round pays for it.
 	batchTokens, err := h.tokens(ctx, "members", members, cfg.batchConns)

@@ -258,13 +258,20 @@ func (h *harness) trackBatch(tokens []string, n int) load {
 	return l
 }
 
-// copyTable is the scratch table of the raw COPY reference.
-const copyTable = "loadtest_copy"
+// copyTable and copyKeysTable are the scratch tables of the raw COPY reference.
+const (
+	copyTable     = "loadtest_copy"
+	copyKeysTable = "loadtest_copy_keys"
+)
+
+// copyKeyColumns are the columns the server writes into event_keys, in the order rawCopy fills them.
+var copyKeyColumns = []string{"organization_id", "event_id", "id", "received_at", "occurred_at", "fingerprint"}
 
 // rawCopy copies batches of n rows, the rows the server would write for the events trackBatch sends, with pgx
-// CopyFrom into a scratch table shaped like events (CREATE TABLE … (LIKE events INCLUDING ALL): the same
-// columns, defaults, checks and indexes), each worker on a connection of its own; worker w's rows are user
-// users[w]'s events.
+// CopyFrom in one transaction into two scratch tables, one shaped like events and one like event_keys (CREATE
+// TABLE … (LIKE … INCLUDING ALL): the same columns, defaults, checks and indexes; events' partitions are by day,
+// so one plain table with the partition's indexes is what a day's inserts meet), each worker on a connection of
+// its own; worker w's rows are user users[w]'s events.
 func (h *harness) rawCopy(dbURL string, conns, n int, org string, users []user) load {
 	gen := newEventGen()
 	orgID := uuid.MustParse(org)
@@ -276,13 +283,22 @@ func (h *harness) rawCopy(dbURL string, conns, n int, org string, users []user) 
 			if err != nil {
 				return nil, nil, err
 			}
-			rows := make([][]any, n)
+			rows, keys := make([][]any, n), make([][]any, n)
 			return func() outcome {
 					received := time.Now().UTC().Truncate(time.Microsecond)
 					for k := range rows {
 						rows[k] = gen.row(orgID, userID, received)
 					}
-					if _, err := conn.CopyFrom(ctx, pgx.Identifier{copyTable}, copyColumns, pgx.CopyFromRows(rows)); err != nil {
+					for k, r := range rows {
+						keys[k] = []any{r[1], r[2], r[0], r[9], r[8], r[10]}
+					}
+					if err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+						if _, err := tx.CopyFrom(ctx, pgx.Identifier{copyTable}, copyColumns, pgx.CopyFromRows(rows)); err != nil {
+							return err
+						}
+						_, err := tx.CopyFrom(ctx, pgx.Identifier{copyKeysTable}, copyKeyColumns, pgx.CopyFromRows(keys))
+						return err
+					}); err != nil {
 						return outcome{err: err}
 					}
 					return outcome{status: http.StatusOK}
