@@ -4,10 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/url"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 )
 
@@ -47,13 +45,7 @@ func StartPersistent(dataDir string, settings ...string) (_ *Persistent, err err
 			_ = os.RemoveAll(sockDir)
 		}
 	}()
-	opts := []string{"-p", port, "-c", "listen_addresses=''", "-k", shellQuote(sockDir)}
-	for _, kv := range settings {
-		opts = append(opts, "-c", kv)
-	}
-	s := &server{socketDir: sockDir, tempDir: sockDir, dataDir: dataDir, bin: bin, runAs: as,
-		opts: strings.Join(opts, " "), logFile: filepath.Join(sockDir, "server.log")}
-	s.adminURL, _ = url.Parse(socketURL(sockDir, "postgres"))
+	s := newServer(bin, as, sockDir, dataDir, settings)
 	if as != nil {
 		if err := as.chownAll(sockDir); err != nil {
 			return nil, err

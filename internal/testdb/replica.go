@@ -3,10 +3,8 @@ package testdb
 import (
 	"context"
 	"fmt"
-	"net/url"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -63,13 +61,7 @@ func (d *Dedicated) makeReplica() (_ *server, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("create temporary directory: %w", err)
 	}
-	opts := []string{"-p", port, "-c", "listen_addresses=''", "-k", shellQuote(tempDir)}
-	for _, kv := range dedicatedSettings {
-		opts = append(opts, "-c", kv)
-	}
-	s := &server{socketDir: tempDir, tempDir: tempDir, dataDir: filepath.Join(tempDir, "data"), bin: p.bin, runAs: p.runAs,
-		opts: strings.Join(opts, " "), logFile: filepath.Join(tempDir, "server.log")}
-	s.adminURL, _ = url.Parse(socketURL(tempDir, "postgres"))
+	s := newServer(p.bin, p.runAs, tempDir, filepath.Join(tempDir, "data"), dedicatedSettings)
 	started := false
 	defer func() {
 		if err == nil {

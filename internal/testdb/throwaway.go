@@ -40,24 +40,7 @@ func startServerWith(prefix string, settings []string) (_ *server, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("create temporary directory: %w", err)
 	}
-	opts := []string{
-		"-p", port,
-		"-c", "listen_addresses=''",
-		"-k", shellQuote(tempDir),
-	}
-	for _, kv := range settings {
-		opts = append(opts, "-c", kv)
-	}
-	s := &server{
-		socketDir: tempDir,
-		tempDir:   tempDir,
-		dataDir:   filepath.Join(tempDir, "data"),
-		bin:       bin,
-		runAs:     as,
-		opts:      strings.Join(opts, " "),
-		logFile:   filepath.Join(tempDir, "server.log"),
-	}
-	s.adminURL, _ = url.Parse(socketURL(tempDir, "postgres"))
+	s := newServer(bin, as, tempDir, filepath.Join(tempDir, "data"), settings)
 	started := false
 	defer func() {
 		if err == nil {
@@ -87,6 +70,19 @@ func startServerWith(prefix string, settings []string) (_ *server, err error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// newServer returns the server of dataDir run by bin (as as, when not nil), listening only on a Unix socket in
+// dir (which also holds its log), with the given settings (name=value) on top of the fixed ones.
+func newServer(bin binaries, as *runAs, dir, dataDir string, settings []string) *server {
+	opts := []string{"-p", port, "-c", "listen_addresses=''", "-k", shellQuote(dir)}
+	for _, kv := range settings {
+		opts = append(opts, "-c", kv)
+	}
+	s := &server{socketDir: dir, tempDir: dir, dataDir: dataDir, bin: bin, runAs: as,
+		opts: strings.Join(opts, " "), logFile: filepath.Join(dir, "server.log")}
+	s.adminURL, _ = url.Parse(socketURL(dir, "postgres"))
+	return s
 }
 
 // start starts the initialised throwaway server and waits until it accepts
